@@ -1,0 +1,4 @@
+from monitor.cli import main
+
+if __name__ == "__main__":
+    main()

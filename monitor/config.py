@@ -1,0 +1,250 @@
+"""Strict configuration: `monitor.toml` in the home, every key typed, unknown keys refused with their path.
+
+Each section is a dataclass; its fields are the only keys allowed. A value's type is checked against the
+annotation, and a wrong key or type raises ConfigError naming the key path (``alerts.rules[2].severity``) and,
+for a misspelt key, the closest valid one. Lists of tables (rules, channels, value plugins) are checked by the
+module that owns them, which is handed the path prefix for its messages.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.errors import ConfigError
+
+CONFIG_NAME = "monitor.toml"
+
+
+@dataclass
+class IngestConfig:
+    redact_pii: bool = True
+    # Records whose timestamp is further than this in the future are quarantined (clock skew tolerance).
+    max_future_minutes: int = 60
+    max_line_bytes: int = 8_000_000
+    batch_rows: int = 50_000
+    # Folders that `monitor serve` watches; relative paths are resolved against the home.
+    inbox_dirs: list[str] = field(default_factory=lambda: ["inbox"])
+    # CSV / Parquet column mapping: canonical field -> column name in the file.
+    # e.g. {conversation_id = "conv_id", user_message = "prompt", assistant_message = "reply", timestamp = "ts",
+    #       model = "model_name", "user.language" = "lang"}
+    columns: dict[str, str] = field(default_factory=dict)
+    # Per-format detection can be forced for files matching a glob: {"exports/*.jsonl" = "openai"}
+    formats: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MetricsConfig:
+    granularity: str = "day"  # day | hour
+    confidence: float = 0.95
+    min_n: int = 30  # below this a rate is flagged small_sample (still shown, never alerted on)
+    # Segment attributes (user.* keys) to break metrics down by; empty = every attribute except ids.
+    segment_attributes: list[str] = field(default_factory=list)
+    exclude_attributes: list[str] = field(default_factory=lambda: ["id", "user_id", "email", "name"])
+
+
+@dataclass
+class ClassifiersConfig:
+    backend: str = "lexical"  # lexical | llm_judge
+    llm_judge: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ValuesConfig:
+    # Extra dimensions ("value plugins"): [{name, family, terms | terms_file | regex, weight?}]
+    dimensions: list[dict[str, Any]] = field(default_factory=list)
+    # Drift reference: "previous_days" | "baseline_window" | "baseline_model"
+    reference: str = "previous_days"
+    reference_days: int = 7
+    baseline_start: str | None = None
+    baseline_end: str | None = None
+    baseline_model: str | None = None
+    drift_method: str | None = None  # None = Evidently's default per column type and size
+    drift_threshold: float | None = None
+    min_n: int = 100
+
+
+@dataclass
+class DisparityConfig:
+    attributes: list[str] = field(default_factory=list)  # empty = every segment attribute except ids
+    reference_group: dict[str, str] = field(default_factory=dict)  # attribute -> group; else "rest of traffic"
+    intersections: list[list[str]] = field(default_factory=list)
+    max_groups_per_attribute: int = 20
+    min_n: int = 50
+    fdr: float = 0.05
+    detect_language: bool = True
+
+
+@dataclass
+class ProbesConfig:
+    enabled: bool = False
+    url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    interval_hours: float = 24.0
+    samples_per_template: int = 1
+    timeout_s: float = 30.0
+
+
+@dataclass
+class AlertsConfig:
+    use_default_rules: bool = True
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    dashboard_url: str = "http://127.0.0.1:8501"
+
+
+@dataclass
+class NotifyConfig:
+    channels: list[dict[str, Any]] = field(default_factory=list)
+    digest_minutes: int = 15
+    max_attempts: int = 8
+    backoff_seconds: float = 30.0
+
+
+@dataclass
+class WorkerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8600
+    token_env: str | None = None  # name of the env var holding the bearer token
+    token: str | None = None
+    max_payload_bytes: int = 10_000_000
+    ingest_interval_s: float = 30.0
+    jobs_interval_s: float = 300.0
+    notify_interval_s: float = 30.0
+    compact_interval_s: float = 3600.0
+
+
+@dataclass
+class DashboardConfig:
+    port: int = 8501
+    password: str | None = None
+    password_env: str | None = None
+    read_only: bool = False
+    sql_row_limit: int = 1000
+    sql_time_limit_s: float = 10.0
+
+
+@dataclass
+class Config:
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    classifiers: ClassifiersConfig = field(default_factory=ClassifiersConfig)
+    values: ValuesConfig = field(default_factory=ValuesConfig)
+    disparity: DisparityConfig = field(default_factory=DisparityConfig)
+    probes: ProbesConfig = field(default_factory=ProbesConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    # Where each value came from: key path -> "default" | file path. Filled by load_config.
+    sources: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("sources", None)
+        return d
+
+
+_CHOICES = {
+    "metrics.granularity": ("day", "hour"),
+    "classifiers.backend": ("lexical", "llm_judge"),
+    "values.reference": ("previous_days", "baseline_window", "baseline_model"),
+}
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        k, v = typing.get_args(tp) or (Any, Any)
+        return isinstance(value, dict) and all(_type_ok(x, v) for x in value.values())
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _build(cls: type, data: dict[str, Any], path: str, origin: str, sources: dict[str, str]):
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "sources"]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        kp = f"{path}.{key}" if path else key
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(names)}"
+            raise ConfigError(f"{origin}: unknown key '{kp}'", hint)
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{origin}: '{kp}' must be a table ([{kp}])")
+            kwargs[key] = _build(tp, value, kp, origin, sources)
+            continue
+        if not _type_ok(value, tp):
+            raise ConfigError(
+                f"{origin}: '{kp}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}"
+            )
+        if kp in _CHOICES and value not in _CHOICES[kp]:
+            raise ConfigError(f"{origin}: '{kp}' must be one of {', '.join(_CHOICES[kp])}, got {value!r}")
+        kwargs[key] = value
+        sources[kp] = origin
+    return cls(**kwargs)
+
+
+def parse_config(data: dict[str, Any], origin: str = "<config>") -> Config:
+    """Build a Config from a parsed TOML mapping, refusing unknown keys and wrong types."""
+    sources: dict[str, str] = {}
+    cfg = _build(Config, data, "", origin, sources)
+    _check_values(cfg, origin)
+    cfg.sources = sources
+    return cfg
+
+
+def _check_values(cfg: Config, origin: str) -> None:
+    if not 0.5 < cfg.metrics.confidence < 1:
+        raise ConfigError(f"{origin}: 'metrics.confidence' must be between 0.5 and 1, got {cfg.metrics.confidence}")
+    for key in ("metrics.min_n", "disparity.min_n", "values.min_n", "ingest.batch_rows"):
+        sec, name = key.split(".")
+        if getattr(getattr(cfg, sec), name) < 1:
+            raise ConfigError(f"{origin}: '{key}' must be a positive integer")
+    if not 0 < cfg.disparity.fdr < 1:
+        raise ConfigError(f"{origin}: 'disparity.fdr' must be between 0 and 1")
+
+
+def load_config(home: Path, config_file: Path | None = None) -> Config:
+    """Load `monitor.toml` from the home (or the given file); no file at all means every default."""
+    path = config_file or (home / CONFIG_NAME)
+    if config_file is not None and not path.exists():
+        raise ConfigError(f"config file {path} does not exist", "check the --config path")
+    if not path.exists():
+        return Config()
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}", "check quoting and brackets on that line") from e
+    cfg = parse_config(data, str(path))
+    return cfg
+
+
+def env_secret(name: str | None) -> str | None:
+    """Read a secret from the environment variable named in config (secrets never live in the file)."""
+    return os.environ.get(name) if name else None

@@ -1,0 +1,162 @@
+"""DuckDB access: in-memory connections whose views read the lake, plus the views-only catalog file.
+
+Any number of processes may call `connect()` at once: each gets its own in-memory DuckDB with one view per lake
+table over exactly the files of the current manifest, the SQLite state tables copied in, and the views of
+``sql/views``. `write_catalog()` writes the same views into ``<home>/catalog.duckdb`` (state tables as Parquet
+snapshots) so an analyst can run ``duckdb -readonly <home>/catalog.duckdb``.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import uuid
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from monitor.errors import QueryError
+from monitor.home import Home
+from monitor.resources import sql_files
+from monitor.schema import TABLES, Table
+
+_DUCK_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.timestamp("us"): "TIMESTAMP",
+}
+_SQLITE_TYPES = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string()}
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for DuckDB (the one helper every UI-chosen identifier goes through)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _table_select(table: Table, files: list[Path]) -> str:
+    cols = ", ".join(
+        f"CAST({quote_ident(f.name)} AS {_DUCK_TYPES[f.type]}) AS {quote_ident(f.name)}" for f in table.schema
+    )
+    if not files:
+        nulls = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[f.type]}) AS {quote_ident(f.name)}" for f in table.schema)
+        return f"SELECT {nulls} WHERE false"
+    flist = ", ".join(quote_literal(str(p)) for p in files)
+    return (
+        f"SELECT {cols} FROM read_parquet([{flist}], hive_partitioning=true, union_by_name=true, "
+        f"hive_types_autocast=false)"
+    )
+
+
+def _state_arrow(con: sqlite3.Connection, table: str) -> pa.Table:
+    info = con.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
+    names = [r[1] for r in info]
+    types = [_SQLITE_TYPES.get((r[2] or "TEXT").upper(), pa.string()) for r in info]
+    rows = con.execute(f"SELECT * FROM {quote_ident(table)}").fetchall()
+    cols = list(zip(*rows)) if rows else [[] for _ in names]
+    arrays = []
+    for col, tp in zip(cols, types):
+        try:
+            arrays.append(pa.array(list(col), type=tp))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arrays.append(pa.array([None if v is None else str(v) for v in col], type=pa.string()))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def state_tables(home: Home) -> dict[str, pa.Table]:
+    """Every SQLite state table as Arrow (small: alerts, labels, audit log, ...)."""
+    con = home.state.connect()
+    try:
+        names = [r[0] for r in con.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT IN ('schema_migrations', 'kv') AND name NOT LIKE 'apscheduler%'"
+        )]
+        return {n: _state_arrow(con, n) for n in names}
+    finally:
+        con.close()
+
+
+def _create_views(con: duckdb.DuckDBPyConnection) -> None:
+    for f in sql_files("views"):
+        try:
+            con.execute(f.sql)
+        except duckdb.Error as e:
+            raise QueryError(f"view {f.path} failed to build: {e}") from e
+
+
+def connect(home: Home, *, guarded: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB connection over the home's lake and state; `guarded` locks it down for ad hoc SQL."""
+    con = duckdb.connect(":memory:")
+    if threads:
+        con.execute(f"SET threads={int(threads)}")
+    manifest = home.lake.manifest()
+    for name, table in TABLES.items():
+        con.execute(f"CREATE VIEW {quote_ident(name)} AS {_table_select(table, home.lake.files(name, manifest))}")
+    for name, data in state_tables(home).items():
+        con.register("_arrow_tmp", data)
+        con.execute(f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM _arrow_tmp")
+        con.unregister("_arrow_tmp")
+    _create_views(con)
+    if guarded:
+        lock_down(con, home)
+    return con
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, home: Home) -> None:
+    """Allow reads of the lake's own files only, no other file or network access, and freeze the settings."""
+    lake = str(home.lake.root) + "/"
+    con.execute(f"SET allowed_directories=[{quote_literal(lake)}]")
+    con.execute("SET enable_external_access=false")
+    con.execute("SET autoinstall_known_extensions=false")
+    con.execute("SET autoload_known_extensions=false")
+    con.execute("SET lock_configuration=true")
+
+
+def write_catalog(home: Home) -> Path:
+    """Write the views-only `catalog.duckdb` (atomically replaced) and refresh the state snapshots it reads."""
+    snap = home.snapshot_dir
+    snap.mkdir(parents=True, exist_ok=True)
+    tmp_dir = home.lake.tmp_dir
+    states = state_tables(home)
+    for name, data in states.items():
+        tmp = tmp_dir / f"{uuid.uuid4().hex}.parquet"
+        pq.write_table(data, tmp)
+        os.replace(tmp, snap / f"{name}.parquet")
+    tmp_cat = home.root / f".catalog-{uuid.uuid4().hex}.duckdb"
+    con = duckdb.connect(str(tmp_cat))
+    try:
+        manifest = home.lake.manifest()
+        for name, table in TABLES.items():
+            con.execute(
+                f"CREATE VIEW {quote_ident(name)} AS {_table_select(table, home.lake.files(name, manifest))}"
+            )
+        for name in states:
+            path = quote_literal(str(snap / f"{name}.parquet"))
+            con.execute(f"CREATE VIEW {quote_ident(name)} AS SELECT * FROM read_parquet({path})")
+        _create_views(con)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp_cat, home.catalog_path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(str(tmp_cat) + ".wal")
+    return home.catalog_path
+
+
+def query_df(home: Home, sql: str, params: dict | None = None):
+    """Run one trusted query (from sql/ files) and return a pandas DataFrame."""
+    con = connect(home)
+    try:
+        return con.execute(sql, params or {}).df()
+    except duckdb.Error as e:
+        raise QueryError(f"query failed: {e}") from e
+    finally:
+        con.close()

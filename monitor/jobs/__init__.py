@@ -1,0 +1,152 @@
+"""Scheduled jobs: plain functions with a name, dependencies and a help line, run in dependency order.
+
+Each module in this package exports ``JOBS`` (a list of Job). `run_all` runs them once, now, in topological
+order; a failing job is recorded in `job_runs` and its dependants are skipped, the rest still run. Job bodies take
+a JobContext with an injected clock so tests can replay time. The worker (`monitor serve`) schedules the same
+functions with APScheduler by their textual reference ``monitor.jobs:run_job``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import pkgutil
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+from monitor.errors import JobError, MonitorError
+from monitor.home import Home
+from monitor.state import iso, utcnow
+
+log = logging.getLogger("monitor.jobs")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    func: Callable[["JobContext"], "int | None"]
+    depends_on: tuple[str, ...] = ()
+    help: str = ""
+    interval: str = "jobs_interval_s"  # WorkerConfig field giving its schedule
+
+
+@dataclass
+class JobContext:
+    home: Home
+    now: dt.datetime  # naive UTC; injected so tests can replay time
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    backfill: bool = False
+
+    @property
+    def config(self):
+        return self.home.config
+
+
+@dataclass
+class JobResult:
+    job: str
+    status: str  # ok | failed | skipped
+    rows: int = 0
+    seconds: float = 0.0
+    message: str = ""
+
+
+def discover() -> dict[str, Job]:
+    import monitor.jobs as pkg
+
+    jobs: dict[str, Job] = {}
+    for mod in sorted(m.name for m in pkgutil.iter_modules(pkg.__path__)):
+        module = importlib.import_module(f"monitor.jobs.{mod}")
+        for job in getattr(module, "JOBS", []):
+            if job.name in jobs:
+                raise JobError(f"two jobs are named {job.name!r} (second in monitor/jobs/{mod}.py)")
+            jobs[job.name] = job
+    return jobs
+
+
+def ordered(jobs: dict[str, Job]) -> list[Job]:
+    """Topological order, ties broken by name, so runs are reproducible."""
+    out, done, visiting = [], set(), set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            raise JobError(f"job dependency cycle through {name!r}")
+        if name not in jobs:
+            raise JobError(f"unknown job {name!r} in depends_on")
+        visiting.add(name)
+        for dep in sorted(jobs[name].depends_on):
+            visit(dep)
+        visiting.discard(name)
+        done.add(name)
+        out.append(jobs[name])
+
+    for name in sorted(jobs):
+        visit(name)
+    return out
+
+
+def run_job(home: Home, job: Job, now: dt.datetime | None = None, backfill: bool = False) -> JobResult:
+    """Run one job, recording its run in `job_runs`; errors are caught and reported in the result."""
+    ctx = JobContext(home, now or utcnow(), backfill=backfill)
+    with home.state.tx() as con:
+        run_id = con.execute(
+            "INSERT INTO job_runs (job, started_at, status) VALUES (?, ?, 'running')", (job.name, iso(utcnow()))
+        ).lastrowid
+    t0 = time.perf_counter()
+    try:
+        rows = job.func(ctx) or 0
+        status, message = "ok", ""
+    except MonitorError as e:
+        rows, status, message = 0, "failed", str(e)
+        log.error("job %s failed: %s", job.name, e)
+    except Exception as e:  # a job bug must not stop the other jobs; keep the traceback in the log
+        rows, status, message = 0, "failed", f"{type(e).__name__}: {e}"
+        log.error("job %s crashed:\n%s", job.name, traceback.format_exc())
+    secs = time.perf_counter() - t0
+    with home.state.tx() as con:
+        con.execute(
+            "UPDATE job_runs SET finished_at=?, status=?, rows_written=?, message=? WHERE id=?",
+            (iso(utcnow()), status, rows, message, run_id),
+        )
+    return JobResult(job.name, status, rows, secs, message)
+
+
+def run_all(home: Home, only: list[str] | None = None, now: dt.datetime | None = None,
+            backfill: bool = False) -> list[JobResult]:
+    """Run every job (or `only` these and what they depend on) once, in dependency order."""
+    jobs = discover()
+    if only:
+        unknown = [n for n in only if n not in jobs]
+        if unknown:
+            raise JobError(f"unknown job(s): {', '.join(unknown)}", f"known jobs: {', '.join(sorted(jobs))}")
+        wanted: set[str] = set()
+
+        def add(n: str) -> None:
+            if n not in wanted:
+                wanted.add(n)
+                for d in jobs[n].depends_on:
+                    add(d)
+
+        for n in only:
+            add(n)
+        jobs = {k: v for k, v in jobs.items() if k in wanted}
+    results: list[JobResult] = []
+    failed: set[str] = set()
+    for job in ordered(jobs):
+        if any(d in failed for d in job.depends_on):
+            results.append(JobResult(job.name, "skipped", message="a job it depends on failed"))
+            failed.add(job.name)
+            continue
+        r = run_job(home, job, now, backfill)
+        if r.status == "failed":
+            failed.add(job.name)
+        results.append(r)
+    from monitor.db import write_catalog
+
+    write_catalog(home)
+    return results

@@ -1,0 +1,234 @@
+"""The append-only Parquet lake: atomic multi-table commits through one manifest.
+
+Why a manifest instead of a glob: a reader that globs a folder while compaction swaps small files for a merged
+one can count rows twice (see ../shared/NOTES.md). Here a table is exactly the files listed in
+``lake/_manifest.json``; a commit writes new Parquet files under temporary names, moves them into place with
+``os.replace`` (invisible until listed), then replaces the manifest in one ``os.replace``. Readers read the
+manifest once and query exactly those files, so they see every commit whole or not at all. Files dropped from
+the manifest (compaction, superseded rows) are deleted only after a grace period, so a reader that read the
+previous manifest a moment ago can still finish its query. Writers serialise on an ``flock``.
+
+Layout::
+
+    lake/_manifest.json                      {"version": 7, "tables": {"turns": [{"path":..., "rows":...}]}}
+    lake/turns/date=2026-11-01/part-<uuid>.parquet
+    lake/_tmp/                               files being written (never listed)
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from monitor.errors import StorageError
+from monitor.schema import TABLES, Table
+
+MANIFEST = "_manifest.json"
+GRACE_SECONDS = 600.0
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def conform(table: pa.Table, spec: Table) -> pa.Table:
+    """Cast a batch to the table's schema: missing columns become nulls, extra columns are an error."""
+    extra = set(table.column_names) - set(spec.schema.names)
+    if extra:
+        raise StorageError(f"table {spec.name}: unexpected columns {sorted(extra)}")
+    cols = []
+    for f in spec.schema:
+        if f.name in table.column_names:
+            col = table.column(f.name)
+            cols.append(col if col.type == f.type else col.cast(f.type))
+        else:
+            cols.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=spec.schema)
+
+
+@dataclass
+class Transaction:
+    lake: "Lake"
+    manifest: dict
+    pending: dict[str, list[dict]] = field(default_factory=dict)
+    removed: dict[str, set[str]] = field(default_factory=dict)
+    dirty: bool = False
+
+    def files(self, table: str) -> list[Path]:
+        return [self.lake.root / e["path"] for e in self.manifest["tables"].get(table, [])]
+
+    def add(self, table: str, data: pa.Table) -> int:
+        """Write a batch of rows for `table` (not visible to anyone until the transaction commits)."""
+        spec = TABLES[table]
+        if data.num_rows == 0:
+            return 0
+        data = conform(data, spec)
+        for part_values, part in _partitions(data, spec.partition):
+            rel = Path(table, *[f"{k}={v}" for k, v in part_values], f"part-{uuid.uuid4().hex}.parquet")
+            tmp = self.lake.tmp_dir / f"{uuid.uuid4().hex}.parquet"
+            pq.write_table(part.drop_columns(list(spec.partition)), tmp, compression="zstd")
+            final = self.lake.root / rel
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+            self.pending.setdefault(table, []).append({"path": str(rel), "rows": part.num_rows})
+        return data.num_rows
+
+    def remove(self, table: str, paths: list[str]) -> None:
+        self.removed.setdefault(table, set()).update(paths)
+
+
+def _partitions(data: pa.Table, keys: tuple[str, ...]) -> Iterator[tuple[list[tuple[str, str]], pa.Table]]:
+    if not keys:
+        yield [], data
+        return
+    key = keys[0]
+    col = data.column(key)
+    if col.null_count:
+        col = pc.fill_null(col, "unknown")
+        data = data.set_column(data.schema.get_field_index(key), key, col)
+    for value in pc.unique(col).to_pylist():
+        part = data.filter(pc.equal(data.column(key), value))
+        for rest, sub in _partitions(part, keys[1:]):
+            yield [(key, str(value))] + rest, sub
+
+
+class Lake:
+    """A folder of Parquet tables committed atomically through one manifest."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.tmp_dir = self.root / "_tmp"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(exist_ok=True)
+        self._lock_path = self.root / ".lock"
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def manifest(self) -> dict:
+        path = self.root / MANIFEST
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {"version": 0, "tables": {}, "retired": []}
+        except json.JSONDecodeError as e:  # only possible if someone edited it by hand
+            raise StorageError(f"lake manifest {path} is corrupt: {e}", "restore it from a backup") from e
+
+    def files(self, table: str, manifest: dict | None = None) -> list[Path]:
+        m = manifest or self.manifest()
+        return [self.root / e["path"] for e in m["tables"].get(table, [])]
+
+    def row_count(self, table: str) -> int:
+        return sum(e["rows"] for e in self.manifest()["tables"].get(table, []))
+
+    # -- writing ------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self._lock_path, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Hold the writer lock; everything added in the block becomes visible in one manifest swap."""
+        with self._locked():
+            tx = Transaction(self, self.manifest())
+            yield tx
+            if tx.pending or tx.removed or tx.dirty:
+                self._publish(tx)
+
+    def append(self, table: str, data: pa.Table) -> int:
+        with self.transaction() as tx:
+            return tx.add(table, data)
+
+    def _publish(self, tx: Transaction) -> None:
+        m = tx.manifest
+        now = time.time()
+        tables = {k: list(v) for k, v in m["tables"].items()}
+        retired = list(m.get("retired", []))
+        for table, paths in tx.removed.items():
+            keep = [e for e in tables.get(table, []) if e["path"] not in paths]
+            retired += [{"path": e["path"], "at": now} for e in tables.get(table, []) if e["path"] in paths]
+            tables[table] = keep
+        for table, entries in tx.pending.items():
+            tables.setdefault(table, []).extend(entries)
+        new = {"version": m["version"] + 1, "tables": tables, "retired": retired, "committed_at": now}
+        tmp = self.tmp_dir / f"manifest-{uuid.uuid4().hex}.json"
+        with open(tmp, "w") as f:
+            json.dump(new, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.root / MANIFEST)
+        _fsync_dir(self.root)
+        tx.manifest = new
+
+    # -- maintenance --------------------------------------------------------------------------------------
+    def compact(self, table: str, min_files: int = 4, max_rows: int = 2_000_000) -> int:
+        """Merge small files of each partition into one; returns how many files were merged away."""
+        merged = 0
+        with self.transaction() as tx:
+            groups: dict[str, list[dict]] = {}
+            for e in tx.manifest["tables"].get(table, []):
+                groups.setdefault(str(Path(e["path"]).parent), []).append(e)
+            spec = TABLES[table]
+            for folder, entries in groups.items():
+                small = [e for e in entries if e["rows"] < max_rows // 4]
+                if len(small) < min_files:
+                    continue
+                parts = [pq.read_table(self.root / e["path"]) for e in small]
+                data = pa.concat_tables(parts, promote_options="default")
+                rel = Path(folder, f"part-{uuid.uuid4().hex}.parquet")
+                tmp = self.tmp_dir / f"{uuid.uuid4().hex}.parquet"
+                names = [n for n in spec.schema.names if n not in spec.partition]
+                data = data.select([n for n in names if n in data.column_names])
+                pq.write_table(data, tmp, compression="zstd")
+                os.replace(tmp, self.root / rel)
+                tx.pending.setdefault(table, []).append({"path": str(rel), "rows": data.num_rows})
+                tx.remove(table, [e["path"] for e in small])
+                merged += len(small)
+        return merged
+
+    def gc(self, grace_seconds: float = GRACE_SECONDS) -> int:
+        """Delete retired files older than the grace period and orphans left by a crashed writer."""
+        removed = 0
+        with self.transaction() as tx:
+            now = time.time()
+            keep = []
+            for r in tx.manifest.get("retired", []):
+                if now - r["at"] >= grace_seconds:
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.root / r["path"]).unlink()
+                        removed += 1
+                else:
+                    keep.append(r)
+            listed = {e["path"] for entries in tx.manifest["tables"].values() for e in entries}
+            listed |= {r["path"] for r in keep}
+            for table in tx.manifest["tables"]:
+                for p in (self.root / table).rglob("*.parquet"):
+                    rel = str(p.relative_to(self.root))
+                    if rel not in listed and now - p.stat().st_mtime >= grace_seconds:
+                        p.unlink()
+                        removed += 1
+            for p in self.tmp_dir.iterdir():
+                if now - p.stat().st_mtime >= grace_seconds:
+                    p.unlink()
+            if len(keep) != len(tx.manifest.get("retired", [])):
+                tx.manifest = {**tx.manifest, "retired": keep}
+                tx.dirty = True
+        return removed

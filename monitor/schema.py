@@ -1,0 +1,154 @@
+"""Arrow schemas of the lake tables: the interface between pipeline stages.
+
+Every table lives under ``<home>/lake/<table>/`` as hive-partitioned Parquet files listed in the lake manifest.
+Timestamps are naive UTC microseconds (Spark reads them as TIMESTAMP_NTZ). Free-form objects are JSON text.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TS = pa.timestamp("us")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    schema: pa.Schema
+    partition: tuple[str, ...]
+    help: str
+
+
+TURNS = Table(
+    "turns",
+    pa.schema(
+        [
+            ("turn_id", pa.string()),  # sha256(source key): stable id of (conversation_id, turn_index)
+            ("content_hash", pa.string()),  # sha256 of the normalised record content: catches re-sent records
+            ("conversation_id", pa.string()),
+            ("turn_index", pa.int32()),  # 0-based index of the assistant message in the conversation
+            ("ts", TS),
+            ("model", pa.string()),
+            ("model_version", pa.string()),
+            ("deployment", pa.string()),
+            ("user_id", pa.string()),
+            ("user_attrs", pa.string()),  # JSON object of user.* segment attributes (ids excluded)
+            ("system_prompt", pa.string()),
+            ("user_message", pa.string()),
+            ("assistant_message", pa.string()),
+            ("feedback", pa.string()),  # up | down | null
+            ("feedback_score", pa.float64()),
+            ("redactions", pa.int32()),  # number of PII spans replaced by placeholders in this turn
+            ("redaction_counts", pa.string()),  # JSON {"email": 1, "phone": 2}
+            ("extra", pa.string()),  # JSON of the record's fields that have no column
+            ("source", pa.string()),  # production | probe | demo | ...
+            ("source_format", pa.string()),
+            ("source_file", pa.string()),
+            ("source_line", pa.int64()),
+            ("batch_id", pa.string()),
+            ("ingested_at", TS),
+            ("date", pa.string()),  # partition key: event date YYYY-MM-DD (UTC)
+        ]
+    ),
+    ("date",),
+    "One row per assistant reply with the user message it answers.",
+)
+
+SEGMENTS = Table(
+    "segments",
+    pa.schema(
+        [
+            ("turn_id", pa.string()),
+            ("attribute", pa.string()),  # e.g. language, region, age_band, detected_language
+            ("value", pa.string()),
+            ("date", pa.string()),
+        ]
+    ),
+    ("date",),
+    "Segment attributes of each turn in long form (user.* keys and derived ones).",
+)
+
+QUARANTINE = Table(
+    "quarantine",
+    pa.schema(
+        [
+            ("quarantine_id", pa.string()),
+            ("source_file", pa.string()),
+            ("source_line", pa.int64()),  # line (JSONL), row (CSV/Parquet) or span index (OTLP), 1-based
+            ("source_format", pa.string()),
+            ("field", pa.string()),  # the offending field, when one is to blame
+            ("reason", pa.string()),
+            ("raw", pa.string()),  # the raw record text (invalid UTF-8 decoded with backslash escapes)
+            ("batch_id", pa.string()),
+            ("quarantined_at", TS),
+            ("date", pa.string()),  # partition key: quarantine date
+        ]
+    ),
+    ("date",),
+    "Input records that could not be ingested, with their raw text and a reason.",
+)
+
+SCORES = Table(
+    "scores",
+    pa.schema(
+        [
+            ("turn_id", pa.string()),
+            ("refusal", pa.string()),  # full_refusal | partial_refusal | compliance | null (unscored)
+            ("refusal_score", pa.float64()),
+            ("prompt_harm", pa.string()),  # harmful | benign | null
+            ("prompt_harm_score", pa.float64()),
+            ("prompt_harm_category", pa.string()),
+            ("refusal_version", pa.string()),
+            ("harm_version", pa.string()),
+            ("backend", pa.string()),
+            ("scored_at", TS),
+            ("date", pa.string()),
+        ]
+    ),
+    ("date",),
+    "Classifier outputs per turn; several classifier versions may coexist (see view latest_scores).",
+)
+
+METRICS = Table(
+    "metrics_log",
+    pa.schema(
+        [
+            ("metric", pa.string()),  # e.g. over_refusal_rate, value_drift, over_refusal_disparity
+            ("granularity", pa.string()),  # day | hour
+            ("window_start", TS),
+            ("window_end", TS),
+            ("model", pa.string()),  # null = all models
+            ("deployment", pa.string()),  # null = all deployments
+            ("segment", pa.string()),  # JSON object attribute -> value, "{}" for all traffic
+            ("value", pa.float64()),
+            ("ci_low", pa.float64()),
+            ("ci_high", pa.float64()),
+            ("n", pa.int64()),
+            ("numerator", pa.float64()),
+            ("corrected", pa.float64()),
+            ("corrected_ci_low", pa.float64()),
+            ("corrected_ci_high", pa.float64()),
+            ("small_sample", pa.bool_()),
+            ("details", pa.string()),  # JSON: method, statistic, threshold, reference, p_value, ...
+            ("job", pa.string()),
+            ("run_id", pa.string()),
+            ("computed_at", TS),
+            ("family", pa.string()),  # partition key: refusal | values | disparity | ...
+        ]
+    ),
+    ("family",),
+    "Every metric row ever computed; view `metrics` keeps the latest per (metric, window, model, segment).",
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (TURNS, SEGMENTS, QUARANTINE, SCORES, METRICS)}
+
+
+def register_table(table: Table) -> Table:
+    """Add a lake table (used by modules that own their own table, e.g. value scores)."""
+    TABLES[table.name] = table
+    return table
+
+
+def empty(table: Table) -> pa.Table:
+    return table.schema.empty_table()

@@ -1,0 +1,12 @@
+-- View `metrics`: the latest computed row of every metric key (metric, granularity, window, model, deployment,
+-- segment) from the append-only `metrics_log`. Recomputing a window (late data, a new classifier version)
+-- appends new rows; this view shows only the newest run.
+-- Parameters: none. Columns: every column of metrics_log.
+CREATE OR REPLACE VIEW metrics AS
+SELECT * EXCLUDE (rn) FROM (
+    SELECT *, row_number() OVER (
+        PARTITION BY metric, granularity, window_start, model, deployment, segment
+        ORDER BY computed_at DESC, run_id DESC
+    ) AS rn
+    FROM metrics_log
+) WHERE rn = 1;
