@@ -219,7 +219,7 @@ class Lake:
                     keep.append(r)
             listed = {e["path"] for entries in tx.manifest["tables"].values() for e in entries}
             listed |= {r["path"] for r in keep}
-            for table in tx.manifest["tables"]:
+            for table in TABLES:
                 for p in (self.root / table).rglob("*.parquet"):
                     rel = str(p.relative_to(self.root))
                     if rel not in listed and now - p.stat().st_mtime >= grace_seconds:

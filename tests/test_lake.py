@@ -1,0 +1,97 @@
+"""The Parquet lake: atomic multi-table commits, invisible uncommitted files, compaction without double counts."""
+import datetime as dt
+import os
+import time
+
+import pyarrow as pa
+import pytest
+
+from monitor import db
+from monitor.errors import StorageError
+
+
+def _turns(ids, date="2026-11-01"):
+    return pa.table({
+        "turn_id": ids,
+        "date": [date] * len(ids),
+        "ts": [dt.datetime(2026, 11, 1, 12)] * len(ids),
+        "model": ["m"] * len(ids),
+    })
+
+
+def _count(home, table="turns"):
+    con = db.connect(home)
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_empty_home_has_every_table(home):
+    con = db.connect(home)
+    tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    assert {"turns", "segments", "quarantine", "scores", "metrics_log", "metrics", "alerts", "labels"} <= tables
+    assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] == 0
+
+
+def test_transaction_is_atomic_across_tables(home):
+    with home.lake.transaction() as tx:
+        tx.add("turns", _turns(["a", "b"]))
+        tx.add("segments", pa.table({"turn_id": ["a"], "attribute": ["language"], "value": ["de"],
+                                     "date": ["2026-11-01"]}))
+        # Nothing is visible before the block ends.
+        assert _count(home) == 0
+    assert _count(home) == 2 and _count(home, "segments") == 1
+    assert home.lake.manifest()["version"] == 1
+
+
+def test_failed_transaction_publishes_nothing(home):
+    with pytest.raises(RuntimeError):
+        with home.lake.transaction() as tx:
+            tx.add("turns", _turns(["a"]))
+            raise RuntimeError("crash before commit")
+    assert _count(home) == 0
+    # The written-but-unlisted file is an orphan that gc removes once past the grace period.
+    assert home.lake.gc(grace_seconds=0) == 1
+
+
+def test_unknown_column_is_refused(home):
+    with pytest.raises(StorageError, match="unexpected columns"):
+        home.lake.append("turns", pa.table({"turn_id": ["a"], "bogus": [1]}))
+
+
+def test_partitions_and_hive_layout(home):
+    home.lake.append("turns", _turns(["a"], "2026-11-01"))
+    home.lake.append("turns", _turns(["b"], "2026-11-02"))
+    paths = [e["path"] for e in home.lake.manifest()["tables"]["turns"]]
+    assert any("date=2026-11-01" in p for p in paths) and any("date=2026-11-02" in p for p in paths)
+    con = db.connect(home)
+    assert con.execute("SELECT date FROM turns WHERE turn_id='b'").fetchone()[0] == "2026-11-02"
+
+
+def test_compaction_keeps_rows_exactly_once_and_defers_deletes(home):
+    for i in range(6):
+        home.lake.append("turns", _turns([f"t{i}"]))
+    before = home.lake.files("turns")
+    old_con = db.connect(home)  # a reader that read the old manifest
+    merged = home.lake.compact("turns", min_files=4)
+    assert merged == 6
+    assert _count(home) == 6
+    assert len(home.lake.files("turns")) == 1
+    # The old reader still works: retired files stay until the grace period ends.
+    assert old_con.execute("SELECT count(*) FROM turns").fetchone()[0] == 6
+    assert all(p.exists() for p in before)
+    assert home.lake.gc(grace_seconds=3600) == 0
+    assert home.lake.gc(grace_seconds=0) == 6
+    assert not any(p.exists() for p in before)
+    assert _count(home) == 6
+
+
+def test_catalog_is_views_only_and_readable_by_many(home):
+    import duckdb
+
+    home.lake.append("turns", _turns(["a", "b", "c"]))
+    path = db.write_catalog(home)
+    cons = [duckdb.connect(str(path), read_only=True) for _ in range(3)]
+    assert [c.execute("SELECT count(*) FROM turns").fetchone()[0] for c in cons] == [3, 3, 3]
+    # No table holds data: every relation is a view.
+    kinds = cons[0].execute("SELECT DISTINCT table_type FROM information_schema.tables").fetchall()
+    assert kinds == [("VIEW",)]
+    assert os.path.getsize(path) < 2_000_000
