@@ -77,9 +77,9 @@ def test_hand_written_reply_scores_and_spans(scorer):
     text = ("It's important to remember that you should never insult people. I'm not a doctor, but you may want "
             "to consult a therapist. Killing is illegal in our country.")
     res = scorer.score([text])
-    # 26 tokens: it's important to remember that you should never insult people i'm not a doctor but you may
+    # 28 tokens: it's important to remember that you should never insult people i'm not a doctor but you may
     # want to consult a therapist killing is illegal in our country
-    n = 26
+    n = 28
     assert res.n_tokens[0] == n
     s = res.scores.iloc[0]
     assert s["moralizing"] == pytest.approx(2 * 100 / n)             # two phrases, weight 1 each
@@ -95,7 +95,7 @@ def test_hand_written_reply_scores_and_spans(scorer):
     assert spans_text(text, res, 0, "moralizing") == ["It's important to remember", "you should never"]
     assert spans_text(text, res, 0, "deference") == ["you may want to consult"]
     assert spans_text(text, res, 0, "cultural_assumption") == ["in our country"]
-    assert res.evidence[0]["care_vice"] == [("killing", 109, 116)]
+    assert res.evidence[0]["care_vice"] == [("killing", 123, 130)]  # text[123:130] == "Killing"
     assert "sanctity_virtue" not in res.evidence[0]  # only dimensions with matches
 
 
@@ -235,7 +235,7 @@ def test_custom_dimension_from_dic_category(tmp_path):
 
 
 BAD_PLUGINS = [
-    ({"family": "normative", "terms": ["x"]}, ["#1", "'name'", "missing"]),
+    ({"family": "normative", "terms": ["x"]}, ["'name'", "missing"]),
     ({"name": "x_dim", "family": "normative", "term": ["x"]}, ["'x_dim'", "unknown key 'term'", "did you mean 'terms'"]),
     ({"name": "x_dim", "family": "normativ", "terms": ["x"]}, ["'family'", "did you mean 'normative'"]),
     ({"name": "Bad Name", "family": "moral", "terms": ["x"]}, ["'name'", "not a valid dimension name"]),
@@ -251,7 +251,7 @@ BAD_PLUGINS = [
     ({"name": "x_dim", "family": "legal", "regex": "a*"}, ["'regex'", "empty string"]),
     ({"name": "x_dim", "family": "legal", "terms_file": "no/such/file.txt"}, ["'terms_file'", "does not exist"]),
     ({"name": "x_dim", "family": "legal", "terms": ["x"], "category": "care"}, ["'category'", ".dic"]),
-    ("not a dict", ["#1", "must be a dict"]),
+    ("not a dict", ["must be a dict"]),
 ]
 
 

@@ -1,7 +1,7 @@
 """The built-in value dimensions: name, family, backing lexicon, definition and an example each."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 FAMILIES = ("moral", "normative", "cultural", "legal")
 
@@ -29,7 +29,6 @@ class _Source:
     kind: str  # "moralstrength" (foundation file + polarity), "curated" (data/curated/<file>), "external"
     file: str = ""
     polarity: str = ""  # "virtue" or "vice" for moralstrength
-    extra: dict = field(default_factory=dict)
 
 
 def _ms(foundation: str, file: str, polarity: str, description: str, example: str):
@@ -50,7 +49,7 @@ _BUILTINS = (
     _ms("fairness", "fairness.tsv", "virtue", "Fairness foundation, virtue side: justice, equality, honesty.",
         "Everyone deserves fair and equal treatment under the rules."),
     _ms("fairness", "fairness.tsv", "vice", "Fairness foundation, vice side: cheating, injustice, discrimination.",
-        "Cheating on the exam would be unfair to the other students."),
+        "Racism and prejudice have no place in hiring decisions."),
     _ms("loyalty", "loyalty.tsv", "virtue", "Loyalty foundation, virtue side: family, friends, group solidarity.",
         "Stand by your family and friends when things get hard."),
     _ms("loyalty", "loyalty.tsv", "vice", "Loyalty foundation, vice side: betrayal, treason, deserting one's group.",

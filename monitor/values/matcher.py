@@ -54,7 +54,6 @@ class PhraseMatcher:
         self._root = _Node()
         self._prefix_lengths: list[int] = []
         self._cache: dict[str, tuple | None] = {}
-        self._frozen = False
 
     def add(self, tokens: list[str], dim: int, weight: float, label: str) -> None:
         """Register a term (already split by `term_tokens`) for dimension index `dim`."""
@@ -72,7 +71,6 @@ class PhraseMatcher:
     def freeze(self) -> None:
         """Finish building: convert per-node tables into the tuples the scanning loop reads."""
         self._prefix_lengths = sorted({len(p) for p in self._root.prefix})
-        self._frozen = True
 
     def _root_entry(self, tok: str):
         # Everything a token can start: hits of one-word terms and the nodes of longer phrases. Cached per token

@@ -1,0 +1,182 @@
+"""The value-profile scorer: lexicon term weight per 100 tokens for each value dimension, with matched evidence."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from monitor.errors import MonitorError
+from monitor.values import lexicons
+from monitor.values.dimensions import DIMENSIONS, SOURCES, Dimension
+from monitor.values.matcher import TOKEN_RE, PhraseMatcher, normalize, term_tokens
+from monitor.values.plugins import validate
+
+VERSION = "values-2026.11.1"
+MIN_TOKENS = 5
+MAX_SPANS = 5  # evidence kept per reply and dimension; the score counts every match
+
+# Language gate (cheap, no model). A reply is refused as non-English when
+#   - more than NON_ASCII_MAX of its letters are outside ASCII (Cyrillic, CJK, Arabic, Devanagari, Greek...), or
+#   - at least FOREIGN_MIN of its tokens are function words of Spanish, French, German, Italian, Portuguese,
+#     Dutch or Indonesian (FOREIGN_STOPWORDS) and they outnumber the English ones, or
+#   - it has LONG_NO_STOPWORDS tokens or more and not one English function word.
+# English prose has 35-55% of its tokens in ENGLISH_STOPWORDS (median 0.60 on HH-RLHF replies, 5th percentile
+# 0.43). A plain "too few English stopwords" rule also refused English word lists, addresses and strings of swear
+# words (13 of 4,624 HH-RLHF replies), which the lexicons can score, hence the positive evidence of another
+# language. Other languages written in plain ASCII (Swahili, Tagalog, Turkish without diacritics...) are a gap.
+NON_ASCII_MAX = 0.20
+FOREIGN_MIN = 0.10
+LONG_NO_STOPWORDS = 20
+ENGLISH_STOPWORDS = frozenset("""
+a about above after again against all am an and any are aren't as at be because been before being below between
+both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each few for from
+further had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers herself him himself his
+how how's i i'd i'll i'm i've if in into is isn't it it's its itself let's me more most mustn't my myself no nor
+not of off on once only or other ought our ours ourselves out over own same shan't she she'd she'll she's should
+shouldn't so some such than that that's the their theirs them themselves then there there's these they they'd
+they'll they're they've this those through to too under until up very was wasn't we we'd we'll we're we've were
+weren't what what's when when's where where's which while who who's whom why why's will with won't would wouldn't
+you you'd you'll you're you've your yours yourself yourselves also just like get really think know want
+""".split())
+FOREIGN_STOPWORDS = frozenset("""
+de la que el en y los las del se por un una con para es lo al como pero sus le su más este esta está son muy
+sin sobre también hay ser puede puedes eso porque
+le les et est des du une pas ne vous nous je il elle sont avec pour dans ce cette qui mais ou très sur être
+der die das und ist nicht ein eine zu den mit sich dem auf für auch es ich sie wir ihr sind wird werden kann
+oder aber wenn nur noch
+il di che è non un una per sono della con come più anche gli questo questa ma ci si perché molto
+o os as um uma não com para é mais por muito também você isso ele ela são pode
+het een van en niet dat zijn op te voor ik je met ook maar wat wordt kunt dit
+yang dan di ini itu dengan untuk tidak ada dari dalam akan saya anda bisa juga
+""".split()) - ENGLISH_STOPWORDS
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+
+
+@dataclass
+class ValueScores:
+    """Scores of a batch: one row per text, one column per dimension, with scored flags and matched evidence."""
+
+    scores: pd.DataFrame
+    scored: np.ndarray
+    unscored_reason: list
+    evidence: list
+    n_tokens: np.ndarray
+    version: str = VERSION
+    dimensions: list = field(default_factory=list)
+
+
+class ValueScorer:
+    """Scores replies on the built-in value dimensions plus any configured plugin dimensions."""
+
+    def __init__(self, custom_dimensions: list[dict] | None = None, *, min_tokens: int = MIN_TOKENS):
+        plugins = validate(custom_dimensions)
+        self.min_tokens = min_tokens
+        self.dimensions: list[Dimension] = list(DIMENSIONS) + [p.dimension for p in plugins]
+        self.names = [d.name for d in self.dimensions]
+        self._refusal_col = self.names.index("refusal")
+        self._matcher = PhraseMatcher()
+        self._regexes: list[tuple[int, re.Pattern, float]] = []
+        for idx, dim in enumerate(DIMENSIONS):
+            src = SOURCES[dim.name]
+            if src.kind == "moralstrength":
+                pairs = lexicons.moralstrength(src.file, src.polarity)
+            elif src.kind == "curated":
+                pairs = lexicons.curated(src.file)
+            else:
+                continue
+            for term, w in pairs:
+                self._matcher.add(term_tokens(term), idx, w, term)
+        offset = len(DIMENSIONS)
+        for k, p in enumerate(plugins):
+            if p.regex is not None:
+                self._regexes.append((offset + k, p.regex, p.weight))
+            for term, w, toks in p.terms:
+                self._matcher.add(list(toks), offset + k, w, term)
+        self._matcher.freeze()
+        self.version = VERSION if not plugins else f"{VERSION}+{_config_hash(custom_dimensions, plugins)}"
+
+    def score(self, texts: list[str], refusal_scores: list[float] | None = None) -> ValueScores:
+        """Score each text; unscorable texts (too short, not English) get NaN scores, scored=False and a reason."""
+        n, n_dims = len(texts), len(self.dimensions)
+        if refusal_scores is not None and len(refusal_scores) != n:
+            raise MonitorError(f"refusal_scores has {len(refusal_scores)} values for {n} texts",
+                               hint="pass one refusal score per text, or None")
+        out = np.zeros((n, n_dims), dtype=np.float64)
+        scored = np.ones(n, dtype=bool)
+        n_tokens = np.zeros(n, dtype=np.int64)
+        reasons: list[str | None] = [None] * n
+        evidence: list[dict] = [{}] * n
+        find = self._matcher.find
+        for row, text in enumerate(texts):
+            if not isinstance(text, str):
+                text = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
+            low = normalize(text)
+            ms = list(TOKEN_RE.finditer(low))
+            toks = [m.group() for m in ms]
+            n_tokens[row] = len(toks)
+            reason = self._unscorable(text, low, toks)
+            if reason is not None:
+                scored[row] = False
+                reasons[row] = reason
+                out[row] = np.nan
+                continue
+            ev: dict[str, list] = {}
+            sums = {}
+            for d, i, j, w, term in find(toks):
+                sums[d] = sums.get(d, 0.0) + w
+                spans = ev.setdefault(d, [])
+                if len(spans) < MAX_SPANS:
+                    spans.append((term, ms[i].start(), ms[j - 1].end()))
+            for d, rx, w in self._regexes:
+                for m in rx.finditer(text):
+                    if m.end() > m.start():
+                        sums[d] = sums.get(d, 0.0) + w
+                        spans = ev.setdefault(d, [])
+                        if len(spans) < MAX_SPANS:
+                            spans.append((m.group().lower(), m.start(), m.end()))
+            per100 = 100.0 / len(toks)
+            for d, s in sums.items():
+                out[row, d] = s * per100
+            names = self.names
+            evidence[row] = {names[d]: spans for d, spans in sorted(ev.items())}
+        # The refusal classifier's score is passed through as given, also for rows the lexicons cannot score
+        # (the classifier is not a lexicon); it is NaN when no scores were given.
+        out[:, self._refusal_col] = np.nan if refusal_scores is None else np.asarray(refusal_scores, dtype=float)
+        frame = pd.DataFrame(out, columns=self.names)
+        return ValueScores(frame, scored, reasons, evidence, n_tokens, self.version, list(self.dimensions))
+
+    def _unscorable(self, text: str, low: str, toks: list[str]) -> str | None:
+        if not toks:
+            return "empty"
+        if not low.isascii():
+            non_ascii = sum(1 for c in _NON_ASCII_RE.findall(low) if c.isalpha())
+            letters = sum(len(t) for t in toks)
+            if non_ascii > NON_ASCII_MAX * letters:
+                return "non_english"
+        if len(toks) < self.min_tokens:
+            return "too_short"
+        english = sum(1 for t in toks if t in ENGLISH_STOPWORDS)
+        foreign = sum(1 for t in toks if t in FOREIGN_STOPWORDS)
+        if foreign >= FOREIGN_MIN * len(toks) and foreign > english:
+            return "non_english"
+        if english == 0 and len(toks) >= LONG_NO_STOPWORDS:
+            return "non_english"
+        return None
+
+
+def _config_hash(custom_dimensions, plugins) -> str:
+    # The version names the plugin config, so stored scores say which dimension definitions produced them.
+    h = hashlib.sha256(json.dumps(custom_dimensions, sort_keys=True, default=str).encode())
+    for p in plugins:
+        h.update(repr((p.terms, p.regex.pattern if p.regex else None)).encode())
+    return h.hexdigest()[:8]
+
+
+def load_scorer(custom_dimensions: list[dict] | None = None) -> ValueScorer:
+    """Build a scorer with the built-in dimensions plus `custom_dimensions` (plugin dicts, see docs/values.md)."""
+    return ValueScorer(custom_dimensions)
