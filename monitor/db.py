@@ -92,7 +92,8 @@ def _create_views(con: duckdb.DuckDBPyConnection) -> None:
             raise QueryError(f"view {f.path} failed to build: {e}") from e
 
 
-def connect(home: Home, *, guarded: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(home: Home, *, guarded: bool = False, threads: int | None = None,
+            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory DuckDB connection over the home's lake and state; `guarded` locks it down for ad hoc SQL."""
     con = duckdb.connect(":memory:")
     if threads:
@@ -106,14 +107,22 @@ def connect(home: Home, *, guarded: bool = False, threads: int | None = None) ->
         con.unregister("_arrow_tmp")
     _create_views(con)
     if guarded:
-        lock_down(con, home)
+        lock_down(con, home, manifest, memory_limit=memory_limit)
     return con
 
 
-def lock_down(con: duckdb.DuckDBPyConnection, home: Home) -> None:
-    """Allow reads of the lake's own files only, no other file or network access, and freeze the settings."""
-    lake = str(home.lake.root) + "/"
-    con.execute(f"SET allowed_directories=[{quote_literal(lake)}]")
+def lock_down(con: duckdb.DuckDBPyConnection, home: Home, manifest: dict | None = None,
+              memory_limit: str | None = None) -> None:
+    """Allow reads of exactly the manifest's lake files, no other file or network access, and freeze the settings."""
+    # Exact files rather than the lake folder: with a folder allowed, `COPY ... TO '<lake>/x.csv'` could write into
+    # the lake. `manifest` must be the one the views were built from, or files compacted away meanwhile are denied.
+    manifest = manifest if manifest is not None else home.lake.manifest()
+    files = [str(p) for name in TABLES for p in home.lake.files(name, manifest)]
+    # The default temp folder (./.tmp) would be added to the allowed folders: disable spilling instead.
+    con.execute("SET temp_directory=''")
+    if memory_limit:
+        con.execute(f"SET memory_limit={quote_literal(memory_limit)}")
+    con.execute(f"SET allowed_paths=[{', '.join(quote_literal(f) for f in files)}]")
     con.execute("SET enable_external_access=false")
     con.execute("SET autoinstall_known_extensions=false")
     con.execute("SET autoload_known_extensions=false")

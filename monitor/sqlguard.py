@@ -1,0 +1,354 @@
+"""Read-only ad hoc SQL: a SELECT-only check with two real parsers, then a locked-down connection, a row cap and a timer.
+
+Layers, each enough on its own for the common attacks, together for the uncommon ones:
+1. sqlglot (DuckDB dialect) must see exactly one query statement (SELECT, WITH ... SELECT, VALUES, a set operation,
+   DESCRIBE/SHOW TABLES/SUMMARIZE), no write or session nodes anywhere in the tree, only known tables and CTE names
+   in FROM (so ``FROM '/etc/passwd'`` is refused) and only allow-listed table functions (``range``, ``unnest``...).
+2. DuckDB's own parser must also see exactly one statement of type SELECT; that parsed statement is what runs, so a
+   difference between the two parsers (a comment trick, say) cannot smuggle a second statement through.
+3. The connection is in memory, may read only the lake files of its manifest, has external access disabled and its
+   configuration locked (`monitor.db.lock_down`): a COPY, ATTACH or read_csv the parsers missed still fails.
+4. A timer interrupts the query after the time limit; at most ``row_limit + 1`` rows are fetched.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import decimal
+import difflib
+import logging
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.tokens import TokenType
+
+from monitor.errors import QueryError, SqlGuardError
+
+HINT_TABLES = "query the monitor's tables instead; list them with: monitor sql 'SHOW TABLES'"
+DEFAULT_MEMORY_LIMIT = "4GB"
+
+# Table functions a query may call in FROM: they compute, they do not read files, the network or settings.
+ALLOWED_TABLE_FUNCTIONS = frozenset({
+    "range", "generate_series", "unnest", "json_each", "json_tree",
+    "duckdb_tables", "duckdb_views", "duckdb_columns", "duckdb_functions", "duckdb_types", "duckdb_keywords",
+    "duckdb_schemas", "pragma_table_info",
+})
+# Functions refused wherever they appear (also as scalars or inside LATERAL): file, network, query-running and
+# state-changing functions of DuckDB and its common extensions.
+_FORBIDDEN_FUNCTION = re.compile(
+    r"^(read_\w+|\w+_scan|scan_\w+|glob|sniff_csv|parquet_\w+|query|query_table|json_execute_serialized_sql|"
+    r"iceberg_\w+|delta_\w+|sqlite_\w+|postgres_\w+|mysql_\w+|http\w*|s3_\w+|checkpoint|force_checkpoint|"
+    r"enable_\w+|disable_\w+|truncate_duckdb_logs|\w*external_resource\w*|\w*grammar_extension\w*|"
+    r"duckdb_settings|duckdb_secrets|which_secret|load_\w+|install_\w+|getenv|read_duckdb)$",
+    re.IGNORECASE,
+)
+# Schemas whose built-in views are fine to read.
+_SYSTEM_SCHEMAS = {"information_schema", "pg_catalog"}
+_ALLOWED_CATALOGS = {"", "memory", "system", "temp"}
+_ALLOWED_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Describe, exp.Summarize, exp.Show)
+_WHY = {
+    exp.Insert: "writes rows", exp.Update: "writes rows", exp.Delete: "deletes rows", exp.Merge: "writes rows",
+    exp.Create: "creates objects", exp.Drop: "drops objects", exp.Alter: "changes the schema",
+    exp.TruncateTable: "deletes rows", exp.Copy: "reads or writes files", exp.Attach: "attaches a database",
+    exp.Detach: "detaches a database", exp.Install: "installs an extension", exp.Set: "changes a setting",
+    exp.Pragma: "changes a setting", exp.Use: "switches the database", exp.Transaction: "controls transactions",
+    exp.Commit: "controls transactions", exp.Rollback: "controls transactions", exp.Command: "is not a query",
+    exp.Into: "writes a table",
+}
+_STMT_WORD = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z_]+)", re.DOTALL)
+_CATALOG_TABLE = re.compile(r'Table with name ("?)([^"!]+)\1 does not exist', re.IGNORECASE)
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple]
+    truncated: bool
+    elapsed: float
+    row_limit: int
+    sql: str = ""
+    params: dict = field(default_factory=dict)
+
+    @property
+    def df(self):
+        """The rows as a pandas DataFrame (pandas is imported only when asked for)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.rows, columns=self.columns)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as JSON-ready dicts (timestamps ISO 8601, decimals as floats)."""
+        return [{c: _jsonable(v) for c, v in zip(self.columns, row)} for row in self.rows]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (dt.datetime, dt.date, dt.time)):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if isinstance(v, (bytes, bytearray)):
+        return v.hex()
+    if isinstance(v, dt.timedelta):
+        return v.total_seconds()
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _colon_params_to_dollar(sql: str) -> str:
+    """Rewrite `:name` placeholders as DuckDB's `$name`, leaving casts (`::`), slices (`x[1:n]`) and strings alone."""
+    try:
+        tokens = sqlglot.tokenize(sql, read="duckdb")
+    except sqlglot.errors.TokenError:
+        return sql
+    edits = []
+    for i, tok in enumerate(tokens[:-1]):
+        nxt = tokens[i + 1]
+        if tok.token_type != TokenType.COLON or nxt.start != tok.end + 1 or nxt.token_type != TokenType.VAR:
+            continue
+        prev = tokens[i - 1] if i else None
+        # `x[1:n]` and `{'a':b}` have a value right before the colon; a placeholder follows an operator or keyword.
+        if prev is not None and prev.end + 1 == tok.start and prev.token_type in (
+            TokenType.NUMBER, TokenType.STRING, TokenType.VAR, TokenType.R_BRACKET, TokenType.R_PAREN,
+        ):
+            continue
+        edits.append(tok.start)
+    for pos in reversed(edits):
+        sql = sql[:pos] + "$" + sql[pos + 1:]
+    return sql
+
+
+def query_params(sql: str) -> list[str]:
+    """The named parameters (`$name` or `:name`) of a query, in order of first appearance."""
+    text = _colon_params_to_dollar(sql)
+    try:
+        tokens = sqlglot.tokenize(text, read="duckdb")
+    except sqlglot.errors.TokenError:
+        return []
+    names: list[str] = []
+    for i, tok in enumerate(tokens[:-1]):
+        nxt = tokens[i + 1]
+        if tok.token_type in (TokenType.PARAMETER,) and nxt.start == tok.end + 1 and nxt.token_type in (
+            TokenType.VAR, TokenType.NUMBER,
+        ) and not nxt.text.isdigit():
+            if nxt.text not in names:
+                names.append(nxt.text)
+    return names
+
+
+@contextlib.contextmanager
+def _quiet_sqlglot():
+    """Silence sqlglot's "falling back to parsing as a Command" warning: such statements are refused anyway."""
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _refuse(what: str, hint: str = HINT_TABLES) -> SqlGuardError:
+    return SqlGuardError(f"query refused: {what}", hint)
+
+
+def _func_name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.this)
+    return node.sql_name() if isinstance(node, exp.Func) else type(node).__name__
+
+
+def validate_select(sql: str, tables: set[str] | None = None) -> str:
+    """Return the query (with `:name` rewritten to `$name`) if it is one read-only query, else raise SqlGuardError."""
+    if not sql or not sql.strip():
+        raise _refuse("the query is empty", "e.g. monitor sql 'SELECT count(*) FROM turns'")
+    text = _colon_params_to_dollar(sql.strip())
+    try:
+        with _quiet_sqlglot():
+            statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
+    except sqlglot.errors.SqlglotError as e:
+        word = _STMT_WORD.match(text)
+        first = word.group(1).upper() if word else ""
+        if first in {"EXPORT", "IMPORT", "CREATE", "COPY", "ATTACH", "INSTALL", "LOAD", "CALL", "SET", "RESET"}:
+            raise _refuse(f"{first} statements are not allowed: only read-only queries (SELECT) run here") from e
+        msg = str(e).splitlines()[0]
+        raise _refuse(f"could not parse the query as one DuckDB SELECT ({msg})",
+                      "check the syntax; only SELECT / WITH / VALUES / DESCRIBE / SHOW TABLES are allowed") from e
+    if len(statements) != 1:
+        raise _refuse(f"{len(statements)} statements given; run one query at a time", "remove the ';' and what follows")
+    root = statements[0]
+    if isinstance(root, exp.Command):
+        word = str(root.this).upper()
+        raise _refuse(f"{word} statements are not allowed: only read-only queries (SELECT) run here")
+    if isinstance(root, exp.Pivot):
+        raise _refuse("a PIVOT statement defines types before it runs, so it is not a plain read",
+                      "use conditional aggregates instead: count(*) FILTER (WHERE model_version = '...')")
+    if not isinstance(root, _ALLOWED_ROOTS):
+        word = _STMT_WORD.match(text)
+        name = word.group(1).upper() if word else type(root).__name__
+        raise _refuse(f"{name} is not a read-only query: only SELECT / WITH / VALUES / DESCRIBE / SHOW TABLES / "
+                      "SUMMARIZE run here")
+    if isinstance(root, exp.Show) and str(root.name).upper() not in {"TABLES", "ALL TABLES"}:
+        raise _refuse(f"SHOW {root.name} is not allowed", "use SHOW TABLES or DESCRIBE <table>")
+    if isinstance(root, exp.Select) and root.args.get("into"):
+        raise _refuse("SELECT ... INTO writes a table", "drop the INTO clause")
+    for node in root.walk():
+        for kind, why in _WHY.items():
+            if isinstance(node, kind):
+                raise _refuse(f"the query {why} ({type(node).__name__.upper()})")
+        if isinstance(node, exp.Func) and _FORBIDDEN_FUNCTION.match(_func_name(node)):
+            raise _refuse(f"function {_func_name(node).lower()}() reads files, the network or settings")
+    cte_names = {c.alias_or_name.lower() for c in root.find_all(exp.CTE)}
+    known = {t.lower() for t in tables} if tables is not None else None
+    for table in root.find_all(exp.Table):
+        _check_table(table, cte_names, known)
+    return text
+
+
+def _check_table(table: exp.Table, cte_names: set[str], known: set[str] | None) -> None:
+    target = table.this
+    if isinstance(target, exp.Func):
+        name = _func_name(target).lower()
+        if name not in ALLOWED_TABLE_FUNCTIONS:
+            raise _refuse(f"table function {name}() is not allowed (only {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))})")
+        return
+    if not isinstance(target, exp.Identifier):
+        raise _refuse(f"unsupported FROM item {table.sql('duckdb')[:60]!r}")
+    name = target.name
+    catalog, schema = table.catalog.lower(), table.db.lower()
+    if catalog not in _ALLOWED_CATALOGS:
+        raise _refuse(f"database {table.catalog!r} is not available")
+    if schema in _SYSTEM_SCHEMAS:
+        return
+    if schema not in {"", "main"}:
+        raise _refuse(f"schema {table.db!r} is not available")
+    # DuckDB turns an unknown name such as '/etc/passwd' or "data.csv" into a file scan: refuse path-like names.
+    if any(ch in name for ch in "/\\.:~*?") or re.search(r"\.\w{2,8}$", name):
+        raise _refuse(f"{name!r} looks like a file; reading files is not allowed")
+    if known is not None and name.lower() not in known and name.lower() not in cte_names:
+        close = difflib.get_close_matches(name.lower(), sorted(known), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else HINT_TABLES
+        raise _refuse(f"unknown table {name!r}", hint)
+
+
+def _table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+    ).fetchall()}
+
+
+def _wrap_duckdb_error(e: duckdb.Error, tables: set[str]) -> QueryError:
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    hint = None
+    m = _CATALOG_TABLE.search(text)
+    if m:
+        close = difflib.get_close_matches(m.group(2).lower(), sorted(t.lower() for t in tables), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else HINT_TABLES
+    else:
+        extra = [ln.strip() for ln in text.splitlines()[1:] if ln.strip().startswith(("Did you mean", "Candidate"))]
+        hint = extra[0] if extra else None
+    if isinstance(e, duckdb.PermissionException):
+        return SqlGuardError(f"query refused: {first}", HINT_TABLES)
+    return QueryError(f"query failed: {first}", hint)
+
+
+def guarded_connection(home, memory_limit: str | None = DEFAULT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection over the home's tables, locked down for ad hoc SQL."""
+    from monitor.db import connect
+
+    return connect(home, guarded=True, memory_limit=memory_limit)
+
+
+def run_query(home, sql: str, params: dict | None = None, row_limit: int = 1000, time_limit_s: float = 10.0,
+              con: duckdb.DuckDBPyConnection | None = None) -> QueryResult:
+    """Validate and run one read-only query on a guarded connection, with a row cap and a time limit."""
+    if row_limit < 1:
+        raise QueryError(f"row limit must be at least 1 (got {row_limit})", "e.g. --limit 1000")
+    own = con is None
+    con = con if con is not None else guarded_connection(home)
+    try:
+        tables = _table_names(con)
+        text = validate_select(sql, tables)
+        try:
+            statements = con.extract_statements(text)
+        except duckdb.Error as e:
+            raise _wrap_duckdb_error(e, tables) from e
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            kinds = ", ".join(str(s.type).split(".")[-1] for s in statements)
+            raise _refuse(f"DuckDB reads this as {kinds or 'no statement'}, not one SELECT")
+        stmt = statements[0]
+        wanted = set(stmt.named_parameters)
+        given = {k.lstrip("$:"): v for k, v in (params or {}).items()}
+        missing = sorted(wanted - set(given))
+        if missing:
+            raise QueryError(f"missing value for parameter(s): {', '.join('$' + m for m in missing)}",
+                             "e.g. --param " + missing[0] + "=VALUE")
+        unused = sorted(set(given) - wanted)
+        if unused:
+            raise QueryError(f"parameter(s) not used by the query: {', '.join(unused)}",
+                             f"the query uses: {', '.join(sorted(wanted)) or 'no parameters'}")
+        bind = {k: given[k] for k in wanted}
+        stopped = threading.Event()
+
+        def stop() -> None:
+            stopped.set()
+            con.interrupt()
+
+        timer = threading.Timer(time_limit_s, stop)
+        t0 = time.perf_counter()
+        timer.start()
+        try:
+            cur = con.execute(stmt, bind) if bind else con.execute(stmt)
+            rows = cur.fetchmany(row_limit + 1)
+            description = cur.description or []
+        except duckdb.Error as e:
+            if stopped.is_set():
+                raise QueryError(f"query stopped after {time_limit_s:g} s",
+                                 "add a LIMIT or filter by date / window_start") from e
+            raise _wrap_duckdb_error(e, tables) from e
+        finally:
+            timer.cancel()
+        elapsed = time.perf_counter() - t0
+        truncated = len(rows) > row_limit
+        return QueryResult(
+            columns=[d[0] for d in description],
+            types=[str(d[1]) for d in description],
+            rows=[tuple(r) for r in rows[:row_limit]],
+            truncated=truncated,
+            elapsed=elapsed,
+            row_limit=row_limit,
+            sql=text,
+            params=bind,
+        )
+    finally:
+        if own:
+            con.close()
+
+
+def schema(home) -> dict[str, list[tuple[str, str]]]:
+    """Every queryable table and view with its (column, type) pairs, for the schema browser and `--tables`."""
+    con = guarded_connection(home)
+    try:
+        rows = con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
+        ).fetchall()
+    finally:
+        con.close()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for table, column, dtype in rows:
+        out.setdefault(table, []).append((column, dtype))
+    return out

@@ -1,0 +1,264 @@
+"""The read-only SQL guard: attack queries are refused or stopped, legitimate queries run, nothing is written."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from monitor.errors import QueryError, SqlGuardError
+from monitor.home import Home
+from monitor.sqlguard import query_params, run_query, schema, validate_select
+
+
+def _turns(n: int) -> pa.Table:
+    base = dt.datetime(2026, 11, 1)
+    return pa.table({
+        "turn_id": [f"t{i}" for i in range(n)],
+        "conversation_id": [f"c{i // 2}" for i in range(n)],
+        "turn_index": pa.array([i % 2 for i in range(n)], pa.int32()),
+        "ts": pa.array([base + dt.timedelta(hours=i) for i in range(n)], pa.timestamp("us")),
+        "model": ["assistant"] * n,
+        "model_version": ["2026.10" if i < n // 2 else "2026.11" for i in range(n)],
+        "deployment": ["web" if i % 3 else "api" for i in range(n)],
+        "user_message": [f"question {i}" for i in range(n)],
+        "assistant_message": [f"answer {i}" for i in range(n)],
+        "feedback": ["up" if i % 4 else "down" for i in range(n)],
+        "date": [(base + dt.timedelta(hours=i)).strftime("%Y-%m-%d") for i in range(n)],
+    })
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Home:
+    h = Home.open(tmp_path_factory.mktemp("sqlguard") / "home")
+    h.lake.append("turns", _turns(60))
+    h.state.migrate()  # create state.sqlite now, not during the first query
+    return h
+
+
+def _snapshot(root: Path) -> dict[str, object]:
+    """Every file of the home with its size and mtime, plus the SQLite state's full dump (readers may checkpoint its
+    WAL, which changes the file but not the data)."""
+    import sqlite3
+
+    files = {str(p): (p.stat().st_size, p.stat().st_mtime) for p in root.rglob("*")
+             if p.is_file() and not p.name.startswith("state.sqlite")}
+    con = sqlite3.connect(root / "state.sqlite")
+    try:
+        files["state"] = "\n".join(con.iterdump())
+    finally:
+        con.close()
+    return files
+
+
+# Each attack, and a word its refusal message must contain. All must raise SqlGuardError or QueryError.
+ATTACKS = [
+    ("DROP TABLE turns", "refused"),
+    ("DROP VIEW turns", "refused"),
+    ("DELETE FROM alerts", "refused"),
+    ("INSERT INTO alerts (id) VALUES (1)", "refused"),
+    ("UPDATE alerts SET status = 'resolved'", "refused"),
+    ("CREATE TABLE x AS SELECT * FROM turns", "refused"),
+    ("CREATE OR REPLACE VIEW turns AS SELECT 1", "refused"),
+    ("COPY turns TO '{tmp}/out.csv'", "refused"),
+    ("COPY (SELECT * FROM turns) TO '{lake}/stolen.parquet' (FORMAT parquet)", "refused"),
+    ("COPY alerts FROM '/etc/passwd'", "refused"),
+    ("ATTACH '{tmp}/evil.duckdb' AS evil", "refused"),
+    ("DETACH memory", "refused"),
+    ("INSTALL httpfs", "refused"),
+    ("LOAD httpfs", "refused"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "read_csv"),
+    ("SELECT * FROM read_csv_auto('/etc/passwd')", "read_csv_auto"),
+    ("SELECT * FROM read_text('/etc/hostname')", "read_text"),
+    ("SELECT * FROM read_blob('/etc/hostname')", "read_blob"),
+    ("SELECT * FROM read_json('{tmp}/x.json')", "read_json"),
+    ("SELECT * FROM read_parquet('{lake}/turns/*/*.parquet')", "read_parquet"),
+    ("SELECT * FROM parquet_scan('{lake}/turns/*/*.parquet')", "refused"),
+    ("SELECT * FROM '/etc/passwd'", "file"),
+    ('SELECT * FROM "/etc/passwd"', "file"),
+    ("FROM '{lake}/_manifest.json'", "file"),
+    ("SELECT * FROM turns JOIN 'data.csv' ON true", "file"),
+    ("SELECT * FROM glob('/*')", "glob"),
+    ("SELECT * FROM sniff_csv('/etc/passwd')", "sniff_csv"),
+    ("SELECT * FROM query('SELECT 1')", "query"),
+    ("SELECT * FROM turns, LATERAL (SELECT * FROM read_text('/etc/passwd'))", "read_text"),
+    ("SELECT (SELECT count(*) FROM read_csv('/etc/passwd')) AS n", "read_csv"),
+    ("SELECT * FROM duckdb_settings()", "refused"),
+    ("SELECT * FROM checkpoint()", "refused"),
+    ("SET threads = 1", "refused"),
+    ("SET enable_external_access = true", "refused"),
+    ("RESET threads", "refused"),
+    ("PRAGMA enable_profiling", "refused"),
+    ("CALL pragma_version()", "refused"),
+    ("CHECKPOINT", "refused"),
+    ("EXPORT DATABASE '{tmp}/export'", "EXPORT"),
+    ("IMPORT DATABASE '{tmp}/export'", "IMPORT"),
+    ("SELECT 1; DROP TABLE turns", "2 statements"),
+    ("SELECT 1 -- harmless\n; DELETE FROM alerts", "2 statements"),
+    ("SELECT 1 INTO evil", "refused"),
+    ("USE memory", "refused"),
+    ("BEGIN TRANSACTION", "refused"),
+    ("VACUUM", "refused"),
+    ("SELECT * FROM other_db.main.turns", "database"),
+    ("SELECT * FROM os", "unknown table"),
+    ("", "empty"),
+]
+
+
+@pytest.mark.parametrize("template, word", ATTACKS, ids=[a[0][:40] for a in ATTACKS])
+def test_attack_is_refused_and_writes_nothing(home, tmp_path, template, word):
+    sql = template.format(tmp=tmp_path, lake=home.lake.root)
+    before = _snapshot(home.root)
+    with pytest.raises(SqlGuardError) as err:
+        run_query(home, sql, time_limit_s=5)
+    assert word.lower() in str(err.value).lower()
+    assert err.value.hint
+    assert list(tmp_path.iterdir()) == []
+    assert _snapshot(home.root) == before
+    assert not any(Path.cwd().glob("out.csv"))
+
+
+def test_lock_down_stops_what_the_parser_would_miss(home, tmp_path):
+    """Defense in depth: a guarded connection itself refuses file reads, writes into the lake and setting changes."""
+    from monitor.db import connect
+
+    con = connect(home, guarded=True)
+    lake_file = home.lake.files("turns")[0]
+    probes = [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        f"COPY (SELECT 1) TO '{home.lake.root}/x.csv'",
+        f"COPY (SELECT 1) TO '{home.lake.root}/_tmp/x.csv'",
+        f"COPY (SELECT 1) TO '{tmp_path}/x.csv'",
+        f"SELECT * FROM read_text('{home.lake.root}/_manifest.json')",
+        f"ATTACH '{tmp_path}/a.duckdb'",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "SET enable_external_access = true",
+        "SET allowed_paths = ['/etc/passwd']",
+    ]
+    try:
+        for sql in probes:
+            with pytest.raises(Exception):
+                con.execute(sql)
+        assert con.execute("SELECT count(*) FROM turns").fetchone()[0] == 60
+        assert con.execute(f"SELECT count(*) FROM read_parquet('{lake_file}')").fetchone()[0] > 0
+    finally:
+        con.close()
+    assert list(tmp_path.iterdir()) == []
+    assert not (home.lake.root / "x.csv").exists()
+
+
+@pytest.mark.parametrize("sql", [
+    # a recursive CTE that never ends
+    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+    # a cross join of 10^18 rows
+    "SELECT count(*) FROM range(1000000000) a, range(1000000000) b WHERE a.range + b.range = -1",
+])
+def test_query_that_never_ends_is_stopped(home, sql):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(QueryError) as err:
+        run_query(home, sql, time_limit_s=1.0)
+    took = time.perf_counter() - t0
+    assert "stopped after 1 s" in str(err.value)
+    assert "LIMIT" in err.value.hint
+    assert took < 8, f"interrupt took {took:.1f}s"
+
+
+LEGIT = [
+    ("SELECT count(*) AS n FROM turns", [(60,)]),
+    ("FROM turns SELECT count(*)", [(60,)]),
+    ("WITH v AS (SELECT model_version, count(*) AS n FROM turns GROUP BY 1) SELECT * FROM v ORDER BY 1",
+     [("2026.10", 30), ("2026.11", 30)]),
+    ("SELECT turn_id, row_number() OVER (PARTITION BY model_version ORDER BY ts) AS rn FROM turns "
+     "QUALIFY rn = 1 ORDER BY turn_id", [("t0", 1), ("t30", 1)]),
+    ("SELECT 'a' AS x UNION ALL SELECT 'b' ORDER BY x", [("a",), ("b",)]),
+    ("SELECT count(*) FROM turns WHERE deployment = 'api' EXCEPT SELECT 0", [(20,)]),
+    ("VALUES (1, 'x'), (2, 'y')", [(1, "x"), (2, "y")]),
+    ("SELECT sum(range) FROM range(5)", [(10,)]),
+    ("SELECT count(*) FROM turns t JOIN segments s USING (turn_id)", [(0,)]),
+    ("SELECT count(*) FROM information_schema.tables WHERE table_name = 'turns'", [(1,)]),
+    ("SELECT count(*) FROM main.turns", [(60,)]),
+    ("SELECT count(*) FROM alerts", [(0,)]),
+    ("SELECT x::INTEGER AS y FROM (SELECT '7' AS x)", [(7,)]),
+    ("SELECT [1, 2, 3][2:3] AS s", [([2, 3],)]),
+]
+
+
+@pytest.mark.parametrize("sql, expected", LEGIT, ids=[q[0][:40] for q in LEGIT])
+def test_legit_query_runs(home, sql, expected):
+    before = _snapshot(home.root)
+    res = run_query(home, sql)
+    assert res.rows == expected
+    assert not res.truncated
+    assert _snapshot(home.root) == before
+
+
+def test_describe_show_summarize(home):
+    assert ("turns",) in run_query(home, "SHOW TABLES").rows
+    cols = [r[0] for r in run_query(home, "DESCRIBE turns").rows]
+    assert cols[:3] == ["turn_id", "content_hash", "conversation_id"]
+    assert run_query(home, "SUMMARIZE turns").columns[0] == "column_name"
+
+
+def test_named_parameters_dollar_and_colon(home):
+    sql = "SELECT count(*) FROM turns WHERE model_version = $version AND deployment = :dep"
+    assert query_params(sql) == ["version", "dep"]
+    res = run_query(home, sql, {"version": "2026.11", "dep": "api"})
+    assert res.rows == [(10,)]
+    with pytest.raises(QueryError, match=r"missing value for parameter\(s\): \$dep"):
+        run_query(home, sql, {"version": "2026.11"})
+    with pytest.raises(QueryError, match="not used"):
+        run_query(home, sql, {"version": "x", "dep": "y", "extra": 1})
+
+
+def test_query_params_ignores_casts_slices_and_strings():
+    assert query_params("SELECT x::INT, y[1:n], ':nope', '$nope' FROM t WHERE a = $a AND b = :b AND c = $a") == [
+        "a", "b"]
+    assert query_params("SELECT 1") == []
+
+
+def test_row_cap_sets_truncated(home):
+    res = run_query(home, "SELECT * FROM turns ORDER BY turn_id", row_limit=25)
+    assert len(res.rows) == 25 and res.truncated
+    res = run_query(home, "SELECT * FROM turns", row_limit=60)
+    assert len(res.rows) == 60 and not res.truncated
+    assert res.df.shape == (60, len(res.columns))
+
+
+def test_unknown_table_suggests_the_close_one(home):
+    with pytest.raises(SqlGuardError) as err:
+        run_query(home, "SELECT * FROM turnz")
+    assert "unknown table 'turnz'" in str(err.value)
+    assert "did you mean turns" in err.value.hint
+
+
+def test_duckdb_errors_become_one_line_query_errors(home):
+    with pytest.raises(QueryError) as err:
+        run_query(home, "SELECT no_such_column FROM turns")
+    assert "\n" not in err.value.message
+    assert err.value.message.startswith("query failed: Binder Error")
+    with pytest.raises(QueryError, match="parse"):
+        run_query(home, "SELEC 1")
+
+
+def test_validate_select_without_catalog_still_refuses_paths():
+    assert validate_select("SELECT * FROM anything") == "SELECT * FROM anything"
+    with pytest.raises(SqlGuardError):
+        validate_select("SELECT * FROM 'secrets.csv'")
+
+
+def test_schema_lists_tables_with_typed_columns(home):
+    s = schema(home)
+    assert ("turn_id", "VARCHAR") in s["turns"]
+    assert ("ts", "TIMESTAMP") in s["turns"]
+    assert {"turns", "segments", "scores", "metrics_log", "metrics", "alerts", "labels"} <= set(s)
+
+
+def test_records_are_json_ready(home):
+    import json
+
+    res = run_query(home, "SELECT ts, 1.5::DECIMAL(4,2) AS d FROM turns ORDER BY ts LIMIT 1")
+    assert json.loads(json.dumps(res.records())) == [{"ts": "2026-11-01T00:00:00", "d": 1.5}]
