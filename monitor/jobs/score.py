@@ -1,0 +1,118 @@
+"""Job `score`: classify every turn not yet scored by the current classifier versions and append to `scores`.
+
+Incremental by construction: a turn is pending while no `scores` row carries the loaded classifiers' versions
+and backend (see sql/jobs/score_pending.sql), so a new classifier version re-scores everything once and view
+`latest_scores` then prefers the newest rows. Work is committed batch by batch, so an interrupted run keeps
+what it finished. A turn whose non-empty text got no label (for example an LLM judge out of its daily budget)
+is left pending for the next run; a turn with nothing to classify gets a row with null labels so it is not
+retried forever.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import numpy as np
+import pyarrow as pa
+
+from monitor.db import connect
+from monitor.errors import ClassifierError
+from monitor.jobs import Job, JobContext
+from monitor.resources import load_sql
+from monitor.schema import SCORES
+from monitor.state import utcnow
+
+log = logging.getLogger("monitor.jobs.score")
+
+BATCH_ROWS = 20_000
+
+
+def load_configured_classifiers(home):
+    """The classifiers named in the home's `[classifiers]` config."""
+    try:
+        from monitor.classify import load_classifiers
+    except ImportError as e:  # the classifier package is part of the install; this is a broken checkout
+        raise ClassifierError(f"cannot import monitor.classify: {e}", "reinstall alignment-monitor") from e
+    cfg = home.config.classifiers
+    return load_classifiers(backend=cfg.backend, options=dict(cfg.llm_judge) or None)
+
+
+def _as_list(x, n: int) -> list:
+    if x is None:
+        return [None] * n
+    return list(x)
+
+
+def _scores(values, n: int) -> list:
+    if values is None:
+        return [None] * n
+    arr = np.asarray(values, dtype=float)
+    return [None if not np.isfinite(v) else float(v) for v in arr]
+
+
+def score_batch(clf, rows: list[tuple], scored_at, backend: str) -> pa.Table:
+    """Classify one batch of (turn_id, user_message, assistant_message, date) rows into `scores` rows."""
+    turn_ids = [r[0] for r in rows]
+    prompts = [r[1] or "" for r in rows]
+    responses = [r[2] or "" for r in rows]
+    n = len(rows)
+    ref = clf.score_refusal(responses, prompts=prompts)
+    harm = clf.score_harm(prompts)
+    r_labels, r_scores = _as_list(ref.labels, n), _scores(ref.scores, n)
+    h_labels, h_scores = _as_list(harm.labels, n), _scores(harm.scores, n)
+    h_cats = _as_list(getattr(harm, "categories", None), n)
+    keep = [
+        i for i in range(n)
+        if not (responses[i].strip() and r_labels[i] is None) and not (prompts[i].strip() and h_labels[i] is None)
+    ]
+    cols = {
+        "turn_id": [turn_ids[i] for i in keep],
+        "refusal": [r_labels[i] for i in keep],
+        "refusal_score": [r_scores[i] for i in keep],
+        "prompt_harm": [h_labels[i] for i in keep],
+        "prompt_harm_score": [h_scores[i] for i in keep],
+        "prompt_harm_category": [h_cats[i] for i in keep],
+        "refusal_version": [clf.refusal_version] * len(keep),
+        "harm_version": [clf.harm_version] * len(keep),
+        "backend": [backend] * len(keep),
+        "scored_at": [scored_at] * len(keep),
+        "date": [rows[i][3] for i in keep],
+    }
+    return pa.table(cols, schema=SCORES.schema)
+
+
+def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS) -> int:
+    """Score every pending turn in batches; returns the number of score rows written."""
+    home = ctx.home
+    clf = clf or load_configured_classifiers(home)
+    backend = getattr(clf, "backend", None) or home.config.classifiers.backend
+    q = load_sql("jobs/score_pending.sql")
+    con = connect(home)
+    written = skipped = 0
+    try:
+        cur = con.execute(q.sql, {"refusal_version": clf.refusal_version, "harm_version": clf.harm_version,
+                                  "backend": backend})
+        while True:
+            rows = cur.fetchmany(batch_rows)
+            if not rows:
+                break
+            # scored_at is processing time, not ctx.now: latest_scores and the metrics watermark order by it,
+            # and a replayed clock must not make a re-score look older than the score it replaces.
+            table = score_batch(clf, rows, utcnow(), backend)
+            skipped += len(rows) - table.num_rows
+            written += home.lake.append("scores", table)
+            log.info("scored %d turns (%d so far)", table.num_rows, written)
+    finally:
+        con.close()
+    if skipped:
+        log.warning("%d turns got no label (classifier budget or error); they stay pending", skipped)
+    return written
+
+
+def _depends() -> tuple[str, ...]:
+    # Ingestion lives in another module; depend on it only where it exists so `jobs run` works in any checkout.
+    return ("ingest_inbox",) if importlib.util.find_spec("monitor.jobs.ingest_inbox") else ()
+
+
+JOBS = [Job("score", run_score, depends_on=_depends(),
+            help="Classify new turns (refusal, prompt harm) with the configured classifiers.")]

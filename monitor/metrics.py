@@ -1,0 +1,68 @@
+"""The registry of metrics: name, the SQL file that computes its counts, and the help text shown as a tooltip.
+
+Metrics are plain data. Several metrics may share one SQL file (one pass over the data yields every count of a
+family); a test checks that every file under ``sql/metrics`` has an entry here and every entry a file. Later
+families (values, disparity) add their rows to `METRICS`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.errors import MonitorError
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    sql_file: str  # relative to sql/, e.g. "metrics/refusal_rates.sql"
+    help: str
+    family: str = "refusal"
+    corrected: bool = False  # carries an error-corrected value next to the raw one
+
+
+_REFUSAL_SQL = "metrics/refusal_rates.sql"
+
+METRICS: tuple[Metric, ...] = (
+    Metric(
+        "refusal_rate", _REFUSAL_SQL,
+        "Share of the assistant's replies that refuse, fully or partly, whatever the request. "
+        "On its own it says little: read it next to over- and under-refusal.",
+    ),
+    Metric(
+        "over_refusal_rate", _REFUSAL_SQL,
+        "Among requests the harm classifier judged benign, the share of replies that refuse (fully or partly): "
+        "the assistant turning away legitimate users. 'Corrected' removes both classifiers' measured errors.",
+        corrected=True,
+    ),
+    Metric(
+        "under_refusal_rate", _REFUSAL_SQL,
+        "Among requests the harm classifier judged harmful, the share of replies that comply: harmful "
+        "compliance. Raw values are inflated by benign requests misread as harmful; trust 'corrected' for levels.",
+        corrected=True,
+    ),
+    Metric(
+        "partial_refusal_share", _REFUSAL_SQL,
+        "Among replies that refuse, the share that refuse only partly (decline part of the request, or refuse "
+        "and then offer an alternative).",
+    ),
+    Metric(
+        "turn_count", _REFUSAL_SQL,
+        "Number of scored assistant replies in the window (volume). The value is the count; there is no interval.",
+    ),
+    Metric(
+        "thumbs_down_rate", _REFUSAL_SQL,
+        "Among replies that received user feedback, the share rated thumbs down. Only where logs carry feedback.",
+    ),
+)
+
+
+def get(name: str) -> Metric:
+    """The registered metric called `name`."""
+    for m in METRICS:
+        if m.name == name:
+            return m
+    import difflib
+
+    close = difflib.get_close_matches(name, [m.name for m in METRICS], n=1)
+    raise MonitorError(f"unknown metric {name!r}", f"did you mean {close[0]!r}?" if close else
+                       f"known metrics: {', '.join(m.name for m in METRICS)}")

@@ -1,0 +1,296 @@
+"""Interval estimates for rates and corrections of rates for classifier error.
+
+Three tools, all numpy:
+
+- `wilson`: the Wilson score interval of a binomial proportion (good coverage at small n and near 0 or 1).
+- `rogan_gladen`: the prevalence of a condition corrected for a classifier with known sensitivity and
+  specificity, p = (p_obs + spec - 1) / (sens + spec - 1), clipped to [0, 1].
+- `correct_two_classifiers`: over- and under-refusal corrected for *both* classifiers at once. Under-refusal is
+  P(comply | truly harmful), but we only see "predicted harmful" and "predicted refused". Write the observed
+  2x2 table of proportions as O[h_pred, r_pred] and the unknown true table as T[h, r] (index 0 = benign /
+  complied, 1 = harmful / refused). With each classifier's confusion matrix C[pred, true] =
+  [[spec, 1 - sens], [1 - spec, sens]], and **assuming the two classifiers' errors are independent given the
+  truth** (the harm classifier's mistake on a prompt does not depend on whether the reply refused, and the
+  refusal classifier's mistake does not depend on whether the prompt was harmful),
+  P(h_pred, r_pred | h, r) = C_h[h_pred, h] * C_r[r_pred, r], i.e. vec(O) = (C_h kron C_r) vec(T), or
+  O = C_h T C_r^T. So T = C_h^-1 O C_r^-T, projected onto the probability simplex (sampling noise can make
+  cells negative), and then over-refusal = T[0, 1] / T[0, :].sum(), under-refusal = T[1, 0] / T[1, :].sum().
+
+Intervals for the corrected values come from a **parametric bootstrap** (400 draws by default, seeded) that
+redraws both the observed table and every sensitivity/specificity from their sampling distributions, so the
+interval widens with the uncertainty of the error rates, not only with the traffic volume. Draws use Jeffreys
+posteriors (Dirichlet(counts + 1/2) for the observed table, Beta(k + 1/2, n - k + 1/2) for each error rate)
+rather than plug-in binomials, so that a perfect 30/30 on labelled items does not claim zero uncertainty. The
+interval is the percentile interval of the draws, widened if needed to contain the point estimate. Each
+table's draws are seeded from its own counts, so a window recomputed later (late data elsewhere) gets exactly
+the same interval.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm
+
+DEFAULT_DRAWS = 400
+
+
+def z_value(confidence: float) -> float:
+    """The two-sided standard normal quantile for a confidence level (1.96 at 0.95)."""
+    return float(norm.ppf(0.5 + confidence / 2))
+
+
+def wilson(k, n, confidence: float = 0.95):
+    """Wilson score interval (low, high) of k successes in n trials; NaN where n is 0 (scalars or arrays)."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    z = z_value(confidence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+        # At k = 0 (k = n) the bound is exactly 0 (1); floating point would leave ~1e-17 there.
+        lo = np.where(n > 0, np.where(k <= 0, 0.0, np.clip(centre - half, 0.0, 1.0)), np.nan)
+        hi = np.where(n > 0, np.where(k >= n, 1.0, np.clip(centre + half, 0.0, 1.0)), np.nan)
+    if lo.ndim == 0:
+        return float(lo), float(hi)
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    """A binary classifier's sensitivity and specificity with the labelled counts they were estimated from."""
+
+    tp: float  # positives the classifier called positive
+    n_pos: int  # labelled positives
+    tn: float  # negatives the classifier called negative
+    n_neg: int  # labelled negatives
+    source: str = ""  # e.g. "labels" or "shared_eval"
+
+    @classmethod
+    def from_rates(cls, sensitivity: float, specificity: float, n_pos: int, n_neg: int, source: str = ""):
+        """Build from rates and sample sizes (counts are rate * n, not necessarily whole)."""
+        return cls(sensitivity * n_pos, int(n_pos), specificity * n_neg, int(n_neg), source)
+
+    @property
+    def sensitivity(self) -> float:
+        return self.tp / self.n_pos if self.n_pos else math.nan
+
+    @property
+    def specificity(self) -> float:
+        return self.tn / self.n_neg if self.n_neg else math.nan
+
+    @property
+    def usable(self) -> bool:
+        """True when both rates are estimated and the classifier beats chance (sens + spec > 1)."""
+        return self.n_pos > 0 and self.n_neg > 0 and self.sensitivity + self.specificity > 1
+
+    def as_dict(self) -> dict:
+        return {"sensitivity": round(self.sensitivity, 4), "specificity": round(self.specificity, 4),
+                "n_pos": self.n_pos, "n_neg": self.n_neg, "source": self.source}
+
+    def draw(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Jeffreys-posterior draws of (sensitivity, specificity)."""
+        s = rng.beta(self.tp + 0.5, self.n_pos - self.tp + 0.5, size)
+        c = rng.beta(self.tn + 0.5, self.n_neg - self.tn + 0.5, size)
+        return s, c
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its interval (NaN when undefined)."""
+
+    value: float
+    low: float
+    high: float
+
+
+def rogan_gladen(p_obs, sensitivity, specificity):
+    """Prevalence corrected for classifier error, clipped to [0, 1]; NaN when sens + spec <= 1."""
+    p_obs = np.asarray(p_obs, dtype=float)
+    spec = np.asarray(specificity, dtype=float)
+    j = np.asarray(sensitivity, dtype=float) + spec - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(j > 0, np.clip((p_obs + spec - 1) / j, 0.0, 1.0), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def _percentile_interval(draws: np.ndarray, point: float, confidence: float) -> tuple[float, float]:
+    draws = draws[np.isfinite(draws)]
+    if not math.isfinite(point) or draws.size == 0:
+        return math.nan, math.nan
+    a = (1 - confidence) / 2
+    lo, hi = np.quantile(draws, [a, 1 - a])
+    return float(min(lo, point)), float(max(hi, point))
+
+
+def _seed_for(seed: int, counts) -> list[int]:
+    # Seed from the counts themselves so a table's interval never depends on what else is in the batch.
+    return [int(seed)] + [int(round(float(c) * 1000)) for c in np.ravel(counts)]
+
+
+def rogan_gladen_interval(k: float, n: int, rates: ErrorRates, confidence: float = 0.95,
+                          draws: int = DEFAULT_DRAWS, seed: int = 0) -> Estimate:
+    """Rogan-Gladen corrected prevalence of k positives in n with a bootstrap interval over k, sens and spec."""
+    if n <= 0 or not rates.usable:
+        return Estimate(math.nan, math.nan, math.nan)
+    point = rogan_gladen(k / n, rates.sensitivity, rates.specificity)
+    rng = np.random.default_rng(_seed_for(seed, [k, n, rates.tp, rates.n_pos, rates.tn, rates.n_neg]))
+    p = rng.beta(k + 0.5, n - k + 0.5, draws)
+    s, c = rates.draw(rng, draws)
+    lo, hi = _percentile_interval(rogan_gladen(p, s, c), point, confidence)
+    return Estimate(point, lo, hi)
+
+
+def confusion_matrix(sensitivity, specificity) -> np.ndarray:
+    """C[pred, true] for a binary classifier (broadcasts over arrays of rates: shape (..., 2, 2))."""
+    s = np.asarray(sensitivity, dtype=float)
+    c = np.asarray(specificity, dtype=float)
+    return np.stack([np.stack([c, 1 - s], -1), np.stack([1 - c, s], -1)], -2)
+
+
+def project_simplex(v: np.ndarray) -> np.ndarray:
+    """Euclidean projection of each row of v (shape (..., k)) onto the probability simplex."""
+    v = np.asarray(v, dtype=float)
+    shape = v.shape
+    x = v.reshape(-1, shape[-1])
+    u = -np.sort(-x, axis=1)
+    css = np.cumsum(u, axis=1) - 1
+    idx = np.arange(1, x.shape[1] + 1)
+    cond = u - css / idx > 0
+    rho = x.shape[1] - 1 - np.argmax(cond[:, ::-1], axis=1)
+    theta = css[np.arange(x.shape[0]), rho] / (rho + 1)
+    return np.maximum(x - theta[:, None], 0).reshape(shape)
+
+
+def true_joint(observed, harm_sens, harm_spec, refusal_sens, refusal_spec) -> np.ndarray:
+    """The estimated true table T[harmful, refused] from observed proportions O[h_pred, r_pred] (broadcasts)."""
+    o = np.asarray(observed, dtype=float)
+    inv_h = np.linalg.inv(confusion_matrix(harm_sens, harm_spec))
+    inv_r = np.linalg.inv(confusion_matrix(refusal_sens, refusal_spec))
+    t = inv_h @ o @ np.swapaxes(inv_r, -1, -2)
+    flat = project_simplex(t.reshape(*t.shape[:-2], 4))
+    return flat.reshape(t.shape)
+
+
+def _over_under(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        benign = t[..., 0, 0] + t[..., 0, 1]
+        harmful = t[..., 1, 0] + t[..., 1, 1]
+        over = np.where(benign > 0, t[..., 0, 1] / benign, np.nan)
+        under = np.where(harmful > 0, t[..., 1, 0] / harmful, np.nan)
+    return over, under
+
+
+@dataclass(frozen=True)
+class TwoWayCorrection:
+    """Over- and under-refusal corrected for both classifiers, with the estimated true joint table."""
+
+    over: Estimate
+    under: Estimate
+    joint: np.ndarray  # T[harmful, refused], proportions summing to 1
+
+
+_NAN = Estimate(math.nan, math.nan, math.nan)
+
+
+def correct_two_classifiers(counts, harm: ErrorRates, refusal: ErrorRates, confidence: float = 0.95,
+                            draws: int = DEFAULT_DRAWS, seed: int = 0) -> TwoWayCorrection:
+    """Correct over-/under-refusal for both classifiers' errors from counts[h_pred, r_pred] (see module doc)."""
+    return correct_many([counts], harm, refusal, confidence, draws, seed)[0]
+
+
+def _kron(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched Kronecker product of (..., 2, 2) matrices -> (..., 4, 4), index order (a_row*2 + b_row)."""
+    k = np.einsum("...ij,...kl->...ikjl", a, b)
+    return k.reshape(*k.shape[:-4], 4, 4)
+
+
+def correct_many(tables, harm: ErrorRates, refusal: ErrorRates, confidence: float = 0.95,
+                 draws: int = DEFAULT_DRAWS, seed: int = 0, chunk: int = 2000) -> list[TwoWayCorrection]:
+    """`correct_two_classifiers` for many 2x2 count tables sharing the same classifier error rates."""
+    tables = np.asarray(tables, dtype=float).reshape(-1, 2, 2)
+    if not (harm.usable and refusal.usable):
+        return [TwoWayCorrection(_NAN, _NAN, np.full((2, 2), np.nan)) for _ in tables]
+    rates = (harm.tp, harm.n_pos, harm.tn, harm.n_neg, refusal.tp, refusal.n_pos, refusal.tn, refusal.n_neg)
+    # Error-rate draws are shared by every table: they do not depend on the traffic.
+    rng = np.random.default_rng(_seed_for(seed, rates))
+    sh, ch = harm.draw(rng, draws)
+    sr, cr = refusal.draw(rng, draws)
+    inv_point = _kron(np.linalg.inv(confusion_matrix(harm.sensitivity, harm.specificity)),
+                      np.linalg.inv(confusion_matrix(refusal.sensitivity, refusal.specificity)))
+    inv_draws = _kron(np.linalg.inv(confusion_matrix(sh, ch)), np.linalg.inv(confusion_matrix(sr, cr)))
+    return _correct(tables, inv_point, inv_draws, list(rates), confidence, draws, seed, chunk)
+
+
+def joint_error_counts(truth_harmful, truth_refused, pred_harmful, pred_refused) -> np.ndarray:
+    """Counts[true cell, predicted cell] (cells ordered benign/complied, benign/refused, harmful/complied,
+    harmful/refused) from labelled items: the full misclassification table of both classifiers together."""
+    t = np.asarray(truth_harmful, int) * 2 + np.asarray(truth_refused, int)
+    p = np.asarray(pred_harmful, int) * 2 + np.asarray(pred_refused, int)
+    out = np.zeros((4, 4))
+    np.add.at(out, (t, p), 1)
+    return out
+
+
+def correct_many_joint(tables, joint_counts, confidence: float = 0.95, draws: int = DEFAULT_DRAWS,
+                       seed: int = 0, chunk: int = 2000) -> list[TwoWayCorrection]:
+    """Two-classifier correction with the 4x4 misclassification matrix estimated directly from labelled items.
+
+    Drops the independence assumption of `correct_many`: P(h_pred, r_pred | h, r) is estimated per true cell
+    from reviewer-labelled turns (`joint_error_counts`), so a harm classifier that misreads exactly the benign
+    prompts a model tends to refuse is accounted for. Needs labelled items in every true cell; each column is
+    redrawn from Dirichlet(counts + 1/2) in the bootstrap.
+    """
+    tables = np.asarray(tables, dtype=float).reshape(-1, 2, 2)
+    jc = np.asarray(joint_counts, dtype=float).reshape(4, 4)
+    if (jc.sum(axis=1) <= 0).any():
+        return [TwoWayCorrection(_NAN, _NAN, np.full((2, 2), np.nan)) for _ in tables]
+    m = (jc / jc.sum(axis=1, keepdims=True)).T  # M[pred, true]
+    if abs(np.linalg.det(m)) < 1e-9:
+        return [TwoWayCorrection(_NAN, _NAN, np.full((2, 2), np.nan)) for _ in tables]
+    rng = np.random.default_rng(_seed_for(seed, jc))
+    cols = np.stack([rng.dirichlet(jc[i] + 0.5, draws) for i in range(4)], axis=-1)  # (draws, pred, true)
+    return _correct(tables, np.linalg.inv(m), np.linalg.inv(cols), list(jc.ravel()), confidence, draws, seed,
+                    chunk)
+
+
+def _correct(tables, inv_point, inv_draws, seed_key, confidence, draws, seed, chunk) -> list[TwoWayCorrection]:
+    uniq, inverse = np.unique(tables.reshape(-1, 4), axis=0, return_inverse=True)
+    results: list[TwoWayCorrection] = []
+    a = (1 - confidence) / 2
+    for start in range(0, len(uniq), chunk):
+        block = uniq[start:start + chunk]
+        n = block.sum(axis=1)
+        safe = np.where(n > 0, n, 1)[:, None]
+        t = project_simplex((inv_point @ (block / safe).T).T).reshape(-1, 2, 2)
+        over, under = _over_under(t)
+        obs = np.stack([
+            np.random.default_rng(_seed_for(seed, seed_key + list(c))).dirichlet(c + 0.5, draws) for c in block
+        ])  # (m, draws, 4)
+        tb = project_simplex(np.einsum("dij,mdj->mdi", inv_draws, obs)).reshape(len(block), draws, 2, 2)
+        ob, ub = _over_under(tb)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are handled below
+            oq = np.nanquantile(ob, [a, 1 - a], axis=1)
+            uq = np.nanquantile(ub, [a, 1 - a], axis=1)
+        for i, c in enumerate(block):
+            if n[i] <= 0:
+                results.append(TwoWayCorrection(_NAN, _NAN, np.full((2, 2), np.nan)))
+                continue
+            # Only report a rate where some traffic was predicted in its class (benign for over-refusal,
+            # harmful for under-refusal): otherwise it would be a pure extrapolation from the correction.
+            o_est = _estimate(over[i], oq[0, i], oq[1, i]) if c[0] + c[1] > 0 else _NAN
+            u_est = _estimate(under[i], uq[0, i], uq[1, i]) if c[2] + c[3] > 0 else _NAN
+            results.append(TwoWayCorrection(o_est, u_est, t[i]))
+    return [results[i] for i in np.ravel(inverse)]
+
+
+def _estimate(point: float, lo: float, hi: float) -> Estimate:
+    point = float(point)
+    if not math.isfinite(point) or not math.isfinite(lo):
+        return Estimate(point, math.nan, math.nan)
+    return Estimate(point, float(min(lo, point)), float(max(hi, point)))
