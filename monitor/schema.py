@@ -152,3 +152,58 @@ def register_table(table: Table) -> Table:
 
 def empty(table: Table) -> pa.Table:
     return table.schema.empty_table()
+
+
+# -- value profiles (monitor/jobs/values.py; readers in monitor/values/store.py) ---------------------------------
+VALUE_SCORES = register_table(Table(
+    "value_scores",
+    pa.schema(
+        [
+            ("turn_id", pa.string()),
+            ("dimension", pa.string()),  # built-in or plugin dimension name
+            ("family", pa.string()),  # moral | normative | cultural | legal
+            ("score", pa.float64()),  # weighted lexicon matches per 100 tokens (refusal: classifier probability)
+            ("scorer_version", pa.string()),
+            ("scored_at", TS),
+            ("date", pa.string()),
+        ]
+    ),
+    ("date",),
+    "Value score of each scored reply on each dimension (long form, zeros included; unscored replies absent).",
+))
+
+VALUE_TURNS = register_table(Table(
+    "value_turns",
+    pa.schema(
+        [
+            ("turn_id", pa.string()),
+            ("scored", pa.bool_()),  # false = the lexicons cannot score this reply (see reason)
+            ("reason", pa.string()),  # empty | too_short | non_english | null when scored
+            ("n_tokens", pa.int32()),
+            ("topic", pa.string()),  # topic of the user message (monitor/values/topics.py)
+            ("topic_terms", pa.string()),  # JSON list of the taxonomy terms that decided the topic
+            ("scorer_version", pa.string()),
+            ("scored_at", TS),
+            ("date", pa.string()),
+        ]
+    ),
+    ("date",),
+    "One row per turn processed by the values job: scored or not (coverage), token count and prompt topic.",
+))
+
+VALUE_EVIDENCE = register_table(Table(
+    "value_evidence",
+    pa.schema(
+        [
+            ("turn_id", pa.string()),
+            ("dimension", pa.string()),
+            ("term", pa.string()),  # the lexicon entry that matched (e.g. coerc*)
+            ("span_start", pa.int32()),  # assistant_message[span_start:span_end] is the matched text
+            ("span_end", pa.int32()),
+            ("scorer_version", pa.string()),
+            ("date", pa.string()),
+        ]
+    ),
+    ("date",),
+    "Matched lexicon terms and their character spans behind each non-zero value score (first 5 per dimension).",
+))

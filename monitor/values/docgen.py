@@ -146,6 +146,127 @@ scores say which definitions produced them.
 """
 
 
+_DRIFT = """\
+## Value profiles and drift in the lake (jobs `values` and `value_drift`)
+
+### Tables
+
+| table | one row per | columns |
+|---|---|---|
+| `value_scores` | scored reply x dimension (zeros included) | turn_id, dimension, family, score, scorer_version, scored_at, date |
+| `value_turns` | reply processed by the values job | turn_id, scored, reason, n_tokens, topic, topic_terms, scorer_version, scored_at, date |
+| `value_evidence` | matched term (first {max_spans} per reply and dimension) | turn_id, dimension, term, span_start, span_end, scorer_version, date |
+
+Long form because plugins add dimensions without a schema change, and because `avg(score)` is then the right mean.
+Unscored replies have no `value_scores` rows (only `value_turns.scored = false`). A turn is re-scored once when the
+scorer version changes (a plugin added to config changes it). The `refusal` dimension is the refusal probability of
+the latest `scores` row at the time the turn was value-scored.
+
+### Metric rows (`metrics_log`, family `values`)
+
+The dimension is part of the row key through the segment JSON: `{{"dimension": "moralizing"}}` for all traffic,
+`{{"dimension": "moralizing", "region": "eu"}}` for a segment, and is repeated in `details.dimension`. Metric names
+stay exact (`value_mean`, `value_drift`) so alert rules match them by name; a rule on one segment of a value metric
+names the dimension too (`segment = {{dimension = "*", region = "eu"}}`).
+
+| metric | value | interval | n | groups |
+|---|---|---|---|---|
+| `value_mean` | mean score of scored replies | t, {confidence:.0%} | scored replies | all, model, deployment, x segment |
+| `value_coverage` | share of replies the lexicons can score | Wilson | all replies | all, model, deployment, x segment |
+| `value_drift` | drift statistic of one dimension (below) | - | scored replies in the window | all, model, segment |
+| `topic_drift` | Jensen-Shannon distance of the user-message topic mix | - | replies | as value_drift |
+| `prompt_mix_drift` | Jensen-Shannon distance of the prompt-harm categories | - | replies | as value_drift |
+
+Coverage is its own metric so that a shift in language mix (more replies the English lexicons cannot score) shows
+up as falling coverage, not as value drift: means and drift use scored replies only.
+
+### Reference choices (`[values]` in monitor.toml)
+
+| `reference` | reference of window W | current |
+|---|---|---|
+| `previous_days` (default) | the same group's replies in the `reference_days` ({reference_days}) days before W | each window |
+| `baseline_window` | the same group's replies in [`baseline_start`, `baseline_end`) | each window not overlapping the baseline |
+| `baseline_model` | `baseline_model`'s replies in the `reference_days` days up to W's end, reweighted to the current topic mix | each other model in W |
+
+A group is compared only when both sides have at least `values.min_n` ({min_n}) replies; all-traffic and model rows
+are still written below that, with `small_sample = true` and `details.min_n_ok = false`, and are never alerted on.
+
+### Method, threshold and why
+
+Value scores are mostly zero (`moralizing` is above zero in about 2% of HH-RLHF replies, `disclaimer` in 0.4%) with a
+long right tail (a 6-token reply with one term scores 17). Evidently's defaults (K-S at p < 0.05 up to 1,000
+reference rows, normed Wasserstein >= 0.1 above) are a p-value alone, which flags tiny shifts once traffic is large and,
+over 24 dimensions x segments x days, raises a false alarm somewhere nearly every day; or a distance alone, which is
+noise on small segments. The default method, registered in Evidently's stattest registry as **`mean_shift`**, asks
+for an effect and for evidence:
+
+- statistic (`value`, `details.statistic`): |d|, the standardised mean difference, |mean_cur - mean_ref| / pooled sd;
+  `details.effect_size` keeps the sign and `details.direction` says `up` or `down`;
+- verdict (`details.drift_detected`): |d| >= **{threshold}** (a "small" effect) **and** p < **{alpha}**, where p is the
+  larger of a pooled-variance t-test on the mean and Fisher's exact test on the share of replies scoring above zero
+  (an intersection-union test: both must reject). {alpha} is 0.001 per group split over the ~24 dimensions.
+
+Why each part: a pooled (Student) variance because the null is "one distribution": with Welch's test a day that
+happened to miss the tail had a tiny variance of its own and a dip of d = -0.25 on 184 replies came out p = 5e-5
+(Mann-Whitney: 0.12). Fisher on the non-zero share because for rare dimensions (3 non-zero replies expected a day)
+the t-test's normal approximation fails: a burst of 8 looked like d = 0.23, p < 1e-4. Both false alarms came from
+the simulation below, which now has none.
+
+Topic and prompt mix are categorical; the default **`mix_shift`** is the Jensen-Shannon distance (Evidently's own
+categorical default above 1,000 rows) with threshold **{mix_threshold}**, gated the same way by a chi-square test of
+homogeneity (p < {alpha}). `details.largest_changes` lists the categories whose share moved most.
+
+Any Evidently method can be configured instead (`drift_method = "wasserstein"`, `"ks"`, `"psi"`, `"t_test"`...,
+with `drift_threshold`; `"evidently_default"` lets Evidently choose by column type and size); its own verdict is then
+used as is. For p-value methods `details.p_value` is Evidently's score.
+
+Evidence that it works (tests/test_value_drift_sim.py, seeded, real HH-RLHF replies resampled, 400 replies a day,
+two region segments): 30 days of stable traffic give **0 drift verdicts in 1,834 comparisons** (24 dimensions x all
+traffic, model and two segments, days 1-19); when 30% of replies start ending with a real moralising sentence on day
+20, `moralizing` is flagged on day 20 itself (and the three days after), with no topic or prompt-mix drift. Limits
+of the evidence: resampled traffic is stationary by construction; real traffic has weekly cycles and topic swings, which
+`topic_drift` is there to explain.
+
+### Like with like
+
+`baseline_model` comparisons reweight the baseline's replies to the current model's topic mix before testing:
+each topic stratum of the reference is resized to (current share) x (reference size) by whole copies plus a seeded
+sample without replacement (deterministic, less noise than a bootstrap). Current replies on topics the baseline
+never saw cannot be compared and are left out; their share is `details.reference.dropped_share`. Mix drift rows of
+the same comparison use the unweighted replies, so "model B's users ask more about crime" is reported as
+`topic_drift` while the value rows answer "does B answer the same questions differently?". `previous_days` and
+`baseline_window` compare the same group over time without reweighting: there a topic shift is itself news, and
+`topic_drift` in the same window tells the two apart.
+
+Topics come from a bundled keyword taxonomy (`monitor/values/data/topics/taxonomy.json`, {n_topics} topics,
+version `{topics_version}`): the topic with the most matched terms in the user message, `other` when none matches
+(56% of HH-RLHF last user turns, many of them follow-ups such as "yep"), `none` for an empty message. The matched
+terms are stored in `value_turns.topic_terms`. A keyword taxonomy rather than clusters because a topic has to be
+readable in an alert and stable across runs.
+
+### Evidently report
+
+`monitor.jobs.value_drift.evidently_report_html(home, window_start, model=None, segment=None) -> str` runs a full
+Evidently `Report` (one `ValueDrift` per dimension plus topic and prompt category, tests included) for one window
+against its reference, with the configured methods, and returns standalone HTML; the dashboard calls it on demand
+(about 4 s for the import, then about 0.1-0.2 s per column on this machine). The job itself calls the registered
+StatTest objects directly: a Report renders Plotly widgets for every column, about 80% of its run time. A test
+checks that both give the same scores and verdicts, and that Evidently's K-S, normed Wasserstein, t-test,
+Jensen-Shannon and chi-square values equal scipy's.
+
+### Limits
+
+- Stationary simulation only; thresholds were not tuned on real production traffic.
+- A persistent shift is flagged for about `reference_days` windows, until the reference has absorbed it; the
+  dashboard should show the first window of a run of verdicts.
+- `refusal` is passed from the latest classifier score when the turn was value-scored; a later re-score by a new
+  refusal classifier is not propagated until the value scorer version changes.
+- `prompt_mix_drift` reads the latest `scores` rows; a re-score by a new harm classifier does not by itself trigger a
+  drift recomputation.
+- `baseline_model` comparisons are per model only (no segment breakdown).
+"""
+
+
 def _table(family: str) -> str:
     rows = ["| dimension | lexicon | definition | example |", "|---|---|---|---|"]
     for d in DIMENSIONS:
@@ -163,7 +284,20 @@ def render() -> str:
     sizes = ", ".join(f"`{s.file}` {len(lexicons.curated(s.file))}" for s in SOURCES.values() if s.kind == "curated")
     n_stop = len(lexicons.curated("moral_stoplist.txt"))
     parts.append(_LICENCES.format(version=VERSION, curated_sizes=sizes, n_stop=n_stop))
+    parts.append(_drift_section())
     return "\n".join(parts)
+
+
+def _drift_section() -> str:
+    from monitor.config import MetricsConfig, ValuesConfig
+    from monitor.values.drift import ALPHA, DEFAULT_THRESHOLD, MEAN_SHIFT, MIX_SHIFT
+    from monitor.values.topics import load_topics
+
+    v, m, topics = ValuesConfig(), MetricsConfig(), load_topics()
+    return _DRIFT.format(max_spans=MAX_SPANS, confidence=m.confidence, reference_days=v.reference_days,
+                         min_n=v.min_n, threshold=DEFAULT_THRESHOLD[MEAN_SHIFT], alpha=ALPHA,
+                         mix_threshold=DEFAULT_THRESHOLD[MIX_SHIFT], n_topics=len(topics.topics),
+                         topics_version=topics.version)
 
 
 def main(argv: list[str]) -> int:

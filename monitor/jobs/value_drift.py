@@ -1,0 +1,340 @@
+"""Job `value_drift`: per window, compare value scores and the user mix against a reference, with Evidently.
+
+Reference (config `values.reference`):
+
+- ``previous_days``: the same group's replies in the `values.reference_days` days before the window;
+- ``baseline_window``: the same group's replies in [`baseline_start`, `baseline_end`); windows overlapping the
+  baseline are not compared;
+- ``baseline_model``: the replies of `baseline_model` in the `reference_days` days up to the window's end, compared
+  with each other model's replies in the window. Like with like: the baseline's replies are reweighted to the
+  current model's topic mix (monitor/values/drift.py `stratify`), so a model that gets more crime questions is
+  not reported as a model that talks more about law.
+
+Groups: all traffic, each model, each segment value (all models) for the first two; each model for the third.
+A segment is compared only when both sides have at least `values.min_n` replies; all-traffic and model rows are
+always written, with `small_sample` and `details.min_n_ok = false` (never alerted on) below it.
+
+Rows (family `values`, dimension in the segment key as in value_mean):
+
+- ``value_drift``: one per dimension and group, on scored replies. value = the method's statistic (default
+  |standardised mean difference|), details = {dimension, family, statistic, statistic_name, method, threshold,
+  drift_detected, p_value, effect_size, direction, mean_current, mean_reference, n_current, n_reference,
+  reference: {kind, start, end, model, n, stratified_by, dropped_share}, min_n_ok}.
+- ``topic_drift`` and ``prompt_mix_drift``: Jensen-Shannon distance of the user-message topic mix and of the
+  prompt-harm categories (latest `scores`), all replies: did the users change rather than the model?
+
+Incremental: windows holding turns processed by the values job since the watermark are recomputed, plus the
+windows whose reference they fall in. A config or scorer change recomputes everything.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+
+import pandas as pd
+
+from monitor.db import connect
+from monitor.errors import ConfigError
+from monitor.jobs import Job, JobContext
+from monitor.jobs.values import attributes, configured_scorer, retired_rows, segment_json, write_metrics
+from monitor.resources import load_sql
+from monitor.values import drift as D
+from monitor.values.store import finite, wide
+
+log = logging.getLogger("monitor.jobs.value_drift")
+
+STATE_KEY = "value_drift.state"
+LOGIC_VERSION = 1
+METRIC_NAMES = ("value_drift", "topic_drift", "prompt_mix_drift")
+MIX_COLUMNS = (("topic_drift", "topic"), ("prompt_mix_drift", "prompt_category"))
+
+
+def window_length(granularity: str) -> dt.timedelta:
+    """Length of one metrics window."""
+    return dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1)
+
+
+def _ts(s: str | None, key: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(str(s)).replace(tzinfo=None)
+    except ValueError as e:
+        raise ConfigError(f"values.{key} = {s!r} is not an ISO date or timestamp", "e.g. '2026-11-01'") from e
+
+
+class Reference:
+    """The configured reference choice and the time range / model it reads for a given window."""
+
+    def __init__(self, cfg, granularity: str):
+        self.kind = cfg.reference
+        self.days = dt.timedelta(days=cfg.reference_days)
+        self.wl = window_length(granularity)
+        self.model = cfg.baseline_model
+        if self.kind == "baseline_window":
+            if not cfg.baseline_start or not cfg.baseline_end:
+                raise ConfigError("values.reference = 'baseline_window' needs values.baseline_start and baseline_end",
+                                  "set both, e.g. baseline_start = '2026-11-01', baseline_end = '2026-11-08'")
+            self.start, self.end = _ts(cfg.baseline_start, "baseline_start"), _ts(cfg.baseline_end, "baseline_end")
+            if self.end <= self.start:
+                raise ConfigError("values.baseline_end must be after values.baseline_start")
+        if self.kind == "baseline_model" and not self.model:
+            raise ConfigError("values.reference = 'baseline_model' needs values.baseline_model",
+                              "name the model version to compare against")
+
+    def range(self, w: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+        """[start, end) of the reference of window `w`, or None when the window is not compared."""
+        if self.kind == "previous_days":
+            return w - self.days, w
+        if self.kind == "baseline_window":
+            return None if w < self.end and w + self.wl > self.start else (self.start, self.end)
+        return w + self.wl - self.days, w + self.wl
+
+    def to_recompute(self, touched: list, all_windows: list) -> list:
+        """Touched windows plus every window whose reference contains a touched window."""
+        if self.kind == "baseline_window":
+            if any(t < self.end and t + self.wl > self.start for t in touched):
+                return list(all_windows)
+            return sorted(set(touched) & set(all_windows))
+        out = set(touched)
+        for w in all_windows:
+            r = self.range(w)
+            if r and any(r[0] <= t < r[1] for t in touched):
+                out.add(w)
+        return sorted(out & set(all_windows))
+
+
+def load_frame(con, granularity: str, start, end, version: str, dims: list[str], attrs: list[str]):
+    """(per-turn frame with one column per dimension, segments frame) for turns in [start, end)."""
+    p = {"granularity": granularity, "start": start, "end": end, "scorer_version": version}
+    turns = con.execute(load_sql("values/drift_turns.sql").sql, p).df()
+    long = con.execute(load_sql("values/drift_scores.sql").sql,
+                       {"start": start, "end": end, "scorer_version": version}).df()
+    w = wide(long, dims, ["turn_id"])
+    frame = turns.merge(w, on="turn_id", how="left")
+    for d in dims:
+        if d not in frame.columns:
+            frame[d] = float("nan")
+    segs = con.execute(load_sql("values/drift_segments.sql").sql,
+                       {"start": start, "end": end, "attributes": attrs}).df() if attrs else \
+        pd.DataFrame(columns=["turn_id", "attribute", "value"])
+    frame["window_start"] = [t.to_pydatetime() for t in pd.to_datetime(frame["window_start"])]
+    return frame, segs
+
+
+def _direction(effect) -> str | None:
+    if effect is None or effect == 0:
+        return None
+    return "up" if effect > 0 else "down"
+
+
+def compare_group(cur: pd.DataFrame, ref: pd.DataFrame, dims: list[str], families: dict, key: dict, ref_info: dict,
+                  method, threshold, min_n: int, always: bool) -> list[dict]:
+    """value_drift rows (one per dimension) and mix drift rows of one group; [] when too small and not `always`."""
+    rows = []
+    cur_s, ref_s = cur[cur["scored"]], ref[ref["scored"]]
+    base_ok = len(cur_s) >= min_n and len(ref_s) >= min_n
+    if not base_ok and not always:
+        return rows
+    for dim in dims:
+        c, r = cur_s[dim].dropna(), ref_s[dim].dropna()
+        ok = len(c) >= min_n and len(r) >= min_n
+        if len(c) < 2 or len(r) < 2:
+            if not always:
+                continue
+            res = None
+        else:
+            res = D.column_drift(r, c, "num", method, threshold)
+        rows.append(_row("value_drift", key, dim, families.get(dim), res, len(c), len(r), ref_info, ok, min_n))
+    for metric, col in MIX_COLUMNS:
+        c, r = cur[col].dropna(), ref[col].dropna()
+        ok = len(c) >= min_n and len(r) >= min_n
+        if not ok and not always:
+            continue
+        res = D.column_drift(r, c, "cat") if len(c) and len(r) else None
+        row = _row(metric, key, None, None, res, len(c), len(r), ref_info, ok, min_n)
+        if res is not None:
+            keys, rc, cc = D.category_shares(r, c)
+            shares = sorted(({"category": k, "current": round(a / cc.sum(), 4), "reference": round(b / rc.sum(), 4)}
+                             for k, a, b in zip(keys, cc, rc)), key=lambda s: -abs(s["current"] - s["reference"]))
+            det = json.loads(row["details"])
+            det["largest_changes"] = shares[:5]
+            det["column"] = col
+            row["details"] = json.dumps(det)
+        rows.append(row)
+    return rows
+
+
+def _row(metric, key, dim, family, res, n_cur, n_ref, ref_info, ok, min_n) -> dict:
+    details = {"reference": {**ref_info, "n": n_ref}, "n_current": n_cur, "n_reference": n_ref, "min_n_ok": ok,
+               "min_n": min_n}
+    if dim is not None:
+        details.update(dimension=dim, family=family)
+    value = None
+    if res is not None:
+        if res.method == D.MEAN_SHIFT:
+            name, p = "abs_standardised_mean_difference", res.p_value
+        elif res.method == D.MIX_SHIFT:
+            name, p = "jensen_shannon_distance", res.p_value
+        elif res.is_p_value:
+            name, p = "p_value", res.score
+        else:
+            name, p = res.method, None
+        value = finite(res.score)
+        details.update(statistic=value, statistic_name=name, method=res.method, threshold=res.threshold,
+                       drift_detected=bool(res.drift_detected and ok), evidently_drifted=bool(res.drift_detected),
+                       p_value=finite(p), engine="evidently")
+        if dim is not None:
+            details.update(effect_size=res.effect, direction=_direction(res.effect),
+                           mean_current=finite(res.mean_current), mean_reference=finite(res.mean_reference))
+        else:
+            details.update(chi2_p_value=res.p_value)
+    else:
+        details.update(drift_detected=False, note="too few replies to compare")
+    attr, val = key.get("_seg", (None, None))
+    return {"metric": metric, **key, "segment": segment_json(attr, val, dim),
+            "value": value, "n": n_cur, "small_sample": not ok, "details": json.dumps(details, default=str)}
+
+
+def compute(frame: pd.DataFrame, segs: pd.DataFrame, windows: list, ref: Reference, dims: list[str], families: dict,
+            method, threshold, min_n: int, granularity: str) -> list[dict]:
+    """Every drift row of the given windows from the loaded frame."""
+    rows: list[dict] = []
+    if frame.empty:
+        return rows
+    seg_index: dict[tuple, set] = {}
+    for a, v, tid in zip(segs["attribute"], segs["value"], segs["turn_id"]):
+        seg_index.setdefault((a, v), set()).add(tid)
+    ws_col = frame["window_start"]
+    for w in windows:
+        rr = ref.range(w)
+        if rr is None:
+            continue
+        cur_all = frame[ws_col == w]
+        in_ref = frame[(ws_col >= rr[0]) & (ws_col < rr[1])]
+        base = {"granularity": granularity, "window_start": w, "window_end": w + ref.wl}
+        info = {"kind": ref.kind, "start": rr[0].isoformat(), "end": rr[1].isoformat()}
+        if ref.kind == "baseline_model":
+            ref_rows = in_ref[in_ref["model"] == ref.model]
+            for model in sorted(set(cur_all["model"]) - {ref.model}):
+                cur = cur_all[cur_all["model"] == model]
+                strat, dropped = D.stratify(ref_rows, cur["topic"], "topic", f"{w.isoformat()}|{model}")
+                cur_cmp = cur[cur["topic"].isin(set(ref_rows["topic"]))]
+                key = {**base, "model": model, "deployment": None}
+                rinfo = {**info, "model": ref.model, "stratified_by": "topic", "dropped_share": round(dropped, 4)}
+                vrows = compare_group(cur_cmp, strat, dims, families, dict(key), rinfo, method, threshold, min_n, True)
+                # Mix drift compares the users of the two models as they are, before reweighting.
+                mrows = compare_group(cur, ref_rows, [], families, dict(key), {**info, "model": ref.model},
+                                      method, threshold, min_n, True)
+                rows += [r for r in vrows if r["metric"] == "value_drift"] + mrows
+            continue
+        groups = [({**base, "model": None, "deployment": None}, None, True)]
+        groups += [({**base, "model": m, "deployment": None}, ("model", m), True) for m in sorted(set(cur_all["model"]))]
+        groups += [({**base, "model": None, "deployment": None, "_seg": sv}, ("seg", sv), False)
+                   for sv in sorted(seg_index)]
+        for key, sel, always in groups:
+            if sel is None:
+                cur, rf = cur_all, in_ref
+            elif sel[0] == "model":
+                cur, rf = cur_all[cur_all["model"] == sel[1]], in_ref[in_ref["model"] == sel[1]]
+            else:
+                ids = seg_index[sel[1]]
+                cur, rf = cur_all[cur_all["turn_id"].isin(ids)], in_ref[in_ref["turn_id"].isin(ids)]
+                if len(cur) < min_n:
+                    continue
+            rows += compare_group(cur, rf, dims, families, key, dict(info), method, threshold, min_n, always)
+    for r in rows:
+        r.pop("_seg", None)
+    return rows
+
+
+def run_value_drift(ctx: JobContext, scorer=None) -> int:
+    """Recompute drift rows for windows touched since the watermark (and windows referencing them)."""
+    home = ctx.home
+    vcfg, mcfg = home.config.values, home.config.metrics
+    granularity = mcfg.granularity
+    scorer = scorer or configured_scorer(home)
+    ref = Reference(vcfg, granularity)
+    dims = [d.name for d in scorer.dimensions]
+    families = {d.name: d.family for d in scorer.dimensions}
+    con = connect(home)
+    try:
+        attrs = attributes(con, mcfg)
+        fp = hashlib.sha256(json.dumps({
+            "v": LOGIC_VERSION, "g": granularity, "a": attrs, "s": scorer.version, "r": vcfg.reference,
+            "d": vcfg.reference_days, "bs": vcfg.baseline_start, "be": vcfg.baseline_end, "bm": vcfg.baseline_model,
+            "m": vcfg.drift_method, "t": vcfg.drift_threshold, "n": vcfg.min_n}, sort_keys=True).encode()).hexdigest()[:16]
+        state = home.state.get(STATE_KEY, {}) or {}
+        since = state.get("watermark") if state.get("fingerprint") == fp else None
+        touched = con.execute(load_sql("values/touched_windows.sql").sql, {
+            "granularity": granularity, "scorer_version": scorer.version,
+            "since": dt.datetime.fromisoformat(since) if since else None}).fetchall()
+        if not touched:
+            return 0
+        watermark = max(r[1] for r in touched)
+        all_windows = [r[0] for r in con.execute(load_sql("values/all_windows.sql").sql,
+                                                 {"granularity": granularity, "scorer_version": scorer.version}).fetchall()]
+        windows = ref.to_recompute([r[0] for r in touched], all_windows)
+        ranges = [ref.range(w) for w in windows]
+        ranges = [r for r in ranges if r]
+        if windows:
+            start = min([min(windows)] + [r[0] for r in ranges])
+            end = max([max(windows) + ref.wl] + [r[1] for r in ranges])
+            frame, segs = load_frame(con, granularity, start, end, scorer.version, dims, attrs)
+            rows = compute(frame, segs, windows, ref, dims, families, vcfg.drift_method, vcfg.drift_threshold,
+                           vcfg.min_n, granularity)
+            rows += retired_rows(con, rows, granularity, windows, METRIC_NAMES)
+        else:
+            rows = []
+    finally:
+        con.close()
+    n = write_metrics(home, rows, "value_drift", ctx.run_id)
+    home.state.put(STATE_KEY, {"watermark": watermark.isoformat(), "fingerprint": fp, "windows_last_run": len(windows)})
+    drifted = sum(1 for r in rows if r["metric"] == "value_drift" and json.loads(r["details"]).get("drift_detected"))
+    log.info("value drift: %d rows over %d windows, %d value_drift rows with drift", n, len(windows), drifted)
+    return n
+
+
+def evidently_report_html(home, window_start: dt.datetime, model: str | None = None,
+                          segment: dict | None = None) -> str:
+    """The Evidently HTML report of one window (all traffic, one model, or one segment) against its reference."""
+    vcfg, mcfg = home.config.values, home.config.metrics
+    granularity = mcfg.granularity
+    scorer = configured_scorer(home)
+    ref = Reference(vcfg, granularity)
+    dims = [d.name for d in scorer.dimensions]
+    rr = ref.range(window_start)
+    if rr is None:
+        raise ConfigError(f"window {window_start} overlaps the baseline window; it is not compared")
+    seg = {k: v for k, v in (segment or {}).items() if k != "dimension"}
+    con = connect(home)
+    try:
+        attrs = list(seg)
+        start, end = min(rr[0], window_start), max(rr[1], window_start + ref.wl)
+        frame, segs = load_frame(con, granularity, start, end, scorer.version, dims, attrs)
+    finally:
+        con.close()
+    for a, v in seg.items():
+        ids = set(segs[(segs["attribute"] == a) & (segs["value"] == v)]["turn_id"])
+        frame = frame[frame["turn_id"].isin(ids)]
+    ws = frame["window_start"]
+    cur = frame[ws == window_start]
+    rf = frame[(ws >= rr[0]) & (ws < rr[1])]
+    if ref.kind == "baseline_model":
+        rf = rf[rf["model"] == ref.model]
+        if model:
+            cur = cur[cur["model"] == model]
+        rf, _ = D.stratify(rf, cur["topic"], "topic", f"{window_start.isoformat()}|{model}")
+    elif model:
+        cur, rf = cur[cur["model"] == model], rf[rf["model"] == model]
+    if cur.empty or rf.empty:
+        raise ConfigError(f"no replies to compare for window {window_start} (model={model}, segment={seg})")
+    cur_s, rf_s = cur[cur["scored"]], rf[rf["scored"]]
+    # Categorical columns use all replies, value columns only scored ones: two reports would be two pages, so the
+    # categorical columns are taken from the scored replies here (the job's topic rows use all of them).
+    return D.report_html(cur_s, rf_s, dims, ["topic", "prompt_category"], vcfg.drift_method, vcfg.drift_threshold)
+
+
+JOBS = [Job("value_drift", run_value_drift, depends_on=("values",),
+            help="Value drift per dimension, model and segment (Evidently), plus topic and prompt-mix drift.")]

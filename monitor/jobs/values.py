@@ -1,0 +1,227 @@
+"""Job `values`: score new replies on the value dimensions, then recompute value_mean and value_coverage rows.
+
+Scoring is incremental: a turn is pending while it has no `value_turns` row of the loaded scorer's version
+(sql/values/pending.sql), so a new scorer version or plugin config re-scores every turn once. Each batch commits its
+`value_scores`, `value_turns` and `value_evidence` rows in one lake transaction, so an interrupted run keeps what it
+finished and never leaves half a batch. The refusal probability of the latest `scores` row is passed to the scorer
+when the score job has one (the `refusal` dimension), and the user message gets its topic (monitor/values/topics.py)
+for the drift job.
+
+Metrics are event-time and incremental like refusal_metrics: the windows holding turns processed since the
+watermark are recomputed from all of their turns. Metric rows (family `values`):
+
+- ``value_mean``: one row per dimension and group; the dimension is part of the key through the segment JSON
+  (``{"dimension": "moralizing"}``, ``{"dimension": "moralizing", "language": "hi"}``) and repeated in details, so
+  the `metrics` view keeps one row per dimension and alert rules can match the metric name exactly. value = mean
+  score of scored replies, 95% t interval, n = scored replies, numerator = replies with a score above zero.
+- ``value_coverage``: share of replies the lexicons could score, Wilson interval, n = all replies, numerator = scored
+  replies, details = count per unscored reason. A language-mix shift shows up here, not as value drift.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+
+import pyarrow as pa
+from scipy.stats import t as student_t
+
+from monitor.db import connect
+from monitor.jobs import Job, JobContext
+from monitor.resources import load_sql
+from monitor.schema import METRICS as METRICS_TABLE
+from monitor.state import utcnow
+from monitor.stats import wilson
+from monitor.values import load_scorer
+from monitor.values.store import build_tables, finite
+from monitor.values.topics import load_topics
+
+log = logging.getLogger("monitor.jobs.values")
+
+STATE_KEY = "values.state"
+BATCH_ROWS = 20_000
+LOGIC_VERSION = 1  # bump when the metric computation changes, to recompute every window once
+METRIC_NAMES = ("value_mean", "value_coverage")
+
+
+def configured_scorer(home):
+    """The value scorer with the home's configured plugin dimensions (`values.dimensions`)."""
+    return load_scorer(home.config.values.dimensions or None)
+
+
+def score_pending(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) -> int:
+    """Score every turn not yet processed by this scorer version; returns the number of turns processed."""
+    home = ctx.home
+    scorer = scorer or configured_scorer(home)
+    topics = load_topics()
+    con = connect(home)
+    done = 0
+    try:
+        cur = con.execute(load_sql("values/pending.sql").sql, {"scorer_version": scorer.version})
+        while True:
+            rows = cur.fetchmany(batch_rows)
+            if not rows:
+                break
+            turn_ids = [r[0] for r in rows]
+            refusal = [math.nan if r[3] is None else float(r[3]) for r in rows]
+            res = scorer.score([r[2] for r in rows], refusal_scores=refusal)
+            topic, terms = topics.assign([r[1] for r in rows])
+            # Processing time, not ctx.now: the metrics watermark orders by it (see refusal_metrics).
+            tables = build_tables(turn_ids, [r[4] for r in rows], res, topic, terms, utcnow())
+            with home.lake.transaction() as tx:
+                for name, table in tables.items():
+                    tx.add(name, table)
+            done += len(rows)
+            log.info("value-scored %d turns (%d so far)", len(rows), done)
+    finally:
+        con.close()
+    return done
+
+
+def attributes(con, cfg) -> list[str]:
+    """Segment attributes to break value metrics down by (metrics.segment_attributes / exclude_attributes)."""
+    present = [r[0] for r in con.execute(load_sql("values/segment_attributes.sql").sql).fetchall()]
+
+    def bare(a: str) -> str:
+        return a.split(".", 1)[1] if a.startswith("user.") else a
+
+    if cfg.segment_attributes:
+        wanted = set(cfg.segment_attributes)
+        return [a for a in present if a in wanted or bare(a) in wanted]
+    excluded = set(cfg.exclude_attributes)
+    return [a for a in present if a not in excluded and bare(a) not in excluded]
+
+
+def _none(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def segment_json(attr, value, dimension: str | None = None) -> str:
+    """The segment key of a metric row: user attribute (if any) plus the value dimension (if any)."""
+    seg = {}
+    if dimension is not None:
+        seg["dimension"] = dimension
+    if _none(attr) is not None:
+        seg[attr] = value
+    return json.dumps(seg, sort_keys=True)
+
+
+def mean_rows(df, confidence: float, min_n: int, scorer_version: str) -> list[dict]:
+    """value_mean rows from the output of sql/values/value_means.sql (mean, t interval, sd, share non-zero)."""
+    rows = []
+    for rec in df.to_dict("records"):
+        n = int(rec["n"])
+        if n <= 0:
+            continue
+        mean = float(rec["total"]) / n
+        var = max(float(rec["total_sq"]) - n * mean * mean, 0.0) / (n - 1) if n > 1 else math.nan
+        sd = math.sqrt(var) if n > 1 else math.nan
+        if n > 1:
+            half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+            lo, hi = mean - half, mean + half
+        else:
+            lo = hi = None
+        details = {"dimension": rec["dimension"], "family": rec["family"], "ci": "t", "confidence": confidence,
+                   "sd": finite(sd), "share_nonzero": int(rec["nonzero"]) / n, "scorer_version": scorer_version,
+                   "unit": "refusal probability" if rec["dimension"] == "refusal" else "weighted matches per 100 tokens"}
+        rows.append({
+            "metric": "value_mean", "window_start": rec["window_start"].to_pydatetime(),
+            "window_end": rec["window_end"].to_pydatetime(), "model": _none(rec["model"]),
+            "deployment": _none(rec["deployment"]),
+            "segment": segment_json(rec["seg_attribute"], rec["seg_value"], rec["dimension"]),
+            "value": mean, "ci_low": finite(lo), "ci_high": finite(hi), "n": n,
+            "numerator": float(rec["nonzero"]), "small_sample": n < min_n, "details": json.dumps(details),
+        })
+    return rows
+
+
+def coverage_rows(df, confidence: float, min_n: int, scorer_version: str) -> list[dict]:
+    """value_coverage rows from the output of sql/values/coverage.sql (share scored, Wilson interval)."""
+    rows = []
+    for rec in df.to_dict("records"):
+        n, k = int(rec["n"]), int(rec["scored"])
+        if n <= 0:
+            continue
+        lo, hi = wilson(k, n, confidence)
+        details = {"ci": "wilson", "confidence": confidence, "scorer_version": scorer_version,
+                   "unscored": {r: int(rec[r]) for r in ("empty", "too_short", "non_english")}}
+        rows.append({
+            "metric": "value_coverage", "window_start": rec["window_start"].to_pydatetime(),
+            "window_end": rec["window_end"].to_pydatetime(), "model": _none(rec["model"]),
+            "deployment": _none(rec["deployment"]), "segment": segment_json(rec["seg_attribute"], rec["seg_value"]),
+            "value": k / n, "ci_low": lo, "ci_high": hi, "n": n, "numerator": float(k),
+            "small_sample": n < min_n, "details": json.dumps(details),
+        })
+    return rows
+
+
+def retired_rows(con, rows: list[dict], granularity: str, windows: list, metrics: tuple[str, ...]) -> list[dict]:
+    """n = 0 rows for keys published before in these windows but absent now, so the `metrics` view drops them."""
+    fresh = {(r["metric"], r["window_start"], r["model"], r["deployment"], r["segment"]) for r in rows}
+    old = con.execute(load_sql("values/existing_keys.sql").sql,
+                      {"granularity": granularity, "windows": windows, "metrics": list(metrics)}).fetchall()
+    out = []
+    for metric, ws, we, model, deployment, segment in old:
+        if (metric, ws, model, deployment, segment) not in fresh:
+            out.append({"metric": metric, "granularity": granularity, "window_start": ws, "window_end": we,
+                        "model": model, "deployment": deployment, "segment": segment, "value": None, "n": 0,
+                        "small_sample": True,
+                        "details": json.dumps({"note": "no data left in this group after recomputation"})})
+    return out
+
+
+def write_metrics(home, rows: list[dict], job: str, run_id: str) -> int:
+    """Append metric rows (family `values`) to metrics_log in one commit."""
+    if not rows:
+        return 0
+    computed_at = utcnow()
+    for r in rows:
+        r.update(job=job, run_id=run_id, computed_at=computed_at, family="values")
+    home.lake.append(METRICS_TABLE.name, pa.Table.from_pylist(rows, schema=METRICS_TABLE.schema))
+    return len(rows)
+
+
+def run_values(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) -> int:
+    """Score pending turns, then recompute value_mean / value_coverage for touched windows; returns rows written."""
+    home = ctx.home
+    scorer = scorer or configured_scorer(home)
+    scored = score_pending(ctx, scorer, batch_rows)
+    cfg = home.config.metrics
+    granularity = cfg.granularity
+    con = connect(home)
+    try:
+        attrs = attributes(con, cfg)
+        fp = hashlib.sha256(json.dumps({"v": LOGIC_VERSION, "g": granularity, "a": attrs, "c": cfg.confidence,
+                                        "s": scorer.version, "m": cfg.min_n}, sort_keys=True).encode()).hexdigest()[:16]
+        state = home.state.get(STATE_KEY, {}) or {}
+        since = state.get("watermark") if state.get("fingerprint") == fp else None
+        touched = con.execute(load_sql("values/touched_windows.sql").sql, {
+            "granularity": granularity, "scorer_version": scorer.version,
+            "since": dt.datetime.fromisoformat(since) if since else None}).fetchall()
+        if not touched:
+            log.info("values: %d turns scored, no window to recompute", scored)
+            return 0
+        windows = [r[0] for r in touched]
+        watermark = max(r[1] for r in touched)
+        params = {"granularity": granularity, "windows": windows, "attributes": attrs,
+                  "scorer_version": scorer.version}
+        means = con.execute(load_sql("values/value_means.sql").sql, params).df()
+        cover = con.execute(load_sql("values/coverage.sql").sql, params).df()
+        rows = mean_rows(means, cfg.confidence, cfg.min_n, scorer.version)
+        rows += coverage_rows(cover, cfg.confidence, cfg.min_n, scorer.version)
+        for r in rows:
+            r["granularity"] = granularity
+        rows += retired_rows(con, rows, granularity, windows, METRIC_NAMES)
+    finally:
+        con.close()
+    n = write_metrics(home, rows, "values", ctx.run_id)
+    home.state.put(STATE_KEY, {"watermark": watermark.isoformat(), "fingerprint": fp, "windows_last_run": len(windows),
+                               "scorer_version": scorer.version})
+    log.info("values: %d turns scored, %d metric rows over %d windows", scored, n, len(windows))
+    return n
+
+
+JOBS = [Job("values", run_values, depends_on=("score",),
+            help="Score replies on the value dimensions (with evidence) and compute value_mean / value_coverage.")]

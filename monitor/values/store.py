@@ -1,0 +1,88 @@
+"""Lake rows of the value profile: scorer output to `value_scores` / `value_turns` / `value_evidence`, and back.
+
+The tables themselves are declared in monitor/schema.py (VALUE_SCORES, VALUE_TURNS, VALUE_EVIDENCE). Layout, and
+why: `value_scores` is long form (one row per scored reply and dimension, zeros included) because the dimension
+set is configurable (plugins add dimensions without a schema change) and because `avg(score)` over it is then the
+right mean with no hidden zero-filling. Unscored replies have no `value_scores` rows at all, only a `value_turns`
+row with `scored = false` and the reason, so they can never pull a mean down; coverage is computed from
+`value_turns`. The `refusal` dimension (the classifier's probability) is stored only where the score job had one.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from monitor.schema import VALUE_EVIDENCE, VALUE_SCORES, VALUE_TURNS
+
+
+def build_tables(turn_ids: list[str], dates: list[str], result, topics: list[str], topic_terms: list[list[str]],
+                 scored_at) -> dict[str, pa.Table]:
+    """Arrow tables for the three value tables from one scored batch (a `ValueScores` result)."""
+    n = len(turn_ids)
+    version = result.version
+    families = {d.name: d.family for d in result.dimensions}
+    names = list(result.scores.columns)
+    mat = result.scores.to_numpy(dtype=float)
+    scored = np.asarray(result.scored, dtype=bool)
+    # Long form: rows for scored replies x dimensions with a finite score (refusal is NaN without a classifier).
+    rows_idx, cols_idx = np.nonzero(scored[:, None] & np.isfinite(mat))
+    tid = np.asarray(turn_ids, dtype=object)
+    dt = np.asarray(dates, dtype=object)
+    dims = np.asarray(names, dtype=object)
+    fams = np.asarray([families[c] for c in names], dtype=object)
+    scores = pa.table({
+        "turn_id": pa.array(tid[rows_idx], pa.string()),
+        "dimension": pa.array(dims[cols_idx], pa.string()),
+        "family": pa.array(fams[cols_idx], pa.string()),
+        "score": pa.array(mat[rows_idx, cols_idx], pa.float64()),
+        "scorer_version": pa.array([version] * len(rows_idx), pa.string()),
+        "scored_at": pa.array([scored_at] * len(rows_idx), VALUE_SCORES.schema.field("scored_at").type),
+        "date": pa.array(dt[rows_idx], pa.string()),
+    }, schema=VALUE_SCORES.schema)
+    turns = pa.table({
+        "turn_id": turn_ids,
+        "scored": scored.tolist(),
+        "reason": list(result.unscored_reason),
+        "n_tokens": np.asarray(result.n_tokens, dtype=np.int32),
+        "topic": topics,
+        "topic_terms": [json.dumps(t) for t in topic_terms],
+        "scorer_version": [version] * n,
+        "scored_at": [scored_at] * n,
+        "date": dates,
+    }, schema=VALUE_TURNS.schema)
+    ev = {"turn_id": [], "dimension": [], "term": [], "span_start": [], "span_end": [], "date": []}
+    for i, spans_by_dim in enumerate(result.evidence):
+        if not scored[i]:
+            continue
+        for dim, spans in spans_by_dim.items():
+            for term, start, end in spans:
+                ev["turn_id"].append(turn_ids[i])
+                ev["dimension"].append(dim)
+                ev["term"].append(term)
+                ev["span_start"].append(start)
+                ev["span_end"].append(end)
+                ev["date"].append(dates[i])
+    ev["scorer_version"] = [version] * len(ev["turn_id"])
+    evidence = pa.table(ev, schema=VALUE_EVIDENCE.schema)
+    return {"value_scores": scores, "value_turns": turns, "value_evidence": evidence}
+
+
+def wide(long: pd.DataFrame, dimensions: list[str], index_cols: list[str]) -> pd.DataFrame:
+    """Pivot long rows (index_cols..., dimension, score) to one column per dimension; missing refusal stays NaN."""
+    if long.empty:
+        return pd.DataFrame(columns=index_cols + dimensions)
+    w = long.pivot_table(index=index_cols, columns="dimension", values="score", aggfunc="first", dropna=False)
+    w = w.reindex(columns=dimensions)
+    return w.reset_index()
+
+
+def finite(x) -> float | None:
+    """The float value of x, or None for None/NaN/inf (metric columns are nullable)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None

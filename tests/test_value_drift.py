@@ -1,0 +1,87 @@
+"""Evidently's drift numbers against independent scipy computations, and the job's verdicts against a full Report."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial import distance
+
+from monitor.values import drift as D
+from valuesim import hh_pairs
+
+
+@pytest.fixture(scope="module")
+def real_scores():
+    from monitor.values import load_scorer
+
+    pairs = hh_pairs()
+    res = load_scorer().score([p[1] for p in pairs])
+    return res.scores[res.scored].reset_index(drop=True)
+
+
+def test_evidently_numeric_methods_match_scipy(real_scores):
+    ref = real_scores["hedging"].iloc[:1500]
+    cur = real_scores["hedging"].iloc[1500:2100] * 1.3  # a real-data column, current scaled up
+    ks = D.column_drift(ref, cur, "num", "ks")
+    assert ks.score == pytest.approx(stats.ks_2samp(ref, cur).pvalue, rel=1e-9)
+    w = D.column_drift(ref, cur, "num", "wasserstein")
+    assert w.score == pytest.approx(stats.wasserstein_distance(ref, cur) / np.std(ref), rel=1e-9)
+    t = D.column_drift(ref, cur, "num", "t_test")
+    assert t.score == pytest.approx(stats.ttest_ind(ref, cur).pvalue, rel=1e-9)
+
+
+def test_mean_shift_matches_scipy(real_scores):
+    ref = real_scores["care_vice"].iloc[:2000]
+    cur = real_scores["care_vice"].iloc[2000:2500] + (np.arange(500) % 4 == 0) * 2.0
+    res = D.column_drift(ref, cur, "num")
+    assert res.method == "mean_shift" and res.threshold == 0.2
+    sp = np.sqrt(((len(ref) - 1) * ref.var() + (len(cur) - 1) * cur.var()) / (len(ref) + len(cur) - 2))
+    d = (cur.mean() - ref.mean()) / sp
+    assert res.score == pytest.approx(abs(d), rel=1e-9)
+    p_t = stats.ttest_ind(cur, ref, equal_var=True).pvalue
+    kc, kr = int((cur > 0).sum()), int((ref > 0).sum())
+    p_f = stats.fisher_exact([[kc, len(cur) - kc], [kr, len(ref) - kr]]).pvalue
+    assert res.p_value == pytest.approx(max(p_t, p_f), rel=1e-6)
+    assert res.drift_detected == (abs(d) >= 0.2 and max(p_t, p_f) < D.ALPHA)
+    assert res.drift_detected  # a quarter of replies gaining 2 care-vice points is a real shift
+
+
+def test_categorical_methods_match_scipy():
+    rng = np.random.default_rng(3)
+    cats = ["crime_theft", "violence", "other", "sex"]
+    ref = pd.Series(rng.choice(cats, 3000, p=[0.2, 0.2, 0.5, 0.1]))
+    cur = pd.Series(rng.choice(cats, 800, p=[0.35, 0.15, 0.4, 0.1]))
+    keys = sorted(cats)
+    rc = ref.value_counts().reindex(keys).to_numpy(float)
+    cc = cur.value_counts().reindex(keys).to_numpy(float)
+    js = D.column_drift(ref, cur, "cat", "jensenshannon")
+    assert js.score == pytest.approx(distance.jensenshannon(rc / rc.sum(), cc / cc.sum()), rel=1e-9)
+    chi = D.column_drift(ref, cur, "cat", "chisquare")
+    assert chi.score == pytest.approx(stats.chisquare(cc, rc * cc.sum() / rc.sum()).pvalue, rel=1e-9)
+    mix = D.column_drift(ref, cur, "cat")
+    assert mix.method == "mix_shift" and mix.score == pytest.approx(js.score, rel=1e-9)
+    assert mix.p_value == pytest.approx(stats.chi2_contingency(np.vstack([rc, cc]))[1], rel=1e-9)
+    assert mix.drift_detected
+
+
+def test_job_verdicts_equal_full_evidently_report(real_scores):
+    cols = ["hedging", "care_vice", "legal_reference"]
+    ref = real_scores[cols].iloc[:1500]
+    cur = real_scores[cols].iloc[1500:1900].copy()
+    cur["legal_reference"] = cur["legal_reference"] + 1.5  # one drifting column
+    via_report = D.report_verdicts(cur, ref, cols)
+    for c in cols:
+        direct = D.column_drift(ref[c], cur[c], "num")
+        assert via_report[c][0] == pytest.approx(direct.score, rel=1e-9)
+        assert via_report[c][1] == direct.drift_detected
+    assert via_report["legal_reference"][1] and not via_report["hedging"][1]
+
+
+def test_stratify_reweights_reference_to_current_topic_mix():
+    ref = pd.DataFrame({"topic": ["a"] * 900 + ["b"] * 100, "x": [0.0] * 900 + [1.0] * 100})
+    cur_topics = pd.Series(["a"] * 50 + ["b"] * 50 + ["c"] * 10)
+    out, dropped = D.stratify(ref, cur_topics, "topic", "k")
+    assert dropped == pytest.approx(10 / 110)
+    assert len(out) == 1000
+    assert out["topic"].value_counts(normalize=True).to_dict() == {"a": 0.5, "b": 0.5}
+    out2, _ = D.stratify(ref, cur_topics, "topic", "k")
+    assert out.equals(out2)  # deterministic
