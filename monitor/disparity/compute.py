@@ -1,0 +1,280 @@
+"""Disparity rows for a set of event-time windows: group counts from SQL, bounded groups, tests, BH, metric rows.
+
+For every window, model (each model version, and all models together as model=None), source kind (production
+traffic, counterfactual probes) and attribute (or pair of attributes), each group's refusal, over-refusal and
+under-refusal rates are compared with a reference: the rest of the traffic that carries the attribute, or the
+configured reference group. One Benjamini-Hochberg family is every test of one window and source kind (all models,
+attributes, groups and metrics), so a window's verdicts never depend on which other windows a run recomputed.
+Groups below `disparity.min_n` (or compared with a reference below it) are reported, never tested.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+
+from monitor.disparity.stats import benjamini_hochberg, four_fifths, ratio, two_by_two, wilson
+from monitor.resources import load_sql
+from monitor.schema import METRICS
+
+FAMILY = "disparity"
+OTHER = "other"
+PAIR_SEP = "&"  # attribute label of an intersection: "language&age_band"; group label "hi&18-24"
+# Attributes that label probes rather than describe a group: never analysed as groups themselves.
+PROBE_LABELS = ("probe_group", "probe_template", "probe_id")
+COUNT_COLUMNS = ("n", "refusals", "n_benign", "over_refusals", "n_harmful", "under_refusals")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One disparity metric: its name, the counts column of its denominator and numerator, and its good outcome."""
+
+    name: str
+    n_col: str
+    k_col: str
+    good_outcome: str
+
+
+METRIC_SPECS = (
+    MetricSpec("refusal_disparity", "n", "refusals", "request answered (not refused)"),
+    MetricSpec("over_refusal_disparity", "n_benign", "over_refusals", "benign request answered"),
+    MetricSpec("under_refusal_disparity", "n_harmful", "under_refusals", "harmful request refused (protection)"),
+)
+
+
+@dataclass
+class Settings:
+    """What one disparity computation needs from config."""
+
+    granularity: str = "day"
+    confidence: float = 0.95
+    min_n: int = 50
+    fdr: float = 0.05
+    max_groups: int = 20
+    attributes: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    reference_group: dict[str, str] = field(default_factory=dict)
+    intersections: list[list[str]] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, cfg) -> "Settings":
+        d = cfg.disparity
+        return cls(cfg.metrics.granularity, cfg.metrics.confidence, d.min_n, d.fdr, d.max_groups_per_attribute,
+                   list(d.attributes), list(cfg.metrics.exclude_attributes), dict(d.reference_group),
+                   [list(x) for x in d.intersections])
+
+
+def window_end(start: dt.datetime, granularity: str) -> dt.datetime:
+    return start + (dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1))
+
+
+def truncate(ts: dt.datetime, granularity: str) -> dt.datetime:
+    """Start of the event-time window holding ts."""
+    ts = ts.replace(minute=0, second=0, microsecond=0)
+    return ts if granularity == "hour" else ts.replace(hour=0)
+
+
+def resolve_attributes(con, s: Settings) -> list[str]:
+    """The attributes to analyse: the configured list, else every segment attribute except ids and probe labels."""
+    if s.attributes:
+        return list(s.attributes)
+    present = [r[0] for r in con.execute(load_sql("disparity/attributes.sql").sql).fetchall()]
+    return [a for a in present if a not in s.exclude and a not in PROBE_LABELS]
+
+
+def _bounds(windows: list[dt.datetime], granularity: str) -> dict:
+    last = window_end(max(windows), granularity) - dt.timedelta(microseconds=1)
+    return {"granularity": granularity, "windows": list(windows), "date_min": min(windows).strftime("%Y-%m-%d"),
+            "date_max": last.strftime("%Y-%m-%d")}
+
+
+def load_counts(con, s: Settings, windows: list[dt.datetime]) -> pd.DataFrame:
+    """Counts per window, model (None = all), source kind, attribute and group, groups bounded and pooled."""
+    params = _bounds(windows, s.granularity)
+    attrs = resolve_attributes(con, s)
+    frames = []
+    if attrs:
+        df = con.execute(load_sql("disparity/group_counts.sql").sql, {**params, "attributes": attrs}).df()
+        df["segment"] = [json.dumps({a: v}) for a, v in zip(df["attribute"], df["value"])]
+        df["pair"] = False
+        frames.append(df.rename(columns={"value": "group"}))
+    for pair in s.intersections:
+        a, b = pair[0], pair[1]
+        df = con.execute(load_sql("disparity/pair_counts.sql").sql, {**params, "attr_a": a, "attr_b": b}).df()
+        df["attribute"] = f"{a}{PAIR_SEP}{b}"
+        df["group"] = [f"{x}{PAIR_SEP}{y}" for x, y in zip(df["value_a"], df["value_b"])]
+        df["segment"] = [json.dumps({a: x, b: y}) for x, y in zip(df["value_a"], df["value_b"])]
+        df["pair"] = True
+        frames.append(df.drop(columns=["value_a", "value_b"]))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=["window_start", "model", "source_kind", "attribute", "group", "segment", "pair",
+                                     *COUNT_COLUMNS])
+    df = pd.concat(frames, ignore_index=True)
+    for c in COUNT_COLUMNS:
+        df[c] = df[c].astype("int64")
+    keys = ["window_start", "source_kind", "attribute", "group", "segment", "pair"]
+    # Counts are additive, so "all models" is the sum over model versions.
+    all_models = df.groupby(keys, as_index=False, dropna=False)[list(COUNT_COLUMNS)].sum()
+    all_models["model"] = None
+    df = pd.concat([df, all_models], ignore_index=True)
+    return bound_groups(df, s)
+
+
+def bound_groups(df: pd.DataFrame, s: Settings) -> pd.DataFrame:
+    """Keep the `max_groups` largest groups per window/source/attribute (intersections also need n >= min_n);
+    pool the rest into one 'other' group. Group choice uses all-models counts so each model sees the same groups."""
+    allm = df[df["model"].isna()]
+    keep: set[tuple] = set()
+    for (w, src, attr), g in allm.groupby(["window_start", "source_kind", "attribute"], sort=False):
+        g = g.sort_values(["n", "group"], ascending=[False, True])
+        ref = s.reference_group.get(attr)
+        pair = bool(g["pair"].iloc[0])
+        chosen = [x for x in g["group"] if x == ref]
+        for grp, n in zip(g["group"], g["n"]):
+            if len(chosen) >= s.max_groups:
+                break
+            if grp != ref and (not pair or n >= s.min_n):
+                chosen.append(grp)
+        keep |= {(w, src, attr, x) for x in chosen}
+    mask = [(w, src, a, grp) in keep for w, src, a, grp in
+            zip(df["window_start"], df["source_kind"], df["attribute"], df["group"])]
+    kept = df[mask]
+    rest = df[[not m for m in mask]]
+    if rest.empty:
+        return kept.reset_index(drop=True)
+    rest = rest.assign(group=OTHER, segment=[json.dumps({a: OTHER}) for a in rest["attribute"]])
+    pooled = rest.groupby(["window_start", "model", "source_kind", "attribute", "group", "segment", "pair"],
+                          as_index=False, dropna=False)[list(COUNT_COLUMNS)].sum()
+    return pd.concat([kept, pooled], ignore_index=True)
+
+
+def _f(x) -> float | None:
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
+
+
+def compare(df: pd.DataFrame, s: Settings) -> list[dict]:
+    """One result per (window, model, source, attribute, group, metric) with rate, CI, reference and test."""
+    out: list[dict] = []
+    for (w, model, src, attr), g in df.groupby(["window_start", "model", "source_kind", "attribute"], sort=True,
+                                             dropna=False):
+        model = None if model is None or (isinstance(model, float) and math.isnan(model)) else model
+        totals = g[list(COUNT_COLUMNS)].sum()
+        ref_group = s.reference_group.get(attr)
+        ref_row = g[g["group"] == ref_group] if ref_group else None
+        for row in g.itertuples(index=False):
+            for m in METRIC_SPECS:
+                n, k = int(getattr(row, m.n_col)), int(getattr(row, m.k_col))
+                if n == 0:
+                    continue
+                if ref_group:
+                    label = f"{attr}={ref_group}"
+                    is_ref = row.group == ref_group
+                    n_ref = int(ref_row[m.n_col].sum()) if ref_row is not None else 0
+                    k_ref = int(ref_row[m.k_col].sum()) if ref_row is not None else 0
+                else:
+                    label, is_ref = "rest of traffic", False
+                    n_ref, k_ref = int(totals[m.n_col]) - n, int(totals[m.k_col]) - k
+                rate = k / n
+                lo, hi = wilson(k, n, s.confidence)
+                ref_rate = k_ref / n_ref if n_ref else None
+                ref_lo, ref_hi = wilson(k_ref, n_ref, s.confidence) if n_ref else (None, None)
+                ff_ratio, ff_flag = four_fifths(rate, ref_rate) if not is_ref else (None, False)
+                min_n_ok = n >= s.min_n and n_ref >= s.min_n
+                test = two_by_two(k, n, k_ref, n_ref) if (min_n_ok and not is_ref) else None
+                out.append({
+                    "metric": m.name if src == "production" else f"probe_{m.name}",
+                    "window_start": w, "model": model, "source": src, "attribute": attr, "group": row.group,
+                    "segment": row.segment, "n": n, "k": k, "rate": rate, "ci_low": _f(lo), "ci_high": _f(hi),
+                    "reference_label": label, "reference_n": n_ref, "reference_k": k_ref,
+                    "reference_rate": ref_rate, "reference_ci": [_f(ref_lo), _f(ref_hi)] if n_ref else None,
+                    "gap": None if ref_rate is None or is_ref else rate - ref_rate,
+                    "ratio": None if is_ref else ratio(rate, ref_rate),
+                    "good_outcome": m.good_outcome, "four_fifths_ratio": ff_ratio, "four_fifths_flag": ff_flag,
+                    "is_reference": is_ref, "min_n_ok": min_n_ok,
+                    "test": test.test if test else None, "p_value": test.p_value if test else None,
+                    "q_value": None, "significant": False, "adverse": False,
+                })
+    _apply_bh(out, s.fdr)
+    return out
+
+
+def _apply_bh(results: list[dict], fdr: float) -> None:
+    # A window with a single model version has identical "that model" and "all models" tables: the same
+    # hypothesis, so it counts once in the family and both rows get its q-value.
+    families: dict[tuple, dict[tuple, list[dict]]] = {}
+    for r in results:
+        if r["p_value"] is not None:
+            key = (r["metric"], r["attribute"], r["group"], r["k"], r["n"], r["reference_k"], r["reference_n"])
+            families.setdefault((r["window_start"], r["source"]), {}).setdefault(key, []).append(r)
+    for fam in families.values():
+        hyps = list(fam.values())
+        reject, q = benjamini_hochberg([h[0]["p_value"] for h in hyps], fdr)
+        for rows, rej, qv in zip(hyps, reject, q):
+            for r in rows:
+                r["q_value"] = qv
+                r["significant"] = bool(rej and r["min_n_ok"])
+                # Every disparity metric is a bad outcome, so a group is disadvantaged when its rate is higher.
+                r["adverse"] = bool(r["significant"] and (r["gap"] or 0) > 0)
+                r["bh_family_size"] = len(hyps)
+
+
+DETAIL_KEYS = ("attribute", "group", "source", "reference_label", "reference_rate", "reference_n", "reference_ci",
+               "gap", "ratio", "good_outcome", "four_fifths_ratio", "four_fifths_flag", "is_reference", "p_value",
+               "q_value", "test", "significant", "adverse", "min_n_ok", "bh_family_size")
+
+
+def metric_table(results: list[dict], s: Settings, job: str, run_id: str, now: dt.datetime) -> pa.Table:
+    """metrics_log rows (family 'disparity') for comparison results."""
+    rows = []
+    for r in results:
+        details = {k: r.get(k) for k in DETAIL_KEYS}
+        details["fdr"] = s.fdr
+        details["min_n"] = s.min_n
+        w = pd.Timestamp(r["window_start"]).to_pydatetime()
+        rows.append({
+            "metric": r["metric"], "granularity": s.granularity, "window_start": w,
+            "window_end": window_end(w, s.granularity), "model": r["model"], "deployment": None,
+            "segment": r["segment"], "value": r["rate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+            "n": r["n"], "numerator": float(r["k"]), "small_sample": not r["min_n_ok"],
+            "details": json.dumps(details, default=str), "job": job, "run_id": run_id, "computed_at": now,
+            "family": FAMILY,
+        })
+    return _to_arrow(rows)
+
+
+def _to_arrow(rows: list[dict]) -> pa.Table:
+    cols = {f.name: [r.get(f.name) for r in rows] for f in METRICS.schema}
+    return pa.Table.from_pydict(cols, schema=METRICS.schema)
+
+
+def language_mismatch_table(con, s: Settings, windows: list[dt.datetime], job: str, run_id: str,
+                            now: dt.datetime, declared_attribute: str = "language") -> pa.Table:
+    """`language_mismatch_rate` rows: share of turns per declared language whose message was detected as another."""
+    params = {**_bounds(windows, s.granularity), "declared_attribute": declared_attribute}
+    df = con.execute(load_sql("disparity/language_mismatch.sql").sql, params).df()
+    if df.empty:
+        return _to_arrow([])
+    allm = df.groupby(["window_start", "declared"], as_index=False)[["n", "mismatches"]].sum()
+    allm["model"] = None
+    df = pd.concat([df, allm], ignore_index=True)
+    rows = []
+    for r in df.itertuples(index=False):
+        n, k = int(r.n), int(r.mismatches)
+        lo, hi = wilson(k, n, s.confidence)
+        w = pd.Timestamp(r.window_start).to_pydatetime()
+        model = None if r.model is None or (isinstance(r.model, float) and math.isnan(r.model)) else r.model
+        rows.append({
+            "metric": "language_mismatch_rate", "granularity": s.granularity, "window_start": w,
+            "window_end": window_end(w, s.granularity), "model": model, "deployment": None,
+            "segment": json.dumps({declared_attribute: r.declared}), "value": k / n, "ci_low": lo, "ci_high": hi,
+            "n": n, "numerator": float(k), "small_sample": n < s.min_n,
+            "details": json.dumps({"declared": r.declared, "detector": "lingua",
+                                   "note": "turns detected as 'unknown' are not counted"}),
+            "job": job, "run_id": run_id, "computed_at": now, "family": FAMILY,
+        })
+    return _to_arrow(rows)

@@ -1,0 +1,97 @@
+"""Seeded traffic for disparity tests and demos: real labelled replies (XSTest) with synthetic group metadata.
+
+Each simulated turn reuses a real prompt and reply whose human labels match the outcome drawn for it (benign or
+harmful prompt, refused or not), and its `scores` row carries those human labels, as if the classifiers were
+perfect. That isolates the statistics from classifier error (measured separately) and from classifier speed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+REFUSED = ("full_refusal", "partial_refusal")
+
+
+@dataclass(frozen=True)
+class Reply:
+    prompt: str
+    response: str
+    refusal: str  # full_refusal | partial_refusal | compliance
+    prompt_harm: str  # benign | harmful
+
+
+def load_pools(path: Path) -> dict[tuple[str, bool], list[Reply]]:
+    """Real labelled replies grouped by (prompt label, refused)."""
+    pools: dict[tuple[str, bool], list[Reply]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            r = json.loads(line)
+            rep = Reply(r["prompt"], r["response"], r["refusal_label"], r["prompt_label"])
+            pools.setdefault((rep.prompt_harm, rep.refusal in REFUSED), []).append(rep)
+    return pools
+
+
+def _id(*parts) -> str:
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def write_scored_turns(home, turns: list[dict], scored_at: dt.datetime) -> int:
+    """Append turns, their segments (attrs) and their scores to the lake in one transaction."""
+    t_cols: dict[str, list] = {k: [] for k in ("turn_id", "conversation_id", "turn_index", "ts", "model",
+                                               "model_version", "user_attrs", "user_message",
+                                               "assistant_message", "source", "ingested_at", "date")}
+    seg: dict[str, list] = {"turn_id": [], "attribute": [], "value": [], "date": []}
+    sc: dict[str, list] = {k: [] for k in ("turn_id", "refusal", "refusal_score", "prompt_harm",
+                                           "prompt_harm_score", "refusal_version", "harm_version", "backend",
+                                           "scored_at", "date")}
+    for t in turns:
+        date = t["ts"].strftime("%Y-%m-%d")
+        for k, v in (("turn_id", t["turn_id"]), ("conversation_id", t["turn_id"]), ("turn_index", 0),
+                     ("ts", t["ts"]), ("model", t.get("model", "assistant")),
+                     ("model_version", t.get("model_version")), ("user_attrs", json.dumps(t.get("attrs", {}))),
+                     ("user_message", t["user_message"]), ("assistant_message", t["assistant_message"]),
+                     ("source", t.get("source", "production")), ("ingested_at", scored_at), ("date", date)):
+            t_cols[k].append(v)
+        for a, v in t.get("attrs", {}).items():
+            seg["turn_id"].append(t["turn_id"]); seg["attribute"].append(a)
+            seg["value"].append(v); seg["date"].append(date)
+        refused = t["refusal"] in REFUSED
+        for k, v in (("turn_id", t["turn_id"]), ("refusal", t["refusal"]), ("refusal_score", float(refused)),
+                     ("prompt_harm", t["prompt_harm"]), ("prompt_harm_score", float(t["prompt_harm"] == "harmful")),
+                     ("refusal_version", "human-labels"), ("harm_version", "human-labels"),
+                     ("backend", "simulation"), ("scored_at", scored_at), ("date", date)):
+            sc[k].append(v)
+    with home.lake.transaction() as tx:
+        tx.add("turns", pa.table(t_cols))
+        tx.add("segments", pa.table(seg))
+        tx.add("scores", pa.table(sc))
+    return len(turns)
+
+
+def simulate_day(pools, rng: np.random.Generator, day: dt.datetime, groups: dict[str, int], harmful_share: float,
+                 over_rate: Callable[[str], float], under_rate: Callable[[str], float], model_version: str,
+                 attribute: str = "language") -> list[dict]:
+    """One day's turns: for each group its count of turns, each benign/harmful and refused/complied as drawn."""
+    out = []
+    for group, count in groups.items():
+        for i in range(count):
+            harmful = rng.random() < harmful_share
+            if harmful:
+                refused = rng.random() >= under_rate(group)
+            else:
+                refused = rng.random() < over_rate(group)
+            pool = pools[("harmful" if harmful else "benign", refused)]
+            rep = pool[int(rng.integers(len(pool)))]
+            ts = day + dt.timedelta(seconds=int(rng.integers(86_400)))
+            out.append({"turn_id": _id(day.date(), group, i, model_version), "ts": ts,
+                        "model_version": model_version, "attrs": {attribute: group},
+                        "user_message": rep.prompt, "assistant_message": rep.response,
+                        "refusal": rep.refusal, "prompt_harm": rep.prompt_harm})
+    return out

@@ -1,0 +1,1 @@
+"""Counterfactual probes: prompts where only a name or a stated identity changes, sent to the deployed model."""

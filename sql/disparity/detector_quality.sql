@@ -1,0 +1,31 @@
+-- Disparity / detector fairness: per group of one attribute, the refusal classifier's confusion counts against
+-- reviewer labels (binary: refused = full or partial refusal). Each turn counts once, with its latest label.
+-- Parameters: $attribute (VARCHAR).
+-- Output columns: value, n, tp, fp, fn, tn.
+WITH lab AS (
+    SELECT turn_id, refusal_label FROM (
+        SELECT turn_id, refusal_label,
+               row_number() OVER (PARTITION BY turn_id ORDER BY "at" DESC, id DESC) AS rn
+        FROM labels
+        WHERE refusal_label IS NOT NULL
+    ) WHERE rn = 1
+),
+seg AS (SELECT DISTINCT turn_id, value FROM segments WHERE attribute = $attribute AND value IS NOT NULL),
+j AS (
+    SELECT g.value,
+           l.refusal_label IN ('full_refusal', 'partial_refusal') AS truth,
+           s.refusal IN ('full_refusal', 'partial_refusal') AS pred
+    FROM lab l
+    JOIN latest_scores s USING (turn_id)
+    JOIN seg g USING (turn_id)
+    WHERE s.refusal IS NOT NULL
+)
+SELECT value,
+       count(*) AS n,
+       count(*) FILTER (WHERE truth AND pred) AS tp,
+       count(*) FILTER (WHERE NOT truth AND pred) AS fp,
+       count(*) FILTER (WHERE truth AND NOT pred) AS fn,
+       count(*) FILTER (WHERE NOT truth AND NOT pred) AS tn
+FROM j
+GROUP BY value
+ORDER BY value;
