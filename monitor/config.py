@@ -96,6 +96,8 @@ class AlertsConfig:
     use_default_rules: bool = True
     rules: list[dict[str, Any]] = field(default_factory=list)
     dashboard_url: str = "http://127.0.0.1:8501"
+    # Alerts for windows that ended more than this many windows before now are backfill: recorded, never paged.
+    paging_horizon_windows: int = 2
 
 
 @dataclass
@@ -104,6 +106,8 @@ class NotifyConfig:
     digest_minutes: int = 15
     max_attempts: int = 8
     backoff_seconds: float = 30.0
+    # More than this many alerts due for one channel at once are sent as one digest message.
+    digest_threshold: int = 3
 
 
 @dataclass

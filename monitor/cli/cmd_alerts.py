@@ -1,0 +1,135 @@
+"""`monitor alerts`: list alerts, act on them (ack, resolve, silence, comment, assign), show the rules in force."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group("alerts")
+def alerts_group():
+    """List alerts and act on them; show the alert rules in force.
+
+    \b
+    Examples:
+      monitor alerts list --status firing
+      monitor alerts ack 12 --by dana --note "looking at the hi locale"
+      monitor alerts silence 12 --for 2h --by dana
+    """
+
+
+@alerts_group.command("list")
+@click.option("--status", type=click.Choice(["firing", "acknowledged", "silenced", "resolved"]),
+              help="Only alerts with this status (default: every alert, backfilled ones included).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of alert objects.")
+@click.pass_obj
+def alerts_list(obj, status, as_json):
+    """List alerts, newest window first."""
+    from monitor.alerts.lifecycle import list_alerts, to_json
+
+    rows = [to_json(r) for r in list_alerts(obj.home, status)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for a in rows:
+        flag = " [backfill]" if a["backfill"] else ""
+        click.echo(f"#{a['id']:<5} {a['status']:<12} {a['severity']:<8}{flag} {a['message']}")
+    counts: dict[str, int] = {}
+    for a in rows:
+        counts[a["status"]] = counts.get(a["status"], 0) + 1
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none"
+    click.echo(f"{len(rows):,} alert(s): {summary}")
+
+
+def _show(a: dict) -> None:
+    click.echo(f"alert {a['id']}: {a['status']}"
+               + (f" by {a['acknowledged_by']}" if a["status"] == "acknowledged" else "")
+               + (f" until {a['silenced_until']}" if a["status"] == "silenced" else "")
+               + (f"; assigned to {a['assigned_to']}" if a.get("assigned_to") else ""))
+
+
+@alerts_group.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", required=True, help="Who acknowledges.")
+@click.option("--note", help="What is being done.")
+@click.pass_obj
+def alerts_ack(obj, alert_id, by, note):
+    """Acknowledge an alert (someone is on it)."""
+    from monitor.alerts.lifecycle import ack
+
+    _show(ack(obj.home, alert_id, by, note))
+
+
+@alerts_group.command("resolve")
+@click.argument("alert_id", type=int)
+@click.option("--by", required=True, help="Who resolves.")
+@click.option("--note", help="Why (kept as a comment).")
+@click.pass_obj
+def alerts_resolve(obj, alert_id, by, note):
+    """Resolve an alert by hand."""
+    from monitor.alerts.lifecycle import resolve
+
+    _show(resolve(obj.home, alert_id, by, note))
+
+
+@alerts_group.command("silence")
+@click.argument("alert_id", type=int)
+@click.option("--until", "until", help="ISO 8601 time (UTC unless a zone is given), e.g. 2026-11-15T08:00Z.")
+@click.option("--for", "duration", help="A duration from now: 30m, 2h, 1d.")
+@click.option("--by", required=True, help="Who silences.")
+@click.option("--note", help="Why.")
+@click.pass_obj
+def alerts_silence(obj, alert_id, until, duration, by, note):
+    """Silence an alert until a time: no notifications; it fires again after if still breaching."""
+    from monitor.alerts.lifecycle import AlertError, parse_duration, parse_time, silence
+    from monitor.state import utcnow
+
+    if bool(until) == bool(duration):
+        raise AlertError("give exactly one of --until and --for", "e.g. --for 2h")
+    end = parse_time(until) if until else utcnow() + parse_duration(duration)
+    _show(silence(obj.home, alert_id, by, end, note))
+
+
+@alerts_group.command("comment")
+@click.argument("alert_id", type=int)
+@click.option("--by", required=True, help="Author.")
+@click.option("--text", required=True, help="The comment.")
+@click.pass_obj
+def alerts_comment(obj, alert_id, by, text):
+    """Add a comment to an alert."""
+    from monitor.alerts.lifecycle import comment, comments
+
+    comment(obj.home, alert_id, by, text)
+    click.echo(f"alert {alert_id}: {len(comments(obj.home, alert_id))} comment(s)")
+
+
+@alerts_group.command("assign")
+@click.argument("alert_id", type=int)
+@click.option("--to", "to", required=True, help="Assignee.")
+@click.option("--by", required=True, help="Who assigns.")
+@click.pass_obj
+def alerts_assign(obj, alert_id, to, by):
+    """Assign an alert to someone."""
+    from monitor.alerts.lifecycle import assign
+
+    _show(assign(obj.home, alert_id, to, by))
+
+
+@alerts_group.command("rules")
+@click.option("--json", "as_json", is_flag=True, help="Print the rules as JSON.")
+@click.pass_obj
+def alerts_rules(obj, as_json):
+    """Show the effective alert rules and where each came from (default or config file)."""
+    from monitor.alerts.rules import effective_rules
+
+    rules = [r.to_dict() for r in effective_rules(obj.home.config)]
+    if as_json:
+        click.echo(json.dumps(rules, indent=2, default=str))
+        return
+    for r in rules:
+        seg = r["segment"] if r["segment"] != {} else "all traffic"
+        click.echo(f"{r['name']:<24} {r['kind']:<12} {r['severity']:<8} {r['metric']} [{seg}]  from {r['source']}")
+    click.echo(f"{len(rules)} rule(s)")
+
+
+commands = [alerts_group]

@@ -1,0 +1,46 @@
+"""Jobs `alerts` (evaluate every rule over the metrics, record alerts, enqueue notifications) and `notify`."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+from monitor.jobs import Job, JobContext
+
+log = logging.getLogger("monitor.jobs.alerts")
+
+UPSTREAM = ("refusal_metrics", "value_drift", "disparity")
+
+
+def _existing(names: tuple[str, ...]) -> tuple[str, ...]:
+    # `monitor.jobs.discover()` would import this module again; looking for the module files is enough.
+    return tuple(n for n in names if importlib.util.find_spec(f"monitor.jobs.{n}") is not None)
+
+
+def run_alerts(ctx: JobContext) -> int:
+    """Evaluate the effective rules at `ctx.now` and apply the result; returns the number of alert rows written."""
+    from monitor.alerts.engine import apply, evaluate
+
+    alerts = evaluate(ctx.home, ctx.now, backfill=ctx.backfill)
+    res = apply(ctx.home, alerts, ctx.now)
+    log.info("alerts: %d breaching windows, %d new, %d updated, %d resolved, %d notifications queued",
+             len(alerts), res.new, res.updated, res.resolved, res.notifications)
+    return res.new + res.updated + res.resolved + res.unsilenced
+
+
+def run_notify(ctx: JobContext) -> int:
+    """Deliver every due outbox row; returns how many messages were sent."""
+    from monitor.notify.outbox import deliver_due
+
+    rep = deliver_due(ctx.home, ctx.now)
+    if rep.failed or rep.dead:
+        log.warning("notify: %d sent, %d failed (will retry), %d dead: %s", rep.sent, rep.failed, rep.dead,
+                    "; ".join(rep.errors[:3]))
+    return rep.sent
+
+
+JOBS = [
+    Job("alerts", run_alerts, depends_on=_existing(UPSTREAM),
+        help="evaluate alert rules over the metrics; record, resolve and queue notifications"),
+    Job("notify", run_notify, depends_on=("alerts",), help="deliver due notifications from the outbox",
+        interval="notify_interval_s"),
+]

@@ -1,0 +1,43 @@
+"""`monitor serve`: the one long-running process that owns bulk writes (schedule + HTTP ingestion)."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from monitor.home import Home
+
+log = logging.getLogger("monitor.worker")
+
+
+def serve(home: Home, host: str | None = None, port: int | None = None, ready: threading.Event | None = None) -> None:
+    """Run the scheduler and the HTTP server until SIGTERM/SIGINT, then stop both without losing accepted data."""
+    from monitor.worker.scheduler import build_scheduler
+    from monitor.worker.server import make_server, recover_spool
+
+    recovered = recover_spool(home)
+    if recovered:
+        log.info("re-ingested %d request bodies left in the spool by an earlier run", recovered)
+    server = make_server(home, host, port)
+    sched = build_scheduler(home)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        log.info("signal %s: shutting down", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sched.start()
+    t = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    t.start()
+    h, p = server.server_address[:2]
+    log.info("worker listening on http://%s:%s (home %s)", h, p, home.root)
+    print(f"monitor worker: http://{h}:{p}  home={home.root}", flush=True)
+    if ready:
+        ready.set()
+    stop.wait()
+    server.shutdown()       # stop accepting; in-flight requests finish (block_on_close)
+    server.server_close()
+    sched.shutdown(wait=True)  # let a running job finish its commit
+    log.info("worker stopped")
