@@ -279,9 +279,9 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "description": "the distribution of a value dimension moved away from its reference",
     },
     {
-        "name": "disparity", "metric": "disparity", "kind": "flag", "any_segment": True, "flag": "significant",
+        "name": "disparity", "metric": "disparity", "kind": "flag", "any_segment": True, "flag": "adverse",
         "q_max": 0.001, "min_abs_gap": 0.05, "min_n": 100, "severity": "warning",
-        "description": "one group is treated differently from the reference group (BH-corrected)",
+        "description": "one group is treated worse than the rest of traffic (BH-corrected; a higher refusal rate)",
     },
 ]
 

@@ -198,6 +198,7 @@ def simulate(data_dir: Path, sc: Scenario, min_n: int = 30) -> pa.Table:
                     ratio = pa_ / pb_ if pb_ > 0 else None
                     det = {"attribute": "language", "group": g, "reference_group": "rest", "gap": pa_ - pb_,
                            "ratio": ratio, "p_value": p, "q_value": q, "significant": bool(q < 0.05 and ok),
+                           "adverse": bool(q < 0.05 and ok and pa_ > pb_),
                            "four_fifths_flag": bool(ratio is not None and (ratio > 1.25 or ratio < 0.8)),
                            "min_n_ok": ok}
                     rows.append(_row(dmetric, "disparity", ws, m, {"language": g}, pa_ - pb_,
