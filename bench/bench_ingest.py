@@ -1,0 +1,108 @@
+"""Ingest benchmark: `monitor ingest` of N generated canonical turns vs plain DuckDB `read_json` into a table.
+
+Usage: python bench/bench_ingest.py [--rows 1000000] [--keep DIR]
+Each side runs in its own subprocess so peak RSS (ru_maxrss of the child) is measured separately.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = ("the of and to in is you that it he was for on are as with his they at be this have from or one had by "
+         "word but not what all were we when your can said there use an each which she do how their if will up "
+         "other about out many then them these so some her would make like him into time has look two more write "
+         "go see number no way could people my than first water been call who oil its now find long down day did "
+         "get come made may part recipe bread flour router password reset refund policy doctor symptoms").split()
+REFUSALS = ["I'm sorry, but I can't help with that.", "I cannot assist with this request."]
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> None:
+    """Write `rows` canonical JSONL records (one exchange each), a few with PII to redact."""
+    rnd = random.Random(seed)
+    t0 = dt.datetime(2026, 10, 1)
+    langs = ["en", "de", "fr", "es", "hi", "pt"]
+    with open(path, "w") as f:
+        for i in range(rows):
+            prompt = " ".join(rnd.choices(WORDS, k=rnd.randint(8, 40)))
+            reply = rnd.choice(REFUSALS) if i % 9 == 0 else " ".join(rnd.choices(WORDS, k=rnd.randint(20, 120)))
+            if i % 50 == 0:
+                prompt += f" my email is user{i}@example.com and phone +1 415 555 {i % 10000:04d}"
+            rec = {"conversation_id": f"conv-{i // 3}", "turn": i % 3 + 1,
+                   "timestamp": (t0 + dt.timedelta(seconds=i * 2.6)).isoformat() + "Z",
+                   "model": "assistant@2026-10" if i % 2 else "assistant@2026-11",
+                   "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}],
+                   "user": {"id": f"u{i % 5000}", "language": langs[i % len(langs)], "region": "EU" if i % 3 else "NA",
+                            "age_band": ["18-24", "25-34", "35-54", "55+"][i % 4]},
+                   "feedback": "up" if i % 7 == 0 else None,
+                   "metadata": {"deployment": "web" if i % 4 else "api", "app_version": "3.2"}}
+            f.write(json.dumps(rec) + "\n")
+
+
+CHILD_OURS = """
+import sys, time, resource
+from monitor.home import Home
+from monitor.ingest import ingest_paths
+home = Home.open(sys.argv[1])
+t = time.perf_counter()
+s = ingest_paths(home, [sys.argv[2]])
+secs = time.perf_counter() - t
+print(secs, s.ingested, s.read, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+CHILD_DUCKDB = """
+import sys, time, resource, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("SET enable_progress_bar=false")
+t = time.perf_counter()
+con.execute("CREATE TABLE turns AS SELECT * FROM read_json(?, format='newline_delimited')", [sys.argv[2]])
+n = con.execute("SELECT count(*) FROM turns").fetchall()[0][0]
+con.execute("CHECKPOINT")
+secs = time.perf_counter() - t
+print(secs, n, n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def run(code: str, *args: str) -> tuple[float, int, int, float]:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    secs, n, read, rss_kb = out.stdout.strip().splitlines()[-1].split()
+    return float(secs), int(n), int(read), int(rss_kb) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--keep", help="folder to keep the generated file and homes in")
+    args = ap.parse_args()
+    work = Path(args.keep or tempfile.mkdtemp(prefix="bench-ingest-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / f"turns-{args.rows}.jsonl"
+    if not data.exists():
+        t = time.perf_counter()
+        generate(data, args.rows)
+        print(f"generated {args.rows:,} rows ({data.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - t:.1f}s")
+    ref = run(CHILD_DUCKDB, str(work / f"ref-{time.time_ns()}.duckdb"), str(data))
+    ours = run(CHILD_OURS, str(work / f"home-{time.time_ns()}"), str(data))
+    assert ours[1] == args.rows, f"ingested {ours[1]} of {args.rows}"
+    result = {
+        "rows": args.rows, "file_mb": round(data.stat().st_size / 1e6, 1),
+        "duckdb_read_json": {"seconds": round(ref[0], 2), "rows_per_s": round(ref[1] / ref[0]),
+                             "peak_rss_mb": round(ref[3])},
+        "monitor_ingest": {"seconds": round(ours[0], 2), "turns_per_s": round(ours[1] / ours[0]),
+                           "peak_rss_mb": round(ours[3])},
+        "ratio": round(ours[0] / ref[0], 2),
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

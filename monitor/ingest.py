@@ -1,0 +1,613 @@
+"""The ingest pipeline: records -> turns (redacted, hashed, deduplicated) or quarantine rows, committed in batches.
+
+Every record read ends in exactly one of three places, counted in turns: ingested (a new turn row), duplicate
+(same turn_id = conversation id + turn index, or same content_hash, within the run or already in the lake) or
+quarantined (one row per bad record, with raw text, file, line, field and reason). So ``read = ingested +
+duplicates + quarantined`` always. A record that fails is quarantined whole; a good record of three assistant
+replies counts three.
+
+Batches of ``ingest.batch_rows`` are committed with one lake transaction each (turns, segments and quarantine
+together), and the dedup check against the lake runs inside that transaction. A run killed at any point leaves
+whole batches only; running it again finds the committed turns as duplicates and adds exactly the rest.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from collectors import Collector, RawRecord, RecordError, detect, get_collector, raw_text, registry
+from monitor.errors import FormatError, IngestError
+from monitor.home import Home
+from monitor.redact import merge_counts, redact
+from monitor.resources import load_sql
+from monitor.state import iso, utcnow
+
+CATALOG_EVERY_S = 5.0  # refresh catalog.duckdb at most this often during a long ingest (and always at the end)
+_TS_FLOOR = dt.datetime(1990, 1, 1)
+
+
+@dataclass
+class FileSummary:
+    path: str
+    format: str | None = None
+    records: int = 0  # input records (lines, rows, spans); a record may hold several turns
+    read: int = 0  # turns of good records + bad records
+    ingested: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    skipped: bool = False
+    note: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    files: list[FileSummary] = field(default_factory=list)
+
+    def _sum(self, key: str) -> int:
+        return sum(getattr(f, key) for f in self.files)
+
+    @property
+    def read(self) -> int:
+        return self._sum("read")
+
+    @property
+    def ingested(self) -> int:
+        return self._sum("ingested")
+
+    @property
+    def duplicates(self) -> int:
+        return self._sum("duplicates")
+
+    @property
+    def quarantined(self) -> int:
+        return self._sum("quarantined")
+
+    @property
+    def records(self) -> int:
+        return self._sum("records")
+
+    @property
+    def files_skipped(self) -> int:
+        return sum(1 for f in self.files if f.skipped)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"read": self.read, "ingested": self.ingested, "duplicates": self.duplicates,
+                "quarantined": self.quarantined, "records": self.records, "files_skipped": self.files_skipped,
+                "balanced": self.read == self.ingested + self.duplicates + self.quarantined,
+                "files": [asdict(f) for f in self.files]}
+
+    def line(self) -> str:
+        """The one-line summary: what, from where, in which format, and that the counts add up."""
+        done = [f for f in self.files if not f.skipped]
+        if len(done) == 1:
+            f = done[0]
+            where = f"from {f.path} ({f.format})" if f.format else f"from {f.path}"
+        else:
+            fmts = sorted({f.format for f in done if f.format})
+            where = f"from {len(done)} files" + (f" ({', '.join(fmts)})" if fmts else "")
+        parts = [f"ingested {self.ingested:,} turns {where}", f"{self.duplicates:,} duplicates",
+                 f"{self.quarantined:,} quarantined",
+                 f"read {self.read:,} = {self.ingested:,} + {self.duplicates:,} + {self.quarantined:,}"]
+        if self.files_skipped:
+            parts.append(f"{self.files_skipped} file(s) skipped (already ingested)")
+        notes = [f"{f.path}: {f.note}" for f in done if f.note]
+        return "; ".join(parts) + ("" if not notes else " [" + "; ".join(notes) + "]")
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of a file's bytes (the inbox key: a file seen before is skipped)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class _Batch:
+    """Column lists of the turns, segments and quarantine rows waiting for the next commit."""
+
+    TURN_COLS = ("turn_id", "content_hash", "conversation_id", "turn_index", "ts", "model", "model_version",
+                 "deployment", "user_id", "user_attrs", "system_prompt", "user_message", "assistant_message",
+                 "feedback", "feedback_score", "redactions", "redaction_counts", "extra", "source_format",
+                 "source_file", "source_line", "date")
+    Q_COLS = ("quarantine_id", "source_file", "source_line", "source_format", "field", "reason", "raw")
+
+    def __init__(self) -> None:
+        self.turns: dict[str, list] = {c: [] for c in self.TURN_COLS}
+        self.seg_row: list[int] = []
+        self.seg_attr: list[str] = []
+        self.seg_value: list[str] = []
+        self.quarantine: dict[str, list] = {c: [] for c in self.Q_COLS}
+        self.tags: list[Any] = []  # per turn row: caller's tag (quarantine id being retried)
+
+    def __len__(self) -> int:
+        return len(self.turns["turn_id"]) + len(self.quarantine["quarantine_id"])
+
+
+class Ingestor:
+    """One ingest run: dedup memory across files, batching and commits; use `ingest_paths` / `ingest_records`."""
+
+    def __init__(self, home: Home, source: str = "production", progress: bool = False,
+                 now: dt.datetime | None = None):
+        self.home = home
+        self.cfg = home.config.ingest
+        self.source = source
+        self.progress = progress
+        self.now = now or utcnow()
+        self.max_ts = self.now + dt.timedelta(minutes=self.cfg.max_future_minutes)
+        self.seen: set[bytes] = set()  # 16-byte prefixes of turn keys and content hashes committed this run
+        self.seen_q: set[str] = set()
+        self.own_files: set[str] = set()  # lake files this run wrote: known to hold only `seen` rows
+        self.batch = _Batch()
+        self.committed_batches = 0
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._sql_turns = load_sql("ingest/existing_turns.sql").sql
+        self._sql_q = load_sql("ingest/existing_quarantine.sql").sql
+        self._catalog_at = 0.0
+        self._wrote = False
+        self.retried: dict[str, str] = {}  # quarantine id -> outcome (retry mode)
+
+    # -- per record --------------------------------------------------------------------------------------
+    def add(self, fs: FileSummary, collector: Collector, rec: RawRecord, source_file: str,
+            quarantine: bool = True, tag: Any = None) -> RecordError | None:
+        """Route one record to the batch (as turns) or to quarantine; returns the error when it failed."""
+        fs.records += 1
+        err = rec.error
+        rows: list[dict] = []
+        if err is None:
+            try:
+                rows = [self._finalize(t) for t in collector.to_turns(rec.obj)]
+            except RecordError as e:
+                err = e
+            except Exception as e:  # a collector bug (maybe a third-party plugin) must not stop the file
+                err = RecordError(None, f"collector {collector.name} failed: {type(e).__name__}: {e}")
+        if err is not None:
+            if quarantine:
+                self._quarantine(fs, collector.name, rec, err, source_file)
+            return err
+        b = self.batch
+        for t in rows:
+            fs.read += 1
+            k_turn, k_content = t.pop("_keys")
+            if k_turn in self.seen or k_content in self.seen:
+                fs.duplicates += 1
+                continue
+            self.seen.add(k_turn)
+            self.seen.add(k_content)
+            n = len(b.turns["turn_id"])
+            for attr, value in t["_attrs"].items():
+                b.seg_row.append(n)
+                b.seg_attr.append(attr)
+                b.seg_value.append(value)
+            cols = b.turns
+            for c in _Batch.TURN_COLS[:-3]:
+                cols[c].append(t[c])
+            cols["source_file"].append(source_file)
+            cols["source_line"].append(rec.line)
+            cols["date"].append(t["date"])
+            b.tags.append(tag)
+        if len(b) >= self.cfg.batch_rows:
+            self.flush(fs)
+        return None
+
+    def _quarantine(self, fs: FileSummary, fmt: str, rec: RawRecord, err: RecordError, source_file: str) -> None:
+        fs.read += 1
+        text = raw_text(rec.raw)
+        qid = hashlib.sha256(f"{source_file}\x1f{rec.line}\x1f".encode() + text.encode("utf-8", "surrogatepass")
+                             ).hexdigest()[:32]
+        if qid in self.seen_q:
+            fs.duplicates += 1
+            return
+        self.seen_q.add(qid)
+        if self.cfg.redact_pii:
+            text, _ = redact(text)
+        q = self.batch.quarantine
+        for c, v in zip(_Batch.Q_COLS, (qid, source_file, rec.line, fmt, err.field, err.reason, text)):
+            q[c].append(v)
+        if len(self.batch) >= self.cfg.batch_rows:
+            self.flush(fs)
+
+    def _finalize(self, t: dict) -> dict:
+        ts = t.get("ts")
+        if ts is None and t.pop("_ts_optional", False):
+            # Formats without timestamps (plain ShareGPT dumps) are stamped with the ingest time.
+            ts = t["ts"] = self.now
+        if not isinstance(ts, dt.datetime):
+            raise RecordError("timestamp", "missing timestamp")
+        if ts > self.max_ts:
+            raise RecordError("timestamp", f"{ts.isoformat()}Z is more than {self.cfg.max_future_minutes} minutes "
+                                           f"in the future (ingest.max_future_minutes)")
+        if ts < _TS_FLOOR:
+            raise RecordError("timestamp", f"{ts.isoformat()}Z is before 1990: probably a wrong unit or a default")
+        for key in ("user_message", "assistant_message", "system_prompt"):
+            v = t.get(key)
+            if v is not None and not isinstance(v, str):
+                raise RecordError(key, f"must be text, got {type(v).__name__}")
+        counts: dict[str, int] = {}
+        if self.cfg.redact_pii:
+            for key in ("user_message", "assistant_message", "system_prompt"):
+                v = t.get(key)
+                if v:
+                    t[key], c = redact(v)
+                    if c:
+                        merge_counts(counts, c)
+        conv = str(t["conversation_id"])
+        idx = int(t.get("turn_index") or 0)
+        d_turn = hashlib.sha256(f"{conv}\x1f{idx}".encode()).digest()
+        d_content = hashlib.sha256(orjson.dumps(
+            (t.get("model"), ts.isoformat(), t.get("system_prompt"), t["user_message"], t["assistant_message"],
+             t.get("user_id"))
+        )).digest()
+        attrs = t.get("user_attrs") or {}
+        t["turn_id"] = d_turn.hex()
+        t["content_hash"] = d_content.hex()
+        t["conversation_id"] = conv
+        t["turn_index"] = idx
+        t["user_attrs"] = orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS).decode() if attrs else "{}"
+        t["_attrs"] = attrs
+        t["redactions"] = sum(counts.values())
+        t["redaction_counts"] = orjson.dumps(counts, option=orjson.OPT_SORT_KEYS).decode() if counts else "{}"
+        extra = t.get("extra")
+        t["extra"] = orjson.dumps(extra, default=str).decode() if extra else None
+        t["source_format"] = self._fmt
+        t["date"] = f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}"
+        t["_keys"] = (b"t" + d_turn[:15], b"c" + d_content[:15])
+        return t
+
+    # -- commit ------------------------------------------------------------------------------------------
+    def _duckdb(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = duckdb.connect(":memory:")
+            self._con.execute("SET threads=2")
+        return self._con
+
+    def _existing(self, sql: str, files: list[str], batch: pa.Table) -> set[int]:
+        if not files or batch.num_rows == 0:
+            return set()
+        con = self._duckdb()
+        con.register("batch", batch)
+        try:
+            return {r[0] for r in con.execute(sql, {"files": files}).fetchall()}
+        except duckdb.Error as e:
+            raise IngestError(f"dedup check against the lake failed: {e}", "run `monitor sql` to inspect the lake")
+        finally:
+            con.unregister("batch")
+
+    def flush(self, fs: FileSummary) -> None:
+        """Commit the pending batch in one lake transaction, dropping rows the lake already holds."""
+        b = self.batch
+        if len(b) == 0:
+            return
+        self.batch = _Batch()
+        batch_id = uuid.uuid4().hex[:16]
+        now = utcnow()
+        n_turns = len(b.turns["turn_id"])
+        turns = pa.table({
+            **{c: b.turns[c] for c in _Batch.TURN_COLS if c not in ("ts", "turn_index", "source_line",
+                                                                     "redactions", "feedback_score")},
+            "ts": pa.array(b.turns["ts"], pa.timestamp("us")),
+            "turn_index": pa.array(b.turns["turn_index"], pa.int32()),
+            "source_line": pa.array(b.turns["source_line"], pa.int64()),
+            "redactions": pa.array(b.turns["redactions"], pa.int32()),
+            "feedback_score": pa.array(b.turns["feedback_score"], pa.float64()),
+        }) if n_turns else None
+        quarantine = pa.table({c: b.quarantine[c] for c in _Batch.Q_COLS}) if b.quarantine["quarantine_id"] else None
+        with self.home.lake.transaction() as tx:
+            mine = self.own_files
+            dup_t: set[int] = set()
+            dup_q: set[int] = set()
+            if turns is not None:
+                files = [str(p) for p, e in zip(tx.files("turns"), tx.manifest["tables"].get("turns", []))
+                         if e["path"] not in mine]
+                ids = pa.table({"i": pa.array(range(n_turns), pa.int64()), "turn_id": turns["turn_id"],
+                                "content_hash": turns["content_hash"]})
+                dup_t = self._existing(self._sql_turns, files, ids)
+            if quarantine is not None:
+                files = [str(p) for p, e in zip(tx.files("quarantine"), tx.manifest["tables"].get("quarantine", []))
+                         if e["path"] not in mine]
+                ids = pa.table({"i": pa.array(range(quarantine.num_rows), pa.int64()),
+                                "quarantine_id": quarantine["quarantine_id"]})
+                dup_q = self._existing(self._sql_q, files, ids)
+            n_new_t = n_new_q = 0
+            if turns is not None:
+                keep = pa.array([i not in dup_t for i in range(n_turns)]) if dup_t else None
+                common = {"batch_id": pa.array([batch_id] * n_turns), "ingested_at": pa.array([now] * n_turns,
+                                                                                                pa.timestamp("us")),
+                          "source": pa.array([self.source] * n_turns)}
+                for k, v in common.items():
+                    turns = turns.append_column(k, v)
+                if keep is not None:
+                    turns = turns.filter(keep)
+                n_new_t = tx.add("turns", turns)
+                if b.seg_row:
+                    seg_keep = [i not in dup_t for i in b.seg_row] if dup_t else None
+                    rows = pa.array(b.seg_row, pa.int64())
+                    segs = pa.table({"turn_id": pc.take(pa.array(b.turns["turn_id"]), rows),
+                                     "attribute": b.seg_attr, "value": b.seg_value,
+                                     "date": pc.take(pa.array(b.turns["date"]), rows)})
+                    if seg_keep is not None:
+                        segs = segs.filter(pa.array(seg_keep))
+                    tx.add("segments", segs)
+            if quarantine is not None:
+                if dup_q:
+                    quarantine = quarantine.filter(pa.array([i not in dup_q for i in range(quarantine.num_rows)]))
+                nq = quarantine.num_rows
+                quarantine = quarantine.append_column("batch_id", pa.array([batch_id] * nq, pa.string()))
+                quarantine = quarantine.append_column("quarantined_at", pa.array([now] * nq, pa.timestamp("us")))
+                quarantine = quarantine.append_column("date", pa.array([now.strftime("%Y-%m-%d")] * nq, pa.string()))
+                n_new_q = tx.add("quarantine", quarantine)
+            written = [e["path"] for entries in tx.pending.values() for e in entries]
+        self.own_files.update(written)
+        self.committed_batches += 1
+        fs.ingested += n_new_t
+        fs.duplicates += len(dup_t) + len(dup_q)
+        fs.quarantined += n_new_q
+        for i, tag in enumerate(b.tags):
+            if tag is not None:
+                self.retried[tag] = "ingested" if i not in dup_t else "duplicate"
+        self._wrote = self._wrote or bool(written)
+        if written and time.monotonic() - self._catalog_at > CATALOG_EVERY_S:
+            self.refresh_catalog()
+
+    def refresh_catalog(self) -> None:
+        from monitor.db import write_catalog
+
+        write_catalog(self.home)
+        self._catalog_at = time.monotonic()
+
+    def close(self) -> None:
+        if self._wrote:
+            self.refresh_catalog()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    # -- files ---------------------------------------------------------------------------------------------
+    _fmt = None
+
+    def ingest_file(self, path: Path, collector: Collector | None, fs: FileSummary) -> FileSummary:
+        if collector is None:
+            fs.note = "empty file"
+            return fs
+        self._fmt = fs.format = collector.name
+        source_file = str(path)
+        bar = None
+        if self.progress and sys.stderr.isatty():
+            size = path.stat().st_size
+            if size > 5_000_000:
+                from tqdm import tqdm
+
+                bar = tqdm(total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr, leave=False)
+        done = 0
+        try:
+            for rec in collector.records(path):
+                self.add(fs, collector, rec, source_file)
+                if bar is not None and rec.end_offset > done:
+                    bar.update(rec.end_offset - done)
+                    done = rec.end_offset
+            self.flush(fs)
+        finally:
+            if bar is not None:
+                bar.close()
+        if fs.records == 0:
+            fs.note = "no records"
+        return fs
+
+
+def _expand(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, bool]]:
+    """Files to ingest, each with whether it came from a folder (inbox semantics: skip if seen)."""
+    out: list[tuple[Path, bool]] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and not f.name.startswith("."):
+                    out.append((f, True))
+        elif p.is_file():
+            out.append((p, False))
+        else:
+            raise IngestError(f"{p}: no such file or folder", "check the path")
+    return out
+
+
+def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None = None, progress: bool = False,
+                 source: str = "production", now: dt.datetime | None = None) -> IngestSummary:
+    """Ingest files and folders (a folder is an inbox: files already ingested, by content hash, are skipped)."""
+    files = _expand(paths)
+    summary = IngestSummary()
+    forced = get_collector(fmt, home.config) if fmt else None
+    # Detect every explicit file first, so one file in no known format stops the run before anything is written.
+    plan: list[tuple[Path, bool, Collector | None, str | None]] = []
+    for path, from_folder in files:
+        try:
+            collector = forced or detect(path, home.config)
+        except FormatError as e:
+            if not from_folder:
+                raise
+            plan.append((path, from_folder, None, e.message))
+            continue
+        plan.append((path, from_folder, collector, None))
+    ing = Ingestor(home, source=source, progress=progress, now=now)
+    try:
+        for path, from_folder, collector, error in plan:
+            fs = FileSummary(str(path))
+            summary.files.append(fs)
+            if error:
+                fs.skipped, fs.note = True, error
+                continue
+            digest = file_hash(path)
+            if from_folder:
+                seen = home.state.query("SELECT status FROM ingested_files WHERE content_hash=?", (digest,))
+                if seen and seen[0]["status"] == "done":
+                    fs.skipped, fs.note = True, "already ingested (same content hash)"
+                    continue
+            with home.state.tx() as con:
+                con.execute(
+                    "INSERT INTO ingested_files (content_hash, path, format, status, started_at) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT(content_hash) DO UPDATE SET path=excluded.path, format=excluded.format, "
+                    "status='running', started_at=excluded.started_at, finished_at=NULL",
+                    (digest, str(path), collector.name if collector else None, "running", iso(utcnow())),
+                )
+            ing.ingest_file(path, collector, fs)
+            with home.state.tx() as con:
+                con.execute(
+                    "UPDATE ingested_files SET status='done', read=?, ingested=?, duplicates=?, quarantined=?, "
+                    "finished_at=? WHERE content_hash=?",
+                    (fs.read, fs.ingested, fs.duplicates, fs.quarantined, iso(utcnow()), digest),
+                )
+    finally:
+        ing.close()
+    return summary
+
+
+def _sniff_records(items: list[tuple[int, str | bytes]], config) -> Collector:
+    head = b"\n".join(r if isinstance(r, bytes) else r.encode("utf-8", "surrogatepass") for _, r in items)
+    for cls in registry().values():
+        c = cls(config)
+        if c.sniff(head, None):
+            return c
+    raise FormatError("records are not in any known log format", "pass the format name explicitly")
+
+
+def ingest_records(home: Home, records: Iterable[tuple[int, str | bytes]], fmt: str | None = None,
+                   source_name: str = "<records>", source: str = "production",
+                   now: dt.datetime | None = None) -> IngestSummary:
+    """Ingest raw records given as (line number, raw text), e.g. the body of an HTTP push, without a file."""
+    it: Iterator[tuple[int, str | bytes]] = iter(records)
+    if fmt:
+        collector = get_collector(fmt, home.config)
+    else:
+        head = []
+        for item in it:
+            head.append(item)
+            if len(head) >= 20:
+                break
+        collector = _sniff_records(head, home.config)
+        it = _chain(head, it)
+    summary = IngestSummary([FileSummary(source_name, collector.name)])
+    fs = summary.files[0]
+    ing = Ingestor(home, source=source, now=now)
+    ing._fmt = collector.name
+    limit = home.config.ingest.max_line_bytes
+    try:
+        for line, raw in it:
+            ing.add(fs, collector, _parse_raw(collector, line, raw, limit), source_name)
+        ing.flush(fs)
+    finally:
+        ing.close()
+    return summary
+
+
+def _chain(head: list, rest: Iterator) -> Iterator:
+    yield from head
+    yield from rest
+
+
+def _parse_raw(collector: Collector, line: int, raw: str | bytes, limit: int) -> RawRecord:
+    size = len(raw)
+    if size > limit:
+        return RawRecord(line, raw[:4096], None, RecordError(
+            None, f"record of {size:,} bytes is over ingest.max_line_bytes ({limit:,}); raw text truncated to 4 KB"))
+    try:
+        return RawRecord(line, raw, collector.parse(raw))
+    except RecordError as e:
+        return RawRecord(line, raw, None, e)
+
+
+# -- quarantine ----------------------------------------------------------------------------------------------
+def quarantine_rows(home: Home, ids: list[str] | None = None, include_resolved: bool = False) -> list[dict]:
+    """Quarantined records with their retry status, newest first (open and retried ones unless asked)."""
+    files = [str(p) for p in home.lake.files("quarantine")]
+    if not files:
+        return []
+    status = home.state.query("SELECT quarantine_id, status, at, note FROM quarantine_status")
+    con = duckdb.connect(":memory:")
+    try:
+        st = pa.table({k: pa.array([r[k] for r in status], pa.string())
+                       for k in ("quarantine_id", "status", "at", "note")})
+        con.register("status", st)
+        sql = load_sql("ingest/quarantine_rows.sql").sql
+        cur = con.execute(sql, {"files": files, "include_resolved": include_resolved, "ids": list(ids or [])})
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
+@dataclass
+class RetrySummary:
+    retried: int = 0
+    ingested: int = 0  # records whose turns are now in the lake (new or already there)
+    still_quarantined: int = 0
+    turns: int = 0
+    results: list[dict] = field(default_factory=list)
+
+
+def retry_quarantined(home: Home, ids: list[str] | None = None, fmt: str | None = None,
+                      actor: str = "cli") -> RetrySummary:
+    """Re-ingest quarantined records (all open ones, or `ids`); those that still fail stay quarantined."""
+    rows = quarantine_rows(home, ids=ids)
+    if ids:
+        found = {r["quarantine_id"] for r in rows}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise IngestError(f"no open quarantined record with id {missing[0]!r}",
+                              "see `monitor quarantine list` (ingested or dismissed ones are not retried)")
+    out = RetrySummary()
+    ing = Ingestor(home, source="production")
+    collectors: dict[str, Collector] = {}
+    fs = FileSummary("<quarantine retry>")
+    errors: dict[str, str] = {}
+    try:
+        for r in rows:
+            name = fmt or r["source_format"]
+            if name not in collectors:
+                collectors[name] = get_collector(name, home.config)
+            c = collectors[name]
+            ing._fmt = c.name
+            out.retried += 1
+            rec = _parse_raw(c, r["source_line"], r["raw"], home.config.ingest.max_line_bytes)
+            before = fs.read
+            err = ing.add(fs, c, rec, r["source_file"], quarantine=False, tag=r["quarantine_id"])
+            if err is not None:
+                errors[r["quarantine_id"]] = f"{err.field + ': ' if err.field else ''}{err.reason}"
+            else:
+                out.turns += fs.read - before
+                # Turns dropped as in-run duplicates never reach a batch: the record is resolved all the same.
+                ing.retried.setdefault(r["quarantine_id"], "duplicate")
+        ing.flush(fs)
+    finally:
+        ing.close()
+    at = iso(utcnow())
+    with home.state.tx() as con:
+        for r in rows:
+            qid = r["quarantine_id"]
+            if qid in errors:
+                status, note = "retried", f"still failing: {errors[qid]}"
+                out.still_quarantined += 1
+            else:
+                status, note = "ingested", "re-ingested" if ing.retried.get(qid) == "ingested" else "turns already present"
+                out.ingested += 1
+            con.execute(
+                "INSERT INTO quarantine_status (quarantine_id, status, at, note) VALUES (?,?,?,?) "
+                "ON CONFLICT(quarantine_id) DO UPDATE SET status=excluded.status, at=excluded.at, note=excluded.note",
+                (qid, status, at, note),
+            )
+            out.results.append({"quarantine_id": qid, "status": status, "note": note})
+        home.state.audit(con, actor, "quarantine.retry", f"quarantine:{len(rows)} records",
+                         {"ids": [r["quarantine_id"] for r in rows], "format": fmt, "ingested": out.ingested,
+                          "still_quarantined": out.still_quarantined})
+    if out.retried:
+        from monitor.db import write_catalog
+
+        write_catalog(home)
+    return out

@@ -1,0 +1,128 @@
+"""Personal-data redaction: e-mails, phones, payment cards, IP addresses and secrets become typed placeholders.
+
+Runs on every message before anything is stored (``ingest.redact_pii``, on by default) and on the raw text of
+quarantined records. Each detector is guarded by a cheap substring test so the common case, a message with no
+candidate at all, costs a few ``in`` checks rather than a regex scan per pattern. Placeholders are typed so a
+reader still sees what was there: ``write to [EMAIL] or call [PHONE]``.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+
+PLACEHOLDERS = {
+    "email": "[EMAIL]",
+    "phone": "[PHONE]",
+    "card": "[CARD]",
+    "ip": "[IP]",
+    "api_key": "[API_KEY]",
+    "token": "[TOKEN]",
+}
+
+# Secrets first: a JWT or key may contain digit runs that would otherwise look like a phone number.
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{12,}")
+_KEYS = re.compile(
+    r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}"  # OpenAI / Anthropic style
+    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key id
+    r"|gh[pousr]_[A-Za-z0-9]{30,}"  # GitHub tokens
+    r"|github_pat_[A-Za-z0-9_]{40,}"
+    r"|xox[baprs]-[A-Za-z0-9-]{10,}"  # Slack
+    r"|AIza[0-9A-Za-z_-]{35})"  # Google API key
+)
+_KEY_HINTS = ("sk-", "AKIA", "ASIA", "hp_", "ho_", "hu_", "hs_", "hr_", "github_pat_", "xox", "AIza")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# One scan for every digit-based candidate: IPv4 addresses, then runs of 7+ digits with single separators (card
+# and phone candidates, validated in `_digits`). Python's `re` pays per alternative per position, so the
+# digit-free majority of messages skips this scan entirely.
+_DIGITS = re.compile(
+    r"(?<![\w.])(?P<ip>(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(?![\w.]*\d)"
+    r"|(?<![\w.+])(?P<num>\+?\(?\d(?:[ .()-]{0,2}\d){6,18})(?!\w)"
+)
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+# Cheap gate: any 7+ character run of digits and separators (both an IPv4 address and a phone need one).
+_DIGIT_GATE = re.compile(r"\d[\d .()-]{5,}\d")
+
+
+def luhn_ok(digits: str) -> bool:
+    """True when a string of digits passes the Luhn checksum used by payment cards."""
+    total, alt = 0, False
+    for ch in reversed(digits):
+        d = ord(ch) - 48
+        if alt:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+        alt = not alt
+    return total % 10 == 0
+
+
+def _digits(m: re.Match, counts: dict[str, int]) -> str:
+    if m.group("ip"):
+        counts["ip"] = counts.get("ip", 0) + 1
+        return PLACEHOLDERS["ip"]
+    text = m.group("num")
+    digits = re.sub(r"\D", "", text)
+    n = len(digits)
+    if 13 <= n <= 19 and not text.startswith("+") and luhn_ok(digits):
+        counts["card"] = counts.get("card", 0) + 1
+        return PLACEHOLDERS["card"]
+    # A phone number: international (+...), or 10-15 digits grouped with separators, or a (555) area code.
+    # Bare runs of digits without separators (order numbers, years) are left alone.
+    grouped = any(c in text for c in " .-()")
+    if (text.startswith("+") and 8 <= n <= 15) or (grouped and 10 <= n <= 13 and _phone_shape(text)):
+        counts["phone"] = counts.get("phone", 0) + 1
+        return PLACEHOLDERS["phone"]
+    return text
+
+
+def _phone_shape(text: str) -> bool:
+    # Dates and versions ("2024-05-01 12", "1.2.3") have short groups; phones have a group of 3+ and 4.
+    groups = [g for g in re.split(r"[ .()-]+", text) if g]
+    return 2 <= len(groups) <= 5 and max(len(g) for g in groups) >= 3 and len(groups[-1]) >= 3
+
+
+def redact(text: str) -> tuple[str, dict[str, int]]:
+    """Replace personal data and secrets in `text` with typed placeholders; return the text and counts by type."""
+    counts: dict[str, int] = {}
+    if not text:
+        return text, counts
+
+    def sub(pattern: re.Pattern, kind: str, s: str, repl: str | None = None) -> str:
+        new, n = pattern.subn(repl or PLACEHOLDERS[kind], s)
+        if n:
+            counts[kind] = counts.get(kind, 0) + n
+        return new
+
+    if "eyJ" in text:
+        text = sub(_JWT, "token", text)
+    if "earer" in text or "EARER" in text:
+        text = sub(_BEARER, "token", text, r"\1 [TOKEN]")
+    if ("-" in text or "_" in text or "A" in text) and any(h in text for h in _KEY_HINTS):
+        text = sub(_KEYS, "api_key", text)
+    if "@" in text:
+        text = sub(_EMAIL, "email", text)
+    if text.count(":") >= 2:
+        text = _IPV6.sub(lambda m: _ipv6(m, counts), text)
+    if _DIGIT_GATE.search(text):
+        text = _DIGITS.sub(lambda m: _digits(m, counts), text)
+    return text, counts
+
+
+def _ipv6(m: re.Match, counts: dict[str, int]) -> str:
+    s = m.group(0)
+    if sum(c != ":" for c in s) < 3:  # "::" or "a::b" is too thin to be a real address in prose
+        return s
+    try:
+        ipaddress.IPv6Address(s)
+    except ValueError:
+        return s
+    counts["ip"] = counts.get("ip", 0) + 1
+    return PLACEHOLDERS["ip"]
+
+
+def merge_counts(into: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + v
+    return into

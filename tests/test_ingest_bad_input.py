@@ -1,0 +1,114 @@
+"""Bad input never stops a file: each bad record is quarantined with its line, field and reason."""
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import cli
+from monitor.errors import FormatError
+from monitor.home import Home
+from monitor.ingest import ingest_paths, ingest_records, quarantine_rows
+
+LOGS = Path(__file__).resolve().parent / "fixtures" / "logs"
+
+# fixture file -> (line of the bad record, field blamed, words of the reason). Each file has good lines 1 and 3.
+CASES = {
+    "malformed_json.jsonl": (2, None, "malformed JSON"),
+    "invalid_utf8.jsonl": (2, None, "invalid UTF-8"),
+    "missing_timestamp.jsonl": (2, "timestamp", "missing timestamp"),
+    "unparseable_timestamp.jsonl": (2, "timestamp", "unparseable timestamp"),
+    "missing_model.jsonl": (2, "model", "missing model"),
+    "wrong_types.jsonl": (2, "messages", "must be a list"),
+    "wrong_type_turn.jsonl": (2, "turn", "must be an integer"),
+    "empty_messages.jsonl": (2, "messages", "empty messages"),
+    "no_assistant_message.jsonl": (2, "messages", "no assistant message"),
+    "unknown_role.jsonl": (2, "messages[1].role", "unknown role 'narrator'"),
+    "future_timestamp.jsonl": (2, "timestamp", "in the future"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_record_quarantined_rest_ingested(home, name):
+    line, field, words = CASES[name]
+    s = ingest_paths(home, [LOGS / name])
+    assert (s.read, s.ingested, s.duplicates, s.quarantined) == (3, 2, 0, 1)
+    (q,) = quarantine_rows(home)
+    assert (q["source_line"], q["field"], q["source_format"]) == (line, field, "canonical")
+    assert words in q["reason"], q["reason"]
+    assert q["source_file"] == str(LOGS / name)
+    assert q["raw"] and "c-101" in q["raw"]
+
+
+def test_invalid_utf8_raw_kept_visible(home):
+    ingest_paths(home, [LOGS / "invalid_utf8.jsonl"])
+    (q,) = quarantine_rows(home)
+    assert "\\xe9" in q["raw"] and "at byte" in q["reason"]
+
+
+def test_line_of_several_mb_quarantined_truncated(tmp_path):
+    home = Home.open(tmp_path / "home")
+    (home.root / "monitor.toml").write_text("[ingest]\nmax_line_bytes = 1000000\n")
+    home = Home.open(home.root)
+    good = (LOGS / "missing_model.jsonl").read_text().splitlines()[0]
+    huge = json.dumps({"conversation_id": "big", "timestamp": "2026-11-03T14:00:00Z", "model": "m",
+                       "messages": [{"role": "user", "content": "x" * 3_000_000},
+                                    {"role": "assistant", "content": "ok"}]})
+    f = tmp_path / "long_line.jsonl"
+    f.write_text(good + "\n" + huge + "\n" + good.replace("c-100", "c-103").replace("10 seconds", "12 seconds") + "\n")
+    s = ingest_paths(home, [f])
+    assert (s.read, s.ingested, s.quarantined) == (3, 2, 1)
+    (q,) = quarantine_rows(home)
+    assert q["source_line"] == 2 and "over ingest.max_line_bytes" in q["reason"] and "3,000," in q["reason"]
+    assert len(q["raw"]) <= 4096
+
+
+@pytest.mark.parametrize("name", ["not_a_log_format.jsonl", "not_a_log.txt"])
+def test_file_in_no_known_format_is_one_clear_error(home, name):
+    with pytest.raises(FormatError) as e:
+        ingest_paths(home, [LOGS / name])
+    assert name in str(e.value) and "canonical" in str(e.value) and "otlp" in str(e.value)
+    assert home.lake.row_count("turns") == 0
+    r = CliRunner().invoke(cli, ["--home", str(home.root), "ingest", str(LOGS / name)])
+    assert r.exit_code == 1 and "not in any known log format" in r.output and "Traceback" not in r.output
+
+
+def test_unknown_format_inside_folder_is_skipped_with_note(home, tmp_path):
+    d = tmp_path / "inbox"
+    d.mkdir()
+    (d / "a.jsonl").write_bytes((LOGS / "canonical_conversations.jsonl").read_bytes())
+    (d / "notes.txt").write_bytes((LOGS / "not_a_log.txt").read_bytes())
+    s = ingest_paths(home, [d])
+    assert s.ingested == 5 and s.files_skipped == 1
+    assert "not in any known log format" in [f for f in s.files if f.skipped][0].note
+
+
+def test_empty_file_reads_zero_with_note(home):
+    s = ingest_paths(home, [LOGS / "empty.jsonl"])
+    assert s.read == 0 and s.files[0].note == "empty file"
+    r = CliRunner().invoke(cli, ["--home", str(home.root), "ingest", str(LOGS / "empty.jsonl"), "--json"])
+    d = json.loads(r.output)
+    assert r.exit_code == 0 and d["read"] == 0 and d["files"][0]["note"] == "empty file"
+
+
+def test_ingest_records_without_a_file(home):
+    lines = (LOGS / "malformed_json.jsonl").read_text().splitlines()
+    s = ingest_records(home, list(enumerate(lines, 1)), source_name="http:push-1")
+    assert (s.files[0].format, s.ingested, s.quarantined) == ("canonical", 2, 1)
+    assert quarantine_rows(home)[0]["source_file"] == "http:push-1"
+
+
+def test_collector_crash_is_quarantined_not_fatal(home, monkeypatch):
+    from collectors.canonical import CanonicalCollector
+
+    real = CanonicalCollector.to_turns
+
+    def flaky(self, obj):
+        if obj.get("conversation_id") == "c-101":
+            raise KeyError("boom")
+        return real(self, obj)
+
+    monkeypatch.setattr(CanonicalCollector, "to_turns", flaky)
+    s = ingest_paths(home, [LOGS / "future_timestamp.jsonl"])
+    assert (s.ingested, s.quarantined) == (2, 1)
+    assert "KeyError" in quarantine_rows(home)[0]["reason"]
