@@ -314,17 +314,21 @@ def pair_turns(messages: list[tuple[str, str]], field: str) -> tuple[str | None,
 
 
 def model_and_version(model: Any, version: Any = None, field: str = "model") -> tuple[str, str | None]:
-    """Split ``name@version`` (or take an explicit version); a missing or non-text model is a RecordError."""
+    """Model identifier ``name@version`` and its version; a missing or non-text model is a RecordError."""
     if model is None or model == "":
         raise RecordError(field, "missing model")
     if not isinstance(model, str):
         raise RecordError(field, f"model must be text, got {type(model).__name__}")
     if version is not None and not isinstance(version, (str, int, float)):
         raise RecordError("model_version", f"must be text, got {type(version).__name__}")
+    # `model` keeps the full identifier (name@version) so that every metric grouped by model is per version;
+    # `model_version` holds the version alone for filters.
     if "@" in model and version is None:
-        name, _, ver = model.partition("@")
-        return name, ver or None
-    return model, None if version is None else str(version)
+        return model, model.partition("@")[2] or None
+    if version is None or str(version) == "":
+        return model, None
+    version = str(version)
+    return (model if model.endswith(f"@{version}") else f"{model}@{version}"), version
 
 
 def feedback_of(value: Any) -> tuple[str | None, float | None]:

@@ -156,7 +156,7 @@ class OtlpCollector(Collector):
         model, version = model_and_version(attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model"),
                                            attrs.get("gen_ai.model.version"), "gen_ai.request.model")
         system, history, reply = self._messages(span, attrs)
-        if reply is None:
+        if reply is None or not reply.strip():
             raise RecordError("gen_ai.output.messages", "no assistant message (no completion in attributes or events)")
         user_message = next((t for r, t in reversed(history) if r == "user"), "")
         turn_index = sum(1 for r, _ in history if r == "assistant")
@@ -200,7 +200,10 @@ class OtlpCollector(Collector):
                 ea = attributes(e.get("attributes"))
                 if name == "gen_ai.choice":
                     msg = ea.get("message")
-                    msg = _maybe_json(msg) if msg is not None else {"content": ea.get("content")}
+                    # Span-event attributes are flat, so SDKs send the message as JSON text, as a flattened
+                    # `message.content`, or as plain `content`.
+                    msg = _maybe_json(msg) if msg is not None else {
+                        "content": ea.get("message.content", ea.get("content"))}
                     if reply is None:
                         reply = text_content(msg.get("content") if isinstance(msg, dict) else msg,
                                              "gen_ai.choice.message.content")

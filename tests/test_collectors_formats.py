@@ -61,7 +61,7 @@ def test_canonical_multi_turn_versions_segments_feedback(home):
     assert (a["redactions"], json.loads(a["redaction_counts"])) == (1, {"email": 1})
     assert json.loads(b["redaction_counts"]) == {"phone": 1}
     assert a["system_prompt"] == "You are a helpful support assistant for Acme Broadband."
-    assert (a["model"], a["model_version"], a["deployment"]) == ("assistant", "2026-10-28", "support-web")
+    assert (a["model"], a["model_version"], a["deployment"]) == ("assistant@2026-10-28", "2026-10-28", "support-web")
     assert json.loads(a["user_attrs"]) == {"language": "en", "region": "UK", "age_band": "35-54",
                                            "gender": "female", "plan": "fibre-500"}
     assert a["user_id"] == "u-7" and a["feedback"] is None and b["feedback"] == "up"
@@ -69,7 +69,7 @@ def test_canonical_multi_turn_versions_segments_feedback(home):
     assert a["source_format"] == "canonical" and a["source_line"] == 3
     # name@version split; `turn` numbers logs written one exchange per line; offsets converted to UTC.
     r = rows[("c-201", 0)]
-    assert (r["model"], r["model_version"], r["feedback"]) == ("assistant", "2026-11", "down")
+    assert (r["model"], r["model_version"], r["feedback"]) == ("assistant@2026-11", "2026-11", "down")
     assert rows[("c-100", 1)]["ts"] == dt.datetime(2026, 11, 3, 14, 4, 2)
     segs = segments(home)
     assert ("c-200", "gender", "female") in segs and ("c-201", "language", "de") in segs

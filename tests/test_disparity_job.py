@@ -53,7 +53,7 @@ def test_group_counts_by_hand(home):
         == [3, 2, 2, 2, 1, 1]
     assert allm.loc["en", ["n", "refusals", "n_benign", "over_refusals", "n_harmful", "under_refusals"]].tolist() \
         == [2, 1, 1, 0, 1, 0]
-    v2 = df[df["model"] == "v2"]
+    v2 = df[df["model"] == "assistant@v2"]
     assert v2["group"].tolist() == ["en"] and v2["n"].tolist() == [1]
 
 

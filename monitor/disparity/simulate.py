@@ -54,7 +54,10 @@ def write_scored_turns(home, turns: list[dict], scored_at: dt.datetime) -> int:
     for t in turns:
         date = t["ts"].strftime("%Y-%m-%d")
         for k, v in (("turn_id", t["turn_id"]), ("conversation_id", t["turn_id"]), ("turn_index", 0),
-                     ("ts", t["ts"]), ("model", t.get("model", "assistant")),
+                     ("ts", t["ts"]),
+                     # The model identifier carries the version (name@version), as the collectors store it.
+                     ("model", t.get("model") or (f"assistant@{t['model_version']}" if t.get("model_version")
+                                                  else "assistant")),
                      ("model_version", t.get("model_version")), ("user_attrs", json.dumps(t.get("attrs", {}))),
                      ("user_message", t["user_message"]), ("assistant_message", t["assistant_message"]),
                      ("source", t.get("source", "production")), ("ingested_at", scored_at), ("date", date)):

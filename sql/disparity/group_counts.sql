@@ -1,7 +1,7 @@
 -- Disparity: per window, model, source kind, attribute and group, the counts behind the refusal, over-refusal
 -- and under-refusal rates of scored turns (a turn counts once per attribute it carries).
 -- refused = full_refusal or partial_refusal; over-refusal = refused among benign prompts; under-refusal =
--- complied among harmful prompts. model = model_version, else model. source_kind = 'probe' for counterfactual
+-- complied among harmful prompts. model = the full model identifier (name@version). source_kind = 'probe' for counterfactual
 -- probe turns (source 'probe' or carrying a probe_template attribute), else 'production'.
 -- Parameters: $granularity ('day' | 'hour'), $windows (TIMESTAMP[] window starts), $date_min, $date_max
 -- (VARCHAR 'YYYY-MM-DD': partition pruning bounds covering the windows), $attributes (VARCHAR[]).
@@ -10,7 +10,7 @@
 WITH base AS (
     SELECT t.turn_id,
            date_trunc($granularity, t.ts) AS window_start,
-           coalesce(t.model_version, t.model, 'unknown') AS model,
+           coalesce(t.model, 'unknown') AS model,
            CASE WHEN t.source = 'probe' OR json_extract_string(t.user_attrs, '$.probe_template') IS NOT NULL
                 THEN 'probe' ELSE 'production' END AS source_kind,
            s.refusal IN ('full_refusal', 'partial_refusal') AS refused,

@@ -16,7 +16,7 @@ detected AS (
     GROUP BY turn_id
 )
 SELECT date_trunc($granularity, t.ts) AS window_start,
-       coalesce(t.model_version, t.model, 'unknown') AS model,
+       coalesce(t.model, 'unknown') AS model,
        d.declared,
        count(*) AS n,
        count(*) FILTER (WHERE d.declared <> x.detected) AS mismatches

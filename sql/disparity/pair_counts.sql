@@ -7,7 +7,7 @@
 WITH base AS (
     SELECT t.turn_id,
            date_trunc($granularity, t.ts) AS window_start,
-           coalesce(t.model_version, t.model, 'unknown') AS model,
+           coalesce(t.model, 'unknown') AS model,
            CASE WHEN t.source = 'probe' OR json_extract_string(t.user_attrs, '$.probe_template') IS NOT NULL
                 THEN 'probe' ELSE 'production' END AS source_kind,
            s.refusal IN ('full_refusal', 'partial_refusal') AS refused,

@@ -1,0 +1,199 @@
+"""`monitor serve` for real: a subprocess ingests over HTTP and from the inbox, fires an alert, delivers it to a
+local SMTP server and a local webhook; killed with SIGKILL and restarted, it loses nothing and duplicates nothing."""
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _records(start, n, refuse_every=2):
+    ts = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=2)
+    out = []
+    for i in range(start, start + n):
+        refuse = i % refuse_every == 0
+        reply = ("I'm sorry, but I can't help with that request." if refuse
+                 else "Preheat the oven to 230 C, shape the dough and bake for 35 minutes.")
+        out.append({"conversation_id": f"e2e-{i}", "turn": 1,
+                    "timestamp": (ts + dt.timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+                    "model": "assistant@2026.11",
+                    "messages": [{"role": "user", "content": "How do I bake sourdough bread at home?"},
+                                 {"role": "assistant", "content": reply}],
+                    "user": {"id": f"u{i}", "language": "en"}})
+    return out
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def receivers():
+    from aiosmtpd.controller import Controller
+
+    mails = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            mails.append(envelope.content.decode("utf-8", "replace"))
+            return "250 OK"
+
+    smtp_port = _free_port()
+    ctl = Controller(Handler(), hostname="127.0.0.1", port=smtp_port)
+    ctl.start()
+    _Hook.received = []
+    hook = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    yield smtp_port, hook.server_address[1], mails, _Hook.received
+    ctl.stop()
+    hook.shutdown()
+
+
+def _start(home, port):
+    env = {**os.environ, "MONITOR_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-m", "monitor", "serve", "--port", str(port), "--log-level", "WARNING"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_http(port, proc, timeout=60):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited: {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError("worker did not come up")
+
+
+def _post(port, records):
+    body = "".join(json.dumps(r) + "\n" for r in records).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/logs", data=body, method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def _wait_for(cond, timeout, what):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if cond():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _count(home, sql):
+    from monitor import db
+    from monitor.home import Home
+
+    return db.connect(Home.open(home)).execute(sql).fetchone()[0]
+
+
+def test_serve_ingests_alerts_delivers_and_survives_sigkill(tmp_path, receivers):
+    smtp_port, hook_port, mails, hooks = receivers
+    home = tmp_path / "home"
+    home.mkdir()
+    port = _free_port()
+    (home / "monitor.toml").write_text(f"""
+[worker]
+ingest_interval_s = 1
+jobs_interval_s = 2
+notify_interval_s = 1
+
+[alerts]
+use_default_rules = false
+
+[[alerts.rules]]
+name = "refusal_high"
+metric = "refusal_rate"
+kind = "threshold"
+op = ">"
+value = 0.3
+use = "value"
+min_n = 5
+severity = "critical"
+
+[[notify.channels]]
+name = "mail"
+type = "email"
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from = "monitor@example.org"
+to = ["oncall@example.org"]
+
+[[notify.channels]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:{hook_port}/alerts"
+""")
+    proc = _start(home, port)
+    try:
+        _wait_http(port, proc)
+        reply = _post(port, _records(0, 20))
+        assert reply["ingested"] == 20 and reply["quarantined"] == 0
+        # A file dropped into the inbox is picked up by the scheduled ingest job.
+        (home / "inbox").mkdir(exist_ok=True)
+        with open(home / "inbox" / "batch2.jsonl", "w") as f:
+            for r in _records(20, 20):
+                f.write(json.dumps(r) + "\n")
+        _wait_for(lambda: _count(home, "SELECT count(*) FROM turns") == 40, 90, "inbox ingest")
+        _wait_for(lambda: mails and hooks, 180, "alert delivered by e-mail and webhook")
+        assert "refusal_rate" in mails[0] and "refusal_high" in mails[0]
+        assert hooks[0]["severity"] == "critical"
+        alerts = json.loads(subprocess.run(
+            [sys.executable, "-m", "monitor", "--home", str(home), "alerts", "list", "--json"],
+            capture_output=True, text=True, check=True).stdout)
+        # One alert per breaching series (all traffic, the model version, the deployment), deduplicated.
+        assert {a["rule"] for a in alerts} == {"refusal_high"} and {a["status"] for a in alerts} == {"firing"}
+        assert {a["model"] for a in alerts} == {None, "assistant@2026.11"}
+        n_alerts = len(alerts)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+
+    # Restart after SIGKILL: nothing lost, nothing duplicated, no second page for the same alert.
+    n_mails, n_hooks = len(mails), len(hooks)
+    proc = _start(home, port)
+    try:
+        _wait_http(port, proc)
+        reply = _post(port, _records(0, 20) + _records(40, 5))  # 20 seen before + 5 new
+        assert reply["duplicates"] == 20 and reply["ingested"] == 5
+        time.sleep(6)  # a few scheduler rounds
+        assert _count(home, "SELECT count(*) FROM turns") == 45
+        assert _count(home, "SELECT count(*) - count(DISTINCT turn_id) FROM turns") == 0
+        assert len(mails) == n_mails and len(hooks) == n_hooks
+        from monitor.home import Home
+
+        rows = Home.open(home).state.query("SELECT count(*) AS n FROM alerts")
+        assert rows[0]["n"] == n_alerts
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, proc.stdout.read()
