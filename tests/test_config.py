@@ -66,3 +66,12 @@ def test_cli_reports_bad_config_in_one_line(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 1
     assert "metrics.min_n" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_every_key_is_documented_and_doc_is_current():
+    from monitor.config_doc import DOC, HELP, keys, render
+
+    paths = [k for k, _, _ in keys()]
+    assert sorted(set(paths) - set(HELP)) == [], "add help for these keys in monitor/config_doc.py"
+    assert sorted(set(HELP) - set(paths)) == [], "help for keys that no longer exist"
+    assert DOC.read_text() == render(), "docs/configuration.md is stale: python -m monitor.config_doc --write"

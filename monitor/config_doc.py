@@ -1,0 +1,129 @@
+"""Help text for every configuration key, and the generator of docs/configuration.md.
+
+A test checks that every key of `Config` has help here and that the committed doc is current, so the reference
+never drifts from the code. Regenerate with ``python -m monitor.config_doc --write``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+
+from monitor.config import Config, _type_name
+
+HELP: dict[str, str] = {
+    "ingest.redact_pii": "Replace e-mails, phone numbers, card numbers, IPs, API keys and tokens by typed placeholders before storing.",
+    "ingest.max_future_minutes": "Records stamped further than this in the future are quarantined (clock skew tolerance).",
+    "ingest.max_line_bytes": "A line longer than this is quarantined with a truncated raw prefix.",
+    "ingest.batch_rows": "Turns per atomic lake commit; a crash loses at most the batch in flight (re-ingest recovers it).",
+    "ingest.inbox_dirs": "Folders the worker watches for new files; relative paths are inside the home.",
+    "ingest.columns": "CSV/Parquet column mapping: canonical field -> column name, e.g. {assistant_message = \"reply\", \"user.language\" = \"lang\"}.",
+    "ingest.formats": "Force a format for files matching a glob, e.g. {\"exports/*.jsonl\" = \"openai\"}.",
+    "metrics.granularity": "Event-time window of every metric: day or hour.",
+    "metrics.confidence": "Confidence level of every interval.",
+    "metrics.min_n": "Rates with fewer observations are flagged small_sample: shown, never alerted on.",
+    "metrics.segment_attributes": "Segment attributes to break refusal metrics down by; empty = every attribute except excluded ones.",
+    "metrics.exclude_attributes": "Attributes never used as segments (identifiers).",
+    "classifiers.backend": "lexical (offline, default) or llm_judge (an OpenAI-compatible endpoint, sampled, with a daily budget).",
+    "classifiers.llm_judge": "LLM-judge options: url, model, api_key_env, sample_rate, daily_budget, timeout_s.",
+    "values.dimensions": "Extra value dimensions (plugins): [{name, family, terms | terms_file | regex, weight}].",
+    "values.reference": "Drift reference: previous_days, baseline_window or baseline_model.",
+    "values.reference_days": "Length of the previous-days reference.",
+    "values.baseline_start": "Start (ISO date) of the fixed baseline window.",
+    "values.baseline_end": "End (ISO date) of the fixed baseline window.",
+    "values.baseline_model": "Model identifier (name@version) used as the baseline.",
+    "values.drift_method": "Drift test: mean_shift (default), or any Evidently stattest name, or evidently_default.",
+    "values.drift_threshold": "Threshold of the chosen drift method (its own scale).",
+    "values.min_n": "Replies needed on both sides before a drift verdict is given.",
+    "disparity.attributes": "Attributes to analyse; empty = every segment attribute except ids.",
+    "disparity.reference_group": "Compare each group with this group instead of the rest of traffic: {language = \"en\"}.",
+    "disparity.intersections": "Pairs of attributes to cross, e.g. [[\"language\", \"age_band\"]].",
+    "disparity.max_groups_per_attribute": "Largest groups kept per attribute; the rest are pooled as 'other'.",
+    "disparity.min_n": "Groups smaller than this are reported but never tested or alerted on.",
+    "disparity.fdr": "False discovery rate for the Benjamini-Hochberg correction.",
+    "disparity.detect_language": "Detect the language of user messages offline (lingua) and compare with the declared one.",
+    "probes.enabled": "Send counterfactual probes to the deployed model on a schedule.",
+    "probes.url": "OpenAI-compatible base URL of the deployed model.",
+    "probes.model": "Model name to request from that endpoint.",
+    "probes.api_key_env": "Name of the environment variable holding the endpoint's API key.",
+    "probes.interval_hours": "Hours between probe runs.",
+    "probes.samples_per_template": "Replies requested per probe prompt.",
+    "probes.timeout_s": "Timeout of one probe request.",
+    "alerts.use_default_rules": "Use the built-in rules (docs/alerts.md) in addition to yours.",
+    "alerts.rules": "Alert rules: [{name, metric, kind, severity, ...}] (docs/alerts.md).",
+    "alerts.dashboard_url": "Base URL of the dashboard, for links in notifications.",
+    "alerts.paging_horizon_windows": "Alerts for windows older than this many windows are backfill: recorded, never paged.",
+    "notify.channels": "Notification channels: [{name, type = webhook | slack | email | log, min_severity, ...}].",
+    "notify.digest_minutes": "Alerts pending for one channel within this interval are grouped into one digest.",
+    "notify.max_attempts": "Delivery attempts before a message is marked dead (and audited).",
+    "notify.backoff_seconds": "First retry delay; doubles after each failed attempt.",
+    "notify.digest_threshold": "More pending alerts than this for one channel are sent as a digest.",
+    "worker.host": "Address the worker's HTTP server listens on.",
+    "worker.port": "Port of the worker's HTTP server.",
+    "worker.token_env": "Name of the environment variable holding the bearer token required by POST endpoints.",
+    "worker.token": "The bearer token itself (prefer token_env: secrets do not belong in files).",
+    "worker.max_payload_bytes": "Larger request bodies are refused with 413.",
+    "worker.ingest_interval_s": "Seconds between inbox scans.",
+    "worker.jobs_interval_s": "Seconds between runs of the metric job chain.",
+    "worker.notify_interval_s": "Seconds between notification deliveries.",
+    "worker.compact_interval_s": "Seconds between storage compactions.",
+    "dashboard.port": "Port of the dashboard.",
+    "dashboard.password": "Optional shared password for the dashboard (prefer password_env).",
+    "dashboard.password_env": "Name of the environment variable holding the dashboard password.",
+    "dashboard.read_only": "Hide every action (acknowledge, label, ...): a read-only dashboard.",
+    "dashboard.sql_row_limit": "Row cap of ad hoc SQL (results beyond it are marked truncated).",
+    "dashboard.sql_time_limit_s": "Ad hoc SQL queries are stopped after this many seconds.",
+}
+
+
+def keys() -> list[tuple[str, typing.Any, typing.Any]]:
+    """(path, type, default) of every configuration key, in declaration order."""
+    out = []
+
+    def walk(cls, obj, prefix):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name == "sources":
+                continue
+            tp, val = hints[f.name], getattr(obj, f.name)
+            if dataclasses.is_dataclass(tp):
+                walk(tp, val, f"{prefix}{f.name}.")
+            else:
+                out.append((prefix + f.name, tp, val))
+
+    walk(Config, Config(), "")
+    return out
+
+
+def render() -> str:
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated by `python -m monitor.config_doc --write` from `monitor/config.py`; do not edit by hand.",
+        "",
+        "Everything works with no file at all. `monitor.toml` in the home (or `--config FILE`) overrides defaults.",
+        "Unknown keys and wrong types are refused with the key's path (`metrics.granularty: unknown key ... did you",
+        "mean 'granularity'?`). The dashboard's Settings page shows the effective values and where each came from.",
+        "",
+    ]
+    section = None
+    for path, tp, default in keys():
+        sec = path.split(".")[0]
+        if sec != section:
+            section = sec
+            lines += ["", f"## [{sec}]", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        d = json.dumps(default) if not isinstance(default, str) else f'"{default}"'
+        lines.append(f"| `{path.split('.', 1)[1]}` | {_type_name(tp)} | `{d}` | {HELP.get(path, '')} |")
+    return "\n".join(lines) + "\n"
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+
+if __name__ == "__main__":
+    if "--write" in sys.argv:
+        DOC.write_text(render())
+        print(f"wrote {DOC}")
+    else:
+        print(render())
