@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import math
+import random
 import sys
 from pathlib import Path
 
@@ -156,3 +158,100 @@ def update_quality(section: str, value: dict) -> None:
     q = json.loads(path.read_text()) if path.exists() else {}
     q[section] = value
     write_json(path, q)
+
+
+# ---- Hand-written benign instructions (our own text), used instead of the CC BY-NC Alpaca set to train the
+# shipped harm model. They mimic ordinary assistant traffic (write, explain, how-do-I) so that request framing alone
+# is not a harm signal, and include everyday uses of risky-looking words (kill time, shoot a photo).
+TOPICS = [
+    "photosynthesis", "the solar system", "climate change", "the French Revolution", "machine learning", "volcanoes",
+    "the water cycle", "blockchain", "the Renaissance", "honeybees", "the stock market", "black holes", "democracy",
+    "vaccines", "electric cars", "the Roman Empire", "jazz", "coral reefs", "quantum computing", "recycling",
+    "the human heart", "plate tectonics", "the printing press", "rainforests", "supply and demand", "the immune system",
+    "renewable energy", "ancient Egypt", "the Olympic Games", "social media", "remote work", "artificial intelligence",
+    "the moon landing", "bird migration", "inflation", "the internet", "chess openings", "Shakespeare's sonnets",
+    "the periodic table", "cloud computing", "urban gardening", "the Great Wall of China", "sleep cycles", "DNA",
+]
+ACTS = [
+    "bake sourdough bread", "learn a new language", "save money on groceries", "improve my sleep", "start a vegetable garden",
+    "train for a marathon", "write a resume", "fix a leaky faucet", "change a flat tire", "start meditating",
+    "make friends in a new city", "study for an exam", "reduce stress at work", "cook fluffy rice", "paint a room",
+    "clean a laptop keyboard", "set up a monthly budget", "learn Python", "prepare for a job interview", "brew better coffee",
+    "organise my closet", "write a cover letter", "plan a birthday party", "teach my dog to sit", "grow tomatoes indoors",
+    "improve my handwriting", "negotiate a raise", "back up my photos", "lower my electricity bill", "stay focused while studying",
+    "sharpen a kitchen knife", "remove a stripped screw", "get rid of fruit flies", "unclog a drain", "kill time on a long flight",
+    "shoot better photos with my phone", "crush my sales targets this quarter", "nail a presentation", "beat procrastination",
+    "attack a hard maths problem", "tackle a messy garage", "blow away the judges at a talent show", "cut down on sugar",
+    "terminate a stuck process on Windows", "break in new running shoes", "destroy old hard drives safely before recycling",
+]
+THINGS = ["bakery", "podcast", "startup", "cat", "sailing boat", "book club", "fantasy novel", "coffee shop", "band", "app"]
+PEOPLE = ["manager", "landlord", "teacher", "team", "customers", "neighbour", "grandmother", "best friend", "coworker",
+          "students", "employees", "new hire", "clients", "parents", "roommate", "doctor", "partner", "kids"]
+GROUPS = ["people", "someone", "a person", "a friend", "customers", "employees", "students", "children", "older adults",
+          "new parents", "a colleague", "a child", "visitors", "volunteers", "patients", "beginners", "a stranger", "users"]
+NEEDS = ["feel welcome", "learn faster", "stay motivated", "save energy", "communicate clearly", "relieve stress",
+         "get started with gardening", "eat more vegetables", "stay safe online", "manage their time", "recycle more",
+         "make a good first impression", "understand a contract", "prepare for winter", "enjoy reading", "sleep better"]
+EVENTS = ["a schedule change", "the quarterly results", "a delayed delivery", "our summer picnic", "a new office policy"]
+LANGS = ["French", "Spanish", "German", "Japanese", "Italian"]
+
+TEMPLATES = [
+    "Write a short poem about {topic}.", "Explain how {topic} works in simple terms.", "Summarize the history of {topic}.",
+    "Give me three tips to {act}.", "How do I {act}?", "How can I {act}?", "What's the best way to {act}?",
+    "Describe {topic} in two sentences.", "Create a list of five facts about {topic}.", "What are the benefits of learning about {topic}?",
+    "Generate a catchy blog post title about {topic}.", "Compose a tweet about {topic}.", "Suggest a name for a {thing}.",
+    "Compare {topic} and {topic2}.", "Outline a lesson plan on {topic} for high school students.",
+    "Write an email to my {person} about {event}.", "Draft a polite message to my {person} about {event}.",
+    "Translate 'good morning, how are you?' into {lang}.", "Write a step-by-step guide to {act}.",
+    "What are common mistakes people make when they try to {act}?", "Write a short story about a {thing} and {topic}.",
+    "Rewrite this sentence to sound more formal: 'we gotta talk about {topic} soon'.", "Give an analogy that explains {topic}.",
+    "Design a quiz with four questions about {topic}.", "Why is {topic} important?", "Create a weekly plan to {act}.",
+    "Generate a list of ideas that help {group} {need}.", "Describe how to help {group} {need}.",
+    "Brainstorm three ways to help {group} {need}.", "Design an app feature that encourages {group} to {need}.",
+    "Create a checklist of steps {group} can take to {need}.", "Generate questions to ask {group} to get to know them better.",
+    "Describe a scenario where {group} learns about {topic}.", "Write a thank-you note to my {person}.",
+    "Describe a person who changed how we think about {topic}.", "How can I support {group} who is learning about {topic}?",
+    "Identify three key facts about {topic}.", "Classify the following as fruit or vegetable: tomato, carrot, apple.",
+    "Name three famous scientists who studied {topic}.", "Provide an example of how {topic} affects everyday life.",
+    "Edit this sentence for grammar: 'me and him goes to the store about {topic}'.", "Analyze the pros and cons of {topic}.",
+    "Construct a dialogue between two {person}s discussing {topic}.", "Imagine you are a tour guide explaining {topic}.",
+    "Develop a marketing slogan for a {thing}.", "Output a short biography of a fictional {person} who loves {topic}.",
+    "Calculate how much I save per year if I {act} and save $5 a week.", "Convert this recipe for four people into one for {n} people.",
+    "Explain to {group} why {topic} matters.", "What should I tell my {person} about {topic}?",
+    "{safe}",
+]
+# Risky words in protective, technical or everyday framing (the kind of request a support or security team sends).
+SAFE_RISKY = [
+    "Generate a strong password for my email account.", "Describe a computer virus and how antivirus software stops it.",
+    "Create a program that detects fraudulent credit card transactions.", "How can small businesses protect themselves from phishing?",
+    "Explain how to recognise a scam phone call.", "What are the warning signs of identity theft?",
+    "Write a policy for reporting workplace harassment.", "How do I report a stolen bike to the police?",
+    "Explain the history of the atomic bomb.", "Summarise the causes of the First World War.",
+    "Describe the effects of smoking on the lungs.", "What should I do if my child swallows a battery?",
+    "How can I help a friend who is being bullied?", "Explain what a firewall does.", "How do vaccines fight a virus?",
+    "Write a short crime novel opening where a detective finds a clue.", "What are the penalties for tax evasion?",
+    "Describe how banks detect money laundering.", "How do I safely dispose of old medication?",
+    "Write a lesson on internet safety for children.", "How do I kill weeds without harming my vegetables?",
+    "What is the best way to shoot a sunset photo?", "How do I terminate a lease early?", "How can I beat jet lag?",
+    "Explain why counterfeit goods are a problem for brands.", "Analyze the argument that the moon landing was faked.",
+    "How do police investigate burglaries?", "What are the symptoms of a drug overdose and how should bystanders help?",
+    "Write a persuasive essay on why people should get vaccinated.", "How can I make my home harder to break into?",
+    "Describe how hackers use social engineering so staff can spot it.", "Explain how encryption protects passwords.",
+    "Generate a story about a knight who slays a dragon.", "How do I remove malware from my laptop?",
+    "What are the health risks of alcohol?", "How can teachers recognise signs of abuse in students?",
+]
+
+
+def benign_prompts(n: int = 1200, seed: int = 7) -> list[str]:
+    """Return ``n`` distinct benign prompts drawn reproducibly from the templates above."""
+    rng = random.Random(seed)
+    out: set[str] = set()
+    combos = itertools.count()
+    while len(out) < n and next(combos) < n * 50:
+        tpl = rng.choice(TEMPLATES)
+        t1, t2 = rng.sample(TOPICS, 2)
+        out.add(tpl.format(topic=t1, topic2=t2, act=rng.choice(ACTS), thing=rng.choice(THINGS),
+                           person=rng.choice(PEOPLE), event=rng.choice(EVENTS), lang=rng.choice(LANGS),
+                           group=rng.choice(GROUPS), need=rng.choice(NEEDS), n=rng.randint(2, 12),
+                           safe=rng.choice(SAFE_RISKY)))
+    return sorted(out)

@@ -1,0 +1,74 @@
+"""Offline classifiers for the monitor: is a reply a refusal, and is a user prompt harmful.
+
+    from monitor.classify import load_classifiers
+    clf = load_classifiers()                      # backend="lexical": bundled models, CPU, no network
+    clf.score_refusal(["I can't help with that."]).labels   # ['full_refusal']
+    clf.score_harm(["How do I kill a Python process?"]).labels  # ['benign']
+"""
+from __future__ import annotations
+
+from monitor.classify.base import HARM_CATEGORIES, HARM_LABELS, REFUSAL_LABELS, HarmResult, RefusalResult
+
+BACKENDS = ("lexical", "llm_judge")
+
+__all__ = ["load_classifiers", "Classifiers", "RefusalResult", "HarmResult", "REFUSAL_LABELS", "HARM_LABELS",
+           "HARM_CATEGORIES", "BACKENDS"]
+
+
+class Classifiers:
+    """The two classifiers behind one backend, with their versions and measured quality."""
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.backend = backend.name
+        self.refusal_version: str = backend.refusal_version
+        self.harm_version: str = backend.harm_version
+
+    def score_refusal(self, responses: list[str], prompts: list[str] | None = None) -> RefusalResult:
+        """Label replies full_refusal / partial_refusal / compliance (None for empty) with P(refusal) scores."""
+        responses = _as_list(responses, "responses")
+        if prompts is not None:
+            prompts = _as_list(prompts, "prompts")
+            if len(prompts) != len(responses):
+                from monitor.errors import ClassifierError
+
+                raise ClassifierError(f"score_refusal got {len(responses)} responses but {len(prompts)} prompts",
+                                      hint="pass one prompt per response, or prompts=None")
+        return self._backend.score_refusal(responses, prompts)
+
+    def score_harm(self, prompts: list[str]) -> HarmResult:
+        """Label prompts harmful / benign (None for empty) with P(harmful) scores and a category when harmful."""
+        return self._backend.score_harm(_as_list(prompts, "prompts"))
+
+    def quality(self) -> dict:
+        """Cross-validated sensitivity/specificity (with counts) of the lexical classifiers, from quality.json."""
+        from monitor.classify.lexical import load_quality
+
+        return load_quality()
+
+
+def _as_list(values, name: str) -> list:
+    if isinstance(values, str):
+        from monitor.errors import ClassifierError
+
+        raise ClassifierError(f"{name} must be a list of strings, got a single string", hint=f"wrap it: [{name[:-1]}]")
+    return list(values)
+
+
+def load_classifiers(backend: str = "lexical", options: dict | None = None) -> Classifiers:
+    """Return the classifiers of ``backend`` ("lexical", or "llm_judge" with its options dict)."""
+    from monitor.classify.lexical import lexical_backend
+
+    if backend == "lexical":
+        if options:
+            from monitor.errors import ClassifierError
+
+            raise ClassifierError("the lexical backend takes no options", hint="drop options, or use backend='llm_judge'")
+        return Classifiers(lexical_backend())
+    if backend == "llm_judge":
+        from monitor.classify.llm_judge import LLMJudgeBackend
+
+        return Classifiers(LLMJudgeBackend(options, fallback=lexical_backend()))
+    from monitor.errors import ClassifierError
+
+    raise ClassifierError(f"unknown classifier backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")

@@ -10,7 +10,12 @@ _TOKEN = re.compile(r"[a-z0-9']+")
 _APOS = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
 # End of the first sentence: a stop or newline after at least 12 characters ("I'm sorry. " stays one sentence).
 _SENT_END = re.compile(r"(?<=.{12})(?:[.!?](?:\s|$)|\n)", re.S)
-_LIST_ITEM = re.compile(r"(?:^|\n)\s*(?:\d+[.)]|[-*\u2022])\s+\S")
+_NEGATIONS = frozenset(("not", "no", "never", "cannot", "nor"))
+_LIST_ITEM = re.compile(r"\n[ \t]*(?:\d{1,2}[.)]|[-*\u2022])[ \t]")  # literal "\n" first: re skips ahead fast
+# Cheap substring test before scanning past the opening for a late refusal ("I understand... However, I cannot").
+_LATE_TRIGGERS = ("sorry", "cannot", "can't", "won't", "unable", "apolog", "not able", "not appropriate",
+                  "inappropriate", "unethical", "illegal", "against my", "decline", "refuse", "not going to",
+                  "not comfortable", "an ai", "not something")
 
 
 def load_lexicon(name: str) -> dict:
@@ -21,7 +26,8 @@ def load_lexicon(name: str) -> dict:
 
 def normalise(text: str) -> str:
     """Lower-case and fold curly quotes so regexes see one apostrophe."""
-    return text.translate(_APOS).lower()
+    t = text.lower()
+    return t.translate(_APOS) if ("\u2019" in t or "\u2018" in t or "\u201c" in t) else t
 
 
 def _join(patterns: list[str]) -> re.Pattern:
@@ -43,11 +49,174 @@ def _terms(words: list[str]) -> re.Pattern:
 
 def ngrams(tokens: list[str], prefix: str, out: dict, bigrams: bool = True) -> None:
     """Add binary unigram (and bigram) features named ``prefix+gram`` to ``out``."""
-    for t in tokens:
-        out[prefix + t] = 1.0
+    keys = [prefix + t for t in tokens]
     if bigrams:
-        for a, b in zip(tokens, tokens[1:]):
-            out[prefix + a + "_" + b] = 1.0
+        keys += [a + "_" + b for a, b in zip(keys, tokens[1:])]
+    out.update(dict.fromkeys(keys, 1.0))
+
+
+class PhraseMatcher:
+    """Matches phrase patterns (see lexicons/refusal.json ``_about``) against a list of word tokens.
+
+    Patterns are expanded once into a word trie, so matching costs about one dict look-up per token: roughly ten
+    times faster than one big alternation regex in Python's ``re`` (which cannot skip ahead on a leading ``\\b``).
+    """
+
+    _ITEM = re.compile(r"\{[^}]*\}|\S+")
+    _END = "\x00end"
+    _PRE = "\x00pre"
+    _GAP = "\x00gap"
+
+    def __init__(self, patterns: list[str]):
+        self.root: dict = {}
+        self.anchored: dict = {}
+        for pat in patterns:
+            anchored = pat.startswith("^")
+            for seq in self._expand(pat.lstrip("^ ").strip()):
+                if seq:
+                    self._add(self.anchored if anchored else self.root, seq)
+        # Word prefixes (``discriminat*``) that can start a match, for a quick str.startswith test per token.
+        self._root_pre = tuple(self.root.get(self._PRE, {}))
+
+    def _add(self, node: dict, seq: tuple) -> None:
+        for w in seq:
+            if w.startswith("~"):
+                gaps = node.setdefault(self._GAP, {})
+                node = gaps.setdefault(int(w[1:]), {})
+            elif w.endswith("*"):
+                pres = node.setdefault(self._PRE, {})
+                node = pres.setdefault(w[:-1], {})
+            else:
+                node = node.setdefault(w, {})
+        node[self._END] = True
+
+    @classmethod
+    def _words(cls, option: str) -> list[str]:
+        out = []
+        for w in option.split():
+            if w.startswith("~") or w.endswith("*"):
+                out.append(w)
+            else:
+                out.extend(_TOKEN.findall(w))
+        return out
+
+    @classmethod
+    def _expand(cls, pat: str) -> list[tuple]:
+        seqs: list[list[str]] = [[]]
+        for item in cls._ITEM.findall(pat):
+            options = [cls._words(o) for o in item[1:-1].split("|")] if item.startswith("{") else [cls._words(item)]
+            seqs = [s + o for s in seqs for o in options]
+        return [tuple(s) for s in seqs]
+
+    def _walk(self, node: dict, tokens: list[str], pos: int) -> int:
+        """End index of the shortest match of trie ``node`` at ``pos``, or -1."""
+        n = len(tokens)
+        while True:
+            if self._END in node:
+                return pos
+            gaps = node.get(self._GAP)
+            if gaps:
+                for k, child in gaps.items():
+                    for skip in range(k + 1):
+                        if pos + skip <= n:
+                            end = self._walk(child, tokens, pos + skip)
+                            if end >= 0:
+                                return end
+            if pos >= n:
+                return -1
+            t = tokens[pos]
+            pres = node.get(self._PRE)
+            if pres:
+                for pre, child in pres.items():
+                    if t.startswith(pre):
+                        end = self._walk(child, tokens, pos + 1)
+                        if end >= 0:
+                            return end
+            node = node.get(t)
+            if node is None:
+                return -1
+            pos += 1
+
+    def spans(self, tokens: list[str], lo: int = 0, hi: int | None = None, first_only: bool = False) -> list[tuple[int, int]]:
+        """(start, end) token spans of non-overlapping matches starting in ``tokens[lo:hi]``; ^-patterns at 0 only."""
+        hi = len(tokens) if hi is None else min(hi, len(tokens))
+        out: list[tuple[int, int]] = []
+        if lo == 0 and self.anchored and tokens:
+            end = self._walk(self.anchored, tokens, 0)
+            if end >= 0:
+                out.append((0, end))
+                if first_only:
+                    return out
+        root, walk, pre = self.root, self._walk, self._root_pre
+        i = lo
+        while i < hi:
+            t = tokens[i]
+            child = root.get(t)
+            end = walk(child, tokens, i + 1) if child is not None else -1
+            if end < 0 and pre and t.startswith(pre):
+                end = walk(root, tokens, i)
+            if end > i:
+                out.append((i, end))
+                if first_only:
+                    return out
+                i = end
+                continue
+            i += 1
+        return out
+
+
+class MultiMatcher:
+    """Runs several PhraseMatchers in one pass over the tokens (the per-token Python loop is the main cost)."""
+
+    def __init__(self, matchers: dict[str, PhraseMatcher]):
+        self.matchers = matchers
+        self.first: dict[str, list[tuple[str, dict]]] = {}
+        self.pre: list[tuple[str, str, dict]] = []
+        for name, m in matchers.items():
+            for word, child in m.root.items():
+                if word == PhraseMatcher._PRE:
+                    for p, pchild in child.items():
+                        self.pre.append((p, name, pchild))
+                elif word != PhraseMatcher._GAP:
+                    # "plain": the next step is an ordinary word, so a dict membership test can rule it out cheaply.
+                    plain = not any(k in child for k in (PhraseMatcher._END, PhraseMatcher._GAP, PhraseMatcher._PRE))
+                    self.first.setdefault(word, []).append((name, child, plain))
+        self.pre_tuple = tuple(p for p, _, _ in self.pre)
+
+    def scan(self, tokens: list[str], hi: int | None = None) -> dict[str, list[tuple[int, int]]]:
+        """Spans per matcher name for matches starting in ``tokens[:hi]``, anchored patterns included."""
+        out: dict[str, list[tuple[int, int]]] = {}
+        for name, m in self.matchers.items():
+            if m.anchored and tokens:
+                end = m._walk(m.anchored, tokens, 0)
+                if end >= 0:
+                    out[name] = [(0, end)]
+        walk = PhraseMatcher._walk.__get__(next(iter(self.matchers.values())))
+        first, pre, pre_tuple = self.first, self.pre, self.pre_tuple
+        busy: dict[str, int] = {}
+        n = len(tokens)
+        for i in range(n if hi is None else min(hi, n)):
+            t = tokens[i]
+            cands = first.get(t)
+            if cands:
+                nxt = tokens[i + 1] if i + 1 < n else None
+                for name, child, plain in cands:
+                    if plain and nxt not in child:
+                        continue
+                    if busy.get(name, 0) > i:
+                        continue
+                    end = walk(child, tokens, i + 1)
+                    if end > i:
+                        out.setdefault(name, []).append((i, end))
+                        busy[name] = end
+            if pre_tuple and t.startswith(pre_tuple):
+                for p, name, child in pre:
+                    if busy.get(name, 0) <= i and t.startswith(p):
+                        end = walk(child, tokens, i + 1)
+                        if end > i:
+                            out.setdefault(name, []).append((i, end))
+                            busy[name] = end
+        return out
 
 
 class RefusalFeatures:
@@ -55,81 +224,129 @@ class RefusalFeatures:
 
     Word n-grams of the opening (where refusals live), of the first sentence and of the closing lines, plus dense
     cues: a refusal phrase in the first sentence, how much text follows the refusal, an offered alternative, a
-    sympathy opener or an "as an AI" disclaimer followed by a real answer, list structure.
+    sympathy opener or an "as an AI" disclaimer followed by a real answer, a rebuttal of the question's premise,
+    list structure.
     """
 
-    HEAD = 500
+    HEAD = 250
+    BODY = 1200
+    TAIL = True  # closing-line n-grams ("if you have any other questions"): +0.002 CV F1 for ~8% of the time
+    LATE = 700  # a refusal that first appears after this many characters does not count as one
+    DENSE_SCALE = 2.0  # dense cues get less L2 shrinkage than thousands of n-grams (CV: +0.003 F1)
     DENSE = (
         "d:ref_s1", "d:ref_head", "d:ref_any", "d:alt", "d:alt_after_ref", "d:sympathy", "d:sympathy_comply",
         "d:disclaimer", "d:disclaimer_pivot", "d:comply_open", "d:happy_but", "d:moralize", "d:len", "d:after_ref",
-        "d:list", "d:code", "d:no_ref_long",
+        "d:list", "d:code", "d:no_ref_long", "d:rebut_s1", "d:neg_s1", "d:nonsense",
     )
 
     def __init__(self, lexicon: dict | None = None):
         lex = lexicon or load_lexicon("refusal")
-        self.re_ref = _join(lex["refusal"])
-        self.re_alt = _join(lex["alternative"])
-        self.re_sym = _join(lex["sympathy"])
-        self.re_disc = _join(lex["disclaimer"])
-        self.re_pivot = _join(lex["pivot"])
-        self.re_open = _join(lex["compliance_open"])
-        self.re_happy = _join(lex["happy_but"])
-        self.re_moral = _join(lex["moralize"])
+        m = {k: PhraseMatcher(v) for k, v in lex.items() if not k.startswith("_")}
+        self.ref, self.alt, self.sym, self.disc = m["refusal"], m["alternative"], m["sympathy"], m["disclaimer"]
+        self.pivot, self.open, self.happy, self.moral = m["pivot"], m["compliance_open"], m["happy_but"], m["moralize"]
+        self.rebut, self.nonsense = m["rebut"], m["nonsense"]
+        self.multi = MultiMatcher(m)
 
     def features(self, text: str) -> dict[str, float]:
         """Return the sparse feature dict of one non-empty reply."""
         t = normalise(text).strip()
+        n = len(t)
         head = t[: self.HEAD]
         m = _SENT_END.search(head)
         s1 = head[: m.end()] if m else head[:250]
         f: dict[str, float] = {}
         htok = _TOKEN.findall(head)
+        ns1 = min(len(_TOKEN.findall(s1)), 40)
+        s1tok = htok[:ns1]
         ngrams(htok, "h:", f)
-        ngrams(_TOKEN.findall(s1)[:25], "s:", f)
-        n = len(t)
-        if n > 900:
+        ngrams(s1tok[:8], "s:", f)
+        if n > 900 and self.TAIL:
             ngrams(_TOKEN.findall(t[-250:]), "t:", f, bigrams=False)
-        body = t[:3000]
-        ref_s1 = self.re_ref.search(s1)
-        refs_head = self.re_ref.findall(head)
-        ref_any = refs_head or self.re_ref.search(body)
-        if ref_s1:
-            f["d:ref_s1"] = 1.0
-        if refs_head:
-            f["d:ref_head"] = min(len(refs_head), 3) / 3.0
-        if ref_any:
+        sp = self.multi.scan(htok)
+        refs = sp.get("refusal", [])
+        if refs:
+            if refs[0][0] < ns1:
+                f["d:ref_s1"] = 1.0
+            f["d:ref_head"] = min(len(refs), 3) / 3.0
+            after_tok = htok[refs[0][1]:]
+            after_chars = n - int(len(head) * refs[0][1] / max(len(htok), 1))
+            alt_after = any(a >= refs[0][1] for a, _ in sp.get("alternative", ()))
+        else:
+            rest = t[self.HEAD: self.LATE]
+            after_tok = _TOKEN.findall(rest) if any(k in rest for k in _LATE_TRIGGERS) else []
+            late = self.ref.spans(after_tok, first_only=True) if after_tok else None
+            if late:
+                after_tok = after_tok[late[0][1]:]
+                after_chars = n - self.HEAD - 5 * late[0][1]
+                alt_after = bool(self.alt.spans(after_tok[:120], first_only=True))
+            else:
+                after_tok = None
+        if after_tok is not None:
             f["d:ref_any"] = 1.0
-            first = self.re_ref.search(body)
-            after = n - first.end()
-            f["d:after_ref"] = math.log1p(max(after, 0)) / 8.0
-            if self.re_alt.search(body, first.end()):
+            f["d:after_ref"] = math.log1p(max(after_chars, 0)) / 8.0
+            if alt_after:
                 f["d:alt_after_ref"] = 1.0
+                f["d:alt"] = 1.0
         elif n > 400:
             f["d:no_ref_long"] = 1.0
-        if self.re_alt.search(body):
+        if "alternative" in sp:
             f["d:alt"] = 1.0
-        if self.re_sym.search(s1):
+        if "sympathy" in sp and sp["sympathy"][0][0] == 0:
             f["d:sympathy"] = 1.0
-            if not self.re_ref.search(head, len(s1)):
+            if not any(a >= ns1 for a, _ in refs):
                 f["d:sympathy_comply"] = 1.0
-        if self.re_disc.search(head):
+        if "disclaimer" in sp and sp["disclaimer"][0][0] == 0:
             f["d:disclaimer"] = 1.0
-            if self.re_pivot.search(head):
+            if "pivot" in sp:
                 f["d:disclaimer_pivot"] = 1.0
-        if self.re_open.search(s1):
+        if "compliance_open" in sp and sp["compliance_open"][0][0] == 0:
             f["d:comply_open"] = 1.0
-        if self.re_happy.search(head):
+        if "happy_but" in sp:
             f["d:happy_but"] = 1.0
-        mor = self.re_moral.findall(head)
+        mor = sp.get("moralize")
         if mor:
             f["d:moralize"] = min(len(mor), 5) / 5.0
+        if any(a < ns1 for a, _ in sp.get("rebut", ())):
+            f["d:rebut_s1"] = 1.0
+        if "nonsense" in sp:
+            f["d:nonsense"] = 1.0
+        neg = sum(1 for w in s1tok if w in _NEGATIONS or w.endswith("n't"))
+        if neg:
+            f["d:neg_s1"] = min(neg, 3) / 3.0
         f["d:len"] = math.log1p(n) / 8.0
-        items = len(_LIST_ITEM.findall(body))
+        body = t[: self.BODY]
+        items = len(_LIST_ITEM.findall(body)) + body.count(" 1. ") + body.count(" 2. ")
         if items:
             f["d:list"] = min(items, 8) / 8.0
         if "```" in body:
             f["d:code"] = 1.0
+        k = self.DENSE_SCALE
+        for name in self.DENSE:
+            if name in f:
+                f[name] *= k
         return f
+
+
+# Function words carry the *style* of a data set (AdvBench's "Write a script that ...") rather than harm; the harm
+# model's n-grams skip them (bigrams keep them only next to a content word, so "how_to" survives but "for_the" not).
+_STOP = frozenset(
+    "a an the and or but if of for to in on at by with from as is are was were be been being it its this that these "
+    "those their there they them he she his her we our you your i me my do does did can could would should will may "
+    "might must shall about into over under than then so such some any all each every few more most other own same "
+    "very just also only not no nor too up out off again further once here when where why what which who whom how "
+    "one two three four five using use given following based".split()
+)
+
+
+def content_ngrams(tokens: list[str], prefix: str, out: dict) -> None:
+    """Unigrams of content words and bigrams that contain at least one content word."""
+    stop = _STOP
+    for t in tokens:
+        if t not in stop:
+            out[prefix + t] = 1.0
+    for a, b in zip(tokens, tokens[1:]):
+        if a not in stop or b not in stop:
+            out[prefix + a + "_" + b] = 1.0
 
 
 class HarmFeatures:
@@ -142,9 +359,12 @@ class HarmFeatures:
 
     CATEGORIES = ("violence", "weapons", "cyber", "fraud", "drugs", "self_harm", "hate", "sexual", "privacy")
     _POSS = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][\w.-]*(?:\s+[A-Z][\w.-]*)*)(?:'s|s')\s")
+    # A definitional question: "What is arson?", "What is the definition of murder?", "What constitutes rape?";
+    # not "What's the easiest way to ...".
     _START_DEF = re.compile(
-        r"^\s*(?:what(?:'s| is| are| was| were| does| do) (?:a |an |the )?(?:definition|meaning|term)?|"
-        r"what constitutes|define|definition of|explain what|what counts as)"
+        r"^\s*(?:what(?:'s| is| are| was| were) (?:the |a |an )?(?:\w+ )?(?:definition|meaning)\b|what does .{1,40} mean\b|"
+        r"what constitutes|define\b|definition of|explain what|what counts as|"
+        r"what(?:'s| is| are) (?:a |an )?[\w-]+(?: [\w-]+)?\s*\??\s*$)"
     )
     _FIRST_PERSON = re.compile(r"(?<![\w'])(?:i|i'm|i'd|me|my|we|our|us)(?![\w'])")
     _IMPERATIVE = re.compile(
@@ -182,19 +402,21 @@ class HarmFeatures:
         t = raw.lower()
         f: dict[str, float] = {}
         toks = _TOKEN.findall(t)
-        ngrams(toks, "w:", f)
+        content_ngrams(toks, "w:", f)
         hits = self.category_hits(t)
         for c, k in hits.items():
             if k:
                 f["c:" + c] = 1.0
         nhit = sum(hits.values())
-        f["d:nhit"] = min(nhit, 6) / 6.0
+        if nhit:
+            f["d:nhit"] = min(nhit, 6) / 6.0
         intent = bool(self.re_intent.search(t)) or bool(self._IMPERATIVE.search(t))
         first = bool(self._FIRST_PERSON.search(t))
-        if intent:
-            f["d:intent"] = 1.0
-        if first:
-            f["d:first_person"] = 1.0
+        # Request framing alone is no harm signal (every instruction is a request); only next to a risky word.
+        if intent and nhit:
+            f["d:intent_risky"] = 1.0
+        if first and nhit:
+            f["d:first_person_risky"] = 1.0
         # Object of a risky verb: look at the words that follow each risky term.
         person_obj = thing_obj = False
         for m in self.re_risky.finditer(t):
@@ -210,8 +432,6 @@ class HarmFeatures:
             f["d:risky_thing"] = 1.0
         if nhit and not person_obj and not thing_obj:
             f["d:risky_noobj"] = 1.0
-        if self.re_person.search(t):
-            f["d:person"] = 1.0
         fiction = bool(self.re_fiction.search(t))
         if fiction:
             f["d:fiction"] = 1.0
@@ -224,11 +444,12 @@ class HarmFeatures:
                 f["d:definition_impersonal"] = 1.0
         elif self.re_def.search(t):
             f["d:def_cue"] = 1.0
+        real, nons = bool(self.re_real.search(t)), bool(self.re_nons.search(t))
         hist = bool(self.re_hist.search(t))
         deny = bool(self.re_deny.search(t))
         if hist:
             f["d:history"] = 1.0
-        if deny:
+        if deny and (hist or real or nhit):
             f["d:denial"] = 1.0
         if hist and deny:
             f["d:history_denial"] = 1.0
@@ -236,7 +457,6 @@ class HarmFeatures:
             f["d:history_neutral"] = 1.0
         if self.re_edu.search(t):
             f["d:education"] = 1.0
-        real, nons = bool(self.re_real.search(t)), bool(self.re_nons.search(t))
         imposs, discr = bool(self.re_imposs.search(t)), bool(self.re_discr.search(t))
         if real:
             f["d:real_group"] = 1.0
@@ -257,11 +477,16 @@ class HarmFeatures:
                 f["d:sensitive_named"] = 1.0
             if self.re_public.search(t):
                 f["d:sensitive_public"] = 1.0
-        f["d:len"] = math.log1p(len(toks)) / 4.0
         return f
 
     def category(self, text: str) -> str | None:
         """Return the harm category with most lexicon hits, or None when no category word appears."""
-        hits = self.category_hits(normalise(text))
+        t = normalise(text)
+        hits = self.category_hits(t)
+        # Discrimination against a real group and private data of a private person outrank generic word hits.
+        if self.re_real.search(t) and self.re_discr.search(t) and not self.re_imposs.search(t) and not self.re_nons.search(t):
+            hits["hate"] += 2
+        if self.re_sens.search(t) and self.re_private.search(t):
+            hits["privacy"] += 2
         best = max(hits, key=lambda c: hits[c])
         return best if hits[best] else None

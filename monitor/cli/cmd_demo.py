@@ -15,7 +15,7 @@ def _counts(home) -> dict:
     try:
         turns = con.execute("SELECT count(*) FROM turns WHERE source = 'demo'").fetchone()[0]
         versions = con.execute(
-            "SELECT model || '@' || coalesce(model_version, '?'), count(*) FROM turns WHERE source = 'demo' "
+            "SELECT model, count(*) FROM turns WHERE source = 'demo' "
             "GROUP BY 1 ORDER BY 1").fetchall()
         metrics = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
     finally:
@@ -66,7 +66,7 @@ def demo(obj, demo_home, no_dashboard, port, address):
                f"turns:   {c['turns']:,} ({versions})\n"
                f"metrics: {c['metrics']:,} rows\n"
                f"alerts:  {alerts} firing")
-    click.echo(f"query it: monitor --home {home.root} sql \"SELECT model_version, count(*) FROM turns GROUP BY 1\"\n"
+    click.echo(f"query it: monitor --home {home.root} sql \"SELECT model, count(*) FROM turns GROUP BY 1\"\n"
                f"          duckdb -readonly {home.catalog_path}")
     failed = [r.job for r in s.jobs if r.status == "failed"]
     if failed:

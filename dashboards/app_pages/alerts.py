@@ -1,0 +1,136 @@
+"""Alerts: filter, read the evidence and the metric around the window, see example conversations, act, audit."""
+import datetime as dt
+import json
+
+import pandas as pd
+import streamlit as st
+
+from dashboards import actions, charts, data
+from dashboards.ui import can_act, chart, ctx, guarded, metric_help, metric_name, pct, show_error
+from monitor.errors import MonitorError
+
+c = ctx()
+st.title("Alerts")
+if st.session_state.get("al_flash"):
+    st.success(st.session_state.pop("al_flash"))
+
+f1, f2, f3 = st.columns([2, 2, 2])
+status = f1.multiselect("Status", ["firing", "acknowledged", "silenced", "resolved"],
+                        default=["firing", "acknowledged", "silenced"], key="al_status")
+severity = f2.multiselect("Severity", ["critical", "warning", "info"], key="al_sev")
+metric_q = f3.text_input("Metric contains", key="al_metric", placeholder="e.g. over_refusal")
+alerts = data.alerts(c.root, tuple(status), tuple(severity), metric_q.strip())
+
+if alerts.empty:
+    everything = data.alerts(c.root)
+    if everything.empty:
+        st.info("No alerts have fired. Alerts are raised by `monitor jobs run` (job `alerts`) or `monitor serve` "
+                "when a rule in monitor.toml (or a default rule) is breached.")
+    else:
+        st.info(f"No alert matches these filters ({len(everything)} alerts in total): clear a filter.")
+    st.stop()
+
+show = alerts[["id", "severity", "status", "metric", "model", "segment", "window_start", "value", "n",
+               "assigned_to", "message"]]
+st.dataframe(show, hide_index=True, height=min(38 + 35 * len(show), 300),
+             column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+
+ids = alerts["id"].tolist()
+wanted = st.query_params.get("alert")
+default = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
+alert_id = st.selectbox("Alert", ids, index=default, key="al_pick",
+                        format_func=lambda i: f"#{i}: " + alerts.loc[alerts["id"] == i, "message"].iloc[0][:120])
+a = data.alert(c.root, alert_id)
+seg = json.loads(a["segment"] or "{}")
+evidence = json.loads(a["evidence"] or "{}")
+
+st.subheader(f"#{a['id']} {metric_name(a['metric'])}", help=metric_help(a["metric"]))
+st.markdown(f"**{a['severity'].upper()}** · status **{a['status']}**"
+            + (f" · acknowledged by {a['acknowledged_by']}" if a.get("acknowledged_by") else "")
+            + (f" · assigned to {a['assigned_to']}" if a.get("assigned_to") else "")
+            + (f" · silenced until {a['silenced_until']}" if a.get("silenced_until") else "")
+            + (" · backfill (never paged)" if a.get("backfill") else ""))
+st.code(a["message"], language=None)
+m = st.columns(5)
+m[0].metric("Value", pct(a["value"]))
+m[1].metric("95% interval", f"{pct(a['ci_low'])}–{pct(a['ci_high'])}")
+m[2].metric("n", f"{int(a['n']):,}" if a.get("n") is not None else "n/a")
+m[3].metric("Reference", pct(a["reference"]))
+m[4].metric("Threshold", pct(a["threshold"]))
+with st.expander("Evidence (as recorded by the rule)"):
+    st.json(evidence)
+
+# the metric around the window: two weeks either side, same model and segment
+ws = pd.Timestamp(a["window_start"].rstrip("Z")).to_pydatetime()
+rows = guarded(data.metric_rows, c.root, c.version, (a["metric"],), ws - dt.timedelta(days=14),
+               ws + dt.timedelta(days=14), granularity=a.get("granularity") or "day")
+if rows is not None:
+    series = rows[(rows["segment_obj"].map(lambda s: s == seg))
+                  & (rows["model"].fillna("") == (a["model"] or ""))]
+    chart(charts.alert_context(series, a, c.colors), key="al_ctx")
+
+st.subheader("Example conversations")
+ex_ids = tuple(str(i) for i in (evidence.get("example_turn_ids") or []))
+# examples come from the alert's window: look there first (one day's files), then anywhere
+ex = guarded(data.turns_by_id, c.root, c.version, ex_ids, f"{ws:%Y-%m-%d}",
+             f"{pd.Timestamp(a['window_end'].rstrip('Z')):%Y-%m-%d}") if ex_ids else pd.DataFrame()
+if ex_ids and ex is not None and len(ex) < len(ex_ids):
+    ex = guarded(data.turns_by_id, c.root, c.version, ex_ids)
+if ex is None or ex.empty:
+    st.caption("The rule recorded no example turns; matching conversations of that window:")
+    attr, val = next(iter(seg.items())) if seg else ("", "")
+    ex = guarded(data.conversations, c.root, c.version, ws, ws + dt.timedelta(days=1), model=a["model"] or "",
+                 attribute=attr, value=str(val), limit=10)
+if ex is not None and not ex.empty:
+    for _, r in ex.head(10).iterrows():
+        with st.container(border=True):
+            st.caption(f"turn {r['turn_id']} · {r['model']} · {r['ts']:%Y-%m-%d %H:%M} · classifier: "
+                       f"{r.get('refusal')} ({r.get('refusal_score', float('nan')):.2f}), prompt "
+                       f"{r.get('prompt_harm')} ({r.get('prompt_harm_score', float('nan')):.2f})")
+            st.markdown(f"**User:** {r['user_message']}")
+            st.markdown(f"**Assistant:** {r['assistant_message']}")
+else:
+    st.caption("No conversations found for this alert's window.")
+
+st.subheader("Act on this alert")
+if can_act(c, "acknowledge, resolve, silence, comment or assign"):
+    with st.form("alert_actions", clear_on_submit=True):
+        note = st.text_input("Note (recorded with the action)", key="al_note")
+        x1, x2 = st.columns(2)
+        assignee = x1.text_input("Assign to", key="al_assignee", placeholder="reviewer name")
+        hours = x2.number_input("Silence for (hours)", min_value=1, max_value=24 * 90, value=24, key="al_hours")
+        comment = st.text_area("Comment", key="al_comment", height=80)
+        b = st.columns(5)
+        pressed = {
+            "ack": b[0].form_submit_button("Acknowledge", key="al_ack", type="primary"),
+            "resolve": b[1].form_submit_button("Resolve", key="al_resolve"),
+            "silence": b[2].form_submit_button("Silence", key="al_silence"),
+            "assign": b[3].form_submit_button("Assign", key="al_assign"),
+            "comment": b[4].form_submit_button("Comment", key="al_comment_btn"),
+        }
+    for action, hit in pressed.items():
+        if not hit:
+            continue
+        try:
+            until = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(hours=int(hours))
+            if action == "assign" and not assignee.strip():
+                raise actions.ActionError("enter a name under 'Assign to' first")
+            actions.act(c.home, action, alert_id, c.reviewer, note=note or None, until=until,
+                        assignee=assignee.strip() or None, body=comment)
+            done = {"ack": "Acknowledged", "resolve": "Resolved", "silence": f"Silenced for {int(hours)} h",
+                    "assign": f"Assigned to {assignee.strip()}", "comment": "Commented on"}[action]
+            st.session_state["al_flash"] = f"{done}: alert #{alert_id}, by {c.reviewer}."
+            st.rerun()
+        except MonitorError as e:
+            show_error(e)
+
+comments = data.alert_comments(c.root, alert_id)
+if not comments.empty:
+    st.subheader("Comments")
+    st.dataframe(comments, hide_index=True)
+st.subheader("Audit trail")
+trail = data.audit_trail(c.root, f"alert:{alert_id}")
+if trail.empty:
+    st.caption("No action recorded on this alert yet.")
+else:
+    st.dataframe(trail, hide_index=True)

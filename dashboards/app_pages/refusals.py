@@ -1,0 +1,124 @@
+"""Refusals: rates with 95% bands by window, model version, deployment and segment; drill-down; classifier quality."""
+import pandas as pd
+import streamlit as st
+
+from dashboards import charts, data
+from dashboards.ui import chart, ctx, guarded, metric_help, metric_name, pct
+
+c = ctx()
+st.title("Refusals")
+
+metric = st.selectbox("Metric", list(data.REFUSAL_METRICS), index=1, format_func=metric_name, key="rf_metric",
+                      help="Over-refusal costs helpfulness; under-refusal (harmful compliance) costs safety.")
+st.caption(metric_help(metric))
+rows = guarded(data.metric_rows, c.root, c.version, (metric,), c.start, c.end, granularity=c.granularity)
+if rows is None:
+    st.stop()
+if rows.empty:
+    st.info("No refusal metrics in this window: run `monitor jobs run` after ingesting logs, or widen the window.")
+    st.stop()
+
+b1, b2, b3 = st.columns(3)
+by = b1.radio("Break down by", ["model version", "deployment", "segment"], horizontal=True, key="rf_by")
+models = sorted(m for m in rows["model"].dropna().unique())
+model = b2.selectbox("Model version", ["all models"] + models, key="rf_model",
+                     help="'all models' is the pooled rate over every version.")
+attrs = sorted({k for s in rows["segment_obj"] for k in s})
+view = rows
+if by == "model version":
+    view = rows[(rows["segment"] == "{}") & rows["deployment"].isna()]
+    if model != "all models":
+        view = view[view["model"] == model]
+    key_col = "model_label"
+elif by == "deployment":
+    view = rows[(rows["segment"] == "{}") & rows["deployment"].notna()]
+    view = view[view["model"] == model] if model != "all models" else view[view["model"].isna()]
+    view = view.assign(group=view["deployment"])
+    key_col = "group"
+    if view.empty:
+        st.info("No per-deployment rows for this metric (the logs carry no deployment, or the metric job does not "
+                "split by it).")
+else:
+    attr = b3.selectbox("Attribute", attrs, key="rf_attr") if attrs else None
+    if attr is None:
+        st.info("No segment breakdown in these metrics: the logs carry no `user.*` attributes.")
+        st.stop()
+    view = rows[rows["segment_obj"].map(lambda s: list(s) == [attr]) & rows["deployment"].isna()]
+    view = view[view["model"] == model] if model != "all models" else view[view["model"].isna()]
+    view = view.assign(group=view["segment_label"])
+    key_col = "group"
+
+if not view.empty:
+    chart(charts.rate_lines(view, c.colors, f"{metric_name(metric)} by {by}", metric_name(metric), by=key_col),
+          key="rf_lines")
+    st.caption("Shaded bands: 95% Wilson intervals. Hollow markers: fewer than "
+               f"{c.home.config.metrics.min_n} turns (shown, never alerted on). Dotted: label-corrected rate.")
+    table = view[["window_start", key_col, "value", "ci_low", "ci_high", "n", "small_sample", "corrected",
+                  "corrected_ci_low", "corrected_ci_high"]].rename(columns={key_col: "group"})
+    st.dataframe(table.sort_values(["window_start", "group"], ascending=[False, True]), hide_index=True, height=260,
+                 column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                for k in ("value", "ci_low", "ci_high", "corrected", "corrected_ci_low",
+                                          "corrected_ci_high")})
+
+st.subheader("Drill down to the conversations")
+d1, d2, d3 = st.columns(3)
+windows = sorted(view["window_start"].dt.date.unique(), reverse=True) if not view.empty else []
+day = d1.selectbox("Window", windows, key="rf_day") if windows else None
+kind = d2.selectbox("Replies", ["refusals (full or partial)", "full refusals", "partial refusals", "compliance"],
+                    key="rf_kind")
+harm = d3.selectbox("Prompt", ["any", "benign", "harmful"],
+                    index={"over_refusal_rate": 1, "under_refusal_rate": 2}.get(metric, 0), key="rf_harm")
+if day is not None:
+    start = pd.Timestamp(day).to_pydatetime()
+    refusal = {"full refusals": "full_refusal", "partial refusals": "partial_refusal",
+               "compliance": "compliance"}.get(kind, "")
+    conv = guarded(data.conversations, c.root, c.version, start, start, model="" if model == "all models" else model,
+                   refusal=refusal, prompt_harm="" if harm == "any" else harm, limit=100)
+    if conv is not None:
+        if kind.startswith("refusals") and not conv.empty:
+            conv = conv[conv["refusal"] != "compliance"]
+        if conv.empty:
+            st.caption("No conversations match.")
+        else:
+            st.dataframe(conv[["ts", "model", "user_message", "assistant_message", "refusal", "refusal_score",
+                               "prompt_harm", "prompt_harm_score", "n_labels"]], hide_index=True,
+                         height=min(38 + 35 * len(conv), 300))
+            st.caption("Label these on the **Conversations & review** page.")
+
+st.subheader("Classifier quality from reviewer labels")
+lq = guarded(data.label_quality, c.root)
+if lq is None or lq.empty:
+    st.info("No reviewer labels yet: label conversations on the **Conversations & review** page. Until then the "
+            "corrected rates use the classifiers' error rates measured on the bundled evaluation data.")
+else:
+    out = []
+    for name, truth, pred, pos in (
+            ("refusal classifier (refused vs complied)", "refusal_label", "predicted_refusal", None),
+            ("prompt-harm classifier (harmful vs benign)", "prompt_label", "predicted_prompt_harm", "harmful")):
+        d = lq.dropna(subset=[truth, pred])
+        if d.empty:
+            continue
+        t = d[truth] != "compliance" if pos is None else d[truth] == pos
+        p = d[pred] != "compliance" if pos is None else d[pred] == pos
+        tp, fp, fn = int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum())
+        prec = tp / (tp + fp) if tp + fp else float("nan")
+        rec = tp / (tp + fn) if tp + fn else float("nan")
+        plo, phi = charts.wilson(tp, tp + fp)
+        rlo, rhi = charts.wilson(tp, tp + fn)
+        out.append({"classifier": name, "labelled turns": len(d), "precision": pct(prec),
+                    "precision 95% CI": f"{pct(plo)}–{pct(phi)}", "recall": pct(rec),
+                    "recall 95% CI": f"{pct(rlo)}–{pct(rhi)}", "agreement": pct(float((t == p).mean()))})
+    if out:
+        st.dataframe(pd.DataFrame(out), hide_index=True)
+    else:
+        st.caption("Labels exist but none gives a true refusal or prompt label yet.")
+
+corr = rows[rows["corrected"].notna()]
+st.subheader("Raw and label-corrected rates")
+if corr.empty:
+    st.caption("No corrected values for this metric yet (the metric job adds them once classifier error rates are "
+               "known).")
+else:
+    last = corr[corr["window_start"] == corr["window_start"].max()]
+    st.dataframe(last[["window_start", "model_label", "segment_label", "value", "ci_low", "ci_high", "corrected",
+                       "corrected_ci_low", "corrected_ci_high", "n"]], hide_index=True)

@@ -1,0 +1,282 @@
+"""Chart builders: pure functions from a DataFrame to a Plotly figure, testable without Streamlit.
+
+Conventions kept on every chart: one fixed colour per model version (from `color_map`, grey for "all models"),
+a 95% interval drawn around every rate (a shaded band on lines, error bars on points and bars), and samples
+below the minimum size drawn as hollow markers so nobody mistakes them for solid evidence.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#332288", "#117733",
+           "#882255"]  # Okabe-Ito first: distinguishable with the common colour-vision deficiencies
+ALL_MODELS = "all models"
+ALL_COLOR = "#555555"
+SEVERITY_COLORS = {"critical": "#C0392B", "warning": "#E67E22", "info": "#2E86C1"}
+_LAYOUT = dict(margin=dict(l=40, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2), hovermode="closest",
+               template="plotly_white")
+
+
+def color_map(models: list[str]) -> dict[str, str]:
+    """A colour per model name, fixed by the sorted order of every model in the home."""
+    out = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(sorted(set(m for m in models if m)))}
+    out[ALL_MODELS] = ALL_COLOR
+    return out
+
+
+def _color(colors: dict[str, str], model: str) -> str:
+    return colors.get(model) or PALETTE[abs(hash(model)) % len(PALETTE)]
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def empty_figure(message: str) -> go.Figure:
+    """A blank figure carrying a message (used when a filter leaves nothing to draw)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(xaxis_visible=False, yaxis_visible=False, height=200, **_LAYOUT)
+    return fig
+
+
+def _fmt_pct(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1%}"
+
+
+def _band_traces(d: pd.DataFrame, name: str, color: str, group: str, show_legend: bool = True,
+                 x: str = "window_start", percent: bool = True) -> list[go.BaseTraceType]:
+    """A line with a shaded 95% interval band and hollow markers where the sample is small."""
+    d = d.sort_values(x)
+    small = d["small_sample"].fillna(False).astype(bool) if "small_sample" in d else pd.Series(False, index=d.index)
+    fmt = ".1%" if percent else ".3f"
+    hover = [f"{name}<br>%{{x|%Y-%m-%d %H:%M}}<br>value %{{y:{fmt}}}<br>95% CI {lo:{fmt}}–{hi:{fmt}}<br>n={int(n):,}"
+             + (" (small sample)" if s else "") + "<extra></extra>"
+             for lo, hi, n, s in zip(d["ci_low"].fillna(d["value"]), d["ci_high"].fillna(d["value"]),
+                                     d["n"].fillna(0), small)]
+    traces = [
+        go.Scatter(x=d[x], y=d["ci_high"], mode="lines", line=dict(width=0), hoverinfo="skip", showlegend=False,
+                   legendgroup=group, name=f"{name} upper"),
+        go.Scatter(x=d[x], y=d["ci_low"], mode="lines", line=dict(width=0), fill="tonexty",
+                   fillcolor=_rgba(color, 0.18), hoverinfo="skip", showlegend=False, legendgroup=group,
+                   name=f"{name} 95% CI"),
+        go.Scatter(x=d[x], y=d["value"], mode="lines+markers", name=name, legendgroup=group, showlegend=show_legend,
+                   line=dict(color=color, width=2),
+                   marker=dict(color=[("white" if s else color) for s in small], size=7,
+                               line=dict(color=color, width=1.5)),
+                   hovertemplate=hover),
+    ]
+    if "corrected" in d and d["corrected"].notna().any():
+        traces.append(go.Scatter(x=d[x], y=d["corrected"], mode="lines", name=f"{name} (label-corrected)",
+                                 legendgroup=group, showlegend=show_legend, line=dict(color=color, dash="dot"),
+                                 hovertemplate=f"{name} corrected<br>%{{y:{fmt}}}<extra></extra>"))
+    return traces
+
+
+def rate_lines(df: pd.DataFrame, colors: dict[str, str], title: str, y_title: str = "rate",
+               by: str = "model_label", percent: bool = True) -> go.Figure:
+    """Rate over time, one line per `by` value, each with its 95% interval band."""
+    if df.empty:
+        return empty_figure("No data in this window")
+    fig = go.Figure()
+    for key, d in df.groupby(by, sort=True):
+        color = _color(colors, key) if by == "model_label" else PALETTE[len(fig.data) // 3 % len(PALETTE)]
+        for t in _band_traces(d, str(key), color, str(key), percent=percent):
+            fig.add_trace(t)
+    fig.update_layout(title=title, yaxis_title=y_title, **_LAYOUT)
+    if percent:
+        fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return fig
+
+
+def over_under_side_by_side(over: pd.DataFrame, under: pd.DataFrame, colors: dict[str, str]) -> go.Figure:
+    """Over-refusal and under-refusal per model over time, in two panels sharing the time axis."""
+    if over.empty and under.empty:
+        return empty_figure("No refusal metrics in this window")
+    fig = make_subplots(rows=1, cols=2, shared_xaxes=True, horizontal_spacing=0.08,
+                        subplot_titles=("Over-refusal (benign requests refused)",
+                                        "Under-refusal (harmful requests answered)"))
+    for col, df in ((1, over), (2, under)):
+        for key, d in df.groupby("model_label", sort=True):
+            for t in _band_traces(d, str(key), _color(colors, key), str(key), show_legend=col == 1):
+                fig.add_trace(t, row=1, col=col)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    fig.update_layout(height=380, **_LAYOUT)
+    return fig
+
+
+def tradeoff_scatter(over: pd.DataFrame, under: pd.DataFrame, colors: dict[str, str]) -> go.Figure:
+    """Safety/helpfulness trade-off: one point per model and window, over-refusal (x) against under-refusal (y)."""
+    keys = ["window_start", "model_label"]
+    if over.empty or under.empty:
+        return empty_figure("Needs both over- and under-refusal metrics")
+    m = over[keys + ["value", "ci_low", "ci_high", "n"]].merge(
+        under[keys + ["value", "ci_low", "ci_high", "n"]], on=keys, suffixes=("_over", "_under"))
+    if m.empty:
+        return empty_figure("No window has both rates")
+    fig = go.Figure()
+    for key, d in m.groupby("model_label", sort=True):
+        c = _color(colors, key)
+        fig.add_trace(go.Scatter(
+            x=d["value_over"], y=d["value_under"], mode="markers", name=str(key),
+            marker=dict(color=c, size=9, opacity=0.85),
+            error_x=dict(type="data", symmetric=False, array=d["ci_high_over"] - d["value_over"],
+                         arrayminus=d["value_over"] - d["ci_low_over"], color=_rgba(c, 0.4), thickness=1),
+            error_y=dict(type="data", symmetric=False, array=d["ci_high_under"] - d["value_under"],
+                         arrayminus=d["value_under"] - d["ci_low_under"], color=_rgba(c, 0.4), thickness=1),
+            customdata=list(zip(d["window_start"].dt.strftime("%Y-%m-%d"), d["n_over"], d["n_under"])),
+            hovertemplate=(f"{key} %{{customdata[0]}}<br>over-refusal %{{x:.1%}} (n=%{{customdata[1]}})"
+                           "<br>under-refusal %{y:.1%} (n=%{customdata[2]})<extra></extra>")))
+    fig.update_layout(title="Safety / helpfulness trade-off (lower-left is better)",
+                      xaxis_title="over-refusal rate", yaxis_title="under-refusal rate", **_LAYOUT)
+    fig.update_xaxes(tickformat=".0%", rangemode="tozero")
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return fig
+
+
+def wilson(k: float, n: float, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson 95% interval of k successes out of n."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def feedback_chart(vol: pd.DataFrame, colors: dict[str, str], min_n: int = 30) -> go.Figure:
+    """Thumbs-down share of rated replies per model, with Wilson intervals and the counts in the hover."""
+    if vol.empty or (vol["thumbs_up"].sum() + vol["thumbs_down"].sum()) == 0:
+        return empty_figure("No thumbs up/down feedback in these logs")
+    g = vol.groupby("model", sort=True)[["thumbs_up", "thumbs_down"]].sum().reset_index()
+    g["n"] = g["thumbs_up"] + g["thumbs_down"]
+    g = g[g["n"] > 0]
+    g["rate"] = g["thumbs_down"] / g["n"]
+    ci = [wilson(k, n) for k, n in zip(g["thumbs_down"], g["n"])]
+    g["lo"], g["hi"] = [c[0] for c in ci], [c[1] for c in ci]
+    fig = go.Figure(go.Bar(
+        x=g["model"], y=g["rate"], marker_color=[_color(colors, m) for m in g["model"]],
+        marker_pattern_shape=["/" if n < min_n else "" for n in g["n"]],
+        error_y=dict(type="data", symmetric=False, array=g["hi"] - g["rate"], arrayminus=g["rate"] - g["lo"]),
+        customdata=list(zip(g["thumbs_up"], g["thumbs_down"], g["lo"], g["hi"])),
+        hovertemplate=("%{x}<br>thumbs down %{y:.1%} (95% CI %{customdata[2]:.1%}–%{customdata[3]:.1%})"
+                       "<br>👍 %{customdata[0]:,}  👎 %{customdata[1]:,}<extra></extra>")))
+    fig.update_layout(title="User feedback: share of rated replies with a thumbs down", yaxis_tickformat=".0%",
+                      **_LAYOUT)
+    return fig
+
+
+def volume_chart(vol: pd.DataFrame, colors: dict[str, str]) -> go.Figure:
+    """Turns per day, stacked by model."""
+    if vol.empty:
+        return empty_figure("No turns in this window")
+    fig = go.Figure()
+    for key, d in vol.groupby("model", sort=True):
+        fig.add_trace(go.Bar(x=d["day"], y=d["turns"], name=str(key), marker_color=_color(colors, key),
+                             hovertemplate=f"{key}<br>%{{x|%Y-%m-%d}}: %{{y:,}} turns<extra></extra>"))
+    fig.update_layout(barmode="stack", title="Volume: assistant replies per day", yaxis_title="turns", **_LAYOUT)
+    return fig
+
+
+def severity_chart(alerts: pd.DataFrame) -> go.Figure:
+    """Open alerts (firing or acknowledged) counted by severity."""
+    order = ["critical", "warning", "info"]
+    counts = {s: 0 for s in order}
+    if not alerts.empty:
+        open_ = alerts[alerts["status"].isin(["firing", "acknowledged"])]
+        for s, n in open_["severity"].value_counts().items():
+            counts[s] = counts.get(s, 0) + int(n)
+    fig = go.Figure(go.Bar(x=list(counts), y=list(counts.values()),
+                           marker_color=[SEVERITY_COLORS.get(s, ALL_COLOR) for s in counts],
+                           text=list(counts.values()), textposition="outside"))
+    fig.update_layout(title="Open alerts by severity", yaxis_title="alerts", height=300, **_LAYOUT)
+    return fig
+
+
+def alert_context(series: pd.DataFrame, alert: dict, colors: dict[str, str]) -> go.Figure:
+    """The alert's metric around its window, with the window shaded and the threshold and reference drawn."""
+    if series.empty:
+        fig = empty_figure("No metric rows around this window")
+    else:
+        fig = go.Figure()
+        for key, d in series.groupby("model_label", sort=True):
+            for t in _band_traces(d, str(key), _color(colors, key), str(key)):
+                fig.add_trace(t)
+        fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+        fig.update_layout(**_LAYOUT)
+    ws, we = pd.Timestamp(alert["window_start"].rstrip("Z")), pd.Timestamp(alert["window_end"].rstrip("Z"))
+    fig.add_vrect(x0=ws, x1=we, fillcolor=SEVERITY_COLORS.get(alert.get("severity"), ALL_COLOR), opacity=0.12,
+                  line_width=0, annotation_text="alert window", annotation_position="top left")
+    if alert.get("threshold") is not None:
+        fig.add_hline(y=alert["threshold"], line_dash="dash", line_color="#C0392B",
+                      annotation_text=f"threshold {alert['threshold']:.2f}", annotation_position="bottom right")
+    if alert.get("reference") is not None:
+        fig.add_hline(y=alert["reference"], line_dash="dot", line_color="#555555",
+                      annotation_text=f"reference {alert['reference']:.2f}", annotation_position="top right")
+    fig.update_layout(title=f"{alert['metric']} around the alert window", xaxis_visible=True, yaxis_visible=True,
+                      height=360)
+    return fig
+
+
+def group_rates(df: pd.DataFrame, title: str) -> go.Figure:
+    """Per-group rates with 95% intervals, the reference rate, significant groups in red and small-n groups hollow."""
+    if df.empty:
+        return empty_figure("No groups to compare")
+    d = df.sort_values("value", ascending=False)
+    sig = d["significant"].fillna(False).astype(bool)
+    small = ~d["min_n_ok"].fillna(True).astype(bool)
+    colors = ["#C0392B" if s else "#0072B2" for s in sig]
+    fig = go.Figure(go.Scatter(
+        x=d["group_label"], y=d["value"], mode="markers",
+        marker=dict(size=12, symbol=["diamond" if s else "circle" for s in sig],
+                    color=["white" if sm else c for sm, c in zip(small, colors)],
+                    line=dict(color=colors, width=2)),
+        error_y=dict(type="data", symmetric=False, array=d["ci_high"] - d["value"], arrayminus=d["value"] - d["ci_low"]),
+        customdata=list(zip(d["n"], d["gap"], d["ratio"], d["q_value"], d["reference_rate"])),
+        hovertemplate=("%{x}<br>rate %{y:.1%} (n=%{customdata[0]:,})<br>gap %{customdata[1]:+.1%}, ratio "
+                       "%{customdata[2]:.2f}<br>q=%{customdata[3]:.3g} (after BH correction)<br>reference "
+                       "%{customdata[4]:.1%}<extra></extra>"),
+        name="group rate"))
+    ref = d["reference_rate"].dropna()
+    if len(ref):
+        fig.add_hline(y=float(ref.mean()), line_dash="dot", line_color="#555555",
+                      annotation_text=f"reference {float(ref.mean()):.1%}", annotation_position="top right")
+    fig.update_layout(title=title, yaxis_title="rate", yaxis_tickformat=".0%", **_LAYOUT)
+    return fig
+
+
+def value_profile(df: pd.DataFrame, colors: dict[str, str]) -> go.Figure:
+    """Mean value-dimension score per model (grouped bars with 95% intervals)."""
+    if df.empty:
+        return empty_figure("No value profile in this window")
+    fig = go.Figure()
+    for key, d in df.groupby("model_label", sort=True):
+        fig.add_trace(go.Bar(
+            x=d["dimension"], y=d["value"], name=str(key), marker_color=_color(colors, key),
+            error_y=dict(type="data", symmetric=False, array=(d["ci_high"] - d["value"]).fillna(0),
+                         arrayminus=(d["value"] - d["ci_low"]).fillna(0)),
+            customdata=d["n"], hovertemplate=f"{key}<br>%{{x}}: %{{y:.3f}} (n=%{{customdata:,}})<extra></extra>"))
+    fig.update_layout(barmode="group", title="Value profile: mean score per dimension", yaxis_title="mean score",
+                      **_LAYOUT)
+    return fig
+
+
+def drift_heatmap(df: pd.DataFrame) -> go.Figure:
+    """Drift statistic per dimension and window; cells where the test said 'drift' are marked with a dot."""
+    if df.empty:
+        return empty_figure("No drift verdicts in this window")
+    piv = df.pivot_table(index="dimension", columns="window", values="value", aggfunc="max")
+    flag = df.pivot_table(index="dimension", columns="window", values="drifted", aggfunc="max")
+    text = [["●" if bool(v) else "" for v in row] for row in flag.reindex_like(piv).fillna(False).to_numpy()]
+    fig = go.Figure(go.Heatmap(z=piv.to_numpy(), x=[str(c) for c in piv.columns], y=list(piv.index), text=text,
+                               texttemplate="%{text}", colorscale="OrRd", colorbar=dict(title="drift statistic"),
+                               hovertemplate="%{y} %{x}<br>statistic %{z:.3f}<extra></extra>"))
+    fig.update_layout(title="Drift by dimension (● = drift detected)", **_LAYOUT)
+    return fig

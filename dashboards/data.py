@@ -1,0 +1,303 @@
+"""Data functions of the dashboard: each runs one SQL file from `sql/dashboard/` and returns a DataFrame.
+
+Lake reads are cached with `st.cache_data`, keyed by the home's path and the lake manifest version, so a new
+commit (ingest, a job run) shows up on the next rerun and an unchanged lake is never queried twice. State reads
+(alerts, labels, audit) are small SQLite queries and are not cached, so an action shows at once.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from monitor.db import connect
+from monitor.errors import QueryError
+from monitor.home import Home
+from monitor.resources import load_sql
+
+TTL = 600
+REFUSAL_METRICS = ("refusal_rate", "over_refusal_rate", "under_refusal_rate", "partial_refusal_share")
+FEEDBACK_METRICS = ("thumbs_down_rate",)
+VALUE_METRICS = ("value_mean", "value_coverage", "value_drift")
+
+
+@lru_cache(maxsize=8)
+def get_home(root: str) -> Home:
+    """The Home at `root`, opened once per process."""
+    return Home.open(root)
+
+
+def lake_version(root: str) -> int:
+    """The lake manifest version: the cache key that changes whenever anything is committed."""
+    return int(get_home(root).lake.manifest().get("version", 0))
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _database(root: str, version: int):
+    """One in-memory DuckDB over this lake version: building the views costs ~0.3 s on a large lake, so it is
+    built once per manifest version and every query runs on its own cursor (thread-safe, same views).
+    Lake tables only are read through it; state (labels, alerts) is read fresh from SQLite."""
+    return connect(get_home(root))
+
+
+def _run(root: str, sql_file: str, params: dict | None = None) -> pd.DataFrame:
+    sql = load_sql(f"dashboard/{sql_file}").sql
+    cur = _database(root, lake_version(root)).cursor()
+    try:
+        return cur.execute(sql, params or {}).df()
+    except Exception as e:  # duckdb errors: name the file so a broken view is easy to find
+        raise QueryError(f"dashboard query sql/dashboard/{sql_file} failed: {e}") from e
+    finally:
+        cur.close()
+
+
+def module_available(name: str) -> bool:
+    """Whether an optional pipeline module (written by another stage) is importable."""
+    try:
+        importlib.import_module(name)
+        return True
+    except ImportError:
+        return False
+
+
+# -- lake reads (cached) ----------------------------------------------------------------------------------------
+@st.cache_data(ttl=TTL, show_spinner=False)
+def freshness(root: str, version: int) -> dict[str, Any]:
+    """Newest event, ingest and metric times, turn and quarantine counts, and the last job runs."""
+    row = _run(root, "freshness.sql").iloc[0].to_dict()
+    row = {k: (None if pd.isna(v) else v) for k, v in row.items()}
+    row["manifest_version"] = version
+    row["last_jobs"] = get_home(root).state.query(
+        "SELECT job, status, finished_at FROM job_runs WHERE id IN (SELECT max(id) FROM job_runs GROUP BY job) "
+        "ORDER BY job")
+    return row
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def models(root: str, version: int) -> list[str]:
+    """Every model name in the lake, sorted (the order fixes each model's colour)."""
+    return _run(root, "models.sql")["model"].tolist()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def metric_rows(root: str, version: int, metrics: tuple[str, ...], start: dt.datetime, end: dt.datetime,
+                pattern: str = "", granularity: str = "day") -> pd.DataFrame:
+    """Latest metric rows for the named metrics (or a LIKE pattern) in the window, with `segment` parsed."""
+    df = _run(root, "metric_series.sql", {"metrics": list(metrics), "pattern": pattern, "start": start,
+                                          "end": end, "granularity": granularity})
+    return _parse_json_cols(df)
+
+
+def _parse_json_cols(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df["segment_obj"] = [json.loads(s) if isinstance(s, str) and s else {} for s in df["segment"]]
+    df["details_obj"] = [json.loads(s) if isinstance(s, str) and s else {} for s in df["details"]]
+    df["segment_label"] = [segment_label(s) for s in df["segment_obj"]]
+    df["model_label"] = df["model"].fillna("all models")
+    return df
+
+
+def segment_label(seg: dict) -> str:
+    """'language=hi' style label of a segment object ('all traffic' for {})."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(seg.items())) or "all traffic"
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def volume(root: str, version: int, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """Turns and thumbs up/down per day and model for event dates in the window."""
+    return _run(root, "volume.sql", {"start_date": f"{start:%Y-%m-%d}", "end_date": f"{end:%Y-%m-%d}"})
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def segment_values(root: str, version: int) -> pd.DataFrame:
+    """Segment attributes and values with their turn counts."""
+    return _run(root, "segment_values.sql")
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def conversations(root: str, version: int, start: dt.datetime, end: dt.datetime, q: str = "", model: str = "",
+                  attribute: str = "", value: str = "", refusal: str = "", prompt_harm: str = "",
+                  min_score: float = 0.0, max_score: float = 1.0, labelled: str = "any",
+                  limit: int = 200, labels_count: int = 0) -> pd.DataFrame:
+    """Scored turns matching the filters, newest first, with their label count (labels_count keys the cache)."""
+    score_filter = bool(refusal or prompt_harm or min_score > 0 or max_score < 1 or labelled != "any")
+    df = _run(root, "conversations.sql", {
+        "q": q, "model": model, "attribute": attribute, "value": value, "refusal": refusal,
+        "prompt_harm": prompt_harm, "min_score": float(min_score), "max_score": float(max_score),
+        "start_date": f"{start:%Y-%m-%d}", "end_date": f"{end:%Y-%m-%d}",
+        "prelimit": 2**62 if score_filter else int(limit), "limit": 2**62 if labelled != "any" else int(limit)})
+    counts = {r["turn_id"]: r["n"] for r in get_home(root).state.query(
+        "SELECT turn_id, count(*) AS n FROM labels GROUP BY turn_id")}
+    df["n_labels"] = [counts.get(t, 0) for t in df["turn_id"]]
+    if labelled != "any":
+        df = df[(df["n_labels"] > 0) == (labelled == "yes")].head(int(limit))
+    return df
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def turns_by_id(root: str, version: int, ids: tuple[str, ...], start_date: str = "",
+                end_date: str = "") -> pd.DataFrame:
+    """The given turns with their latest classifier scores (dates, when known, narrow the files read)."""
+    if not ids:
+        return pd.DataFrame()
+    return _run(root, "turns_by_id.sql", {"ids": list(ids), "start_date": start_date, "end_date": end_date})
+
+
+def label_quality(root: str) -> pd.DataFrame:
+    """Reviewer labels beside the classifier's predictions for the same turns (labels read fresh from state)."""
+    labels = pd.DataFrame(get_home(root).state.query(
+        "SELECT turn_id, reviewer, refusal_label, prompt_label, refusal_correct FROM labels"))
+    if labels.empty:
+        return labels
+    turns = turns_by_id(root, lake_version(root), tuple(sorted(set(labels["turn_id"]))))
+    if turns.empty:
+        return labels.assign(model=None, predicted_refusal=None, refusal_score=None, predicted_prompt_harm=None,
+                             prompt_harm_score=None)
+    pred = turns[["turn_id", "model", "refusal", "refusal_score", "prompt_harm", "prompt_harm_score"]].rename(
+        columns={"refusal": "predicted_refusal", "prompt_harm": "predicted_prompt_harm"})
+    return labels.merge(pred, on="turn_id", how="left")
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def value_examples(root: str, version: int, dimension: str, model: str | None, start: dt.datetime,
+                   end: dt.datetime, limit: int = 5) -> pd.DataFrame:
+    """Example replies scoring highest on a value dimension (needs the `value_scores` table of the values job)."""
+    from monitor.schema import TABLES
+
+    if "value_scores" not in TABLES:
+        return pd.DataFrame()
+    cols = [f.name for f in TABLES["value_scores"].schema]
+    if not {"turn_id", "dimension"} <= set(cols):
+        return pd.DataFrame()
+    score_col = next((c for c in ("score", "value", "weight") if c in cols), None)
+    if score_col is None:
+        return pd.DataFrame()
+    terms = ", v.terms" if "terms" in cols else (", v.matched_terms" if "matched_terms" in cols else "")
+    from monitor.db import quote_ident
+
+    sql = (f"SELECT t.turn_id, t.ts, t.model, v.{quote_ident(score_col)} AS score{terms}, t.user_message, "
+           "t.assistant_message FROM value_scores v JOIN turns t USING (turn_id) "
+           "WHERE v.dimension = $dim AND ($model = '' OR t.model = $model) AND t.ts >= $start AND t.ts < $end "
+           f"ORDER BY v.{quote_ident(score_col)} DESC LIMIT $limit")
+    con = _database(root, version).cursor()
+    try:
+        return con.execute(sql, {"dim": dimension, "model": model or "", "start": start, "end": end,
+                                 "limit": limit}).df()
+    except Exception as e:
+        raise QueryError(f"value examples query failed: {e}") from e
+    finally:
+        con.close()
+
+
+# -- state reads (not cached) -----------------------------------------------------------------------------------
+def alerts(root: str, status: tuple[str, ...] = (), severity: tuple[str, ...] = (), metric: str = "") -> pd.DataFrame:
+    """Alerts from the state store, newest window first, filtered by status, severity and metric substring."""
+    home = get_home(root)
+    where, params = [], []
+    if status:
+        where.append(f"status IN ({','.join('?' * len(status))})")
+        params += list(status)
+    if severity:
+        where.append(f"severity IN ({','.join('?' * len(severity))})")
+        params += list(severity)
+    if metric:
+        where.append("metric LIKE ?")
+        params.append(f"%{metric}%")
+    sql = "SELECT * FROM alerts" + (" WHERE " + " AND ".join(where) if where else "")
+    sql += (" ORDER BY CASE status WHEN 'firing' THEN 0 WHEN 'acknowledged' THEN 1 WHEN 'silenced' THEN 2 ELSE 3 END,"
+            " CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, window_start DESC, id DESC")
+    return pd.DataFrame(home.state.query(sql, params))
+
+
+def alert(root: str, alert_id: int) -> dict | None:
+    rows = get_home(root).state.query("SELECT * FROM alerts WHERE id=?", (int(alert_id),))
+    return rows[0] if rows else None
+
+
+def alert_comments(root: str, alert_id: int) -> pd.DataFrame:
+    return pd.DataFrame(get_home(root).state.query(
+        "SELECT at, author, body FROM alert_comments WHERE alert_id=? ORDER BY id", (int(alert_id),)))
+
+
+def audit_trail(root: str, target: str = "", limit: int = 200) -> pd.DataFrame:
+    """Audit-log entries, newest first, optionally only those about one target (e.g. 'alert:3')."""
+    return pd.DataFrame(get_home(root).state.query(
+        "SELECT at, actor, action, target, details FROM audit_log WHERE (? = '' OR target = ?) ORDER BY id DESC "
+        "LIMIT ?", (target, target, int(limit))))
+
+
+def labels_count(root: str) -> int:
+    return int(get_home(root).state.query("SELECT count(*) AS n FROM labels")[0]["n"])
+
+
+def saved_queries(root: str) -> pd.DataFrame:
+    return pd.DataFrame(get_home(root).state.query("SELECT * FROM saved_queries ORDER BY name"))
+
+
+def save_query(root: str, name: str, sql: str, actor: str) -> None:
+    """Save (or replace) a named query, audited."""
+    from monitor.state import iso, utcnow
+
+    home = get_home(root)
+    with home.state.tx() as con:
+        con.execute("INSERT INTO saved_queries (name, sql, created_by, created_at) VALUES (?,?,?,?) "
+                    "ON CONFLICT(name) DO UPDATE SET sql=excluded.sql, created_by=excluded.created_by, "
+                    "created_at=excluded.created_at", (name, sql, actor, iso(utcnow())))
+        home.state.audit(con, actor, "query.save", f"saved_query:{name}", {"sql": sql})
+
+
+def data_anchor(fresh: dict) -> dt.datetime:
+    """The end of the time window: the newest event or metric window in the lake, else now (naive UTC)."""
+    cands = [fresh.get("latest_event"), fresh.get("latest_metric_window")]
+    cands = [pd.Timestamp(c).to_pydatetime() for c in cands if c is not None]
+    if not cands:
+        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return max(cands)
+
+
+def _value_matrix(root: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """Per-reply value scores in a window as one column per dimension (from the `value_scores` table)."""
+    from monitor.db import quote_ident
+    from monitor.schema import TABLES
+
+    if "value_scores" not in TABLES:
+        raise QueryError("no per-reply value scores in this home (table value_scores)",
+                         "run `monitor jobs run` so the values job scores replies")
+    cols = [f.name for f in TABLES["value_scores"].schema]
+    score_col = next((c for c in ("score", "value", "weight") if c in cols), None)
+    if "dimension" not in cols or score_col is None:
+        raise QueryError("table value_scores has no dimension/score columns the report can use")
+    sql = (f"PIVOT (SELECT v.turn_id, v.dimension, v.{quote_ident(score_col)} AS s FROM value_scores v "
+           "JOIN turns t USING (turn_id) WHERE t.ts >= $start AND t.ts < $end) ON dimension USING avg(s) "
+           "GROUP BY turn_id")
+    con = connect(get_home(root))
+    try:
+        return con.execute(sql, {"start": start, "end": end}).df().drop(columns=["turn_id"])
+    except Exception as e:
+        raise QueryError(f"value scores query failed: {e}") from e
+    finally:
+        con.close()
+
+
+@st.cache_data(ttl=TTL, show_spinner="Computing the Evidently report...")
+def evidently_report_html(root: str, version: int, cur_start: dt.datetime, cur_end: dt.datetime,
+                          ref_start: dt.datetime, ref_end: dt.datetime) -> str:
+    """Evidently's data-drift report (HTML) of per-reply value scores, current window against a reference window."""
+    cur = _value_matrix(root, cur_start, cur_end)
+    ref = _value_matrix(root, ref_start, ref_end)
+    if cur.empty or ref.empty:
+        raise QueryError(f"no value scores in the {'current' if cur.empty else 'reference'} window",
+                         "pick a window with data and at least one earlier week")
+    common = [c for c in cur.columns if c in ref.columns]
+    try:  # evidently takes ~4 s to import: only when someone asks for a report
+        from evidently import Report
+        from evidently.presets import DataDriftPreset
+    except ImportError as e:
+        raise QueryError("evidently is not installed", "pip install 'evidently==0.7.23'") from e
+    snapshot = Report([DataDriftPreset()]).run(cur[common], ref[common])
+    return snapshot.get_html_str(as_iframe=False)

@@ -1,0 +1,132 @@
+"""Shared page helpers: the frame context set up by app.py, plain-language metric names, errors and empty states."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import streamlit as st
+
+from monitor.errors import MonitorError
+from monitor.home import Home
+
+# Plain-language names and help for metrics, used when the metric registry (monitor.metrics.METRICS) does not
+# describe a metric itself, e.g. before a stage has been installed.
+FALLBACK_METRICS = {
+    "refusal_rate": ("Refusal rate", "Share of all assistant replies that refuse fully or partly."),
+    "over_refusal_rate": ("Over-refusal rate",
+                          "Share of replies to benign requests that refuse (fully or partly): lost helpfulness."),
+    "under_refusal_rate": ("Under-refusal rate (harmful compliance)",
+                           "Share of replies to harmful requests that comply: a safety failure."),
+    "partial_refusal_share": ("Partial-refusal share",
+                              "Among refusals, the share that are partial (refuse part, answer part)."),
+    "thumbs_down_rate": ("Thumbs-down rate", "Share of replies users rated that got a thumbs down."),
+    "turn_count": ("Volume", "Number of assistant replies in the window."),
+    "value_mean": ("Value score", "Mean score of replies on a value dimension (e.g. moralising), per window."),
+    "value_coverage": ("Value coverage", "Share of replies with at least one term of the dimension's lexicon."),
+    "value_drift": ("Value drift", "Drift statistic of a value dimension against its reference window; "
+                    "a test decides 'drifted'."),
+    "over_refusal_disparity": ("Over-refusal gap between groups",
+                               "Over-refusal rate of one group compared with the reference (rest of traffic)."),
+    "under_refusal_disparity": ("Under-refusal gap between groups",
+                                "Harmful-compliance rate of one group compared with the reference."),
+    "refusal_disparity": ("Refusal gap between groups", "Refusal rate of one group compared with the reference."),
+}
+
+
+def _registry() -> dict[str, Any]:
+    try:
+        from monitor.metrics import METRICS  # the refusal stage's registry: name -> Metric(name, sql_file, help)
+    except Exception:
+        return {}
+    if isinstance(METRICS, dict):
+        return METRICS
+    return {getattr(m, "name", str(m)): m for m in METRICS}
+
+
+def metric_name(metric: str) -> str:
+    """Plain-language name of a metric."""
+    if metric in FALLBACK_METRICS:
+        return FALLBACK_METRICS[metric][0]
+    m = _registry().get(metric)
+    title = getattr(m, "title", None) or getattr(m, "label", None)
+    return title or metric.replace("_", " ").capitalize()
+
+
+def metric_help(metric: str) -> str:
+    """One-sentence help text of a metric (for tooltips)."""
+    m = _registry().get(metric)
+    text = getattr(m, "help", None) if m is not None else None
+    if text:
+        return text
+    if metric in FALLBACK_METRICS:
+        return FALLBACK_METRICS[metric][1]
+    for stem, (_, help_) in FALLBACK_METRICS.items():
+        if metric.endswith(stem):
+            return help_
+    return metric
+
+
+@dataclass
+class Ctx:
+    """What every page needs from the frame: the home, the lake version, the time window and the reviewer."""
+
+    root: str
+    home: Home
+    version: int
+    start: dt.datetime
+    end: dt.datetime
+    window_label: str
+    reviewer: str
+    read_only: bool
+    colors: dict[str, str]
+    fresh: dict[str, Any] = field(default_factory=dict)
+    granularity: str = "day"
+
+
+def ctx() -> Ctx:
+    """The frame context app.py stored for this run."""
+    c = st.session_state.get("_ctx")
+    if c is None:
+        st.error("Open the dashboard through dashboards/app.py (`monitor dashboard`), not a page file directly.")
+        st.stop()
+    return c
+
+
+def show_error(e: Exception) -> None:
+    """Show a MonitorError as a one-line error with its hint; anything else with its type."""
+    if isinstance(e, MonitorError):
+        st.error(f"**{e.title}**: {e.message}" + (f"  \nTry: {e.hint}" if e.hint else ""))
+    else:
+        st.error(f"{type(e).__name__}: {e}")
+
+
+def guarded(fn: Callable, *args, **kwargs):
+    """Call a data function, showing its error on the page (and returning None) instead of crashing the page."""
+    try:
+        return fn(*args, **kwargs)
+    except MonitorError as e:
+        show_error(e)
+        return None
+
+
+def can_act(c: Ctx, what: str = "act") -> bool:
+    """Whether actions are allowed: not read-only, and a reviewer name is set (else say how to get there)."""
+    if c.read_only:
+        st.caption("Read-only role: actions are hidden (dashboard.read_only in monitor.toml).")
+        return False
+    if not c.reviewer.strip():
+        st.warning(f"Enter your name under **Reviewer** in the sidebar to {what}.")
+        return False
+    return True
+
+
+def chart(fig, key: str | None = None) -> None:
+    st.plotly_chart(fig, key=key)
+
+
+def pct(v) -> str:
+    try:
+        return "n/a" if v is None or v != v else f"{v:.1%}"
+    except TypeError:
+        return "n/a"

@@ -1,0 +1,171 @@
+"""The default backend: bundled linear models over n-gram and hand-written features, numpy only at run time."""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+from itertools import repeat
+
+import numpy as np
+
+from monitor.classify.base import HarmResult, RefusalResult, is_text
+from monitor.classify.features import HarmFeatures, RefusalFeatures
+
+
+CHUNK = 4096
+
+
+def _load_json(name: str) -> dict:
+    from monitor.errors import ClassifierError
+
+    try:
+        text = resources.files("monitor.classify").joinpath("models", name).read_text("utf-8")
+    except FileNotFoundError as e:
+        raise ClassifierError(f"bundled model file models/{name} is missing",
+                              hint="re-install the package or run the training scripts in training/") from e
+    return json.loads(text)
+
+
+class LinearScorer:
+    """A logistic model stored as {feature name: weight}, a bias and Platt calibration (a, b)."""
+
+    def __init__(self, spec: dict):
+        self.weights: dict[str, float] = spec["weights"]
+        self.bias = float(spec["bias"])
+        self.a, self.b = (float(x) for x in spec["platt"])
+
+    def margin(self, feats: dict[str, float]) -> float:
+        get = self.weights.get
+        s = self.bias
+        for k, v in feats.items():
+            w = get(k)
+            if w is not None:
+                s += w * v
+        return s
+
+    def proba(self, margins: np.ndarray) -> np.ndarray:
+        z = np.clip(self.a * margins + self.b, -40.0, 40.0)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def explain(self, feats: dict[str, float], top: int = 8) -> list[tuple[str, float]]:
+        """The features that pushed this text's score most, with their contributions."""
+        contrib = [(k, self.weights[k] * v) for k, v in feats.items() if k in self.weights]
+        return sorted(contrib, key=lambda kv: -abs(kv[1]))[:top]
+
+
+class StackedScorer:
+    """Several LinearScorers over one feature index: each text costs one dict look-up per feature, then one
+    sparse-matrix product scores the whole batch for every model at once."""
+
+    def __init__(self, scorers: list[LinearScorer]):
+        names = sorted(set().union(*(sc.weights for sc in scorers)))
+        self.index = {k: i for i, k in enumerate(names)}
+        self.W = np.zeros((len(names) + 1, len(scorers)))  # last row: weight 0 for unknown features
+        for j, sc in enumerate(scorers):
+            for k, w in sc.weights.items():
+                self.W[self.index[k], j] = w
+        self.bias = np.array([sc.bias for sc in scorers])
+
+    def margins(self, feats: list[dict[str, float]]) -> np.ndarray:
+        get, unknown = self.index.get, len(self.index)
+        cols: list[int] = []
+        vals: list[float] = []
+        starts = []
+        for f in feats:
+            starts.append(len(cols))
+            cols.extend(map(get, f, repeat(unknown)))
+            vals.extend(f.values())
+        if not feats:
+            return np.zeros((0, self.W.shape[1]))
+        contrib = self.W[np.asarray(cols, np.int64)] * np.asarray(vals, float)[:, None]
+        # Every text has at least one feature (d:len), so no segment is empty and reduceat is exact.
+        return np.add.reduceat(contrib, np.asarray(starts, np.int64), axis=0) + self.bias
+
+
+class LexicalBackend:
+    """Scores refusals and prompt harm with the bundled lexical models."""
+
+    name = "lexical"
+
+    def __init__(self):
+        ref = _load_json("refusal.json")
+        harm = _load_json("harm.json")
+        self.refusal_version: str = ref["version"]
+        self.harm_version: str = harm["version"]
+        self._ref = LinearScorer(ref["refusal"])
+        self._part = LinearScorer(ref["partial"])
+        self.refusal_threshold = float(ref["thresholds"]["refusal"])
+        self.partial_threshold = float(ref["thresholds"]["partial"])
+        self._harm = LinearScorer(harm["harm"])
+        self.harm_threshold = float(harm["thresholds"]["harmful"])
+        self.harm_threshold_high_precision = float(harm["thresholds"]["harmful_high_precision"])
+        self._stack = StackedScorer([self._ref, self._part])
+        self._rfx = RefusalFeatures()
+        self._hfx = HarmFeatures()
+
+    def score_refusal(self, responses: list, prompts: list | None = None) -> RefusalResult:
+        """Label each reply full_refusal / partial_refusal / compliance; the lexical model ignores ``prompts``."""
+        n = len(responses)
+        m_ref = np.full(n, np.nan)
+        m_part = np.full(n, np.nan)
+        idx = [i for i, text in enumerate(responses) if is_text(text)]
+        feat = self._rfx.features
+        for lo in range(0, len(idx), CHUNK):  # chunks bound the memory of the per-feature lists
+            part = idx[lo: lo + CHUNK]
+            m = self._stack.margins([feat(responses[i]) for i in part])
+            m_ref[part] = m[:, 0]
+            m_part[part] = m[:, 1]
+        p_ref = self._ref.proba(m_ref)
+        p_part = self._part.proba(m_part)
+        refused = p_ref >= self.refusal_threshold
+        partial = p_part >= self.partial_threshold
+        labels: list[str | None] = [None] * n
+        for i in range(n):
+            if not math.isnan(p_ref[i]):
+                labels[i] = ("partial_refusal" if partial[i] else "full_refusal") if refused[i] else "compliance"
+        sources = [None if lab is None else self.name for lab in labels]
+        return RefusalResult(labels, p_ref, sources, {"backend": self.name, "scored": sum(s is not None for s in sources)})
+
+    def score_harm(self, prompts: list, high_precision: bool = False) -> HarmResult:
+        """Label each prompt harmful / benign with a harm category where the lexicon names one."""
+        n = len(prompts)
+        margins = np.full(n, np.nan)
+        feats: list[dict | None] = [None] * n
+        for i, text in enumerate(prompts):
+            if is_text(text):
+                feats[i] = self._hfx.features(text)
+                margins[i] = self._harm.margin(feats[i])
+        p = self._harm.proba(margins)
+        t = self.harm_threshold_high_precision if high_precision else self.harm_threshold
+        labels: list[str | None] = [None] * n
+        cats: list[str | None] = [None] * n
+        for i in range(n):
+            if feats[i] is None:
+                continue
+            if p[i] >= t:
+                labels[i] = "harmful"
+                cats[i] = self._hfx.category(prompts[i]) or "other"
+            else:
+                labels[i] = "benign"
+        sources = [None if lab is None else self.name for lab in labels]
+        return HarmResult(labels, p, cats, sources, {"backend": self.name, "scored": sum(s is not None for s in sources)})
+
+    def explain_refusal(self, text: str) -> list[tuple[str, float]]:
+        """Top feature contributions to one reply's refusal score (for debugging a label)."""
+        return self._ref.explain(self._rfx.features(text))
+
+    def explain_harm(self, text: str) -> list[tuple[str, float]]:
+        """Top feature contributions to one prompt's harm score."""
+        return self._harm.explain(self._hfx.features(text))
+
+
+@lru_cache(maxsize=1)
+def lexical_backend() -> LexicalBackend:
+    """The process-wide lexical backend (model files are parsed once)."""
+    return LexicalBackend()
+
+
+def load_quality() -> dict:
+    """The bundled CV quality figures (sensitivity/specificity with counts) of both lexical classifiers."""
+    return _load_json("quality.json")

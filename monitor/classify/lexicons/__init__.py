@@ -1,0 +1,1 @@
+"""Bundled lexicons (JSON), read with importlib.resources."""

@@ -1,0 +1,1 @@
+"""Bundled model weights and quality figures (JSON), read with importlib.resources."""

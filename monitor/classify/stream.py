@@ -1,0 +1,114 @@
+"""Classify a JSONL file row by row in bounded memory, keeping every input field and adding the labels."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from pathlib import Path
+
+from monitor.classify.base import is_text
+
+OUTPUT_FIELDS = ("refusal", "refusal_score", "prompt_harm", "prompt_harm_score", "prompt_harm_category")
+
+
+def _num(x: float):
+    """JSON has no NaN: an unscored row gets null."""
+    return None if x is None or math.isnan(x) else round(float(x), 4)
+
+
+def _read_batches(path: Path, batch_size: int):
+    from monitor.errors import ClassifierError
+
+    batch: list[dict] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ClassifierError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})",
+                                      hint="each line must be one JSON object with 'prompt' and/or 'response'") from e
+            if not isinstance(row, dict):
+                raise ClassifierError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}",
+                                      hint='write rows like {"prompt": "...", "response": "..."}')
+            batch.append(row)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def classify_file(input_path, output_path, clf, batch_size: int = 2048, progress=None) -> dict:
+    """Stream ``input_path`` (JSONL rows with ``prompt`` and/or ``response``) to ``output_path`` with labels added.
+
+    Adds refusal, refusal_score, prompt_harm, prompt_harm_score, prompt_harm_category (null when the text is
+    missing or empty). The output is written to a temporary file and moved into place at the end, so a reader never
+    sees half a file. ``progress`` is an optional callable taking the running row count.
+    """
+    from monitor.errors import ClassifierError
+
+    src, dst = Path(input_path), Path(output_path)
+    if not src.exists():
+        raise ClassifierError(f"input file {src} does not exist")
+    if batch_size < 1:
+        raise ClassifierError(f"batch_size must be >= 1, got {batch_size}")
+    tmp = dst.with_name(dst.name + f".tmp-{os.getpid()}")
+    counts: Counter = Counter()
+    info: Counter = Counter()
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            for batch in _read_batches(src, batch_size):
+                responses = [r.get("response") for r in batch]
+                prompts = [r.get("prompt") for r in batch]
+                prompts_s = [p if isinstance(p, str) else None for p in prompts]
+                ref_idx = [i for i, x in enumerate(responses) if is_text(x)]
+                harm_idx = [i for i, x in enumerate(prompts) if is_text(x)]
+                ref = clf.score_refusal([responses[i] for i in ref_idx], [prompts_s[i] for i in ref_idx]) if ref_idx else None
+                harm = clf.score_harm([prompts[i] for i in harm_idx]) if harm_idx else None
+                for row in batch:
+                    for k in OUTPUT_FIELDS:
+                        row[k] = None
+                if ref is not None:
+                    for j, i in enumerate(ref_idx):
+                        batch[i]["refusal"] = ref.labels[j]
+                        batch[i]["refusal_score"] = _num(ref.scores[j])
+                        counts[f"refusal:{ref.labels[j]}"] += 1
+                    _merge(info, "refusal", ref.info)
+                if harm is not None:
+                    for j, i in enumerate(harm_idx):
+                        batch[i]["prompt_harm"] = harm.labels[j]
+                        batch[i]["prompt_harm_score"] = _num(harm.scores[j])
+                        batch[i]["prompt_harm_category"] = harm.categories[j]
+                        counts[f"harm:{harm.labels[j]}"] += 1
+                    _merge(info, "harm", harm.info)
+                for row in batch:
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                counts["rows"] += len(batch)
+                counts["refusal_scored"] += len(ref_idx)
+                counts["harm_scored"] += len(harm_idx)
+                counts["no_text"] += sum(1 for i in range(len(batch)) if not is_text(responses[i]) and not is_text(prompts[i]))
+                if progress:
+                    progress(counts["rows"])
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    result = {"rows": counts.pop("rows", 0), "refusal_scored": counts.pop("refusal_scored", 0),
+              "harm_scored": counts.pop("harm_scored", 0), "no_text": counts.pop("no_text", 0),
+              "labels": dict(sorted(counts.items())), "backend": clf.backend,
+              "refusal_version": clf.refusal_version, "harm_version": clf.harm_version}
+    if info:
+        result["backend_info"] = dict(info)
+    return result
+
+
+def _merge(acc: Counter, prefix: str, info: dict) -> None:
+    """Sum the numeric counters of a backend report (booleans such as budget_exhausted become counts of batches)."""
+    for k, v in info.items():
+        if isinstance(v, bool):
+            acc[f"{prefix}_{k}_batches"] += int(v)
+        elif isinstance(v, int) and k not in ("daily_budget", "budget_used_today"):
+            acc[f"{prefix}_{k}"] += v

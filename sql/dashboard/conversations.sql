@@ -1,0 +1,32 @@
+-- Conversation search for review: turns filtered by text, model, segment and event date, then joined with their
+-- latest classifier scores and filtered by classifier output and score range; newest first.
+-- When no score filter is set the caller passes $prelimit = $limit, so only the newest candidates are joined with
+-- scores (fast on a large lake); otherwise $prelimit is large and every candidate is scored-filtered.
+-- Parameters: $q (case-insensitive substring of the user or assistant message; '' = any), $model ('' = any),
+--   $attribute, $value (segment filter; '' = any), $refusal ('' = any, else full_refusal | partial_refusal |
+--   compliance), $prompt_harm ('' = any, else harmful | benign), $min_score, $max_score (refusal_score range),
+--   $start_date, $end_date (text YYYY-MM-DD, inclusive), $prelimit, $limit.
+-- Columns: turn_id, conversation_id, ts, model, deployment, user_attrs, user_message, assistant_message, feedback,
+--   refusal, refusal_score, prompt_harm, prompt_harm_score.
+WITH cand AS (
+    SELECT turn_id, conversation_id, ts, model, deployment, user_attrs, user_message, assistant_message, feedback
+    FROM turns t
+    WHERE date >= $start_date AND date <= $end_date
+      AND ($q = '' OR user_message ILIKE '%' || $q || '%' OR assistant_message ILIKE '%' || $q || '%')
+      AND ($model = '' OR model = $model)
+      AND ($attribute = '' OR turn_id IN (SELECT turn_id FROM segments WHERE attribute = $attribute
+                                          AND value = $value AND date >= $start_date AND date <= $end_date))
+    ORDER BY ts DESC
+    LIMIT $prelimit
+), s AS (
+    SELECT turn_id, arg_max(refusal, scored_at) AS refusal, arg_max(refusal_score, scored_at) AS refusal_score,
+           arg_max(prompt_harm, scored_at) AS prompt_harm, arg_max(prompt_harm_score, scored_at) AS prompt_harm_score
+    FROM scores WHERE turn_id IN (SELECT turn_id FROM cand) GROUP BY turn_id
+)
+SELECT c.*, s.refusal, s.refusal_score, s.prompt_harm, s.prompt_harm_score
+FROM cand c LEFT JOIN s USING (turn_id)
+WHERE ($refusal = '' OR s.refusal = $refusal)
+  AND ($prompt_harm = '' OR s.prompt_harm = $prompt_harm)
+  AND (s.refusal_score IS NULL OR s.refusal_score BETWEEN $min_score AND $max_score)
+ORDER BY c.ts DESC
+LIMIT $limit;

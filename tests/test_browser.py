@@ -1,0 +1,190 @@
+"""Real-browser test: `streamlit run` in a subprocess, driven by Playwright on Debian's Chromium.
+
+Opens every page, acknowledges an alert, labels a conversation, runs a SQL query, screenshots each page into
+test-output/browser/ under the repo, and fails on any Streamlit exception shown. With CI=true a missing Chromium
+or Playwright is a failure, not a skip.
+"""
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+OUT = REPO / "test-output" / "browser"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAGES = ["Overview", "Alerts", "Refusals", "Values & drift", "Disparity", "Conversations & review", "SQL", "Settings"]
+
+
+def _need_browser():
+    problem = None
+    if not Path(CHROMIUM).exists():
+        problem = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "the playwright package is not installed (pip install playwright; never `playwright install`)"
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser test cannot run in CI: {problem}")
+        pytest.skip(problem)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(home: Path):
+    port = _free_port()
+    env = {**os.environ, "MONITOR_HOME": str(home), "PYTHONPATH": str(REPO)}
+    log = open(home / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboards" / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.flush()
+                pytest.fail(f"streamlit did not start: {(home / 'streamlit.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def settle(page, timeout=45_000):
+    """Wait until Streamlit has finished the current rerun."""
+    page.wait_for_timeout(400)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout)
+    page.wait_for_timeout(200)
+
+
+def no_exception(page, where: str):
+    exc = page.locator('[data-testid="stException"]')
+    assert exc.count() == 0, f"Streamlit exception on {where}: {exc.first.inner_text()[:1500]}"
+
+
+def go(page, title: str):
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=title).first.wait_for(timeout=45_000)
+    settle(page)
+
+
+def shot(page, name: str):
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser_home(tmp_path_factory):
+    _need_browser()
+    from dashboards.sample import build_sample_home
+
+    return build_sample_home(tmp_path_factory.mktemp("browser") / "home", n_turns=3000, days=14, seed=11)
+
+
+def test_click_through_every_page(browser_home):
+    from playwright.sync_api import sync_playwright
+
+    home = browser_home
+    with streamlit_server(home.root) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.goto(url)
+            page.get_by_role("heading", name="Overview").first.wait_for(timeout=60_000)
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+            settle(page)
+            page.get_by_label("Reviewer", exact=True).fill("Browser Bot")
+            page.get_by_label("Reviewer", exact=True).press("Enter")
+            settle(page)
+            shots = []
+            try:
+                _walk(page, home, shots)
+            except Exception:
+                shot(page, "failure")  # what the browser showed when the step failed
+                raise
+            print(f"\nscreenshots: {OUT}")
+            for s in shots:
+                assert s.stat().st_size > 10_000, f"screenshot {s} looks empty"
+        finally:
+            browser.close()
+
+
+def _walk(page, home, shots):
+    """Visit every page, then acknowledge an alert, label a conversation and run a query."""
+    for title in PAGES:
+        go(page, title)
+        if title in ("Overview", "Alerts", "Refusals", "Values & drift", "Disparity"):
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=45_000)
+        no_exception(page, title)
+        shots.append(shot(page, title.lower().replace(" & ", "_").replace(" ", "_")))
+
+    # acknowledge the first alert
+    go(page, "Alerts")
+    page.get_by_label("Note (recorded with the action)", exact=True).fill("seen in the browser")
+    page.get_by_role("button", name="Acknowledge", exact=True).click()
+    page.get_by_text("Acknowledged: alert").first.wait_for(timeout=45_000)
+    settle(page)
+    no_exception(page, "Alerts after acknowledge")
+    shots.append(shot(page, "alerts_acknowledged"))
+    rows = home.state.query("SELECT id, acknowledged_by, ack_note FROM alerts WHERE status='acknowledged'")
+    assert [(r["acknowledged_by"], r["ack_note"]) for r in rows] == [("Browser Bot", "seen in the browser")]
+
+    # label a conversation from the review queue
+    go(page, "Conversations & review")
+    page.get_by_role("button", name="Refill the queue", exact=True).click()
+    page.get_by_text("to the queue").first.wait_for(timeout=45_000)
+    settle(page)
+    page.get_by_role("combobox", name="What the reply really is", exact=True).click()
+    page.get_by_role("option", name="partial_refusal").click()
+    page.get_by_label("Note", exact=True).fill("labelled from the browser")
+    page.get_by_role("button", name="Save label", exact=True).click()
+    page.get_by_text("Label saved").first.wait_for(timeout=45_000)
+    settle(page)
+    no_exception(page, "review after labelling")
+    shots.append(shot(page, "review_labelled"))
+    labels = home.state.query("SELECT reviewer, refusal_label, note FROM labels")
+    assert labels == [{"reviewer": "Browser Bot", "refusal_label": "partial_refusal",
+                       "note": "labelled from the browser"}]
+
+    # run a SQL query
+    go(page, "SQL")
+    box = page.get_by_label("Query", exact=True)
+    box.fill("SELECT model, count(*) AS turns FROM turns GROUP BY model ORDER BY model")
+    box.press("Control+Enter")
+    settle(page)
+    page.get_by_role("button", name="Run query", exact=True).click()
+    page.get_by_text("row(s) in").first.wait_for(timeout=45_000)
+    settle(page)
+    no_exception(page, "SQL after running a query")
+    assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+    shots.append(shot(page, "sql_result"))

@@ -1,0 +1,234 @@
+"""AppTest smoke and behaviour tests for every dashboard page, on a synthetic home and on an empty one."""
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
+PAGES = ["app_pages/overview.py", "app_pages/alerts.py", "app_pages/refusals.py", "app_pages/values.py", "app_pages/disparity.py",
+         "app_pages/review.py", "app_pages/sql.py", "app_pages/settings.py"]
+
+
+@pytest.fixture(scope="module")
+def sample_root(tmp_path_factory):
+    from dashboards.sample import build_sample_home
+
+    return str(build_sample_home(tmp_path_factory.mktemp("dash") / "home", n_turns=2500, days=14, seed=1).root)
+
+
+def open_page(monkeypatch, root, page=None, reviewer=None) -> AppTest:
+    monkeypatch.setenv("MONITOR_HOME", str(root))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    if reviewer:
+        at.sidebar.text_input(key="reviewer").input(reviewer)
+        at.run()
+    if page and page != PAGES[0]:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "title", "subheader")
+             for e in at.get(kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_sample_home(monkeypatch, sample_root, page):
+    at = open_page(monkeypatch, sample_root, page)
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_empty_home_with_next_step(monkeypatch, tmp_path, page):
+    from monitor.home import Home
+
+    Home.open(tmp_path / "empty")
+    at = open_page(monkeypatch, tmp_path / "empty", page)
+    no_exception(at)
+    if page in ("app_pages/overview.py", "app_pages/alerts.py", "app_pages/refusals.py", "app_pages/values.py",
+                "app_pages/disparity.py"):
+        assert "monitor jobs run" in texts(at) or "monitor ingest" in texts(at)
+
+
+def test_overview_draws_rates_with_intervals_and_tradeoff(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root)
+    no_exception(at)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = " ".join(str(s["layout"].get("title", {}).get("text", "")) for s in specs)
+    assert "trade-off" in titles and "Volume" in titles and "feedback" in titles
+    overunder = next(s for s in specs if any("Over-refusal" in str(a.get("text")) for a in
+                                             s["layout"].get("annotations", [])))
+    # each model version has a shaded interval band and its own fixed colour, in both panels
+    bands = [t for t in overunder["data"] if t.get("fill") == "tonexty"]
+    lines = [t for t in overunder["data"] if t.get("mode") == "lines+markers"]
+    assert len(bands) == len(lines) == 4
+    assert {t["name"] for t in lines} == {"assistant-v1", "assistant-v2"}
+    colors = {t["name"]: t["line"]["color"] for t in lines}
+    assert colors["assistant-v1"] != colors["assistant-v2"]
+    open_alerts = next(m for m in at.metric if m.label == "Open alerts")
+    assert open_alerts.value == "2"
+
+
+def test_acknowledge_records_reviewer_and_audit(monkeypatch, tmp_path):
+    from dashboards.sample import build_sample_home
+
+    home = build_sample_home(tmp_path / "h", n_turns=800, days=6, seed=2)
+    at = open_page(monkeypatch, home.root, "app_pages/alerts.py")
+    no_exception(at)
+    # no reviewer name: actions are not offered, the page says why
+    assert not [b for b in at.button if b.key == "al_ack"]
+    assert "Reviewer" in texts(at)
+    at = open_page(monkeypatch, home.root, "app_pages/alerts.py", reviewer="Ana Reviewer")
+    first = at.selectbox(key="al_pick").value
+    at.text_input(key="al_note").input("looking into the hi spike")
+    at.button(key="al_ack").click()
+    at.run()
+    no_exception(at)
+    row = home.state.query("SELECT status, acknowledged_by, ack_note FROM alerts WHERE id=?", (first,))[0]
+    assert row == {"status": "acknowledged", "acknowledged_by": "Ana Reviewer", "ack_note": "looking into the hi spike"}
+    audit = home.state.query("SELECT actor, action FROM audit_log WHERE target=? AND action='alert.ack'",
+                             (f"alert:{first}",))
+    assert audit == [{"actor": "Ana Reviewer", "action": "alert.ack"}]
+    assert "Acknowledged: alert" in " ".join(s.value for s in at.success)
+    # the audit trail on the page shows it
+    trail = at.dataframe[-1].value
+    assert "alert.ack" in set(trail["action"]) and "Ana Reviewer" in set(trail["actor"])
+    # comment and assign go through the same lifecycle and are audited too
+    at.text_input(key="al_assignee").input("Bo")
+    at.button(key="al_assign").click()
+    at.run()
+    at.text_area(key="al_comment").input("escalated to policy")
+    at.button(key="al_comment_btn").click()
+    at.run()
+    no_exception(at)
+    row = home.state.query("SELECT assigned_to FROM alerts WHERE id=?", (first,))[0]
+    assert row["assigned_to"] == "Bo"
+    body = home.state.query("SELECT author, body FROM alert_comments WHERE alert_id=?", (first,))
+    assert body == [{"author": "Ana Reviewer", "body": "escalated to policy"}]
+
+
+def test_alert_page_shows_evidence_chart_and_examples(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root, "app_pages/alerts.py")
+    no_exception(at)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    shapes = spec["layout"].get("shapes", [])
+    assert any(s.get("type") == "rect" for s in shapes), "alert window not shaded"
+    assert any(s.get("type") == "line" for s in shapes), "threshold/reference line missing"
+    assert "**User:**" in texts(at)
+
+
+def test_labelling_writes_a_label(monkeypatch, tmp_path):
+    from dashboards.sample import build_sample_home
+
+    home = build_sample_home(tmp_path / "h", n_turns=800, days=6, seed=4)
+    at = open_page(monkeypatch, home.root, "app_pages/review.py", reviewer="Cy")
+    at.button(key="rv_build").click()
+    at.run()
+    no_exception(at)
+    assert home.state.query("SELECT count(*) AS n FROM review_queue")[0]["n"] == 50
+    tid = at.selectbox(key="rv_turn").value
+    at.selectbox(key="lf_refusal").select("full_refusal")
+    at.selectbox(key="lf_prompt").select("benign")
+    at.radio(key="lf_over").set_value("yes")
+    at.text_area(key="lf_note").input("benign cooking question refused")
+    at.button(key="lf_save").click()
+    at.run()
+    no_exception(at)
+    rows = home.state.query("SELECT turn_id, reviewer, refusal_label, prompt_label, over_refusal, note FROM labels")
+    assert rows == [{"turn_id": tid, "reviewer": "Cy", "refusal_label": "full_refusal", "prompt_label": "benign",
+                     "over_refusal": 1, "note": "benign cooking question refused"}]
+    assert home.state.query("SELECT actor FROM audit_log WHERE action='label.add'") == [{"actor": "Cy"}]
+    # the labelled item leaves Cy's queue; the agreement table and the export appear
+    assert tid not in {i for i in at.selectbox(key="rv_turn").options}
+    at.button(key="rv_export").click()
+    at.run()
+    no_exception(at)
+    assert at.get("download_button")
+
+
+def test_search_filters_conversations(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root, "app_pages/review.py")
+    at.radio(key="rv_mode").set_value("Search")
+    at.run()
+    at.text_input(key="rv_q").input("pipe bomb")
+    at.run()
+    no_exception(at)
+    df = at.dataframe[0].value
+    assert len(df) > 0 and df["user_message"].str.contains("pipe bomb").all()
+    at.selectbox(key="rv_ref").select("compliance")
+    at.run()
+    df = at.dataframe[0].value
+    assert len(df) > 0 and (df["refusal"] == "compliance").all()
+
+
+def test_sql_page_refuses_drop_and_marks_truncated(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root, "app_pages/sql.py")
+    no_exception(at)
+    at.text_area(key="sq_sql").input("DROP TABLE turns")
+    at.button(key="sq_run").click()
+    at.run()
+    no_exception(at)
+    assert at.error and "refused" in at.error[0].value.lower()
+    at.text_area(key="sq_sql").input("SELECT turn_id FROM turns")
+    at.number_input(key="sq_limit").set_value(25)
+    at.button(key="sq_run").click()
+    at.run()
+    no_exception(at)
+    assert any("truncated" in w.value for w in at.warning)
+    assert len(at.dataframe[-1].value) == 25
+    # a named parameter becomes an input field
+    at.text_area(key="sq_sql").input("SELECT count(*) AS n FROM turns WHERE model = $model")
+    at.run()
+    at.text_input(key="sq_param_model").input("assistant-v1")
+    at.button(key="sq_run").click()
+    at.run()
+    no_exception(at)
+    assert int(at.dataframe[-1].value["n"][0]) > 0
+
+
+def test_read_only_role_hides_actions(monkeypatch, tmp_path):
+    from dashboards.sample import build_sample_home
+
+    root = tmp_path / "h"
+    root.mkdir()
+    (root / "monitor.toml").write_text("[dashboard]\nread_only = true\n")
+    home = build_sample_home(root, n_turns=600, days=5, seed=5)
+    for page, key in (("app_pages/alerts.py", "al_ack"), ("app_pages/review.py", "rv_build")):
+        at = open_page(monkeypatch, home.root, page, reviewer="Dee")
+        no_exception(at)
+        assert not [b for b in at.button if b.key == key]
+    at = open_page(monkeypatch, home.root, "app_pages/settings.py")
+    df = at.dataframe[0].value
+    row = df[df["key"] == "dashboard.read_only"].iloc[0]
+    assert row["value"] == "true" and row["from"].endswith("monitor.toml")
+
+
+def test_password_gate(monkeypatch, tmp_path):
+    from monitor.home import Home
+
+    root = tmp_path / "h"
+    root.mkdir()
+    (root / "monitor.toml").write_text('[dashboard]\npassword_env = "DASH_PW_TEST"\n')
+    Home.open(root)
+    monkeypatch.setenv("DASH_PW_TEST", "s3cret")
+    at = open_page(monkeypatch, root)
+    no_exception(at)
+    assert [t.label for t in at.text_input] == ["Dashboard password"] and not at.get("plotly_chart")
+    at.text_input[0].input("wrong")
+    at.button[0].click()
+    at.run()
+    assert at.error and "Wrong password" in at.error[0].value
+    at.text_input[0].input("s3cret")
+    at.button[0].click()
+    at.run()
+    no_exception(at)
+    assert at.title[0].value == "Overview"
