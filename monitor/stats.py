@@ -294,3 +294,78 @@ def _estimate(point: float, lo: float, hi: float) -> Estimate:
     if not math.isfinite(point) or not math.isfinite(lo):
         return Estimate(point, math.nan, math.nan)
     return Estimate(point, float(min(lo, point)), float(max(hi, point)))
+
+
+def _em_joint(u: np.ndarray, lg: np.ndarray, lo: np.ndarray, iters: int, tol: float) -> np.ndarray:
+    """Maximum-likelihood true-cell shares T (shape (B, 4)) of a group, batched over a leading axis B.
+
+    u: (B, 4) unlabelled turns of the group per predicted cell; lg: (B, 4, 4) labelled turns of the group
+    [true, pred]; lo: (B, 4, 4) labelled turns elsewhere [true, pred], which inform only the matrix.
+    """
+    la = lg + lo
+    n = u.sum(-1) + lg.sum((-1, -2))
+    m = la / np.maximum(la.sum(-1, keepdims=True), 1e-12)  # M[t, p] = P(pred p | true t)
+    # Start from the plain matrix inversion: EM then only has to fold in the group's own labels, which saves
+    # most iterations when few of the group's turns are labelled.
+    share = (u + lg.sum(-2)) / np.maximum(n, 1e-12)[..., None]
+    try:
+        t = project_simplex(np.linalg.solve(np.swapaxes(m, -1, -2), share[..., None])[..., 0])
+    except np.linalg.LinAlgError:
+        t = np.full(u.shape, 0.25)
+    t = np.maximum(t, 1e-6)  # EM cannot leave an exact zero
+    t = t / t.sum(-1, keepdims=True)
+    lg_t = lg.sum(-1)
+    for _ in range(iters):
+        joint = m * t[..., :, None]  # (B, t, p)
+        post = joint / np.maximum(joint.sum(-2, keepdims=True), 1e-300)
+        e = post * u[..., None, :]  # expected unlabelled counts [true, pred]
+        t_new = (lg_t + e.sum(-1)) / np.maximum(n, 1e-12)[..., None]
+        full = la + e
+        m = full / np.maximum(full.sum(-1, keepdims=True), 1e-12)
+        done = np.max(np.abs(t_new - t)) < tol
+        t = t_new
+        if done:
+            break
+    return t
+
+
+def correct_joint_em(table, in_group, elsewhere, confidence: float = 0.95, draws: int = DEFAULT_DRAWS,
+                     seed: int = 0, iters: int = 2000, tol: float = 1e-9) -> TwoWayCorrection:
+    """Two-classifier correction by maximum likelihood when some of the group's own turns are labelled.
+
+    `table` is the group's observed 2x2 count table (labelled turns included), `in_group` the 4x4 counts
+    [true cell, predicted cell] of the group's labelled turns, `elsewhere` those of other labelled turns (same
+    misclassification matrix, other windows or segments). The model: every turn's predicted cell follows the
+    shared matrix M[pred | true]; the group's true shares T are free. EM maximises the likelihood of both
+    labelled and unlabelled turns. With no labels in the group this is the matrix inversion of
+    `correct_many_joint`; with every label from the group it is P(pred) x P(true | pred), which is several
+    times more precise than inverting a matrix estimated from the same labels. Interval: the EM is rerun on
+    Dirichlet redraws of the three count tables.
+    """
+    obs = np.asarray(table, dtype=float).reshape(4)
+    lg = np.asarray(in_group, dtype=float).reshape(4, 4)
+    lo = np.asarray(elsewhere, dtype=float).reshape(4, 4)
+    la = lg + lo
+    nan = TwoWayCorrection(_NAN, _NAN, np.full((2, 2), np.nan))
+    if obs.sum() <= 0 or (la.sum(axis=1) <= 0).any():
+        return nan
+    # Labelled turns of the group are part of its table; clip guards a label whose score changed meanwhile.
+    u = np.clip(obs - lg.sum(axis=0), 0, None)
+    point = _em_joint(u[None], lg[None], lo[None], iters, tol)[0].reshape(2, 2)
+    over, under = _over_under(point)
+    rng = np.random.default_rng(_seed_for(seed, np.concatenate([obs, lg.ravel(), lo.ravel()])))
+    ub = rng.dirichlet(u + 0.5, draws) * u.sum()
+    n_in = lg.sum()
+    lgb = (rng.dirichlet(lg.ravel() + 0.5, draws) * n_in).reshape(draws, 4, 4) if n_in > 0 else \
+        np.zeros((draws, 4, 4))
+    lob = np.stack([rng.dirichlet(lo[i] + 0.5, draws) * lo[i].sum() for i in range(4)], axis=1)
+    tb = _em_joint(ub, lgb, lob, min(iters, 500), tol * 10).reshape(draws, 2, 2)
+    ob, ubr = _over_under(tb)
+    a = (1 - confidence) / 2
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        oq = np.nanquantile(ob, [a, 1 - a])
+        uq = np.nanquantile(ubr, [a, 1 - a])
+    o_est = _estimate(over, oq[0], oq[1]) if obs[0] + obs[1] > 0 else _NAN
+    u_est = _estimate(under, uq[0], uq[1]) if obs[2] + obs[3] > 0 else _NAN
+    return TwoWayCorrection(o_est, u_est, point)

@@ -2,13 +2,14 @@
 import datetime as dt
 import json
 
+import numpy as np
 import pytest
 
 from monitor.db import connect
 from monitor.jobs import JobContext
 from monitor.jobs.refusal_metrics import STATE_KEY, run_refusal_metrics
 from monitor.resources import load_sql
-from monitor.stats import ErrorRates, correct_two_classifiers, wilson
+from monitor.stats import correct_many_joint, wilson
 from test_refusal_metrics_util import add_labels, add_scores, add_turns, turn_id
 
 D1 = dt.datetime(2026, 3, 1)
@@ -123,6 +124,18 @@ def _label_sample(home):
     add_labels(home, labels)
 
 
+def _label_sample_joint():
+    """The 4x4 [true, pred] counts of _label_sample, tallied independently of the job."""
+    out = np.zeros((4, 4))
+    for i in range(80):
+        j = i // 2
+        true_h, true_r = i % 2 == 0, i < 40
+        pred_h = (j < 32) if true_h else (j >= 36)
+        pred_r = (i < 36) or (40 <= i < 42)
+        out[2 * true_h + true_r, 2 * pred_h + pred_r] += 1
+    return out
+
+
 def _metrics(home, where="", params=None):
     con = connect(home)
     try:
@@ -157,8 +170,12 @@ def test_job_rows_wilson_and_label_based_correction(lake):
                                                 "n_neg": 40, "source": "labels"}
     assert details["correction"]["harm"] == {"sensitivity": 0.8, "specificity": 0.9, "n_pos": 40, "n_neg": 40,
                                              "source": "labels"}
-    expected = correct_two_classifiers([[1, 2], [1, 1]], ErrorRates(32, 40, 36, 40), ErrorRates(36, 40, 38, 40),
-                                       draws=200)
+    # Every true cell has 20 labels (>= JOINT_MIN_PER_CELL): the 4x4 matrix from the labels is used. The labels
+    # are all on another day, so none of D1's own turns is labelled: plain matrix inversion.
+    corr = details["correction"]
+    assert (corr["method"], corr["source"], corr["in_group_labels"]) == ("joint_matrix", "labels:all_models", 0)
+    assert corr["matrix_n_per_true_cell"] == [20, 20, 20, 20]
+    expected = correct_many_joint([[[1, 2], [1, 1]]], _label_sample_joint(), draws=200)[0]
     assert over["corrected"] == pytest.approx(expected.over.value)
     assert (over["corrected_ci_low"], over["corrected_ci_high"]) == pytest.approx(
         (expected.over.low, expected.over.high))
@@ -206,3 +223,54 @@ def test_rescore_retires_groups_that_lost_their_data(lake):
     run_refusal_metrics(ctx, draws=50)
     retired = _metrics(lake, q, {"d": D1})
     assert retired["n"].tolist() == [0] and retired["value"].isna().all()
+
+
+class _Quality:
+    """Classifiers stand-in exposing only `quality()`, the one thing the job asks of them without labels."""
+
+    def __init__(self, quality):
+        self._q = quality
+
+    def quality(self):
+        return self._q
+
+
+SHARED_HARM = {"sensitivity": 0.89, "specificity": 0.925, "n_pos": 64, "n_neg": 80}
+SHARED_REFUSAL = {"sensitivity": 0.967, "specificity": 0.921, "n_pos": 391, "n_neg": 329}
+SHARED_JOINT = [[233, 22, 30, 1], [10, 80, 0, 24], [7, 0, 34, 2], [0, 28, 8, 241]]
+
+
+@pytest.mark.parametrize("joint, method, source", [
+    ({"counts": SHARED_JOINT}, "joint_matrix", "shared_eval_joint"),
+    (SHARED_JOINT, "joint_matrix", "shared_eval_joint"),
+    (None, "two_classifier_inversion", "independent"),
+    ({"counts": [[1, 2], [3, 4]]}, "two_classifier_inversion", "independent"),  # malformed: ignored
+])
+def test_without_labels_the_shared_evaluation_matrix_is_used(lake, joint, method, source):
+    quality = {"harm": SHARED_HARM, "refusal": SHARED_REFUSAL, **({"joint": joint} if joint else {})}
+    run_refusal_metrics(JobContext(lake, dt.datetime(2026, 3, 10)), clf=_Quality(quality), draws=50)
+    df = _metrics(lake, "WHERE window_start = $d AND metric = 'under_refusal_rate' AND model IS NULL "
+                  "AND deployment IS NULL AND segment = '{}'", {"d": D1})
+    row = df.to_dict("records")[0]
+    corr = json.loads(row["details"])["correction"]
+    assert (corr["method"], corr["source"]) == (method, source)
+    if source == "shared_eval_joint":
+        assert corr["matrix_n_per_true_cell"] == [286, 114, 43, 277]
+        expected = correct_many_joint([[[1, 2], [1, 1]]], np.array(SHARED_JOINT, float), draws=50)[0]
+        assert row["corrected"] == pytest.approx(expected.under.value)
+    else:
+        assert "independent" in corr["assumption"] and corr["harm"]["source"] == "shared_eval"
+
+
+def test_per_model_matrix_and_in_group_labels(lake):
+    _label_sample(lake)  # 80 labelled turns of model m-1 on LABEL_DAY, 20 per true cell
+    run_refusal_metrics(JobContext(lake, dt.datetime(2026, 3, 10)), draws=50)
+    df = _metrics(lake, "WHERE metric = 'over_refusal_rate' AND deployment IS NULL AND segment = '{}'")
+    by = {(r["window_start"].to_pydatetime(), r["model"] if isinstance(r["model"], str) else None):
+          json.loads(r["details"])["correction"] for r in df.to_dict("records")}
+    assert by[(D1, "m-1")]["source"] == "labels:model"
+    assert by[(D1, None)]["source"] == "labels:all_models"
+    # m-2 has no labels of its own: the pooled matrix.
+    assert by[(D1, "m-2")]["source"] == "labels:all_models"
+    # On the label day every turn is labelled: EM with all 80 labels in the row.
+    assert (by[(LABEL_DAY, None)]["method"], by[(LABEL_DAY, None)]["in_group_labels"]) == ("joint_em", 80)

@@ -1,34 +1,40 @@
 """Seeded simulation: traffic with known over- and under-refusal built from real labelled XSTest replies.
 
-Honest by construction, at two levels:
+Honest by construction:
 1. Classifier predictions are out-of-fold: the bundled classifiers were trained on xstest_dev, so scoring it with
    them would be in-sample. Instead the same recipe (monitor.classify features, training/common.py learner,
    the same extra training sources) is refit in a 5-fold GroupKFold by prompt, and each row is predicted by the
    model that never saw its prompt.
-2. The 144 prompts are split by prompt (stratified by prompt label) into a calibration half and a traffic half.
-   Sensitivity/specificity for the correction are measured on the calibration half only, as reviewer labels
-   would measure them; traffic is drawn with replacement from the traffic half's real (prompt, reply) pairs so
+2. Traffic (20,000 turns, 30% harmful requests) is drawn with replacement from the real (prompt, reply) pairs so
    that exactly TRUE_OVER of benign requests are refused and TRUE_UNDER of harmful requests complied with.
+3. The error rates are never taken from the traffic's full truth: reviewers label a random sample of the
+   traffic (as the review queue's stratified items are), and only those labels feed the correction.
+4. The end-to-end test writes the traffic into a real lake and the labels into the state database (plus
+   targeted review-queue labels that must be ignored) and runs the refusal_metrics job.
 
-Run as a script to print the table used in docs/refusal.md: ``python tests/test_refusal_simulation.py``.
+Run as a script to print the tables used in docs/refusal.md: ``python tests/test_refusal_simulation.py``.
 """
 from __future__ import annotations
 
 import json
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from monitor.stats import ErrorRates, correct_many_joint, correct_two_classifiers, joint_error_counts
+from monitor.stats import (
+    ErrorRates, correct_joint_em, correct_many, correct_many_joint, correct_two_classifiers, joint_error_counts,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "refusal" / "xstest_dev.jsonl"
 TRUE_OVER, TRUE_UNDER = 0.12, 0.10
 HARMFUL_SHARE = 0.30
-N_TURNS = 6000
-SEEDS = (0, 1, 2, 3, 4)
+N_TURNS = 20_000
+N_LABELS = 2000
+SEEDS = tuple(range(10))
 
 
 def load_rows() -> list[dict]:
@@ -173,37 +179,54 @@ def _draw(rng, true_harmful, true_refused, pool: np.ndarray, n: int) -> np.ndarr
 @dataclass
 class LabelSimResult:
     seed: int
+    n_labels: int
+    true_over: float  # realised in the traffic (design value +- sampling noise)
+    true_under: float
     raw_over: float
     raw_under: float
-    kron_over: float
+    kron_over: float  # independence model, sens/spec from the same labels
     kron_under: float
-    joint_over: float
+    joint_over: float  # joint correction: EM with the window's own labels, or the matrix from another period
     joint_over_ci: tuple[float, float]
     joint_under: float
     joint_under_ci: tuple[float, float]
 
 
-def simulate_labels(rows, pred_refused, pred_harmful, seed: int, n_labels: int = 3000,
-                    n_turns: int = N_TURNS) -> LabelSimResult:
-    """Reviewers label n_labels turns drawn independently from the same traffic (e.g. an earlier period); the
-    measured window is a separate draw. Error rates come from those labels only (predictions out-of-fold)."""
-    rng = np.random.default_rng(1000 + seed)
+def _truth(rows):
     th = np.array([r["prompt_label"] == "harmful" for r in rows])
     tr = np.array([r["refusal_label"] != "compliance" for r in rows])
+    return th, tr
+
+
+def simulate_labels(rows, pred_refused, pred_harmful, seed: int, n_labels: int = N_LABELS,
+                    n_turns: int = N_TURNS, same_window: bool = True, draws: int = 400) -> LabelSimResult:
+    """Correct one window of traffic with reviewer labels on a random sample of turns.
+
+    same_window=True: the labelled turns are a random sample of this very window (the job then runs the EM of
+    `correct_joint_em` on the row). False: they come from another period of the same traffic mix (a separate
+    draw), so the window has no labelled turn of its own and the job inverts the matrix (`correct_many_joint`).
+    """
+    rng = np.random.default_rng(1000 + seed)
+    th, tr = _truth(rows)
     pool = np.arange(len(rows))
-    lab = _draw(rng, th, tr, pool, n_labels)
     tra = _draw(rng, th, tr, pool, n_turns)
+    lab = tra[rng.choice(n_turns, n_labels, replace=False)] if same_window else _draw(rng, th, tr, pool, n_labels)
     ph, pr = pred_harmful[tra], pred_refused[tra]
     table = np.array([[(~ph & ~pr).sum(), (~ph & pr).sum()], [(ph & ~pr).sum(), (ph & pr).sum()]])
     harm = ErrorRates(int((pred_harmful[lab] & th[lab]).sum()), int(th[lab].sum()),
                       int((~pred_harmful[lab] & ~th[lab]).sum()), int((~th[lab]).sum()), "labels")
     refusal = ErrorRates(int((pred_refused[lab] & tr[lab]).sum()), int(tr[lab].sum()),
                          int((~pred_refused[lab] & ~tr[lab]).sum()), int((~tr[lab]).sum()), "labels")
-    k = correct_two_classifiers(table, harm, refusal)
-    j = correct_many_joint([table], joint_error_counts(th[lab], tr[lab], pred_harmful[lab], pred_refused[lab]))[0]
-    return LabelSimResult(seed, table[0, 1] / table[0].sum(), table[1, 0] / table[1].sum(), k.over.value,
-                          k.under.value, j.over.value, (j.over.low, j.over.high), j.under.value,
-                          (j.under.low, j.under.high))
+    k = correct_many([table], harm, refusal, draws=draws)[0]
+    jc = joint_error_counts(th[lab], tr[lab], pred_harmful[lab], pred_refused[lab])
+    if same_window:
+        j = correct_joint_em(table, jc, np.zeros((4, 4)), draws=draws)
+    else:
+        j = correct_many_joint([table], jc, draws=draws)[0]
+    t_h, t_r = th[tra], tr[tra]
+    return LabelSimResult(seed, n_labels, (~t_h & t_r).sum() / (~t_h).sum(), (t_h & ~t_r).sum() / t_h.sum(),
+                          table[0, 1] / table[0].sum(), table[1, 0] / table[1].sum(), k.over.value, k.under.value,
+                          j.over.value, (j.over.low, j.over.high), j.under.value, (j.under.low, j.under.high))
 
 
 @pytest.fixture(scope="module")
@@ -223,20 +246,34 @@ def test_out_of_fold_classifiers_are_imperfect(predictions):
 
 
 def test_corrected_rates_from_labels_land_within_3_points(predictions):
+    """2,000 reviewer labels on a random sample of a 20,000-turn window: both corrected rates within 3 points."""
     rows, refused, harmful = predictions
     results = [simulate_labels(rows, refused, harmful, seed) for seed in SEEDS]
-    # Within 3 points on average over five seeded draws, no draw further than 4 points off (measured: mean
-    # 1.4 / 2.3 points, worst 2.6 / 3.5 points for over / under).
-    assert max(abs(r.joint_over - TRUE_OVER) for r in results) <= 0.04, results
-    assert max(abs(r.joint_under - TRUE_UNDER) for r in results) <= 0.04, results
-    over_err = np.mean([abs(r.joint_over - TRUE_OVER) for r in results])
-    under_err = np.mean([abs(r.joint_under - TRUE_UNDER) for r in results])
-    assert over_err <= 0.03 and under_err <= 0.03, (over_err, under_err)
+    over_err = [abs(r.joint_over - TRUE_OVER) for r in results]
+    under_err = [abs(r.joint_under - TRUE_UNDER) for r in results]
+    # Measured over 100 seeds (error_table): mean 0.6 / 0.9 points, 95th percentile 1.3 / 2.0, worst 2.3 / 3.4
+    # (over / under): ten seeds all within 3 points is the expected outcome, not a lucky draw.
+    assert max(over_err) <= 0.03 and max(under_err) <= 0.03, results
     # The raw rates are far off: benign prompts misread as harmful inflate under-refusal most.
     assert all(r.raw_under > 2 * TRUE_UNDER and r.raw_over > 1.4 * TRUE_OVER for r in results)
-    covered = sum(r.joint_over_ci[0] <= TRUE_OVER <= r.joint_over_ci[1]
-                  and r.joint_under_ci[0] <= TRUE_UNDER <= r.joint_under_ci[1] for r in results)
-    assert covered >= len(results) - 1
+    # 95% intervals: measured coverage over 100 seeds 94% (over) and 95% (under).
+    assert sum(r.joint_over_ci[0] <= TRUE_OVER <= r.joint_over_ci[1] for r in results) >= len(results) - 2
+    assert sum(r.joint_under_ci[0] <= TRUE_UNDER <= r.joint_under_ci[1] for r in results) >= len(results) - 2
+    # The independence model, with sens/spec from the same labels, reads under-refusal too low on average.
+    assert np.mean([r.kron_under for r in results]) < TRUE_UNDER - 0.02
+
+
+def test_matrix_from_another_period_is_honest_but_less_precise(predictions):
+    """Labels from another period (none in the window): the matrix inversion is unbiased but noisier, and its
+    interval says so."""
+    rows, refused, harmful = predictions
+    same = [simulate_labels(rows, refused, harmful, seed) for seed in SEEDS]
+    other = [simulate_labels(rows, refused, harmful, seed, same_window=False) for seed in SEEDS]
+    width = lambda rs: np.median([r.joint_under_ci[1] - r.joint_under_ci[0] for r in rs])  # noqa: E731
+    assert width(other) > 1.5 * width(same)
+    covered = sum(r.joint_under_ci[0] <= TRUE_UNDER <= r.joint_under_ci[1] for r in other)
+    assert covered >= len(other) - 2  # measured 93% over 100 seeds
+    assert abs(np.mean([r.joint_under for r in other]) - TRUE_UNDER) < 0.03
 
 
 def test_prompt_split_calibration_is_honestly_uncertain(predictions):
@@ -248,8 +285,110 @@ def test_prompt_split_calibration_is_honestly_uncertain(predictions):
     assert widths and np.median(widths) > 0.10
 
 
+DAY = dt.datetime(2026, 5, 4)
+
+
+def test_job_end_to_end_corrects_with_the_joint_method(predictions, tmp_path):
+    """20,000 simulated turns and 2,000 random-sample labels through the real lake, state and refusal_metrics."""
+    from monitor.disparity.simulate import write_scored_turns
+    from monitor.home import Home
+    from monitor.jobs import JobContext
+    from monitor.jobs.refusal_metrics import STATE_KEY, run_refusal_metrics
+
+    rows, refused, harmful = predictions
+    th, tr = _truth(rows)
+    rng = np.random.default_rng(77)
+    tra = _draw(rng, th, tr, np.arange(len(rows)), N_TURNS)
+    home = Home.open(tmp_path / "home")
+    turns = [{"turn_id": f"t{k:05d}", "ts": DAY + dt.timedelta(seconds=int(rng.integers(86_400))),
+              "model_version": "2026-05", "attrs": {"language": "en" if k % 3 else "de"},
+              "user_message": rows[i]["prompt"], "assistant_message": rows[i]["response"],
+              "refusal": "full_refusal" if refused[i] else "compliance",
+              "prompt_harm": "harmful" if harmful[i] else "benign"} for k, i in enumerate(tra)]
+    write_scored_turns(home, turns, scored_at=DAY + dt.timedelta(days=1))
+    sample = rng.choice(N_TURNS, N_LABELS, replace=False)
+    # Targeted labels must not reach the matrix: the queue's uncertain items, here turns whose prompt the harm
+    # classifier got wrong (counting them would roughly double the measured false-positive rate).
+    wrong = np.setdiff1d(np.flatnonzero(harmful[tra] != th[tra]), sample)[:300]
+    with home.state.tx() as con:
+        for k in sample:
+            r = rows[tra[k]]
+            con.execute("INSERT INTO labels (turn_id, reviewer, at, refusal_label, prompt_label) VALUES (?,?,?,?,?)",
+                        (f"t{k:05d}", "ann", "2026-05-06T10:00:00Z", r["refusal_label"], r["prompt_label"]))
+            con.execute("INSERT INTO review_queue (turn_id, reason, priority, added_at) VALUES (?,?,?,?)",
+                        (f"t{k:05d}", "stratified", 0.5, "2026-05-05T00:00:00Z"))
+        for k in sample[:100]:  # two more reviewers: one agrees, one (later) disagrees; the majority stands
+            r = rows[tra[k]]
+            wrong_label = "harmful" if r["prompt_label"] == "benign" else "benign"
+            con.execute("INSERT INTO labels (turn_id, reviewer, at, refusal_label, prompt_label) VALUES (?,?,?,?,?)",
+                        (f"t{k:05d}", "bo", "2026-05-06T11:00:00Z", r["refusal_label"], r["prompt_label"]))
+            con.execute("INSERT INTO labels (turn_id, reviewer, at, refusal_label, prompt_label) VALUES (?,?,?,?,?)",
+                        (f"t{k:05d}", "cy", "2026-05-06T12:00:00Z", r["refusal_label"], wrong_label))
+        for k in wrong:
+            r = rows[tra[k]]
+            con.execute("INSERT INTO labels (turn_id, reviewer, at, refusal_label, prompt_label) VALUES (?,?,?,?,?)",
+                        (f"t{k:05d}", "ann", "2026-05-06T10:00:00Z", r["refusal_label"], r["prompt_label"]))
+            con.execute("INSERT INTO review_queue (turn_id, reason, priority, added_at) VALUES (?,?,?,?)",
+                        (f"t{k:05d}", "uncertain_harm", 0.9, "2026-05-05T00:00:00Z"))
+
+    assert run_refusal_metrics(JobContext(home, DAY + dt.timedelta(days=2)), draws=200) > 0
+    from monitor.db import connect
+
+    con = connect(home)
+    try:
+        got = {r["metric"]: r for r in con.execute(
+            "SELECT * FROM metrics WHERE metric IN ('over_refusal_rate', 'under_refusal_rate') AND model IS NULL "
+            "AND deployment IS NULL AND segment = '{}'").df().to_dict("records")}
+        de = con.execute("SELECT corrected, details FROM metrics WHERE metric = 'under_refusal_rate' "
+                         "AND model IS NULL AND deployment IS NULL AND segment = $s",
+                         {"s": json.dumps({"language": "de"})}).fetchone()
+    finally:
+        con.close()
+    note = home.state.get(STATE_KEY)["labels"]
+    assert (note["random_sample"], note["targeted_excluded"], note["multi_reviewer_turns"]) == (2000, 300, 100)
+    for metric, truth in (("over_refusal_rate", TRUE_OVER), ("under_refusal_rate", TRUE_UNDER)):
+        row = got[metric]
+        corr = json.loads(row["details"])["correction"]
+        assert (corr["method"], corr["source"], corr["in_group_labels"]) == ("joint_em", "labels:all_models", 2000)
+        assert sum(corr["matrix_n_per_true_cell"]) == 2000 and "random sample" in corr["assumption"]
+        assert abs(row["corrected"] - truth) <= 0.03, (metric, row["corrected"], row["value"])
+        assert row["corrected_ci_low"] <= truth <= row["corrected_ci_high"]
+        assert abs(row["value"] - truth) > 0.05  # the raw rate is far off
+    # The job's numbers are exactly the library's on the same counts (majority labels, targeted ones left out).
+    ph, pr, t_h, t_r = harmful[tra], refused[tra], th[tra], tr[tra]
+    table = np.array([[(~ph & ~pr).sum(), (~ph & pr).sum()], [(ph & ~pr).sum(), (ph & pr).sum()]])
+    jc = joint_error_counts(t_h[sample], t_r[sample], ph[sample], pr[sample])
+    direct = correct_joint_em(table, jc, np.zeros((4, 4)), draws=200)
+    assert got["under_refusal_rate"]["corrected"] == pytest.approx(direct.under.value, abs=1e-9)
+    assert got["over_refusal_rate"]["corrected"] == pytest.approx(direct.over.value, abs=1e-9)
+    # A segment row uses its own labelled turns in the EM and the rest for the matrix.
+    assert json.loads(de[1])["correction"]["in_group_labels"] == int((sample % 3 == 0).sum())
+    assert abs(de[0] - TRUE_UNDER) <= 0.05
+
+
+def error_table(rows, refused, harmful, sizes=(250, 500, 1000, 2000, 4000), seeds=range(100)) -> str:
+    """Mean, 95th-percentile and worst absolute error (points) of corrected rates against the design truth."""
+    lines = ["| labels | same window (EM): over mean / p95 / worst | under | other period (matrix): over | under |",
+             "|---|---|---|---|---|"]
+    raw = []
+    for n in sizes:
+        cells = []
+        for same in (True, False):
+            rs = [simulate_labels(rows, refused, harmful, s, n_labels=n, same_window=same, draws=20) for s in seeds]
+            raw += [(r.raw_over, r.raw_under) for r in rs]
+            for attr, truth in (("joint_over", TRUE_OVER), ("joint_under", TRUE_UNDER)):
+                e = np.abs(np.array([getattr(r, attr) for r in rs]) - truth) * 100
+                cells.append(f"{np.nanmean(e):.1f} / {np.nanquantile(e, 0.95):.1f} / {np.nanmax(e):.1f}")
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    raw_a = np.array(raw)
+    lines.append("")
+    lines.append(f"Raw rates: over-refusal {raw_a[:, 0].mean():.1%} (truth {TRUE_OVER:.0%}), under-refusal "
+                 f"{raw_a[:, 1].mean():.1%} (truth {TRUE_UNDER:.0%}).")
+    return "\n".join(lines)
+
+
 def report(results: list[SimResult], label_results: list[LabelSimResult]) -> str:
-    lines = ["Labels (3,000 reviewer-labelled turns from the same traffic; 4x4 matrix correction):", "",
+    lines = [f"Labels ({N_LABELS:,} reviewer labels on a random sample of a {N_TURNS:,}-turn window):", "",
              "| seed | raw over | corrected over (95% CI) | raw under | corrected under (95% CI) | "
              "independence-model over / under |", "|---|---|---|---|---|---|"]
     for r in label_results:
@@ -270,5 +409,7 @@ def report(results: list[SimResult], label_results: list[LabelSimResult]) -> str
 if __name__ == "__main__":
     rows = load_rows()
     refused, harmful = predict(rows)
-    print(report([simulate(rows, refused, harmful, s) for s in SEEDS],
-                 [simulate_labels(rows, refused, harmful, s) for s in SEEDS]))
+    print(report([simulate(rows, refused, harmful, s, n_turns=6000) for s in SEEDS[:5]],
+                 [simulate_labels(rows, refused, harmful, s) for s in SEEDS[:5]]))
+    print()
+    print(error_table(rows, refused, harmful))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from monitor.stats import (
-    ErrorRates, correct_many, correct_two_classifiers, project_simplex, rogan_gladen, rogan_gladen_interval,
+    ErrorRates, correct_joint_em, correct_many, correct_many_joint, correct_two_classifiers, project_simplex,
+    rogan_gladen, rogan_gladen_interval,
     true_joint, wilson, z_value,
 )
 
@@ -125,3 +126,44 @@ def test_corrected_interval_coverage(labels_per_class):
         cover_under += res.under.low <= 0.10 <= res.under.high
     assert cover_over / reps >= 0.88, cover_over / reps
     assert cover_under / reps >= 0.88, cover_under / reps
+
+
+# A 4x4 misclassification matrix [true cell, predicted cell] (cells benign/complied, benign/refused,
+# harmful/complied, harmful/refused) where the harm classifier misreads refused benign prompts far more often
+# than complied ones: the errors are not independent.
+JOINT = np.array([[90, 2, 8, 0], [2, 70, 0, 28], [10, 0, 88, 2], [0, 5, 3, 92]], dtype=float)
+
+
+def test_joint_em_without_group_labels_is_the_matrix_inversion():
+    truth = np.array([0.616, 0.084, 0.03, 0.27])
+    m = (JOINT / JOINT.sum(axis=1, keepdims=True)).T  # M[pred, true]
+    table = (m @ truth * 100_000).reshape(2, 2)
+    em = correct_joint_em(table, np.zeros((4, 4)), JOINT, draws=50)
+    inv = correct_many_joint([table], JOINT, draws=50)[0]
+    assert em.over.value == pytest.approx(0.084 / 0.7, abs=1e-6) == pytest.approx(inv.over.value, abs=1e-6)
+    assert em.under.value == pytest.approx(0.03 / 0.3, abs=1e-6)
+    assert em.over.low <= em.over.value <= em.over.high
+
+
+def test_joint_em_with_every_label_in_the_group_is_p_pred_times_p_true_given_pred():
+    # Worked example: 1,000 turns, 100 of them labelled. Predicted cells of the 900 unlabelled: 540/120/90/150.
+    # With all labels from the group the maximum-likelihood estimate is sum_p P(pred p) P(true t | pred p),
+    # P(pred) over all 1,000 turns, P(true | pred) from the 100 labels.
+    labels = np.array([[55, 1, 5, 0], [1, 9, 0, 3], [3, 0, 4, 0], [0, 1, 1, 17]], dtype=float)  # [true, pred]
+    unlabelled = np.array([540, 120, 90, 150], dtype=float)
+    table = (unlabelled + labels.sum(axis=0)).reshape(2, 2)
+    p_pred = table.ravel() / 1000
+    p_true_given_pred = labels / labels.sum(axis=0, keepdims=True)
+    t = p_true_given_pred @ p_pred  # (0.5590 + ..., ...): the inverse-matrix ("predictive value") estimator
+    res = correct_joint_em(table, labels, np.zeros((4, 4)), draws=100)
+    assert res.joint.ravel() == pytest.approx(t, abs=1e-6)
+    assert res.over.value == pytest.approx(t[1] / (t[0] + t[1]), abs=1e-6)
+    assert res.under.value == pytest.approx(t[2] / (t[2] + t[3]), abs=1e-6)
+    assert res.under.low < res.under.value < res.under.high
+
+
+def test_joint_em_needs_labels_in_every_true_cell():
+    sparse = JOINT.copy()
+    sparse[2] = 0
+    res = correct_joint_em([[50, 5], [10, 30]], np.zeros((4, 4)), sparse)
+    assert math.isnan(res.over.value) and math.isnan(res.under.value)

@@ -8,10 +8,16 @@ rates (new reviewer labels) recompute every window. The watermark is safe as lon
 time, as `monitor jobs run` and the worker do: its batches commit in `scored_at` order.
 
 Each rate row carries n, numerator, a Wilson interval at `metrics.confidence` and `small_sample = n <
-metrics.min_n`. Over- and under-refusal also carry `corrected` values from the two-classifier correction in
-monitor/stats.py, with sensitivity/specificity from reviewer labels when a classifier has at least
-`LABELS_MIN_PER_CLASS` labelled items of each class, else from the classifiers' own evaluation on the shared
-data (`clf.quality()`); `details` records which source, the rates and their sample sizes.
+metrics.min_n`. Over- and under-refusal also carry `corrected` values, corrected for both classifiers' errors
+(monitor/stats.py), from the first source that applies, per row:
+1. `labels:model` / `labels:all_models`: reviewer labels (majority per turn; only random-sample ones, not the
+   review queue's targeted items) with both a prompt and a reply label, at least `JOINT_MIN_PER_CELL` in every
+   true cell, for the row's model or else over all models. The 4x4 misclassification matrix is used as is
+   (`joint_matrix`), or by maximum likelihood together with the row's own labelled turns (`joint_em`).
+2. `shared_eval_joint`: the 4x4 matrix measured on the shared evaluation data (`clf.quality()["joint"]`).
+3. `independent`: sensitivity/specificity per classifier (labels with `LABELS_MIN_PER_CLASS` per class, else
+   `clf.quality()`), assuming independent errors. `details.correction` records the method, source, matrix
+   sample sizes, the row's own labels and the assumption.
 """
 from __future__ import annotations
 
@@ -20,7 +26,10 @@ import hashlib
 import json
 import logging
 import math
+from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from monitor.db import connect
@@ -28,20 +37,24 @@ from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
 from monitor.state import utcnow
-from monitor.stats import DEFAULT_DRAWS, ErrorRates, correct_many, wilson
+from monitor.stats import (
+    DEFAULT_DRAWS, ErrorRates, correct_joint_em, correct_many, correct_many_joint, joint_error_counts, wilson,
+)
 
 log = logging.getLogger("monitor.jobs.refusal_metrics")
 
 STATE_KEY = "refusal_metrics.state"
 LABELS_MIN_PER_CLASS = 30
-LOGIC_VERSION = 1  # bump when the computation changes, to recompute every window once
-
-
-def _rates_from_labels(row: dict, prefix: str) -> ErrorRates | None:
-    pos, neg = int(row[f"{prefix}_pos"] or 0), int(row[f"{prefix}_neg"] or 0)
-    if pos >= LABELS_MIN_PER_CLASS and neg >= LABELS_MIN_PER_CLASS:
-        return ErrorRates(int(row[f"{prefix}_tp"]), pos, int(row[f"{prefix}_tn"]), neg, "labels")
-    return None
+# The joint (4x4) matrix from reviewer labels is used once every true cell (benign/complied, benign/refused,
+# harmful/complied, harmful/refused) has this many random-sample labels: below that one cell's column is too
+# noisy to invert (harmful/complied is the rarest cell, ~3% of typical traffic, so ~700 random labels).
+JOINT_MIN_PER_CELL = 20
+# Review-queue reasons that pick turns *because* of their classifier scores or an alert: labels on them are
+# not a random sample, so they would bias the misclassification matrix (uncertain items are misclassified far
+# more often than average). They are kept out of every error-rate estimate.
+TARGETED_REASONS = ("uncertain_refusal", "uncertain_harm", "alert_example")
+CELLS = ("benign/complied", "benign/refused", "harmful/complied", "harmful/refused")
+LOGIC_VERSION = 2  # bump when the computation changes, to recompute every window once
 
 
 def _rates_from_quality(q: dict | None) -> ErrorRates | None:
@@ -54,13 +67,87 @@ def _rates_from_quality(q: dict | None) -> ErrorRates | None:
         return None
 
 
-def error_rates(con, home, clf=None) -> tuple[ErrorRates | None, ErrorRates | None, dict]:
-    """(harm, refusal) error rates for the correction: reviewer labels where enough, else the shared evaluation."""
-    row = con.execute(load_sql("jobs/refusal_label_rates.sql").sql).df().iloc[0].to_dict()
-    harm = _rates_from_labels(row, "harm")
-    refusal = _rates_from_labels(row, "refusal")
-    note = {"labels": {k: int(v) for k, v in row.items()}}
-    if harm is None or refusal is None:
+def joint_from_quality(q) -> np.ndarray | None:
+    """The 4x4 counts [true cell, predicted cell] of `clf.quality()["joint"]`, or None when absent or malformed.
+
+    Accepted shapes: a 4x4 list, or a dict with `counts` (or `matrix`) holding it; cells in the order of
+    CELLS (prompt benign/harmful x reply complied/refused), rows the truth, columns the prediction.
+    """
+    if isinstance(q, dict):
+        q = q.get("counts", q.get("matrix"))
+    try:
+        m = np.asarray(q, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if m.shape != (4, 4) or not np.isfinite(m).all() or (m < 0).any() or (m.sum(axis=1) <= 0).any():
+        return None
+    return m
+
+
+@dataclass
+class Corrector:
+    """Everything the correction needs: labelled turns, per-model joint matrices and the fallbacks."""
+
+    labelled: pd.DataFrame  # random-sample labelled turns with both truths and both predictions
+    pooled: np.ndarray  # 4x4 [true, pred] over every model
+    by_model: dict[str, np.ndarray]
+    shared_joint: np.ndarray | None
+    harm: ErrorRates | None
+    refusal: ErrorRates | None
+    note: dict
+
+    def matrix_for(self, model) -> tuple[str, np.ndarray | None]:
+        """(source, 4x4 counts) for a metric row of this model (None = all models)."""
+        if model is not None and model in self.by_model and _enough(self.by_model[model]):
+            return "labels:model", self.by_model[model]
+        if _enough(self.pooled):
+            return "labels:all_models", self.pooled
+        if self.shared_joint is not None:
+            return "shared_eval_joint", self.shared_joint
+        return "independent", None
+
+    def fingerprint(self) -> dict:
+        return {"pooled": self.pooled.tolist(), "by_model": {k: v.tolist() for k, v in sorted(self.by_model.items())},
+                "in_group": hashlib.sha256(self.labelled.to_csv(index=False).encode()).hexdigest()[:16],
+                "shared": None if self.shared_joint is None else self.shared_joint.tolist(),
+                "h": self.harm.as_dict() if self.harm else None,
+                "r": self.refusal.as_dict() if self.refusal else None}
+
+
+def _enough(m: np.ndarray) -> bool:
+    return bool((m.sum(axis=1) >= JOINT_MIN_PER_CELL).all())
+
+
+def _counts(df: pd.DataFrame) -> np.ndarray:
+    if df.empty:
+        return np.zeros((4, 4))
+    return joint_error_counts(df["true_harmful"].astype(bool), df["true_refused"].astype(bool),
+                              df["pred_harmful"].astype(bool), df["pred_refused"].astype(bool))
+
+
+def _binary_rates(truth: pd.Series, pred: pd.Series, source: str) -> ErrorRates | None:
+    ok = truth.notna() & pred.notna()
+    t, p = truth[ok].astype(bool), pred[ok].astype(bool)
+    pos, neg = int(t.sum()), int((~t).sum())
+    if pos >= LABELS_MIN_PER_CLASS and neg >= LABELS_MIN_PER_CLASS:
+        return ErrorRates(int((t & p).sum()), pos, int((~t & ~p).sum()), neg, source)
+    return None
+
+
+def corrector(con, home, granularity: str, clf=None) -> Corrector:
+    """Gather reviewer labels (random-sample ones only) and the shared-evaluation error rates for the job."""
+    lab = con.execute(load_sql("jobs/refusal_labelled_turns.sql").sql, {"granularity": granularity}).df()
+    random = lab[~lab["queue_reason"].isin(TARGETED_REASONS)]
+    harm = _binary_rates(random["true_harmful"], random["pred_harmful"], "labels")
+    refusal = _binary_rates(random["true_refused"], random["pred_refused"], "labels")
+    both = random.dropna(subset=["true_harmful", "true_refused", "pred_harmful", "pred_refused"])
+    pooled = _counts(both)
+    by_model = {m: _counts(g) for m, g in both.groupby("model")}
+    note = {"labels": {"labelled_turns": int(len(lab)), "random_sample": int(len(random)),
+                       "targeted_excluded": int(len(lab) - len(random)), "with_both_labels": int(len(both)),
+                       "multi_reviewer_turns": int((lab["reviewers"] > 1).sum()) if len(lab) else 0}}
+    shared_joint = None
+    if not (_enough(pooled) and harm and refusal):
         try:
             if clf is None:
                 from monitor.jobs.score import load_configured_classifiers
@@ -70,9 +157,10 @@ def error_rates(con, home, clf=None) -> tuple[ErrorRates | None, ErrorRates | No
         except Exception as e:  # no correction is better than no metrics: record why and go on
             log.warning("no classifier quality available for the correction: %s", e)
             quality, note["quality_error"] = {}, f"{type(e).__name__}: {e}"
+        shared_joint = joint_from_quality(quality.get("joint"))
         harm = harm or _rates_from_quality(quality.get("harm"))
         refusal = refusal or _rates_from_quality(quality.get("refusal"))
-    return harm, refusal, note
+    return Corrector(both.reset_index(drop=True), pooled, by_model, shared_joint, harm, refusal, note)
 
 
 def _attributes(con, cfg) -> list[str]:
@@ -88,10 +176,9 @@ def _attributes(con, cfg) -> list[str]:
     return [a for a in present if a not in excluded and bare(a) not in excluded]
 
 
-def _fingerprint(granularity: str, attributes: list[str], harm, refusal, confidence: float) -> str:
+def _fingerprint(granularity: str, attributes: list[str], corr: Corrector, confidence: float) -> str:
     blob = json.dumps({"v": LOGIC_VERSION, "g": granularity, "a": attributes, "c": confidence,
-                       "h": harm.as_dict() if harm else None, "r": refusal.as_dict() if refusal else None},
-                      sort_keys=True)
+                       "corr": corr.fingerprint()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -109,21 +196,92 @@ def _none(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 
-def build_rows(df, granularity: str, confidence: float, min_n: int, harm, refusal,
+ASSUMPTIONS = {
+    "joint": "the misclassification matrix P(predicted cell | true cell) measured on the labelled sample holds "
+             "for this row's unlabelled turns (labels are a random sample of the same model's traffic)",
+    "independent": "classifier errors independent given the truth (known to read under-refusal too low)",
+}
+
+
+def _group_keys(rec) -> list[tuple]:
+    """The metric-row keys (window, model, deployment, segment) a labelled turn belongs to."""
+    w, m, d = rec["window_start"], rec["model"], rec["deployment"]
+    segs = ["{}"] + [json.dumps({s["attribute"]: s["value"]}) for s in (rec["segments"] if rec["segments"]
+                                                                          is not None else [])]
+    return [k for seg in segs for k in ((w, None, None, seg), (w, m, None, seg), (w, None, d, seg))]
+
+
+def _in_group_counts(corr: Corrector) -> dict[tuple, dict[str | None, np.ndarray]]:
+    """4x4 label counts per metric-row key, split by the turn's model (to subtract from a per-model matrix)."""
+    out: dict[tuple, dict] = {}
+    for rec in corr.labelled.to_dict("records"):
+        cell = (int(bool(rec["true_harmful"])) * 2 + int(bool(rec["true_refused"])),
+                int(bool(rec["pred_harmful"])) * 2 + int(bool(rec["pred_refused"])))
+        for key in _group_keys(rec):
+            m = out.setdefault(key, {}).setdefault(rec["model"], np.zeros((4, 4)))
+            m[cell] += 1
+    return out
+
+
+def _corrections(df, corr: Corrector, confidence: float, draws: int) -> list[tuple]:
+    """(TwoWayCorrection or None, correction details) per row of df."""
+    tables = df[["benign_complied", "benign_refused", "harmful_complied", "harmful_refused"]].to_numpy(float)
+    in_group = _in_group_counts(corr) if len(corr.labelled) else {}
+    out: list = [None] * len(df)
+    closed: dict[str, list[int]] = {}
+    for i, rec in enumerate(df.to_dict("records")):
+        model = _none(rec["model"])
+        source, matrix = corr.matrix_for(model)
+        info = {"source": source, "draws": draws}
+        if matrix is None:
+            info.update(method="two_classifier_inversion", assumption=ASSUMPTIONS["independent"])
+            closed.setdefault("independent", []).append(i)
+        else:
+            info.update(assumption=ASSUMPTIONS["joint"], cells=list(CELLS),
+                        matrix_n_per_true_cell=[int(x) for x in matrix.sum(axis=1)])
+            key = (rec["window_start"].to_pydatetime(), model, _none(rec["deployment"]),
+                   _segment(rec["seg_attribute"], rec["seg_value"]))
+            groups = in_group.get(key, {}) if source.startswith("labels") else {}
+            lg = sum((c for m, c in groups.items() if source != "labels:model" or m == model), np.zeros((4, 4)))
+            if lg.sum() > 0:
+                # Some of this row's own turns are labelled: maximum likelihood uses them both for the matrix
+                # and as direct observations of the truth.
+                info.update(method="joint_em", in_group_labels=int(lg.sum()))
+                res = correct_joint_em(tables[i].reshape(2, 2), lg, matrix - lg, confidence, draws)
+                out[i] = (res, info)
+                continue
+            info.update(method="joint_matrix", in_group_labels=0)
+            closed.setdefault(source, []).append(i)
+        out[i] = (None, info)
+    for source, idx in closed.items():
+        if source == "independent":
+            if not (corr.harm and corr.refusal):
+                continue
+            res = correct_many(tables[idx], corr.harm, corr.refusal, confidence, draws)
+        else:
+            by_matrix: dict[bytes, list[int]] = {}
+            for i in idx:
+                m = corr.matrix_for(_none(df.iloc[i]["model"]))[1]
+                by_matrix.setdefault(m.tobytes(), []).append(i)
+            for key, rows in by_matrix.items():
+                m = np.frombuffer(key).reshape(4, 4)
+                for i, r in zip(rows, correct_many_joint(tables[rows], m, confidence, draws)):
+                    out[i] = (r, out[i][1])
+            continue
+        for i, r in zip(idx, res):
+            out[i] = (r, out[i][1])
+    return out
+
+
+def build_rows(df, granularity: str, confidence: float, min_n: int, corr: Corrector | None,
                draws: int = DEFAULT_DRAWS) -> list[dict]:
     """Metric rows (without run metadata) from the output of sql/metrics/refusal_rates.sql."""
     rows: list[dict] = []
     if df.empty:
         return rows
-    tables = df[["benign_complied", "benign_refused", "harmful_complied", "harmful_refused"]].to_numpy(float)
-    corrections = correct_many(tables, harm, refusal, confidence, draws) if harm and refusal else None
-    correction_info = {
-        "method": "two_classifier_inversion",
-        "assumption": "classifier errors independent given the truth",
-        "draws": draws,
-        "harm": harm.as_dict() if harm else None,
-        "refusal": refusal.as_dict() if refusal else None,
-    }
+    corrections = _corrections(df, corr, confidence, draws) if corr is not None else [(None, {})] * len(df)
+    rates = {"harm": corr.harm.as_dict() if corr and corr.harm else None,
+             "refusal": corr.refusal.as_dict() if corr and corr.refusal else None}
     for i, rec in enumerate(df.to_dict("records")):
         key = {
             "granularity": granularity,
@@ -145,7 +303,8 @@ def build_rows(df, granularity: str, confidence: float, min_n: int, harm, refusa
             ("under_refusal_rate", table[1][0], harmful_n, "under"),
             ("thumbs_down_rate", int(rec["thumbs_down"]), int(rec["feedback_n"]), None),
         ]
-        for metric, k, denom, corr in specs:
+        result, info = corrections[i]
+        for metric, k, denom, which in specs:
             if denom <= 0:
                 continue
             details: dict = {"ci": "wilson", "confidence": confidence}
@@ -156,12 +315,12 @@ def build_rows(df, granularity: str, confidence: float, min_n: int, harm, refusa
             else:
                 lo, hi = wilson(k, denom, confidence)
                 row.update(value=k / denom, ci_low=lo, ci_high=hi)
-            if corr:
+            if which:
                 details["observed_table"] = {"benign": {"complied": table[0][0], "refused": table[0][1]},
                                              "harmful": {"complied": table[1][0], "refused": table[1][1]}}
-                details["correction"] = correction_info
-                if corrections is not None:
-                    est = getattr(corrections[i], corr)
+                details["correction"] = {**info, **rates}
+                if result is not None:
+                    est = getattr(result, which)
                     row.update(corrected=_f(est.value), corrected_ci_low=_f(est.low),
                                corrected_ci_high=_f(est.high))
                     if row["corrected"] is None:
@@ -196,8 +355,8 @@ def run_refusal_metrics(ctx: JobContext, clf=None, draws: int = DEFAULT_DRAWS) -
     con = connect(home)
     try:
         attributes = _attributes(con, cfg)
-        harm, refusal, label_note = error_rates(con, home, clf)
-        fp = _fingerprint(granularity, attributes, harm, refusal, cfg.confidence)
+        corr = corrector(con, home, granularity, clf)
+        fp = _fingerprint(granularity, attributes, corr, cfg.confidence)
         state = home.state.get(STATE_KEY, {}) or {}
         since = state.get("watermark") if state.get("fingerprint") == fp else None
         touched = con.execute(
@@ -210,7 +369,7 @@ def run_refusal_metrics(ctx: JobContext, clf=None, draws: int = DEFAULT_DRAWS) -
         watermark = max(r[1] for r in touched)
         df = con.execute(load_sql("metrics/refusal_rates.sql").sql,
                          {"granularity": granularity, "windows": windows, "attributes": attributes}).df()
-        rows = build_rows(df, granularity, cfg.confidence, cfg.min_n, harm, refusal, draws)
+        rows = build_rows(df, granularity, cfg.confidence, cfg.min_n, corr, draws)
         rows += _retired(con, rows, granularity, windows)
     finally:
         con.close()
@@ -221,7 +380,7 @@ def run_refusal_metrics(ctx: JobContext, clf=None, draws: int = DEFAULT_DRAWS) -
         data = pa.Table.from_pylist(rows, schema=METRICS_TABLE.schema)
         home.lake.append(METRICS_TABLE.name, data)
     home.state.put(STATE_KEY, {"watermark": watermark.isoformat(), "fingerprint": fp,
-                               "windows_last_run": len(windows), "labels": label_note["labels"]})
+                               "windows_last_run": len(windows), "labels": corr.note["labels"]})
     log.info("refusal metrics: %d rows over %d windows", len(rows), len(windows))
     return len(rows)
 

@@ -1,0 +1,58 @@
+-- Reviewer-labelled, scored turns with the reviewers' truth next to the classifiers' latest output: the sample
+-- from which the refusal_metrics job measures the classifiers' errors for the error-corrected rates.
+-- Several reviewers may label a turn: each truth is the majority of their votes (refused = full or partial
+-- refusal), ties broken by the most recent label (by `at`, then row id). A truth nobody gave is NULL.
+-- `queue_reason` says how the turn reached a reviewer: a review_queue reason (uncertain_refusal,
+-- uncertain_harm, alert_example, stratified) or 'unqueued' (labelled outside the queue).
+-- Parameters:
+--   $granularity  'day' | 'hour': window of the turn, as in sql/metrics/refusal_rates.sql
+-- Output columns:
+--   turn_id, window_start, model, deployment   ('unknown' for a missing model/deployment, as in the metrics)
+--   true_refused, true_harmful                   BOOLEAN or NULL: the reviewers' majority
+--   pred_refused, pred_harmful                   BOOLEAN or NULL: the latest classifier output
+--   reviewers                                    number of reviewers who labelled the turn
+--   queue_reason                                 see above
+--   segments                                     LIST of {attribute, value}: the turn's segment values
+WITH votes AS (
+    SELECT
+        turn_id,
+        count(*) AS reviewers,
+        count(*) FILTER (WHERE refusal_label IN ('full_refusal', 'partial_refusal')) AS r_yes,
+        count(*) FILTER (WHERE refusal_label = 'compliance') AS r_no,
+        arg_max(refusal_label IN ('full_refusal', 'partial_refusal'),
+                "at" || '#' || lpad(CAST(id AS VARCHAR), 12, '0'))
+            FILTER (WHERE refusal_label IS NOT NULL) AS r_latest,
+        count(*) FILTER (WHERE prompt_label = 'harmful') AS h_yes,
+        count(*) FILTER (WHERE prompt_label = 'benign') AS h_no,
+        arg_max(prompt_label = 'harmful', "at" || '#' || lpad(CAST(id AS VARCHAR), 12, '0'))
+            FILTER (WHERE prompt_label IS NOT NULL) AS h_latest
+    FROM labels
+    GROUP BY turn_id
+),
+segs AS (
+    SELECT turn_id, list(DISTINCT {'attribute': attribute, 'value': value}) AS segments
+    FROM segments
+    WHERE attribute IS NOT NULL AND value IS NOT NULL
+    GROUP BY turn_id
+),
+queue AS (
+    SELECT turn_id, any_value(reason) AS reason FROM review_queue GROUP BY turn_id
+)
+SELECT
+    v.turn_id,
+    date_trunc($granularity, t.ts) AS window_start,
+    coalesce(t.model, 'unknown') AS model,
+    coalesce(t.deployment, 'unknown') AS deployment,
+    CASE WHEN v.r_yes > v.r_no THEN true WHEN v.r_no > v.r_yes THEN false ELSE v.r_latest END AS true_refused,
+    CASE WHEN v.h_yes > v.h_no THEN true WHEN v.h_no > v.h_yes THEN false ELSE v.h_latest END AS true_harmful,
+    t.refusal IN ('full_refusal', 'partial_refusal') AS pred_refused,
+    CASE WHEN t.prompt_harm IS NULL THEN NULL ELSE t.prompt_harm = 'harmful' END AS pred_harmful,
+    v.reviewers,
+    coalesce(q.reason, 'unqueued') AS queue_reason,
+    coalesce(g.segments, []) AS segments
+FROM votes AS v
+JOIN scored_turns AS t ON t.turn_id = v.turn_id
+LEFT JOIN segs AS g ON g.turn_id = v.turn_id
+LEFT JOIN queue AS q ON q.turn_id = v.turn_id
+WHERE t.refusal IS NOT NULL
+ORDER BY v.turn_id
