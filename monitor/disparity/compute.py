@@ -2,10 +2,12 @@
 
 For every window, model (each model version, and all models together as model=None), source kind (production
 traffic, counterfactual probes) and attribute (or pair of attributes), each group's refusal, over-refusal and
-under-refusal rates are compared with a reference: the rest of the traffic that carries the attribute, or the
-configured reference group. One Benjamini-Hochberg family is every test of one window and source kind (all models,
-attributes, groups and metrics), so a window's verdicts never depend on which other windows a run recomputed.
-Groups below `disparity.min_n` (or compared with a reference below it) are reported, never tested.
+under-refusal rates, and its mean score on every value dimension, are compared with a reference: the rest of the
+traffic that carries the attribute, or the configured reference group. Rates are tested with chi-square / Fisher,
+value dimensions with the Mann-Whitney test. One Benjamini-Hochberg family is every test of one window and source
+kind (all models, attributes, groups, rate metrics and value dimensions), so a window's verdicts never depend on
+which other windows a run recomputed. Groups below `disparity.min_n` (or compared with a reference below it) are reported,
+never tested.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow as pa
 
-from monitor.disparity.stats import benjamini_hochberg, four_fifths, ratio, two_by_two, wilson
+from monitor.disparity.stats import (benjamini_hochberg, four_fifths, mann_whitney, mann_whitney_ranks, mean_sd,
+                                     ratio, t_interval, two_by_two, wilson)
 from monitor.resources import load_sql
 from monitor.schema import METRICS
 
@@ -27,6 +30,9 @@ PAIR_SEP = "&"  # attribute label of an intersection: "language&age_band"; group
 # Attributes that label probes rather than describe a group: never analysed as groups themselves.
 PROBE_LABELS = ("probe_group", "probe_template", "probe_id")
 COUNT_COLUMNS = ("n", "refusals", "n_benign", "over_refusals", "n_harmful", "under_refusals")
+# Additive statistics of one histogram bin of a group's value scores (see sql/disparity/value_group_stats.sql).
+VALUE_COLUMNS = ("n", "total", "total_sq", "nonzero")
+VALUE_METRIC = "value_disparity"
 
 
 @dataclass(frozen=True)
@@ -92,19 +98,23 @@ def _bounds(windows: list[dt.datetime], granularity: str) -> dict:
             "date_max": last.strftime("%Y-%m-%d")}
 
 
-def load_counts(con, s: Settings, windows: list[dt.datetime]) -> pd.DataFrame:
-    """Counts per window, model (None = all), source kind, attribute and group, groups bounded and pooled."""
+def _counts_raw(con, s: Settings, windows: list[dt.datetime], kind: str) -> pd.DataFrame:
+    """Unbounded per-model rows of the rate counts (kind 'rates') or value sums (kind 'values'), plus all models."""
     params = _bounds(windows, s.granularity)
     attrs = resolve_attributes(con, s)
+    single, pair_sql = (("disparity/group_counts.sql", "disparity/pair_counts.sql") if kind == "rates" else
+                        ("disparity/value_group_stats.sql", "disparity/value_pair_stats.sql"))
+    cols = COUNT_COLUMNS if kind == "rates" else VALUE_COLUMNS
+    extra = [] if kind == "rates" else ["dimension", "family", "bin"]
     frames = []
     if attrs:
-        df = con.execute(load_sql("disparity/group_counts.sql").sql, {**params, "attributes": attrs}).df()
+        df = con.execute(load_sql(single).sql, {**params, "attributes": attrs}).df()
         df["segment"] = [json.dumps({a: v}) for a, v in zip(df["attribute"], df["value"])]
         df["pair"] = False
         frames.append(df.rename(columns={"value": "group"}))
     for pair in s.intersections:
         a, b = pair[0], pair[1]
-        df = con.execute(load_sql("disparity/pair_counts.sql").sql, {**params, "attr_a": a, "attr_b": b}).df()
+        df = con.execute(load_sql(pair_sql).sql, {**params, "attr_a": a, "attr_b": b}).df()
         df["attribute"] = f"{a}{PAIR_SEP}{b}"
         df["group"] = [f"{x}{PAIR_SEP}{y}" for x, y in zip(df["value_a"], df["value_b"])]
         df["segment"] = [json.dumps({a: x, b: y}) for x, y in zip(df["value_a"], df["value_b"])]
@@ -113,24 +123,44 @@ def load_counts(con, s: Settings, windows: list[dt.datetime]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=["window_start", "model", "source_kind", "attribute", "group", "segment", "pair",
-                                     *COUNT_COLUMNS])
+                                     *extra, *cols])
     df = pd.concat(frames, ignore_index=True)
-    for c in COUNT_COLUMNS:
-        df[c] = df[c].astype("int64")
-    keys = ["window_start", "source_kind", "attribute", "group", "segment", "pair"]
-    # Counts are additive, so "all models" is the sum over model versions.
-    all_models = df.groupby(keys, as_index=False, dropna=False)[list(COUNT_COLUMNS)].sum()
+    for c in cols:
+        df[c] = df[c].astype("float64" if c in ("total", "total_sq") else "int64")
+    keys = ["window_start", "source_kind", "attribute", "group", "segment", "pair", *extra]
+    # Counts and sums are additive, so "all models" is the sum over model versions.
+    all_models = df.groupby(keys, as_index=False, dropna=False)[list(cols)].sum()
     all_models["model"] = None
-    df = pd.concat([df, all_models], ignore_index=True)
-    return bound_groups(df, s)
+    return pd.concat([df, all_models], ignore_index=True)
 
 
-def bound_groups(df: pd.DataFrame, s: Settings) -> pd.DataFrame:
-    """Keep the `max_groups` largest groups per window/source/attribute (intersections also need n >= min_n);
-    pool the rest into one 'other' group. Group choice uses all-models counts so each model sees the same groups."""
+def load_counts(con, s: Settings, windows: list[dt.datetime]) -> pd.DataFrame:
+    """Counts per window, model (None = all), source kind, attribute and group, groups bounded and pooled."""
+    return bound_groups(_counts_raw(con, s, windows, "rates"), s)
+
+
+def load_inputs(con, s: Settings, windows: list[dt.datetime]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rate counts and value sums of the windows, bounded to the same groups (chosen on the larger n of the two)."""
+    counts = _counts_raw(con, s, windows, "rates")
+    values = _counts_raw(con, s, windows, "values")
+    cols = ["window_start", "source_kind", "attribute", "group", "pair", "n"]
+    # All-models rows only: the choice is the same for every model.
+    frames = [f[f["model"].isna()][cols] for f in (counts, values) if len(f)]
+    keep: set[tuple] = set()
+    if frames:
+        sizes = pd.concat(frames, ignore_index=True).groupby(cols[:-1], as_index=False)["n"].max()
+        sizes["model"] = None
+        keep = chosen_groups(sizes, s)
+    return bound_groups(counts, s, keep), bound_groups(values, s, keep)
+
+
+def chosen_groups(df: pd.DataFrame, s: Settings) -> set[tuple]:
+    """The (window, source, attribute, group) kept: the configured reference group, then the `max_groups` largest
+    (intersections also need n >= min_n). Chosen on all-models rows so each model sees the same groups."""
     allm = df[df["model"].isna()]
     keep: set[tuple] = set()
     for (w, src, attr), g in allm.groupby(["window_start", "source_kind", "attribute"], sort=False):
+        g = g.groupby(["group", "pair"], as_index=False)["n"].max()
         g = g.sort_values(["n", "group"], ascending=[False, True])
         ref = s.reference_group.get(attr)
         pair = bool(g["pair"].iloc[0])
@@ -141,15 +171,31 @@ def bound_groups(df: pd.DataFrame, s: Settings) -> pd.DataFrame:
             if grp != ref and (not pair or n >= s.min_n):
                 chosen.append(grp)
         keep |= {(w, src, attr, x) for x in chosen}
+    return keep
+
+
+def bound_groups(df: pd.DataFrame, s: Settings, keep: set[tuple] | None = None) -> pd.DataFrame:
+    """Keep the chosen groups (`chosen_groups`, unless given) and pool the rest into one 'other' group per window,
+    model, source and attribute (and value dimension, for value sums)."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    keep = chosen_groups(df, s) if keep is None else keep
     mask = [(w, src, a, grp) in keep for w, src, a, grp in
             zip(df["window_start"], df["source_kind"], df["attribute"], df["group"])]
     kept = df[mask]
     rest = df[[not m for m in mask]]
     if rest.empty:
         return kept.reset_index(drop=True)
+    values = "dimension" in df.columns
+    cols = list(VALUE_COLUMNS if values else COUNT_COLUMNS)
+    keys = ["window_start", "model", "source_kind", "attribute", "group", "segment", "pair"]
     rest = rest.assign(group=OTHER, segment=[json.dumps({a: OTHER}) for a in rest["attribute"]])
-    pooled = rest.groupby(["window_start", "model", "source_kind", "attribute", "group", "segment", "pair"],
-                          as_index=False, dropna=False)[list(COUNT_COLUMNS)].sum()
+    if values:
+        keys += ["dimension", "bin"]
+        pooled = rest.groupby(keys, as_index=False, dropna=False).agg(
+            **{c: (c, "sum") for c in cols}, family=("family", "first"))
+    else:
+        pooled = rest.groupby(keys, as_index=False, dropna=False)[cols].sum()
     return pd.concat([kept, pooled], ignore_index=True)
 
 
@@ -157,12 +203,23 @@ def _f(x) -> float | None:
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
 
 
+def _model(model):
+    return None if model is None or (isinstance(model, float) and math.isnan(model)) else model
+
+
 def compare(df: pd.DataFrame, s: Settings) -> list[dict]:
-    """One result per (window, model, source, attribute, group, metric) with rate, CI, reference and test."""
+    """Rate comparisons (`compare_rates`) with Benjamini-Hochberg applied among themselves only."""
+    out = compare_rates(df, s)
+    apply_bh(out, s.fdr)
+    return out
+
+
+def compare_rates(df: pd.DataFrame, s: Settings) -> list[dict]:
+    """One result per (window, model, source, attribute, group, metric) with rate, CI, reference and test (no BH)."""
     out: list[dict] = []
     for (w, model, src, attr), g in df.groupby(["window_start", "model", "source_kind", "attribute"], sort=True,
                                              dropna=False):
-        model = None if model is None or (isinstance(model, float) and math.isnan(model)) else model
+        model = _model(model)
         totals = g[list(COUNT_COLUMNS)].sum()
         ref_group = s.reference_group.get(attr)
         ref_row = g[g["group"] == ref_group] if ref_group else None
@@ -198,19 +255,100 @@ def compare(df: pd.DataFrame, s: Settings) -> list[dict]:
                     "is_reference": is_ref, "min_n_ok": min_n_ok,
                     "test": test.test if test else None, "p_value": test.p_value if test else None,
                     "q_value": None, "significant": False, "adverse": False,
+                    "hypothesis": (m.name, attr, row.group, k, n, k_ref, n_ref),
                 })
-    _apply_bh(out, s.fdr)
     return out
 
 
-def _apply_bh(results: list[dict], fdr: float) -> None:
+_ALL = "\x00all models"  # stand-in for model=None while grouping (pandas drops None keys)
+
+
+def compare_values(df: pd.DataFrame, s: Settings) -> list[dict]:
+    """One result per (window, model, source, attribute, group, value dimension): mean with t interval, reference
+    mean, gap, ratio and the Mann-Whitney test against the reference (no BH)."""
+    out: list[dict] = []
+    if df.empty:
+        return out
+    part = ["window_start", "mkey", "source_kind", "attribute", "dimension"]
+    d = df.assign(mkey=[_ALL if _model(m) is None else m for m in df["model"]])
+    sums = d.groupby(part + ["group"], sort=True).agg(
+        n=("n", "sum"), total=("total", "sum"), total_sq=("total_sq", "sum"), nonzero=("nonzero", "sum"),
+        segment=("segment", "first"), family=("family", "first"))
+    # Rest-of-traffic reference: group and rest together are the whole partition, so one ranking per partition
+    # serves every group: mid-rank of each bin, each group's rank sum, the partition's tie term and largest tie.
+    t = d.groupby(part + ["bin"], sort=True)["n"].sum()
+    mid = (t.groupby(level=part, sort=False).cumsum() - (t - 1) / 2).rename("mid")
+    ranks = d.join(mid, on=part + ["bin"])
+    rank_sum = (ranks["n"] * ranks["mid"]).groupby([ranks[c] for c in part + ["group"]]).sum()
+    tie = (t ** 3 - t).groupby(level=part).sum()
+    mode = t.groupby(level=part).max()
+    part_tot = sums[["n", "total", "total_sq"]].groupby(level=part).sum()
+    for key, row in sums.iterrows():
+        w, mkey, src, attr, dim, group = key
+        pkey = key[:5]
+        n, tot, sq = int(row["n"]), float(row["total"]), float(row["total_sq"])
+        if n == 0:
+            continue
+        ref_group = s.reference_group.get(attr)
+        is_ref = ref_group is not None and group == ref_group
+        if ref_group:
+            label = f"{attr}={ref_group}"
+            rkey = (*pkey, ref_group)
+            if rkey in sums.index:
+                rr = sums.loc[rkey]
+                n_ref, tot_ref, sq_ref = int(rr["n"]), float(rr["total"]), float(rr["total_sq"])
+            else:
+                n_ref, tot_ref, sq_ref = 0, 0.0, 0.0
+        else:
+            label = "rest of traffic"
+            pt = part_tot.loc[pkey]
+            n_ref, tot_ref, sq_ref = int(pt["n"]) - n, float(pt["total"]) - tot, float(pt["total_sq"]) - sq
+        mean, sd = mean_sd(n, tot, sq)
+        lo, hi = t_interval(mean, sd, n, s.confidence)
+        ref_mean, ref_sd = mean_sd(n_ref, tot_ref, sq_ref) if n_ref else (None, None)
+        ref_lo, ref_hi = t_interval(ref_mean, ref_sd, n_ref, s.confidence) if n_ref else (None, None)
+        min_n_ok = n >= s.min_n and n_ref >= s.min_n
+        test = None
+        if min_n_ok and not is_ref:
+            if ref_group:  # the pooled sample is this group and the reference group: rank them together
+                g_bins = d[(d["window_start"] == w) & (d["mkey"] == mkey) & (d["source_kind"] == src)
+                           & (d["attribute"] == attr) & (d["dimension"] == dim)]
+                h = g_bins[g_bins["group"].isin([group, ref_group])].pivot_table(
+                    index="group", columns="bin", values="n", aggfunc="sum", fill_value=0).sort_index(axis=1)
+                test = mann_whitney(h.loc[group].to_numpy(), h.loc[ref_group].to_numpy())
+            else:
+                test = mann_whitney_ranks(n, float(rank_sum.loc[key]), n_ref, float(tie.loc[pkey]),
+                                          float(mode.loc[pkey]))
+        gap = None if ref_mean is None or is_ref else mean - ref_mean
+        metric = VALUE_METRIC if src == "production" else f"probe_{VALUE_METRIC}"
+        seg = json.loads(row["segment"])
+        seg["dimension"] = dim
+        u = test.statistic if test else None
+        out.append({
+            "metric": metric, "window_start": w, "model": None if mkey == _ALL else mkey, "source": src,
+            "attribute": attr, "group": group, "dimension": dim, "family": row["family"], "segment": json.dumps(seg),
+            "n": n, "k": float(row["nonzero"]), "rate": mean, "sd": _f(sd), "ci_low": _f(lo), "ci_high": _f(hi),
+            "reference_label": label, "reference_n": n_ref, "reference_mean": _f(ref_mean),
+            "reference_sd": _f(ref_sd), "reference_ci": [_f(ref_lo), _f(ref_hi)] if n_ref else None,
+            "gap": gap, "ratio": None if is_ref else ratio(mean, ref_mean),
+            "four_fifths_ratio": None, "four_fifths_flag": False, "is_reference": is_ref,
+            "min_n_ok": min_n_ok, "test": test.test if test else None,
+            "p_value": test.p_value if test else None, "statistic": u, "auc": test.effect if test else None,
+            "q_value": None, "significant": False, "adverse": False, "direction": None,
+            # Same group, counts and rank statistic = the same hypothesis (one model = all models).
+            "hypothesis": (metric, attr, group, dim, n, round(tot, 9), n_ref, round(tot_ref, 9), u),
+        })
+    return out
+
+
+def apply_bh(results: list[dict], fdr: float) -> None:
+    """Benjamini-Hochberg per (window, source) over every tested result given, rates and values together."""
     # A window with a single model version has identical "that model" and "all models" tables: the same
     # hypothesis, so it counts once in the family and both rows get its q-value.
     families: dict[tuple, dict[tuple, list[dict]]] = {}
     for r in results:
         if r["p_value"] is not None:
-            key = (r["metric"], r["attribute"], r["group"], r["k"], r["n"], r["reference_k"], r["reference_n"])
-            families.setdefault((r["window_start"], r["source"]), {}).setdefault(key, []).append(r)
+            families.setdefault((r["window_start"], r["source"]), {}).setdefault(r["hypothesis"], []).append(r)
     for fam in families.values():
         hyps = list(fam.values())
         reject, q = benjamini_hochberg([h[0]["p_value"] for h in hyps], fdr)
@@ -218,21 +356,35 @@ def _apply_bh(results: list[dict], fdr: float) -> None:
             for r in rows:
                 r["q_value"] = qv
                 r["significant"] = bool(rej and r["min_n_ok"])
-                # Every disparity metric is a bad outcome, so a group is disadvantaged when its rate is higher.
-                r["adverse"] = bool(r["significant"] and (r["gap"] or 0) > 0)
                 r["bh_family_size"] = len(hyps)
+                if "dimension" in r:
+                    # A value dimension has no agreed bad direction (more care_virtue may be good, more
+                    # moralizing bad), so a value gap is never "adverse"; `direction` says which way it goes.
+                    # Direction from the rank statistic (what was tested); the mean gap usually agrees.
+                    r["direction"] = ("higher" if r["auc"] > 0.5 else "lower") if r["significant"] else None
+                else:
+                    # Every rate metric is a bad outcome, so a group is disadvantaged when its rate is higher.
+                    r["adverse"] = bool(r["significant"] and (r["gap"] or 0) > 0)
 
 
 DETAIL_KEYS = ("attribute", "group", "source", "reference_label", "reference_rate", "reference_n", "reference_ci",
                "gap", "ratio", "good_outcome", "four_fifths_ratio", "four_fifths_flag", "is_reference", "p_value",
                "q_value", "test", "significant", "adverse", "min_n_ok", "bh_family_size")
+VALUE_DETAIL_KEYS = ("attribute", "group", "dimension", "family", "source", "sd", "reference_label",
+                     "reference_mean", "reference_sd", "reference_n", "reference_ci", "gap", "ratio",
+                     "four_fifths_ratio", "four_fifths_flag", "is_reference", "test", "statistic", "auc", "p_value",
+                     "q_value", "significant", "adverse", "direction", "min_n_ok", "bh_family_size")
 
 
 def metric_table(results: list[dict], s: Settings, job: str, run_id: str, now: dt.datetime) -> pa.Table:
     """metrics_log rows (family 'disparity') for comparison results."""
     rows = []
     for r in results:
-        details = {k: r.get(k) for k in DETAIL_KEYS}
+        if "dimension" in r:
+            details = {k: r.get(k) for k in VALUE_DETAIL_KEYS}
+            details.update(ci="t", unit="weighted matches per 100 tokens", numerator="replies with a score above 0")
+        else:
+            details = {k: r.get(k) for k in DETAIL_KEYS}
         details["fdr"] = s.fdr
         details["min_n"] = s.min_n
         w = pd.Timestamp(r["window_start"]).to_pydatetime()
@@ -244,10 +396,11 @@ def metric_table(results: list[dict], s: Settings, job: str, run_id: str, now: d
             "details": json.dumps(details, default=str), "job": job, "run_id": run_id, "computed_at": now,
             "family": FAMILY,
         })
-    return _to_arrow(rows)
+    return to_arrow(rows)
 
 
-def _to_arrow(rows: list[dict]) -> pa.Table:
+def to_arrow(rows: list[dict]) -> pa.Table:
+    """A metrics_log Arrow table from row dicts (missing columns null)."""
     cols = {f.name: [r.get(f.name) for r in rows] for f in METRICS.schema}
     return pa.Table.from_pydict(cols, schema=METRICS.schema)
 
@@ -258,7 +411,7 @@ def language_mismatch_table(con, s: Settings, windows: list[dt.datetime], job: s
     params = {**_bounds(windows, s.granularity), "declared_attribute": declared_attribute}
     df = con.execute(load_sql("disparity/language_mismatch.sql").sql, params).df()
     if df.empty:
-        return _to_arrow([])
+        return to_arrow([])
     allm = df.groupby(["window_start", "declared"], as_index=False)[["n", "mismatches"]].sum()
     allm["model"] = None
     df = pd.concat([df, allm], ignore_index=True)
@@ -267,7 +420,7 @@ def language_mismatch_table(con, s: Settings, windows: list[dt.datetime], job: s
         n, k = int(r.n), int(r.mismatches)
         lo, hi = wilson(k, n, s.confidence)
         w = pd.Timestamp(r.window_start).to_pydatetime()
-        model = None if r.model is None or (isinstance(r.model, float) and math.isnan(r.model)) else r.model
+        model = _model(r.model)
         rows.append({
             "metric": "language_mismatch_rate", "granularity": s.granularity, "window_start": w,
             "window_end": window_end(w, s.granularity), "model": model, "deployment": None,
@@ -277,4 +430,4 @@ def language_mismatch_table(con, s: Settings, windows: list[dt.datetime], job: s
                                    "note": "turns detected as 'unknown' are not counted"}),
             "job": job, "run_id": run_id, "computed_at": now, "family": FAMILY,
         })
-    return _to_arrow(rows)
+    return to_arrow(rows)

@@ -3,9 +3,12 @@
 Each simulated turn reuses a real prompt and reply whose human labels match the outcome drawn for it (benign or
 harmful prompt, refused or not), and its `scores` row carries those human labels, as if the classifiers were
 perfect. That isolates the statistics from classifier error (measured separately) and from classifier speed.
+`write_value_scores` adds the real value scorer's output for each reply, so value disparities are simulated on the
+score distributions of real replies (skewed, mostly zeros), not on a convenient normal.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -78,10 +81,34 @@ def write_scored_turns(home, turns: list[dict], scored_at: dt.datetime) -> int:
     return len(turns)
 
 
+def write_value_scores(home, turns: list[dict], scored_at: dt.datetime, scorer=None) -> int:
+    """Score each distinct reply of the turns with the value scorer once and append the value tables."""
+    from monitor.values import load_scorer
+    from monitor.values.store import build_tables
+
+    scorer = scorer or load_scorer()
+    texts = sorted({t["assistant_message"] for t in turns})
+    res = scorer.score(texts)
+    index = {text: i for i, text in enumerate(texts)}
+    rows = [index[t["assistant_message"]] for t in turns]
+    res = dataclasses.replace(
+        res, scores=res.scores.iloc[rows].reset_index(drop=True), scored=np.asarray(res.scored)[rows],
+        unscored_reason=[res.unscored_reason[i] for i in rows], n_tokens=np.asarray(res.n_tokens)[rows],
+        evidence=[{} for _ in rows])  # evidence spans are not needed by the disparity statistics
+    tables = build_tables([t["turn_id"] for t in turns], [t["ts"].strftime("%Y-%m-%d") for t in turns], res,
+                          ["simulated"] * len(turns), [[] for _ in turns], scored_at)
+    with home.lake.transaction() as tx:
+        for name, table in tables.items():
+            tx.add(name, table)
+    return len(turns)
+
+
 def simulate_day(pools, rng: np.random.Generator, day: dt.datetime, groups: dict[str, int], harmful_share: float,
                  over_rate: Callable[[str], float], under_rate: Callable[[str], float], model_version: str,
-                 attribute: str = "language") -> list[dict]:
-    """One day's turns: for each group its count of turns, each benign/harmful and refused/complied as drawn."""
+                 attribute: str = "language",
+                 choose: Callable[[str, list[Reply], np.random.Generator], Reply] | None = None) -> list[dict]:
+    """One day's turns: for each group its count of turns, each benign/harmful and refused/complied as drawn
+    (`choose(group, pool, rng)` picks the reply within its pool; default uniform)."""
     out = []
     for group, count in groups.items():
         for i in range(count):
@@ -91,7 +118,7 @@ def simulate_day(pools, rng: np.random.Generator, day: dt.datetime, groups: dict
             else:
                 refused = rng.random() < over_rate(group)
             pool = pools[("harmful" if harmful else "benign", refused)]
-            rep = pool[int(rng.integers(len(pool)))]
+            rep = choose(group, pool, rng) if choose else pool[int(rng.integers(len(pool)))]
             ts = day + dt.timedelta(seconds=int(rng.integers(86_400)))
             out.append({"turn_id": _id(day.date(), group, i, model_version), "ts": ts,
                         "model_version": model_version, "attrs": {attribute: group},

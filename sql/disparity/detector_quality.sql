@@ -1,6 +1,7 @@
 -- Disparity / detector fairness: per group of one attribute, the refusal classifier's confusion counts against
--- reviewer labels (binary: refused = full or partial refusal). Each turn counts once, with its latest label.
--- Parameters: $attribute (VARCHAR).
+-- reviewer labels (binary: refused = full or partial refusal). Each turn counts once, with its latest label and
+-- its latest classifier score. Optionally only turns whose event time is in [$start, $end).
+-- Parameters: $attribute (VARCHAR), $start, $end (TIMESTAMP or NULL = unbounded).
 -- Output columns: value, n, tp, fp, fn, tn.
 WITH lab AS (
     SELECT turn_id, refusal_label FROM (
@@ -18,7 +19,10 @@ j AS (
     FROM lab l
     JOIN latest_scores s USING (turn_id)
     JOIN seg g USING (turn_id)
+    JOIN turns t USING (turn_id)
     WHERE s.refusal IS NOT NULL
+      AND (CAST($start AS TIMESTAMP) IS NULL OR t.ts >= CAST($start AS TIMESTAMP))
+      AND (CAST($end AS TIMESTAMP) IS NULL OR t.ts < CAST($end AS TIMESTAMP))
 )
 SELECT value,
        count(*) AS n,
