@@ -341,6 +341,9 @@ def compare_values(df: pd.DataFrame, s: Settings) -> list[dict]:
     return out
 
 
+VALUE_MIN_EFFECT = 0.06  # |A - 0.5| for the Vargha-Delaney A (AUC) of a value gap
+
+
 def apply_bh(results: list[dict], fdr: float) -> None:
     """Benjamini-Hochberg per (window, source) over every tested result given, rates and values together."""
     # A window with a single model version has identical "that model" and "all models" tables: the same
@@ -357,6 +360,11 @@ def apply_bh(results: list[dict], fdr: float) -> None:
                 r["q_value"] = qv
                 r["significant"] = bool(rej and r["min_n_ok"])
                 r["bh_family_size"] = len(hyps)
+                if "dimension" in r and r.get("auc") is not None:
+                    # Lexicon scores are mostly zeros with a heavy tail, so with hundreds of replies tiny rank
+                    # shifts test "significant". Require at least a small effect (Vargha-Delaney A outside
+                    # 0.44-0.56, about Cohen's d = 0.2), as the value-drift verdict does.
+                    r["significant"] = r["significant"] and abs(r["auc"] - 0.5) >= VALUE_MIN_EFFECT
                 if "dimension" in r:
                     # A value dimension has no agreed bad direction (more care_virtue may be good, more
                     # moralizing bad), so a value gap is never "adverse"; `direction` says which way it goes.
