@@ -1,7 +1,9 @@
 """Ingest benchmark: `monitor ingest` of N generated canonical turns vs plain DuckDB `read_json` into a table.
 
 Usage: python bench/bench_ingest.py [--rows 1000000] [--keep DIR]
-Each side runs in its own subprocess so peak RSS (ru_maxrss of the child) is measured separately.
+Each side runs in its own subprocess so peak RSS (ru_maxrss of the child) is measured separately. The reference
+runs before and after ours and the ratio uses their mean, since the load on a shared machine drifts; the load
+average is printed with each run. The ingest's worker processes (fast path) report their own peak RSS.
 """
 from __future__ import annotations
 
@@ -55,7 +57,9 @@ home = Home.open(sys.argv[1])
 t = time.perf_counter()
 s = ingest_paths(home, [sys.argv[2]])
 secs = time.perf_counter() - t
-print(secs, s.ingested, s.read, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# Worker processes have been joined by now, so RUSAGE_CHILDREN holds the largest worker's peak.
+print(secs, s.ingested, s.read, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
 
 CHILD_DUCKDB = """
@@ -67,14 +71,17 @@ con.execute("CREATE TABLE turns AS SELECT * FROM read_json(?, format='newline_de
 n = con.execute("SELECT count(*) FROM turns").fetchall()[0][0]
 con.execute("CHECKPOINT")
 secs = time.perf_counter() - t
-print(secs, n, n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(secs, n, n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 0)
 """
 
 
-def run(code: str, *args: str) -> tuple[float, int, int, float]:
+def run(code: str, *args: str) -> tuple[float, int, int, float, float, float]:
+    load = os.getloadavg()[0]
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
-    secs, n, read, rss_kb = out.stdout.strip().splitlines()[-1].split()
-    return float(secs), int(n), int(read), int(rss_kb) / 1024
+    secs, n, read, rss_kb, child_kb = out.stdout.strip().splitlines()[-1].split()
+    load = (load + os.getloadavg()[0]) / 2
+    print(f"  {secs[:6]} s, load average {load:.2f}", flush=True)
+    return float(secs), int(n), int(read), int(rss_kb) / 1024, int(child_kb) / 1024, load
 
 
 def main() -> None:
@@ -89,16 +96,26 @@ def main() -> None:
         t = time.perf_counter()
         generate(data, args.rows)
         print(f"generated {args.rows:,} rows ({data.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - t:.1f}s")
-    ref = run(CHILD_DUCKDB, str(work / f"ref-{time.time_ns()}.duckdb"), str(data))
+    print("duckdb read_json (before)")
+    ref1 = run(CHILD_DUCKDB, str(work / f"ref-{time.time_ns()}.duckdb"), str(data))
+    print("monitor ingest")
     ours = run(CHILD_OURS, str(work / f"home-{time.time_ns()}"), str(data))
+    print("duckdb read_json (after)")
+    ref2 = run(CHILD_DUCKDB, str(work / f"ref-{time.time_ns()}.duckdb"), str(data))
     assert ours[1] == args.rows, f"ingested {ours[1]} of {args.rows}"
+    ref_s = (ref1[0] + ref2[0]) / 2
+    workers = os.cpu_count() or 1
     result = {
         "rows": args.rows, "file_mb": round(data.stat().st_size / 1e6, 1),
-        "duckdb_read_json": {"seconds": round(ref[0], 2), "rows_per_s": round(ref[1] / ref[0]),
-                             "peak_rss_mb": round(ref[3])},
+        "duckdb_read_json": {"seconds": [round(ref1[0], 2), round(ref2[0], 2)],
+                             "rows_per_s": round(args.rows / ref_s), "peak_rss_mb": round(max(ref1[3], ref2[3])),
+                             "load_average": [round(ref1[5], 2), round(ref2[5], 2)]},
         "monitor_ingest": {"seconds": round(ours[0], 2), "turns_per_s": round(ours[1] / ours[0]),
-                           "peak_rss_mb": round(ours[3])},
-        "ratio": round(ours[0] / ref[0], 2),
+                           "peak_rss_mb": round(ours[3]), "worker_peak_rss_mb": round(ours[4]),
+                           # Forked workers share pages with the parent, so this sum over-counts.
+                           "total_peak_rss_mb_upper_bound": round(ours[3] + (workers if workers > 1 else 0) * ours[4]),
+                           "load_average": round(ours[5], 2)},
+        "ratio": round(ours[0] / ref_s, 2),
         "cpus": os.cpu_count(),
     }
     print(json.dumps(result, indent=2))

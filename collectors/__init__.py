@@ -197,30 +197,36 @@ def iter_lines(path: Path, max_line_bytes: int) -> Iterator[tuple[int, bytes, Re
                     offset += len(chunk)
                     if not chunk or chunk.endswith(b"\n"):
                         break
-                err = RecordError(None, f"line of {total:,} bytes is over ingest.max_line_bytes "
-                                        f"({max_line_bytes:,}); raw text truncated to 4 KB")
-                yield lineno, line[:4096], err, offset
+                yield lineno, line[:4096], too_long(total, max_line_bytes), offset
                 continue
             if line.isspace():
                 continue
             yield lineno, line, None, offset
 
 
+def too_long(total: int, max_line_bytes: int) -> RecordError:
+    """The error of a line over ingest.max_line_bytes (its raw text is kept truncated to 4 KB)."""
+    return RecordError(None, f"line of {total:,} bytes is over ingest.max_line_bytes ({max_line_bytes:,}); "
+                             f"raw text truncated to 4 KB")
+
+
 def jsonl_records(path: Path, config: IngestConfig) -> Iterator[RawRecord]:
     """RawRecords of a JSON-lines file, parsed with orjson."""
-    loads = orjson.loads
     for lineno, line, err, offset in iter_lines(path, config.max_line_bytes):
-        if err is not None:
-            yield RawRecord(lineno, line, None, err, offset)
-            continue
+        yield jsonl_record(lineno, line, err, offset)
+
+
+def jsonl_record(lineno: int, line: bytes, err: RecordError | None = None, offset: int = 0) -> RawRecord:
+    """The RawRecord of one JSONL line as yielded by `iter_lines` (parsed, or carrying the error)."""
+    if err is not None:
+        return RawRecord(lineno, line, None, err, offset)
+    try:
+        return RawRecord(lineno, line, orjson.loads(line), None, offset)
+    except orjson.JSONDecodeError:
         try:
-            yield RawRecord(lineno, line, loads(line), None, offset)
-        except orjson.JSONDecodeError:
-            try:
-                obj = parse_json(line)
-                yield RawRecord(lineno, line, obj, None, offset)
-            except RecordError as e:
-                yield RawRecord(lineno, line, None, e, offset)
+            return RawRecord(lineno, line, parse_json(line), None, offset)
+        except RecordError as e:
+            return RawRecord(lineno, line, None, e, offset)
 
 
 def raw_text(raw: str | bytes) -> str:

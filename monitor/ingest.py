@@ -9,32 +9,60 @@ replies counts three.
 Batches of ``ingest.batch_rows`` are committed with one lake transaction each (turns, segments and quarantine
 together), and the dedup check against the lake runs inside that transaction. A run killed at any point leaves
 whole batches only; running it again finds the committed turns as duplicates and adds exactly the rest.
+
+Canonical JSONL files take a faster road to the same rows: chunks of lines go to ``collectors.fast_canonical``
+(in worker processes for large files), which returns finished rows as Arrow tables for records of the common
+simple shape and leaves every other line to the general path. This process still walks each chunk in file
+order for dedup, so which copy of a duplicate is kept, and every count and quarantine row, is the same.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import multiprocessing
 import os
 import sys
+import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collectors import Collector, RawRecord, RecordError, detect, get_collector, raw_text, registry
+from collectors import (
+    Collector,
+    RawRecord,
+    RecordError,
+    detect,
+    get_collector,
+    jsonl_record,
+    raw_text,
+    registry,
+    too_long,
+)
+from collectors.fast_canonical import FastCanonical, handles, init_worker, range_rows
 from monitor.errors import FormatError, IngestError
 from monitor.home import Home
 from monitor.redact import merge_counts, redact
 from monitor.resources import load_sql
 from monitor.state import iso, utcnow
 
-CATALOG_EVERY_S = 5.0  # refresh catalog.duckdb at most this often during a long ingest (and always at the end)
+# Refresh catalog.duckdb at most this often during a long ingest (and always at the end). Each refresh rewrites
+# the state snapshots too (~0.3 s of CPU), so a short interval slows a large ingest noticeably.
+CATALOG_EVERY_S = 30.0
+CHUNK_BYTES = 1_500_000  # bytes of a file per fast-path chunk (one task for a worker process, ~2,000 lines)
+PARALLEL_MIN_BYTES = 8_000_000  # smaller canonical files are not worth starting worker processes for
+# Chunks in flight to the workers: enough to keep them busy while this process commits a batch, small enough to
+# keep memory flat (about 2 MB of rows per chunk).
+WINDOW_CHUNKS = 12
+WORKER_TIMEOUT_S = 300.0
 _TS_FLOOR = dt.datetime(1990, 1, 1)
 
 
@@ -127,10 +155,19 @@ class _Batch:
         self.seg_attr: list[str] = []
         self.seg_value: list[str] = []
         self.quarantine: dict[str, list] = {c: [] for c in self.Q_COLS}
-        self.tags: list[Any] = []  # per turn row: caller's tag (quarantine id being retried)
+        self.tags: list[Any] = []  # per turn row of the lists above: caller's tag (quarantine id being retried)
+        self.fast: list[pa.Table] = []  # turn rows from the fast path, already in TURN_SCHEMA
+        self.fast_segs: list[pa.Table] = []  # their segments: turn_id, attribute, value, date
+        self.n_fast = 0
 
     def __len__(self) -> int:
-        return len(self.turns["turn_id"]) + len(self.quarantine["quarantine_id"])
+        return len(self.turns["turn_id"]) + self.n_fast + len(self.quarantine["quarantine_id"])
+
+
+# Turn columns of a batch before commit (the lake adds batch_id, ingested_at and source).
+TURN_SCHEMA = pa.schema([(c, {"ts": pa.timestamp("us"), "turn_index": pa.int32(), "source_line": pa.int64(),
+                              "redactions": pa.int32(), "feedback_score": pa.float64()}.get(c, pa.string()))
+                         for c in _Batch.TURN_COLS])
 
 
 class Ingestor:
@@ -155,6 +192,8 @@ class Ingestor:
         self._catalog_at = 0.0
         self._wrote = False
         self.retried: dict[str, str] = {}  # quarantine id -> outcome (retry mode)
+        self._bg: threading.Thread | None = None  # the background commit in progress (fast path)
+        self._bg_result: Any = None
 
     # -- per record --------------------------------------------------------------------------------------
     def add(self, fs: FileSummary, collector: Collector, rec: RawRecord, source_file: str,
@@ -242,6 +281,8 @@ class Ingestor:
                         merge_counts(counts, c)
         conv = str(t["conversation_id"])
         idx = int(t.get("turn_index") or 0)
+        if not 0 <= idx <= 2_147_483_647:  # turn_index is int32: quarantine rather than fail the whole batch
+            raise RecordError("turn", f"turn index {idx:,} is out of range")
         d_turn = hashlib.sha256(f"{conv}\x1f{idx}".encode()).digest()
         d_content = hashlib.sha256(orjson.dumps(
             (t.get("model"), ts.isoformat(), t.get("system_prompt"), t["user_message"], t["assistant_message"],
@@ -282,24 +323,59 @@ class Ingestor:
         finally:
             con.unregister("batch")
 
-    def flush(self, fs: FileSummary) -> None:
-        """Commit the pending batch in one lake transaction, dropping rows the lake already holds."""
+    def flush(self, fs: FileSummary, background: bool = False) -> None:
+        """Commit the pending batch in one lake transaction (in a thread if `background`), after the previous one."""
+        self._wait_commit()
         b = self.batch
         if len(b) == 0:
             return
         self.batch = _Batch()
+        if not background:
+            self._apply(fs, self._commit(b))
+            return
+        # Parquet encoding and compression release the GIL, so committing batch N in a thread overlaps with
+        # preparing batch N+1. One commit at a time, in order: a kill still leaves whole batches only.
+        self._bg = threading.Thread(target=self._commit_in_thread, args=(b, fs), name="ingest-commit", daemon=True)
+        self._bg.start()
+
+    def _commit_in_thread(self, b: _Batch, fs: FileSummary) -> None:
+        try:
+            self._bg_result = (fs, self._commit(b))
+        except BaseException as e:  # re-raised in the ingesting thread by _wait_commit
+            self._bg_result = e
+
+    def _wait_commit(self) -> None:
+        """Wait for the background commit, if any, then count its rows (or raise its error)."""
+        if self._bg is None:
+            return
+        self._bg.join()
+        self._bg, result, self._bg_result = None, self._bg_result, None
+        if isinstance(result, BaseException):
+            raise result
+        self._apply(*result)
+
+    @staticmethod
+    def _apply(fs: FileSummary, counts: tuple[int, int, int]) -> None:
+        fs.ingested += counts[0]
+        fs.duplicates += counts[1]
+        fs.quarantined += counts[2]
+
+    def _commit(self, b: _Batch) -> tuple[int, int, int]:
+        """Write one batch in a lake transaction; returns (turns ingested, duplicates, quarantined)."""
         batch_id = uuid.uuid4().hex[:16]
         now = utcnow()
-        n_turns = len(b.turns["turn_id"])
-        turns = pa.table({
-            **{c: b.turns[c] for c in _Batch.TURN_COLS if c not in ("ts", "turn_index", "source_line",
-                                                                     "redactions", "feedback_score")},
-            "ts": pa.array(b.turns["ts"], pa.timestamp("us")),
-            "turn_index": pa.array(b.turns["turn_index"], pa.int32()),
-            "source_line": pa.array(b.turns["source_line"], pa.int64()),
-            "redactions": pa.array(b.turns["redactions"], pa.int32()),
-            "feedback_score": pa.array(b.turns["feedback_score"], pa.float64()),
-        }) if n_turns else None
+        n_slow = len(b.turns["turn_id"])
+        n_turns = n_slow + b.n_fast
+        # Rows of the general path first (row i < n_slow is b.tags[i]), then the fast path's tables.
+        parts = [pa.table({c: b.turns[c] for c in _Batch.TURN_COLS}, schema=TURN_SCHEMA)] if n_slow else []
+        turns = pa.concat_tables(parts + b.fast) if n_turns else None
+        seg_parts = list(b.fast_segs)
+        if b.seg_row:
+            rows = pa.array(b.seg_row, pa.int64())
+            seg_parts.insert(0, pa.table({"turn_id": pc.take(pa.array(b.turns["turn_id"], pa.string()), rows),
+                                          "attribute": pa.array(b.seg_attr, pa.string()),
+                                          "value": pa.array(b.seg_value, pa.string()),
+                                          "date": pc.take(pa.array(b.turns["date"], pa.string()), rows)}))
         quarantine = pa.table({c: b.quarantine[c] for c in _Batch.Q_COLS}) if b.quarantine["quarantine_id"] else None
         with self.home.lake.transaction() as tx:
             mine = self.own_files
@@ -325,17 +401,17 @@ class Ingestor:
                           "source": pa.array([self.source] * n_turns)}
                 for k, v in common.items():
                     turns = turns.append_column(k, v)
+                all_ids = turns["turn_id"]
                 if keep is not None:
                     turns = turns.filter(keep)
                 n_new_t = tx.add("turns", turns)
-                if b.seg_row:
-                    seg_keep = [i not in dup_t for i in b.seg_row] if dup_t else None
-                    rows = pa.array(b.seg_row, pa.int64())
-                    segs = pa.table({"turn_id": pc.take(pa.array(b.turns["turn_id"]), rows),
-                                     "attribute": b.seg_attr, "value": b.seg_value,
-                                     "date": pc.take(pa.array(b.turns["date"]), rows)})
-                    if seg_keep is not None:
-                        segs = segs.filter(pa.array(seg_keep))
+                if seg_parts:
+                    segs = pa.concat_tables(seg_parts)
+                    if dup_t:
+                        # turn_ids are unique within a batch (in-run dedup), so dropping by id drops exactly
+                        # the segments of the duplicate rows.
+                        dup_ids = pc.take(all_ids, pa.array(sorted(dup_t), pa.int64()))
+                        segs = segs.filter(pc.invert(pc.is_in(segs["turn_id"], dup_ids)))
                     tx.add("segments", segs)
             if quarantine is not None:
                 if dup_q:
@@ -348,15 +424,13 @@ class Ingestor:
             written = [e["path"] for entries in tx.pending.values() for e in entries]
         self.own_files.update(written)
         self.committed_batches += 1
-        fs.ingested += n_new_t
-        fs.duplicates += len(dup_t) + len(dup_q)
-        fs.quarantined += n_new_q
-        for i, tag in enumerate(b.tags):
+        for i, tag in enumerate(b.tags):  # general-path rows come first in `turns`, so i is their row
             if tag is not None:
                 self.retried[tag] = "ingested" if i not in dup_t else "duplicate"
         self._wrote = self._wrote or bool(written)
         if written and time.monotonic() - self._catalog_at > CATALOG_EVERY_S:
             self.refresh_catalog()
+        return n_new_t, len(dup_t) + len(dup_q), n_new_q
 
     def refresh_catalog(self) -> None:
         from monitor.db import write_catalog
@@ -365,6 +439,9 @@ class Ingestor:
         self._catalog_at = time.monotonic()
 
     def close(self) -> None:
+        if self._bg is not None:  # only when the run is failing: let the commit finish, its error is secondary
+            self._bg.join()
+            self._bg = None
         if self._wrote:
             self.refresh_catalog()
         if self._con is not None:
@@ -373,6 +450,137 @@ class Ingestor:
 
     # -- files ---------------------------------------------------------------------------------------------
     _fmt = None
+    # Simple canonical records skip the general to_turns/_finalize (collectors/fast_canonical.py). Off, every
+    # record takes the general path; the equivalence tests compare both.
+    fast_path = True
+    # Worker processes for the fast path on large files: None = one per CPU (none on a single CPU).
+    workers: int | None = None
+
+    def _worker_count(self, path: Path) -> int:
+        n = self.workers if self.workers is not None else (os.cpu_count() or 1)
+        return n if n > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES else 0
+
+    def _ingest_fast(self, path: Path, collector: Collector, fs: FileSummary, source_file: str, bar) -> None:
+        """Ingest a canonical file chunk by chunk: fast-path rows as tables, every other line through `add`."""
+        args = (self.now, self.cfg.max_future_minutes, self.cfg.redact_pii, collector.name)
+        local = FastCanonical(*args)
+        n_workers = self._worker_count(path)
+        pool = None
+        self._wait_commit()
+        if n_workers:
+            # fork: spawn would re-import the caller's main module (a script without a __main__ guard would run
+            # again). Close the dedup connection first so no DuckDB threads exist while forking; it reopens lazily.
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+            pool = multiprocessing.get_context("fork").Pool(n_workers, initializer=init_worker, initargs=args)
+        window: deque = deque()
+        size = path.stat().st_size
+        limit = self.cfg.max_line_bytes
+        # Workers read their byte range of the file themselves; a line belongs to the range it starts in. The
+        # last range is open-ended, so lines appended meanwhile are read as a plain read to the end would.
+        ranges = [(a, a + CHUNK_BYTES if a + CHUNK_BYTES < size else 1 << 62) for a in range(0, size, CHUNK_BYTES)]
+        base = 0  # lines before the range being merged
+        try:
+            for a, b in ranges:
+                if pool is None:
+                    base = self._merge(fs, collector, source_file, base, range_rows(str(path), a, b, limit, local))
+                else:
+                    # A bounded window of chunks in flight keeps memory flat and both workers busy.
+                    window.append(((a, b), pool.apply_async(range_rows, (str(path), a, b, limit))))
+                    if len(window) > WINDOW_CHUNKS:
+                        (a0, b0), res = window.popleft()
+                        base = self._merge(fs, collector, source_file, base, self._result(path, a0, b0, local, res))
+                if bar is not None:
+                    bar.update(min(b, size) - a)
+            while window:
+                (a0, b0), res = window.popleft()
+                base = self._merge(fs, collector, source_file, base, self._result(path, a0, b0, local, res))
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+
+    def _result(self, path: Path, a: int, b: int, local: FastCanonical, res) -> tuple:
+        """A worker's answer for bytes [a, b), or the same computed here if the worker failed or vanished."""
+        try:
+            # A worker killed from outside loses its task without an answer: give up waiting and compute here.
+            return res.get(timeout=WORKER_TIMEOUT_S)
+        except Exception:
+            return range_rows(str(path), a, b, self.cfg.max_line_bytes, local)
+
+    def _merge(self, fs: FileSummary, collector: Collector, source_file: str, base: int, result: tuple) -> int:
+        """Walk one chunk in file order: dedup fast rows against `seen`, other lines through `add`; next base."""
+        tbl, segs, other, n_lines = result
+        seen = self.seen
+        si, ns = 0, len(other)
+        if tbl.num_rows:
+            pos = tbl.column("pos").to_pylist()
+            k_turn = tbl.column("k_turn").to_pylist()
+            k_content = tbl.column("k_content").to_pylist()
+            keep = np.zeros(len(pos), dtype=bool)
+            for j, p in enumerate(pos):
+                while si < ns and other[si][0] < p:
+                    self._slow(fs, collector, source_file, base, other[si])
+                    si += 1
+                fs.records += 1
+                fs.read += 1
+                a, c = k_turn[j], k_content[j]
+                if a in seen or c in seen:
+                    fs.duplicates += 1
+                else:
+                    seen.add(a)
+                    seen.add(c)
+                    keep[j] = True
+            if keep.any():
+                self._take(fs, tbl, segs, keep, base, source_file)
+        while si < ns:
+            self._slow(fs, collector, source_file, base, other[si])
+            si += 1
+        return base + n_lines
+
+    def _slow(self, fs: FileSummary, collector: Collector, source_file: str, base: int, item: tuple) -> None:
+        n, raw, total = item
+        err = None if total is None else too_long(total, self.cfg.max_line_bytes)
+        self.add(fs, collector, jsonl_record(base + n, raw, err), source_file)
+
+    def _take(self, fs: FileSummary, tbl: pa.Table, segs: pa.Table, keep: np.ndarray, base: int,
+              source_file: str) -> None:
+        """Add the kept rows of a fast-path table (and their segments) to the pending batch, committing full ones."""
+        kept = tbl.filter(pa.array(keep)) if not keep.all() else tbl
+        kept = kept.append_column("source_file", pa.array([source_file] * kept.num_rows, pa.string()))
+        kept = kept.append_column("source_line", pc.add(kept.column("pos"), base))
+        kept = kept.select(TURN_SCHEMA.names).cast(TURN_SCHEMA)
+        kept_segs = None
+        if segs.num_rows:
+            seg_rows = segs.column("row").to_numpy()
+            seg_keep = keep[seg_rows]
+            # Row j of `tbl` is row new_index[j] of `kept`, for splitting the segments along with the rows.
+            new_index = np.cumsum(keep) - 1
+            kept_segs = pa.table({"row": pa.array(new_index[seg_rows[seg_keep]], pa.int64()),
+                                  "attribute": segs.column("attribute").filter(pa.array(seg_keep)),
+                                  "value": segs.column("value").filter(pa.array(seg_keep))})
+        start, n = 0, kept.num_rows
+        while start < n:
+            # Fill the batch up to exactly batch_rows, so a clean file commits in batches of that size.
+            room = max(self.cfg.batch_rows - len(self.batch), 1)
+            part = kept.slice(start, room)
+            b = self.batch
+            b.fast.append(part)
+            b.n_fast += part.num_rows
+            if kept_segs is not None:
+                rows = kept_segs.column("row").to_numpy()
+                sel = (rows >= start) & (rows < start + part.num_rows)
+                if sel.any():
+                    idx = pa.array(rows[sel] - start, pa.int64())
+                    b.fast_segs.append(pa.table({
+                        "turn_id": pc.take(part.column("turn_id"), idx),
+                        "attribute": kept_segs.column("attribute").filter(pa.array(sel)),
+                        "value": kept_segs.column("value").filter(pa.array(sel)),
+                        "date": pc.take(part.column("date"), idx)}))
+            start += part.num_rows
+            if len(self.batch) >= self.cfg.batch_rows:
+                self.flush(fs, background=True)
 
     def ingest_file(self, path: Path, collector: Collector | None, fs: FileSummary) -> FileSummary:
         if collector is None:
@@ -389,11 +597,14 @@ class Ingestor:
                 bar = tqdm(total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr, leave=False)
         done = 0
         try:
-            for rec in collector.records(path):
-                self.add(fs, collector, rec, source_file)
-                if bar is not None and rec.end_offset > done:
-                    bar.update(rec.end_offset - done)
-                    done = rec.end_offset
+            if self.fast_path and handles(collector):
+                self._ingest_fast(path, collector, fs, source_file, bar)
+            else:
+                for rec in collector.records(path):
+                    self.add(fs, collector, rec, source_file)
+                    if bar is not None and rec.end_offset > done:
+                        bar.update(rec.end_offset - done)
+                        done = rec.end_offset
             self.flush(fs)
         finally:
             if bar is not None:

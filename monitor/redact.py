@@ -30,7 +30,6 @@ _KEYS = re.compile(
     r"|xox[baprs]-[A-Za-z0-9-]{10,}"  # Slack
     r"|AIza[0-9A-Za-z_-]{35})"  # Google API key
 )
-_KEY_HINTS = ("sk-", "AKIA", "ASIA", "hp_", "ho_", "hu_", "hs_", "hr_", "github_pat_", "xox", "AIza")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # One scan for every digit-based candidate: IPv4 addresses, then runs of 7+ digits with single separators (card
 # and phone candidates, validated in `_digits`). Python's `re` pays per alternative per position, so the
@@ -99,15 +98,31 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
         text = sub(_JWT, "token", text)
     if "earer" in text or "EARER" in text:
         text = sub(_BEARER, "token", text, r"\1 [TOKEN]")
-    if ("-" in text or "_" in text or "A" in text) and any(h in text for h in _KEY_HINTS):
+    if _maybe_key(text):
         text = sub(_KEYS, "api_key", text)
     if "@" in text:
         text = sub(_EMAIL, "email", text)
-    if text.count(":") >= 2:
+    if ":" in text and text.count(":") >= 2:
         text = _IPV6.sub(lambda m: _ipv6(m, counts), text)
-    if _DIGIT_GATE.search(text):
+    # Plain ASCII text without a digit cannot hold a digit run: skip the regex scan (Python's \d is Unicode, so
+    # other text always gets it).
+    if (not text.isascii() or _has_ascii_digit(text)) and _DIGIT_GATE.search(text):
         text = _DIGITS.sub(lambda m: _digits(m, counts), text)
     return text, counts
+
+
+def _maybe_key(text: str) -> bool:
+    # Every alternative of _KEYS contains one of these literals, each checked behind a one-character test that
+    # is usually false; the cheap tests decide the common case in a few substring scans.
+    return (("-" in text and ("sk-" in text or "xox" in text))
+            or ("_" in text and ("hp_" in text or "ho_" in text or "hu_" in text or "hs_" in text
+                                 or "hr_" in text or "github_pat_" in text))
+            or ("A" in text and ("AKIA" in text or "ASIA" in text or "AIza" in text)))
+
+
+def _has_ascii_digit(text: str) -> bool:
+    return ("0" in text or "1" in text or "2" in text or "3" in text or "4" in text or "5" in text or "6" in text
+            or "7" in text or "8" in text or "9" in text)
 
 
 def _ipv6(m: re.Match, counts: dict[str, int]) -> str:
