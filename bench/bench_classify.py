@@ -53,6 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
+    load_start = os.getloadavg()[0]
 
     from monitor.classify import load_classifiers
 
@@ -93,7 +94,8 @@ def main() -> None:
         "",
         f"Measured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC with `python bench/bench_classify.py` "
         f"(pinned to CPU 0; Python {platform.python_version()}; best of 7 timing runs). The machine is shared with other "
-        f"jobs (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end of the run), so wall-clock "
+        f"jobs (load average {load_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end of the run, on "
+        f"{os.cpu_count()} CPUs), so wall-clock "
         "rates understate a dedicated core; the CPU-time rate is the per-core figure.",
         "",
         "| what | result |",

@@ -118,10 +118,28 @@ def test_refusal_cv_matches_bundled_quality_and_beats_keywords(refusal_cv, clf):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="mistral-7b (no system prompt) CV F1 is ~0.86: its rebuttal-style partial refusals read like "
-                          "answers without the prompt; see docs/refusal.md", strict=False)
 def test_refusal_cv_every_model_reaches_target(refusal_cv):
-    assert all(s["f1"] >= 0.90 for s in refusal_cv["by_model"].values())
+    # mistral-7b without a system prompt is the tight one (0.90, 25 refusals: one more miss would drop it below).
+    assert all(s["f1"] >= 0.90 for s in refusal_cv["by_model"].values()), refusal_cv["by_model"]
+
+
+@pytest.mark.slow
+def test_joint_confusion_matches_bundled_quality_and_refusal_cv(refusal_cv, clf):
+    from monitor.jobs.refusal_metrics import CELLS, joint_from_quality
+
+    joint = clf.quality()["joint"]
+    assert tuple(joint["cells"]) == CELLS
+    assert joint["counts"] == refusal_cv["joint"]["counts"]
+    m = joint_from_quality(joint)
+    assert m is not None and m.sum() == 720
+    # Rows are the truth: harmful rows (cells 2, 3) hold the harmful prompts' replies, refused rows the refusals.
+    rows = [json.loads(line) for line in open(DATA / "refusal" / "xstest_dev.jsonl", encoding="utf-8")]
+    assert m[2:].sum() == sum(r["prompt_label"] == "harmful" for r in rows)
+    assert m[[1, 3]].sum() == refusal_cv["overall"]["n_pos"]
+    # Columns are the prediction: predicted-refused columns (1, 3) sum to the refusal CV's predicted positives.
+    assert m[:, [1, 3]].sum() == refusal_cv["overall"]["tp"] + refusal_cv["overall"]["fp"]
+    for model, counts in joint["by_model"].items():
+        assert sum(map(sum, counts)) == 144, model
 
 
 @pytest.mark.slow
@@ -133,7 +151,19 @@ def test_harm_cv_on_xstest(harm_cv, clf):
 
 
 @pytest.mark.slow
+def test_harm_val_split_improved_over_previous_model(harm_cv):
+    # Floors a little under the measured values (0.54 default / 0.74 strict; the previous model had 0.20 / 0.53),
+    # so a regression in specificity on ordinary instructions fails here.
+    assert harm_cv["val"]["specificity"] >= 0.99
+    assert harm_cv["val"]["f1"] >= 0.45
+    assert harm_cv["val_high_precision"]["f1"] >= 0.65
+    assert harm_cv["val"]["sensitivity"] >= 0.70
+
+
+@pytest.mark.slow
 @pytest.mark.xfail(reason="shipped harm model is trained without Alpaca (CC BY-NC): on the 39 harmful vs 6,264 Alpaca "
-                          "benign val prompts its harmful-class F1 is far below 0.90; see docs/refusal.md", strict=False)
+                          "benign val prompts its F1 is ~0.54 (0.74 at the strict threshold), below 0.90; recall on "
+                          "low-lexical harmful prompts (misinformation essays, exploit code) is the limit; see "
+                          "docs/refusal.md", strict=False)
 def test_harm_val_f1_target(harm_cv):
     assert harm_cv["val"]["f1"] >= 0.90

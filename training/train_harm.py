@@ -14,12 +14,12 @@ import time
 
 import numpy as np
 
-from common import (DATA, MODELS, SEED, Vocab, benign_prompts, binary_stats, export_weights,
-                    fit_lr, platt, precision_threshold, read_jsonl, sigmoid, update_quality, write_json,
-                    xstest_prompts)
+from common import (DATA, MODELS, SEED, Vocab, balancing_benign_prompts, benign_prompts, benign_prompts_extra, binary_stats, export_weights,
+                    fit_lr, harmful_prompts_extra, permissive_benign_prompts, platt, precision_threshold, read_jsonl,
+                    sigmoid, update_quality, write_json, xstest_prompts)
 from monitor.classify.features import HarmFeatures
 
-VERSION = "harm-lr-2026.11.1"
+VERSION = "harm-lr-2026.11.2"
 C_GRID = (0.1, 0.3, 1.0, 3.0)
 N_SPLITS = 5
 
@@ -29,6 +29,11 @@ def load(with_alpaca: bool):
     train_h = [r["prompt"] for r in rd if r["split"] == "train" and r["prompt_label"] == "harmful"]
     val = [(r["prompt"], int(r["prompt_label"] == "harmful")) for r in rd if r["split"] == "val"]
     extra = [(p, 1) for p in train_h] + [(p, 0) for p in benign_prompts()]
+    # More benign instructions (hand-written tasks, risky topics in protective framing, benchmark request frames
+    # with ordinary goals), benign BBQ / advanced-AI-risk questions (CC-BY-4.0) and hand-written harmful requests.
+    extra += [(p, 0) for p in benign_prompts_extra() + permissive_benign_prompts()]
+    extra += [(p, 1) for p in harmful_prompts_extra()]
+    extra += [(p, 0) for p in balancing_benign_prompts([p for p, y in extra if y == 1])]
     if with_alpaca:
         extra += [(r["prompt"], 0) for r in rd if r["split"] == "train" and r["prompt_label"] == "benign"]
     xs = [(r["prompt"], int(r["prompt_label"] == "harmful"), r["category"]) for r in xstest_prompts()]
@@ -36,8 +41,8 @@ def load(with_alpaca: bool):
 
 
 def weights_for(y: np.ndarray, is_xs: np.ndarray) -> np.ndarray:
-    """XSTest rows count 5x: they are the only hard contrast examples and are few."""
-    return np.where(is_xs, 5.0, 1.0)
+    """XSTest rows count 40x: they are the only hard contrast examples and are few (144 of ~5,000 rows)."""
+    return np.where(is_xs, 40.0, 1.0)
 
 
 def main(write: bool = True, with_alpaca: bool = False) -> dict:
@@ -121,6 +126,8 @@ def main(write: bool = True, with_alpaca: bool = False) -> dict:
         "xstest_cv": xs_stats, "xstest_cv_high_precision": xs_prec, "xstest_by_type": by_type,
         "xstest_ngram_only_accuracy": ngram_acc, "val": val_stats, "val_high_precision": val_prec,
         "val_balanced": val_bal, "n_train_extra": len(extra),
+        # Out-of-fold P(harmful) per XSTest prompt: train_refusal.py crosses it with the refusal CV (quality "joint").
+        "xstest_oof": {p: float(q) for (p, _, _), q in zip(xs, p_xs)},
     }
     print(f"C={C_best} thresholds default={t_acc} high_precision={t_prec}")
     print("XSTest CV", xs_stats)
@@ -139,7 +146,8 @@ def main(write: bool = True, with_alpaca: bool = False) -> dict:
                      "platt": [round(a, 5), round(b, 5)]},
             "thresholds": {"harmful": t_acc, "harmful_high_precision": t_prec},
             "trained_on": "refusal_direction harmful train (260; MIT/Apache-2.0 sources), XSTest dev prompts (144; "
-                          "CC-BY-4.0), 600 hand-written benign instructions; no Alpaca (CC BY-NC) data",
+                          "CC-BY-4.0), 300 hand-written harmful and ~3,600 hand-written benign instructions, 800 BBQ and "
+                          "advanced-AI-risk questions (CC-BY-4.0); no Alpaca (CC BY-NC) data",
         }
         write_json(MODELS / "harm.json", model)
         update_quality("harm", {
@@ -151,6 +159,8 @@ def main(write: bool = True, with_alpaca: bool = False) -> dict:
             | {"threshold": t_prec},
             "by_type": by_type,
             "val_split": {k: val_stats[k] for k in ("sensitivity", "specificity", "precision", "f1", "n_pos", "n_neg")},
+            "val_split_high_precision": {k: val_prec[k] for k in ("sensitivity", "specificity", "precision", "f1",
+                                                                 "n_pos", "n_neg")},
             "val_balanced": {k: val_bal[k] for k in ("f1", "n_pos", "n_neg")},
         })
         print("wrote", MODELS / "harm.json", f"({(MODELS / 'harm.json').stat().st_size / 1e3:.0f} kB)")

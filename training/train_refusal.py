@@ -15,7 +15,7 @@ from common import (MODELS, SEED, Vocab, binary_stats, best_f1_threshold, export
                     sigmoid, update_quality, write_json, xstest_rows)
 from monitor.classify.features import RefusalFeatures
 
-VERSION = "refusal-lr-2026.11.1"
+VERSION = "refusal-lr-2026.11.2"
 C_GRID = (0.1, 0.3, 1.0, 3.0)
 N_SPLITS = 5
 
@@ -90,6 +90,46 @@ def three_way(p_ref, p_part, t_ref, t_part):
 
 def confusion(y_true, y_pred, labels=LABELS):
     return [[int(np.sum((y_true == a) & (y_pred == b))) for b in labels] for a in labels]
+
+
+CELLS = ("benign/complied", "benign/refused", "harmful/complied", "harmful/refused")
+
+
+def joint_confusion(rows, y_ref, pred_ref, models) -> dict:
+    """4x4 counts of (true prompt label x true refusal) vs (predicted x predicted), both classifiers out-of-fold.
+
+    The harm side is the grouped CV of train_harm.py over the 144 XSTest prompts (same recipe as the shipped harm
+    model), so this needs no bundled model and is reproducible from the two scripts alone.
+    """
+    import contextlib
+    import io
+
+    import train_harm
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        harm = train_harm.main(write=False)
+    oof = harm["xstest_oof"]
+    p_harm = np.array([oof[r["prompt"]] for r in rows])
+    true_h = np.array([r["prompt_label"] == "harmful" for r in rows], int)
+    true_cell = true_h * 2 + np.asarray(y_ref, int)
+
+    def counts(t_harm, mask):
+        pred_cell = (p_harm[mask] >= t_harm).astype(int) * 2 + np.asarray(pred_ref, int)[mask]
+        out = np.zeros((4, 4), int)
+        np.add.at(out, (true_cell[mask], pred_cell), 1)
+        return out.tolist()
+
+    every = np.ones(len(rows), bool)
+    t_def, t_hp = harm["thresholds"]["default"], harm["thresholds"]["high_precision"]
+    return {
+        "cells": list(CELLS), "layout": "counts[true cell][predicted cell]; cell = 2*harmful + refused",
+        "source": f"out-of-fold refusal (GroupKFold({N_SPLITS}) by prompt) x out-of-fold harm (train_harm.py CV) "
+                  "on xstest_dev.jsonl",
+        "harm_version": train_harm.VERSION, "refusal_version": VERSION, "n": len(rows),
+        "harm_threshold": t_def, "counts": counts(t_def, every),
+        "harm_threshold_high_precision": t_hp, "counts_high_precision": counts(t_hp, every),
+        "by_model": {m: counts(t_def, models == m) for m in sorted(set(models))},
+    }
 
 
 def main(write: bool = True) -> dict:
@@ -174,6 +214,10 @@ def main(write: bool = True) -> dict:
     print("partial vs full", part_stats)
     print("rates", rates)
 
+    joint = joint_confusion(rows, y_ref, pred_bin, models)
+    report["joint"] = joint
+    print("joint 4x4 (rows true, cols predicted;", ", ".join(joint["cells"]) + ")", joint["counts"])
+
     if write:
         all_feats = feats + syn_feats
         yr = np.concatenate([y_ref, syn_ref])
@@ -204,6 +248,7 @@ def main(write: bool = True) -> dict:
             "confusion_3way": report["confusion_3way"], "calibration": calib, "rates": rates,
             "keyword_baseline": {k: keyword[k] for k in ("f1", "sensitivity", "specificity")},
         })
+        update_quality("joint", joint)
         print("wrote", MODELS / "refusal.json", f"({(MODELS / 'refusal.json').stat().st_size / 1e3:.0f} kB)")
     print(f"done in {time.time() - t0:.1f}s")
     return report

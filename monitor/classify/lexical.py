@@ -5,7 +5,7 @@ import json
 import math
 from functools import lru_cache
 from importlib import resources
-from itertools import repeat
+from itertools import islice, repeat
 
 import numpy as np
 
@@ -55,32 +55,74 @@ class LinearScorer:
 
 
 class StackedScorer:
-    """Several LinearScorers over one feature index: each text costs one dict look-up per feature, then one
-    sparse-matrix product scores the whole batch for every model at once."""
+    """Several LinearScorers over RefusalFeatures.parts(), scoring a batch for every model at once."""
+
+    # N-gram tokens are looked up directly (a word, or a (word, next word) tuple per namespace), so no feature-name
+    # strings are built at scoring time; dense cues keep their values. Same margins as LinearScorer.margin() on
+    # features() (tests/test_classify_refusal.py).
+
+    _NS = ("h", "s", "t")
 
     def __init__(self, scorers: list[LinearScorer]):
         names = sorted(set().union(*(sc.weights for sc in scorers)))
-        self.index = {k: i for i, k in enumerate(names)}
+        self.unknown = len(names)
         self.W = np.zeros((len(names) + 1, len(scorers)))  # last row: weight 0 for unknown features
-        for j, sc in enumerate(scorers):
-            for k, w in sc.weights.items():
-                self.W[self.index[k], j] = w
+        self.uni: dict[str, dict] = {ns: {} for ns in self._NS}
+        self.bi: dict[str, dict] = {ns: {} for ns in self._NS}
+        self.dense: dict[str, int] = {}
+        for i, k in enumerate(names):
+            for j, sc in enumerate(scorers):
+                self.W[i, j] = sc.weights.get(k, 0.0)
+            ns, _, rest = k.partition(":")
+            if ns in self.uni:
+                # Tokens never contain "_" (see features._TOKEN), so "h:a_b" is the bigram (a, b).
+                a, sep, b = rest.partition("_")
+                if sep:
+                    self.bi[ns][(a, b)] = i
+                else:
+                    self.uni[ns][rest] = i
+            else:
+                self.dense[k] = i
         self.bias = np.array([sc.bias for sc in scorers])
 
-    def margins(self, feats: list[dict[str, float]]) -> np.ndarray:
-        get, unknown = self.index.get, len(self.index)
-        cols: list[int] = []
-        vals: list[float] = []
-        starts = []
-        for f in feats:
-            starts.append(len(cols))
-            cols.extend(map(get, f, repeat(unknown)))
-            vals.extend(f.values())
-        if not feats:
+    def margins(self, parts: list[tuple]) -> np.ndarray:
+        """Margins (n, n_models) of a batch of ``RefusalFeatures.parts()`` outputs."""
+        n = len(parts)
+        if not n:
             return np.zeros((0, self.W.shape[1]))
-        contrib = self.W[np.asarray(cols, np.int64)] * np.asarray(vals, float)[:, None]
-        # Every text has at least one feature (d:len), so no segment is empty and reduceat is exact.
-        return np.add.reduceat(contrib, np.asarray(starts, np.int64), axis=0) + self.bias
+        unk = self.unknown
+        hu, hb = self.uni["h"].get, self.bi["h"].get
+        su, sb = self.uni["s"].get, self.bi["s"].get
+        tu, dget = self.uni["t"].get, self.dense.get
+        cols: list[int] = []
+        lens: list[int] = []
+        dcols: list[int] = []
+        dvals: list[float] = []
+        dlens: list[int] = []
+        fromkeys = dict.fromkeys  # dedup within a reply keeps the binary n-gram semantics of features()
+        for htok, stok, ttok, dense in parts:
+            k0 = len(cols)
+            cols += map(hu, fromkeys(htok), repeat(unk))
+            cols += map(hb, fromkeys(zip(htok, islice(htok, 1, None))), repeat(unk))
+            cols += map(su, fromkeys(stok), repeat(unk))
+            cols += map(sb, fromkeys(zip(stok, islice(stok, 1, None))), repeat(unk))
+            if ttok:
+                cols += map(tu, fromkeys(ttok), repeat(unk))
+            lens.append(len(cols) - k0)
+            dcols += map(dget, dense, repeat(unk))
+            dvals += dense.values()
+            dlens.append(len(dense))
+        c = np.asarray(cols, np.int64)
+        r = np.repeat(np.arange(n, dtype=np.int64), lens)
+        dc = np.asarray(dcols, np.int64)
+        dr = np.repeat(np.arange(n, dtype=np.int64), dlens)
+        dv = np.asarray(dvals, float)
+        out = np.empty((n, self.W.shape[1]))
+        for j in range(self.W.shape[1]):
+            w = self.W[:, j]
+            out[:, j] = (np.bincount(r, weights=w[c], minlength=n) + np.bincount(dr, weights=w[dc] * dv, minlength=n)
+                         + self.bias[j])
+        return out
 
 
 class LexicalBackend:
@@ -110,10 +152,10 @@ class LexicalBackend:
         m_ref = np.full(n, np.nan)
         m_part = np.full(n, np.nan)
         idx = [i for i, text in enumerate(responses) if is_text(text)]
-        feat = self._rfx.features
+        parts = self._rfx.parts
         for lo in range(0, len(idx), CHUNK):  # chunks bound the memory of the per-feature lists
             part = idx[lo: lo + CHUNK]
-            m = self._stack.margins([feat(responses[i]) for i in part])
+            m = self._stack.margins([parts(responses[i]) for i in part])
             m_ref[part] = m[:, 0]
             m_part[part] = m[:, 1]
         p_ref = self._ref.proba(m_ref)
