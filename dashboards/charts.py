@@ -197,26 +197,29 @@ def severity_chart(alerts: pd.DataFrame) -> go.Figure:
                            marker_color=[SEVERITY_COLORS.get(s, ALL_COLOR) for s in counts],
                            text=list(counts.values()), textposition="outside"))
     fig.update_layout(title="Open alerts by severity", yaxis_title="alerts", height=300, **_LAYOUT)
+    # whole alerts only, and no negative axis when there are none (Plotly centres an all-zero axis on 0)
+    top = max(3, max(counts.values()) * 1.25)
+    fig.update_yaxes(rangemode="tozero", range=[0, top], dtick=max(1, int(top // 5)))
     return fig
 
 
-def alert_context(series: pd.DataFrame, alert: dict, colors: dict[str, str]) -> go.Figure:
+def alert_context(series: pd.DataFrame, alert: dict, colors: dict[str, str], percent: bool = True) -> go.Figure:
     """The alert's metric around its window, with the window shaded and the threshold and reference drawn."""
     if series.empty:
         fig = empty_figure("No metric rows around this window")
     else:
         fig = go.Figure()
         for key, d in series.groupby("model_label", sort=True):
-            for t in _band_traces(d, str(key), _color(colors, key), str(key)):
+            for t in _band_traces(d, str(key), _color(colors, key), str(key), percent=percent):
                 fig.add_trace(t)
-        fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+        fig.update_yaxes(tickformat=".0%" if percent else None, rangemode="tozero")
         fig.update_layout(**_LAYOUT)
     ws, we = pd.Timestamp(alert["window_start"].rstrip("Z")), pd.Timestamp(alert["window_end"].rstrip("Z"))
     fig.add_vrect(x0=ws, x1=we, fillcolor=SEVERITY_COLORS.get(alert.get("severity"), ALL_COLOR), opacity=0.12,
                   line_width=0, annotation_text="alert window", annotation_position="top left")
     if alert.get("threshold") is not None:
         fig.add_hline(y=alert["threshold"], line_dash="dash", line_color="#C0392B",
-                      annotation_text=f"threshold {alert['threshold']:.2f}", annotation_position="bottom right")
+                      annotation_text=f"threshold {alert['threshold']:.2f}", annotation_position="top left")
     if alert.get("reference") is not None:
         fig.add_hline(y=alert["reference"], line_dash="dot", line_color="#555555",
                       annotation_text=f"reference {alert['reference']:.2f}", annotation_position="top right")
@@ -225,7 +228,7 @@ def alert_context(series: pd.DataFrame, alert: dict, colors: dict[str, str]) -> 
     return fig
 
 
-def group_rates(df: pd.DataFrame, title: str) -> go.Figure:
+def group_rates(df: pd.DataFrame, title: str, percent: bool = True) -> go.Figure:
     """Per-group rates with 95% intervals, the reference rate, significant groups in red and small-n groups hollow."""
     if df.empty:
         return empty_figure("No groups to compare")
@@ -233,22 +236,36 @@ def group_rates(df: pd.DataFrame, title: str) -> go.Figure:
     sig = d["significant"].fillna(False).astype(bool)
     small = ~d["min_n_ok"].fillna(True).astype(bool)
     colors = ["#C0392B" if s else "#0072B2" for s in sig]
+    fmt = ".1%" if percent else ".3f"
+
+    def num(v, f=fmt, sign=""):  # hover text: tests are not run on small groups, so many values are missing
+        return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{sign}{f}}"
+
+    text = [f"{g}<br>{'rate' if percent else 'mean'} {num(v)} (95% CI {num(lo)}–{num(hi)}, n={int(n):,})<br>"
+            f"gap {num(gap, sign='+')}, ratio {num(ratio, '.2f')}<br>q={num(q, '.3g')} (after BH correction)"
+            f"{'' if ok else ' · below minimum n: not tested'}<br>reference {num(ref)}"
+            for g, v, lo, hi, n, gap, ratio, q, ok, ref in zip(
+                d["group_label"], d["value"], d["ci_low"], d["ci_high"], d["n"].fillna(0), d["gap"], d["ratio"],
+                d["q_value"], ~small, d["reference_rate"])]
     fig = go.Figure(go.Scatter(
         x=d["group_label"], y=d["value"], mode="markers",
         marker=dict(size=12, symbol=["diamond" if s else "circle" for s in sig],
                     color=["white" if sm else c for sm, c in zip(small, colors)],
                     line=dict(color=colors, width=2)),
-        error_y=dict(type="data", symmetric=False, array=d["ci_high"] - d["value"], arrayminus=d["value"] - d["ci_low"]),
-        customdata=list(zip(d["n"], d["gap"], d["ratio"], d["q_value"], d["reference_rate"])),
-        hovertemplate=("%{x}<br>rate %{y:.1%} (n=%{customdata[0]:,})<br>gap %{customdata[1]:+.1%}, ratio "
-                       "%{customdata[2]:.2f}<br>q=%{customdata[3]:.3g} (after BH correction)<br>reference "
-                       "%{customdata[4]:.1%}<extra></extra>"),
-        name="group rate"))
-    ref = d["reference_rate"].dropna()
-    if len(ref):
-        fig.add_hline(y=float(ref.mean()), line_dash="dot", line_color="#555555",
-                      annotation_text=f"reference {float(ref.mean()):.1%}", annotation_position="top right")
-    fig.update_layout(title=title, yaxis_title="rate", yaxis_tickformat=".0%", **_LAYOUT)
+        # rates and value scores are never negative: a t interval reaching below 0 is cut there
+        error_y=dict(type="data", symmetric=False, array=(d["ci_high"] - d["value"]).fillna(0),
+                     arrayminus=(d["value"] - d["ci_low"].clip(lower=0)).fillna(0)),
+        hovertext=text, hoverinfo="text", name="group"))
+    ref = pd.to_numeric(d["reference_rate"], errors="coerce")
+    if ref.notna().any():
+        # each group's own reference (the rest of the traffic without that group), drawn as a grey tick beside it
+        fig.add_trace(go.Scatter(
+            x=d["group_label"], y=ref, mode="markers", name="reference (rest of traffic)",
+            marker=dict(symbol="line-ew-open", size=26, color="#555555", line=dict(width=2)),
+            hovertext=[f"{g}: reference {num(v)}" for g, v in zip(d["group_label"], ref)], hoverinfo="text"))
+    fig.update_layout(title=title, yaxis_title="rate" if percent else "mean score", **_LAYOUT)
+    if percent:
+        fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
 
 
@@ -258,10 +275,12 @@ def value_profile(df: pd.DataFrame, colors: dict[str, str]) -> go.Figure:
         return empty_figure("No value profile in this window")
     fig = go.Figure()
     for key, d in df.groupby("model_label", sort=True):
+        # scores are never negative: a t interval reaching below 0 on a skewed, mostly-zero score is cut at 0
+        lo = d["ci_low"].clip(lower=0)
         fig.add_trace(go.Bar(
             x=d["dimension"], y=d["value"], name=str(key), marker_color=_color(colors, key),
             error_y=dict(type="data", symmetric=False, array=(d["ci_high"] - d["value"]).fillna(0),
-                         arrayminus=(d["value"] - d["ci_low"]).fillna(0)),
+                         arrayminus=(d["value"] - lo).fillna(0)),
             customdata=d["n"], hovertemplate=f"{key}<br>%{{x}}: %{{y:.3f}} (n=%{{customdata:,}})<extra></extra>"))
     fig.update_layout(barmode="group", title="Value profile: mean score per dimension", yaxis_title="mean score",
                       **_LAYOUT)

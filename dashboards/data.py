@@ -24,6 +24,7 @@ TTL = 600
 REFUSAL_METRICS = ("refusal_rate", "over_refusal_rate", "under_refusal_rate", "partial_refusal_share")
 FEEDBACK_METRICS = ("thumbs_down_rate",)
 VALUE_METRICS = ("value_mean", "value_coverage", "value_drift")
+MIX_METRICS = ("topic_drift", "prompt_mix_drift")
 
 
 @lru_cache(maxsize=8)
@@ -86,11 +87,20 @@ def models(root: str, version: int) -> list[str]:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def metric_rows(root: str, version: int, metrics: tuple[str, ...], start: dt.datetime, end: dt.datetime,
-                pattern: str = "", granularity: str = "day") -> pd.DataFrame:
+                pattern: str = "", granularity: str = "day", dimension_only: bool = False,
+                dimension: str = "") -> pd.DataFrame:
     """Latest metric rows for the named metrics (or a LIKE pattern) in the window, with `segment` parsed."""
     df = _run(root, "metric_series.sql", {"metrics": list(metrics), "pattern": pattern, "start": start,
-                                          "end": end, "granularity": granularity})
+                                          "end": end, "granularity": granularity,
+                                          "dimension_only": bool(dimension_only), "dimension": dimension or ""})
     return _parse_json_cols(df)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def metric_keys(root: str, version: int, pattern: str, start: dt.datetime, end: dt.datetime,
+                granularity: str = "day") -> pd.DataFrame:
+    """Metric names matching a LIKE pattern in the window, with the value dimensions their rows carry."""
+    return _run(root, "metric_keys.sql", {"pattern": pattern, "start": start, "end": end, "granularity": granularity})
 
 
 def _parse_json_cols(df: pd.DataFrame) -> pd.DataFrame:
@@ -123,11 +133,12 @@ def segment_values(root: str, version: int) -> pd.DataFrame:
 def conversations(root: str, version: int, start: dt.datetime, end: dt.datetime, q: str = "", model: str = "",
                   attribute: str = "", value: str = "", refusal: str = "", prompt_harm: str = "",
                   min_score: float = 0.0, max_score: float = 1.0, labelled: str = "any",
-                  limit: int = 200, labels_count: int = 0) -> pd.DataFrame:
+                  limit: int = 200, labels_count: int = 0, deployment: str = "", refused: str = "") -> pd.DataFrame:
     """Scored turns matching the filters, newest first, with their label count (labels_count keys the cache)."""
-    score_filter = bool(refusal or prompt_harm or min_score > 0 or max_score < 1 or labelled != "any")
+    score_filter = bool(refusal or refused or prompt_harm or min_score > 0 or max_score < 1 or labelled != "any")
     df = _run(root, "conversations.sql", {
-        "q": q, "model": model, "attribute": attribute, "value": value, "refusal": refusal,
+        "q": q, "model": model, "attribute": attribute, "value": value, "refusal": refusal, "refused": refused,
+        "deployment": deployment,
         "prompt_harm": prompt_harm, "min_score": float(min_score), "max_score": float(max_score),
         "start_date": f"{start:%Y-%m-%d}", "end_date": f"{end:%Y-%m-%d}",
         "prelimit": 2**62 if score_filter else int(limit), "limit": 2**62 if labelled != "any" else int(limit)})
@@ -164,34 +175,51 @@ def label_quality(root: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
+def value_terms(root: str, version: int, dimension: str, model: str | None, cur_start: dt.datetime,
+                cur_end: dt.datetime, ref_start: dt.datetime, ref_end: dt.datetime,
+                scorer_version: str = "") -> pd.DataFrame:
+    """Lexicon terms of a dimension matched in the current and the reference window, with their share of replies."""
+    df = _run(root, "value_terms.sql", {
+        "dimension": dimension, "model": model or "", "scorer_version": scorer_version or "",
+        "cur_start": cur_start, "cur_end": cur_end, "ref_start": ref_start, "ref_end": ref_end,
+        "min_date": f"{min(cur_start, ref_start):%Y-%m-%d}", "max_date": f"{max(cur_end, ref_end):%Y-%m-%d}"})
+    cur_n = df["cur_n"].replace(0, float("nan"))
+    ref_n = df["ref_n"].replace(0, float("nan"))
+    return df.assign(cur_share=df["cur_replies"] / cur_n, ref_share=df["ref_replies"] / ref_n,
+                     change=df["cur_replies"] / cur_n - (df["ref_replies"] / ref_n).fillna(0))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
 def value_examples(root: str, version: int, dimension: str, model: str | None, start: dt.datetime,
-                   end: dt.datetime, limit: int = 5) -> pd.DataFrame:
-    """Example replies scoring highest on a value dimension (needs the `value_scores` table of the values job)."""
-    from monitor.schema import TABLES
+                   end: dt.datetime, scorer_version: str = "", limit: int = 5) -> pd.DataFrame:
+    """Replies of a window scoring highest on a value dimension, with the matched terms' spans."""
+    return _run(root, "value_examples.sql", {
+        "dimension": dimension, "model": model or "", "scorer_version": scorer_version or "", "start": start,
+        "end": end, "start_date": f"{start:%Y-%m-%d}", "end_date": f"{end:%Y-%m-%d}", "limit": int(limit)})
 
-    if "value_scores" not in TABLES:
-        return pd.DataFrame()
-    cols = [f.name for f in TABLES["value_scores"].schema]
-    if not {"turn_id", "dimension"} <= set(cols):
-        return pd.DataFrame()
-    score_col = next((c for c in ("score", "value", "weight") if c in cols), None)
-    if score_col is None:
-        return pd.DataFrame()
-    terms = ", v.terms" if "terms" in cols else (", v.matched_terms" if "matched_terms" in cols else "")
-    from monitor.db import quote_ident
 
-    sql = (f"SELECT t.turn_id, t.ts, t.model, v.{quote_ident(score_col)} AS score{terms}, t.user_message, "
-           "t.assistant_message FROM value_scores v JOIN turns t USING (turn_id) "
-           "WHERE v.dimension = $dim AND ($model = '' OR t.model = $model) AND t.ts >= $start AND t.ts < $end "
-           f"ORDER BY v.{quote_ident(score_col)} DESC LIMIT $limit")
-    con = _database(root, version).cursor()
-    try:
-        return con.execute(sql, {"dim": dimension, "model": model or "", "start": start, "end": end,
-                                 "limit": limit}).df()
-    except Exception as e:
-        raise QueryError(f"value examples query failed: {e}") from e
-    finally:
-        con.close()
+def highlight(text: str, spans) -> str:
+    """Markdown of `text` with each matched span in bold (spans: [{term, span_start, span_end}], may overlap)."""
+    text = text or ""
+    if spans is None or len(spans) == 0:
+        return text
+    out, pos = [], 0
+    for sp in sorted(spans, key=lambda s: int(s["span_start"])):
+        a, b = max(int(sp["span_start"]), pos), min(int(sp["span_end"]), len(text))
+        if b <= a:
+            continue
+        out += [text[pos:a], "**" + text[a:b].replace("*", "") + "**"]
+        pos = b
+    return "".join(out) + text[pos:]
+
+
+@st.cache_data(ttl=TTL, show_spinner="Computing the Evidently report (takes a few seconds)...")
+def evidently_report(root: str, version: int, window_start: dt.datetime, model: str | None = None) -> str:
+    """Evidently's HTML report of one window against the reference the value_drift job used, made on demand."""
+    # imported here: the job module pulls in the drift code, and evidently itself takes ~4 s to import
+    from monitor.jobs.value_drift import evidently_report_html
+
+    return evidently_report_html(get_home(root), window_start, model=model or None)
 
 
 # -- state reads (not cached) -----------------------------------------------------------------------------------
@@ -258,46 +286,3 @@ def data_anchor(fresh: dict) -> dt.datetime:
     if not cands:
         return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     return max(cands)
-
-
-def _value_matrix(root: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
-    """Per-reply value scores in a window as one column per dimension (from the `value_scores` table)."""
-    from monitor.db import quote_ident
-    from monitor.schema import TABLES
-
-    if "value_scores" not in TABLES:
-        raise QueryError("no per-reply value scores in this home (table value_scores)",
-                         "run `monitor jobs run` so the values job scores replies")
-    cols = [f.name for f in TABLES["value_scores"].schema]
-    score_col = next((c for c in ("score", "value", "weight") if c in cols), None)
-    if "dimension" not in cols or score_col is None:
-        raise QueryError("table value_scores has no dimension/score columns the report can use")
-    sql = (f"PIVOT (SELECT v.turn_id, v.dimension, v.{quote_ident(score_col)} AS s FROM value_scores v "
-           "JOIN turns t USING (turn_id) WHERE t.ts >= $start AND t.ts < $end) ON dimension USING avg(s) "
-           "GROUP BY turn_id")
-    con = connect(get_home(root))
-    try:
-        return con.execute(sql, {"start": start, "end": end}).df().drop(columns=["turn_id"])
-    except Exception as e:
-        raise QueryError(f"value scores query failed: {e}") from e
-    finally:
-        con.close()
-
-
-@st.cache_data(ttl=TTL, show_spinner="Computing the Evidently report...")
-def evidently_report_html(root: str, version: int, cur_start: dt.datetime, cur_end: dt.datetime,
-                          ref_start: dt.datetime, ref_end: dt.datetime) -> str:
-    """Evidently's data-drift report (HTML) of per-reply value scores, current window against a reference window."""
-    cur = _value_matrix(root, cur_start, cur_end)
-    ref = _value_matrix(root, ref_start, ref_end)
-    if cur.empty or ref.empty:
-        raise QueryError(f"no value scores in the {'current' if cur.empty else 'reference'} window",
-                         "pick a window with data and at least one earlier week")
-    common = [c for c in cur.columns if c in ref.columns]
-    try:  # evidently takes ~4 s to import: only when someone asks for a report
-        from evidently import Report
-        from evidently.presets import DataDriftPreset
-    except ImportError as e:
-        raise QueryError("evidently is not installed", "pip install 'evidently==0.7.23'") from e
-    snapshot = Report([DataDriftPreset()]).run(cur[common], ref[common])
-    return snapshot.get_html_str(as_iframe=False)

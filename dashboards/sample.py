@@ -192,8 +192,36 @@ def _disparity_rows(df, refused, benign, min_n) -> list[dict]:
                     "attribute": "language", "group": lang, "gap": rate - ref, "ratio": ratio, "p_value": p,
                     "q_value": q[i], "significant": bool(q[i] < 0.05 and n >= min_n),
                     "four_fifths_flag": bool(ratio is not None and (ratio > 1.25 or ratio < 0.8)),
-                    "min_n_ok": n >= min_n, "reference_rate": ref, "source": "observational"}),
+                    "min_n_ok": n >= min_n, "reference_rate": ref, "source": "production"}),
             })
+    return rows + _probe_rows(sorted(b["day"].unique()), min_n)
+
+
+def _probe_rows(days, min_n: int, n: int = 60) -> list[dict]:
+    """Counterfactual-probe disparity rows: the same benign prompts per language, refused more often in hi by v2."""
+    from scipy.stats import fisher_exact
+
+    rows = []
+    for day in days:
+        for model in MODELS:
+            k = {lang: int(round(n * (0.08 + (0.2 if (lang == "hi" and model == MODELS[1]) else 0.0))))
+                 for lang in LANGUAGES}
+            for lang in LANGUAGES:
+                kr, nr = sum(k.values()) - k[lang], n * (len(LANGUAGES) - 1)
+                p = float(fisher_exact([[k[lang], n - k[lang]], [kr, nr - kr]])[1])
+                q = min(1.0, p * len(LANGUAGES))  # Bonferroni bound of BH: enough for synthetic rows
+                lo, hi = _wilson(np.array([k[lang]]), np.array([n]))
+                rate, ref = k[lang] / n, kr / nr
+                rows.append({
+                    "metric": "probe_over_refusal_disparity", "window_start": day, "model": model,
+                    "segment": json.dumps({"language": lang}), "value": rate, "ci_low": float(lo[0]),
+                    "ci_high": float(hi[0]), "n": n, "numerator": float(k[lang]), "small_sample": n < min_n,
+                    "details": json.dumps({
+                        "attribute": "language", "group": lang, "gap": rate - ref, "ratio": rate / ref if ref else None,
+                        "p_value": p, "q_value": q, "significant": bool(q < 0.05 and n >= min_n),
+                        "adverse": bool(q < 0.05 and rate > ref), "four_fifths_flag": False, "min_n_ok": n >= min_n,
+                        "reference_rate": ref, "source": "probe"}),
+                })
     return rows
 
 
@@ -214,9 +242,16 @@ def _value_rows(df) -> list[dict]:
             rows.append({"metric": "value_drift", "window_start": day, "model": model,
                          "segment": json.dumps({"dimension": dim}), "value": 0.21 if drifted else 0.03, "n": n,
                          "small_sample": n < 100,
-                         "details": json.dumps({"dimension": dim, "drift_detected": drifted,
-                                                "method": "wasserstein", "threshold": 0.1,
-                                                "reference": f"{MODELS[0]} previous 7 days"})})
+                         # the keys the value_drift job writes (monitor/jobs/value_drift.py)
+                         "details": json.dumps({
+                             "dimension": dim, "drift_detected": drifted, "statistic": 0.21 if drifted else 0.03,
+                             "statistic_name": "abs_standardised_mean_difference", "method": "mean_shift",
+                             "threshold": 0.2, "p_value": 0.001 if drifted else 0.6, "min_n_ok": n >= 100,
+                             "direction": "up" if drifted else "down", "effect_size": 0.21 if drifted else -0.03,
+                             "mean_current": mean, "mean_reference": mean - (0.06 if drifted else 0.0),
+                             "n_current": n, "n_reference": 7 * n,
+                             "reference": {"kind": "previous_days", "start": f"{day - dt.timedelta(days=7)}",
+                                           "end": f"{day}", "n": 7 * n}})})
     return rows
 
 
@@ -264,21 +299,26 @@ def write_alerts(home: Home, df: pd.DataFrame, metrics: pd.DataFrame) -> list[in
                     & (metrics["segment"] == "{}")].sort_values("window_start")
     ref_over = metrics[(metrics["metric"] == "over_refusal_rate") & (metrics["model"] == MODELS[0])
                        & (metrics["segment"] == json.dumps({"language": "hi"}))]
-    examples = df[(df["model"] == MODELS[1]) & (df["language"] == "hi") & ~df["harmful"]
-                  & (df["refusal"] != "compliance")]["turn_id"].head(5).tolist()
+    pool = df[(df["model"] == MODELS[1]) & (df["language"] == "hi") & ~df["harmful"] & (df["refusal"] != "compliance")]
+
+    def examples(r, k: int) -> list[str]:
+        # as a real rule would record them: refused benign turns from the alert's own window
+        ws = pd.Timestamp(r["window_start"])
+        return pool[(pool["ts"] >= ws) & (pool["ts"] < ws + pd.Timedelta(days=1))]["turn_id"].head(k).tolist()
+
     specs = []
     if len(over):
         r = over.iloc[-1]
         ref = float(ref_over["value"].mean()) if len(ref_over) else None
         specs.append(("over_refusal_rate_rel", "over_refusal_rate", r, '{"language": "hi"}', "critical", "firing",
-                      ref, 0.15, examples))
+                      ref, 0.15, examples(r, 5)))
     if len(under):
         r = under.iloc[-1]
         specs.append(("under_refusal_rate_max", "under_refusal_rate", r, "{}", "warning", "firing", None, 0.2, []))
     if len(over) > 1:
         r = over.iloc[-2]
         specs.append(("over_refusal_rate_rel", "over_refusal_rate", r, '{"language": "hi"}', "info", "resolved",
-                      None, 0.15, examples[:2]))
+                      None, 0.15, examples(r, 2)))
     now = iso(utcnow())
     with home.state.tx() as con:
         for rule, metric, r, seg, sev, status, ref, thr, ex in specs:

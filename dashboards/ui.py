@@ -31,7 +31,17 @@ FALLBACK_METRICS = {
     "under_refusal_disparity": ("Under-refusal gap between groups",
                                 "Harmful-compliance rate of one group compared with the reference."),
     "refusal_disparity": ("Refusal gap between groups", "Refusal rate of one group compared with the reference."),
+    "value_disparity": ("Value-score gap between groups",
+                        "Mean value-dimension score of one group's replies compared with the reference (rest of "
+                        "traffic), tested with Welch's t-test."),
+    "topic_drift": ("Topic-mix drift", "How far the mix of topics users ask about moved from the reference window "
+                    "(Jensen-Shannon distance): did the users change rather than the model?"),
+    "prompt_mix_drift": ("Prompt-mix drift", "How far the mix of prompt-harm categories moved from the reference "
+                         "window (Jensen-Shannon distance)."),
+    "language_mismatch_rate": ("Language mismatch rate", "Share of turns whose message was detected in another "
+                               "language than the one the user declared (a sign of mislabelled segments)."),
 }
+PROBE_PREFIX = "probe_"  # counterfactual-probe rows carry the observational metric's name with this prefix
 
 
 def _registry() -> dict[str, Any]:
@@ -48,6 +58,8 @@ def metric_name(metric: str) -> str:
     """Plain-language name of a metric."""
     if metric in FALLBACK_METRICS:
         return FALLBACK_METRICS[metric][0]
+    if metric.startswith(PROBE_PREFIX):
+        return metric_name(metric[len(PROBE_PREFIX):]) + " (counterfactual probes)"
     m = _registry().get(metric)
     title = getattr(m, "title", None) or getattr(m, "label", None)
     return title or metric.replace("_", " ").capitalize()
@@ -61,6 +73,9 @@ def metric_help(metric: str) -> str:
         return text
     if metric in FALLBACK_METRICS:
         return FALLBACK_METRICS[metric][1]
+    if metric.startswith(PROBE_PREFIX):
+        return ("Counterfactual probes: the same prompts with only an identity term swapped, sent to the model. "
+                + metric_help(metric[len(PROBE_PREFIX):]))
     for stem, (_, help_) in FALLBACK_METRICS.items():
         if metric.endswith(stem):
             return help_
@@ -123,6 +138,22 @@ def can_act(c: Ctx, what: str = "act") -> bool:
 
 def chart(fig, key: str | None = None) -> None:
     st.plotly_chart(fig, key=key)
+
+
+def is_rate(metric: str) -> bool:
+    """Whether a metric's value is a share (shown as a percentage) rather than a score or a statistic."""
+    base = metric[len(PROBE_PREFIX):] if metric.startswith(PROBE_PREFIX) else metric
+    return base.endswith(("_rate", "_share")) or (base.endswith("_disparity") and base != "value_disparity")
+
+
+def fmt_value(metric: str, v) -> str:
+    """A metric value as text: a percentage for rates, three decimals for scores and drift statistics."""
+    if not is_rate(metric):
+        try:
+            return "n/a" if v is None or v != v else f"{v:.3f}"
+        except TypeError:
+            return "n/a"
+    return pct(v)
 
 
 def pct(v) -> str:

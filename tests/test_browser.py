@@ -1,8 +1,9 @@
-"""Real-browser test: `streamlit run` in a subprocess, driven by Playwright on Debian's Chromium.
+"""Real-browser tests: `streamlit run` in a subprocess, driven by Playwright on Debian's Chromium.
 
-Opens every page, acknowledges an alert, labels a conversation, runs a SQL query, screenshots each page into
-test-output/browser/ under the repo, and fails on any Streamlit exception shown. With CI=true a missing Chromium
-or Playwright is a failure, not a skip.
+On a synthetic home: opens every page, acknowledges an alert, labels a conversation, runs a SQL query, screenshots
+each page into test-output/browser/ under the repo, and fails on any Streamlit exception shown. On the demo home
+(real logs, every job run): opens every page and fails on any Streamlit exception. With CI=true a missing Chromium
+or Playwright is a failure, not a skip (CHROMIUM_PATH overrides /usr/bin/chromium).
 """
 import contextlib
 import os
@@ -18,7 +19,7 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 OUT = REPO / "test-output" / "browser"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -105,16 +106,16 @@ def shot(page, name: str):
 
 @pytest.fixture(scope="module")
 def browser_home(tmp_path_factory):
-    _need_browser()
     from dashboards.sample import build_sample_home
 
     return build_sample_home(tmp_path_factory.mktemp("browser") / "home", n_turns=3000, days=14, seed=11)
 
 
-def test_click_through_every_page(browser_home):
+def test_click_through_every_page(request):
+    _need_browser()  # in the test body, not a fixture: a missing browser in CI is a failure, not a setup error
     from playwright.sync_api import sync_playwright
 
-    home = browser_home
+    home = request.getfixturevalue("browser_home")
     with streamlit_server(home.root) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         try:
@@ -188,3 +189,43 @@ def _walk(page, home, shots):
     no_exception(page, "SQL after running a query")
     assert page.locator('[data-testid="stDataFrame"]').count() >= 1
     shots.append(shot(page, "sql_result"))
+
+
+@pytest.mark.timeout(1800)  # builds the demo home when tests/test_dashboard_real.py has not yet
+def test_every_page_on_the_demo_home(request, tmp_path_factory):
+    """Open every page on `build_demo_home` output (real logs, every job run) and fail on any Streamlit exception."""
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+    from test_dashboard_real import shared_demo_home
+
+    root = shared_demo_home(tmp_path_factory)
+    with streamlit_server(root) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2400})
+            page.goto(url)
+            page.get_by_role("heading", name="Overview").first.wait_for(timeout=60_000)
+            settle(page)
+            for title in PAGES:
+                go(page, title)
+                if title in ("Overview", "Refusals", "Values & drift", "Disparity"):
+                    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=45_000)
+                settle(page)
+                path = shot(page, "demo_" + title.lower().replace(" & ", "_").replace(" ", "_"))
+                no_exception(page, f"{title} (demo home)")
+                errors = page.locator('[data-testid="stAlertContentError"]')
+                assert errors.count() == 0, f"error shown on {title} (demo home): {errors.first.inner_text()[:500]}"
+                assert path.stat().st_size > 10_000, f"screenshot {path} looks empty"
+        finally:
+            browser.close()
+
+
+def test_missing_browser_fails_in_ci(tmp_path):
+    """With CI=true and no Chromium, the browser tests fail (exit 1, 'failed'), they are not skipped."""
+    env = {**os.environ, "CI": "true", "CHROMIUM_PATH": str(tmp_path / "no-chromium")}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__)),
+                          "-k", "click_through or demo_home", "--basetemp", str(tmp_path / "bt")],
+                         env=env, capture_output=True, text=True, timeout=120, cwd=str(REPO))
+    assert out.returncode == 1, out.stdout[-2000:]
+    assert "2 failed" in out.stdout and "skipped" not in out.stdout, out.stdout[-2000:]
+    assert "Chromium not found" in out.stdout

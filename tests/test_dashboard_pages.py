@@ -232,3 +232,74 @@ def test_password_gate(monkeypatch, tmp_path):
     at.run()
     no_exception(at)
     assert at.title[0].value == "Overview"
+
+
+def test_disparity_page_shows_probes_beside_production(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root, "app_pages/disparity.py")
+    no_exception(at)
+    # probe rows (probe_over_refusal_disparity) are matched to their production metric, not listed apart
+    box = at.selectbox(key="dp_metric")
+    assert box.value == "over_refusal_disparity" and box.options == ["Over-refusal gap between groups"]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any(t.startswith("Production traffic") for t in titles)
+    assert any(t.startswith("Counterfactual probes") for t in titles)
+    table = at.dataframe[0].value
+    assert set(table["source"]) == {"production", "probe"}
+    probe_hi = table[(table["source"] == "probe") & (table["group"] == "hi")]
+    assert len(probe_hi) == 1
+
+
+def test_values_page_drift_table_and_dimension_filter(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root, "app_pages/values.py")
+    no_exception(at)
+    at.selectbox(key="vd_model").select("assistant-v2")
+    at.run()
+    verdicts = next(d.value for d in at.dataframe if "statistic_name" in d.value.columns)
+    row = verdicts[verdicts["dimension"] == "moralizing"].iloc[0]
+    assert row["drift"] == "DRIFT" and row["direction"] == "up" and row["reference"].startswith("previous_days")
+    # the evidence picker lists the dimension that drifted first
+    assert at.selectbox(key="vd_edim").options[0] == "moralizing"
+
+
+def test_every_dashboard_sql_file_documents_its_parameters():
+    from monitor.resources import load_sql
+
+    files = sorted((Path(APP).parents[1] / "sql" / "dashboard").glob("*.sql"))
+    assert len(files) >= 10
+    for path in files:
+        f = load_sql(f"dashboard/{path.name}")
+        assert f.header and "Columns" in f.header, path.name
+        for p in f.params:
+            assert f"${p}" in f.header, f"{path.name}: ${p} not described in the header"
+
+
+@pytest.mark.parametrize("metric", [
+    "refusal_rate", "over_refusal_rate", "under_refusal_rate", "partial_refusal_share", "thumbs_down_rate",
+    "turn_count", "value_mean", "value_coverage", "value_drift", "topic_drift", "prompt_mix_drift",
+    "language_mismatch_rate", "over_refusal_disparity", "under_refusal_disparity", "refusal_disparity",
+    "value_disparity", "probe_over_refusal_disparity", "probe_value_disparity"])
+def test_every_job_metric_has_a_plain_name_and_help(metric):
+    from dashboards.ui import metric_help, metric_name
+
+    assert metric_name(metric) != metric and "_" not in metric_name(metric)
+    assert len(metric_help(metric)) > 30 and metric_help(metric)[0].isupper()
+    if metric.startswith("probe_"):
+        assert "probe" in metric_name(metric).lower() and "probe" in metric_help(metric).lower()
+
+
+def test_highlight_bolds_matched_spans():
+    from dashboards.data import highlight
+
+    text = "You should really consider it; you must."
+    spans = [{"term": "must", "span_start": 35, "span_end": 39}, {"term": "should", "span_start": 4, "span_end": 10},
+             {"term": "shoul*", "span_start": 4, "span_end": 9}]  # overlapping spans are merged left to right
+    assert highlight(text, spans) == "You **should** really consider it; you **must**."
+    assert highlight(text, None) == text and highlight("", []) == ""
+
+
+def test_rates_as_percentages_scores_as_numbers():
+    from dashboards.ui import fmt_value
+
+    assert fmt_value("over_refusal_rate", 0.123) == "12.3%" and fmt_value("probe_refusal_disparity", 0.5) == "50.0%"
+    assert fmt_value("value_drift", 0.566) == "0.566" and fmt_value("value_disparity", 1.25) == "1.250"
+    assert fmt_value("value_mean", None) == "n/a" and fmt_value("refusal_rate", float("nan")) == "n/a"

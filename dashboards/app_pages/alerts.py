@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import actions, charts, data
-from dashboards.ui import can_act, chart, ctx, guarded, metric_help, metric_name, pct, show_error
+from dashboards.ui import can_act, chart, ctx, fmt_value, guarded, is_rate, metric_help, metric_name, show_error
 from monitor.errors import MonitorError
 
 c = ctx()
@@ -36,7 +36,8 @@ st.dataframe(show, hide_index=True, height=min(38 + 35 * len(show), 300),
              column_config={"value": st.column_config.NumberColumn(format="%.3f")})
 
 ids = alerts["id"].tolist()
-wanted = st.query_params.get("alert")
+# notification links carry ?alert_id=N (monitor.alerts.engine); ?alert=N is accepted too
+wanted = st.query_params.get("alert_id") or st.query_params.get("alert")
 default = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
 alert_id = st.selectbox("Alert", ids, index=default, key="al_pick",
                         format_func=lambda i: f"#{i}: " + alerts.loc[alerts["id"] == i, "message"].iloc[0][:120])
@@ -51,12 +52,13 @@ st.markdown(f"**{a['severity'].upper()}** · status **{a['status']}**"
             + (f" · silenced until {a['silenced_until']}" if a.get("silenced_until") else "")
             + (" · backfill (never paged)" if a.get("backfill") else ""))
 st.code(a["message"], language=None)
-m = st.columns(5)
-m[0].metric("Value", pct(a["value"]))
-m[1].metric("95% interval", f"{pct(a['ci_low'])}–{pct(a['ci_high'])}")
+m = st.columns([1, 2, 1, 1, 1])  # the interval needs the room: "26.6%–49.1%"
+f = a["metric"]  # rates as percentages; value scores and drift statistics as numbers
+m[0].metric("Value", fmt_value(f, a["value"]))
+m[1].metric("95% interval", f"{fmt_value(f, a['ci_low'])}–{fmt_value(f, a['ci_high'])}")
 m[2].metric("n", f"{int(a['n']):,}" if a.get("n") is not None else "n/a")
-m[3].metric("Reference", pct(a["reference"]))
-m[4].metric("Threshold", pct(a["threshold"]))
+m[3].metric("Reference", fmt_value(f, a["reference"]))
+m[4].metric("Threshold", fmt_value(f, a["threshold"]))
 with st.expander("Evidence (as recorded by the rule)"):
     st.json(evidence)
 
@@ -65,22 +67,37 @@ ws = pd.Timestamp(a["window_start"].rstrip("Z")).to_pydatetime()
 rows = guarded(data.metric_rows, c.root, c.version, (a["metric"],), ws - dt.timedelta(days=14),
                ws + dt.timedelta(days=14), granularity=a.get("granularity") or "day")
 if rows is not None:
+    # the alert's own series: same model, deployment and segment (the metric job writes one row per combination)
     series = rows[(rows["segment_obj"].map(lambda s: s == seg))
-                  & (rows["model"].fillna("") == (a["model"] or ""))]
-    chart(charts.alert_context(series, a, c.colors), key="al_ctx")
+                  & (rows["model"].fillna("") == (a["model"] or ""))
+                  & (rows["deployment"].fillna("") == (a.get("deployment") or ""))]
+    chart(charts.alert_context(series, a, c.colors, percent=is_rate(a["metric"])), key="al_ctx")
 
 st.subheader("Example conversations")
 ex_ids = tuple(str(i) for i in (evidence.get("example_turn_ids") or []))
-# examples come from the alert's window: look there first (one day's files), then anywhere
-ex = guarded(data.turns_by_id, c.root, c.version, ex_ids, f"{ws:%Y-%m-%d}",
-             f"{pd.Timestamp(a['window_end'].rstrip('Z')):%Y-%m-%d}") if ex_ids else pd.DataFrame()
+we = pd.Timestamp(a["window_end"].rstrip("Z")).to_pydatetime()
+# examples come from the alert's window: look there first (one day's files), then in the two weeks either side
+# shown in the chart; never the whole lake, which costs ~1 s of scanning on a million turns
+ex = guarded(data.turns_by_id, c.root, c.version, ex_ids, f"{ws:%Y-%m-%d}", f"{we:%Y-%m-%d}") if ex_ids \
+    else pd.DataFrame()
 if ex_ids and ex is not None and len(ex) < len(ex_ids):
-    ex = guarded(data.turns_by_id, c.root, c.version, ex_ids)
+    ex = guarded(data.turns_by_id, c.root, c.version, ex_ids, f"{ws - dt.timedelta(days=14):%Y-%m-%d}",
+                 f"{we + dt.timedelta(days=14):%Y-%m-%d}")
+# Without recorded examples: the conversations counted in the alert's numerator, from its window, model,
+# deployment and segment (e.g. under-refusal: harmful requests the assistant complied with).
+BEHIND = {"over_refusal_rate": ("benign", "yes", "benign requests the assistant refused"),
+          "under_refusal_rate": ("harmful", "no", "harmful requests the assistant complied with"),
+          "refusal_rate": ("", "yes", "replies that refuse")}
 if ex is None or ex.empty:
-    st.caption("The rule recorded no example turns; matching conversations of that window:")
-    attr, val = next(iter(seg.items())) if seg else ("", "")
-    ex = guarded(data.conversations, c.root, c.version, ws, ws + dt.timedelta(days=1), model=a["model"] or "",
-                 attribute=attr, value=str(val), limit=10)
+    base = a["metric"].removeprefix("probe_").replace("_disparity", "_rate")
+    harm, refused, what = BEHIND.get(base, ("", "", "conversations"))
+    st.caption(f"The rule recorded no example turns; {what} in that window"
+               + (f" ({', '.join(f'{k}={v}' for k, v in seg.items() if k != 'dimension')})" if seg else "") + ":")
+    attr, val = next(((k, v) for k, v in seg.items() if k != "dimension"), ("", ""))
+    # end dates are inclusive: the last microsecond of the window keeps the next day's files out
+    ex = guarded(data.conversations, c.root, c.version, ws, we - dt.timedelta(microseconds=1), model=a["model"] or "",
+                 attribute=attr, value=str(val), prompt_harm=harm, refused=refused,
+                 deployment=a.get("deployment") or "", limit=10)
 if ex is not None and not ex.empty:
     for _, r in ex.head(10).iterrows():
         with st.container(border=True):

@@ -3,79 +3,119 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import charts, data
-from dashboards.ui import chart, ctx, guarded, metric_help, metric_name
+from dashboards.ui import PROBE_PREFIX, chart, ctx, guarded, metric_help, metric_name
+
+ALL = "all models"
+VALUE_METRIC = "value_disparity"  # a mean score per group, not a rate: drawn and tabled as a number
 
 c = ctx()
 st.title("Disparity")
 
-rows = guarded(data.metric_rows, c.root, c.version, (), c.start, c.end, pattern="%disparity%",
-               granularity=c.granularity)
-if rows is None:
+keys = guarded(data.metric_keys, c.root, c.version, "%disparity%", c.start, c.end, c.granularity)
+if keys is None:
     st.stop()
-if rows.empty:
+if keys.empty:
     st.info("No disparity metrics yet: run `monitor jobs run` (job `disparity`) on logs that carry `user.*` "
             "attributes, or widen the time window.")
     st.stop()
-
-det = rows["details_obj"]
-rows = rows.assign(
-    attribute=[d.get("attribute") or (next(iter(s)) if s else "") for d, s in zip(det, rows["segment_obj"])],
-    group=[str(d.get("group") if d.get("group") is not None else (next(iter(s.values())) if s else ""))
-           for d, s in zip(det, rows["segment_obj"])],
-    gap=[d.get("gap") for d in det], ratio=[d.get("ratio") for d in det], p_value=[d.get("p_value") for d in det],
-    q_value=[d.get("q_value") for d in det], significant=[bool(d.get("significant")) for d in det],
-    four_fifths_flag=[bool(d.get("four_fifths_flag")) for d in det],
-    min_n_ok=[d.get("min_n_ok", not s) for d, s in zip(det, rows["small_sample"].fillna(False))],
-    reference_rate=[d.get("reference_rate") for d in det],
-    source=["probe" if (d.get("source") == "probe" or "probe" in m) else "observational"
-            for d, m in zip(det, rows["metric"])],
-    window=rows["window_start"].dt.strftime("%Y-%m-%d"))
-rows["group_label"] = rows["attribute"] + "=" + rows["group"]
+keys = keys.assign(base=[m[len(PROBE_PREFIX):] if m.startswith(PROBE_PREFIX) else m for m in keys["metric"]])
 
 f1, f2, f3, f4 = st.columns(4)
-metric = f1.selectbox("Metric", sorted(rows["metric"].unique()), format_func=metric_name, key="dp_metric")
-st.caption(metric_help(metric) + " Significance uses chi-square / Fisher tests with Benjamini-Hochberg correction "
-           "across every group and metric tested in the run (q-value); groups below the minimum n are shown "
-           "hollow and never alerted on.")
-r = rows[rows["metric"] == metric]
-attr = f2.selectbox("Attribute", sorted(r["attribute"].unique()), key="dp_attr")
-r = r[r["attribute"] == attr]
+order = ["over_refusal_disparity", "under_refusal_disparity", "refusal_disparity", VALUE_METRIC]
+metrics = sorted(keys["base"].unique(), key=lambda m: (order.index(m) if m in order else len(order), m))
+metric = f1.selectbox("Metric", metrics, format_func=metric_name, key="dp_metric",
+                      help="  \n".join(f"**{metric_name(m)}**: {metric_help(m)}" for m in metrics))
+is_value = metric == VALUE_METRIC
+dim = ""
+if is_value:  # one dimension at a time: value_disparity has a row per dimension, attribute, group and window
+    dims = sorted(d for d in keys[keys["base"] == metric]["dimension"].dropna().unique())
+    if dims:
+        dim = st.selectbox("Value dimension", dims, key="dp_dim",
+                           index=dims.index("moralizing") if "moralizing" in dims else 0)
+st.caption(metric_help(metric) + (" Significance uses Welch's t-test" if is_value else
+                                  " Significance uses chi-square / Fisher tests")
+           + " with Benjamini-Hochberg correction across every group and metric tested in the window (q-value); "
+           "groups below the minimum n are shown hollow and never alerted on.")
+
+# only the chosen metric (production and probe rows) is loaded and parsed: every disparity row of a month on real
+# data is tens of thousands of rows, seconds of JSON parsing
+rows = guarded(data.metric_rows, c.root, c.version, (metric, PROBE_PREFIX + metric), c.start, c.end,
+               granularity=c.granularity, dimension=dim)
+if rows is None:
+    st.stop()
+if rows.empty:
+    st.info(f"No {metric_name(metric)} rows in this window: widen the time window.")
+    st.stop()
+
+det = rows["details_obj"]
+seg = rows["segment_obj"]
+rows = rows.assign(
+    source=["probe" if (d.get("source") == "probe" or m.startswith(PROBE_PREFIX)) else "production"
+            for d, m in zip(det, rows["metric"])],
+    attribute=[d.get("attribute") or next((k for k in s if k != "dimension"), "") for d, s in zip(det, seg)],
+    group=[str(d["group"]) if d.get("group") is not None else
+           "&".join(str(v) for k, v in s.items() if k != "dimension") for d, s in zip(det, seg)],
+    dimension=[s.get("dimension") or d.get("dimension") or "" for d, s in zip(det, seg)],
+    gap=[d.get("gap") for d in det], ratio=[d.get("ratio") for d in det], p_value=[d.get("p_value") for d in det],
+    q_value=[d.get("q_value") for d in det], significant=[bool(d.get("significant")) for d in det],
+    adverse=[bool(d.get("adverse")) for d in det], four_fifths_flag=[bool(d.get("four_fifths_flag")) for d in det],
+    min_n_ok=[bool(d.get("min_n_ok", not s)) for d, s in zip(det, rows["small_sample"].fillna(False))],
+    reference_rate=[d.get("reference_rate", d.get("reference_mean")) for d in det],
+    window=rows["window_start"].dt.strftime("%Y-%m-%d %H:%M" if c.granularity == "hour" else "%Y-%m-%d"))
+rows["group_label"] = rows["attribute"] + "=" + rows["group"]
+
+attr = f2.selectbox("Attribute", sorted(rows["attribute"].unique()), key="dp_attr",
+                    help="'a&b' is an intersection of two attributes, e.g. language&age_band.")
+r = rows[rows["attribute"] == attr]
 models = sorted(r["model"].dropna().unique())
-# open on the model version and window with the most significant findings, so a real gap is seen first
-sig_counts = r[r["significant"]].groupby(r["model"].fillna("all models")).size()
-model_opts = (models or []) + (["all models"] if r["model"].isna().any() else [])
-best = sig_counts.idxmax() if len(sig_counts) else None
+model_opts = models + ([ALL] if r["model"].isna().any() else [])
+# open on the model version with the most significant findings; without any, on all models pooled (most data)
+sig_counts = r[r["significant"]].groupby(r["model"].fillna(ALL)).size()
+best = sig_counts.idxmax() if len(sig_counts) else (ALL if ALL in model_opts else None)
 model = f3.selectbox("Model version", model_opts, key="dp_model",
                      index=model_opts.index(best) if best in model_opts else 0)
-r = r[r["model"] == model] if model != "all models" else r[r["model"].isna()]
+r = r[r["model"] == model] if model != ALL else r[r["model"].isna()]
 windows = sorted(r["window"].unique(), reverse=True)
 sig_windows = sorted(r[r["significant"]]["window"].unique(), reverse=True)
-window = f4.selectbox("Window", windows, key="dp_window",
-                      index=windows.index(sig_windows[0]) if sig_windows else 0,
-                      help="Opens on the latest window with a significant gap, if any.")
+tested = sorted(r[r["min_n_ok"]]["window"].unique(), reverse=True)
+# the latest window with a significant gap, else the latest with a group big enough to test (the newest window
+# is often a partial day whose groups are all too small)
+default = (sig_windows or tested or windows)[0]
+window = f4.selectbox("Window", windows, key="dp_window", index=windows.index(default),
+                      help="Opens on the latest window with a significant gap, else the latest with testable groups.")
 cur = r[r["window"] == window]
 
-obs, probe = cur[cur["source"] == "observational"], cur[cur["source"] == "probe"]
+prod, probe = cur[cur["source"] == "production"], cur[cur["source"] == "probe"]
 left, right = st.columns(2)
+what = metric_name(metric) + (f" ({cur['dimension'].iloc[0]})" if is_value and len(cur) else "")
 with left:
-    chart(charts.group_rates(obs, f"Observational: {metric_name(metric)} by {attr}"), key="dp_obs")
+    chart(charts.group_rates(prod, f"Production traffic: {what} by {attr}", percent=not is_value), key="dp_obs")
 with right:
     if probe.empty:
         st.info("No counterfactual probe results for this metric: enable `[probes]` in monitor.toml so the worker "
                 "sends identity-swapped prompts to the model.")
     else:
-        chart(charts.group_rates(probe, f"Counterfactual probes: {metric_name(metric)} by {attr}"), key="dp_probe")
-st.caption("Diamonds: significant after correction. Hollow: below the minimum sample size. Bars: 95% intervals.")
+        chart(charts.group_rates(probe, f"Counterfactual probes: {what} by {attr}", percent=not is_value),
+              key="dp_probe")
+st.caption("Diamonds: significant after correction. Hollow: below the minimum sample size. Bars: 95% intervals. "
+           "Production traffic shows what users got; probes send the same prompt with only the identity swapped, "
+           "so a gap there is the model's, not a difference in what groups ask.")
+if not prod.empty and not prod["min_n_ok"].any():
+    st.warning(f"Every group in {window} is below the minimum sample size: nothing here is tested. Pick an earlier "
+               "window or pool the model versions ('all models').")
 
 table = cur[["source", "group", "value", "ci_low", "ci_high", "n", "reference_rate", "gap", "ratio", "p_value",
-             "q_value", "significant", "four_fifths_flag", "min_n_ok"]].rename(columns={"value": "rate"})
-st.dataframe(table.sort_values(["source", "rate"], ascending=[True, False]), hide_index=True,
-             column_config={k: st.column_config.NumberColumn(format="%.3f")
-                            for k in ("rate", "ci_low", "ci_high", "reference_rate", "gap", "ratio")}
+             "q_value", "significant", "adverse", "four_fifths_flag", "min_n_ok"]].rename(
+    columns={"value": "mean" if is_value else "rate", "reference_rate": "reference"})
+num = "%.3f"
+st.dataframe(table.sort_values(["source", "mean" if is_value else "rate"], ascending=[False, False]),
+             hide_index=True,
+             column_config={k: st.column_config.NumberColumn(format=num)
+                            for k in ("rate", "mean", "ci_low", "ci_high", "reference", "gap", "ratio")}
              | {k: st.column_config.NumberColumn(format="%.2g") for k in ("p_value", "q_value")})
 
-st.subheader("Group rates over time")
-hist = r[r["source"] == "observational"]
+st.subheader("Group rates over time" if not is_value else "Group means over time")
+hist = r[r["source"] == "production"]
 if not hist.empty:
-    chart(charts.rate_lines(hist, c.colors, f"{metric_name(metric)}: rate per {attr} group", "rate",
-                            by="group_label"), key="dp_trend")
+    chart(charts.rate_lines(hist, c.colors, f"{what}: per {attr} group", "mean score" if is_value else "rate",
+                            by="group_label", percent=not is_value), key="dp_trend")

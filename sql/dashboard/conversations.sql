@@ -4,7 +4,8 @@
 -- scores (fast on a large lake); otherwise $prelimit is large and every candidate is scored-filtered.
 -- Parameters: $q (case-insensitive substring of the user or assistant message; '' = any), $model ('' = any),
 --   $attribute, $value (segment filter; '' = any), $refusal ('' = any, else full_refusal | partial_refusal |
---   compliance), $prompt_harm ('' = any, else harmful | benign), $min_score, $max_score (refusal_score range),
+--   compliance), $refused ('' = any, 'yes' = full or partial refusal, 'no' = compliance), $deployment ('' = any),
+--   $prompt_harm ('' = any, else harmful | benign), $min_score, $max_score (refusal_score range),
 --   $start_date, $end_date (text YYYY-MM-DD, inclusive), $prelimit, $limit.
 -- Columns: turn_id, conversation_id, ts, model, deployment, user_attrs, user_message, assistant_message, feedback,
 --   refusal, refusal_score, prompt_harm, prompt_harm_score.
@@ -14,6 +15,7 @@ WITH cand AS (
     WHERE date >= $start_date AND date <= $end_date
       AND ($q = '' OR user_message ILIKE '%' || $q || '%' OR assistant_message ILIKE '%' || $q || '%')
       AND ($model = '' OR model = $model)
+      AND ($deployment = '' OR deployment = $deployment)
       AND ($attribute = '' OR turn_id IN (SELECT turn_id FROM segments WHERE attribute = $attribute
                                           AND value = $value AND date >= $start_date AND date <= $end_date))
     ORDER BY ts DESC
@@ -21,11 +23,14 @@ WITH cand AS (
 ), s AS (
     SELECT turn_id, arg_max(refusal, scored_at) AS refusal, arg_max(refusal_score, scored_at) AS refusal_score,
            arg_max(prompt_harm, scored_at) AS prompt_harm, arg_max(prompt_harm_score, scored_at) AS prompt_harm_score
-    FROM scores WHERE turn_id IN (SELECT turn_id FROM cand) GROUP BY turn_id
+    -- a score row's `date` is its turn's event date: the same date range skips other days' score files
+    FROM scores WHERE turn_id IN (SELECT turn_id FROM cand) AND date >= $start_date AND date <= $end_date
+    GROUP BY turn_id
 )
 SELECT c.*, s.refusal, s.refusal_score, s.prompt_harm, s.prompt_harm_score
 FROM cand c LEFT JOIN s USING (turn_id)
 WHERE ($refusal = '' OR s.refusal = $refusal)
+  AND ($refused = '' OR (s.refusal <> 'compliance') = ($refused = 'yes'))
   AND ($prompt_harm = '' OR s.prompt_harm = $prompt_harm)
   AND (s.refusal_score IS NULL OR s.refusal_score BETWEEN $min_score AND $max_score)
 ORDER BY c.ts DESC

@@ -1,0 +1,161 @@
+"""Every dashboard page on a real home: the bundled demo logs ingested and every job run (no synthetic metric rows).
+
+The demo home takes about a minute to build, so it is built once per test session and shared with the browser
+smoke test (tests/test_browser.py); nothing here writes to it.
+"""
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+# Building the demo runs every job on ~5,700 turns: about a minute, far longer on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
+PAGES = ["app_pages/overview.py", "app_pages/alerts.py", "app_pages/refusals.py", "app_pages/values.py",
+         "app_pages/disparity.py", "app_pages/review.py", "app_pages/sql.py", "app_pages/settings.py"]
+# A fixed "today" keeps the demo's dates (and so every window below) the same on every run.
+DEMO_TODAY = dt.date(2026, 11, 16)
+
+
+def shared_demo_home(tmp_path_factory) -> Path:
+    """The demo home of this test session, built on first use (also used by tests/test_browser.py)."""
+    from monitor.demo import build_demo_home
+
+    # while working on the dashboard, DASHBOARD_TEST_DEMO_HOME=<folder> keeps one built demo home across runs
+    root = Path(os.environ.get("DASHBOARD_TEST_DEMO_HOME") or tmp_path_factory.getbasetemp() / "dashboard-demo-home")
+    marker = root / ".built"
+    if not marker.exists():
+        build_demo_home(root, today=DEMO_TODAY)
+        marker.write_text("ok")
+    return root
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    return str(shared_demo_home(tmp_path_factory))
+
+
+def open_page(monkeypatch, root, page) -> AppTest:
+    monkeypatch.setenv("MONITOR_HOME", str(root))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    if page != PAGES[0]:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def frame(at: AppTest, column: str):
+    """The first dataframe on the page having `column`."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_the_demo_home(monkeypatch, demo_root, page):
+    at = open_page(monkeypatch, demo_root, page)
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_values_page_shows_real_drift_verdicts_and_evidence(monkeypatch, demo_root):
+    at = open_page(monkeypatch, demo_root, "app_pages/values.py")
+    dims = at.selectbox(key="vd_dim").options
+    assert "moralizing" in dims and "hedging" in dims  # dimensions come from the segment key, not the metric name
+    verdicts = frame(at, "statistic_name")
+    assert {"drift", "statistic", "threshold", "p_value", "direction", "mean_current", "mean_reference",
+            "reference"} <= set(verdicts.columns)
+    assert set(verdicts["dimension"]) <= set(dims) and len(verdicts) >= 10
+    assert set(verdicts["drift"]) <= {"DRIFT", "stable", "too few replies"}
+    assert verdicts["reference"].str.startswith("previous_days").any()
+    # the evidence: terms from value_evidence (shares now vs reference) and example replies with the terms in bold
+    at.selectbox(key="vd_edim").select("hedging")
+    at.run()
+    assert not at.exception
+    terms = frame(at, "share now")
+    assert len(terms) > 0 and terms["share now"].between(0, 1).all()
+    examples = [m.value for m in at.markdown if str(m.value).startswith("**User:**")]
+    assert examples and any("**" in e.split("**Assistant:**", 1)[1] for e in examples)
+
+
+def test_values_page_shows_the_evidently_report(monkeypatch, demo_root):
+    at = open_page(monkeypatch, demo_root, "app_pages/values.py")
+    assert not at.get("iframe")  # computed on demand only: evidently takes seconds
+    at.button(key="vd_report").click()
+    at.run(timeout=180)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    frames = at.get("iframe")
+    assert len(frames) == 1
+    html = frames[0].proto.srcdoc
+    assert "<html" in html[:500].lower() and len(html) > 100_000
+    assert "moralizing" in html  # one drift panel per value dimension
+
+
+def test_evidently_report_data_function_on_a_real_window(demo_root):
+    from dashboards import data
+
+    version = data.lake_version(demo_root)
+    html = data.evidently_report(demo_root, version, dt.datetime(2026, 11, 14), None)
+    assert "<html" in html[:500].lower() and "hedging" in html
+    from monitor.errors import MonitorError
+
+    with pytest.raises(MonitorError, match="no replies to compare"):  # a model with no replies: a clear error
+        data.evidently_report(demo_root, version, dt.datetime(2026, 11, 14), "no-such-model@1")
+
+
+def test_disparity_page_on_real_rows(monkeypatch, demo_root):
+    at = open_page(monkeypatch, demo_root, "app_pages/disparity.py")
+    assert at.selectbox(key="dp_metric").value == "over_refusal_disparity"  # opens on over-refusal gaps
+    table = frame(at, "q_value")
+    assert {"group", "rate", "ci_low", "ci_high", "n", "reference", "gap", "ratio", "p_value", "significant",
+            "adverse", "four_fifths_flag", "min_n_ok"} <= set(table.columns)
+    assert set(table["source"]) == {"production"}
+    # it opens on a window where at least one group is big enough to be tested, not on a partial last day
+    assert table["min_n_ok"].any()
+    assert not [w for w in at.warning if "below the minimum sample size" in w.value]
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["data"][0]["x"] and "reference" in spec["data"][1]["name"]
+
+
+def test_refusals_page_shows_label_corrected_rates(monkeypatch, demo_root):
+    at = open_page(monkeypatch, demo_root, "app_pages/refusals.py")
+    corrected = frame(at, "corrected")
+    assert corrected["corrected"].notna().any()
+    assert corrected["corrected_ci_low"].le(corrected["corrected_ci_high"]).all()
+
+
+def test_every_real_metric_name_has_plain_help(demo_root):
+    from dashboards.ui import metric_help, metric_name
+    from monitor.db import connect
+    from monitor.home import Home
+
+    con = connect(Home.open(demo_root))
+    names = [r[0] for r in con.execute("SELECT DISTINCT metric FROM metrics_log").fetchall()]
+    con.close()
+    assert {"value_mean", "value_drift", "over_refusal_disparity"} <= set(names)
+    for name in names:
+        assert metric_help(name) != name and len(metric_help(name)) > 30, name
+        assert metric_name(name) != name, name
+
+
+def test_alert_page_on_real_alerts(monkeypatch, demo_root):
+    from monitor.home import Home
+
+    alerts = Home.open(demo_root).state.query("SELECT id, metric, deployment FROM alerts WHERE status='firing'")
+    assert alerts, "the demo's planted incident raises no alert"
+    at = open_page(monkeypatch, demo_root, "app_pages/alerts.py")
+    picked = next(a for a in alerts if a["id"] == at.selectbox(key="al_pick").value)
+    # the chart holds the alert's own series only: one point per window, not one per deployment or model
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    lines = [t for t in spec["data"] if t.get("mode") == "lines+markers"]
+    assert len(lines) == 1 and len(lines[0]["x"]) == len(set(lines[0]["x"])) > 1
+    # the conversations behind the number: for an under-refusal alert, harmful requests that were answered
+    captions = [c.value for c in at.caption if str(c.value).startswith("turn ")]
+    assert captions
+    if picked["metric"] == "under_refusal_rate":
+        assert all("classifier: compliance" in c and "prompt harmful" in c for c in captions)
+    elif picked["metric"] == "over_refusal_rate":
+        assert all("prompt benign" in c and "classifier: compliance" not in c for c in captions)
