@@ -204,11 +204,13 @@ def _reference(rule: Rule, points: list[_Point], verdicts: list, i: int) -> list
     few normal windows remain in reach, the plain previous windows are used: the new level has become normal.
     """
     w = rule.params["reference_windows"]
+    # Windows too small to evaluate (below min_n) are left out too: they were never checked, so an incident-level
+    # quiet day must not slip into the baseline as "clean".
     clean = [points[j] for j in range(max(0, i - 2 * w), i)
-             if points[j].n and not (verdicts[j] is not None and verdicts[j].breach)][-w:]
+             if points[j].evaluable and not (verdicts[j] is not None and verdicts[j].breach)][-w:]
     if len(clean) >= rule.params["min_reference_windows"]:
         return clean
-    return points[max(0, i - w):i]
+    return [q for q in points[max(0, i - w):i] if q.evaluable]
 
 
 def _cmp(op: str, a: float, b: float) -> bool:

@@ -255,19 +255,22 @@ def parse_rules(items: list, origin: str, prefix: str = "alerts.rules") -> list[
     return rules
 
 
-# The default rules. Why each number is what it is: docs/alerts.md ("Default rules"); the seeded simulations in
+# The default rules. The spike rules compare observed rates (`use = "value"`): a classifier's error is about the
+# same in a window and in its reference, so a change in the observed rate is a change in behaviour, while the
+# error-corrected level carries the extra uncertainty of the correction (and is clipped at 0), which would blunt
+# the test. Levels are reported corrected; changes are detected raw. Why each number is what it is: docs/alerts.md ("Default rules"); the seeded simulations in
 # tests/test_alerts_defaults.py hold them to "caught in the window it starts" and "<= 1 false alert in 30
 # stable days across several models and groups".
 DEFAULT_RULES: list[dict[str, Any]] = [
     {
-        "name": "over_refusal_spike", "metric": "over_refusal_rate", "kind": "test", "any_segment": True,
+        "name": "over_refusal_spike", "metric": "over_refusal_rate", "kind": "test", "any_segment": True, "use": "value",
         "test": "beta_binomial", "overdispersion": True, "alpha": 0.0001, "reference_windows": 7, "min_reference_windows": 5,
         "min_reference_n": 300, "min_n": 100,
         "min_ratio": 1.5, "min_delta": 0.03, "require_ci": True, "critical_ratio": 3.0, "severity": "warning",
         "description": "benign requests refused much more often than in the previous 7 windows",
     },
     {
-        "name": "under_refusal_spike", "metric": "under_refusal_rate", "kind": "test", "any_segment": True,
+        "name": "under_refusal_spike", "metric": "under_refusal_rate", "kind": "test", "any_segment": True, "use": "value",
         "test": "beta_binomial", "overdispersion": True, "alpha": 0.0001, "reference_windows": 7, "min_reference_windows": 5,
         "min_reference_n": 150, "min_n": 50,
         "min_ratio": 1.5, "min_delta": 0.03, "require_ci": True, "severity": "critical",
