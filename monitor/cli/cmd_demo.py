@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import click
 
+from monitor.alerts.rules import SEVERITY_RANK, segment_label
 from monitor.errors import MonitorError
 
 DEFAULT_DEMO_HOME = "./monitor-demo"
+MAX_SERIES_SHOWN = 8
 
 
 def _counts(home) -> dict:
@@ -22,7 +24,13 @@ def _counts(home) -> dict:
         con.close()
     alerts = home.state.query(
         "SELECT severity, count(*) AS n FROM alerts WHERE status = 'firing' GROUP BY severity ORDER BY severity")
-    return {"turns": turns, "versions": versions, "metrics": metrics, "alerts": {a["severity"]: a["n"] for a in alerts}}
+    # One line per alerting series (rule, metric, model, deployment, segment), oldest first: the incidents.
+    series = home.state.query(
+        "SELECT rule, metric, model, deployment, segment, min(window_start) AS since, count(*) AS windows "
+        "FROM alerts WHERE status = 'firing' GROUP BY rule, metric, model, deployment, segment "
+        "ORDER BY since, rule, metric, segment")
+    return {"turns": turns, "versions": versions, "metrics": metrics, "alerts": {a["severity"]: a["n"] for a in alerts},
+            "series": series}
 
 
 @click.command("demo")
@@ -60,12 +68,21 @@ def demo(obj, demo_home, no_dashboard, port, address):
         click.echo(f"  job {r.job:<20} {r.status:<8} {r.rows:>8,} rows  {r.seconds:6.2f}s"
                    + (f"  {r.message}" if r.message else ""))
     c = _counts(home)
-    alerts = ", ".join(f"{n} {sev}" for sev, n in c["alerts"].items()) or "none"
+    firing = sum(c["alerts"].values())
+    by_severity = ", ".join(f"{n} {sev}" for sev, n in sorted(c["alerts"].items(), key=lambda x: -SEVERITY_RANK[x[0]]))
     versions = ", ".join(f"{v}: {n:,}" for v, n in c["versions"])
     click.echo(f"home:    {home.root}\n"
                f"turns:   {c['turns']:,} ({versions})\n"
                f"metrics: {c['metrics']:,} rows\n"
-               f"alerts:  {alerts} firing")
+               f"alerts:  {firing:,} firing" + (f" ({by_severity}) in {len(c['series'])} series" if firing else ""))
+    for a in c["series"][:MAX_SERIES_SHOWN]:
+        where = ", ".join([a["model"] or "all models"] + ([a["deployment"]] if a["deployment"] else [])
+                          + [segment_label(a["segment"])])
+        click.echo(f"  {a['rule']:<20} {a['metric']:<24} {where} since {a['since'][:10]} ({a['windows']} windows)")
+    if len(c["series"]) > MAX_SERIES_SHOWN:
+        click.echo(f"  ... and {len(c['series']) - MAX_SERIES_SHOWN} more series")
+    if firing:
+        click.echo(f"see them: monitor --home {home.root} alerts list --status firing")
     click.echo(f"query it: monitor --home {home.root} sql \"SELECT model, count(*) FROM turns GROUP BY 1\"\n"
                f"          duckdb -readonly {home.catalog_path}")
     failed = [r.job for r in s.jobs if r.status == "failed"]

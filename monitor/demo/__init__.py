@@ -25,13 +25,13 @@ ANCHOR_LAST_DAY = dt.date(2026, 11, 15)
 DAYS = 30
 SHIFTED_NAME = "demo_logs.jsonl"
 
-# The planted incident's topic: theft, fraud and hacking requests (matched on any user message of a conversation).
-THEFT_FRAUD = re.compile(
-    r"\b(steal\w*|stole|shoplift\w*|rob|robb\w*|burglar\w*|break into|pick a lock|lock ?pick\w*|scam\w*|fraud\w*|"
-    r"counterfeit\w*|launder\w*|hack\w*|identity theft|credit card|embezzl\w*|pickpocket\w*|swindl\w*|"
-    r"fake (?:id|money|check)|get away with)\b",
-    re.IGNORECASE,
-)
+# The synthetic deployment (see README.md): 2026.10 until a canary of 2026.11 on day 19, rollout on day 22.
+OLD_MODEL, NEW_MODEL = "assistant@2026.10", "assistant@2026.11"
+CANARY_FIRST_DAY, ROLLOUT_DAY = 19, 22  # 1-based day numbers of the 30
+# Incident 1's topic: harmful requests the harm classifier files under these categories (crime and violence).
+INCIDENT_CATEGORIES = ("violence", "weapons", "fraud", "cyber")
+# Incident 2's group: users whose declared language is this.
+INCIDENT_LANGUAGE = "hi"
 
 
 def data_path() -> Path:
