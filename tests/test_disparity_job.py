@@ -84,9 +84,11 @@ def test_job_is_incremental_and_writes_metric_rows(home):
     r3 = run_job(home, DISPARITY, now=D2)
     assert r3.rows > 0
     con = connect(home)
+    # Both runs carry the same injected clock, so order them by the windows they cover, not by computed_at.
     runs = con.execute("SELECT run_id, min(window_start), max(window_start) FROM metrics_log GROUP BY run_id "
-                       "ORDER BY min(computed_at)").fetchall()
+                       "ORDER BY 2, 3").fetchall()
     assert len(runs) == 2 and runs[1][1] == runs[1][2] == dt.datetime(2026, 11, 2)
+    assert runs[0][2] < dt.datetime(2026, 11, 2)  # the first run did not touch day 2's window
 
 
 def test_language_detection_and_mismatch(tmp_path):
