@@ -113,9 +113,29 @@ def browser_home(tmp_path_factory):
 
 def test_click_through_every_page(request):
     _need_browser()  # in the test body, not a fixture: a missing browser in CI is a failure, not a setup error
+    _click_through(request.getfixturevalue("browser_home"), "")
+
+
+@pytest.mark.timeout(1800)  # builds the demo home when tests/test_dashboard_real.py has not yet
+def test_actions_on_the_demo_home(request, tmp_path_factory):
+    """On a copy of the demo home (real logs, real alerts): every page, acknowledge an alert, label, run SQL."""
+    _need_browser()
+    import shutil
+
+    from monitor.home import Home
+    from test_dashboard_real import shared_demo_home
+
+    src = Path(shared_demo_home(tmp_path_factory))
+    dst = tmp_path_factory.mktemp("demo-actions") / "home"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("catalog.duckdb", "scheduler.sqlite"))
+    home = Home.open(dst)
+    assert home.state.query("SELECT count(*) AS n FROM alerts WHERE status='firing'")[0]["n"] > 0
+    _click_through(home, "demo_actions_")
+
+
+def _click_through(home, prefix: str):
     from playwright.sync_api import sync_playwright
 
-    home = request.getfixturevalue("browser_home")
     with streamlit_server(home.root) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         try:
@@ -129,9 +149,9 @@ def test_click_through_every_page(request):
             settle(page)
             shots = []
             try:
-                _walk(page, home, shots)
+                _walk(page, home, shots, prefix)
             except Exception:
-                shot(page, "failure")  # what the browser showed when the step failed
+                shot(page, prefix + "failure")  # what the browser showed when the step failed
                 raise
             print(f"\nscreenshots: {OUT}")
             for s in shots:
@@ -140,14 +160,14 @@ def test_click_through_every_page(request):
             browser.close()
 
 
-def _walk(page, home, shots):
+def _walk(page, home, shots, prefix=""):
     """Visit every page, then acknowledge an alert, label a conversation and run a query."""
     for title in PAGES:
         go(page, title)
         if title in ("Overview", "Alerts", "Refusals", "Values & drift", "Disparity"):
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=45_000)
         no_exception(page, title)
-        shots.append(shot(page, title.lower().replace(" & ", "_").replace(" ", "_")))
+        shots.append(shot(page, prefix + title.lower().replace(" & ", "_").replace(" ", "_")))
 
     # acknowledge the first alert
     go(page, "Alerts")
@@ -156,7 +176,7 @@ def _walk(page, home, shots):
     page.get_by_text("Acknowledged: alert").first.wait_for(timeout=45_000)
     settle(page)
     no_exception(page, "Alerts after acknowledge")
-    shots.append(shot(page, "alerts_acknowledged"))
+    shots.append(shot(page, prefix + "alerts_acknowledged"))
     rows = home.state.query("SELECT id, acknowledged_by, ack_note FROM alerts WHERE status='acknowledged'")
     assert [(r["acknowledged_by"], r["ack_note"]) for r in rows] == [("Browser Bot", "seen in the browser")]
 
@@ -172,7 +192,7 @@ def _walk(page, home, shots):
     page.get_by_text("Label saved").first.wait_for(timeout=45_000)
     settle(page)
     no_exception(page, "review after labelling")
-    shots.append(shot(page, "review_labelled"))
+    shots.append(shot(page, prefix + "review_labelled"))
     labels = home.state.query("SELECT reviewer, refusal_label, note FROM labels")
     assert labels == [{"reviewer": "Browser Bot", "refusal_label": "partial_refusal",
                        "note": "labelled from the browser"}]
@@ -188,7 +208,7 @@ def _walk(page, home, shots):
     settle(page)
     no_exception(page, "SQL after running a query")
     assert page.locator('[data-testid="stDataFrame"]').count() >= 1
-    shots.append(shot(page, "sql_result"))
+    shots.append(shot(page, prefix + "sql_result"))
 
 
 @pytest.mark.timeout(1800)  # builds the demo home when tests/test_dashboard_real.py has not yet
