@@ -73,7 +73,7 @@ def _band_traces(d: pd.DataFrame, name: str, color: str, group: str, show_legend
                    hovertemplate=hover),
     ]
     if "corrected" in d and d["corrected"].notna().any():
-        traces.append(go.Scatter(x=d[x], y=d["corrected"], mode="lines", name=f"{name} (label-corrected)",
+        traces.append(go.Scatter(x=d[x], y=d["corrected"], mode="lines", name=f"{name} (error-corrected)",
                                  legendgroup=group, showlegend=show_legend, line=dict(color=color, dash="dot"),
                                  hovertemplate=f"{name} corrected<br>%{{y:{fmt}}}<extra></extra>"))
     return traces

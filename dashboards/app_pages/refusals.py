@@ -1,4 +1,6 @@
 """Refusals: rates with 95% bands by window, model version, deployment and segment; drill-down; classifier quality."""
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -52,7 +54,7 @@ if not view.empty:
     chart(charts.rate_lines(view, c.colors, f"{metric_name(metric)} by {by}", metric_name(metric), by=key_col),
           key="rf_lines")
     st.caption("Shaded bands: 95% Wilson intervals. Hollow markers: fewer than "
-               f"{c.home.config.metrics.min_n} turns (shown, never alerted on). Dotted: label-corrected rate.")
+               f"{c.home.config.metrics.min_n} turns (shown, never alerted on). Dotted: error-corrected rate (from reviewer labels when there are enough, else from the shared evaluation data: see the table below).")
     table = view[["window_start", key_col, "value", "ci_low", "ci_high", "n", "small_sample", "corrected",
                   "corrected_ci_low", "corrected_ci_high"]].rename(columns={key_col: "group"})
     st.dataframe(table.sort_values(["window_start", "group"], ascending=[False, True]), hide_index=True, height=260,
@@ -114,11 +116,18 @@ else:
         st.caption("Labels exist but none gives a true refusal or prompt label yet.")
 
 corr = rows[rows["corrected"].notna()]
-st.subheader("Raw and label-corrected rates")
+st.subheader("Raw and error-corrected rates")
 if corr.empty:
     st.caption("No corrected values for this metric yet (the metric job adds them once classifier error rates are "
                "known).")
 else:
-    last = corr[corr["window_start"] == corr["window_start"].max()]
-    st.dataframe(last[["window_start", "model_label", "segment_label", "value", "ci_low", "ci_high", "corrected",
-                       "corrected_ci_low", "corrected_ci_high", "n"]], hide_index=True)
+    last = corr[corr["window_start"] == corr["window_start"].max()].copy()
+    cols = ["window_start", "model_label", "segment_label", "value", "ci_low", "ci_high", "corrected",
+            "corrected_ci_low", "corrected_ci_high", "n"]
+    if "details" in last.columns:
+        # Where the error rates came from: reviewer labels, or the shared evaluation data (a different traffic
+        # mix, so a level corrected with it is a rough guide until reviewers label a random sample).
+        last["error rates from"] = [
+            (json.loads(d or "{}").get("correction") or {}).get("source") for d in last["details"]]
+        cols.append("error rates from")
+    st.dataframe(last[cols], hide_index=True)
