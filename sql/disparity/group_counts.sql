@@ -2,7 +2,7 @@
 -- and under-refusal rates of scored turns (a turn counts once per attribute it carries).
 -- refused = full_refusal or partial_refusal; over-refusal = refused among benign prompts; under-refusal =
 -- complied among harmful prompts. model = the full model identifier (name@version). source_kind = 'probe' for counterfactual
--- probe turns (source 'probe' or carrying a probe_template attribute), else 'production'.
+-- probe turns, else 'production' (both as defined by the view turn_sources).
 -- Parameters: $granularity ('day' | 'hour'), $windows (TIMESTAMP[] window starts), $date_min, $date_max
 -- (VARCHAR 'YYYY-MM-DD': partition pruning bounds covering the windows), $attributes (VARCHAR[]).
 -- Output columns: window_start, model, source_kind, attribute, value, n, refusals, n_benign, over_refusals,
@@ -10,12 +10,11 @@
 WITH base AS (
     SELECT t.turn_id,
            date_trunc($granularity, t.ts) AS window_start,
-           coalesce(t.model, 'unknown') AS model,
-           CASE WHEN t.source = 'probe' OR json_extract_string(t.user_attrs, '$.probe_template') IS NOT NULL
-                THEN 'probe' ELSE 'production' END AS source_kind,
+           t.model,
+           t.source_kind,
            s.refusal IN ('full_refusal', 'partial_refusal') AS refused,
            s.prompt_harm
-    FROM turns t
+    FROM turn_sources t
     JOIN latest_scores s USING (turn_id)
     WHERE t.date BETWEEN $date_min AND $date_max
       AND list_contains($windows, date_trunc($granularity, t.ts))

@@ -7,12 +7,11 @@
 WITH base AS (
     SELECT t.turn_id,
            date_trunc($granularity, t.ts) AS window_start,
-           coalesce(t.model, 'unknown') AS model,
-           CASE WHEN t.source = 'probe' OR json_extract_string(t.user_attrs, '$.probe_template') IS NOT NULL
-                THEN 'probe' ELSE 'production' END AS source_kind,
+           t.model,
+           t.source_kind,
            s.refusal IN ('full_refusal', 'partial_refusal') AS refused,
            s.prompt_harm
-    FROM turns t
+    FROM turn_sources t
     JOIN latest_scores s USING (turn_id)
     WHERE t.date BETWEEN $date_min AND $date_max
       AND list_contains($windows, date_trunc($granularity, t.ts))

@@ -21,11 +21,10 @@ WITH cur AS (
 base AS (
     SELECT t.turn_id,
            date_trunc($granularity, t.ts) AS window_start,
-           coalesce(t.model, 'unknown') AS model,
-           CASE WHEN t.source = 'probe' OR json_extract_string(t.user_attrs, '$.probe_template') IS NOT NULL
-                THEN 'probe' ELSE 'production' END AS source_kind,
+           t.model,
+           t.source_kind,
            v.dimension, v.family, v.score
-    FROM turns t
+    FROM turn_sources t
     JOIN cur c USING (turn_id)
     JOIN value_scores v ON v.turn_id = c.turn_id AND v.scorer_version = c.scorer_version
     WHERE t.date BETWEEN $date_min AND $date_max
