@@ -177,6 +177,16 @@ def parse_json(raw: str | bytes) -> Any:
         raise RecordError(None, f"malformed JSON: {e}") from None
 
 
+def skip_rest_of_line(f) -> int:
+    """Read past the end of the current line in 1 MB chunks (never holding it whole); returns the bytes skipped."""
+    skipped = 0
+    while True:
+        chunk = f.readline(1 << 20)
+        skipped += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            return skipped
+
+
 def iter_lines(path: Path, max_line_bytes: int) -> Iterator[tuple[int, bytes, RecordError | None, int]]:
     """Yield (line number, bytes, error, offset) for each non-blank line, never holding more than one line."""
     with open(path, "rb") as f:
@@ -190,13 +200,9 @@ def iter_lines(path: Path, max_line_bytes: int) -> Iterator[tuple[int, bytes, Re
             offset += len(line)
             if len(line) > max_line_bytes and not line.endswith(b"\n"):
                 # Too long: keep a prefix for the quarantine row and skip the rest of the line in chunks.
-                total = len(line)
-                while True:
-                    chunk = f.readline(1 << 20)
-                    total += len(chunk)
-                    offset += len(chunk)
-                    if not chunk or chunk.endswith(b"\n"):
-                        break
+                rest = skip_rest_of_line(f)
+                total = len(line) + rest
+                offset += rest
                 yield lineno, line[:4096], too_long(total, max_line_bytes), offset
                 continue
             if line.isspace():

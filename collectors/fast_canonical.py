@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from collectors import ID_KEYS, RecordError, feedback_of, model_and_version, user_attributes
+from collectors import ID_KEYS, RecordError, feedback_of, model_and_version, skip_rest_of_line, user_attributes
 from collectors.canonical import _KNOWN, CanonicalCollector
 from monitor.redact import merge_counts, redact
 
@@ -205,11 +205,7 @@ def range_rows(path: str, start: int, end: int, max_line_bytes: int,
         if start > 0:
             f.seek(start - 1)
             if f.read(1) != b"\n":  # the range starts inside a line: it belongs to the previous range
-                while True:
-                    piece = f.readline(1 << 20)
-                    pos += len(piece)
-                    if not piece or piece.endswith(b"\n"):
-                        break
+                pos += skip_rest_of_line(f)
         while pos < end:
             line = f.readline(max_line_bytes + 1)
             if not line:
@@ -217,13 +213,9 @@ def range_rows(path: str, start: int, end: int, max_line_bytes: int,
             n += 1
             pos += len(line)
             if len(line) > max_line_bytes and not line.endswith(b"\n"):
-                total = len(line)
-                while True:
-                    piece = f.readline(1 << 20)
-                    total += len(piece)
-                    pos += len(piece)
-                    if not piece or piece.endswith(b"\n"):
-                        break
+                rest = skip_rest_of_line(f)
+                total = len(line) + rest
+                pos += rest
                 other.append((n, line[:4096], total))
                 continue
             if line.isspace():
