@@ -23,7 +23,12 @@ def utcnow() -> dt.datetime:
 
 
 def iso(ts: dt.datetime | None) -> str | None:
-    return None if ts is None else ts.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    """ISO 8601 UTC with a Z (naive datetimes are UTC here); accepts pandas Timestamps from query results."""
+    if ts is None:
+        return None
+    if hasattr(ts, "to_pydatetime"):
+        ts = ts.to_pydatetime()
+    return ts.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 class State:

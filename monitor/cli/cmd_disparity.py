@@ -9,6 +9,7 @@ import math
 import click
 
 from monitor.errors import MonitorError
+from monitor.state import iso
 
 RATE_METRICS = ("refusal_disparity", "over_refusal_disparity", "under_refusal_disparity")
 VALUE_METRIC = "value_disparity"
@@ -17,14 +18,6 @@ _JSON_FIELDS = ("metric", "source", "granularity", "window_start", "window_end",
                 "reference_n", "gap", "ratio", "four_fifths_ratio", "four_fifths_flag", "test", "p_value",
                 "q_value", "significant", "adverse", "direction", "min_n_ok", "small_sample", "is_reference",
                 "bh_family_size", "fdr", "min_n")
-
-
-def _iso(ts) -> str | None:
-    if ts is None:
-        return None
-    if hasattr(ts, "to_pydatetime"):
-        ts = ts.to_pydatetime()
-    return ts.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def _num(x):
@@ -79,8 +72,8 @@ def disparity_rows(home, attribute: str | None = None, day: dt.date | None = Non
         row = {
             "metric": r["metric"], "source": d.get("source") or ("probe" if r["metric"].startswith("probe_")
                                                                  else "production"),
-            "granularity": r["granularity"], "window_start": _iso(r["window_start"]),
-            "window_end": _iso(r["window_end"]), "model": r["model"], "attribute": d.get("attribute"),
+            "granularity": r["granularity"], "window_start": iso(r["window_start"]),
+            "window_end": iso(r["window_end"]), "model": r["model"], "attribute": d.get("attribute"),
             "group": d.get("group"), "dimension": d.get("dimension"), "segment": seg, "n": int(r["n"]),
             "value": _num(r["value"]), "ci_low": _num(r["ci_low"]), "ci_high": _num(r["ci_high"]),
             "reference_value": d.get("reference_mean") if d.get("dimension") else d.get("reference_rate"),

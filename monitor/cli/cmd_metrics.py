@@ -8,6 +8,7 @@ import math
 import click
 
 from monitor.errors import MonitorError
+from monitor.state import iso
 
 _JSON_FIELDS = ("metric", "family", "granularity", "window_start", "window_end", "model", "deployment", "segment",
                 "value", "ci_low", "ci_high", "n", "numerator", "small_sample", "corrected", "corrected_ci_low",
@@ -26,14 +27,6 @@ def parse_since(value: str | None) -> dt.datetime | None:
     if ts.tzinfo is not None:
         ts = ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
     return ts
-
-
-def _iso(ts) -> str | None:
-    if ts is None:
-        return None
-    if hasattr(ts, "to_pydatetime"):
-        ts = ts.to_pydatetime()
-    return ts.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def _num(x):
@@ -66,8 +59,8 @@ def metric_rows(home, metric: str | None = None, since: dt.datetime | None = Non
     out = []
     for values in raw:
         r = dict(zip(names, values))
-        r["window_start"], r["window_end"] = _iso(r["window_start"]), _iso(r["window_end"])
-        r["computed_at"] = _iso(r["computed_at"])
+        r["window_start"], r["window_end"] = iso(r["window_start"]), iso(r["window_end"])
+        r["computed_at"] = iso(r["computed_at"])
         r["segment"] = json.loads(r["segment"] or "{}")
         r["details"] = json.loads(r["details"]) if r["details"] else {}
         for k in ("value", "ci_low", "ci_high", "numerator", "corrected", "corrected_ci_low", "corrected_ci_high"):
