@@ -127,9 +127,11 @@ class Lake:
         except json.JSONDecodeError as e:  # only possible if someone edited it by hand
             raise StorageError(f"lake manifest {path} is corrupt: {e}", "restore it from a backup") from e
 
-    def files(self, table: str, manifest: dict | None = None) -> list[Path]:
+    def files(self, table: str, manifest: dict | None = None, since: int | None = None) -> list[Path]:
+        """The files of `table`; with `since`, only those committed after manifest version `since`."""
         m = manifest or self.manifest()
-        return [self.root / e["path"] for e in m["tables"].get(table, [])]
+        return [self.root / e["path"] for e in m["tables"].get(table, [])
+                if since is None or e.get("v", 0) > since]
 
     def row_count(self, table: str) -> int:
         return sum(e["rows"] for e in self.manifest()["tables"].get(table, []))
@@ -166,9 +168,12 @@ class Lake:
             keep = [e for e in tables.get(table, []) if e["path"] not in paths]
             retired += [{"path": e["path"], "at": now} for e in tables.get(table, []) if e["path"] in paths]
             tables[table] = keep
+        version = m["version"] + 1
         for table, entries in tx.pending.items():
-            tables.setdefault(table, []).extend(entries)
-        new = {"version": m["version"] + 1, "tables": tables, "retired": retired, "committed_at": now}
+            # `v`: the commit that made these rows visible (jobs keep it as a watermark). A compacted or rewritten
+            # file carries the newest `v` of the files it replaces, so it is not mistaken for new data.
+            tables.setdefault(table, []).extend({**e, "v": e.get("v", version)} for e in entries)
+        new = {"version": version, "tables": tables, "retired": retired, "committed_at": now}
         tmp = self.tmp_dir / f"manifest-{uuid.uuid4().hex}.json"
         with open(tmp, "w") as f:
             json.dump(new, f)
@@ -199,7 +204,8 @@ class Lake:
                 data = data.select([n for n in names if n in data.column_names])
                 pq.write_table(data, tmp, compression="zstd")
                 os.replace(tmp, self.root / rel)
-                tx.pending.setdefault(table, []).append({"path": str(rel), "rows": data.num_rows})
+                tx.pending.setdefault(table, []).append(
+                    {"path": str(rel), "rows": data.num_rows, "v": max(e.get("v", 0) for e in small)})
                 tx.remove(table, [e["path"] for e in small])
                 merged += len(small)
         return merged
