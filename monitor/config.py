@@ -36,6 +36,8 @@ class IngestConfig:
     columns: dict[str, str] = field(default_factory=dict)
     # Per-format detection can be forced for files matching a glob: {"exports/*.jsonl" = "openai"}
     formats: dict[str, str] = field(default_factory=dict)
+    # Days of turns (and their scores, segments, value rows, quarantine) kept; 0 = forever. docs/data-retention.md
+    retention_days: int = 0
 
 
 @dataclass
@@ -121,6 +123,7 @@ class WorkerConfig:
     jobs_interval_s: float = 300.0
     notify_interval_s: float = 30.0
     compact_interval_s: float = 3600.0
+    retention_interval_s: float = 86400.0
 
 
 @dataclass
@@ -156,7 +159,7 @@ class Config:
 
 _CHOICES = {
     "metrics.granularity": ("day", "hour"),
-    "classifiers.backend": ("lexical", "llm_judge"),
+    "classifiers.backend": ("lexical", "llm_judge", "embedding"),
     "values.reference": ("previous_days", "baseline_window", "baseline_model"),
 }
 
@@ -231,6 +234,8 @@ def _check_values(cfg: Config, origin: str) -> None:
             raise ConfigError(f"{origin}: '{key}' must be a positive integer")
     if not 0 < cfg.disparity.fdr < 1:
         raise ConfigError(f"{origin}: 'disparity.fdr' must be between 0 and 1")
+    if cfg.ingest.retention_days < 0:
+        raise ConfigError(f"{origin}: 'ingest.retention_days' must be 0 (keep forever) or a number of days")
 
 
 def load_config(home: Path, config_file: Path | None = None) -> Config:

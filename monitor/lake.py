@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -87,8 +87,68 @@ class Transaction:
             self.pending.setdefault(table, []).append({"path": str(rel), "rows": part.num_rows})
         return data.num_rows
 
+    def adopt(self, table: str, tmp: Path, partition_values: list[tuple[str, str]], rows: int) -> str:
+        """Move a Parquet file written into the lake's `_tmp` by another process into `table` (visible at commit)."""
+        # The file must hold the table's columns minus the partition keys (what `add` writes). It has to come from
+        # `_tmp`, so that a writer killed before adopting it leaves an orphan that `gc` deletes.
+        tmp = Path(tmp)
+        if tmp.parent.resolve() != self.lake.tmp_dir.resolve():
+            raise StorageError(f"table {table}: cannot adopt {tmp}: not in {self.lake.tmp_dir}",
+                               "write the file into the lake's _tmp folder first")
+        found = pq.read_metadata(tmp).num_rows
+        if found != rows:
+            raise StorageError(f"table {table}: {tmp} holds {found} rows, expected {rows}", "rewrite the file")
+        rel = Path(table, *[f"{k}={v}" for k, v in partition_values], f"part-{uuid.uuid4().hex}.parquet")
+        final = self.lake.root / rel
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        self.pending.setdefault(table, []).append({"path": str(rel), "rows": rows})
+        return str(rel)
+
     def remove(self, table: str, paths: list[str]) -> None:
         self.removed.setdefault(table, set()).update(paths)
+
+    def rewrite(self, table: str, keep: Callable[[pa.Table], "pa.Array | pa.ChunkedArray | None"],
+                columns: list[str] | None = None, paths: Iterable[str | Path] | None = None) -> tuple[int, int]:
+        """Replace each committed file with rows that `keep` rejects by a copy without them; returns (files, rows)."""
+        # `keep` gets the file's `columns` (all when None) and returns a boolean mask, True = keep, None = keep all;
+        # null mask entries count as keep. The key columns are read first, so a file with nothing to remove costs
+        # one column read and is left untouched (same path). A replacement keeps the `v` of the file it replaces,
+        # like compact(), so incremental jobs do not take it for new data; a file left empty is only retired. The
+        # old files are retired through `remove` (deleted by gc after the grace period): a reader holding the
+        # previous manifest still reads them. Nothing is visible before the transaction commits.
+        spec = TABLES[table]
+        wanted = None if paths is None else {str(Path(p).relative_to(self.lake.root)) if Path(p).is_absolute()
+                                             else str(p) for p in paths}
+        gone = self.removed.get(table, set())
+        rewritten = removed_rows = 0
+        for e in list(self.manifest["tables"].get(table, [])):
+            if e["path"] in gone or (wanted is not None and e["path"] not in wanted):
+                continue
+            path = self.lake.root / e["path"]
+            pf = pq.ParquetFile(path)
+            stored = [n for n in pf.schema_arrow.names if n not in spec.partition]
+            key_cols = stored if columns is None else [c for c in columns if c in stored]
+            mask = keep(pf.read(columns=key_cols))
+            if mask is None:
+                continue
+            mask = pc.fill_null(mask, True)
+            n_keep = pc.sum(pc.cast(mask, pa.int64())).as_py() or 0
+            if n_keep == pf.metadata.num_rows:
+                continue
+            if n_keep:
+                data = pf.read(columns=stored).filter(mask)
+                rel = Path(e["path"]).parent / f"part-{uuid.uuid4().hex}.parquet"
+                tmp = self.lake.tmp_dir / f"{uuid.uuid4().hex}.parquet"
+                pq.write_table(data, tmp, compression="zstd")
+                os.replace(tmp, self.lake.root / rel)
+                self.pending.setdefault(table, []).append(
+                    {**e, "path": str(rel), "rows": data.num_rows,
+                     "v": e.get("v", 0)})
+            self.remove(table, [e["path"]])
+            rewritten += 1
+            removed_rows += pf.metadata.num_rows - n_keep
+        return rewritten, removed_rows
 
 
 def _partitions(data: pa.Table, keys: tuple[str, ...]) -> Iterator[tuple[list[tuple[str, str]], pa.Table]]:

@@ -1,0 +1,31 @@
+"""Job `retention`: drop lake partitions older than ``ingest.retention_days`` (off by default), once a day.
+
+Whatever the period, it also deletes rows left about turns that no longer exist (`sweep_orphans`): a `score` run
+that started before a `monitor forget` may commit scores for the deleted turns after it.
+"""
+from __future__ import annotations
+
+import logging
+
+from monitor.jobs import Job, JobContext
+from monitor.retention import apply_retention, sweep_orphans
+
+log = logging.getLogger("monitor.jobs.retention")
+
+
+def retention(ctx: JobContext) -> int:
+    """Apply the configured retention period at the job's clock and sweep orphan rows; returns the lake rows deleted."""
+    days = ctx.config.ingest.retention_days
+    dropped = 0
+    if days:
+        summary = apply_retention(ctx.home, ctx.now, days, actor="worker")
+        log.info("retention: %s", summary.line())
+        dropped = sum(n for t, n in summary.rows.items() if t in summary.files)
+    swept = sweep_orphans(ctx.home, actor="worker")
+    if swept:
+        log.info("retention: deleted rows of turns that no longer exist: %s", swept)
+    return dropped + sum(swept.values())
+
+
+JOBS = [Job("retention", retention, interval="retention_interval_s",
+            help="drop data older than ingest.retention_days (0 = keep forever); delete rows of deleted turns")]
