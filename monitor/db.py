@@ -93,12 +93,13 @@ def _create_views(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def connect(home: Home, *, guarded: bool = False, threads: int | None = None,
-            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB connection over the home's lake and state; `guarded` locks it down for ad hoc SQL."""
+            memory_limit: str | None = None, manifest: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB connection over the home's lake (at `manifest`, default the current one) and state;
+    `guarded` locks it down for ad hoc SQL."""
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads={int(threads)}")
-    manifest = home.lake.manifest()
+    manifest = manifest if manifest is not None else home.lake.manifest()
     for name, table in TABLES.items():
         con.execute(f"CREATE VIEW {quote_ident(name)} AS {_table_select(table, home.lake.files(name, manifest))}")
     for name, data in state_tables(home).items():

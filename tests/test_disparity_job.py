@@ -14,6 +14,13 @@ from monitor.jobs import run_job
 from monitor.jobs.disparity import JOBS, WATERMARK_KEY
 
 DISPARITY = next(j for j in JOBS if j.name == "disparity")
+LANGUAGES = next(j for j in JOBS if j.name == "languages")
+
+
+def run_disparity(home, now):
+    """The `languages` job, then `disparity` (as `monitor jobs run` orders them); returns the disparity result."""
+    assert run_job(home, LANGUAGES, now=now).status == "ok"
+    return run_job(home, DISPARITY, now=now)
 D1 = dt.datetime(2026, 11, 1, 9)
 D2 = dt.datetime(2026, 11, 2, 9)
 EN = "How can I kill a Python process that hangs on my laptop?"
@@ -61,7 +68,7 @@ def test_job_is_incremental_and_writes_metric_rows(home):
     rows = [turn(i, D1, "full_refusal" if i % 3 == 0 else "compliance", "benign",
                  {"language": "hi" if i % 2 else "en"}) for i in range(40)]
     write_scored_turns(home, rows, D1)
-    r1 = run_job(home, DISPARITY, now=D2)
+    r1 = run_disparity(home, now=D2)
     assert r1.status == "ok" and r1.rows > 0
     con = connect(home)
     got = con.execute("SELECT metric, model, segment, value, n, details FROM metrics_log "
@@ -77,11 +84,11 @@ def test_job_is_incremental_and_writes_metric_rows(home):
     assert det["reference_n"] == 40 - en_n and det["reference_label"] == "rest of traffic"
     assert home.state.get(WATERMARK_KEY) is not None
     # Nothing new: nothing recomputed.
-    assert run_job(home, DISPARITY, now=D2).rows == 0
+    assert run_disparity(home, now=D2).rows == 0
     # New scores on day 2 only: only that window is recomputed.
     write_scored_turns(home, [turn(100 + i, D2, "compliance", "benign", {"language": "en"}) for i in range(5)],
                        D2)
-    r3 = run_job(home, DISPARITY, now=D2)
+    r3 = run_disparity(home, now=D2)
     assert r3.rows > 0
     con = connect(home)
     # Both runs carry the same injected clock, so order them by the windows they cover, not by computed_at.
@@ -100,7 +107,7 @@ def test_language_detection_and_mismatch(tmp_path):
             turn(3, D1, "compliance", "benign", {"language": "es"}, msg=ES),
             turn(4, D1, "compliance", "benign", {"language": "es"}, msg="ok thx")]  # too short: unknown
     write_scored_turns(home, rows, D1)
-    assert run_job(home, DISPARITY, now=D2).status == "ok"
+    assert run_disparity(home, now=D2).status == "ok"
     con = connect(home)
     det = dict(con.execute("SELECT turn_id, value FROM segments WHERE attribute = 'detected_language'").fetchall())
     assert det == {"t1": "en", "t2": "es", "t3": "es", "t4": "unknown"}
@@ -111,7 +118,7 @@ def test_language_detection_and_mismatch(tmp_path):
     segs = {s for (s,) in con.execute("SELECT DISTINCT segment FROM metrics_log WHERE metric = 'refusal_disparity'").fetchall()}
     assert '{"detected_language": "es"}' in segs
     # Detection runs once per turn.
-    run_job(home, DISPARITY, now=D2)
+    run_disparity(home, now=D2)
     con = connect(home)
     assert con.execute("SELECT count(*) FROM segments WHERE attribute = 'detected_language'").fetchone()[0] == 4
 

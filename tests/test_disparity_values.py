@@ -17,11 +17,18 @@ from monitor.disparity.simulate import load_pools, simulate_day, write_scored_tu
 from monitor.disparity.stats import benjamini_hochberg, mann_whitney, mean_sd, t_interval
 from monitor.home import Home
 from monitor.jobs import run_job
-from monitor.jobs.disparity import JOBS, VALUE_WATERMARK_KEY
+from monitor.jobs.disparity import JOBS, WATERMARK_KEY
 from monitor.values import load_scorer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DISPARITY = next(j for j in JOBS if j.name == "disparity")
+LANGUAGES = next(j for j in JOBS if j.name == "languages")
+
+
+def run_disparity(home, now):
+    """The `languages` job, then `disparity` (as `monitor jobs run` orders them); returns the disparity result."""
+    assert run_job(home, LANGUAGES, now=now).status == "ok"
+    return run_job(home, DISPARITY, now=now)
 W = pd.Timestamp("2026-11-01")
 
 
@@ -167,7 +174,7 @@ def test_job_writes_value_disparity_rows_from_the_real_scorer(home):
     write_scored_turns(home, turns, D1)
     scorer = load_scorer()
     write_value_scores(home, turns, D1, scorer)
-    assert run_job(home, DISPARITY, now=D1).status == "ok"
+    assert run_disparity(home, now=D1).status == "ok"
     con = connect(home)
     raw = con.execute("SELECT s.value AS lang, v.score FROM value_scores v JOIN segments s USING (turn_id) "
                       "WHERE v.dimension = 'moralizing' AND s.attribute = 'language'").df()
@@ -197,15 +204,15 @@ def test_job_writes_value_disparity_rows_from_the_real_scorer(home):
     dup = con.execute("SELECT count(*) FROM (SELECT metric, window_start, model, segment, count(*) c "
                       "FROM metrics_log WHERE metric = 'value_disparity' GROUP BY ALL HAVING c > 1)").fetchone()[0]
     assert dup == 0
-    assert home.state.get(VALUE_WATERMARK_KEY) is not None
+    assert home.state.get(WATERMARK_KEY) is not None
 
 
 def test_new_value_scores_alone_recompute_their_window_with_the_latest_scorer_version(home):
     turns = [_turn(i, "hi" if i % 2 else "en", PLAIN) for i in range(20)]
     write_scored_turns(home, turns, D1)
     write_value_scores(home, turns, D1)
-    assert run_job(home, DISPARITY, now=D1).status == "ok"
-    assert run_job(home, DISPARITY, now=D1).rows == 0  # nothing new
+    assert run_disparity(home, now=D1).status == "ok"
+    assert run_disparity(home, now=D1).rows == 0  # nothing new
     # A new scorer version (say a plugin added) re-scores hi's turns later: hi's replies now count as moralizing.
     later = D1 + dt.timedelta(days=3)
     hi = [t["turn_id"] for t in turns if t["attrs"]["language"] == "hi"]
@@ -218,7 +225,7 @@ def test_new_value_scores_alone_recompute_their_window_with_the_latest_scorer_ve
                                                                                                    pa.int32()),
         "topic": ["x"] * len(hi), "topic_terms": ["[]"] * len(hi), "scorer_version": ["v-next"] * len(hi),
         "scored_at": [later] * len(hi), "date": ["2026-11-01"] * len(hi)}))
-    r = run_job(home, DISPARITY, now=later)
+    r = run_disparity(home, now=later)
     assert r.status == "ok" and r.rows > 0
     con = connect(home)
     got = {json.loads(s)["dimension"]: v for s, v in con.execute(
@@ -262,7 +269,7 @@ def test_simulation_more_moralizing_replies_for_one_language_after_update(tmp_pa
                             "v2" if after else "v1", choose=choose)
         write_scored_turns(home, rows, start + dt.timedelta(days=10))
         write_value_scores(home, rows, start + dt.timedelta(days=10), scorer)
-    assert run_job(home, DISPARITY, now=start + dt.timedelta(days=10)).status == "ok"
+    assert run_disparity(home, now=start + dt.timedelta(days=10)).status == "ok"
     con = connect(home)
     df = con.execute("SELECT window_start, metric, segment, details FROM metrics WHERE model IS NULL "
                      "AND metric IN ('value_disparity', 'over_refusal_disparity')").df()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from monitor.db import connect
+from monitor.incremental import date_bounds
 from monitor.jobs import JobContext
 from monitor.jobs.refusal_metrics import STATE_KEY, run_refusal_metrics
 from monitor.resources import load_sql
@@ -66,7 +67,9 @@ def _sql_rows(home, windows, attributes=("language",)):
     con = connect(home)
     try:
         q = load_sql("metrics/refusal_rates.sql")
-        df = con.execute(q.sql, {"granularity": "day", "windows": windows, "attributes": list(attributes)}).df()
+        date_min, date_max = date_bounds(windows, "day")
+        df = con.execute(q.sql, {"granularity": "day", "windows": windows, "attributes": list(attributes),
+                                 "date_min": date_min, "date_max": date_max}).df()
     finally:
         con.close()
     out = {}

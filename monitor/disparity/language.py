@@ -23,6 +23,7 @@ MAX_CHARS = 600  # the opening of a message decides its language; long pastes on
 MIN_RELATIVE_DISTANCE = 0.1
 UNKNOWN = "unknown"
 ATTRIBUTE = "detected_language"
+WATERMARK_KEY = "disparity.language_watermark"
 
 
 @lru_cache(maxsize=1)
@@ -46,9 +47,22 @@ def detect(text: str | None) -> str:
     return lang.iso_code_639_1.name.lower() if lang is not None else UNKNOWN
 
 
-def detect_new_turns(home, con, batch: int = 20_000) -> list[dt.datetime]:
-    """Detect the language of every turn not yet detected, append it to `segments`; returns the turns' timestamps."""
-    rows = con.execute(load_sql("disparity/undetected_turns.sql").sql).fetchall()
+def detect_new_turns(home, batch: int = 20_000) -> list[dt.datetime]:
+    """Detect the language of new turns not yet detected, append it to `segments`; returns the turns' timestamps."""
+    from monitor.db import connect
+    from monitor.incremental import Delta
+
+    delta = Delta.open(home, WATERMARK_KEY, ATTRIBUTE)
+    dates = delta.dates("turns")
+    if dates is None:
+        return []
+    con = connect(home, manifest=delta.manifest)
+    try:
+        delta.view(con, "turns")
+        rows = con.execute(load_sql("disparity/undetected_turns.sql").sql,
+                           {"date_min": dates[0], "date_max": dates[1]}).fetchall()
+    finally:
+        con.close()
     touched: list[dt.datetime] = []
     for start in range(0, len(rows), batch):
         chunk = rows[start:start + batch]
@@ -61,4 +75,5 @@ def detect_new_turns(home, con, batch: int = 20_000) -> list[dt.datetime]:
         })
         home.lake.append("segments", table)
         touched += [r[2] for r in chunk]
+    delta.save(WATERMARK_KEY, ATTRIBUTE)
     return touched

@@ -1,7 +1,9 @@
-"""Jobs `disparity` (incremental group comparisons after scoring) and `probes` (counterfactual probe sends).
+"""Jobs `languages` (detected language of new turns), `disparity` (incremental group comparisons after scoring)
+and `probes` (counterfactual probe sends).
 
-The disparity job recomputes the windows touched by new classifier scores or new value scores (two watermarks
-in `kv`), and writes the refusal detector's per-group precision and recall over a rolling 30 days when reviewer
+Language detection runs before every metrics job, so the `detected_language` segment exists when they break
+windows down by segment. The disparity job recomputes the windows holding turns with new scores, value scores or
+segments (one watermark in `kv`, see monitor/incremental.py), and writes the refusal detector's per-group precision and recall over a rolling 30 days when reviewer
 labels exist and labels, scores or the day changed since it last did.
 """
 from __future__ import annotations
@@ -16,33 +18,24 @@ from monitor.disparity.compute import (Settings, apply_bh, compare_rates, compar
                                        load_inputs, metric_table, resolve_attributes, to_arrow, truncate)
 from monitor.disparity.language import detect_new_turns
 from monitor.disparity.quality import detector_rows, detector_window, label_fingerprint
+from monitor.incremental import Delta, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
+from monitor.state import utcnow
 
 log = logging.getLogger("monitor.jobs.disparity")
 
-WATERMARK_KEY = "disparity.scored_at_watermark"
-VALUE_WATERMARK_KEY = "disparity.value_scored_at_watermark"
+WATERMARK_KEY = "disparity.watermark"
+INPUTS = ("scores", "value_turns", "segments")  # a window is recomputed when any of these gets rows for it
+IDENTITY = "1"  # bump when the disparity computation changes, to recompute every window once
 DETECTOR_KEY = "disparity.detector_fingerprint"
 WINDOWS_PER_QUERY = 31
 
 
-def touched_windows(con, granularity: str, since: dt.datetime | None) -> list[dt.datetime]:
-    """Window starts holding turns whose scores were written after `since` (all scored windows if None)."""
-    rows = con.execute(load_sql("disparity/touched_windows.sql").sql,
-                       {"granularity": granularity, "since": since}).fetchall()
-    return [r[0] for r in rows]
-
-
-def value_touched_windows(con, granularity: str, since: dt.datetime | None) -> list[dt.datetime]:
-    """Window starts holding turns whose value scores were written after `since` (all if None)."""
-    rows = con.execute(load_sql("disparity/value_touched_windows.sql").sql,
-                       {"granularity": granularity, "since": since}).fetchall()
-    return [r[0] for r in rows]
-
-
 def compute_windows(home, con, windows: list[dt.datetime], job: str, run_id: str, now: dt.datetime) -> int:
     """Recompute every rate, value and language-mismatch disparity row of these windows into metrics_log."""
+    # `now` stamps computed_at, which the `metrics` view orders by: processing time, not an injected clock, so a
+    # later run always wins over an earlier one (run_id only breaks ties, and is random).
     s = Settings.from_config(home.config)
     written = 0
     windows = sorted(set(windows))
@@ -71,39 +64,30 @@ def write_detector_rows(home, con, job: str, run_id: str, now: dt.datetime) -> i
         return 0
     rows = detector_rows(home, con, attrs, now, s.min_n)
     for r in rows:
-        r.update(job=job, run_id=run_id, computed_at=now)
+        r.update(job=job, run_id=run_id, computed_at=utcnow())  # processing time, as in compute_windows
     written = home.lake.append("metrics_log", to_arrow(rows)) if rows else 0
     home.state.put(DETECTOR_KEY, fingerprint)
     return written
 
 
+def run_languages(ctx: JobContext) -> int:
+    """Detect the language of new turns' user messages (when `disparity.detect_language`); returns turns detected."""
+    if not ctx.home.config.disparity.detect_language:
+        return 0
+    return len(detect_new_turns(ctx.home))
+
+
 def run_disparity(ctx: JobContext) -> int:
-    """Detect languages of new turns, then recompute the windows touched by new scores or new detections."""
+    """Recompute the disparity rows of the windows holding turns with new scores, value scores or segments."""
     home = ctx.home
     granularity = home.config.metrics.granularity
-    con = connect(home)
+    manifest = home.lake.manifest()
+    con = connect(home, manifest=manifest)
     try:
-        detected_ts: list[dt.datetime] = []
-        if home.config.disparity.detect_language:
-            detected_ts = detect_new_turns(home, con)
-            if detected_ts:  # the connection's views predate the segments just written
-                con.close()
-                con = connect(home)
-        since = home.state.get(WATERMARK_KEY)
-        since_ts = dt.datetime.fromisoformat(since) if since else None
-        # Read the new watermark from the same snapshot as the touched windows: scores committed after this
-        # query are picked up by the next run.
-        high = con.execute("SELECT max(scored_at) FROM scores").fetchone()[0]
-        vsince = home.state.get(VALUE_WATERMARK_KEY)
-        vhigh = con.execute("SELECT max(scored_at) FROM value_turns").fetchone()[0]
-        windows = set(touched_windows(con, granularity, since_ts))
-        windows |= set(value_touched_windows(con, granularity, dt.datetime.fromisoformat(vsince) if vsince else None))
-        windows |= {truncate(ts, granularity) for ts in detected_ts if ts is not None}
-        written = compute_windows(home, con, sorted(windows), "disparity", ctx.run_id, ctx.now) if windows else 0
-        if high is not None:
-            home.state.put(WATERMARK_KEY, high.isoformat())
-        if vhigh is not None:
-            home.state.put(VALUE_WATERMARK_KEY, vhigh.isoformat())
+        delta = Delta.open(home, WATERMARK_KEY, IDENTITY, manifest=manifest)
+        windows = touched_windows(con, delta, INPUTS, granularity)
+        written = compute_windows(home, con, windows, "disparity", ctx.run_id, utcnow()) if windows else 0
+        delta.save(WATERMARK_KEY, IDENTITY)
         written += write_detector_rows(home, con, "disparity", ctx.run_id, ctx.now)
         log.info("disparity: %d window(s) recomputed, %d rows", len(windows), written)
         return written
@@ -119,6 +103,8 @@ def run_probes(ctx: JobContext) -> int:
 
 
 JOBS = [
+    Job("languages", run_languages, depends_on=("ingest_inbox",),
+        help="Detect the language of new user messages (segment detected_language), before the metrics jobs."),
     # After `values` too, so value disparities are computed from the value scores of the same run.
     Job("disparity", run_disparity, depends_on=("score", "values"),
         help="Per-group refusal / over- / under-refusal and value-dimension disparity with tests and BH correction."),

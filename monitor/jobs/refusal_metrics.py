@@ -1,11 +1,10 @@
 """Job `refusal_metrics`: refusal, over-/under-refusal, partial share, volume and thumbs-down per window.
 
-Event-time and incremental: the job recomputes exactly the windows that contain turns scored since its
-watermark (the newest `scored_at` it has processed, kept in `kv`). A late-ingested turn is scored late, so the
-old window it belongs to is recomputed from all of its turns and yields the same numbers a live run would have.
-The first run, a change of granularity or segment attributes, and a change in the classifiers' measured error
-rates (new reviewer labels) recompute every window. The watermark is safe as long as one `score` job writes at a
-time, as `monitor jobs run` and the worker do: its batches commit in `scored_at` order.
+Event-time and incremental: the job recomputes exactly the windows that contain turns whose scores were committed
+since its last run (a lake manifest version kept in `kv`, see monitor/incremental.py), reading only those date
+partitions. A late-ingested turn is scored late, so the old window it belongs to is recomputed from all of its
+turns and yields the same numbers a live run would have. The first run, a change of granularity or segment
+attributes, and a change in the classifiers' measured error rates (new reviewer labels) recompute every window.
 
 Each rate row carries n, numerator, a Wilson interval at `metrics.confidence` and `small_sample = n <
 metrics.min_n`. Over- and under-refusal also carry `corrected` values, corrected for both classifiers' errors
@@ -33,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from monitor.db import connect
+from monitor.incremental import Delta, date_bounds, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
@@ -44,6 +44,8 @@ from monitor.stats import (
 log = logging.getLogger("monitor.jobs.refusal_metrics")
 
 STATE_KEY = "refusal_metrics.state"
+WATERMARK_KEY = "refusal_metrics.watermark"
+INPUTS = ("scores", "segments")  # a window is recomputed when any of these gets rows for it
 LABELS_MIN_PER_CLASS = 30
 # The joint (4x4) matrix from reviewer labels is used once every true cell (benign/complied, benign/refused,
 # harmful/complied, harmful/refused) has this many random-sample labels: below that one cell's column is too
@@ -352,23 +354,21 @@ def run_refusal_metrics(ctx: JobContext, clf=None, draws: int = DEFAULT_DRAWS) -
     home = ctx.home
     cfg = home.config.metrics
     granularity = cfg.granularity
-    con = connect(home)
+    delta = Delta.open(home, WATERMARK_KEY, "")  # identity checked below, once the fingerprint is known
+    con = connect(home, manifest=delta.manifest)
     try:
         attributes = _attributes(con, cfg)
         corr = corrector(con, home, granularity, clf)
         fp = _fingerprint(granularity, attributes, corr, cfg.confidence)
-        state = home.state.get(STATE_KEY, {}) or {}
-        since = state.get("watermark") if state.get("fingerprint") == fp else None
-        touched = con.execute(
-            load_sql("jobs/refusal_touched_windows.sql").sql,
-            {"granularity": granularity, "since": dt.datetime.fromisoformat(since) if since else None},
-        ).fetchall()
-        if not touched:
+        delta = Delta.open(home, WATERMARK_KEY, fp, manifest=delta.manifest)
+        windows = touched_windows(con, delta, INPUTS, granularity)
+        if not windows:
+            delta.save(WATERMARK_KEY, fp)
             return 0
-        windows = [r[0] for r in touched]
-        watermark = max(r[1] for r in touched)
+        date_min, date_max = date_bounds(windows, granularity)
         df = con.execute(load_sql("metrics/refusal_rates.sql").sql,
-                         {"granularity": granularity, "windows": windows, "attributes": attributes}).df()
+                         {"granularity": granularity, "windows": windows, "attributes": attributes,
+                          "date_min": date_min, "date_max": date_max}).df()
         rows = build_rows(df, granularity, cfg.confidence, cfg.min_n, corr, draws)
         rows += _retired(con, rows, granularity, windows)
     finally:
@@ -379,13 +379,14 @@ def run_refusal_metrics(ctx: JobContext, clf=None, draws: int = DEFAULT_DRAWS) -
     if rows:
         data = pa.Table.from_pylist(rows, schema=METRICS_TABLE.schema)
         home.lake.append(METRICS_TABLE.name, data)
-    home.state.put(STATE_KEY, {"watermark": watermark.isoformat(), "fingerprint": fp,
+    delta.save(WATERMARK_KEY, fp)
+    home.state.put(STATE_KEY, {"fingerprint": fp,
                                "windows_last_run": len(windows), "labels": corr.note["labels"]})
     log.info("refusal metrics: %d rows over %d windows", len(rows), len(windows))
     return len(rows)
 
 
-JOBS = [Job("refusal_metrics", run_refusal_metrics, depends_on=("score",),
+JOBS = [Job("refusal_metrics", run_refusal_metrics, depends_on=("score", "languages"),
             help="Refusal, over-/under-refusal (raw and error-corrected), partial share, volume per window.")]
 
 

@@ -1,7 +1,8 @@
 """Job `score`: classify every turn not yet scored by the current classifier versions and append to `scores`.
 
-Incremental by construction: a turn is pending while no `scores` row carries the loaded classifiers' versions
-and backend (see sql/jobs/score_pending.sql), so a new classifier version re-scores everything once and view
+Incremental: only turn files committed since the last run are read (a watermark per classifier identity, see
+monitor/incremental.py), and among them a turn is pending while no `scores` row carries the loaded classifiers'
+versions and backend (sql/jobs/score_pending.sql), so a new classifier version re-scores everything once and view
 `latest_scores` then prefers the newest rows. Work is committed batch by batch, so an interrupted run keeps
 what it finished. A turn whose non-empty text got no label (for example an LLM judge out of its daily budget)
 is left pending for the next run; a turn with nothing to classify gets a row with null labels so it is not
@@ -17,6 +18,7 @@ import pyarrow as pa
 
 from monitor.db import connect
 from monitor.errors import ClassifierError
+from monitor.incremental import Delta
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.schema import SCORES
@@ -25,6 +27,7 @@ from monitor.state import utcnow
 log = logging.getLogger("monitor.jobs.score")
 
 BATCH_ROWS = 20_000
+WATERMARK_KEY = "score.turns_watermark"
 
 
 def load_configured_classifiers(home):
@@ -87,11 +90,17 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS) -> int:
     clf = clf or load_configured_classifiers(home)
     backend = getattr(clf, "backend", None) or home.config.classifiers.backend
     q = load_sql("jobs/score_pending.sql")
-    con = connect(home)
+    identity = f"{clf.refusal_version}|{clf.harm_version}|{backend}"
+    delta = Delta.open(home, WATERMARK_KEY, identity)
+    dates = delta.dates("turns")
+    if dates is None:
+        return 0
+    con = connect(home, manifest=delta.manifest)
     written = skipped = 0
     try:
+        delta.view(con, "turns")
         cur = con.execute(q.sql, {"refusal_version": clf.refusal_version, "harm_version": clf.harm_version,
-                                  "backend": backend})
+                                  "backend": backend, "date_min": dates[0], "date_max": dates[1]})
         while True:
             rows = cur.fetchmany(batch_rows)
             if not rows:
@@ -105,7 +114,10 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS) -> int:
     finally:
         con.close()
     if skipped:
+        # The watermark stays put, so the next run reads these turns again (the scored ones are skipped there).
         log.warning("%d turns got no label (classifier budget or error); they stay pending", skipped)
+    else:
+        delta.save(WATERMARK_KEY, identity)
     return written
 
 

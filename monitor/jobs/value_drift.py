@@ -38,6 +38,7 @@ import pandas as pd
 
 from monitor.db import connect
 from monitor.errors import ConfigError
+from monitor.incremental import Delta, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.jobs.values import attributes, configured_scorer, retired_rows, segment_json, write_metrics
 from monitor.resources import load_sql
@@ -47,6 +48,8 @@ from monitor.values.store import finite, wide
 log = logging.getLogger("monitor.jobs.value_drift")
 
 STATE_KEY = "value_drift.state"
+WATERMARK_KEY = "value_drift.watermark"
+INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these gets rows for it
 LOGIC_VERSION = 1
 METRIC_NAMES = ("value_drift", "topic_drift", "prompt_mix_drift")
 MIX_COLUMNS = (("topic_drift", "topic"), ("prompt_mix_drift", "prompt_category"))
@@ -91,6 +94,13 @@ class Reference:
             return None if w < self.end and w + self.wl > self.start else (self.start, self.end)
         return w + self.wl - self.days, w + self.wl
 
+    def span(self, touched: list) -> tuple[dt.datetime, dt.datetime] | None:
+        """[start, end) holding every window `to_recompute` can return for `touched` (None: any window)."""
+        if self.kind == "baseline_window" and any(t < self.end and t + self.wl > self.start for t in touched):
+            return None
+        # A window's reference ends at most `days` after its own start (previous_days: at the window start).
+        return min(touched), max(touched) + self.days + self.wl
+
     def to_recompute(self, touched: list, all_windows: list) -> list:
         """Touched windows plus every window whose reference contains a touched window."""
         if self.kind == "baseline_window":
@@ -107,17 +117,19 @@ class Reference:
 
 def load_frame(con, granularity: str, start, end, version: str, dims: list[str], attrs: list[str]):
     """(per-turn frame with one column per dimension, segments frame) for turns in [start, end)."""
-    p = {"granularity": granularity, "start": start, "end": end, "scorer_version": version}
+    bounds = {"date_min": start.strftime("%Y-%m-%d"),
+              "date_max": (end - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d")}
+    p = {"granularity": granularity, "start": start, "end": end, "scorer_version": version, **bounds}
     turns = con.execute(load_sql("values/drift_turns.sql").sql, p).df()
     long = con.execute(load_sql("values/drift_scores.sql").sql,
-                       {"start": start, "end": end, "scorer_version": version}).df()
+                       {"start": start, "end": end, "scorer_version": version, **bounds}).df()
     w = wide(long, dims, ["turn_id"])
     frame = turns.merge(w, on="turn_id", how="left")
     for d in dims:
         if d not in frame.columns:
             frame[d] = float("nan")
     segs = con.execute(load_sql("values/drift_segments.sql").sql,
-                       {"start": start, "end": end, "attributes": attrs}).df() if attrs else \
+                       {"start": start, "end": end, "attributes": attrs, **bounds}).df() if attrs else \
         pd.DataFrame(columns=["turn_id", "attribute", "value"])
     frame["window_start"] = [t.to_pydatetime() for t in pd.to_datetime(frame["window_start"])]
     return frame, segs
@@ -258,24 +270,26 @@ def run_value_drift(ctx: JobContext, scorer=None) -> int:
     ref = Reference(vcfg, granularity)
     dims = [d.name for d in scorer.dimensions]
     families = {d.name: d.family for d in scorer.dimensions}
-    con = connect(home)
+    manifest = home.lake.manifest()
+    con = connect(home, manifest=manifest)
     try:
         attrs = attributes(con, mcfg)
         fp = hashlib.sha256(json.dumps({
             "v": LOGIC_VERSION, "g": granularity, "a": attrs, "s": scorer.version, "r": vcfg.reference,
             "d": vcfg.reference_days, "bs": vcfg.baseline_start, "be": vcfg.baseline_end, "bm": vcfg.baseline_model,
             "m": vcfg.drift_method, "t": vcfg.drift_threshold, "n": vcfg.min_n}, sort_keys=True).encode()).hexdigest()[:16]
-        state = home.state.get(STATE_KEY, {}) or {}
-        since = state.get("watermark") if state.get("fingerprint") == fp else None
-        touched = con.execute(load_sql("values/touched_windows.sql").sql, {
-            "granularity": granularity, "scorer_version": scorer.version,
-            "since": dt.datetime.fromisoformat(since) if since else None}).fetchall()
+        delta = Delta.open(home, WATERMARK_KEY, fp, manifest=manifest)
+        touched = touched_windows(con, delta, INPUTS, granularity)
         if not touched:
+            delta.save(WATERMARK_KEY, fp)
             return 0
-        watermark = max(r[1] for r in touched)
-        all_windows = [r[0] for r in con.execute(load_sql("values/all_windows.sql").sql,
-                                                 {"granularity": granularity, "scorer_version": scorer.version}).fetchall()]
-        windows = ref.to_recompute([r[0] for r in touched], all_windows)
+        span = ref.span(touched)
+        span_dates = ("0001-01-01", "9999-12-31") if span is None else \
+            (span[0].strftime("%Y-%m-%d"), (span[1] - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d"))
+        all_windows = [r[0] for r in con.execute(load_sql("values/all_windows.sql").sql, {
+            "granularity": granularity, "scorer_version": scorer.version,
+            "date_min": span_dates[0], "date_max": span_dates[1]}).fetchall()]
+        windows = ref.to_recompute(touched, all_windows)
         ranges = [ref.range(w) for w in windows]
         ranges = [r for r in ranges if r]
         if windows:
@@ -290,7 +304,8 @@ def run_value_drift(ctx: JobContext, scorer=None) -> int:
     finally:
         con.close()
     n = write_metrics(home, rows, "value_drift", ctx.run_id)
-    home.state.put(STATE_KEY, {"watermark": watermark.isoformat(), "fingerprint": fp, "windows_last_run": len(windows)})
+    delta.save(WATERMARK_KEY, fp)
+    home.state.put(STATE_KEY, {"fingerprint": fp, "windows_last_run": len(windows)})
     drifted = sum(1 for r in rows if r["metric"] == "value_drift" and json.loads(r["details"]).get("drift_detected"))
     log.info("value drift: %d rows over %d windows, %d value_drift rows with drift", n, len(windows), drifted)
     return n

@@ -1,14 +1,14 @@
 """Job `values`: score new replies on the value dimensions, then recompute value_mean and value_coverage rows.
 
-Scoring is incremental: a turn is pending while it has no `value_turns` row of the loaded scorer's version
-(sql/values/pending.sql), so a new scorer version or plugin config re-scores every turn once. Each batch commits its
+Scoring is incremental: only turn files committed since the last run are read (monitor/incremental.py), and a
+turn is pending while it has no `value_turns` row of the loaded scorer's version (sql/values/pending.sql), so a new scorer version or plugin config re-scores every turn once. Each batch commits its
 `value_scores`, `value_turns` and `value_evidence` rows in one lake transaction, so an interrupted run keeps what it
 finished and never leaves half a batch. The refusal probability of the latest `scores` row is passed to the scorer
 when the score job has one (the `refusal` dimension), and the user message gets its topic (monitor/values/topics.py)
 for the drift job.
 
-Metrics are event-time and incremental like refusal_metrics: the windows holding turns processed since the
-watermark are recomputed from all of their turns. Metric rows (family `values`):
+Metrics are event-time and incremental like refusal_metrics: the windows holding turns processed since the last
+run (value_turns files newer than its watermark) are recomputed from all of their turns. Metric rows (family `values`):
 
 - ``value_mean``: one row per dimension and group; the dimension is part of the key through the segment JSON
   (``{"dimension": "moralizing"}``, ``{"dimension": "moralizing", "language": "hi"}``) and repeated in details, so
@@ -29,6 +29,7 @@ import pyarrow as pa
 from scipy.stats import t as student_t
 
 from monitor.db import connect
+from monitor.incremental import Delta, date_bounds, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
@@ -41,6 +42,9 @@ from monitor.values.topics import load_topics
 log = logging.getLogger("monitor.jobs.values")
 
 STATE_KEY = "values.state"
+TURNS_WATERMARK_KEY = "values.turns_watermark"
+METRICS_WATERMARK_KEY = "values.metrics_watermark"
+INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these gets rows for it
 BATCH_ROWS = 20_000
 LOGIC_VERSION = 1  # bump when the metric computation changes, to recompute every window once
 METRIC_NAMES = ("value_mean", "value_coverage")
@@ -56,10 +60,16 @@ def score_pending(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) ->
     home = ctx.home
     scorer = scorer or configured_scorer(home)
     topics = load_topics()
-    con = connect(home)
+    delta = Delta.open(home, TURNS_WATERMARK_KEY, scorer.version)
+    dates = delta.dates("turns")
+    if dates is None:
+        return 0
+    con = connect(home, manifest=delta.manifest)
     done = 0
     try:
-        cur = con.execute(load_sql("values/pending.sql").sql, {"scorer_version": scorer.version})
+        delta.view(con, "turns")
+        cur = con.execute(load_sql("values/pending.sql").sql, {"scorer_version": scorer.version,
+                                                                "date_min": dates[0], "date_max": dates[1]})
         while True:
             rows = cur.fetchmany(batch_rows)
             if not rows:
@@ -77,6 +87,7 @@ def score_pending(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) ->
             log.info("value-scored %d turns (%d so far)", len(rows), done)
     finally:
         con.close()
+    delta.save(TURNS_WATERMARK_KEY, scorer.version)
     return done
 
 
@@ -190,23 +201,21 @@ def run_values(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) -> in
     scored = score_pending(ctx, scorer, batch_rows)
     cfg = home.config.metrics
     granularity = cfg.granularity
-    con = connect(home)
+    manifest = home.lake.manifest()
+    con = connect(home, manifest=manifest)
     try:
         attrs = attributes(con, cfg)
         fp = hashlib.sha256(json.dumps({"v": LOGIC_VERSION, "g": granularity, "a": attrs, "c": cfg.confidence,
                                         "s": scorer.version, "m": cfg.min_n}, sort_keys=True).encode()).hexdigest()[:16]
-        state = home.state.get(STATE_KEY, {}) or {}
-        since = state.get("watermark") if state.get("fingerprint") == fp else None
-        touched = con.execute(load_sql("values/touched_windows.sql").sql, {
-            "granularity": granularity, "scorer_version": scorer.version,
-            "since": dt.datetime.fromisoformat(since) if since else None}).fetchall()
-        if not touched:
+        delta = Delta.open(home, METRICS_WATERMARK_KEY, fp, manifest=manifest)
+        windows = touched_windows(con, delta, INPUTS, granularity)
+        if not windows:
             log.info("values: %d turns scored, no window to recompute", scored)
+            delta.save(METRICS_WATERMARK_KEY, fp)
             return 0
-        windows = [r[0] for r in touched]
-        watermark = max(r[1] for r in touched)
+        date_min, date_max = date_bounds(windows, granularity)
         params = {"granularity": granularity, "windows": windows, "attributes": attrs,
-                  "scorer_version": scorer.version}
+                  "scorer_version": scorer.version, "date_min": date_min, "date_max": date_max}
         means = con.execute(load_sql("values/value_means.sql").sql, params).df()
         cover = con.execute(load_sql("values/coverage.sql").sql, params).df()
         rows = mean_rows(means, cfg.confidence, cfg.min_n, scorer.version)
@@ -217,11 +226,12 @@ def run_values(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) -> in
     finally:
         con.close()
     n = write_metrics(home, rows, "values", ctx.run_id)
-    home.state.put(STATE_KEY, {"watermark": watermark.isoformat(), "fingerprint": fp, "windows_last_run": len(windows),
+    delta.save(METRICS_WATERMARK_KEY, fp)
+    home.state.put(STATE_KEY, {"fingerprint": fp, "windows_last_run": len(windows),
                                "scorer_version": scorer.version})
     log.info("values: %d turns scored, %d metric rows over %d windows", scored, n, len(windows))
     return n
 
 
-JOBS = [Job("values", run_values, depends_on=("score",),
+JOBS = [Job("values", run_values, depends_on=("score", "languages"),
             help="Score replies on the value dimensions (with evidence) and compute value_mean / value_coverage.")]

@@ -7,6 +7,7 @@
 -- Parameters:
 --   $granularity  'day' | 'hour': window length (windows start at date_trunc($granularity, ts), UTC)
 --   $windows      TIMESTAMP[]: the window starts to compute (only turns in these windows are read)
+--   $date_min, $date_max  VARCHAR 'YYYY-MM-DD': partition pruning bounds covering the windows
 --   $attributes   VARCHAR[]: segment attributes to break down by ([] = no segment rows)
 -- Output columns:
 --   window_start, window_end     the event-time window [start, end)
@@ -28,7 +29,8 @@ WITH base AS (
         prompt_harm,
         feedback
     FROM scored_turns
-    WHERE refusal IS NOT NULL
+    WHERE date BETWEEN $date_min AND $date_max
+      AND refusal IS NOT NULL
       AND list_contains($windows, date_trunc($granularity, ts))
 ),
 tagged AS (
@@ -39,7 +41,8 @@ tagged AS (
     SELECT b.window_start, b.model, b.deployment, s.attribute AS seg_attribute, s.value AS seg_value,
            b.refusal, b.prompt_harm, b.feedback
     FROM base AS b
-    JOIN (SELECT DISTINCT turn_id, attribute, value FROM segments) AS s ON s.turn_id = b.turn_id
+    JOIN (SELECT DISTINCT turn_id, attribute, value FROM segments WHERE date BETWEEN $date_min AND $date_max) AS s
+      ON s.turn_id = b.turn_id
     WHERE list_contains($attributes, s.attribute) AND s.value IS NOT NULL
 )
 SELECT

@@ -5,6 +5,7 @@
 -- Parameters:
 --   $granularity      'day' | 'hour'
 --   $windows          TIMESTAMP[]: window starts to compute
+--   $date_min, $date_max  VARCHAR 'YYYY-MM-DD': partition pruning bounds covering the windows
 --   $attributes       VARCHAR[]: segment attributes to break down by
 --   $scorer_version   only rows of this scorer version
 -- Output columns: window_start, window_end, model, deployment, seg_attribute, seg_value, n (replies),
@@ -15,8 +16,9 @@ WITH base AS (
            coalesce(t.model, 'unknown') AS model,
            coalesce(t.deployment, 'unknown') AS deployment
     FROM value_turns AS v
-    JOIN turns AS t ON t.turn_id = v.turn_id
-    WHERE v.scorer_version = $scorer_version
+    JOIN turns AS t ON t.turn_id = v.turn_id AND t.date = v.date
+    WHERE t.date BETWEEN $date_min AND $date_max
+      AND v.scorer_version = $scorer_version
       AND list_contains($windows, date_trunc($granularity, t.ts))
 ),
 tagged AS (
@@ -26,7 +28,8 @@ tagged AS (
     UNION ALL
     SELECT b.window_start, b.model, b.deployment, s.attribute, s.value, b.scored, b.reason
     FROM base AS b
-    JOIN (SELECT DISTINCT turn_id, attribute, value FROM segments) AS s ON s.turn_id = b.turn_id
+    JOIN (SELECT DISTINCT turn_id, attribute, value FROM segments WHERE date BETWEEN $date_min AND $date_max) AS s
+      ON s.turn_id = b.turn_id
     WHERE list_contains($attributes, s.attribute) AND s.value IS NOT NULL
 )
 SELECT

@@ -5,6 +5,7 @@
 -- Parameters:
 --   $granularity      'day' | 'hour'
 --   $windows          TIMESTAMP[]: window starts to compute
+--   $date_min, $date_max  VARCHAR 'YYYY-MM-DD': partition pruning bounds covering the windows
 --   $attributes       VARCHAR[]: segment attributes to break down by ([] = no segment rows)
 --   $scorer_version   only scores of this scorer version
 -- Output columns:
@@ -17,8 +18,9 @@ WITH base AS (
            coalesce(t.model, 'unknown') AS model,
            coalesce(t.deployment, 'unknown') AS deployment
     FROM value_scores AS v
-    JOIN turns AS t ON t.turn_id = v.turn_id
-    WHERE v.scorer_version = $scorer_version
+    JOIN turns AS t ON t.turn_id = v.turn_id AND t.date = v.date
+    WHERE t.date BETWEEN $date_min AND $date_max
+      AND v.scorer_version = $scorer_version
       AND list_contains($windows, date_trunc($granularity, t.ts))
 ),
 tagged AS (
@@ -28,7 +30,8 @@ tagged AS (
     UNION ALL
     SELECT b.window_start, b.model, b.deployment, s.attribute, s.value, b.dimension, b.family, b.score
     FROM base AS b
-    JOIN (SELECT DISTINCT turn_id, attribute, value FROM segments) AS s ON s.turn_id = b.turn_id
+    JOIN (SELECT DISTINCT turn_id, attribute, value FROM segments WHERE date BETWEEN $date_min AND $date_max) AS s
+      ON s.turn_id = b.turn_id
     WHERE list_contains($attributes, s.attribute) AND s.value IS NOT NULL
 )
 SELECT

@@ -3,5 +3,5 @@
 -- Parameters: none. Columns: every column of scores.
 CREATE OR REPLACE VIEW latest_scores AS
 SELECT * EXCLUDE (rn) FROM (
-    SELECT *, row_number() OVER (PARTITION BY turn_id ORDER BY scored_at DESC) AS rn FROM scores
+    SELECT *, row_number() OVER (PARTITION BY date, turn_id ORDER BY scored_at DESC) AS rn FROM scores
 ) WHERE rn = 1;

@@ -1,0 +1,90 @@
+"""Read only what is new: the lake files committed after a job's watermark (a manifest version).
+
+Every manifest entry records `v`, the commit that made it visible (a compacted or rewritten file keeps the newest
+`v` of the files it replaced). A job keeps in `kv` the manifest version its last successful run read, together
+with an identity (classifier or scorer version, settings): when the identity changes, everything is new again.
+`Delta.view(con, "turns")` creates the view `new_turns` over exactly the files committed since then, so a run
+reads the new data plus the date partitions it touches, never the whole history. Rows read twice (a compacted
+file mixing old and new rows, a run that crashed before saving its watermark) are harmless: every consumer also
+checks what it already wrote.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from monitor.db import _table_select, quote_ident
+from monitor.home import Home
+from monitor.schema import TABLES
+
+_DATE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
+
+
+@dataclass
+class Delta:
+    """The lake files of one manifest committed after version `since` (None: all of them)."""
+
+    home: Home
+    manifest: dict
+    since: int | None
+
+    @classmethod
+    def open(cls, home: Home, key: str, identity: str, manifest: dict | None = None) -> "Delta":
+        """The watermark saved under `key` (ignored when `identity` changed) against `manifest` (default: now)."""
+        manifest = manifest if manifest is not None else home.lake.manifest()
+        saved = home.state.get(key) or {}
+        since = saved.get("v") if saved.get("identity") == identity else None
+        return cls(home, manifest, since)
+
+    @property
+    def version(self) -> int:
+        return self.manifest["version"]
+
+    def entries(self, table: str) -> list[dict]:
+        return [e for e in self.manifest["tables"].get(table, []) if self.since is None or e.get("v", 0) > self.since]
+
+    def dates(self, *tables: str) -> tuple[str, str] | None:
+        """The first and last event date among the new files of date-partitioned tables (None if no new file)."""
+        found = sorted({m.group(1) for t in tables for e in self.entries(t) if (m := _DATE.search(e["path"]))})
+        return (found[0], found[-1]) if found else None
+
+    def view(self, con, table: str, name: str | None = None) -> str:
+        """Create (or replace) view `new_<table>` over the new files of `table`; returns the view's name."""
+        name = name or f"new_{table}"
+        files = [self.home.lake.root / e["path"] for e in self.entries(table)]
+        con.execute(f"CREATE OR REPLACE VIEW {quote_ident(name)} AS {_table_select(TABLES[table], files)}")
+        return name
+
+    def inputs_view(self, con, tables: tuple[str, ...]) -> None:
+        """Create view `new_inputs` (turn_id, date): the rows of `tables` committed since the watermark, the input
+        of sql/jobs/touched_windows.sql."""
+        parts = []
+        for t in tables:
+            name = self.view(con, t)
+            parts.append(f"SELECT turn_id, date FROM {quote_ident(name)}")
+        con.execute(f"CREATE OR REPLACE VIEW new_inputs AS {' UNION ALL '.join(parts)}")
+
+    def save(self, key: str, identity: str) -> None:
+        """Record that everything up to this manifest version is processed."""
+        self.home.state.put(key, {"v": self.version, "identity": identity})
+
+
+def date_bounds(windows: list[dt.datetime], granularity: str) -> tuple[str, str]:
+    """The first and last event date ('YYYY-MM-DD') covered by these windows: the partition pruning bounds."""
+    step = dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1)
+    last = max(windows) + step - dt.timedelta(microseconds=1)
+    return min(windows).strftime("%Y-%m-%d"), last.strftime("%Y-%m-%d")
+
+
+def touched_windows(con, delta: Delta, tables: tuple[str, ...], granularity: str) -> list[dt.datetime]:
+    """The event-time windows holding turns with rows of `tables` committed since `delta`'s watermark."""
+    from monitor.resources import load_sql
+
+    dates = delta.dates(*tables)
+    if dates is None:
+        return []
+    delta.inputs_view(con, tables)
+    rows = con.execute(load_sql("jobs/touched_windows.sql").sql,
+                       {"granularity": granularity, "date_min": dates[0], "date_max": dates[1]}).fetchall()
+    return [r[0] for r in rows]
