@@ -52,8 +52,9 @@ class MetricsConfig:
 
 @dataclass
 class ClassifiersConfig:
-    backend: str = "lexical"  # lexical | llm_judge
+    backend: str = "lexical"  # lexical | llm_judge | embedding (extra `embed`)
     llm_judge: dict[str, Any] = field(default_factory=dict)
+    workers: int = 0  # scoring processes; 0 = one per CPU
 
 
 @dataclass
@@ -234,6 +235,8 @@ def _check_values(cfg: Config, origin: str) -> None:
             raise ConfigError(f"{origin}: '{key}' must be a positive integer")
     if not 0 < cfg.disparity.fdr < 1:
         raise ConfigError(f"{origin}: 'disparity.fdr' must be between 0 and 1")
+    if cfg.classifiers.workers < 0:
+        raise ConfigError(f"{origin}: 'classifiers.workers' must be 0 (one per CPU) or a number of processes")
     if cfg.ingest.retention_days < 0:
         raise ConfigError(f"{origin}: 'ingest.retention_days' must be 0 (keep forever) or a number of days")
 

@@ -122,3 +122,33 @@ def test_incremental_runs_equal_one_run_over_everything(tmp_path):
     # Nothing new: a third run writes nothing at all.
     again = {r.job: r.rows for r in run_all(inc, only=JOBS, now=NOW)}
     assert set(JOBS) <= set(again) and set(again.values()) == {0}
+
+
+def _scores(home: Home) -> list[tuple]:
+    con = connect(home)
+    try:
+        return con.execute("SELECT turn_id, refusal, round(refusal_score, 12), prompt_harm, "
+                           "round(prompt_harm_score, 12), prompt_harm_category FROM scores ORDER BY turn_id").fetchall()
+    finally:
+        con.close()
+
+
+def test_parallel_scoring_equals_scoring_in_one_process(tmp_path):
+    from monitor.jobs import JobContext
+    from monitor.jobs.score import run_score, worker_count
+
+    recs = list(itertools.islice(records(), 450))
+    path = _write(tmp_path / "r.jsonl", recs)
+    got = {}
+    for workers in (1, 2):
+        root = tmp_path / f"w{workers}"
+        root.mkdir()
+        (root / "monitor.toml").write_text(f"[classifiers]\nworkers = {workers}\n")
+        home = Home.open(root)
+        ingest_paths(home, [path])
+        assert worker_count(home, "lexical", 450, 100) == (0 if workers == 1 else 2)
+        assert run_score(JobContext(home, NOW), batch_rows=100) == 450
+        got[workers] = _scores(home)
+        assert run_score(JobContext(home, NOW), batch_rows=100) == 0  # nothing new
+    assert len(got[1]) == 450 and got[1] == got[2]
+    assert worker_count(home, "llm_judge", 10_000, 100) == 0  # a remote judge's budget is not shared out

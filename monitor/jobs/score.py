@@ -3,7 +3,8 @@
 Incremental: only turn files committed since the last run are read (a watermark per classifier identity, see
 monitor/incremental.py), and among them a turn is pending while no `scores` row carries the loaded classifiers'
 versions and backend (sql/jobs/score_pending.sql), so a new classifier version re-scores everything once and view
-`latest_scores` then prefers the newest rows. Work is committed batch by batch, so an interrupted run keeps
+`latest_scores` then prefers the newest rows. Batches are classified in one forked process per CPU (lexical
+backend, more than one batch pending) and committed in order, batch by batch, so an interrupted run keeps
 what it finished. A turn whose non-empty text got no label (for example an LLM judge out of its daily budget)
 is left pending for the next run; a turn with nothing to classify gets a row with null labels so it is not
 retried forever.
@@ -12,6 +13,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import multiprocessing
+import os
+from collections import deque
 
 import numpy as np
 import pyarrow as pa
@@ -84,6 +88,28 @@ def score_batch(clf, rows: list[tuple], scored_at, backend: str) -> pa.Table:
     return pa.table(cols, schema=SCORES.schema)
 
 
+_CLF = None  # the classifiers of a forked scoring worker (inherited from the parent, never pickled)
+
+
+def _init_worker(clf) -> None:
+    global _CLF
+    _CLF = clf
+
+
+def _score_in_worker(args: tuple) -> pa.Table:
+    rows, backend = args
+    return score_batch(_CLF, rows, utcnow(), backend)
+
+
+def worker_count(home, backend: str, pending: int, batch_rows: int) -> int:
+    """Scoring processes for this run: one per CPU for the lexical backend when there are several batches."""
+    # A remote judge is bound by its budget, not the CPU; the embedding backend's torch already uses every core.
+    if backend not in ("lexical",) or pending <= batch_rows:
+        return 0
+    n = home.config.classifiers.workers or (os.cpu_count() or 1)
+    return n if n > 1 else 0
+
+
 def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS) -> int:
     """Score every pending turn in batches; returns the number of score rows written."""
     home = ctx.home
@@ -95,8 +121,19 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS) -> int:
     dates = delta.dates("turns")
     if dates is None:
         return 0
+    n_workers = worker_count(home, backend, sum(e["rows"] for e in delta.entries("turns")), batch_rows)
+    # Fork before DuckDB starts its threads; workers inherit the loaded classifiers.
+    pool = multiprocessing.get_context("fork").Pool(n_workers, _init_worker, (clf,)) if n_workers else None
     con = connect(home, manifest=delta.manifest)
     written = skipped = 0
+    inflight: deque = deque()
+
+    def commit(table: pa.Table, n_rows: int) -> None:
+        nonlocal written, skipped
+        skipped += n_rows - table.num_rows
+        written += home.lake.append("scores", table)
+        log.info("scored %d turns (%d so far)", table.num_rows, written)
+
     try:
         delta.view(con, "turns")
         cur = con.execute(q.sql, {"refusal_version": clf.refusal_version, "harm_version": clf.harm_version,
@@ -107,12 +144,20 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS) -> int:
                 break
             # scored_at is processing time, not ctx.now: latest_scores and the metrics watermark order by it,
             # and a replayed clock must not make a re-score look older than the score it replaces.
-            table = score_batch(clf, rows, utcnow(), backend)
-            skipped += len(rows) - table.num_rows
-            written += home.lake.append("scores", table)
-            log.info("scored %d turns (%d so far)", table.num_rows, written)
+            if pool is None:
+                commit(score_batch(clf, rows, utcnow(), backend), len(rows))
+                continue
+            inflight.append((pool.apply_async(_score_in_worker, ((rows, backend),)), len(rows)))
+            if len(inflight) > n_workers:  # keep every worker busy, commit in order
+                res, n = inflight.popleft()
+                commit(res.get(), n)
+        while inflight:
+            res, n = inflight.popleft()
+            commit(res.get(), n)
     finally:
         con.close()
+        if pool is not None:
+            pool.terminate()
     if skipped:
         # The watermark stays put, so the next run reads these turns again (the scored ones are skipped there).
         log.warning("%d turns got no label (classifier budget or error); they stay pending", skipped)
