@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from monitor.classify.base import HARM_CATEGORIES, HARM_LABELS, REFUSAL_LABELS, HarmResult, RefusalResult
 
-BACKENDS = ("lexical", "llm_judge")
+BACKENDS = ("lexical", "llm_judge", "embedding")
 
 __all__ = ["load_classifiers", "Classifiers", "RefusalResult", "HarmResult", "REFUSAL_LABELS", "HARM_LABELS",
            "HARM_CATEGORIES", "BACKENDS"]
@@ -41,10 +41,11 @@ class Classifiers:
         return self._backend.score_harm(_as_list(prompts, "prompts"))
 
     def quality(self) -> dict:
-        """Cross-validated sensitivity/specificity (with counts) of the lexical classifiers, from quality.json."""
+        """Cross-validated sensitivity/specificity (with counts) of this backend's classifiers (lexical by default)."""
         from monitor.classify.lexical import load_quality
 
-        return load_quality()
+        own = getattr(self._backend, "quality", None)  # the embedding backend measures its own harm figures
+        return own() if own else load_quality()
 
 
 def _as_list(values, name: str) -> list:
@@ -56,7 +57,7 @@ def _as_list(values, name: str) -> list:
 
 
 def load_classifiers(backend: str = "lexical", options: dict | None = None) -> Classifiers:
-    """Return the classifiers of ``backend`` ("lexical", or "llm_judge" with its options dict)."""
+    """Return the classifiers of ``backend`` ("lexical", "llm_judge" with its options dict, or "embedding")."""
     from monitor.classify.lexical import lexical_backend
 
     if backend == "lexical":
@@ -69,6 +70,11 @@ def load_classifiers(backend: str = "lexical", options: dict | None = None) -> C
         from monitor.classify.llm_judge import LLMJudgeBackend
 
         return Classifiers(LLMJudgeBackend(options, fallback=lexical_backend()))
+    if backend == "embedding":
+        # Optional extra `embed` (torch): prompt harm from sentence embeddings, refusal still lexical.
+        from monitor.classify.embedding import EmbeddingBackend
+
+        return Classifiers(EmbeddingBackend(lexical_backend(), options))
     from monitor.errors import ClassifierError
 
     raise ClassifierError(f"unknown classifier backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")

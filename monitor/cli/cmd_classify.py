@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from monitor.classify import BACKENDS
 from monitor.errors import ClassifierError, MonitorError
 
 
@@ -27,7 +28,7 @@ def _classifiers(obj, backend: str | None):
               help="JSONL with `prompt` and/or `response` per row.")
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False),
               help="JSONL to write: every input field plus refusal, refusal_score, prompt_harm, prompt_harm_score.")
-@click.option("--backend", type=click.Choice(["lexical", "llm_judge"]), default=None,
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
               help="Classifier backend (default: [classifiers] backend in the config, else lexical).")
 @click.option("--batch-size", default=2048, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.pass_obj
@@ -74,7 +75,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 @click.command("eval")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--backend", type=click.Choice(["lexical", "llm_judge"]), default=None,
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
               help="Classifier backend (default: [classifiers] backend in the config, else lexical).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj

