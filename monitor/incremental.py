@@ -88,3 +88,33 @@ def touched_windows(con, delta: Delta, tables: tuple[str, ...], granularity: str
     rows = con.execute(load_sql("jobs/touched_windows.sql").sql,
                        {"granularity": granularity, "date_min": dates[0], "date_max": dates[1]}).fetchall()
     return [r[0] for r in rows]
+
+
+ATTRIBUTES_KEY = "segments.attributes"
+
+
+def segment_attributes(home: Home, con, manifest: dict) -> list[str]:
+    """Every segment attribute in the lake, kept in `kv` and updated from the segment files committed since."""
+    from monitor.resources import load_sql
+
+    saved = home.state.get(ATTRIBUTES_KEY) or {}
+    delta = Delta(home, manifest, saved.get("v"))
+    known = set(saved.get("attributes", []))
+    if delta.entries("segments"):
+        delta.view(con, "segments")
+        known |= {r[0] for r in con.execute(load_sql("jobs/segment_attributes.sql").sql).fetchall()}
+        home.state.put(ATTRIBUTES_KEY, {"v": delta.version, "attributes": sorted(known)})
+    return sorted(known)
+
+
+def metric_attributes(present: list[str], cfg) -> list[str]:
+    """The attributes metrics break windows down by: `metrics.segment_attributes`, else all but the excluded."""
+
+    def bare(a: str) -> str:
+        return a.split(".", 1)[1] if a.startswith("user.") else a
+
+    if cfg.segment_attributes:
+        wanted = set(cfg.segment_attributes)
+        return [a for a in present if a in wanted or bare(a) in wanted]
+    excluded = set(cfg.exclude_attributes)
+    return [a for a in present if a not in excluded and bare(a) not in excluded]

@@ -54,7 +54,7 @@ def test_group_counts_by_hand(home):
     home.lake.append("segments", pa.table({"turn_id": ["t1"], "attribute": ["language"], "value": ["hi"],
                                            "date": ["2026-11-01"]}))
     con = connect(home)
-    df = load_counts(con, Settings(min_n=2), [dt.datetime(2026, 11, 1)])
+    df = load_counts(con, Settings(min_n=2, present=["language"]), [dt.datetime(2026, 11, 1)])
     allm = df[df["model"].isna()].set_index("group")
     assert allm.loc["hi", ["n", "refusals", "n_benign", "over_refusals", "n_harmful", "under_refusals"]].tolist() \
         == [3, 2, 2, 2, 1, 1]

@@ -65,13 +65,14 @@ class Settings:
     exclude: list[str] = field(default_factory=list)
     reference_group: dict[str, str] = field(default_factory=dict)
     intersections: list[list[str]] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)  # the attributes in the lake (monitor.incremental registry)
 
     @classmethod
-    def from_config(cls, cfg) -> "Settings":
+    def from_config(cls, cfg, present: list[str] | None = None) -> "Settings":
         d = cfg.disparity
         return cls(cfg.metrics.granularity, cfg.metrics.confidence, d.min_n, d.fdr, d.max_groups_per_attribute,
                    list(d.attributes), list(cfg.metrics.exclude_attributes), dict(d.reference_group),
-                   [list(x) for x in d.intersections])
+                   [list(x) for x in d.intersections], list(present or []))
 
 
 def window_end(start: dt.datetime, granularity: str) -> dt.datetime:
@@ -84,12 +85,11 @@ def truncate(ts: dt.datetime, granularity: str) -> dt.datetime:
     return ts if granularity == "hour" else ts.replace(hour=0)
 
 
-def resolve_attributes(con, s: Settings) -> list[str]:
+def resolve_attributes(s: Settings) -> list[str]:
     """The attributes to analyse: the configured list, else every segment attribute except ids and probe labels."""
     if s.attributes:
         return list(s.attributes)
-    present = [r[0] for r in con.execute(load_sql("disparity/attributes.sql").sql).fetchall()]
-    return [a for a in present if a not in s.exclude and a not in PROBE_LABELS]
+    return [a for a in s.present if a not in s.exclude and a not in PROBE_LABELS]
 
 
 def _bounds(windows: list[dt.datetime], granularity: str) -> dict:
@@ -101,7 +101,7 @@ def _bounds(windows: list[dt.datetime], granularity: str) -> dict:
 def _counts_raw(con, s: Settings, windows: list[dt.datetime], kind: str) -> pd.DataFrame:
     """Unbounded per-model rows of the rate counts (kind 'rates') or value sums (kind 'values'), plus all models."""
     params = _bounds(windows, s.granularity)
-    attrs = resolve_attributes(con, s)
+    attrs = resolve_attributes(s)
     single, pair_sql = (("disparity/group_counts.sql", "disparity/pair_counts.sql") if kind == "rates" else
                         ("disparity/value_group_stats.sql", "disparity/value_pair_stats.sql"))
     cols = COUNT_COLUMNS if kind == "rates" else VALUE_COLUMNS

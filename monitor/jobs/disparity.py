@@ -18,7 +18,7 @@ from monitor.disparity.compute import (Settings, apply_bh, compare_rates, compar
                                        load_inputs, metric_table, resolve_attributes, to_arrow, truncate)
 from monitor.disparity.language import detect_new_turns
 from monitor.disparity.quality import detector_rows, detector_window, label_fingerprint
-from monitor.incremental import Delta, touched_windows
+from monitor.incremental import Delta, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.state import utcnow
@@ -32,11 +32,12 @@ DETECTOR_KEY = "disparity.detector_fingerprint"
 WINDOWS_PER_QUERY = 31
 
 
-def compute_windows(home, con, windows: list[dt.datetime], job: str, run_id: str, now: dt.datetime) -> int:
+def compute_windows(home, con, windows: list[dt.datetime], job: str, run_id: str, now: dt.datetime,
+                    present: list[str]) -> int:
     """Recompute every rate, value and language-mismatch disparity row of these windows into metrics_log."""
     # `now` stamps computed_at, which the `metrics` view orders by: processing time, not an injected clock, so a
     # later run always wins over an earlier one (run_id only breaks ties, and is random).
-    s = Settings.from_config(home.config)
+    s = Settings.from_config(home.config, present)
     written = 0
     windows = sorted(set(windows))
     for i in range(0, len(windows), WINDOWS_PER_QUERY):
@@ -54,10 +55,10 @@ def compute_windows(home, con, windows: list[dt.datetime], job: str, run_id: str
     return written
 
 
-def write_detector_rows(home, con, job: str, run_id: str, now: dt.datetime) -> int:
+def write_detector_rows(home, con, job: str, run_id: str, now: dt.datetime, present: list[str]) -> int:
     """Write per-group refusal-detector precision/recall rows when labels exist and something changed."""
-    s = Settings.from_config(home.config)
-    attrs = resolve_attributes(con, s)
+    s = Settings.from_config(home.config, present)
+    attrs = resolve_attributes(s)
     fingerprint = {"window": detector_window(now)[0].isoformat(), "attributes": attrs,
                    "inputs": label_fingerprint(con), "min_n": s.min_n}
     if home.state.get(DETECTOR_KEY) == fingerprint:
@@ -84,11 +85,12 @@ def run_disparity(ctx: JobContext) -> int:
     manifest = home.lake.manifest()
     con = connect(home, manifest=manifest)
     try:
+        present = segment_attributes(home, con, manifest)
         delta = Delta.open(home, WATERMARK_KEY, IDENTITY, manifest=manifest)
         windows = touched_windows(con, delta, INPUTS, granularity)
-        written = compute_windows(home, con, windows, "disparity", ctx.run_id, utcnow()) if windows else 0
+        written = compute_windows(home, con, windows, "disparity", ctx.run_id, utcnow(), present) if windows else 0
         delta.save(WATERMARK_KEY, IDENTITY)
-        written += write_detector_rows(home, con, "disparity", ctx.run_id, ctx.now)
+        written += write_detector_rows(home, con, "disparity", ctx.run_id, ctx.now, present)
         log.info("disparity: %d window(s) recomputed, %d rows", len(windows), written)
         return written
     finally:

@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from monitor.db import connect
-from monitor.incremental import Delta, date_bounds, touched_windows
+from monitor.incremental import Delta, date_bounds, metric_attributes, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
@@ -163,19 +163,6 @@ def corrector(con, home, granularity: str, clf=None) -> Corrector:
         harm = harm or _rates_from_quality(quality.get("harm"))
         refusal = refusal or _rates_from_quality(quality.get("refusal"))
     return Corrector(both.reset_index(drop=True), pooled, by_model, shared_joint, harm, refusal, note)
-
-
-def _attributes(con, cfg) -> list[str]:
-    present = [r[0] for r in con.execute(load_sql("jobs/refusal_segment_attributes.sql").sql).fetchall()]
-    excluded = set(cfg.exclude_attributes)
-
-    def bare(a: str) -> str:
-        return a.split(".", 1)[1] if a.startswith("user.") else a
-
-    if cfg.segment_attributes:
-        wanted = set(cfg.segment_attributes)
-        return [a for a in present if a in wanted or bare(a) in wanted]
-    return [a for a in present if a not in excluded and bare(a) not in excluded]
 
 
 def _fingerprint(granularity: str, attributes: list[str], corr: Corrector, confidence: float) -> str:
@@ -357,7 +344,7 @@ def run_refusal_metrics(ctx: JobContext, clf=None, draws: int = DEFAULT_DRAWS) -
     delta = Delta.open(home, WATERMARK_KEY, "")  # identity checked below, once the fingerprint is known
     con = connect(home, manifest=delta.manifest)
     try:
-        attributes = _attributes(con, cfg)
+        attributes = metric_attributes(segment_attributes(home, con, delta.manifest), cfg)
         corr = corrector(con, home, granularity, clf)
         fp = _fingerprint(granularity, attributes, corr, cfg.confidence)
         delta = Delta.open(home, WATERMARK_KEY, fp, manifest=delta.manifest)

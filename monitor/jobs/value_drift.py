@@ -273,7 +273,7 @@ def run_value_drift(ctx: JobContext, scorer=None) -> int:
     manifest = home.lake.manifest()
     con = connect(home, manifest=manifest)
     try:
-        attrs = attributes(con, mcfg)
+        attrs = attributes(home, con, manifest, mcfg)
         fp = hashlib.sha256(json.dumps({
             "v": LOGIC_VERSION, "g": granularity, "a": attrs, "s": scorer.version, "r": vcfg.reference,
             "d": vcfg.reference_days, "bs": vcfg.baseline_start, "be": vcfg.baseline_end, "bm": vcfg.baseline_model,

@@ -29,7 +29,7 @@ import pyarrow as pa
 from scipy.stats import t as student_t
 
 from monitor.db import connect
-from monitor.incremental import Delta, date_bounds, touched_windows
+from monitor.incremental import Delta, date_bounds, metric_attributes, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
@@ -91,18 +91,9 @@ def score_pending(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) ->
     return done
 
 
-def attributes(con, cfg) -> list[str]:
+def attributes(home, con, manifest: dict, cfg) -> list[str]:
     """Segment attributes to break value metrics down by (metrics.segment_attributes / exclude_attributes)."""
-    present = [r[0] for r in con.execute(load_sql("values/segment_attributes.sql").sql).fetchall()]
-
-    def bare(a: str) -> str:
-        return a.split(".", 1)[1] if a.startswith("user.") else a
-
-    if cfg.segment_attributes:
-        wanted = set(cfg.segment_attributes)
-        return [a for a in present if a in wanted or bare(a) in wanted]
-    excluded = set(cfg.exclude_attributes)
-    return [a for a in present if a not in excluded and bare(a) not in excluded]
+    return metric_attributes(segment_attributes(home, con, manifest), cfg)
 
 
 def _none(x):
@@ -204,7 +195,7 @@ def run_values(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) -> in
     manifest = home.lake.manifest()
     con = connect(home, manifest=manifest)
     try:
-        attrs = attributes(con, cfg)
+        attrs = attributes(home, con, manifest, cfg)
         fp = hashlib.sha256(json.dumps({"v": LOGIC_VERSION, "g": granularity, "a": attrs, "c": cfg.confidence,
                                         "s": scorer.version, "m": cfg.min_n}, sort_keys=True).encode()).hexdigest()[:16]
         delta = Delta.open(home, METRICS_WATERMARK_KEY, fp, manifest=manifest)

@@ -30,9 +30,11 @@ WITH votes AS (
     GROUP BY turn_id
 ),
 segs AS (
+    -- Only the labelled turns' segments are aggregated (a semi-join), not the whole table's.
     SELECT turn_id, list(DISTINCT {'attribute': attribute, 'value': value}) AS segments
     FROM segments
     WHERE attribute IS NOT NULL AND value IS NOT NULL
+      AND turn_id IN (SELECT turn_id FROM votes)
     GROUP BY turn_id
 ),
 queue AS (
