@@ -48,6 +48,7 @@ class MetricsConfig:
     # Segment attributes (user.* keys) to break metrics down by; empty = every attribute except ids.
     segment_attributes: list[str] = field(default_factory=list)
     exclude_attributes: list[str] = field(default_factory=lambda: ["id", "user_id", "email", "name"])
+    history_days: float = 7.0  # superseded metric rows are dropped from metrics_log this long after
 
 
 @dataclass
@@ -235,6 +236,8 @@ def _check_values(cfg: Config, origin: str) -> None:
             raise ConfigError(f"{origin}: '{key}' must be a positive integer")
     if not 0 < cfg.disparity.fdr < 1:
         raise ConfigError(f"{origin}: 'disparity.fdr' must be between 0 and 1")
+    if cfg.metrics.history_days < 0:
+        raise ConfigError(f"{origin}: 'metrics.history_days' must be 0 or more days")
     if cfg.classifiers.workers < 0:
         raise ConfigError(f"{origin}: 'classifiers.workers' must be 0 (one per CPU) or a number of processes")
     if cfg.ingest.retention_days < 0:

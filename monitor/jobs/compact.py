@@ -1,4 +1,5 @@
-"""Storage upkeep: merge small Parquet files and delete retired ones after their grace period."""
+"""Storage upkeep: drop long-superseded metric rows, merge small Parquet files, delete retired files after their
+grace period."""
 from __future__ import annotations
 
 from monitor.jobs import Job, JobContext
@@ -6,7 +7,10 @@ from monitor.schema import TABLES
 
 
 def compact(ctx: JobContext) -> int:
-    """Compact every lake table, then garbage-collect files no reader can still be using."""
+    """Prune metrics_log, compact every lake table, then garbage-collect files no reader can still be using."""
+    from monitor.upkeep import prune_superseded_metrics
+
+    prune_superseded_metrics(ctx.home, ctx.now, ctx.config.metrics.history_days)
     merged = sum(ctx.home.lake.compact(name) for name in TABLES)
     ctx.home.lake.gc()
     return merged

@@ -1,0 +1,52 @@
+"""Storage upkeep beyond file compaction: superseded metric rows are dropped from `metrics_log` after a while.
+
+Each run of a metrics job appends a complete set of rows for every window it recomputes, and view `metrics` shows
+only the newest per key. Kept forever, the superseded rows would make `metrics_log` (and every dashboard query over
+it) grow with the number of runs instead of the data. `prune_superseded_metrics` rewrites each `metrics_log`
+partition without the rows superseded more than `metrics.history_days` ago, in one lake commit; the newest row of
+every key always stays, so the `metrics` view is unchanged.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from monitor.home import Home
+from monitor.resources import load_sql
+from monitor.schema import METRICS
+
+
+def prune_superseded_metrics(home: Home, now: dt.datetime, history_days: float) -> int:
+    """Drop metric rows superseded before `now - history_days`; returns how many rows were dropped."""
+    cutoff = now - dt.timedelta(days=history_days)
+    sql = load_sql("jobs/metrics_kept.sql").sql
+    dropped = 0
+    with home.lake.transaction() as tx:
+        groups: dict[str, list[dict]] = {}
+        for e in tx.manifest["tables"].get(METRICS.name, []):
+            groups.setdefault(str(Path(e["path"]).parent), []).append(e)
+        con = duckdb.connect(":memory:")
+        try:
+            for folder, entries in groups.items():
+                files = [str(home.lake.root / e["path"]) for e in entries]
+                kept = con.execute(sql, {"files": files, "cutoff": cutoff}).to_arrow_table()
+                total = sum(e["rows"] for e in entries)
+                if kept.num_rows == total:
+                    continue
+                tmp = home.lake.tmp_dir / f"{uuid.uuid4().hex}.parquet"
+                pq.write_table(kept, tmp, compression="zstd")
+                rel = Path(folder, f"part-{uuid.uuid4().hex}.parquet")
+                os.replace(tmp, home.lake.root / rel)
+                # The newest commit of the inputs, as compaction does: nothing here is new data.
+                tx.pending.setdefault(METRICS.name, []).append(
+                    {"path": str(rel), "rows": kept.num_rows, "v": max(e.get("v", 0) for e in entries)})
+                tx.remove(METRICS.name, [e["path"] for e in entries])
+                dropped += total - kept.num_rows
+        finally:
+            con.close()
+    return dropped

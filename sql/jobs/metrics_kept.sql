@@ -1,0 +1,18 @@
+-- metrics_log upkeep: the rows of some metrics_log files worth keeping. Every job run appends a full set of rows
+-- for each window it recomputes, so without pruning the log grows with the number of runs, not with the data. A
+-- row is kept while it is the newest computation of its key (what view `metrics` shows) or was superseded less
+-- than the history period ago (recent revisions stay inspectable).
+-- Parameters:
+--   $files    VARCHAR[]: the Parquet files of one metrics_log partition
+--   $cutoff   TIMESTAMP: rows superseded by a computation older than this are dropped
+-- Output columns: every stored column of metrics_log (the partition key `family` is in the folder name).
+SELECT * EXCLUDE (newer_at)
+FROM (
+    SELECT *,
+           lag(computed_at) OVER (
+               PARTITION BY metric, granularity, window_start, model, deployment, segment
+               ORDER BY computed_at DESC, run_id DESC
+           ) AS newer_at
+    FROM read_parquet($files)
+)
+WHERE newer_at IS NULL OR newer_at >= CAST($cutoff AS TIMESTAMP)

@@ -1,0 +1,61 @@
+"""metrics_log upkeep: superseded metric rows are dropped after the history period, the `metrics` view never changes."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from monitor.db import connect
+from monitor.jobs import JobContext
+from monitor.jobs.compact import compact
+from monitor.schema import METRICS
+from monitor.upkeep import prune_superseded_metrics
+
+W = dt.datetime(2026, 11, 1)
+NOW = dt.datetime(2026, 11, 20)
+
+
+def _run(home, at: dt.datetime, run_id: str, windows: list[dt.datetime], value: float, family="refusal"):
+    rows = [{"metric": "refusal_rate", "granularity": "day", "window_start": w, "window_end": w + dt.timedelta(days=1),
+             "model": None, "deployment": None, "segment": "{}", "value": value, "n": 100, "job": "refusal_metrics",
+             "run_id": run_id, "computed_at": at, "family": family} for w in windows]
+    home.lake.append(METRICS.name, pa.Table.from_pylist(rows, schema=METRICS.schema))
+
+
+def _view(home):
+    con = connect(home)
+    try:
+        return con.execute("SELECT metric, window_start, value, run_id FROM metrics ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+def test_superseded_rows_go_after_the_history_period_and_the_view_is_unchanged(home):
+    w2 = W + dt.timedelta(days=1)
+    _run(home, NOW - dt.timedelta(days=30), "r1", [W, w2], 0.1)
+    _run(home, NOW - dt.timedelta(days=20), "r2", [W], 0.2)  # supersedes r1 for W 20 days ago
+    _run(home, NOW - dt.timedelta(days=1), "r3", [w2], 0.3)  # supersedes r1 for w2 yesterday: kept for now
+    _run(home, NOW - dt.timedelta(days=1), "r4", [W], 0.4, family="values")  # another partition, nothing to drop
+    before = _view(home)
+    assert home.lake.row_count(METRICS.name) == 5
+    assert prune_superseded_metrics(home, NOW, history_days=7) == 1  # r1's row for W
+    assert _view(home) == before
+    con = connect(home)
+    try:
+        left = con.execute("SELECT run_id, window_start FROM metrics_log ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+    assert left == [("r1", w2), ("r2", W), ("r3", w2), ("r4", W)]
+    assert prune_superseded_metrics(home, NOW, history_days=7) == 0  # nothing more, no new commit needed
+    assert prune_superseded_metrics(home, NOW + dt.timedelta(days=7), history_days=7) == 1  # r1/w2 now too
+    assert _view(home) == before
+
+
+def test_compact_job_prunes_then_merges(home):
+    for i in range(6):
+        _run(home, NOW - dt.timedelta(days=30 - i), f"r{i}", [W], float(i))
+    before = _view(home)
+    compact(JobContext(home, NOW))
+    assert _view(home) == before
+    entries = home.lake.manifest()["tables"][METRICS.name]
+    assert len(entries) == 1 and entries[0]["rows"] == 1
