@@ -1,9 +1,10 @@
 """Ingest benchmark: `monitor ingest` of N generated canonical turns vs plain DuckDB `read_json` into a table.
 
-Usage: python bench/bench_ingest.py [--rows 1000000] [--keep DIR]
-Each side runs in its own subprocess so peak RSS (ru_maxrss of the child) is measured separately. The reference
-runs before and after ours and the ratio uses their mean, since the load on a shared machine drifts; the load
-average is printed with each run. The ingest's worker processes (fast path) report their own peak RSS.
+Usage: python bench/bench_ingest.py [--rows 1000000] [--keep DIR] [--repeat N]
+Each side runs in its own subprocess so peak RSS (ru_maxrss of the child) and CPU time are measured separately.
+The reference runs before and after each of ours and the ratio uses their mean, since the load on a shared machine
+drifts; the load average is printed with each run. The ingest's worker processes (fast path) report their own
+peak RSS and, together, their CPU time.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,8 +60,8 @@ t = time.perf_counter()
 s = ingest_paths(home, [sys.argv[2]])
 secs = time.perf_counter() - t
 # Worker processes have been joined by now, so RUSAGE_CHILDREN holds the largest worker's peak.
-print(secs, s.ingested, s.read, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(secs, s.ingested, s.read, me.ru_maxrss, kids.ru_maxrss, me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime)
 """
 
 CHILD_DUCKDB = """
@@ -71,23 +73,28 @@ con.execute("CREATE TABLE turns AS SELECT * FROM read_json(?, format='newline_de
 n = con.execute("SELECT count(*) FROM turns").fetchall()[0][0]
 con.execute("CHECKPOINT")
 secs = time.perf_counter() - t
-print(secs, n, n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 0)
+me = resource.getrusage(resource.RUSAGE_SELF)
+print(secs, n, n, me.ru_maxrss, 0, me.ru_utime + me.ru_stime, 0)
 """
 
 
-def run(code: str, *args: str) -> tuple[float, int, int, float, float, float]:
+def run(code: str, *args: str, label: str) -> tuple[float, int, int, float, float, float, float, float]:
+    print(label, flush=True)
     load = os.getloadavg()[0]
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
-    secs, n, read, rss_kb, child_kb = out.stdout.strip().splitlines()[-1].split()
+    secs, n, read, rss_kb, child_kb, cpu, child_cpu = out.stdout.strip().splitlines()[-1].split()
     load = (load + os.getloadavg()[0]) / 2
-    print(f"  {secs[:6]} s, load average {load:.2f}", flush=True)
-    return float(secs), int(n), int(read), int(rss_kb) / 1024, int(child_kb) / 1024, load
+    print(f"  {secs[:6]} s, load average {load:.2f}, CPU {float(cpu):.1f} s + workers {float(child_cpu):.1f} s",
+          flush=True)
+    return float(secs), int(n), int(read), int(rss_kb) / 1024, int(child_kb) / 1024, load, float(cpu), float(child_cpu)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--keep", help="folder to keep the generated file and homes in")
+    ap.add_argument("--keep", help="folder to keep the generated file in (scratch homes there are deleted)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="measurements in a row (reference, ours, reference, ours, ..., reference)")
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-ingest-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -96,29 +103,39 @@ def main() -> None:
         t = time.perf_counter()
         generate(data, args.rows)
         print(f"generated {args.rows:,} rows ({data.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - t:.1f}s")
-    print("duckdb read_json (before)")
-    ref1 = run(CHILD_DUCKDB, str(work / f"ref-{time.time_ns()}.duckdb"), str(data))
-    print("monitor ingest")
-    ours = run(CHILD_OURS, str(work / f"home-{time.time_ns()}"), str(data))
-    print("duckdb read_json (after)")
-    ref2 = run(CHILD_DUCKDB, str(work / f"ref-{time.time_ns()}.duckdb"), str(data))
-    assert ours[1] == args.rows, f"ingested {ours[1]} of {args.rows}"
+    ref = run(CHILD_DUCKDB, str(work / f"ref-{time.time_ns()}.duckdb"), str(data), label="duckdb read_json")
+    for i in range(args.repeat):
+        ours = run(CHILD_OURS, str(work / f"home-{time.time_ns()}"), str(data), label="monitor ingest")
+        after = run(CHILD_DUCKDB, str(work / f"ref-{time.time_ns()}.duckdb"), str(data), label="duckdb read_json")
+        assert ours[1] == args.rows, f"ingested {ours[1]} of {args.rows}"
+        print(json.dumps(_result(args.rows, data, ref, ours, after), indent=2), flush=True)
+        ref = after
+    for scratch in list(work.glob("home-*")) + list(work.glob("ref-*.duckdb*")):  # the data file stays
+        shutil.rmtree(scratch) if scratch.is_dir() else scratch.unlink()
+
+
+def _result(rows: int, data: Path, ref1: tuple, ours: tuple, ref2: tuple) -> dict:
+    """One measurement: ours against the mean of the reference runs just before and just after it."""
     ref_s = (ref1[0] + ref2[0]) / 2
     workers = os.cpu_count() or 1
-    result = {
-        "rows": args.rows, "file_mb": round(data.stat().st_size / 1e6, 1),
+    return {
+        "rows": rows, "file_mb": round(data.stat().st_size / 1e6, 1),
         "duckdb_read_json": {"seconds": [round(ref1[0], 2), round(ref2[0], 2)],
-                             "rows_per_s": round(args.rows / ref_s), "peak_rss_mb": round(max(ref1[3], ref2[3])),
-                             "load_average": [round(ref1[5], 2), round(ref2[5], 2)]},
+                             "rows_per_s": round(rows / ref_s), "peak_rss_mb": round(max(ref1[3], ref2[3])),
+                             "load_average": [round(ref1[5], 2), round(ref2[5], 2)],
+                             "cpu_seconds": [round(ref1[6], 1), round(ref2[6], 1)]},
         "monitor_ingest": {"seconds": round(ours[0], 2), "turns_per_s": round(ours[1] / ours[0]),
                            "peak_rss_mb": round(ours[3]), "worker_peak_rss_mb": round(ours[4]),
                            # Forked workers share pages with the parent, so this sum over-counts.
                            "total_peak_rss_mb_upper_bound": round(ours[3] + (workers if workers > 1 else 0) * ours[4]),
-                           "load_average": round(ours[5], 2)},
+                           "load_average": round(ours[5], 2),
+                           # CPU time (user + system): this process, and its worker processes together.
+                           "cpu_seconds": {"main": round(ours[6], 1), "workers": round(ours[7], 1)}},
         "ratio": round(ours[0] / ref_s, 2),
+        # CPU time is distorted by the other load on the machine much less than wall time.
+        "cpu_ratio": round((ours[6] + ours[7]) / ((ref1[6] + ref2[6]) / 2), 2),
         "cpus": os.cpu_count(),
     }
-    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

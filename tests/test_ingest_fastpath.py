@@ -457,3 +457,53 @@ def test_column_wise_path_isolates_bad_lines(tmp_path, monkeypatch):
     plain = b"".join(_plain_lines(700, seed=4))
     f.write_bytes(f.read_bytes() + plain)
     _assert_same(tmp_path, monkeypatch, [f], batch_rows=41)
+
+
+def test_worker_written_files_adopted_same_rows_as_general_path(tmp_path, monkeypatch):
+    # Workers write their ranges' rows as Parquet and the commit adopts the files. Covered: clean ranges adopted
+    # whole, a range crossing a batch boundary (read back and split), ranges with rows repeated within the run
+    # (computed again here), and ranges holding rows already in the lake (read back and filtered).
+    import importlib.util
+
+    from monitor.lake import Transaction
+
+    spec = importlib.util.spec_from_file_location("bench_ingest", REPO / "bench" / "bench_ingest.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    bench.generate(a, 300)
+    bench.generate(b, 700)  # its first 300 lines are a's
+    mixed = _mixed_file(tmp_path / "mixed.jsonl", n=400, seed=8)
+    monkeypatch.setattr(ingest_mod, "CHUNK_BYTES", 9_000)
+    monkeypatch.setattr(ingest_mod, "PARALLEL_MIN_BYTES", 0)
+    adopted = []
+    real_adopt = Transaction.adopt
+    monkeypatch.setattr(Transaction, "adopt", lambda tx, *args: adopted.append(args) or real_adopt(tx, *args))
+    snaps, counts = [], []
+    for fast in (False, True):
+        root = tmp_path / f"home-{fast}"
+        root.mkdir()
+        (root / "monitor.toml").write_text("[ingest]\nbatch_rows = 247\n")
+        home = Home.open(root)
+        monkeypatch.setattr(Ingestor, "fast_path", fast)
+        monkeypatch.setattr(Ingestor, "workers", 2)
+        counts.append([_counts(ingest_paths(home, [a], now=NOW))])
+        by_commit: dict[int, int] = {}
+        for e in home.lake.manifest()["tables"]["turns"]:
+            by_commit[e["v"]] = by_commit.get(e["v"], 0) + e["rows"]
+        assert sorted(by_commit.values()) == [53, 247]  # a clean file still commits whole batches of batch_rows
+        # The fast path hashes the file on its way through it: the same inbox key as file_hash.
+        assert [r["content_hash"] for r in home.state.query("SELECT content_hash FROM ingested_files")] == [
+            ingest_mod.file_hash(a)]
+        counts[-1] += [_counts(ingest_paths(home, files, now=NOW)) for files in ([b, mixed], [mixed])]
+        snaps.append(_snapshot(home))
+        assert list(home.lake.tmp_dir.iterdir()) == []  # no temp file left behind
+        sizes = [e["rows"] for e in home.lake.manifest()["tables"]["turns"]]
+        assert sum(sizes) == len(snaps[-1]["turns"])
+    assert counts[0] == counts[1]
+    assert snaps[0] == snaps[1]
+    turns_adopted = [x for x in adopted if x[0] == "turns"]
+    assert len(turns_adopted) >= 5 and {x[0] for x in adopted} == {"turns", "segments"}
+    (_, _, read_b, ingested_b, dups_b, _, _), _ = counts[1][1]
+    assert ingested_b >= 400 and dups_b >= 300  # b's first 300 lines were already in the lake
+    assert counts[1][2][0][3] == 0  # the mixed file again: nothing new
