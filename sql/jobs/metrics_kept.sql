@@ -5,7 +5,8 @@
 -- Parameters:
 --   $files    VARCHAR[]: the Parquet files of one metrics_log partition
 --   $cutoff   TIMESTAMP: rows superseded by a computation older than this are dropped
--- Output columns: every stored column of metrics_log (the partition key `family` is in the folder name).
+-- Output columns: every column of metrics_log (`family` read from the hive folder name; the caller drops it when
+-- writing the file back into that folder).
 SELECT * EXCLUDE (newer_at)
 FROM (
     SELECT *,
