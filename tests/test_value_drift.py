@@ -85,3 +85,32 @@ def test_stratify_reweights_reference_to_current_topic_mix():
     assert out["topic"].value_counts(normalize=True).to_dict() == {"a": 0.5, "b": 0.5}
     out2, _ = D.stratify(ref, cur_topics, "topic", "k")
     assert out.equals(out2)  # deterministic
+
+
+def test_own_methods_give_what_evidentlys_registered_stattest_gives(real_scores):
+    """The default tests run without Evidently's wrapper; through the registry they must give the same numbers."""
+    registry, ColumnType = D._evidently()
+    col = real_scores["care_vice"]
+    cases = [(col.iloc[:800], col.iloc[800:1100] + 0.3, "num", ColumnType.Numerical, None),
+             (col.iloc[:800], col.iloc[800:1100], "num", ColumnType.Numerical, 0.05),
+             (pd.Series(list("aabbbc") * 50), pd.Series(list("abccc") * 40), "cat", ColumnType.Categorical, None)]
+    for ref, cur, kind, ctype, threshold in cases:
+        got = D.column_drift(ref, cur, kind, None, threshold)
+        r = ref.reset_index(drop=True).astype(float if kind == "num" else str)
+        c = cur.reset_index(drop=True).astype(float if kind == "num" else str)
+        st = registry.get_stattest(r, c, ctype, D.resolve_method(None, kind))
+        res = st(r, c, ctype, threshold)
+        assert (got.method, got.threshold, got.score, got.drift_detected) == \
+            (st.name, res.actual_threshold, res.drift_score, res.drifted)
+
+
+def test_default_methods_do_not_import_evidently():
+    import subprocess
+    import sys
+
+    code = ("import sys, pandas as pd; from monitor.values import drift as D; "
+            "D.column_drift(pd.Series([0.1, 0.2, 0.3] * 20), pd.Series([0.2, 0.4] * 20), 'num'); "
+            "D.column_drift(pd.Series(list('ab') * 9), pd.Series(list('abb') * 5), 'cat'); "
+            "print('evidently' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -94,6 +94,17 @@ def mix_shift(ref, cur) -> tuple[float, float]:
     return js, p
 
 
+def _mean_shift_test(reference_data, current_data, feature_type, threshold, _result=None):
+    d, p = _result or mean_shift(reference_data, current_data)
+    score = abs(d) if math.isfinite(d) or math.isinf(d) else math.nan
+    return score, bool(score >= threshold and p < ALPHA)
+
+
+def _mix_shift_test(reference_data, current_data, feature_type, threshold, _result=None):
+    js, p = _result or mix_shift(reference_data, current_data)
+    return js, bool(js >= threshold and p < ALPHA)
+
+
 _REGISTERED = False
 
 
@@ -104,23 +115,14 @@ def _evidently():
     from evidently.legacy.core import ColumnType
 
     if not _REGISTERED:
-        def _mean_shift(reference_data, current_data, feature_type, threshold):
-            d, p = mean_shift(reference_data, current_data)
-            score = abs(d) if math.isfinite(d) or math.isinf(d) else math.nan
-            return score, bool(score >= threshold and p < ALPHA)
-
-        def _mix_shift(reference_data, current_data, feature_type, threshold):
-            js, p = mix_shift(reference_data, current_data)
-            return js, bool(js >= threshold and p < ALPHA)
-
         registry.register_stattest(registry.StatTest(
             name=MEAN_SHIFT, display_name=f"standardised mean difference (t-test and Fisher p < {ALPHA})",
             allowed_feature_types=[ColumnType.Numerical], default_threshold=DEFAULT_THRESHOLD[MEAN_SHIFT]),
-            _mean_shift)
+            _mean_shift_test)
         registry.register_stattest(registry.StatTest(
             name=MIX_SHIFT, display_name=f"Jensen-Shannon distance (chi-square p < {ALPHA})",
             allowed_feature_types=[ColumnType.Categorical], default_threshold=DEFAULT_THRESHOLD[MIX_SHIFT]),
-            _mix_shift)
+            _mix_shift_test)
         _REGISTERED = True
     return registry, ColumnType
 
@@ -153,24 +155,31 @@ class Drift:
 def column_drift(ref: pd.Series, cur: pd.Series, kind: str, method: str | None = None,
                  threshold: float | None = None) -> Drift:
     """Drift of one column ('num' or 'cat') of current against reference with Evidently's registered stattest."""
-    registry, ColumnType = _evidently()
-    ctype = ColumnType.Numerical if kind == "num" else ColumnType.Categorical
     ref = pd.Series(ref).dropna().reset_index(drop=True)
     cur = pd.Series(cur).dropna().reset_index(drop=True)
     if kind == "num":
         ref, cur = ref.astype(float), cur.astype(float)
-    else:
-        ref, cur = ref.astype(str), cur.astype(str)
-    st = registry.get_stattest(ref, cur, ctype, resolve_method(method, kind))
-    res = st(ref, cur, ctype, threshold)
-    if kind == "num":
         effect, p = mean_shift(ref, cur)
         mc, mr = float(cur.mean()), float(ref.mean())
     else:
+        ref, cur = ref.astype(str), cur.astype(str)
         effect, p = mix_shift(ref, cur)
         mc = mr = None
-    score = float(res.drift_score)
-    return Drift(st.name, float(res.actual_threshold), score, bool(res.drifted), _fin(p), _fin(effect), mc, mr)
+    name = resolve_method(method, kind)
+    if name in (MEAN_SHIFT, MIX_SHIFT):
+        # Our own tests (the defaults) are the functions registered in Evidently: calling them directly gives the
+        # same score and verdict as Evidently's StatTest wrapper, computed once, without importing Evidently
+        # (seconds per process) on every run.
+        thr = DEFAULT_THRESHOLD[name] if threshold is None else threshold
+        test = _mean_shift_test if name == MEAN_SHIFT else _mix_shift_test
+        score, drifted = test(ref, cur, None, thr, _result=(effect, p))
+        return Drift(name, float(thr), float(score), bool(drifted), _fin(p), _fin(effect), mc, mr)
+    registry, ColumnType = _evidently()
+    ctype = ColumnType.Numerical if kind == "num" else ColumnType.Categorical
+    st = registry.get_stattest(ref, cur, ctype, name)
+    res = st(ref, cur, ctype, threshold)
+    return Drift(st.name, float(res.actual_threshold), float(res.drift_score), bool(res.drifted), _fin(p),
+                 _fin(effect), mc, mr)
 
 
 def _fin(x):
