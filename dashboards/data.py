@@ -70,7 +70,12 @@ def module_available(name: str) -> bool:
 @st.cache_data(ttl=TTL, show_spinner=False)
 def freshness(root: str, version: int) -> dict[str, Any]:
     """Newest event, ingest and metric times, turn and quarantine counts, and the last job runs."""
-    row = _run(root, "freshness.sql").iloc[0].to_dict()
+    # read before the query: the database it runs on is at this manifest's version or newer, so the dates exist
+    event_dates, ingest_dates = _freshness_dates(get_home(root).lake.manifest())
+    row = _run(root, "freshness.sql", {"event_dates": event_dates, "ingest_dates": ingest_dates}).iloc[0].to_dict()
+    if row["turns"] and (pd.isna(row["latest_event"]) or pd.isna(row["latest_ingest"])):
+        # the pruned read found nothing (those files were rewritten away meanwhile): read every date once
+        row = _run(root, "freshness.sql", {"event_dates": [], "ingest_dates": []}).iloc[0].to_dict()
     row = {k: (None if pd.isna(v) else v) for k, v in row.items()}
     row["manifest_version"] = version
     row["last_jobs"] = get_home(root).state.query(
@@ -79,9 +84,20 @@ def freshness(root: str, version: int) -> dict[str, Any]:
     return row
 
 
+def _freshness_dates(manifest: dict) -> tuple[list[str], list[str]]:
+    """The newest event date of `turns`, and the event dates of the files its newest commit added (manifest only)."""
+    entries = manifest.get("tables", {}).get("turns", [])
+    # path 'turns/date=2026-11-14/part-....parquet': the hive partition value is the event date
+    dated = [(part[5:], e.get("v", 0)) for e in entries for part in e["path"].split("/") if part.startswith("date=")]
+    if not dated:
+        return [], []
+    newest_v = max(v for _, v in dated)
+    return [max(d for d, _ in dated)], sorted({d for d, v in dated if v == newest_v})
+
+
 @st.cache_data(ttl=TTL, show_spinner=False)
 def models(root: str, version: int) -> list[str]:
-    """Every model name in the lake, sorted (the order fixes each model's colour)."""
+    """Every model name in the metric rollups, sorted (the order fixes each model's colour)."""
     return _run(root, "models.sql")["model"].tolist()
 
 
@@ -118,15 +134,16 @@ def segment_label(seg: dict) -> str:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def volume(root: str, version: int, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
-    """Turns and thumbs up/down per day and model for event dates in the window."""
-    return _run(root, "volume.sql", {"start_date": f"{start:%Y-%m-%d}", "end_date": f"{end:%Y-%m-%d}"})
+def volume(root: str, version: int, start: dt.datetime, end: dt.datetime, granularity: str = "day") -> pd.DataFrame:
+    """Scored turns and thumbs up/down per day and model in [start, end), summed from the metric rollups."""
+    return _run(root, "volume.sql", {"start": start, "end": end, "granularity": granularity})
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def segment_values(root: str, version: int) -> pd.DataFrame:
-    """Segment attributes and values with their turn counts."""
-    return _run(root, "segment_values.sql")
+def segment_values(root: str, version: int, start: dt.datetime, end: dt.datetime,
+                   granularity: str = "day") -> pd.DataFrame:
+    """Segment attributes and values with their scored-turn counts in [start, end), from the metric rollups."""
+    return _run(root, "segment_values.sql", {"start": start, "end": end, "granularity": granularity})
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -303,3 +303,149 @@ def test_rates_as_percentages_scores_as_numbers():
     assert fmt_value("over_refusal_rate", 0.123) == "12.3%" and fmt_value("probe_refusal_disparity", 0.5) == "50.0%"
     assert fmt_value("value_drift", 0.566) == "0.566" and fmt_value("value_disparity", 1.25) == "1.250"
     assert fmt_value("value_mean", None) == "n/a" and fmt_value("refusal_rate", float("nan")) == "n/a"
+
+
+# -- page-view queries read the metric rollups, not raw turns ---------------------------------------------------
+D0 = __import__("datetime").datetime(2026, 11, 10)
+
+
+def _metric_row(metric, day, n, model=None, segment="{}", numerator=None, deployment=None, run="r1", hours=None):
+    import datetime as dt
+
+    ws = D0 + dt.timedelta(days=day, hours=hours or 0)
+    k = n if numerator is None else numerator
+    return {"metric": metric, "granularity": "day" if hours is None else "hour", "window_start": ws,
+            "window_end": ws + (dt.timedelta(days=1) if hours is None else dt.timedelta(hours=1)), "model": model,
+            "deployment": deployment, "segment": segment, "value": (k / n) if n else None, "n": n,
+            "numerator": float(k), "job": "test", "run_id": run, "family": "refusal",
+            # a later run is computed later: the latest row per key wins
+            "computed_at": D0 + dt.timedelta(days=30, hours=int(run[1:]))}
+
+
+def _rollup_home(tmp_path, rows):
+    import pyarrow as pa
+
+    from monitor.home import Home
+
+    home = Home.open(tmp_path / "home")
+    home.lake.append("metrics_log", pa.Table.from_pylist(rows))
+    return home
+
+
+def test_volume_sums_latest_all_traffic_turn_count_and_feedback_rows(tmp_path):
+    import datetime as dt
+
+    from dashboards import data
+
+    rows = [
+        _metric_row("turn_count", 0, 10, "A"), _metric_row("turn_count", 0, 5, "B"),
+        _metric_row("turn_count", 1, 7, "A"), _metric_row("turn_count", 1, 9, "A", run="r2"),  # recomputed: 9
+        _metric_row("turn_count", 2, 3, "B"), _metric_row("turn_count", 2, 0, "B", run="r2"),  # retired: nothing
+        _metric_row("turn_count", 0, 4, "A", segment='{"language": "hi"}'),  # a segment, not all traffic
+        _metric_row("turn_count", 0, 6, "A", deployment="prod-eu"),  # one deployment, not all
+        _metric_row("turn_count", 0, 15),  # all models: the per-model rows already hold it
+        _metric_row("turn_count", 5, 100, "A"),  # after the window
+        _metric_row("turn_count", 0, 1, "A", hours=0), _metric_row("turn_count", 0, 2, "A", hours=5),  # hourly
+        _metric_row("thumbs_down_rate", 0, 8, "A", numerator=2),  # 8 rated: 2 down, 6 up
+        _metric_row("refusal_rate", 0, 10, "A", numerator=4),
+    ]
+    home = _rollup_home(tmp_path, rows)
+    root, version = str(home.root), data.lake_version(str(home.root))
+    vol = data.volume(root, version, D0, D0 + dt.timedelta(days=3))
+    got = [(f"{r.day:%Y-%m-%d}", r.model, r.turns, r.thumbs_up, r.thumbs_down) for r in vol.itertuples()]
+    assert got == [("2026-11-10", "A", 10, 6, 2), ("2026-11-10", "B", 5, 0, 0), ("2026-11-11", "A", 9, 0, 0)]
+    # hourly windows add up to their day
+    hourly = data.volume(root, version, D0, D0 + dt.timedelta(days=3), granularity="hour")
+    assert [(f"{r.day:%Y-%m-%d}", r.model, r.turns) for r in hourly.itertuples()] == [("2026-11-10", "A", 3)]
+
+
+def test_segment_values_sum_recent_single_attribute_turn_counts(tmp_path):
+    import datetime as dt
+
+    from dashboards import data
+
+    rows = [
+        _metric_row("turn_count", 0, 4, segment='{"language": "hi"}'),
+        _metric_row("turn_count", 1, 6, segment='{"language": "hi"}'),
+        _metric_row("turn_count", 0, 20, segment='{"language": "en"}'),
+        _metric_row("turn_count", 1, 3, segment='{"age_band": "18-24"}'),
+        _metric_row("turn_count", 5, 9, segment='{"language": "fr"}'),  # outside the period
+        _metric_row("turn_count", 0, 50, "A", segment='{"language": "de"}'),  # one model's row
+        _metric_row("turn_count", 0, 50, deployment="prod-eu", segment='{"language": "ja"}'),  # one deployment's
+        _metric_row("turn_count", 0, 2, segment='{"age_band": "65+", "language": "hi"}'),  # two attributes
+        _metric_row("turn_count", 0, 5, segment='{"language": "pt"}'),
+        _metric_row("turn_count", 0, 0, segment='{"language": "pt"}', run="r2"),  # retired
+        _metric_row("refusal_rate", 0, 10, numerator=1, segment='{"language": "ko"}'),  # another metric
+        _metric_row("turn_count", 0, 40),  # all traffic
+    ]
+    home = _rollup_home(tmp_path, rows)
+    root = str(home.root)
+    segs = data.segment_values(root, data.lake_version(root), D0, D0 + dt.timedelta(days=3))
+    assert list(segs.columns) == ["attribute", "value", "turns"]
+    assert [tuple(r) for r in segs.itertuples(index=False)] == [
+        ("age_band", "18-24", 3), ("language", "en", 20), ("language", "hi", 10)]
+
+
+def test_models_come_from_the_rollups(tmp_path):
+    import pyarrow as pa
+
+    from dashboards import data
+
+    home = _rollup_home(tmp_path, [_metric_row("turn_count", 0, 3, "B"), _metric_row("turn_count", 0, 3, "A"),
+                                   _metric_row("turn_count", 0, 6)])
+    # a turn of a model no metric job has seen yet: not offered until it is scored and counted
+    home.lake.append("turns", pa.Table.from_pylist([{"turn_id": "t1", "ts": D0, "model": "C", "date": "2026-11-10"}]))
+    root = str(home.root)
+    assert data.models(root, data.lake_version(root)) == ["A", "B"]
+
+
+def test_freshness_reads_only_the_partitions_holding_the_maxima(tmp_path, monkeypatch):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from dashboards import data
+    from monitor.home import Home
+
+    home = Home.open(tmp_path / "home")
+    t1, t2 = dt.datetime(2026, 11, 20, 8), dt.datetime(2026, 11, 21, 9)
+
+    def turn(tid, ts, ingested):
+        return {"turn_id": tid, "ts": ts, "model": "A", "ingested_at": ingested, "date": f"{ts:%Y-%m-%d}"}
+
+    home.lake.append("turns", pa.Table.from_pylist([turn("a", dt.datetime(2026, 11, 10, 5), t1),
+                                                    turn("b", dt.datetime(2026, 11, 12, 23, 30), t1)]))
+    # a late turn (old event date) ingested in a later commit: the newest ingest is not in the newest date
+    home.lake.append("turns", pa.Table.from_pylist([turn("c", dt.datetime(2026, 11, 5, 1), t2)]))
+    assert data._freshness_dates(home.lake.manifest()) == (["2026-11-12"], ["2026-11-05"])
+    root = str(home.root)
+    f = data.freshness(root, data.lake_version(root))
+    assert (f["latest_event"], f["latest_ingest"], f["turns"]) == (dt.datetime(2026, 11, 12, 23, 30), t2, 3)
+    # dates that no longer hold the rows (files rewritten meanwhile): the pruned read finds nothing, so every
+    # date is read once and the answer is still right
+    monkeypatch.setattr(data, "_freshness_dates", lambda m: (["1999-01-01"], ["1999-01-01"]))
+    data.freshness.clear()
+    f = data.freshness(root, data.lake_version(root))
+    assert (f["latest_event"], f["latest_ingest"], f["turns"]) == (dt.datetime(2026, 11, 12, 23, 30), t2, 3)
+
+
+def test_overview_volume_and_feedback_match_the_scored_turns(monkeypatch, sample_root):
+    from monitor.db import connect
+    from monitor.home import Home
+
+    at = open_page(monkeypatch, sample_root)
+    no_exception(at)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    vol = next(s for s in specs if "Volume" in str(s["layout"].get("title", {}).get("text", "")))
+    shown = {t["name"]: sum(t["y"]) for t in vol["data"]}
+    fb = next(s for s in specs if "feedback" in str(s["layout"].get("title", {}).get("text", "")))
+    thumbs = {m: (int(c[0]), int(c[1])) for m, c in zip(fb["data"][0]["x"], fb["data"][0]["customdata"])}
+    # the same numbers counted from the raw tables (the sample's 14 days are inside the default 30-day window)
+    con = connect(Home.open(sample_root))
+    raw = con.execute("SELECT model, count(*), count(*) FILTER (WHERE feedback = 'up'), "
+                      "count(*) FILTER (WHERE feedback = 'down') FROM scored_turns WHERE refusal IS NOT NULL "
+                      "GROUP BY model").fetchall()
+    con.close()
+    assert shown == {m: n for m, n, _, _ in raw}
+    assert thumbs == {m: (up, down) for m, _, up, down in raw}
+    assert "counts scored turns" in texts(at)

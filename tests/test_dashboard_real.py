@@ -159,3 +159,52 @@ def test_alert_page_on_real_alerts(monkeypatch, demo_root):
         assert all("classifier: compliance" in c and "prompt harmful" in c for c in captions)
     elif picked["metric"] == "over_refusal_rate":
         assert all("prompt benign" in c and "classifier: compliance" not in c for c in captions)
+
+
+def _window(demo_root):
+    """The default time window the frame computes (last 30 days back from the newest data)."""
+    from dashboards import data
+
+    anchor = data.data_anchor(data.freshness(demo_root, data.lake_version(demo_root)))
+    end = anchor.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+    return end - dt.timedelta(days=30), end
+
+
+def test_overview_volume_from_rollups_equals_scored_turns(monkeypatch, demo_root):
+    from monitor.db import connect
+    from monitor.home import Home
+
+    at = open_page(monkeypatch, demo_root, PAGES[0])
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    vol = next(s for s in specs if "Volume" in str(s["layout"].get("title", {}).get("text", "")))
+    shown = {(t["name"], x[:10]): y for t in vol["data"] for x, y in zip(t["x"], t["y"])}
+    start, end = _window(demo_root)
+    con = connect(Home.open(demo_root))
+    raw = con.execute("SELECT coalesce(model, 'unknown'), strftime(ts, '%Y-%m-%d'), count(*) FROM scored_turns "
+                      "WHERE refusal IS NOT NULL AND ts >= $s AND ts < $e GROUP BY ALL", {"s": start, "e": end})
+    expected = {(m, d): n for m, d, n in raw.fetchall()}
+    con.close()
+    assert expected and shown == expected
+
+
+def test_review_segment_picker_offers_recent_scored_traffic(monkeypatch, demo_root):
+    from monitor.db import connect
+    from monitor.home import Home
+
+    at = open_page(monkeypatch, demo_root, "app_pages/review.py")
+    at.radio(key="rv_mode").set_value("Search")
+    at.run()
+    assert not at.exception
+    options = at.selectbox(key="rv_seg").options
+    start, end = _window(demo_root)  # the default 30-day window is also the picker's 30-day cap
+    con = connect(Home.open(demo_root))
+    raw = con.execute(
+        "SELECT s.attribute, s.value, count(DISTINCT t.turn_id) AS n FROM scored_turns t JOIN segments s "
+        "USING (turn_id) WHERE t.refusal IS NOT NULL AND t.ts >= $s AND t.ts < $e AND s.value IS NOT NULL "
+        "GROUP BY ALL ORDER BY s.attribute, n DESC, s.value", {"s": start, "e": end}).fetchall()
+    con.close()
+    assert len(raw) > 10 and options == ["any"] + [f"{a}={v}" for a, v, _ in raw]
+    # picking one filters the search to that segment
+    at.selectbox(key="rv_seg").select(f"{raw[0][0]}={raw[0][1]}")
+    at.run()
+    assert not at.exception and len(at.dataframe[0].value) > 0

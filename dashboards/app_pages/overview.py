@@ -54,12 +54,16 @@ if rows is not None and not rows.empty:
         chart(charts.tradeoff_scatter(over, under, c.colors), key="tradeoff")
         st.caption("Each point is one model version in one window; bars are 95% intervals. Moving right costs "
                    "helpfulness, moving up costs safety.")
-vol = guarded(data.volume, c.root, c.version, c.start, c.end)
+# from the refusal_metrics rollups (turn_count, thumbs_down_rate per window and model), not from raw turns
+vol = guarded(data.volume, c.root, c.version, c.start, c.end, granularity=c.granularity)
 if vol is not None:
     target = b if rows is not None and not rows.empty else st.container()
     with target:
         chart(charts.feedback_chart(vol, c.colors, c.home.config.metrics.min_n), key="feedback")
+        st.caption("Thumbs up/down on scored replies, summed from the metric windows in this time window.")
     chart(charts.volume_chart(vol, c.colors), key="volume")
+    st.caption("Volume counts scored turns (replies the classifier has scored, as in every rate above), from the "
+               "metric rollups; turns not yet scored show up after the next `monitor jobs run`.")
 
 st.subheader("Data freshness")
 f = c.fresh

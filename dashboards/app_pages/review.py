@@ -1,4 +1,6 @@
 """Conversations & review: search conversations, work the review queue, label, see agreement, export labels."""
+import datetime as dt
+
 import pandas as pd
 import streamlit as st
 
@@ -7,6 +9,7 @@ from dashboards.ui import can_act, ctx, guarded, show_error
 from monitor import review
 from monitor.errors import MonitorError
 
+SEGMENT_DAYS = 30
 c = ctx()
 st.title("Conversations & review")
 if st.session_state.get("rv_flash"):
@@ -50,9 +53,13 @@ else:
     text = s1.text_input("Text contains", key="rv_q", placeholder="words in the user or assistant message")
     models = data.models(c.root, c.version)
     model = s2.selectbox("Model", ["any"] + models, key="rv_model")
-    segs = guarded(data.segment_values, c.root, c.version)
+    # segment values with recent traffic, from the turn_count rollups: the window, at most its last SEGMENT_DAYS
+    seg_start = max(c.start, c.end - dt.timedelta(days=SEGMENT_DAYS))
+    segs = guarded(data.segment_values, c.root, c.version, seg_start, c.end, granularity=c.granularity)
     seg_opts = ["any"] + ([f"{a}={v}" for a, v in zip(segs["attribute"], segs["value"])] if segs is not None else [])
-    seg = s3.selectbox("Segment", seg_opts, key="rv_seg")
+    seg = s3.selectbox("Segment", seg_opts, key="rv_seg",
+                       help=f"Segment values with scored turns in the last {SEGMENT_DAYS} days of the time window "
+                            "(at most), most traffic first.")
     t1, t2, t3, t4 = st.columns(4)
     refusal = t1.selectbox("Classifier says", ["any", "full_refusal", "partial_refusal", "compliance"], key="rv_ref")
     harm = t2.selectbox("Prompt", ["any", "harmful", "benign"], key="rv_harm")
