@@ -146,8 +146,10 @@ PARAMS = {
     "disparity/cli_rows.sql": lambda f: [
         {"day": None, "model": None, "attribute": None},
         {"day": dt.date(2026, 3, 2), "model": "assistant@v1", "attribute": "language"}],
-    "disparity/detector_quality.sql": lambda f: [{"attribute": "language", "start": None, "end": None},
-                                                 {"attribute": "age_band", "start": DAYS[0], "end": DAYS[2]}],
+    "disparity/detector_quality.sql": lambda f: [
+        {"attribute": "language", "start": None, "end": None, "date_min": "0000-01-01", "date_max": "9999-12-31"},
+        {"attribute": "age_band", "start": DAYS[0], "end": DAYS[2], "date_min": DAYS[0].strftime("%Y-%m-%d"),
+         "date_max": (DAYS[2] - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d")}],
     "disparity/group_counts.sql": lambda f: [{**_WIN, "attributes": ["language", "age_band"]}],
     "disparity/label_fingerprint.sql": lambda f: [{}],
     "disparity/language_mismatch.sql": lambda f: [{**_WIN, "declared_attribute": "language"}],

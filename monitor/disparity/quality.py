@@ -30,8 +30,12 @@ def detector_quality_by_group(home, attribute: str, min_n: int | None = None, co
     own = con is None
     con = con or connect(home)
     try:
+        # Partition pruning bounds: the dates [start, end) can hold (everything when unbounded).
+        date_min = start.strftime("%Y-%m-%d") if start else "0000-01-01"
+        date_max = (end - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d") if end else "9999-12-31"
         df = con.execute(load_sql("disparity/detector_quality.sql").sql,
-                         {"attribute": attribute, "start": start, "end": end}).df()
+                         {"attribute": attribute, "start": start, "end": end, "date_min": date_min,
+                          "date_max": date_max}).df()
     finally:
         if own:
             con.close()

@@ -1,7 +1,8 @@
 -- Disparity / detector fairness: per group of one attribute, the refusal classifier's confusion counts against
 -- reviewer labels (binary: refused = full or partial refusal). Each turn counts once, with its latest label and
 -- its latest classifier score. Optionally only turns whose event time is in [$start, $end).
--- Parameters: $attribute (VARCHAR), $start, $end (TIMESTAMP or NULL = unbounded).
+-- Parameters: $attribute (VARCHAR), $start, $end (TIMESTAMP or NULL = unbounded), $date_min, $date_max (VARCHAR
+-- 'YYYY-MM-DD': partition pruning bounds covering [$start, $end)).
 -- Output columns: value, n, tp, fp, fn, tn.
 WITH lab AS (
     SELECT turn_id, refusal_label FROM (
@@ -11,7 +12,10 @@ WITH lab AS (
         WHERE refusal_label IS NOT NULL
     ) WHERE rn = 1
 ),
-seg AS (SELECT DISTINCT turn_id, value FROM segments WHERE attribute = $attribute AND value IS NOT NULL),
+seg AS (
+    SELECT DISTINCT turn_id, value FROM segments
+    WHERE attribute = $attribute AND value IS NOT NULL AND date BETWEEN $date_min AND $date_max
+),
 j AS (
     SELECT g.value,
            l.refusal_label IN ('full_refusal', 'partial_refusal') AS truth,
@@ -21,6 +25,8 @@ j AS (
     JOIN seg g USING (turn_id)
     JOIN turns t USING (turn_id)
     WHERE s.refusal IS NOT NULL
+      AND s.date BETWEEN $date_min AND $date_max
+      AND t.date BETWEEN $date_min AND $date_max
       AND (CAST($start AS TIMESTAMP) IS NULL OR t.ts >= CAST($start AS TIMESTAMP))
       AND (CAST($end AS TIMESTAMP) IS NULL OR t.ts < CAST($end AS TIMESTAMP))
 )
