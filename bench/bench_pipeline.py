@@ -130,6 +130,41 @@ def child_job(a: dict) -> dict:
                                        "cpu_s": cpu.get(r.job), "message": r.message[:300]} for r in results]}
 
 
+def child_series(a: dict) -> dict:
+    """Ingest each file then run every job, one after the other in this one process, as the long-running worker
+    (`monitor serve`) does: the first run pays the imports and model loads, the later ones show the steady state."""
+    import monitor.jobs as jobs_pkg
+    from monitor.home import Home
+    from monitor.ingest import ingest_paths
+
+    cpu: dict[str, float] = {}
+    plain = jobs_pkg.run_job
+
+    def run_job(home, job, *rest, **kw):
+        c0 = _cpu()
+        try:
+            return plain(home, job, *rest, **kw)
+        finally:
+            cpu[job.name] = round(_cpu() - c0, 3)
+
+    jobs_pkg.run_job = run_job
+    home = Home.open(a["home"])
+    runs = []
+    t_all = time.perf_counter()
+    for f in a["files"]:
+        t, c = time.perf_counter(), _cpu()
+        s = ingest_paths(home, [f])
+        ingest = {"seconds": round(time.perf_counter() - t, 3), "cpu_s": round(_cpu() - c, 3), "ingested": s.ingested}
+        cpu.clear()
+        t, c = time.perf_counter(), _cpu()
+        results = jobs_pkg.run_all(home)
+        runs.append({"ingest": ingest, "seconds": round(time.perf_counter() - t, 3), "cpu_s": round(_cpu() - c, 3),
+                     "load_average": [round(x, 2) for x in os.getloadavg()],
+                     "jobs": [{"job": r.job, "status": r.status, "rows": r.rows, "seconds": round(r.seconds, 3),
+                               "cpu_s": cpu.get(r.job), "message": r.message[:300]} for r in results]})
+    return {"seconds": time.perf_counter() - t_all, "runs": runs}
+
+
 def child_keyword(a: dict) -> dict:
     import duckdb
     import pyarrow as pa
@@ -184,7 +219,7 @@ def child_dashboard(a: dict) -> dict:
     return {"seconds": max(p["seconds"] for p in pages.values()), "pages": pages}
 
 
-CHILDREN = {"ingest": child_ingest, "ref_ingest": child_ref_ingest, "job": child_job, "keyword": child_keyword,
+CHILDREN = {"series": child_series, "ingest": child_ingest, "ref_ingest": child_ref_ingest, "job": child_job, "keyword": child_keyword,
             "ref_query": child_ref_query, "dashboard": child_dashboard}
 
 
@@ -254,12 +289,18 @@ def run_size(n: int, args) -> dict:
         args.out.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(res, indent=1) + "\n")
 
+    stopped = []
+
     def step(name: str, fn):
         if name in steps:
             print(f"    {name}: done in an earlier run, kept")
             return steps[name]
+        if stopped:
+            return None
         steps[name] = fn()
         save()
+        if name == args.until:  # e.g. --until score: ingest and score only (a full job run at 10M takes hours)
+            stopped.append(name)
         return steps[name]
 
     print(f"== {n:,} turns (work folder {work})", flush=True)
@@ -588,6 +629,7 @@ def main() -> int:
     ap.add_argument("--incremental", type=parse_size, default=10_000, help="new turns per incremental run")
     ap.add_argument("--repeats", type=int, default=3, help="incremental runs per size (median reported)")
     ap.add_argument("--no-dashboard", dest="dashboard", action="store_false", help="skip the page timings")
+    ap.add_argument("--until", help="stop after this step (generate, ingest, score, jobs_full, ...)")
     ap.add_argument("--fresh", action="store_true", help="discard the work folder of each size and start over")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the page and chart from --out")
     ap.add_argument("--doc", type=Path, default=DOC, help="page to write")

@@ -1,0 +1,221 @@
+"""Benchmark: the incremental job run after 10k new turns, against history size (100k, 1M, 10M turns).
+
+Usage:
+  python bench/bench_incremental.py --base HOME [--sizes 100k,1m,10m] [--work DIR] [--repeat 3] [--write-doc]
+
+Building a 10M-turn history through the whole pipeline takes hours on this 2-core machine (docs/benchmarks-pipeline.md
+estimates 6.5 CPU-hours for the full job run alone), so the histories are built by replicating the lake of a home
+the real pipeline processed (`--base`, e.g. the 100k home of bench_pipeline.py): every lake table (turns, segments,
+scores, value tables, quarantine, metrics_log) is copied with new turn and conversation ids, its timestamps and
+date partitions shifted back by whole spans of the base's timeline (1M = 10 spans, 300 days at the base's daily
+volume) and, for 10M, ten copies per span (300 days at ten times the daily volume). Copies are committed with
+manifest version 0, i.e. as history every job has already processed, then the compaction job merges them per
+partition. On each history, `--repeat` times: 10k new turns (bench/generate.py, a fresh conversation prefix, the
+last 20 minutes before the base's end) are ingested and `monitor.jobs.run_all` runs in its own process; the page
+records wall and CPU seconds per job, peak RSS and the load average, and the reference: one plain DuckDB query of
+the daily refusal counts over the whole lake (what a non-incremental job would at least have to read).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO))
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from bench_pipeline import machine, run_child  # noqa: E402
+from generate import Spec, generate, parse_size  # noqa: E402
+
+OUT = REPO / "bench" / "results" / "incremental.json"
+DOC = REPO / "docs" / "benchmarks-incremental.md"
+TARGET_S = 10.0
+ID_COLUMNS = ("turn_id", "conversation_id", "quarantine_id")
+SHIFT_COLUMNS = ("ts", "ingested_at", "scored_at", "quarantined_at", "window_start", "window_end", "computed_at")
+
+
+def _shift(table: pa.Table, prefix: str, delta: dt.timedelta) -> pa.Table:
+    for name in table.column_names:
+        col = table.column(name)
+        if name in ID_COLUMNS:
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     pc.binary_join_element_wise(pa.scalar(prefix), col, ""))
+        elif name in SHIFT_COLUMNS and pa.types.is_timestamp(col.type):
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     pc.subtract(col, pa.scalar(delta, pa.duration("us"))))
+    return table
+
+
+def replicate(base: Path, dest: Path, spans: int, dense: int) -> dict:
+    """Copy home `base` to `dest` with `spans` x `dense` copies of its lake (see the module docstring)."""
+    from monitor.home import Home
+
+    t = time.perf_counter()
+    shutil.copytree(base, dest)
+    home = Home.open(dest)
+    m = home.lake.manifest()
+    dates = sorted({p.split("date=")[1][:10] for e in m["tables"]["turns"] for p in [e["path"]]})
+    span = (dt.date.fromisoformat(dates[-1]) - dt.date.fromisoformat(dates[0])).days + 1
+    added = 0
+    with home.lake.transaction() as tx:
+        for table, entries in m["tables"].items():
+            for e in entries:
+                data = pq.read_table(home.lake.root / e["path"], partitioning=None)
+                parts = Path(e["path"]).parts
+                for s in range(spans):
+                    for d in range(dense):
+                        if s == 0 and d == 0:
+                            continue  # the base itself
+                        delta = dt.timedelta(days=span * s)
+                        copy = _shift(data, f"h{s}x{d}-", delta)
+                        folder = []
+                        for p in parts[1:-1]:
+                            key, _, value = p.partition("=")
+                            if key == "date" and value != "unknown":
+                                value = (dt.date.fromisoformat(value) - delta).isoformat()
+                            folder.append(f"{key}={value}")
+                        rel = Path(parts[0], *folder, f"part-{uuid.uuid4().hex}.parquet")
+                        tmp = home.lake.tmp_dir / f"{uuid.uuid4().hex}.parquet"
+                        pq.write_table(copy, tmp, compression="zstd")
+                        (home.lake.root / rel).parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(tmp, home.lake.root / rel)
+                        # v = 0: history every job has processed already (their watermarks are newer).
+                        tx.pending.setdefault(table, []).append({"path": str(rel), "rows": copy.num_rows, "v": 0})
+                        added += copy.num_rows
+    res = run_child("job", home=str(dest), job="compact")
+    return {"seconds": round(time.perf_counter() - t, 1), "rows_added": added, "span_days": span,
+            "days": span * spans, "turns": home.lake.row_count("turns"), "compact_s": res["seconds"]}
+
+
+def _end_of(home_path: Path) -> dt.datetime:
+    import duckdb
+
+    from monitor.home import Home
+
+    home = Home.open(home_path)
+    files = [str(p) for p in home.lake.files("turns")]
+    return duckdb.connect().execute("SELECT max(ts) FROM read_parquet($f)", {"f": files}).fetchone()[0]
+
+
+def measure(home_path: Path, work: Path, label: str, repeat: int, n_new: int, end: dt.datetime) -> dict:
+    """`repeat` batches of new turns, each ingested then every job run, in one process (the worker's steady state)."""
+    files = []
+    for i in range(repeat):
+        f = work / f"new-{label}-{i}.jsonl"
+        t0 = end + dt.timedelta(minutes=20 * i)
+        spec = Spec(start=end - dt.timedelta(days=30), end=t0 + dt.timedelta(minutes=20), seed=100 + i,
+                    users=5_000, prefix=f"new{label}{i}-", dup_rate=0.0, malformed_rate=0.0)
+        generate(f, n_new, spec, t0=t0, t1=t0 + dt.timedelta(minutes=20))
+        files.append(str(f))
+    series = run_child("series", home=str(home_path), files=files)
+    ref = run_child("ref_query", home=str(home_path))
+    for f in files:
+        os.unlink(f)
+    return {"series": series, "ref_query": ref}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", type=Path, help="a home the real pipeline processed (e.g. bench_pipeline's 100k home)")
+    ap.add_argument("--sizes", default="100k,1m,10m", help="history sizes as multiples of the base (10x: spans)")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/alignment-monitor-bench-incremental"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--new", type=int, default=10_000)
+    ap.add_argument("--write-doc", action="store_true")
+    args = ap.parse_args()
+    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    if args.base:
+        from monitor.home import Home
+
+        base_turns = Home.open(args.base).lake.row_count("turns")
+        end = _end_of(args.base)
+        args.work.mkdir(parents=True, exist_ok=True)
+        for size in args.sizes.split(","):
+            factor = max(1, round(parse_size(size) / base_turns))
+            spans, dense = (factor, 1) if factor <= 10 else (10, factor // 10)
+            dest = args.work / f"h-{size}"
+            if dest.exists():
+                shutil.rmtree(dest)
+            print(f"{size}: replicating {spans} spans x {dense} copies", flush=True)
+            rep = replicate(args.base, dest, spans, dense)
+            print(f"  {rep}", flush=True)
+            m = measure(dest, args.work, size, args.repeat, args.new, end)
+            results[size] = {"replication": rep, **m, "machine": machine(),
+                             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                             "spans": spans, "dense": dense}
+            OUT.write_text(json.dumps(results, indent=1, default=str))
+            for r in m["series"]["runs"]:
+                print(f"  incremental run {r['seconds']:.1f} s (cpu {r['cpu_s']:.1f} s)", flush=True)
+            shutil.rmtree(dest)
+    if args.write_doc:
+        DOC.write_text(page(results))
+        print(f"wrote {DOC}")
+    return 0
+
+
+def page(results: dict) -> str:
+    L = ["# Benchmark: incremental job run against history size", "",
+         "Generated by `python bench/bench_incremental.py --base HOME --write-doc` (method in its docstring). The "
+         "histories are replicas of a home the real pipeline processed: the 100k history is that home itself; the "
+         "1M history is 10 spans of its timeline going back 300 days; the 10M history is 10 spans with ten copies "
+         "each (300 days at ten times the daily volume). The recomputed windows are the new turns' own (today's), "
+         "so a run should cost the same at any history length; at 10M a day holds ten times more turns, so the "
+         "recomputed window is larger.", "",
+         f"Target: < {TARGET_S:.0f} s whatever the history.", ""]
+    if not results:
+        return "\n".join(L + ["No results yet."]) + "\n"
+    any_r = next(iter(results.values()))
+    mc = any_r["machine"]
+    L += [f"Machine: {mc.get('cpu_model', '')}, {mc.get('cpus', '')} CPUs, {mc.get('memory_gib', '')} GiB; Python "
+          f"{mc.get('python', platform.python_version())}; code at {mc.get('git_head', '')}"
+          f"{' plus uncommitted changes' if mc.get('uncommitted_changes') else ''}.", "",
+          "Each history gets `--repeat` batches of 10k new turns, each ingested then every job run, in one process as "
+          "the worker runs them; the first run also pays the imports and model loads (Evidently, lingua, the "
+          "classifiers), so the medians are over the later runs (the steady state of `monitor serve`).", "",
+          "| history | days | runs: wall (s) | median wall, later runs | median CPU | peak RSS | load (1 min) | "
+          "reference query |",
+          "|---|---:|---|---:|---:|---:|---|---:|"]
+    jobs_rows = {}
+    for size, r in results.items():
+        runs = r["series"]["runs"]
+        warm = runs[1:] or runs
+        walls = [x["seconds"] for x in runs]
+        L.append(f"| {r['replication']['turns']:,} turns ({r['date']}) | {r['replication']['days']} | "
+                 f"{', '.join(f'{w:.1f}' for w in walls)} | {statistics.median([x['seconds'] for x in warm]):.1f} s | "
+                 f"{statistics.median([x['cpu_s'] for x in warm]):.1f} s | {r['series']['peak_rss_mb']:,} MB | "
+                 f"{', '.join(format(x['load_average'][0], '.1f') for x in runs)} | {r['ref_query']['seconds']:.2f} s |")
+        for x in warm:
+            for j in x["jobs"]:
+                jobs_rows.setdefault(j["job"], {}).setdefault(size, []).append((j["seconds"], j.get("cpu_s") or 0))
+    sizes = list(results)
+    L += ["", "Per job, median wall / CPU seconds of the later runs:", "",
+          "| job | " + " | ".join(sizes) + " |", "|---|" + "---:|" * len(sizes)]
+    for job, by in jobs_rows.items():
+        cells = []
+        for s in sizes:
+            v = by.get(s, [])
+            cells.append(f"{statistics.median([a for a, _ in v]):.2f} / {statistics.median([b for _, b in v]):.2f}"
+                         if v else "")
+        L.append(f"| {job} | " + " | ".join(cells) + " |")
+    L += ["", "Replication cost (not part of the measurement): " + "; ".join(
+        f"{s}: {r['replication']['seconds']} s incl. compaction {r['replication']['compact_s']} s"
+        for s, r in results.items()), ""]
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
