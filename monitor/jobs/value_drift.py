@@ -196,7 +196,9 @@ def _row(metric, key, dim, family, res, n_cur, n_ref, ref_info, ok, min_n) -> di
         value = finite(res.score)
         details.update(statistic=value, statistic_name=name, method=res.method, threshold=res.threshold,
                        drift_detected=bool(res.drift_detected and ok), evidently_drifted=bool(res.drift_detected),
-                       p_value=finite(p), engine="evidently")
+                       p_value=finite(p),
+                       # mean_shift / mix_shift: our tests, registered in Evidently but called directly (same result)
+                       engine="monitor" if res.method in (D.MEAN_SHIFT, D.MIX_SHIFT) else "evidently")
         if dim is not None:
             details.update(effect_size=res.effect, direction=_direction(res.effect),
                            mean_current=finite(res.mean_current), mean_reference=finite(res.mean_reference))
