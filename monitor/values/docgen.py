@@ -218,7 +218,10 @@ homogeneity (p < {alpha}). `details.largest_changes` lists the categories whose 
 
 Any Evidently method can be configured instead (`drift_method = "wasserstein"`, `"ks"`, `"psi"`, `"t_test"`...,
 with `drift_threshold`; `"evidently_default"` lets Evidently choose by column type and size); its own verdict is then
-used as is. For p-value methods `details.p_value` is Evidently's score.
+used as is. For p-value methods `details.p_value` is Evidently's score. The job calls the two default tests
+directly rather than through Evidently's wrapper (`details.engine = "monitor"`; same score and verdict, checked by
+`tests/test_value_drift.py`), so a run does not pay Evidently's import (seconds per process); configured Evidently
+methods go through its registry (`details.engine = "evidently"`).
 
 Evidence that it works (tests/test_value_drift_sim.py, seeded, real HH-RLHF replies resampled, 400 replies a day,
 two region segments): 30 days of stable traffic give **0 drift verdicts in 1,834 comparisons** (24 dimensions x all
