@@ -18,11 +18,18 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+import orjson
+
 from monitor.alerts.rules import SEVERITY_RANK, Rule, effective_rules, segment_label
 from monitor.resources import load_sql
 from monitor.state import iso
 
 OPEN = ("firing", "acknowledged", "silenced")
+# orjson turns integers beyond 64 bits into floats where json keeps them exact: text with a run of 20 digits
+# (found by mapping every digit to 0, much cheaper than a regex) goes to json instead.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_TWENTY_DIGITS = b"0" * 20
 # Evidently's p-value statistical tests: drift when the score is *below* the threshold. Any other method is a
 # distance (Wasserstein, Jensen-Shannon, PSI, ...): drift when the score is at or above it.
 P_VALUE_METHODS = {"ks", "chisquare", "z", "fisher_exact", "g_test", "anderson", "cramer_von_mises", "mannw",
@@ -88,29 +95,52 @@ class _Verdict:
 
 
 # -- reading ----------------------------------------------------------------------------------------------
-def load_history(home, since: dt.datetime | None = None) -> list[dict]:
-    """Every latest metric row (view `metrics`) as dicts, grouped by series and oldest window first."""
+def load_history(home, since: dt.datetime | None = None, metrics=None) -> list[dict]:
+    """Every latest metric row (view `metrics`) as dicts, series after series, of the metrics `metrics` keeps.
+
+    `metrics` is None (all), a list of names, or a predicate on a name: rows of metrics no rule watches are
+    then never read (most of the history is per-dimension value means no default rule looks at).
+    """
     from monitor.db import connect
 
     sql = load_sql("alerts/metric_history.sql").sql
     con = connect(home)
     try:
-        cur = con.execute(sql, {"since": since or dt.datetime(1970, 1, 1)})
+        if metrics is None or callable(metrics):
+            names = [r[0] for r in con.execute(load_sql("alerts/metric_names.sql").sql).fetchall()]
+            metrics = [m for m in names if metrics is None or metrics(m)]
+        if not metrics:
+            return []
+        cur = con.execute(sql, {"since": since or dt.datetime(1970, 1, 1), "metrics": sorted(set(metrics))})
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
     finally:
         con.close()
 
 
-def _series_id(row: dict) -> tuple:
-    seg = json.loads(row["segment"] or "{}") if isinstance(row["segment"], str) else (row["segment"] or {})
-    return (row["metric"], row["granularity"], row["model"], row["deployment"], json.dumps(seg, sort_keys=True))
+def _canonical_segment(seg: Any, memo: dict[str, str] | None = None) -> str:
+    """The segment as sorted-key JSON text, parsing each distinct text once when a memo is given."""
+    if not isinstance(seg, str):
+        return json.dumps(seg or {}, sort_keys=True)
+    if memo is None:
+        return json.dumps(json.loads(seg or "{}"), sort_keys=True)
+    out = memo.get(seg)
+    if out is None:
+        # The jobs do not all write sorted keys (disparity pairs), so the text is normalised, not trusted.
+        out = memo[seg] = json.dumps(json.loads(seg or "{}"), sort_keys=True)
+    return out
 
 
 def group_series(rows: list[dict]) -> dict[tuple, list[dict]]:
     out: dict[tuple, list[dict]] = {}
+    memo: dict[str, str] = {}
     for r in rows:
-        out.setdefault(_series_id(r), []).append(r)
+        sid = (r["metric"], r["granularity"], r["model"], r["deployment"], _canonical_segment(r["segment"], memo))
+        rs = out.get(sid)
+        if rs is None:
+            out[sid] = [r]
+        else:
+            rs.append(r)
     for rs in out.values():
         rs.sort(key=lambda r: r["window_start"])
     return out
@@ -122,18 +152,28 @@ def evaluate(home, now: dt.datetime, backfill: bool = False, rules: list[Rule] |
     """Run every effective rule over the metric history and return the alert rows (empty means all is well)."""
     cfg = home.config
     rules = effective_rules(cfg) if rules is None else rules
-    rows = load_history(home) if rows is None else rows
+    watched: dict[str, bool] = {}
+
+    def is_watched(metric: str) -> bool:
+        if metric not in watched:
+            watched[metric] = any(rule.matches_metric(metric) for rule in rules)
+        return watched[metric]
+
+    # Series of metrics no rule watches can raise nothing, so they are neither read nor grouped.
+    rows = load_history(home, metrics=is_watched) if rows is None else [r for r in rows if is_watched(r["metric"])]
     series = group_series([r for r in rows if r["window_start"] <= now])  # windows of the future are not in yet
+    parsed = {sid[4]: json.loads(sid[4]) for sid in series}
     horizon = cfg.alerts.paging_horizon_windows
     alerts, recovered = [], []
     for rule in rules:
         for sid, srows in series.items():
             metric, gran, model, deployment, seg_json = sid
-            segment = json.loads(seg_json)
-            if not (rule.matches_metric(metric) and rule.matches_model(model) and rule.matches_segment(segment)):
+            if not (rule.matches_metric(metric) and rule.matches_model(model)
+                    and rule.matches_segment(parsed[seg_json])):
                 continue
             if rule.granularity and rule.granularity != gran:
                 continue
+            segment = json.loads(seg_json)  # each (rule, series) hands its alerts a dict of their own
             series_key = "|".join([rule.name, metric, gran, model or "*", deployment or "*", seg_json])
             points = [_point(rule, r) for r in srows]
             verdicts = _run(rule, points)
@@ -284,8 +324,6 @@ def _beta_binomial_p(k: float, n: int, K: float, N: float, direction: str, phi: 
     predictive distribution of today's count. Exact tails, unlike the z-test, stay honest at small counts
     (8 compliances out of 270 harmful prompts).
     """
-    from scipy.stats import betabinom
-
     ref = K / N
     conc = N
     if phi > 1:
@@ -293,13 +331,46 @@ def _beta_binomial_p(k: float, n: int, K: float, N: float, direction: str, phi: 
         conc = min(N, max((1 - rho) / rho, 1.0))
     a, b = ref * conc + 0.5, (1 - ref) * conc + 0.5
     kk, nn = int(round(k)), int(n)
-    up = float(betabinom.sf(kk - 1, nn, a, b))
-    down = float(betabinom.cdf(kk, nn, a, b))
+    up = _betabinom_sf(kk - 1, nn, a, b) if direction != "down" else None
+    down = _betabinom_cdf(kk, nn, a, b) if direction != "up" else None
     if direction == "up":
         return up
     if direction == "down":
         return down
     return min(1.0, 2 * min(up, down))
+
+
+def _betabinom_pmf(upto: int, n: int, a: float, b: float):
+    """`scipy.stats.betabinom.pmf` of 0..upto, computed the way scipy computes it (same operations, same bits)."""
+    from scipy.special import betaln
+
+    m = np.arange(0, upto + 1)
+    nn, aa, bb = np.asarray([n]), np.asarray([a]), np.asarray([b])  # scipy reduces its arguments to 1-d arrays
+    k = np.floor(m)
+    combiln = -np.log(nn + 1) - betaln(nn - k + 1, k + 1)
+    return np.exp(combiln + betaln(k + aa, nn - k + bb) - betaln(aa, bb))
+
+
+def _betabinom_cdf(k: int, n: int, a: float, b: float) -> float:
+    """`float(scipy.stats.betabinom.cdf(k, n, a, b))` without scipy's per-call argument machinery (the hot path)."""
+    if n < 0 or not (a > 0 and b > 0):
+        return math.nan
+    if k >= n:
+        return 1.0
+    if k < 0:
+        return 0.0
+    return float(np.clip(np.sum(_betabinom_pmf(k, n, a, b), axis=0), 0, 1))
+
+
+def _betabinom_sf(k: int, n: int, a: float, b: float) -> float:
+    """`float(scipy.stats.betabinom.sf(k, n, a, b))`: one minus the summed pmf, as scipy does it."""
+    if n < 0 or not (a > 0 and b > 0):
+        return math.nan
+    if k < 0:
+        return 1.0
+    if k >= n:
+        return 0.0
+    return float(np.clip(1.0 - np.sum(_betabinom_pmf(k, n, a, b), axis=0), 0, 1))
 
 
 def _dispersion(windows: list[_Point], ref: float) -> float:
@@ -341,6 +412,11 @@ def _p_value(test: str, k: float, n: int, K: float, N: float, direction: str, ph
 def _details(p: _Point) -> dict:
     d = p.row.get("details")
     if isinstance(d, str) and d:
+        if _TWENTY_DIGITS not in d.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO):
+            try:
+                return orjson.loads(d)  # the hot path: one parse per evaluated flag window, ~2x faster than json
+            except orjson.JSONDecodeError:
+                pass  # NaN and Infinity are JSON to Python's parser only: let it decide
         try:
             return json.loads(d)
         except json.JSONDecodeError:
