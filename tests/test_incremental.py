@@ -146,9 +146,10 @@ def test_parallel_scoring_equals_scoring_in_one_process(tmp_path):
         (root / "monitor.toml").write_text(f"[classifiers]\nworkers = {workers}\n")
         home = Home.open(root)
         ingest_paths(home, [path])
-        assert worker_count(home, "lexical", 450, 100) == (0 if workers == 1 else 2)
-        assert run_score(JobContext(home, NOW), batch_rows=100) == 450
+        assert worker_count(home, "lexical", 450, min_parallel=100) == (0 if workers == 1 else 2)
+        assert run_score(JobContext(home, NOW), batch_rows=100, min_parallel=100) == 450
         got[workers] = _scores(home)
-        assert run_score(JobContext(home, NOW), batch_rows=100) == 0  # nothing new
+        assert run_score(JobContext(home, NOW), batch_rows=100, min_parallel=100) == 0  # nothing new
     assert len(got[1]) == 450 and got[1] == got[2]
-    assert worker_count(home, "llm_judge", 10_000, 100) == 0  # a remote judge's budget is not shared out
+    assert worker_count(home, "llm_judge", 10_000) == 0  # a remote judge's budget is not shared out
+    assert worker_count(home, "lexical", 1_000) == 0  # too few to be worth forking

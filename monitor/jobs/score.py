@@ -31,6 +31,7 @@ from monitor.state import utcnow
 log = logging.getLogger("monitor.jobs.score")
 
 BATCH_ROWS = 20_000
+MIN_PARALLEL = 4_000  # below this, forking the workers costs more than it saves
 WATERMARK_KEY = "score.turns_watermark"
 
 
@@ -101,16 +102,16 @@ def _score_in_worker(args: tuple) -> pa.Table:
     return score_batch(_CLF, rows, utcnow(), backend)
 
 
-def worker_count(home, backend: str, pending: int, batch_rows: int) -> int:
-    """Scoring processes for this run: one per CPU for the lexical backend when there are several batches."""
+def worker_count(home, backend: str, pending: int, min_parallel: int = MIN_PARALLEL) -> int:
+    """Scoring processes for this run: one per CPU for the lexical backend when at least `min_parallel` turns are new."""
     # A remote judge is bound by its budget, not the CPU; the embedding backend's torch already uses every core.
-    if backend not in ("lexical",) or pending <= batch_rows:
+    if backend not in ("lexical",) or pending < min_parallel:
         return 0
     n = home.config.classifiers.workers or (os.cpu_count() or 1)
     return n if n > 1 else 0
 
 
-def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS) -> int:
+def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS, min_parallel: int = MIN_PARALLEL) -> int:
     """Score every pending turn in batches; returns the number of score rows written."""
     home = ctx.home
     clf = clf or load_configured_classifiers(home)
@@ -121,7 +122,10 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS) -> int:
     dates = delta.dates("turns")
     if dates is None:
         return 0
-    n_workers = worker_count(home, backend, sum(e["rows"] for e in delta.entries("turns")), batch_rows)
+    pending = sum(e["rows"] for e in delta.entries("turns"))  # an upper bound: some may be scored already
+    n_workers = worker_count(home, backend, pending, min_parallel)
+    if n_workers:  # every worker gets a share even of a small run (10k new turns: two batches of 5k)
+        batch_rows = max(1, min(batch_rows, -(-pending // n_workers)))
     # Fork before DuckDB starts its threads; workers inherit the loaded classifiers.
     pool = multiprocessing.get_context("fork").Pool(n_workers, _init_worker, (clf,)) if n_workers else None
     con = connect(home, manifest=delta.manifest)
