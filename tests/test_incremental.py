@@ -153,3 +153,25 @@ def test_parallel_scoring_equals_scoring_in_one_process(tmp_path):
     assert len(got[1]) == 450 and got[1] == got[2]
     assert worker_count(home, "llm_judge", 10_000) == 0  # a remote judge's budget is not shared out
     assert worker_count(home, "lexical", 1_000) == 0  # too few to be worth forking
+
+
+def test_parallel_language_detection_equals_detection_in_one_process(tmp_path, monkeypatch):
+    import monitor.disparity.language as L
+
+    path = _write(tmp_path / "r.jsonl", list(itertools.islice(records(), 300)))
+    got = {}
+    for parallel in (False, True):
+        monkeypatch.setattr(L, "MIN_PARALLEL", 10 if parallel else 10**9)
+        monkeypatch.setattr(L.os, "cpu_count", lambda: 2)
+        home = Home.open(tmp_path / f"p{parallel}")
+        ingest_paths(home, [path])
+        assert len(L.detect_new_turns(home, batch=120)) == 300
+        con = connect(home)
+        try:
+            got[parallel] = con.execute("SELECT turn_id, value FROM segments WHERE attribute = 'detected_language' "
+                                        "ORDER BY turn_id").fetchall()
+        finally:
+            con.close()
+        assert L.detect_new_turns(home) == []  # nothing new
+    assert len(got[False]) == 300 and got[True] == got[False]
+    assert len({v for _, v in got[True]}) > 1  # the demo traffic is multilingual

@@ -10,6 +10,8 @@ it agreed with the high-accuracy mode on 99.8% of those and the whole pass took 
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import os
 from functools import lru_cache
 
 import pyarrow as pa
@@ -24,6 +26,7 @@ MIN_CHARS = 12
 MAX_CHARS = 600  # the opening of a message decides its language; long pastes only cost time
 MIN_RELATIVE_DISTANCE = 0.1
 LOW_ACCURACY_MIN_CHARS = 60
+MIN_PARALLEL = 4_000  # new turns from which detection is shared between two forked processes
 UNKNOWN = "unknown"
 ATTRIBUTE = "detected_language"
 WATERMARK_KEY = "disparity.language_watermark"
@@ -67,16 +70,33 @@ def detect_new_turns(home, batch: int = 20_000) -> list[dt.datetime]:
     finally:
         con.close()
     touched: list[dt.datetime] = []
-    for start in range(0, len(rows), batch):
-        chunk = rows[start:start + batch]
-        values = [detect(r[3]) for r in chunk]
-        table = pa.table({
-            "turn_id": [r[0] for r in chunk],
-            "attribute": [ATTRIBUTE] * len(chunk),
-            "value": values,
-            "date": [r[1] for r in chunk],
-        })
-        home.lake.append("segments", table)
-        touched += [r[2] for r in chunk]
+    n_workers = (os.cpu_count() or 1) if len(rows) >= MIN_PARALLEL else 0
+    pool = None
+    if n_workers > 1:
+        # Load both detectors' models here, once, so the forked workers inherit them instead of each loading them.
+        detect("warm up the language models")
+        detect("warm up the low-accuracy language models with a sentence of more than sixty characters")
+        pool = multiprocessing.get_context("fork").Pool(n_workers)
+    try:
+        for start in range(0, len(rows), batch):
+            chunk = rows[start:start + batch]
+            texts = [r[3] for r in chunk]
+            values = pool.map(detect, texts, chunksize=max(1, len(texts) // (4 * n_workers))) if pool else \
+                [detect(t) for t in texts]
+            _append(home, chunk, values)
+            touched += [r[2] for r in chunk]
+    finally:
+        if pool is not None:
+            pool.terminate()
     delta.save(WATERMARK_KEY, ATTRIBUTE)
     return touched
+
+
+def _append(home, chunk: list[tuple], values: list[str]) -> None:
+    table = pa.table({
+        "turn_id": [r[0] for r in chunk],
+        "attribute": [ATTRIBUTE] * len(chunk),
+        "value": values,
+        "date": [r[1] for r in chunk],
+    })
+    home.lake.append("segments", table)
