@@ -26,7 +26,6 @@ import logging
 import math
 
 import pyarrow as pa
-from scipy.stats import t as student_t
 
 from monitor.db import connect
 from monitor.incremental import Delta, date_bounds, metric_attributes, segment_attributes, touched_windows
@@ -34,7 +33,7 @@ from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
 from monitor.state import utcnow
-from monitor.stats import wilson
+from monitor.stats import t_quantiles, wilson
 from monitor.values import load_scorer
 from monitor.values.store import build_tables, finite
 from monitor.values.topics import load_topics
@@ -113,7 +112,11 @@ def segment_json(attr, value, dimension: str | None = None) -> str:
 def mean_rows(df, confidence: float, min_n: int, scorer_version: str) -> list[dict]:
     """value_mean rows from the output of sql/values/value_means.sql (mean, t interval, sd, share non-zero)."""
     rows = []
-    for rec in df.to_dict("records"):
+    records = df.to_dict("records")
+    quantiles = t_quantiles([int(rec["n"]) for rec in records], confidence)  # one scipy call for all rows
+    when: dict = {}  # Timestamp -> datetime, converted once per window
+    segments: dict = {}
+    for rec in records:
         n = int(rec["n"])
         if n <= 0:
             continue
@@ -121,39 +124,54 @@ def mean_rows(df, confidence: float, min_n: int, scorer_version: str) -> list[di
         var = max(float(rec["total_sq"]) - n * mean * mean, 0.0) / (n - 1) if n > 1 else math.nan
         sd = math.sqrt(var) if n > 1 else math.nan
         if n > 1:
-            half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+            half = quantiles[n] * sd / math.sqrt(n)
             lo, hi = mean - half, mean + half
         else:
             lo = hi = None
         details = {"dimension": rec["dimension"], "family": rec["family"], "ci": "t", "confidence": confidence,
                    "sd": finite(sd), "share_nonzero": int(rec["nonzero"]) / n, "scorer_version": scorer_version,
                    "unit": "refusal probability" if rec["dimension"] == "refusal" else "weighted matches per 100 tokens"}
+        seg_key = (rec["seg_attribute"], rec["seg_value"], rec["dimension"])
+        segment = segments.get(seg_key)
+        if segment is None:
+            segment = segments[seg_key] = segment_json(*seg_key)
         rows.append({
-            "metric": "value_mean", "window_start": rec["window_start"].to_pydatetime(),
-            "window_end": rec["window_end"].to_pydatetime(), "model": _none(rec["model"]),
-            "deployment": _none(rec["deployment"]),
-            "segment": segment_json(rec["seg_attribute"], rec["seg_value"], rec["dimension"]),
+            "metric": "value_mean", "window_start": _pydatetime(when, rec["window_start"]),
+            "window_end": _pydatetime(when, rec["window_end"]), "model": _none(rec["model"]),
+            "deployment": _none(rec["deployment"]), "segment": segment,
             "value": mean, "ci_low": finite(lo), "ci_high": finite(hi), "n": n,
             "numerator": float(rec["nonzero"]), "small_sample": n < min_n, "details": json.dumps(details),
         })
     return rows
 
 
+def _pydatetime(cache: dict, ts):
+    """ts.to_pydatetime(), once per distinct timestamp."""
+    out = cache.get(ts)
+    if out is None:
+        out = cache[ts] = ts.to_pydatetime()
+    return out
+
+
 def coverage_rows(df, confidence: float, min_n: int, scorer_version: str) -> list[dict]:
     """value_coverage rows from the output of sql/values/coverage.sql (share scored, Wilson interval)."""
     rows = []
-    for rec in df.to_dict("records"):
+    records = df.to_dict("records")
+    # One vectorised Wilson call; element by element it is the scalar call's arithmetic.
+    lows, highs = wilson([int(rec["scored"]) for rec in records], [int(rec["n"]) for rec in records], confidence) \
+        if records else ([], [])
+    when: dict = {}
+    for rec, lo, hi in zip(records, lows, highs):
         n, k = int(rec["n"]), int(rec["scored"])
         if n <= 0:
             continue
-        lo, hi = wilson(k, n, confidence)
         details = {"ci": "wilson", "confidence": confidence, "scorer_version": scorer_version,
                    "unscored": {r: int(rec[r]) for r in ("empty", "too_short", "non_english")}}
         rows.append({
-            "metric": "value_coverage", "window_start": rec["window_start"].to_pydatetime(),
-            "window_end": rec["window_end"].to_pydatetime(), "model": _none(rec["model"]),
+            "metric": "value_coverage", "window_start": _pydatetime(when, rec["window_start"]),
+            "window_end": _pydatetime(when, rec["window_end"]), "model": _none(rec["model"]),
             "deployment": _none(rec["deployment"]), "segment": segment_json(rec["seg_attribute"], rec["seg_value"]),
-            "value": k / n, "ci_low": lo, "ci_high": hi, "n": n, "numerator": float(k),
+            "value": k / n, "ci_low": float(lo), "ci_high": float(hi), "n": n, "numerator": float(k),
             "small_sample": n < min_n, "details": json.dumps(details),
         })
     return rows
