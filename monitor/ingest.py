@@ -11,17 +11,12 @@ together), and the dedup check against the lake runs inside that transaction. A 
 whole batches only; running it again finds the committed turns as duplicates and adds exactly the rest.
 
 Canonical JSONL files take a faster road to the same rows: chunks of lines go to ``collectors.fast_canonical``
-(in worker processes for large files), which builds finished rows for records of the common simple shape and
-leaves every other line to the general path. This process still walks each chunk in file order for dedup, so
-which copy of a duplicate is kept, and every count and quarantine row, is the same. Workers write their rows as
-Parquet files into the lake's ``_tmp`` and send back only the dedup keys; a commit adopts a chunk's files when
-none of its rows is a duplicate (the common case) and otherwise writes the chunk's rows anew, without the
-duplicates. A file never adopted is an orphan that ``Lake.gc`` deletes, so a killed run still leaves whole
-batches only.
+(in worker processes for large files), which returns finished rows as Arrow tables for records of the common
+simple shape and leaves every other line to the general path. This process still walks each chunk in file
+order for dedup, so which copy of a duplicate is kept, and every count and quarantine row, is the same.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import multiprocessing
@@ -40,7 +35,6 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from collectors import (
     Collector,
@@ -56,10 +50,8 @@ from collectors import (
 from collectors.fast_canonical import FastCanonical, handles, init_worker, range_rows
 from monitor.errors import FormatError, IngestError
 from monitor.home import Home
-from monitor.lake import conform
 from monitor.redact import merge_counts, redact
 from monitor.resources import load_sql
-from monitor.schema import TABLES
 from monitor.state import iso, utcnow
 
 # Refresh catalog.duckdb at most this often during a long ingest (and always at the end). Each refresh rewrites
@@ -167,119 +159,15 @@ class _Batch:
         self.fast: list[pa.Table] = []  # turn rows from the fast path, already in TURN_SCHEMA
         self.fast_segs: list[pa.Table] = []  # their segments: turn_id, attribute, value, date
         self.n_fast = 0
-        self.units: list[_Unit] = []  # worker ranges already written as Parquet, adopted whole by the commit
-        self.n_units = 0
 
     def __len__(self) -> int:
-        return len(self.turns["turn_id"]) + self.n_fast + self.n_units + len(self.quarantine["quarantine_id"])
-
-
-@dataclass
-class _Unit:
-    """The fast-path rows of one worker range, written by the worker as Parquet part files in the lake's `_tmp`."""
-
-    base: int  # lines before the range: source_line = base + line number in the range
-    rows: int  # turn rows (each part file holds the rows of one date)
-    parts: list[tuple[str, list[tuple[str, str]], str, int]]  # (table, partition values, temp file, rows)
-
-    def discard(self) -> None:
-        for _, _, tmp, _ in self.parts:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        return len(self.turns["turn_id"]) + self.n_fast + len(self.quarantine["quarantine_id"])
 
 
 # Turn columns of a batch before commit (the lake adds batch_id, ingested_at and source).
 TURN_SCHEMA = pa.schema([(c, {"ts": pa.timestamp("us"), "turn_index": pa.int32(), "source_line": pa.int64(),
                               "redactions": pa.int32(), "feedback_score": pa.float64()}.get(c, pa.string()))
                          for c in _Batch.TURN_COLS])
-
-
-class _LineStarts:
-    """Counts the lines of a file that start before a byte offset (asked in increasing order), and hashes the file."""
-
-    def __init__(self, path: Path):
-        self._f = open(path, "rb")
-        self._at = 0  # bytes counted
-        self._newlines = 0
-        self._sha = hashlib.sha256()  # file_hash, computed on the way instead of in a pass of its own
-
-    def before(self, offset: int) -> int:
-        # A line starts at 0 and after every newline; a line starting at `offset` belongs to the range there.
-        if offset == 0:
-            return 0
-        while self._at < offset - 1:
-            chunk = self._f.read(min(offset - 1 - self._at, 1 << 22))
-            if not chunk:
-                break
-            self._newlines += int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == 10))  # 3x bytes.count
-            self._sha.update(chunk)
-            self._at += len(chunk)
-        return 1 + self._newlines
-
-    def digest(self) -> str:
-        """file_hash of the file: the bytes read so far and the rest."""
-        while chunk := self._f.read(1 << 22):
-            self._sha.update(chunk)
-        return self._sha.hexdigest()
-
-    def close(self) -> None:
-        self._f.close()
-
-
-def _range_parts(path: str, start: int, end: int, max_line_bytes: int, base: int, tmp_dir: str, source_file: str,
-                 source: str) -> tuple[pa.Table, _Unit, list[tuple], int]:
-    """A worker's task: `range_rows` of bytes [start, end) with its rows written as Parquet files into `tmp_dir`."""
-    tbl, segs, other, n = range_rows(path, start, end, max_line_bytes)
-    parts = _write_parts(tbl, segs, base, Path(tmp_dir), source_file, source) if tbl.num_rows else []
-    # Only the dedup keys go back to the ingesting process; the rows stay in the files.
-    return tbl.select(["pos", "k_turn", "k_content"]), _Unit(base, tbl.num_rows, parts), other, n
-
-
-# Encoding of the files workers write: dictionaries and min/max statistics only for columns where they pay off
-# (repeated values; filters and sort keys), not for ids and message texts, which are unique (about 15% cheaper).
-_DICT_COLS = {"turns": ["conversation_id", "model", "model_version", "deployment", "user_id", "user_attrs", "feedback",
-                        "redaction_counts", "extra", "source", "source_format", "source_file", "batch_id",
-                        "system_prompt"],
-              "segments": ["attribute", "value"]}
-_STATS_COLS = {"turns": ["turn_id", "conversation_id", "turn_index", "ts", "model", "model_version", "deployment",
-                         "user_id", "feedback", "feedback_score", "redactions", "source", "source_format",
-                         "source_file", "source_line", "batch_id", "ingested_at"],
-               "segments": ["turn_id", "attribute", "value"]}
-
-
-def _write_parts(tbl: pa.Table, segs: pa.Table, base: int, tmp_dir: Path, source_file: str,
-                 source: str) -> list[tuple[str, list[tuple[str, str]], str, int]]:
-    """Write fast-path rows and their segments as the lake's part files (one per table and date), as `add` would."""
-    n = tbl.num_rows
-    t = tbl.append_column("source_file", pa.array([source_file] * n, pa.string()))
-    t = t.append_column("source_line", pc.add(t.column("pos"), base))
-    t = t.select(TURN_SCHEMA.names)
-    # batch_id names the write unit: here the worker range (adopted whole by one commit).
-    for k, v in (("batch_id", pa.array([uuid.uuid4().hex[:16]] * n, pa.string())),
-                 ("ingested_at", pa.array([utcnow()] * n, pa.timestamp("us"))),
-                 ("source", pa.array([source] * n, pa.string()))):
-        t = t.append_column(k, v)
-    rows = segs.column("row")
-    s = pa.table({"turn_id": pc.take(t["turn_id"], rows), "attribute": segs["attribute"], "value": segs["value"],
-                  "date": pc.take(t["date"], rows)})
-    out = []
-    for name, data in (("turns", t), ("segments", s)):
-        if not data.num_rows:
-            continue
-        spec = TABLES[name]
-        data = conform(data, spec)
-        col = data.column("date")
-        if col.null_count:  # as Transaction.add partitions
-            col = pc.fill_null(col, "unknown")
-            data = data.set_column(data.schema.get_field_index("date"), "date", col)
-        dates = pc.unique(col).to_pylist()
-        for d in dates:
-            part = data if len(dates) == 1 else data.filter(pc.equal(col, d))
-            tmp = tmp_dir / f"{uuid.uuid4().hex}.parquet"
-            pq.write_table(part.drop_columns(list(spec.partition)), tmp, compression="zstd",
-                           use_dictionary=_DICT_COLS[name], write_statistics=_STATS_COLS[name])
-            out.append((name, [("date", str(d))], str(tmp), part.num_rows))
-    return out
 
 
 class Ingestor:
@@ -477,12 +365,10 @@ class Ingestor:
         batch_id = uuid.uuid4().hex[:16]
         now = utcnow()
         n_slow = len(b.turns["turn_id"])
-        n_fixed = n_slow + b.n_fast
-        n_turns = n_fixed + b.n_units
-        # Rows of the general path first (row i < n_slow is b.tags[i]), then the fast path's tables, then the rows
-        # of the adopted units (rows n_fixed.. in unit order).
+        n_turns = n_slow + b.n_fast
+        # Rows of the general path first (row i < n_slow is b.tags[i]), then the fast path's tables.
         parts = [pa.table({c: b.turns[c] for c in _Batch.TURN_COLS}, schema=TURN_SCHEMA)] if n_slow else []
-        fixed = pa.concat_tables(parts + b.fast) if n_fixed else None
+        turns = pa.concat_tables(parts + b.fast) if n_turns else None
         seg_parts = list(b.fast_segs)
         if b.seg_row:
             rows = pa.array(b.seg_row, pa.int64())
@@ -495,28 +381,12 @@ class Ingestor:
             mine = self.own_files
             dup_t: set[int] = set()
             dup_q: set[int] = set()
-            dup_ids = None
-            dirty: set[int] = set()  # units holding a row already in the lake
-            if n_turns:
+            if turns is not None:
                 files = [str(p) for p, e in zip(tx.files("turns"), tx.manifest["tables"].get("turns", []))
                          if e["path"] not in mine]
-                if files:
-                    # The units' ids are read back from their files (two columns), only when the lake holds
-                    # rows of other runs.
-                    id_parts = [fixed.select(["turn_id", "content_hash"])] if fixed is not None else []
-                    for u in b.units:
-                        id_parts += [pq.read_table(tmp, columns=["turn_id", "content_hash"], use_threads=False)
-                                     for table, _, tmp, _ in u.parts if table == "turns"]
-                    idt = pa.concat_tables(id_parts)
-                    ids = pa.table({"i": pa.array(range(n_turns), pa.int64()), "turn_id": idt["turn_id"],
-                                    "content_hash": idt["content_hash"]})
-                    dup_t = self._existing(self._sql_turns, files, ids)
-                    if dup_t:
-                        # turn_ids are unique within a batch (in-run dedup), so dropping by id drops exactly the
-                        # duplicate rows and their segments.
-                        dup_ids = pc.take(idt["turn_id"], pa.array(sorted(dup_t), pa.int64()))
-                        ends = np.cumsum([u.rows for u in b.units]) + n_fixed
-                        dirty = {int(np.searchsorted(ends, i, side="right")) for i in dup_t if i >= n_fixed}
+                ids = pa.table({"i": pa.array(range(n_turns), pa.int64()), "turn_id": turns["turn_id"],
+                                "content_hash": turns["content_hash"]})
+                dup_t = self._existing(self._sql_turns, files, ids)
             if quarantine is not None:
                 files = [str(p) for p, e in zip(tx.files("quarantine"), tx.manifest["tables"].get("quarantine", []))
                          if e["path"] not in mine]
@@ -524,32 +394,25 @@ class Ingestor:
                                 "quarantine_id": quarantine["quarantine_id"]})
                 dup_q = self._existing(self._sql_q, files, ids)
             n_new_t = n_new_q = 0
-            tables = [fixed] if fixed is not None else []
-            for k in sorted(dirty):  # a unit with a duplicate is read back, filtered and written anew
-                t, s = self._unit_tables(b.units[k])
-                tables.append(t)
-                if s is not None:
-                    seg_parts.append(s)
-            if tables:
-                turns = pa.concat_tables(tables)
-                if dup_ids is not None:
-                    turns = turns.filter(pc.invert(pc.is_in(turns["turn_id"], value_set=dup_ids)))
-                n = turns.num_rows
-                common = {"batch_id": pa.array([batch_id] * n), "ingested_at": pa.array([now] * n, pa.timestamp("us")),
-                          "source": pa.array([self.source] * n)}
+            if turns is not None:
+                keep = pa.array([i not in dup_t for i in range(n_turns)]) if dup_t else None
+                common = {"batch_id": pa.array([batch_id] * n_turns), "ingested_at": pa.array([now] * n_turns,
+                                                                                                pa.timestamp("us")),
+                          "source": pa.array([self.source] * n_turns)}
                 for k, v in common.items():
                     turns = turns.append_column(k, v)
-                n_new_t += tx.add("turns", turns)
-            if seg_parts:
-                segs = pa.concat_tables(seg_parts)
-                if dup_ids is not None:
-                    segs = segs.filter(pc.invert(pc.is_in(segs["turn_id"], value_set=dup_ids)))
-                tx.add("segments", segs)
-            for k, u in enumerate(b.units):
-                if k not in dirty:
-                    for table, values, tmp, rows in u.parts:
-                        tx.adopt(table, Path(tmp), values, rows)
-                    n_new_t += u.rows
+                all_ids = turns["turn_id"]
+                if keep is not None:
+                    turns = turns.filter(keep)
+                n_new_t = tx.add("turns", turns)
+                if seg_parts:
+                    segs = pa.concat_tables(seg_parts)
+                    if dup_t:
+                        # turn_ids are unique within a batch (in-run dedup), so dropping by id drops exactly
+                        # the segments of the duplicate rows.
+                        dup_ids = pc.take(all_ids, pa.array(sorted(dup_t), pa.int64()))
+                        segs = segs.filter(pc.invert(pc.is_in(segs["turn_id"], dup_ids)))
+                    tx.add("segments", segs)
             if quarantine is not None:
                 if dup_q:
                     quarantine = quarantine.filter(pa.array([i not in dup_q for i in range(quarantine.num_rows)]))
@@ -568,20 +431,6 @@ class Ingestor:
         if written and time.monotonic() - self._catalog_at > CATALOG_EVERY_S:
             self.refresh_catalog()
         return n_new_t, len(dup_t) + len(dup_q), n_new_q
-
-    @staticmethod
-    def _unit_tables(unit: _Unit) -> tuple[pa.Table, pa.Table | None]:
-        """Read a unit's part files back (then delete them): its turns in TURN_SCHEMA and its segments."""
-        turns: list[pa.Table] = []
-        segs: list[pa.Table] = []
-        for table, values, tmp, _ in unit.parts:
-            d = pq.read_table(tmp, use_threads=False)  # Arrow's thread pool costs more than it saves here
-            for k, v in values:
-                d = d.append_column(k, pa.array([v] * d.num_rows, pa.string()))
-            (turns if table == "turns" else segs).append(d)
-        unit.discard()
-        t = pa.concat_tables(turns).select(TURN_SCHEMA.names).cast(TURN_SCHEMA)
-        return t, (pa.concat_tables(segs).select(["turn_id", "attribute", "value", "date"]) if segs else None)
 
     def refresh_catalog(self) -> None:
         from monitor.db import write_catalog
@@ -606,14 +455,13 @@ class Ingestor:
     fast_path = True
     # Worker processes for the fast path on large files: None = one per CPU (none on a single CPU).
     workers: int | None = None
-    digest: str | None = None  # file_hash of the file just ingested, when the ingest computed it on the way
 
     def _worker_count(self, path: Path) -> int:
         n = self.workers if self.workers is not None else (os.cpu_count() or 1)
         return n if n > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES else 0
 
     def _ingest_fast(self, path: Path, collector: Collector, fs: FileSummary, source_file: str, bar) -> None:
-        """Ingest a canonical file chunk by chunk: fast-path rows as tables or worker files, other lines via `add`."""
+        """Ingest a canonical file chunk by chunk: fast-path rows as tables, every other line through `add`."""
         args = (self.now, self.cfg.max_future_minutes, self.cfg.redact_pii, collector.name)
         local = FastCanonical(*args)
         n_workers = self._worker_count(path)
@@ -629,45 +477,29 @@ class Ingestor:
         window: deque = deque()
         size = path.stat().st_size
         limit = self.cfg.max_line_bytes
-        tmp_dir = str(self.home.lake.tmp_dir)
         # Workers read their byte range of the file themselves; a line belongs to the range it starts in. The
         # last range is open-ended, so lines appended meanwhile are read as a plain read to the end would.
         ranges = [(a, a + CHUNK_BYTES if a + CHUNK_BYTES < size else 1 << 62) for a in range(0, size, CHUNK_BYTES)]
         base = 0  # lines before the range being merged
-        counter = _LineStarts(path)
-
-        def merge(a: int, b: int, result: tuple) -> int:
-            return self._merge(fs, collector, source_file, base, result,
-                               lambda: range_rows(str(path), a, b, limit, local))
-
         try:
             for a, b in ranges:
                 if pool is None:
-                    base = merge(a, b, range_rows(str(path), a, b, limit, local))
+                    base = self._merge(fs, collector, source_file, base, range_rows(str(path), a, b, limit, local))
                 else:
-                    # A worker writes its range's rows as Parquet files itself, numbering lines from the count of
-                    # lines before the range (counted here, ahead of the results), and returns only the dedup keys.
                     # A bounded window of chunks in flight keeps memory flat and both workers busy.
-                    task = (str(path), a, b, limit, counter.before(a), tmp_dir, source_file, self.source)
-                    window.append(((a, b), pool.apply_async(_range_parts, task)))
+                    window.append(((a, b), pool.apply_async(range_rows, (str(path), a, b, limit))))
                     if len(window) > WINDOW_CHUNKS:
                         (a0, b0), res = window.popleft()
-                        base = merge(a0, b0, self._result(path, a0, b0, local, res))
+                        base = self._merge(fs, collector, source_file, base, self._result(path, a0, b0, local, res))
                 if bar is not None:
                     bar.update(min(b, size) - a)
             while window:
                 (a0, b0), res = window.popleft()
-                base = merge(a0, b0, self._result(path, a0, b0, local, res))
-            self.digest = counter.digest()
+                base = self._merge(fs, collector, source_file, base, self._result(path, a0, b0, local, res))
         finally:
-            counter.close()
             if pool is not None:
                 pool.terminate()
                 pool.join()
-            for _, res in window:  # a failing run: drop the files of results never merged (gc would, later)
-                with contextlib.suppress(Exception):
-                    if res.ready() and res.successful() and isinstance(res.get()[1], _Unit):
-                        res.get()[1].discard()
 
     def _result(self, path: Path, a: int, b: int, local: FastCanonical, res) -> tuple:
         """A worker's answer for bytes [a, b), or the same computed here if the worker failed or vanished."""
@@ -677,92 +509,35 @@ class Ingestor:
         except Exception:
             return range_rows(str(path), a, b, self.cfg.max_line_bytes, local)
 
-    def _merge(self, fs: FileSummary, collector: Collector, source_file: str, base: int, result: tuple,
-               recompute=None) -> int:
+    def _merge(self, fs: FileSummary, collector: Collector, source_file: str, base: int, result: tuple) -> int:
         """Walk one chunk in file order: dedup fast rows against `seen`, other lines through `add`; next base."""
-        # `result` is range_rows' (rows, segments, other lines, lines) or a worker's (keys, _Unit, other, lines);
-        # `recompute` gives the former for a unit that cannot be adopted whole.
-        tbl, second, other, n_lines = result
-        unit = second if isinstance(second, _Unit) else None
-        n = tbl.num_rows
-        keep = np.ones(n, dtype=bool)
-        lo = 0
-        if n:
-            pos = tbl.column("pos").to_numpy()
+        tbl, segs, other, n_lines = result
+        seen = self.seen
+        si, ns = 0, len(other)
+        if tbl.num_rows:
+            pos = tbl.column("pos").to_pylist()
             k_turn = tbl.column("k_turn").to_pylist()
             k_content = tbl.column("k_content").to_pylist()
-        for item in other:  # `pos` is ascending: the rows before each other line are walked before it
-            hi = int(np.searchsorted(pos, item[0])) if n else 0
-            if hi > lo:
-                self._walk(fs, k_turn, k_content, lo, hi, keep)
-                lo = hi
-            self._slow(fs, collector, source_file, base, item)
-        if n > lo:
-            self._walk(fs, k_turn, k_content, lo, n, keep)
-        if unit is None:
-            if n and keep.any():
-                self._take(fs, tbl, second, keep, base, source_file)
-        elif n and keep.all() and unit.base == base:
-            self._adopt_unit(fs, unit)
-        else:
-            # Rows repeated within this run: the worker's files hold them all, so compute the range here again
-            # (the same rows) and keep the first copies as the general path would.
-            unit.discard()
+            keep = np.zeros(len(pos), dtype=bool)
+            for j, p in enumerate(pos):
+                while si < ns and other[si][0] < p:
+                    self._slow(fs, collector, source_file, base, other[si])
+                    si += 1
+                fs.records += 1
+                fs.read += 1
+                a, c = k_turn[j], k_content[j]
+                if a in seen or c in seen:
+                    fs.duplicates += 1
+                else:
+                    seen.add(a)
+                    seen.add(c)
+                    keep[j] = True
             if keep.any():
-                tbl, segs = recompute()[:2]
                 self._take(fs, tbl, segs, keep, base, source_file)
+        while si < ns:
+            self._slow(fs, collector, source_file, base, other[si])
+            si += 1
         return base + n_lines
-
-    def _walk(self, fs: FileSummary, k_turn: list, k_content: list, lo: int, hi: int, keep: np.ndarray) -> None:
-        """Dedup fast rows lo..hi-1 (no other line between them) against `seen`, in order; clears `keep` of repeats."""
-        seen = self.seen
-        fs.records += hi - lo
-        fs.read += hi - lo
-        a, c = k_turn[lo:hi], k_content[lo:hi]
-        sa, sc = set(a), set(c)
-        # The common case in set operations: no key repeats inside the run, nor one seen before. Turn keys and
-        # content keys differ in their first byte, so they cannot collide with each other.
-        if len(sa) == len(a) and len(sc) == len(c) and seen.isdisjoint(sa) and seen.isdisjoint(sc):
-            seen |= sa
-            seen |= sc
-            return
-        for j in range(lo, hi):
-            x, y = k_turn[j], k_content[j]
-            if x in seen or y in seen:
-                fs.duplicates += 1
-                keep[j] = False
-            else:
-                seen.add(x)
-                seen.add(y)
-
-    def _adopt_unit(self, fs: FileSummary, unit: _Unit) -> None:
-        """Add a clean worker range to the pending batch as files; one that would overflow the batch is split."""
-        if unit.rows > self.cfg.batch_rows - len(self.batch):
-            # Batches keep exactly batch_rows rows (a killed ingest leaves whole batches), so the range that
-            # crosses a batch boundary is read back and goes in as tables.
-            kept, segs = self._unit_tables(unit)
-            self._take_tables(fs, kept, segs)
-            return
-        self.batch.units.append(unit)
-        self.batch.n_units += unit.rows
-        if len(self.batch) >= self.cfg.batch_rows:
-            self.flush(fs, background=True)
-
-    def _take_tables(self, fs: FileSummary, kept: pa.Table, segs: pa.Table | None) -> None:
-        """Add rows in TURN_SCHEMA with unique turn_ids (and their segments) to the batch, committing full ones."""
-        start, n = 0, kept.num_rows
-        while start < n:
-            room = max(self.cfg.batch_rows - len(self.batch), 1)
-            part = kept.slice(start, room)
-            b = self.batch
-            b.fast.append(part)
-            b.n_fast += part.num_rows
-            if segs is not None and segs.num_rows:
-                b.fast_segs.append(segs if part.num_rows == n else
-                                   segs.filter(pc.is_in(segs["turn_id"], value_set=part["turn_id"])))
-            start += part.num_rows
-            if len(self.batch) >= self.cfg.batch_rows:
-                self.flush(fs, background=True)
 
     def _slow(self, fs: FileSummary, collector: Collector, source_file: str, base: int, item: tuple) -> None:
         n, raw, total = item
@@ -808,7 +583,6 @@ class Ingestor:
                 self.flush(fs, background=True)
 
     def ingest_file(self, path: Path, collector: Collector | None, fs: FileSummary) -> FileSummary:
-        self.digest = None
         if collector is None:
             fs.note = "empty file"
             return fs
@@ -881,22 +655,20 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
             if error:
                 fs.skipped, fs.note = True, error
                 continue
-            started = iso(utcnow())
+            digest = file_hash(path)
             if from_folder:
-                digest = file_hash(path)
                 seen = home.state.query("SELECT status FROM ingested_files WHERE content_hash=?", (digest,))
                 if seen and seen[0]["status"] == "done":
                     fs.skipped, fs.note = True, "already ingested (same content hash)"
                     continue
-                _mark_running(home, digest, path, collector, started)
-                ing.ingest_file(path, collector, fs)
-            else:
-                # A file named explicitly is ingested whatever its hash, so the hash can wait: the canonical fast
-                # path computes it on the way (one pass less over the file, none before the workers start). A run
-                # that fails leaves no row for it, which the inbox treats like a 'running' one: not done.
-                ing.ingest_file(path, collector, fs)
-                digest = ing.digest or file_hash(path)
-                _mark_running(home, digest, path, collector, started)
+            with home.state.tx() as con:
+                con.execute(
+                    "INSERT INTO ingested_files (content_hash, path, format, status, started_at) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT(content_hash) DO UPDATE SET path=excluded.path, format=excluded.format, "
+                    "status='running', started_at=excluded.started_at, finished_at=NULL",
+                    (digest, str(path), collector.name if collector else None, "running", iso(utcnow())),
+                )
+            ing.ingest_file(path, collector, fs)
             with home.state.tx() as con:
                 con.execute(
                     "UPDATE ingested_files SET status='done', read=?, ingested=?, duplicates=?, quarantined=?, "
@@ -906,16 +678,6 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
     finally:
         ing.close()
     return summary
-
-
-def _mark_running(home: Home, digest: str, path: Path, collector: Collector | None, started: str) -> None:
-    with home.state.tx() as con:
-        con.execute(
-            "INSERT INTO ingested_files (content_hash, path, format, status, started_at) VALUES (?,?,?,?,?) "
-            "ON CONFLICT(content_hash) DO UPDATE SET path=excluded.path, format=excluded.format, "
-            "status='running', started_at=excluded.started_at, finished_at=NULL",
-            (digest, str(path), collector.name if collector else None, "running", started),
-        )
 
 
 def _sniff_records(items: list[tuple[int, str | bytes]], config) -> Collector:

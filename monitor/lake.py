@@ -87,24 +87,6 @@ class Transaction:
             self.pending.setdefault(table, []).append({"path": str(rel), "rows": part.num_rows})
         return data.num_rows
 
-    def adopt(self, table: str, tmp: Path, partition_values: list[tuple[str, str]], rows: int) -> str:
-        """Move a Parquet file written into the lake's `_tmp` by another process into `table` (visible at commit)."""
-        # The file must hold the table's columns minus the partition keys (what `add` writes). It has to come from
-        # `_tmp`, so that a writer killed before adopting it leaves an orphan that `gc` deletes.
-        tmp = Path(tmp)
-        if tmp.parent.resolve() != self.lake.tmp_dir.resolve():
-            raise StorageError(f"table {table}: cannot adopt {tmp}: not in {self.lake.tmp_dir}",
-                               "write the file into the lake's _tmp folder first")
-        found = pq.read_metadata(tmp).num_rows
-        if found != rows:
-            raise StorageError(f"table {table}: {tmp} holds {found} rows, expected {rows}", "rewrite the file")
-        rel = Path(table, *[f"{k}={v}" for k, v in partition_values], f"part-{uuid.uuid4().hex}.parquet")
-        final = self.lake.root / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)
-        self.pending.setdefault(table, []).append({"path": str(rel), "rows": rows})
-        return str(rel)
-
     def remove(self, table: str, paths: list[str]) -> None:
         self.removed.setdefault(table, set()).update(paths)
 
