@@ -21,8 +21,18 @@ from monitor.resources import load_sql
 from monitor.schema import METRICS
 
 
-def prune_superseded_metrics(home: Home, now: dt.datetime, history_days: float) -> int:
+PRUNED_KEY = "upkeep.metrics_rows_after_prune"
+GROWTH = 1.25  # prune once metrics_log holds this many times the rows it kept at the last pruning
+
+
+def prune_superseded_metrics(home: Home, now: dt.datetime, history_days: float, force: bool = False) -> int:
     """Drop metric rows superseded before `now - history_days`; returns how many rows were dropped."""
+    # Pruning reads all of metrics_log, so it runs only after the log grew by a quarter: its cost per new row
+    # stays constant however long the history.
+    total = home.lake.row_count(METRICS.name)
+    last = home.state.get(PRUNED_KEY)
+    if not force and last is not None and total < last * GROWTH:
+        return 0
     cutoff = now - dt.timedelta(days=history_days)
     sql = load_sql("jobs/metrics_kept.sql").sql
     dropped = 0
@@ -36,8 +46,7 @@ def prune_superseded_metrics(home: Home, now: dt.datetime, history_days: float) 
                 files = [str(home.lake.root / e["path"]) for e in entries]
                 kept = con.execute(sql, {"files": files, "cutoff": cutoff}).to_arrow_table()
                 kept = kept.drop_columns([c for c in METRICS.partition if c in kept.column_names])
-                total = sum(e["rows"] for e in entries)
-                if kept.num_rows == total:
+                if kept.num_rows == sum(e["rows"] for e in entries):
                     continue
                 tmp = home.lake.tmp_dir / f"{uuid.uuid4().hex}.parquet"
                 pq.write_table(kept, tmp, compression="zstd")
@@ -47,7 +56,8 @@ def prune_superseded_metrics(home: Home, now: dt.datetime, history_days: float) 
                 tx.pending.setdefault(METRICS.name, []).append(
                     {"path": str(rel), "rows": kept.num_rows, "v": max(e.get("v", 0) for e in entries)})
                 tx.remove(METRICS.name, [e["path"] for e in entries])
-                dropped += total - kept.num_rows
+                dropped += sum(e["rows"] for e in entries) - kept.num_rows
         finally:
             con.close()
+    home.state.put(PRUNED_KEY, total - dropped)
     return dropped
