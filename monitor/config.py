@@ -102,6 +102,9 @@ class AlertsConfig:
     dashboard_url: str = "http://127.0.0.1:8501"
     # Alerts for windows that ended more than this many windows before now are backfill: recorded, never paged.
     paging_horizon_windows: int = 2
+    # Rules see the metric windows of the last this many days (0 = all history), so evaluating costs the same
+    # however long the history; it must cover every rule's reference windows.
+    history_days: float = 60.0
 
 
 @dataclass
@@ -236,6 +239,8 @@ def _check_values(cfg: Config, origin: str) -> None:
             raise ConfigError(f"{origin}: '{key}' must be a positive integer")
     if not 0 < cfg.disparity.fdr < 1:
         raise ConfigError(f"{origin}: 'disparity.fdr' must be between 0 and 1")
+    if cfg.alerts.history_days < 0:
+        raise ConfigError(f"{origin}: 'alerts.history_days' must be 0 (all history) or a number of days")
     if cfg.metrics.history_days < 0:
         raise ConfigError(f"{origin}: 'metrics.history_days' must be 0 or more days")
     if cfg.classifiers.workers < 0:

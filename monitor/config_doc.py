@@ -21,6 +21,7 @@ HELP: dict[str, str] = {
     "ingest.inbox_dirs": "Folders the worker watches for new files; relative paths are inside the home.",
     "ingest.columns": "CSV/Parquet column mapping: canonical field -> column name, e.g. {assistant_message = \"reply\", \"user.language\" = \"lang\"}.",
     "ingest.formats": "Force a format for files matching a glob, e.g. {\"exports/*.jsonl\" = \"openai\"}.",
+    "alerts.history_days": "Days of metric windows the rules evaluate (0 = all history): keeps each run's cost independent of the history's length; must cover every rule's reference windows, and CUSUM / Page-Hinkley start at its beginning.",
     "metrics.history_days": "Days an older computation of a metric (superseded by a newer run for the same window and group) stays in metrics_log before compaction drops it; the newest is always kept.",
     "classifiers.workers": "Processes the score job classifies with (lexical backend; 0 = one per CPU; the LLM judge and embedding backends use one).",
     "ingest.retention_days": "Days of data kept: older date partitions of turns, segments, scores, value tables and quarantine are dropped daily (0 = keep forever; metrics are kept).",

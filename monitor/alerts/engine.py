@@ -160,7 +160,10 @@ def evaluate(home, now: dt.datetime, backfill: bool = False, rules: list[Rule] |
         return watched[metric]
 
     # Series of metrics no rule watches can raise nothing, so they are neither read nor grouped.
-    rows = load_history(home, metrics=is_watched) if rows is None else [r for r in rows if is_watched(r["metric"])]
+    # Only the last `alerts.history_days` of every series: a run then costs the same however long the history.
+    since = now - dt.timedelta(days=cfg.alerts.history_days) if cfg.alerts.history_days else None
+    rows = load_history(home, since=since, metrics=is_watched) if rows is None else \
+        [r for r in rows if is_watched(r["metric"]) and (since is None or r["window_start"] >= since)]
     series = group_series([r for r in rows if r["window_start"] <= now])  # windows of the future are not in yet
     parsed = {sid[4]: json.loads(sid[4]) for sid in series}
     horizon = cfg.alerts.paging_horizon_windows
