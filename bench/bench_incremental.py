@@ -135,6 +135,8 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/alignment-monitor-bench-incremental"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--new", type=int, default=10_000)
+    ap.add_argument("--pages", action="store_true",
+                    help="also time every dashboard page (AppTest, cold caches) on each history before the runs")
     ap.add_argument("--write-doc", action="store_true")
     args = ap.parse_args()
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
@@ -153,7 +155,10 @@ def main() -> int:
             print(f"{size}: replicating {spans} spans x {dense} copies", flush=True)
             rep = replicate(args.base, dest, spans, dense)
             print(f"  {rep}", flush=True)
+            pages = run_child("dashboard", home=str(dest)) if args.pages else None
             m = measure(dest, args.work, size, args.repeat, args.new, end)
+            if pages:
+                m["dashboard"] = pages
             results[size] = {"replication": rep, **m, "machine": machine(),
                              "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                              "spans": spans, "dense": dense}
@@ -211,6 +216,13 @@ def page(results: dict) -> str:
             cells.append(f"{statistics.median([a for a, _ in v]):.2f} / {statistics.median([b for _, b in v]):.2f}"
                          if v else "")
         L.append(f"| {job} | " + " | ".join(cells) + " |")
+    with_pages = {s: r["dashboard"]["pages"] for s, r in results.items() if r.get("dashboard")}
+    if with_pages:
+        L += ["", "Dashboard pages on the same histories (`--pages`: AppTest, every cache cleared, median of 3; "
+              "target < 1 s at 1M turns):", "", "| page | " + " | ".join(with_pages) + " |",
+              "|---|" + "---:|" * len(with_pages)]
+        for page in next(iter(with_pages.values())):
+            L.append(f"| {page} | " + " | ".join(f"{p[page]['seconds']:.2f} s" for p in with_pages.values()) + " |")
     L += ["", "Replication cost (not part of the measurement): " + "; ".join(
         f"{s}: {r['replication']['seconds']} s incl. compaction {r['replication']['compact_s']} s"
         for s, r in results.items()), ""]
