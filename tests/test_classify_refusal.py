@@ -99,7 +99,7 @@ def test_versions_and_quality(clf):
 
 def test_api_errors_are_monitor_errors(clf):
     with pytest.raises(ClassifierError, match="unknown classifier backend"):
-        load_classifiers("embedding")
+        load_classifiers("no_such_backend")
     with pytest.raises(MonitorError, match="single string"):
         clf.score_refusal("I can't help with that.")
     with pytest.raises(ClassifierError, match="2 responses but 1 prompts"):

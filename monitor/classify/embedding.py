@@ -71,7 +71,8 @@ class Encoder:
     def __init__(self, expected_sha256: str | None = None, threads: int | None = None, batch_size: int = 64):
         reason = encoder_available()
         if reason:
-            raise _error(f"the embedding backend cannot load its encoder: {reason}", hint=EXTRA_HINT)
+            raise _error(f"the embedding backend cannot load its encoder: {reason.removesuffix('; ' + EXTRA_HINT)}",
+                         hint=EXTRA_HINT)
         # The model directory is local; these keep huggingface_hub from trying the network for anything else.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
