@@ -119,11 +119,8 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def child_job(a: dict) -> dict:
-    import monitor.jobs as jobs_pkg
-    from monitor.home import Home
-    from monitor.jobs import discover, run_all
-
+def _count_job_cpu(jobs_pkg) -> dict[str, float]:
+    """Wrap `monitor.jobs.run_job` so each job's CPU seconds land in the returned dict (by job name)."""
     # CPU seconds per job, the figure the load on a shared machine distorts least: run_all calls run_job by its
     # module-level name, so wrapping that name here sees every job.
     cpu: dict[str, float] = {}
@@ -137,10 +134,19 @@ def child_job(a: dict) -> dict:
             cpu[job.name] = round(_cpu() - c0, 3)
 
     jobs_pkg.run_job = run_job
+    return cpu
+
+
+def child_job(a: dict) -> dict:
+    import monitor.jobs as jobs_pkg
+    from monitor.home import Home
+    from monitor.jobs import discover, run_all
+
+    cpu = _count_job_cpu(jobs_pkg)
     home = Home.open(a["home"])
     t = time.perf_counter()
     if a.get("job"):
-        results = [run_job(home, discover()[a["job"]])]
+        results = [jobs_pkg.run_job(home, discover()[a["job"]])]
     else:
         results = run_all(home)
     secs = time.perf_counter() - t
@@ -155,17 +161,7 @@ def child_series(a: dict) -> dict:
     from monitor.home import Home
     from monitor.ingest import ingest_paths
 
-    cpu: dict[str, float] = {}
-    plain = jobs_pkg.run_job
-
-    def run_job(home, job, *rest, **kw):
-        c0 = _cpu()
-        try:
-            return plain(home, job, *rest, **kw)
-        finally:
-            cpu[job.name] = round(_cpu() - c0, 3)
-
-    jobs_pkg.run_job = run_job
+    cpu = _count_job_cpu(jobs_pkg)
     home = Home.open(a["home"])
     runs = []
     t_all = time.perf_counter()
