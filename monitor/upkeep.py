@@ -44,7 +44,7 @@ def prune_superseded_metrics(home: Home, now: dt.datetime, history_days: float, 
         try:
             for folder, entries in groups.items():
                 files = [str(home.lake.root / e["path"]) for e in entries]
-                kept = con.execute(sql, {"files": files, "cutoff": cutoff}).to_arrow_table()
+                kept = con.sql(sql, params={"files": files, "cutoff": cutoff}).to_arrow_table()
                 kept = kept.drop_columns([c for c in METRICS.partition if c in kept.column_names])
                 if kept.num_rows == sum(e["rows"] for e in entries):
                     continue

@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -76,15 +77,26 @@ def receivers():
 
 def _start(home, port):
     env = {**os.environ, "MONITOR_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "monitor", "serve", "--port", str(port), "--log-level", "WARNING"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The worker's output goes to a file, not a pipe nobody drains: a chatty worker would block on a full pipe.
+    log = open(Path(home).parent / f"worker-{port}-{time.time_ns()}.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "serve", "--port", str(port), "--log-level", "WARNING"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc.log = log
+    return proc
+
+
+def _output(proc) -> str:
+    """The last 4,000 characters the worker printed (for failure messages)."""
+    proc.log.flush()
+    proc.log.seek(0)
+    return proc.log.read()[-4000:]
 
 
 def _wait_http(port, proc, timeout=60):
     t0 = time.time()
     while time.time() - t0 < timeout:
         if proc.poll() is not None:
-            raise AssertionError(f"worker exited: {proc.stdout.read()}")
+            raise AssertionError(f"worker exited: {_output(proc)}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
                 return
@@ -196,4 +208,9 @@ url = "http://127.0.0.1:{hook_port}/alerts"
         assert rows[0]["n"] == n_alerts
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0, proc.stdout.read()
+        try:
+            code = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"worker did not stop within 60 s of SIGTERM; its output:\n{_output(proc)}")
+        assert code == 0, _output(proc)
