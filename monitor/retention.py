@@ -268,13 +268,6 @@ def _not_in(column: str, values: list[str]):
     return lambda batch: pc.invert(pc.is_in(batch.column(column), value_set=value_set))
 
 
-def _state_connect(home: Home) -> sqlite3.Connection:
-    con = home.state.connect()
-    # Overwrite deleted rows with zeros instead of leaving them in free pages of the database file.
-    con.execute("PRAGMA secure_delete=ON")
-    return con
-
-
 def _delete_state(con: sqlite3.Connection, turn_ids: Iterable[str], quarantine_ids: Iterable[str]) -> dict[str, int]:
     con.execute("CREATE TEMP TABLE IF NOT EXISTS forget_turns (turn_id TEXT PRIMARY KEY)")
     con.execute("CREATE TEMP TABLE IF NOT EXISTS forget_quarantine (quarantine_id TEXT PRIMARY KEY)")
@@ -347,9 +340,7 @@ def forget_user(home: Home, user_id: str, actor: str, reason: str, *, dry_run: b
                 return summary
             changed = bool(tx.pending or tx.removed)
             summary.lake_version = tx.manifest["version"] + 1 if changed else None
-            con = _state_connect(home)
-            try:
-                con.execute("BEGIN IMMEDIATE")
+            with home.state.tx(secure_delete=True) as con:
                 summary.rows.update(_delete_state(con, plan.turn_ids, plan.quarantine_ids))
                 details = {"user_sha256": summary.user_sha256, "reason": redact(reason)[0],
                            "rows": summary.rows, "files_rewritten": summary.files_rewritten,
@@ -357,13 +348,7 @@ def forget_user(home: Home, user_id: str, actor: str, reason: str, *, dry_run: b
                            "lake_version": summary.lake_version, "inbox_files": len(summary.inbox_files)}
                 summary.audit_id = _audit(home, con, actor, "user.forget", f"user:sha256:{summary.user_sha256}",
                                           details)
-                con.execute("COMMIT")
-                state_committed = True
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.close()
+            state_committed = True
             # The lake commits (one manifest swap) when this block ends.
     except BaseException as e:
         if state_committed:
@@ -422,19 +407,11 @@ def apply_retention(home: Home, now: dt.datetime, days: int, *, actor: str = "wo
         for name, entries in drop.items():
             tx.remove(name, [e["path"] for e in entries])
         summary.lake_version = tx.manifest["version"] + 1
-        con = _state_connect(home)
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        with home.state.tx(secure_delete=True) as con:
             summary.rows.update(_delete_state(con, turn_ids, quarantine_ids))
             details = {"days": days, "cutoff": cutoff, "now": iso(now), "rows": summary.rows,
                        "files": summary.files, "lake_version": summary.lake_version}
             summary.audit_id = _audit(home, con, actor, "retention.apply", f"lake:before:{cutoff}", details)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.close()
     _finish(home)
     return summary
 

@@ -49,9 +49,11 @@ class State:
         return con
 
     @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self, secure_delete: bool = False) -> Iterator[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE): commits on success, rolls back on error."""
         con = self.connect()
+        if secure_delete:  # deleted rows are overwritten with zeros, not left in free pages of the file
+            con.execute("PRAGMA secure_delete=ON")
         try:
             con.execute("BEGIN IMMEDIATE")
             yield con
