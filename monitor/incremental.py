@@ -70,11 +70,17 @@ class Delta:
         self.home.state.put(key, {"v": self.version, "identity": identity})
 
 
+def range_dates(start: dt.datetime | None, end: dt.datetime | None) -> tuple[str, str]:
+    """The first and last event date ('YYYY-MM-DD') of [start, end): partition pruning bounds (None: unbounded)."""
+    first = start.strftime("%Y-%m-%d") if start else "0001-01-01"
+    last = (end - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d") if end else "9999-12-31"
+    return first, last
+
+
 def date_bounds(windows: list[dt.datetime], granularity: str) -> tuple[str, str]:
     """The first and last event date ('YYYY-MM-DD') covered by these windows: the partition pruning bounds."""
     step = dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1)
-    last = max(windows) + step - dt.timedelta(microseconds=1)
-    return min(windows).strftime("%Y-%m-%d"), last.strftime("%Y-%m-%d")
+    return range_dates(min(windows), max(windows) + step)
 
 
 def touched_windows(con, delta: Delta, tables: tuple[str, ...], granularity: str) -> list[dt.datetime]:

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from monitor.disparity.stats import (benjamini_hochberg, four_fifths, mann_whitney, mann_whitney_ranks, mean_sd,
                                      ratio, t_interval, two_by_two, wilson)
+from monitor.incremental import date_bounds
 from monitor.resources import load_sql
 from monitor.schema import METRICS
 from monitor.stats import t_quantiles
@@ -95,9 +96,8 @@ def resolve_attributes(s: Settings) -> list[str]:
 
 
 def _bounds(windows: list[dt.datetime], granularity: str) -> dict:
-    last = window_end(max(windows), granularity) - dt.timedelta(microseconds=1)
-    return {"granularity": granularity, "windows": list(windows), "date_min": min(windows).strftime("%Y-%m-%d"),
-            "date_max": last.strftime("%Y-%m-%d")}
+    date_min, date_max = date_bounds(windows, granularity)
+    return {"granularity": granularity, "windows": list(windows), "date_min": date_min, "date_max": date_max}
 
 
 def _json_per_key(keys, make) -> list[str]:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from monitor.db import connect
 from monitor.disparity.stats import wilson
+from monitor.incremental import range_dates
 from monitor.resources import load_sql
 
 DETECTOR_DAYS = 30
@@ -30,9 +31,7 @@ def detector_quality_by_group(home, attribute: str, min_n: int | None = None, co
     own = con is None
     con = con or connect(home)
     try:
-        # Partition pruning bounds: the dates [start, end) can hold (everything when unbounded).
-        date_min = start.strftime("%Y-%m-%d") if start else "0000-01-01"
-        date_max = (end - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d") if end else "9999-12-31"
+        date_min, date_max = range_dates(start, end)
         df = con.execute(load_sql("disparity/detector_quality.sql").sql,
                          {"attribute": attribute, "start": start, "end": end, "date_min": date_min,
                           "date_max": date_max}).df()

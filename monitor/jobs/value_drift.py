@@ -38,7 +38,7 @@ import pandas as pd
 
 from monitor.db import connect
 from monitor.errors import ConfigError
-from monitor.incremental import Delta, touched_windows
+from monitor.incremental import Delta, range_dates, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.jobs.values import attributes, configured_scorer, retired_rows, segment_json, write_metrics
 from monitor.resources import load_sql
@@ -117,8 +117,7 @@ class Reference:
 
 def load_frame(con, granularity: str, start, end, version: str, dims: list[str], attrs: list[str]):
     """(per-turn frame with one column per dimension, segments frame) for turns in [start, end)."""
-    bounds = {"date_min": start.strftime("%Y-%m-%d"),
-              "date_max": (end - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d")}
+    bounds = dict(zip(("date_min", "date_max"), range_dates(start, end)))
     p = {"granularity": granularity, "start": start, "end": end, "scorer_version": version, **bounds}
     turns = con.execute(load_sql("values/drift_turns.sql").sql, p).df()
     long = con.execute(load_sql("values/drift_scores.sql").sql,
@@ -286,8 +285,7 @@ def run_value_drift(ctx: JobContext, scorer=None) -> int:
             delta.save(WATERMARK_KEY, fp)
             return 0
         span = ref.span(touched)
-        span_dates = ("0001-01-01", "9999-12-31") if span is None else \
-            (span[0].strftime("%Y-%m-%d"), (span[1] - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d"))
+        span_dates = range_dates(*(span or (None, None)))
         all_windows = [r[0] for r in con.execute(load_sql("values/all_windows.sql").sql, {
             "granularity": granularity, "scorer_version": scorer.version,
             "date_min": span_dates[0], "date_max": span_dates[1]}).fetchall()]
