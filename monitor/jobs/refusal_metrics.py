@@ -341,13 +341,13 @@ def run_refusal_metrics(ctx: JobContext, clf=None, draws: int = DEFAULT_DRAWS) -
     home = ctx.home
     cfg = home.config.metrics
     granularity = cfg.granularity
-    delta = Delta.open(home, WATERMARK_KEY, "")  # identity checked below, once the fingerprint is known
-    con = connect(home, manifest=delta.manifest)
+    manifest = home.lake.manifest()
+    con = connect(home, manifest=manifest)
     try:
-        attributes = metric_attributes(segment_attributes(home, con, delta.manifest), cfg)
+        attributes = metric_attributes(segment_attributes(home, con, manifest), cfg)
         corr = corrector(con, home, granularity, clf)
         fp = _fingerprint(granularity, attributes, corr, cfg.confidence)
-        delta = Delta.open(home, WATERMARK_KEY, fp, manifest=delta.manifest)
+        delta = Delta.open(home, WATERMARK_KEY, fp, manifest=manifest)
         windows = touched_windows(con, delta, INPUTS, granularity)
         if not windows:
             delta.save(WATERMARK_KEY, fp)
