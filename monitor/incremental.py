@@ -52,8 +52,11 @@ class Delta:
     def view(self, con, table: str, name: str | None = None) -> str:
         """Create (or replace) view `new_<table>` over the new files of `table`; returns the view's name."""
         name = name or f"new_{table}"
-        files = [self.home.lake.root / e["path"] for e in self.entries(table)]
-        con.execute(f"CREATE OR REPLACE VIEW {quote_ident(name)} AS {_table_select(TABLES[table], files)}")
+        entries = self.entries(table)
+        files = [self.home.lake.root / e["path"] for e in entries]
+        fp = TABLES[table].fingerprint
+        uniform = all(e.get("s") == fp for e in entries)
+        con.execute(f"CREATE OR REPLACE VIEW {quote_ident(name)} AS {_table_select(TABLES[table], files, uniform)}")
         return name
 
     def inputs_view(self, con, tables: tuple[str, ...]) -> None:

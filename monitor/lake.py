@@ -10,7 +10,8 @@ previous manifest a moment ago can still finish its query. Writers serialise on 
 
 Layout::
 
-    lake/_manifest.json                      {"version": 7, "tables": {"turns": [{"path":..., "rows":...}]}}
+    lake/_manifest.json                      {"version": 7, "tables": {"turns": [{"path":..., "rows":..., "v": 7,
+                                                                              "s": <column fingerprint>}]}}
     lake/turns/date=2026-11-01/part-<uuid>.parquet
     lake/_tmp/                               files being written (never listed)
 """
@@ -31,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from monitor.errors import StorageError
-from monitor.schema import TABLES, Table
+from monitor.schema import TABLES, Table, schema_fingerprint
 
 MANIFEST = "_manifest.json"
 GRACE_SECONDS = 600.0
@@ -80,11 +81,13 @@ class Transaction:
         for part_values, part in _partitions(data, spec.partition):
             rel = Path(table, *[f"{k}={v}" for k, v in part_values], f"part-{uuid.uuid4().hex}.parquet")
             tmp = self.lake.tmp_dir / f"{uuid.uuid4().hex}.parquet"
-            pq.write_table(part.drop_columns(list(spec.partition)), tmp, compression="zstd")
+            stored = part.drop_columns(list(spec.partition))
+            pq.write_table(stored, tmp, compression="zstd")
             final = self.lake.root / rel
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)
-            self.pending.setdefault(table, []).append({"path": str(rel), "rows": part.num_rows})
+            self.pending.setdefault(table, []).append(
+                {"path": str(rel), "rows": part.num_rows, "s": schema_fingerprint(stored.schema)})
         return data.num_rows
 
     def remove(self, table: str, paths: list[str]) -> None:
@@ -125,7 +128,7 @@ class Transaction:
                 pq.write_table(data, tmp, compression="zstd")
                 os.replace(tmp, self.lake.root / rel)
                 self.pending.setdefault(table, []).append(
-                    {**e, "path": str(rel), "rows": data.num_rows,
+                    {**e, "path": str(rel), "rows": data.num_rows, "s": schema_fingerprint(data.schema),
                      "v": e.get("v", 0)})
             self.remove(table, [e["path"]])
             rewritten += 1
@@ -247,10 +250,34 @@ class Lake:
                 pq.write_table(data, tmp, compression="zstd")
                 os.replace(tmp, self.root / rel)
                 tx.pending.setdefault(table, []).append(
-                    {"path": str(rel), "rows": data.num_rows, "v": max(e.get("v", 0) for e in small)})
+                    {"path": str(rel), "rows": data.num_rows, "s": schema_fingerprint(data.schema),
+                     "v": max(e.get("v", 0) for e in small)})
                 tx.remove(table, [e["path"] for e in small])
                 merged += len(small)
         return merged
+
+    def stamp_schemas(self) -> int:
+        """Record the column fingerprint (`s`) of every file listed without one; returns how many were stamped."""
+        # Files written before fingerprints existed. Readers use union_by_name only for a table whose files do not
+        # all carry the current fingerprint, since union_by_name makes every query read every file's footer.
+        with self.transaction() as tx:
+            tables, stamped = {}, 0
+            for table, entries in tx.manifest["tables"].items():
+                spec = TABLES.get(table)
+                new = []
+                for e in entries:
+                    if "s" not in e:
+                        schema = pq.read_schema(self.root / e["path"])
+                        if spec is not None:
+                            schema = pa.schema([f for f in schema if f.name not in spec.partition])
+                        e = {**e, "s": schema_fingerprint(schema)}
+                        stamped += 1
+                    new.append(e)
+                tables[table] = new
+            if stamped:
+                tx.manifest = {**tx.manifest, "tables": tables}
+                tx.dirty = True
+        return stamped
 
     def gc(self, grace_seconds: float = GRACE_SECONDS) -> int:
         """Delete retired files older than the grace period and orphans left by a crashed writer."""

@@ -5,6 +5,7 @@ Timestamps are naive UTC microseconds (Spark reads them as TIMESTAMP_NTZ). Free-
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -18,6 +19,22 @@ class Table:
     schema: pa.Schema
     partition: tuple[str, ...]
     help: str
+
+    @property
+    def stored_schema(self) -> pa.Schema:
+        """The columns a Parquet file of this table holds: the schema without the partition columns."""
+        return pa.schema([f for f in self.schema if f.name not in self.partition])
+
+    @property
+    def fingerprint(self) -> str:
+        """Short hash of the stored columns' names and types, kept as `s` in the lake manifest's file entries."""
+        return schema_fingerprint(self.stored_schema)
+
+
+def schema_fingerprint(schema: pa.Schema) -> str:
+    """Short hash of a Parquet file's column names and types, in order."""
+    text = ";".join(f"{f.name}:{f.type}" for f in schema)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 TURNS = Table(

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from monitor.home import Home
 from monitor.resources import load_sql
-from monitor.schema import METRICS
+from monitor.schema import METRICS, schema_fingerprint
 
 
 PRUNED_KEY = "upkeep.metrics_rows_after_prune"
@@ -54,7 +54,7 @@ def prune_superseded_metrics(home: Home, now: dt.datetime, history_days: float, 
                 os.replace(tmp, home.lake.root / rel)
                 # The newest commit of the inputs, as compaction does: nothing here is new data.
                 tx.pending.setdefault(METRICS.name, []).append(
-                    {"path": str(rel), "rows": kept.num_rows, "v": max(e.get("v", 0) for e in entries)})
+                    {"path": str(rel), "rows": kept.num_rows, "s": schema_fingerprint(kept.schema), "v": max(e.get("v", 0) for e in entries)})
                 tx.remove(METRICS.name, [e["path"] for e in entries])
                 dropped += sum(e["rows"] for e in entries) - kept.num_rows
         finally:

@@ -95,3 +95,64 @@ def test_catalog_is_views_only_and_readable_by_many(home):
     kinds = cons[0].execute("SELECT DISTINCT table_type FROM information_schema.tables").fetchall()
     assert kinds == [("VIEW",)]
     assert os.path.getsize(path) < 2_000_000
+
+
+def _view_sql(con, name):
+    return con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ?", [name]).fetchone()[0]
+
+
+def test_files_carry_their_column_fingerprint_so_views_skip_union_by_name(home):
+    from monitor.schema import TABLES
+
+    home.lake.append("turns", _turns(["a"], "2026-11-01"))
+    home.lake.append("turns", _turns(["b"], "2026-11-02"))
+    home.lake.compact("turns", min_files=1)
+    entries = home.lake.manifest()["tables"]["turns"]
+    assert entries and all(e["s"] == TABLES["turns"].fingerprint for e in entries)
+    con = db.connect(home)
+    assert "union_by_name = false" in _view_sql(con, "turns")
+    assert sorted(r[0] for r in con.execute("SELECT turn_id FROM turns").fetchall()) == ["a", "b"]
+
+
+def test_a_file_of_an_older_schema_is_read_by_name_and_keeps_union_by_name(home):
+    import json
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    # A file written before the `feedback_score` column existed (columns also in another order), listed without a
+    # fingerprint as an older version would have.
+    old = pa.table({"model": ["old-m"], "turn_id": ["old"], "ts": [dt.datetime(2026, 10, 1)]})
+    rel = f"turns/date=2026-10-01/part-{uuid.uuid4().hex}.parquet"
+    (home.lake.root / rel).parent.mkdir(parents=True)
+    pq.write_table(old, home.lake.root / rel)
+    home.lake.append("turns", _turns(["new"]))
+    m = home.lake.manifest()
+    m["tables"]["turns"].insert(0, {"path": rel, "rows": 1, "v": 1})
+    (home.lake.root / "_manifest.json").write_text(json.dumps(m))
+
+    def rows():
+        con = db.connect(home)
+        assert "union_by_name = true" in _view_sql(con, "turns")
+        return sorted(con.execute("SELECT turn_id, model, feedback_score, date FROM turns").fetchall())
+
+    want = [("new", "m", None, "2026-11-01"), ("old", "old-m", None, "2026-10-01")]
+    assert rows() == want
+    # Stamping records the old file's own (different) fingerprint: the table still needs union_by_name.
+    assert home.lake.stamp_schemas() == 1
+    assert home.lake.manifest()["tables"]["turns"][0]["s"] != home.lake.manifest()["tables"]["turns"][1]["s"]
+    assert rows() == want
+    assert home.lake.stamp_schemas() == 0
+
+
+def test_stamping_files_of_the_current_schema_makes_the_table_uniform(home):
+    home.lake.append("turns", _turns(["a"]))
+    m = home.lake.manifest()
+    for e in m["tables"]["turns"]:
+        del e["s"]  # as listed by a version before fingerprints
+    (home.lake.root / "_manifest.json").write_text(__import__("json").dumps(m))
+    assert "union_by_name = true" in _view_sql(db.connect(home), "turns")
+    assert home.lake.stamp_schemas() == 1
+    con = db.connect(home)
+    assert "union_by_name = false" in _view_sql(con, "turns")
+    assert con.execute("SELECT turn_id FROM turns").fetchall() == [("a",)]

@@ -7,9 +7,10 @@ from monitor.schema import TABLES
 
 
 def compact(ctx: JobContext) -> int:
-    """Prune metrics_log, compact every lake table, then garbage-collect files no reader can still be using."""
+    """Stamp unfingerprinted files, prune metrics_log, compact every lake table, then garbage-collect old files."""
     from monitor.upkeep import prune_superseded_metrics
 
+    ctx.home.lake.stamp_schemas()  # files of older versions: once, so readers can skip union_by_name
     prune_superseded_metrics(ctx.home, ctx.now, ctx.config.metrics.history_days)
     merged = sum(ctx.home.lake.compact(name) for name in TABLES)
     ctx.home.lake.gc()
