@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import time
 import uuid
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -165,11 +165,11 @@ class Lake:
     def manifest(self) -> dict:
         path = self.root / MANIFEST
         try:
-            with open(path) as f:
-                return json.load(f)
+            with open(path, "rb") as f:
+                return orjson.loads(f.read())
         except FileNotFoundError:
             return {"version": 0, "tables": {}, "retired": []}
-        except json.JSONDecodeError as e:  # only possible if someone edited it by hand
+        except orjson.JSONDecodeError as e:  # only possible if someone edited it by hand
             raise StorageError(f"lake manifest {path} is corrupt: {e}", "restore it from a backup") from e
 
     def files(self, table: str, manifest: dict | None = None, since: int | None = None) -> list[Path]:
@@ -220,8 +220,8 @@ class Lake:
             tables.setdefault(table, []).extend({**e, "v": e.get("v", version)} for e in entries)
         new = {"version": version, "tables": tables, "retired": retired, "committed_at": now}
         tmp = self.tmp_dir / f"manifest-{uuid.uuid4().hex}.json"
-        with open(tmp, "w") as f:
-            json.dump(new, f)
+        with open(tmp, "wb") as f:
+            f.write(orjson.dumps(new))  # json.dump encodes in pure Python: 0.2 s per commit at 2,000 files
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.root / MANIFEST)
