@@ -12,6 +12,7 @@ acknowledgement or silence carried over) but pages nobody unless its severity is
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import statistics
@@ -150,8 +151,10 @@ def group_series(rows: list[dict]) -> dict[tuple, list[dict]]:
 def evaluate(home, now: dt.datetime, backfill: bool = False, rules: list[Rule] | None = None,
              rows: list[dict] | None = None) -> AlertList:
     """Run every effective rule over the metric history and return the alert rows (empty means all is well)."""
-    cfg = home.config
-    rules = effective_rules(cfg) if rules is None else rules
+    return _evaluate_full(home, now, backfill, rules, rows)[0]
+
+
+def _watcher(rules: list[Rule]):
     watched: dict[str, bool] = {}
 
     def is_watched(metric: str) -> bool:
@@ -159,51 +162,382 @@ def evaluate(home, now: dt.datetime, backfill: bool = False, rules: list[Rule] |
             watched[metric] = any(rule.matches_metric(metric) for rule in rules)
         return watched[metric]
 
-    # Series of metrics no rule watches can raise nothing, so they are neither read nor grouped.
+    return is_watched
+
+
+def _since(cfg, now: dt.datetime) -> dt.datetime | None:
     # Only the last `alerts.history_days` of every series: a run then costs the same however long the history.
-    since = now - dt.timedelta(days=cfg.alerts.history_days) if cfg.alerts.history_days else None
+    return now - dt.timedelta(days=cfg.alerts.history_days) if cfg.alerts.history_days else None
+
+
+def _rule_watches(rule: Rule, sid: tuple, segment: dict) -> bool:
+    metric, gran, model = sid[0], sid[1], sid[2]
+    return (rule.matches_metric(metric) and rule.matches_model(model) and rule.matches_segment(segment)
+            and not (rule.granularity and rule.granularity != gran))
+
+
+def _series_key(rule: Rule, sid: tuple) -> str:
+    metric, gran, model, deployment, seg_json = sid
+    return "|".join([rule.name, metric, gran, model or "*", deployment or "*", seg_json])
+
+
+def _evaluate_full(home, now: dt.datetime, backfill: bool, rules: list[Rule] | None, rows: list[dict] | None,
+                   tails: dict | None = None) -> tuple[AlertList, bool]:
+    """Every rule over every series; fills `tails` (when given) and says whether rows of future windows exist."""
+    cfg = home.config
+    rules = effective_rules(cfg) if rules is None else rules
+    is_watched = _watcher(rules)
+    # Series of metrics no rule watches can raise nothing, so they are neither read nor grouped.
+    since = _since(cfg, now)
     rows = load_history(home, since=since, metrics=is_watched) if rows is None else \
         [r for r in rows if is_watched(r["metric"]) and (since is None or r["window_start"] >= since)]
+    future = any(r["window_start"] > now for r in rows)
     series = group_series([r for r in rows if r["window_start"] <= now])  # windows of the future are not in yet
     parsed = {sid[4]: json.loads(sid[4]) for sid in series}
-    horizon = cfg.alerts.paging_horizon_windows
     alerts, recovered = [], []
     for rule in rules:
         for sid, srows in series.items():
-            metric, gran, model, deployment, seg_json = sid
-            if not (rule.matches_metric(metric) and rule.matches_model(model)
-                    and rule.matches_segment(parsed[seg_json])):
+            if not _rule_watches(rule, sid, parsed[sid[4]]):
                 continue
-            if rule.granularity and rule.granularity != gran:
-                continue
-            segment = json.loads(seg_json)  # each (rule, series) hands its alerts a dict of their own
-            series_key = "|".join([rule.name, metric, gran, model or "*", deployment or "*", seg_json])
             points = [_point(rule, r) for r in srows]
-            verdicts = _run(rule, points)
-            run = 0
-            last_eval: tuple[_Point, _Verdict] | None = None
-            for p, verdict in zip(points, verdicts):
-                if verdict is None:
+            found, codes, runs = _walk(rule, sid, points, 0, (), 0, now, backfill, cfg)
+            alerts.extend(found)
+            last = _last_evaluated(codes)
+            if last is not None and codes[last] == OK:
+                recovered.append((_series_key(rule, sid), points[last].row["window_start"]))
+            if tails is not None:
+                entries = [[iso(p.row["window_start"]), c, r] for p, c, r in zip(points, codes, runs)]
+                tails[_tail_id(rule, sid)] = _new_tail(rule, entries, True, entries[0][0], None)
+    return AlertList(alerts, recovered), future
+
+
+# Verdict codes kept in a tail: not evaluated (too small, no reference, warm-up), evaluated fine, breached.
+SKIP, OK, BREACH = 0, 1, 2
+
+
+def _last_evaluated(codes: list[int]) -> int | None:
+    for i in range(len(codes) - 1, -1, -1):
+        if codes[i] != SKIP:
+            return i
+    return None
+
+
+def _walk(rule: Rule, sid: tuple, points: list[_Point], start: int, prior, run: int, now: dt.datetime,
+          backfill: bool, cfg) -> tuple[list[AlertRow], list[int], list[int]]:
+    """The alerts of `points[start:]` of one series, with their verdict codes and consecutive-breach counts.
+
+    `prior` holds the verdicts of `points[:start]` (from an earlier run) and `run` the breach count after them.
+    """
+    metric, gran, model, deployment, seg_json = sid
+    series_key = _series_key(rule, sid)
+    horizon = cfg.alerts.paging_horizon_windows
+    verdicts = _run(rule, points, start, prior)
+    alerts, codes, runs = [], [], []
+    segment = None
+    for i in range(start, len(points)):
+        p, verdict = points[i], verdicts[i]
+        if verdict is None:
+            codes.append(SKIP)
+            runs.append(run)
+            continue
+        run = run + 1 if verdict.breach else 0
+        codes.append(BREACH if verdict.breach else OK)
+        runs.append(run)
+        if not verdict.breach or run < rule.consecutive:
+            continue
+        if segment is None:
+            segment = json.loads(seg_json)  # each (rule, series) hands its alerts a dict of their own
+        ws, we = p.row["window_start"], p.row["window_end"]
+        old = backfill or we <= now - horizon * (we - ws)
+        a = AlertRow(
+            dedup_key=f"{series_key}|{iso(ws)}", series_key=series_key, rule=rule.name, metric=metric,
+            model=model, deployment=deployment, segment=segment, granularity=gran, window_start=ws,
+            window_end=we, value=p.v, ci_low=p.lo, ci_high=p.hi, n=p.n, reference=verdict.reference,
+            reference_n=verdict.reference_n, threshold=verdict.threshold, p_value=verdict.p_value,
+            severity=verdict.severity or rule.severity, message="",
+            evidence={"kind": rule.kind, "consecutive": run, **verdict.evidence}, backfill=bool(old),
+        )
+        a.message = message(a, rule, cfg.metrics.confidence)
+        alerts.append(a)
+    return alerts, codes, runs
+
+
+# -- incremental evaluation -------------------------------------------------------------------------------
+# What the last evaluation left behind, in `kv`: the manifest version of metrics_log it read, its `now` and
+# `since`, a fingerprint of everything besides metric rows that decides an alert (rules, settings), and for every
+# (rule, series) a *tail*: the verdict codes and consecutive-breach counts of its last windows, enough to evaluate a
+# changed window without walking the series again (docs/alerts.md, "Incremental evaluation").
+STATE_KEY = "alerts.evaluation"
+STATE_VERSION = 1  # bump when the evaluation itself changes: the next run is then a full one
+SEQUENTIAL = ("cusum", "page_hinkley")
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def fingerprint(cfg, rules: list[Rule]) -> str:
+    """A digest of everything besides metric rows that decides the alerts and their text."""
+    blob = json.dumps({"version": STATE_VERSION, "rules": [r.to_dict() for r in rules],
+                       "confidence": cfg.metrics.confidence, "history_days": cfg.alerts.history_days,
+                       "horizon": cfg.alerts.paging_horizon_windows, "url": cfg.alerts.dashboard_url},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _lookback(rule: Rule) -> int:
+    """How many earlier windows the verdict of a window depends on (with their verdicts)."""
+    if rule.kind in ("relative", "test"):
+        return 2 * rule.params["reference_windows"]  # see _reference: at most twice the reference back
+    return 1  # threshold and flag: only the breach count of the window before
+
+
+def _tail_id(rule: Rule, sid: tuple) -> str:
+    return json.dumps([rule.name, *sid])
+
+
+def _new_tail(rule: Rule, entries: list[list], start: bool, first: str, old_reset: str | None) -> dict:
+    """The tail kept for one (rule, series) from its `entries` ([window start, code, run], oldest first).
+
+    `start`: the entries begin with the series' first window; `first`: no window of the series starts before it;
+    `r`: the latest window evaluated fine, where the consecutive-breach count restarted (None: never in reach).
+    """
+    reset = next((e[0] for e in reversed(entries) if e[1] == OK), None)
+    if reset is None and not start and old_reset is not None and old_reset < entries[0][0]:
+        reset = old_reset
+    keep = _lookback(rule) + 1
+    return {"e": entries[-keep:], "s": start and len(entries) <= keep, "f": first, "r": reset}
+
+
+def _stub(code: int) -> _Verdict | None:
+    return None if code == SKIP else _Verdict(code == BREACH)
+
+
+def _can_continue(saved, fp: str, manifest: dict, now: dt.datetime, since: dt.datetime | None) -> bool:
+    """Whether the saved state can be carried forward (else the run is a full evaluation)."""
+    if not isinstance(saved, dict) or saved.get("fingerprint") != fp or saved.get("future"):
+        return False
+    v = saved.get("v")
+    if not isinstance(v, int) or v > manifest["version"] or not isinstance(saved.get("tails"), dict):
+        return False  # a lake older than the one evaluated (restored from a backup) is not a continuation
+    if saved.get("now") is None or saved["now"] > iso(now):
+        return False  # time went backwards (a replay): windows could leave the evaluated history at its end
+    return (since is None) == (saved.get("since") is None) and (since is None or iso(since) >= saved["since"])
+
+
+def _plan(rule: Rule, tail: dict | None, changed: str | None, since: str | None):
+    """Where to evaluate one (rule, series) from: None for its whole history, else (s, j) into its tail: load
+    the windows from tail entry s on (or the changed one, if earlier), keep the verdicts of entries before j,
+    evaluate from j on; "keep" when nothing changed."""
+    if tail is None or rule.kind in SEQUENTIAL:
+        return None
+    e = tail["e"]
+    if since is not None:
+        if e[0][0] < since:
+            return None  # windows the tail relies on left the history
+        if tail["f"] < since and (rule.kind in ("relative", "test") or tail["s"] or tail["r"] is None
+                                  or tail["r"] < since):
+            # Earlier windows left the history: references and breach counts of later windows may change.
+            return None
+    if changed is None:
+        return "keep"
+    j = next((i for i, x in enumerate(e) if x[0] >= changed), len(e))
+    s = j - _lookback(rule)
+    if s < 0:
+        if not tail["s"]:
+            return None
+        s = 0
+    return (s, j, changed)
+
+
+def _light_connection(home, manifest: dict):
+    """A DuckDB connection with only the views `metrics_log` and `metrics` (no state tables copied in)."""
+    import duckdb
+
+    from monitor.db import _table_select
+    from monitor.schema import TABLES
+
+    con = duckdb.connect(":memory:")
+    table = TABLES["metrics_log"]
+    con.execute(f"CREATE VIEW metrics_log AS {_table_select(table, home.lake.files(table.name, manifest))}")
+    con.execute(load_sql("views/010_metrics.sql").sql)
+    return con
+
+
+def _load_series(con, wanted: dict[tuple, dt.datetime]) -> dict[tuple, list[dict]]:
+    """The rows of the (metric, granularity, model, deployment) groups in `wanted`, each from its window on."""
+    import pyarrow as pa
+
+    if not wanted:
+        return {}
+    keys = list(wanted)
+    table = pa.table({"metric": [k[0] for k in keys], "granularity": [k[1] for k in keys],
+                      "model": pa.array([k[2] for k in keys], pa.string()),
+                      "deployment": pa.array([k[3] for k in keys], pa.string()),
+                      "from_ws": pa.array([wanted[k] for k in keys], pa.timestamp("us"))})
+    con.register("alert_series_wanted", table)
+    try:
+        cur = con.execute(load_sql("alerts/series_history.sql").sql,
+                          {"since": min(wanted.values()), "metrics": sorted({k[0] for k in keys})})
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        con.unregister("alert_series_wanted")
+    return group_series(rows)
+
+
+def _series_order(sid: tuple, rows: list[dict]) -> tuple:
+    """Where the series comes in sql/alerts/metric_history.sql's order, so alerts are written in the same order."""
+    metric, gran, model, deployment, _ = sid
+    return (metric, gran, model is not None, model or "", deployment is not None, deployment or "",
+            min(r["segment"] if isinstance(r["segment"], str) else "" for r in rows))
+
+
+def evaluate_incremental(home, now: dt.datetime, backfill: bool = False) -> tuple[AlertList, dict]:
+    """The alerts a full evaluation would add or change, and the state to keep for the next run.
+
+    Only the series with metric rows committed since the last run are evaluated, each from its first changed
+    window on; with no usable state (first run, rules or settings changed, time going backwards) this is `evaluate`.
+    Apply the result with `apply(..., remember=state)` so alerts and state are written together.
+    """
+    from monitor.incremental import Delta
+
+    cfg = home.config
+    rules = effective_rules(cfg)
+    fp = fingerprint(cfg, rules)
+    manifest = home.lake.manifest()
+    since = _since(cfg, now)
+    since_s = iso(since)
+    saved = home.state.get(STATE_KEY)
+    state = {"fingerprint": fp, "v": manifest["version"], "since": since_s, "now": iso(now)}
+    if not _can_continue(saved, fp, manifest, now, since):
+        tails: dict = {}
+        alerts, future = _evaluate_full(home, now, backfill, rules, None, tails)
+        return alerts, {**state, "future": future, "full": True, "evaluated": len(tails), "tails": tails}
+
+    tails = saved["tails"]
+    by_name = {r.name: (i, r) for i, r in enumerate(rules)}
+    is_watched = _watcher(rules)
+    delta = Delta(home, manifest, saved["v"])
+    con = _light_connection(home, manifest)
+    try:
+        changed: dict[tuple, str] = {}  # series -> first window with a new row
+        future = False
+        if delta.entries("metrics_log"):
+            delta.view(con, "metrics_log")
+            memo: dict[str, str] = {}
+            for metric, gran, model, dep, seg, first, last in con.execute(
+                    load_sql("alerts/changed_series.sql").sql, {"since": since or _EPOCH}).fetchall():
+                if not is_watched(metric):
                     continue
-                last_eval = (p, verdict)
-                run = run + 1 if verdict.breach else 0
-                if not verdict.breach or run < rule.consecutive:
+                future = future or last > now
+                if first > now:
                     continue
-                ws, we = p.row["window_start"], p.row["window_end"]
-                old = backfill or we <= now - horizon * (we - ws)
-                a = AlertRow(
-                    dedup_key=f"{series_key}|{iso(ws)}", series_key=series_key, rule=rule.name, metric=metric,
-                    model=model, deployment=deployment, segment=segment, granularity=gran, window_start=ws,
-                    window_end=we, value=p.v, ci_low=p.lo, ci_high=p.hi, n=p.n, reference=verdict.reference,
-                    reference_n=verdict.reference_n, threshold=verdict.threshold, p_value=verdict.p_value,
-                    severity=verdict.severity or rule.severity, message="",
-                    evidence={"kind": rule.kind, "consecutive": run, **verdict.evidence}, backfill=bool(old),
-                )
-                a.message = message(a, rule, cfg.metrics.confidence)
-                alerts.append(a)
-            if last_eval is not None and not last_eval[1].breach:
-                recovered.append((series_key, last_eval[0].row["window_start"]))
-    return AlertList(alerts, recovered)
+                sid = (metric, gran, model, dep, _canonical_segment(seg, memo))
+                f = iso(first)
+                if sid not in changed or f < changed[sid]:
+                    changed[sid] = f
+
+        plans: dict[str, tuple] = {}  # tail id -> (rule index, rule, sid, plan)
+        for sid, first in changed.items():
+            segment = json.loads(sid[4])
+            for i, rule in enumerate(rules):
+                if _rule_watches(rule, sid, segment):
+                    tid = _tail_id(rule, sid)
+                    plans[tid] = (i, rule, sid, _plan(rule, tails.get(tid), first, since_s))
+        if since is not None and since_s > saved["since"]:
+            for tid, tail in tails.items():
+                if tid in plans or tail["f"] >= since_s:
+                    continue
+                name, *sid = json.loads(tid)
+                i, rule = by_name[name]
+                plan = _plan(rule, tail, None, since_s)
+                if plan == "keep":
+                    tail["f"] = since_s  # no window before `since` counts any more; which ones remain is unknown
+                else:
+                    plans[tid] = (i, rule, tuple(sid), plan)
+
+        results: list[tuple] = []
+        retry = _evaluate_plans(con, plans, tails, since, since_s, now, backfill, cfg, results)
+        if retry:
+            _evaluate_plans(con, {tid: (*plans[tid][:3], None) for tid in retry}, tails, since, since_s, now,
+                            backfill, cfg, results)
+    finally:
+        con.close()
+    results.sort(key=lambda x: x[0])
+    alerts = [a for _, found, _ in results for a in found]
+    recovered = [rec for _, _, rec in results if rec is not None]
+    if since is not None:  # series that left the history entirely: a new row starts them from scratch
+        tails = {tid: t for tid, t in tails.items() if t["e"][-1][0] >= since_s}
+    return AlertList(alerts, recovered), {**state, "future": future, "full": False, "evaluated": len(plans),
+                                          "tails": tails}
+
+
+def _evaluate_plans(con, plans: dict, tails: dict, since, since_s, now, backfill, cfg, results: list) -> list[str]:
+    """Evaluate the planned (rule, series); returns the tail ids whose tail did not fit (to do in full)."""
+    wanted: dict[tuple, dt.datetime] = {}
+    froms: dict[str, str | None] = {}
+    for tid, (_, rule, sid, plan) in plans.items():
+        if plan == "keep":
+            continue
+        if plan is None:
+            frm = since_s
+        else:
+            s, j, changed = plan
+            frm = min(tails[tid]["e"][s][0], changed)
+        froms[tid] = frm
+        at = _parse_iso(frm) if frm is not None else _EPOCH
+        g = sid[:4]
+        if g not in wanted or at < wanted[g]:
+            wanted[g] = at
+    series = _load_series(con, wanted)
+    retry = []
+    for tid, (ri, rule, sid, plan) in plans.items():
+        if plan == "keep":
+            continue
+        frm = froms[tid]
+        srows = [r for r in series.get(sid, ())
+                 if r["window_start"] <= now and (frm is None or iso(r["window_start"]) >= frm)]
+        if not srows:
+            if plan is not None:
+                retry.append(tid)  # the remembered windows are gone
+            else:
+                tails.pop(tid, None)  # no window of the series is in the history now
+            continue
+        points = [_point(rule, r) for r in srows]
+        series_key = _series_key(rule, sid)
+        if plan is None:
+            found, codes, runs = _walk(rule, sid, points, 0, (), 0, now, backfill, cfg)
+            entries = [[iso(p.row["window_start"]), c, r] for p, c, r in zip(points, codes, runs)]
+            tails[tid] = _new_tail(rule, entries, True, entries[0][0], None)
+            last = _last_evaluated(codes)
+            rec = (series_key, points[last].row["window_start"]) if last is not None and codes[last] == OK else None
+        else:
+            tail = tails[tid]
+            s, j, _ = plan
+            e = tail["e"]
+            if [iso(p.row["window_start"]) for p in points[:j - s]] != [x[0] for x in e[s:j]]:
+                retry.append(tid)  # the windows before the change are not the ones remembered
+                continue
+            found, codes, runs = _walk(rule, sid, points, j - s, [_stub(x[1]) for x in e[s:j]],
+                                       e[j - 1][2] if j > 0 else 0, now, backfill, cfg)
+            new = [[iso(p.row["window_start"]), c, r] for p, c, r in zip(points[j - s:], codes, runs)]
+            entries = e[:j] + new
+            last = _last_evaluated([x[1] for x in entries])
+            if last is None:
+                if any(x[1] != SKIP for x in e[j:]):
+                    retry.append(tid)  # the latest evaluated window moved back out of the tail
+                    continue
+                rec = None  # the same latest evaluated window as last time: its recovery is already applied
+            elif entries[last][1] == OK:
+                rec = (series_key, _parse_iso(entries[last][0]))
+            else:
+                rec = None
+            first = tail["f"] if since_s is None else max(tail["f"], since_s)
+            tails[tid] = _new_tail(rule, entries, tail["s"], min(first, entries[0][0]), tail["r"])
+        results.append(((ri, _series_order(sid, srows)), found, rec))
+    return retry
+
+
+def _parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text[:-1] if text.endswith("Z") else text)
 
 
 def _point(rule: Rule, row: dict) -> _Point:
@@ -223,11 +557,14 @@ def _point(rule: Rule, row: dict) -> _Point:
     return _Point(row, v, lo, hi, n, k, ok)
 
 
-def _run(rule: Rule, points: list[_Point]) -> list[_Verdict | None]:
+def _run(rule: Rule, points: list[_Point], start: int = 0, prior=()) -> list[_Verdict | None]:
+    """The verdict of every point from `start` on; `prior` gives those before it (a sequential rule starts at 0)."""
     if rule.kind in ("cusum", "page_hinkley"):
+        assert start == 0, "a sequential rule is always run over its whole series"
         return _sequential(rule, points)
-    out: list[_Verdict | None] = []
-    for i, p in enumerate(points):
+    out: list[_Verdict | None] = list(prior)
+    for i in range(start, len(points)):
+        p = points[i]
         if not p.evaluable:
             out.append(None)
         elif rule.kind == "threshold":
@@ -588,8 +925,13 @@ def alert_link(dashboard_url: str, alert_id: int) -> str:
     return f"{dashboard_url.rstrip('/')}/alerts?alert_id={alert_id}"
 
 
-def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker") -> ApplyResult:
-    """Upsert alerts by dedup key, auto-resolve recovered series, end expired silences, audit and enqueue."""
+def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker",
+          remember: dict | None = None) -> ApplyResult:
+    """Upsert alerts by dedup key, auto-resolve recovered series, end expired silences, audit and enqueue.
+
+    `remember` is the state of `evaluate_incremental`, saved in the same transaction; without it the saved state
+    is dropped (the alerts no longer follow from it), so the next incremental run evaluates everything.
+    """
     from monitor.notify.outbox import enqueue, load_channels
 
     channels = load_channels(home)
@@ -617,6 +959,10 @@ def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker")
             con.execute("UPDATE alerts SET status='firing', updated_at=? WHERE id=?", (now_s, r["id"]))
             home.state.audit(con, actor, "alert.unsilence", f"alert:{r['id']}", {"reason": "silence expired"})
             res.unsilenced += 1
+        if remember is not None:
+            home.state.put(STATE_KEY, remember, con=con)
+        else:
+            con.execute("DELETE FROM kv WHERE key=?", (STATE_KEY,))
     return res
 
 

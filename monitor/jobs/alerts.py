@@ -17,13 +17,15 @@ def _existing(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def run_alerts(ctx: JobContext) -> int:
-    """Evaluate the effective rules at `ctx.now` and apply the result; returns the number of alert rows written."""
-    from monitor.alerts.engine import apply, evaluate
+    """Evaluate the effective rules at `ctx.now` (incrementally) and apply the result; returns alert rows written."""
+    from monitor.alerts.engine import apply, evaluate_incremental
 
-    alerts = evaluate(ctx.home, ctx.now, backfill=ctx.backfill)
-    res = apply(ctx.home, alerts, ctx.now)
-    log.info("alerts: %d breaching windows, %d new, %d updated, %d resolved, %d notifications queued",
-             len(alerts), res.new, res.updated, res.resolved, res.notifications)
+    # Only series with new metric rows are evaluated again; the result is what a full evaluation would change.
+    alerts, state = evaluate_incremental(ctx.home, ctx.now, backfill=ctx.backfill)
+    res = apply(ctx.home, alerts, ctx.now, remember=state)
+    log.info("alerts: %s evaluation of %d series (rule, series), %d breaching windows, %d new, %d updated, "
+             "%d resolved, %d notifications queued", "full" if state["full"] else "incremental",
+             state["evaluated"], len(alerts), res.new, res.updated, res.resolved, res.notifications)
     return res.new + res.updated + res.resolved + res.unsilenced
 
 
