@@ -29,16 +29,28 @@ WITH votes AS (
     FROM labels
     GROUP BY turn_id
 ),
+queue AS (
+    SELECT turn_id, any_value(reason) AS reason FROM review_queue GROUP BY turn_id
+),
+labelled AS (
+    -- The labelled turns first (a scan of turn_id alone), then the scores of their dates only: joining
+    -- scored_turns to the votes would rank the latest score of every turn in the lake.
+    SELECT turn_id, date, ts, model, deployment FROM turns WHERE turn_id IN (SELECT turn_id FROM votes)
+),
 segs AS (
     -- Only the labelled turns' segments are aggregated (a semi-join), not the whole table's.
     SELECT turn_id, list(DISTINCT {'attribute': attribute, 'value': value}) AS segments
     FROM segments
     WHERE attribute IS NOT NULL AND value IS NOT NULL
-      AND turn_id IN (SELECT turn_id FROM votes)
+      AND date IN (SELECT date FROM labelled) AND turn_id IN (SELECT turn_id FROM votes)
     GROUP BY turn_id
 ),
-queue AS (
-    SELECT turn_id, any_value(reason) AS reason FROM review_queue GROUP BY turn_id
+latest AS (
+    -- As view latest_scores: the newest score row of each turn (one row, hence the struct).
+    SELECT turn_id, arg_max({'refusal': refusal, 'prompt_harm': prompt_harm}, scored_at) AS s
+    FROM scores
+    WHERE date IN (SELECT date FROM labelled) AND turn_id IN (SELECT turn_id FROM votes)
+    GROUP BY date, turn_id
 )
 SELECT
     v.turn_id,
@@ -47,14 +59,15 @@ SELECT
     coalesce(t.deployment, 'unknown') AS deployment,
     CASE WHEN v.r_yes > v.r_no THEN true WHEN v.r_no > v.r_yes THEN false ELSE v.r_latest END AS true_refused,
     CASE WHEN v.h_yes > v.h_no THEN true WHEN v.h_no > v.h_yes THEN false ELSE v.h_latest END AS true_harmful,
-    t.refusal IN ('full_refusal', 'partial_refusal') AS pred_refused,
-    CASE WHEN t.prompt_harm IS NULL THEN NULL ELSE t.prompt_harm = 'harmful' END AS pred_harmful,
+    l.s.refusal IN ('full_refusal', 'partial_refusal') AS pred_refused,
+    CASE WHEN l.s.prompt_harm IS NULL THEN NULL ELSE l.s.prompt_harm = 'harmful' END AS pred_harmful,
     v.reviewers,
     coalesce(q.reason, 'unqueued') AS queue_reason,
     coalesce(g.segments, []) AS segments
 FROM votes AS v
-JOIN scored_turns AS t ON t.turn_id = v.turn_id
+JOIN labelled AS t ON t.turn_id = v.turn_id
+JOIN latest AS l ON l.turn_id = v.turn_id
 LEFT JOIN segs AS g ON g.turn_id = v.turn_id
 LEFT JOIN queue AS q ON q.turn_id = v.turn_id
-WHERE t.refusal IS NOT NULL
+WHERE l.s.refusal IS NOT NULL
 ORDER BY v.turn_id
