@@ -13,12 +13,12 @@ import logging
 
 import pyarrow as pa
 
-from monitor.db import connect
 from monitor.disparity.compute import (Settings, apply_bh, compare_rates, compare_values, language_mismatch_table,
                                        load_inputs, metric_table, resolve_attributes, to_arrow, truncate)
 from monitor.disparity.language import detect_new_turns
 from monitor.disparity.quality import detector_rows, detector_window, label_fingerprint
-from monitor.incremental import Delta, segment_attributes, touched_windows
+from monitor.disparity.scope import scope_views, scoped_connect
+from monitor.incremental import Delta, range_dates, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.state import utcnow
@@ -83,10 +83,18 @@ def run_disparity(ctx: JobContext) -> int:
     home = ctx.home
     granularity = home.config.metrics.granularity
     manifest = home.lake.manifest()
-    con = connect(home, manifest=manifest)
+    # Lake views come once the dates are known (scope_views below); reviewer labels are all the state it reads.
+    con = scoped_connect(home, manifest, None, state=("labels",))
     try:
         present = segment_attributes(home, con, manifest)
         delta = Delta.open(home, WATERMARK_KEY, IDENTITY, manifest=manifest)
+        # Every query reads turns of the touched windows (which lie in the new input files' dates) or of the
+        # detector's rolling window: views over those partitions only, so a run costs the same whatever the history.
+        lo, hi = range_dates(*detector_window(ctx.now))
+        dates = delta.dates(*INPUTS)
+        if dates is not None:
+            lo, hi = min(lo, dates[0]), max(hi, dates[1])
+        scope_views(con, home, manifest, lo, hi)
         windows = touched_windows(con, delta, INPUTS, granularity)
         written = compute_windows(home, con, windows, "disparity", ctx.run_id, utcnow(), present) if windows else 0
         delta.save(WATERMARK_KEY, IDENTITY)

@@ -27,7 +27,7 @@ import math
 
 import pyarrow as pa
 
-from monitor.db import connect
+from monitor.disparity.scope import scope_views, scoped_connect
 from monitor.incremental import Delta, date_bounds, metric_attributes, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
@@ -63,7 +63,8 @@ def score_pending(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) ->
     dates = delta.dates("turns")
     if dates is None:
         return 0
-    con = connect(home, manifest=delta.manifest)
+    # Views over the new turns' dates only: every query below is bounded by them, so history costs nothing.
+    con = scoped_connect(home, delta.manifest, dates)
     done = 0
     try:
         delta.view(con, "turns")
@@ -211,12 +212,17 @@ def run_values(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) -> in
     cfg = home.config.metrics
     granularity = cfg.granularity
     manifest = home.lake.manifest()
-    con = connect(home, manifest=manifest)
+    con = scoped_connect(home, manifest, None)  # lake views once the dates are known (scope_views below)
     try:
         attrs = attributes(home, con, manifest, cfg)
         fp = hashlib.sha256(json.dumps({"v": LOGIC_VERSION, "g": granularity, "a": attrs, "c": cfg.confidence,
                                         "s": scorer.version, "m": cfg.min_n}, sort_keys=True).encode()).hexdigest()[:16]
         delta = Delta.open(home, METRICS_WATERMARK_KEY, fp, manifest=manifest)
+        dates = delta.dates(*INPUTS)
+        # The windows to recompute hold turns of the new input files' dates, and every query below is bounded by
+        # those windows: views over these partitions only, so a run costs the same whatever the history.
+        if dates is not None:
+            scope_views(con, home, manifest, *dates)
         windows = touched_windows(con, delta, INPUTS, granularity)
         if not windows:
             log.info("values: %d turns scored, no window to recompute", scored)

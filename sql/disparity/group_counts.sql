@@ -17,6 +17,7 @@ WITH base AS (
     FROM turn_sources t
     JOIN latest_scores s USING (turn_id)
     WHERE t.date BETWEEN $date_min AND $date_max
+      AND s.date BETWEEN $date_min AND $date_max  -- a score has its turn's date: only read these partitions
       AND list_contains($windows, date_trunc($granularity, t.ts))
       AND s.refusal IS NOT NULL
 ),
