@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import os
 
 import numpy as np
 import orjson
@@ -228,6 +229,42 @@ def range_rows(path: str, start: int, end: int, max_line_bytes: int,
         other.sort(key=lambda o: o[0])
     line_no = np.asarray(nums, dtype=np.int64)[tbl.column("pos").to_numpy()] if tbl.num_rows else []
     return tbl.set_column(tbl.schema.get_field_index("pos"), "pos", pa.array(line_no, pa.int64())), segs, other, n
+
+
+def range_rows_shared(path: str, start: int, end: int, max_line_bytes: int, out: str) -> tuple:
+    """`range_rows` in a worker, its two tables written as Arrow IPC files `out`.t and `out`.s (e.g. in /dev/shm).
+
+    The ingesting process maps them (`load_shared`) instead of receiving pickles through the pool's pipe, which
+    costs a copy on each side and about 3 us of CPU per turn in the receiving process. Returns (`out`, other
+    lines, lines started); if the files cannot be written, the tables themselves, like `range_rows`.
+    """
+    tbl, segs, other, n = range_rows(path, start, end, max_line_bytes)
+    try:
+        for suffix, t in ((".t", tbl), (".s", segs)):
+            with pa.OSFile(out + suffix, "wb") as sink, pa.ipc.new_file(sink, t.schema) as w:
+                w.write_table(t)
+    except OSError:  # no room in the shared-memory folder: send the tables through the pipe after all
+        for suffix in (".t", ".s"):
+            try:
+                os.unlink(out + suffix)
+            except OSError:
+                pass
+        return tbl, segs, other, n
+    return out, None, other, n
+
+
+def load_shared(result: tuple) -> tuple[pa.Table, pa.Table, list[tuple], int]:
+    """A `range_rows_shared` result as `range_rows` returns it: tables mapped from their files, files unlinked."""
+    out, _, other, n = result
+    if not isinstance(out, str):
+        return result
+    tables = []
+    for suffix in (".t", ".s"):
+        # The mapping keeps the pages alive after the unlink, as long as the table (or a slice of it) is used.
+        with pa.memory_map(out + suffix) as src:
+            tables.append(pa.ipc.open_file(src).read_all())
+        os.unlink(out + suffix)
+    return tables[0], tables[1], other, n
 
 
 def chunk_rows(lines: list[bytes], fast: FastCanonical | None = None) -> tuple[pa.Table, pa.Table, list[int]]:

@@ -145,10 +145,25 @@ def _partitions(data: pa.Table, keys: tuple[str, ...]) -> Iterator[tuple[list[tu
     if col.null_count:
         col = pc.fill_null(col, "unknown")
         data = data.set_column(data.schema.get_field_index(key), key, col)
-    for value in pc.unique(col).to_pylist():
-        part = data.filter(pc.equal(data.column(key), value))
+    values = pc.unique(col).to_pylist()
+    runs = _runs(col, len(values))
+    for i, value in enumerate(values):
+        # Rows already grouped by the key (an ingest batch in time order) are sliced, not copied by a filter.
+        part = data.slice(runs[i], runs[i + 1] - runs[i]) if runs else data.filter(pc.equal(data.column(key), value))
         for rest, sub in _partitions(part, keys[1:]):
             yield [(key, str(value))] + rest, sub
+
+
+def _runs(col: pa.ChunkedArray | pa.Array, n_values: int) -> list[int] | None:
+    """Start offsets of the column's runs of equal values plus its length, when each value forms one run."""
+    if n_values == 1:
+        return [0, len(col)]
+    if len(col) < 2:
+        return None
+    a = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    changed = pc.not_equal(a.slice(1), a.slice(0, len(a) - 1))
+    starts = [0] + [int(i) + 1 for i in pc.indices_nonzero(changed).to_pylist()]
+    return starts + [len(a)] if len(starts) == n_values else None
 
 
 class Lake:
