@@ -10,7 +10,8 @@ scores, value tables, quarantine, metrics_log) is copied with new turn and conve
 date partitions shifted back by whole spans of the base's timeline (1M = 10 spans, 300 days at the base's daily
 volume) and, for 10M, ten copies per span (300 days at ten times the daily volume). Copies are committed with
 manifest version 0, i.e. as history every job has already processed, then the compaction job merges them per
-partition. On each history, `--repeat` times: 10k new turns (bench/generate.py, a fresh conversation prefix, the
+partition; `--labels` reviewer labels (default 600) are
+spread over the whole history, as a deployment with a review loop has. On each history, `--repeat` times: 10k new turns (bench/generate.py, a fresh conversation prefix, the
 last 20 minutes before the base's end) are ingested and `monitor.jobs.run_all` runs in its own process; the page
 records wall and CPU seconds per job, peak RSS and the load average, and the reference: one plain DuckDB query of
 the daily refusal counts over the whole lake (what a non-incremental job would at least have to read).
@@ -101,6 +102,32 @@ def replicate(base: Path, dest: Path, spans: int, dense: int) -> dict:
             "days": span * spans, "turns": home.lake.row_count("turns"), "compact_s": res["seconds"]}
 
 
+def add_labels(home_path: Path, n: int, seed: int = 7) -> int:
+    """Reviewer labels on `n` turns drawn from the whole history (a third of them queued as stratified samples), so
+    the runs pay for the error-corrected rates as a deployment with a review loop does."""
+    import random
+
+    import duckdb
+
+    from monitor.home import Home
+
+    home = Home.open(home_path)
+    files = [str(p) for p in home.lake.files("turns")]
+    rng = random.Random(seed)
+    ids = [r[0] for r in duckdb.connect().execute(
+        f"SELECT turn_id FROM read_parquet($f) USING SAMPLE {int(n)} ROWS (reservoir, {seed})", {"f": files}).fetchall()]
+    with home.state.tx() as c:
+        for i, tid in enumerate(ids):
+            c.execute("INSERT INTO labels (turn_id, reviewer, at, refusal_label, prompt_label) VALUES (?,?,?,?,?)",
+                      (tid, f"reviewer{i % 3}", "2026-11-20T10:00:00Z",
+                       rng.choice(["full_refusal", "partial_refusal", "compliance", "compliance"]),
+                       rng.choice(["benign", "benign", "benign", "harmful"])))
+            if i % 3 == 0:
+                c.execute("INSERT INTO review_queue (turn_id, reason, priority, added_at) VALUES (?,?,?,?)",
+                          (tid, "stratified", 0.5, "2026-11-20T09:00:00Z"))
+    return len(ids)
+
+
 def _end_of(home_path: Path) -> dt.datetime:
     import duckdb
 
@@ -135,6 +162,7 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/alignment-monitor-bench-incremental"))
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--new", type=int, default=10_000)
+    ap.add_argument("--labels", type=int, default=600, help="reviewer labels spread over the history (0: none)")
     ap.add_argument("--pages", action="store_true",
                     help="also time every dashboard page (AppTest, cold caches) on each history before the runs")
     ap.add_argument("--write-doc", action="store_true")
@@ -154,6 +182,7 @@ def main() -> int:
                 shutil.rmtree(dest)
             print(f"{size}: replicating {spans} spans x {dense} copies", flush=True)
             rep = replicate(args.base, dest, spans, dense)
+            rep["labels"] = add_labels(dest, args.labels) if args.labels else 0
             print(f"  {rep}", flush=True)
             pages = run_child("dashboard", home=str(dest)) if args.pages else None
             m = measure(dest, args.work, size, args.repeat, args.new, end)
@@ -190,7 +219,9 @@ def page(results: dict) -> str:
           f"{' plus uncommitted changes' if mc.get('uncommitted_changes') else ''}.", "",
           "Each history gets `--repeat` batches of 10k new turns, each ingested then every job run, in one process as "
           "the worker runs them; the first run also pays the imports and model loads (Evidently, lingua, the "
-          "classifiers), so the medians are over the later runs (the steady state of `monitor serve`).", "",
+          "classifiers), so the medians are over the later runs (the steady state of `monitor serve`). Reviewer "
+          "labels spread over the history (so the error-corrected rates read them every run): "
+          + ", ".join(f"{s}: {r['replication'].get('labels', 0)}" for s, r in results.items()) + ".", "",
           "| history | days | runs: wall (s) | median wall, later runs | median CPU | peak RSS | load (1 min) | "
           "reference query |",
           "|---|---:|---|---:|---:|---:|---|---:|"]
