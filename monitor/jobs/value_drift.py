@@ -34,6 +34,7 @@ import json
 import logging
 import math
 
+import numpy as np
 import pandas as pd
 
 from monitor.db import connect
@@ -53,6 +54,8 @@ INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these
 LOGIC_VERSION = 1
 METRIC_NAMES = ("value_drift", "topic_drift", "prompt_mix_drift")
 MIX_COLUMNS = (("topic_drift", "topic"), ("prompt_mix_drift", "prompt_category"))
+# True: always load one row per reply (the general path), e.g. for tests comparing the two paths.
+FORCE_ROWS = False
 
 
 def window_length(granularity: str) -> dt.timedelta:
@@ -164,17 +167,23 @@ def compare_group(cur: pd.DataFrame, ref: pd.DataFrame, dims: list[str], familie
         if not ok and not always:
             continue
         res = D.column_drift(r, c, "cat") if len(c) and len(r) else None
-        row = _row(metric, key, None, None, res, len(c), len(r), ref_info, ok, min_n)
-        if res is not None:
-            keys, rc, cc = D.category_shares(r, c)
-            shares = sorted(({"category": k, "current": round(a / cc.sum(), 4), "reference": round(b / rc.sum(), 4)}
-                             for k, a, b in zip(keys, cc, rc)), key=lambda s: -abs(s["current"] - s["reference"]))
-            det = json.loads(row["details"])
-            det["largest_changes"] = shares[:5]
-            det["column"] = col
-            row["details"] = json.dumps(det)
-        rows.append(row)
+        shares = D.category_shares(r, c) if res is not None else None
+        rows.append(_mix_row(metric, col, key, res, shares, len(c), len(r), ref_info, ok, min_n))
     return rows
+
+
+def _mix_row(metric, col, key, res, shares, n_cur, n_ref, ref_info, ok, min_n) -> dict:
+    """A topic / prompt-mix drift row; `shares` = (categories, reference counts, current counts) when compared."""
+    row = _row(metric, key, None, None, res, n_cur, n_ref, ref_info, ok, min_n)
+    if res is not None:
+        keys, rc, cc = shares
+        moved = sorted(({"category": k, "current": round(a / cc.sum(), 4), "reference": round(b / rc.sum(), 4)}
+                        for k, a, b in zip(keys, cc, rc)), key=lambda s: -abs(s["current"] - s["reference"]))
+        det = json.loads(row["details"])
+        det["largest_changes"] = moved[:5]
+        det["column"] = col
+        row["details"] = json.dumps(det)
+    return row
 
 
 def _row(metric, key, dim, family, res, n_cur, n_ref, ref_info, ok, min_n) -> dict:
@@ -262,6 +271,216 @@ def compute(frame: pd.DataFrame, segs: pd.DataFrame, windows: list, ref: Referen
     return rows
 
 
+def uses_sums(vcfg, ref: Reference, ranges: list) -> bool:
+    """Whether the drift rows can come from per-window sums: default method, references made of whole windows."""
+    if D.resolve_method(vcfg.drift_method, "num") != D.MEAN_SHIFT or ref.kind == "baseline_model" or vcfg.min_n < 1:
+        return False
+    # A reference cut inside a window (a baseline_window bound at 12:00 with daily windows) needs the replies.
+    return all(b == _window_floor(b, ref.wl) for r in ranges for b in r)
+
+
+def _window_floor(t: dt.datetime, wl: dt.timedelta) -> dt.datetime:
+    return t.replace(minute=0, second=0, microsecond=0) if wl == dt.timedelta(hours=1) else \
+        t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def load_sums(con, granularity: str, start, end, version: str, dims: list[str], attrs: list[str]):
+    """(per window, group and dimension score sums; per window, group and category reply counts) of [start, end)."""
+    bounds = dict(zip(("date_min", "date_max"), range_dates(start, end)))
+    p = {"granularity": granularity, "start": start, "end": end, "scorer_version": version, "attributes": attrs,
+         **bounds}
+    sums = con.execute(load_sql("values/drift_value_stats.sql").sql, {**p, "dimensions": dims}).df()
+    counts = con.execute(load_sql("values/drift_mix_counts.sql").sql, p).df()
+    return sums, counts
+
+
+class _Sums:
+    """Dense arrays (window x group x dimension) of the sums the default tests need; group 0 is all traffic."""
+
+    def __init__(self, sums: pd.DataFrame, counts: pd.DataFrame, windows: list, dims: list[str]):
+        gkeys = {}
+        for df in (sums, counts):
+            codes, uniq = pd.factorize(pd.MultiIndex.from_arrays([df["model"], df["attribute"], df["value"]]))
+            df["_g"] = codes
+            # A model row has a model; a segment row has none (NULL, NaN in the frame).
+            gkeys[id(df)] = [("model", m) if isinstance(m, str) else ("seg", (a, v)) for m, a, v in uniq]
+        both = set(gkeys[id(sums)]) | set(gkeys[id(counts)])
+        self.models = models = sorted(k[1] for k in both if k[0] == "model")
+        self.segs = sorted(k[1] for k in both if k[0] == "seg")
+        self.groups = [None] + [("model", m) for m in models] + [("seg", sv) for sv in self.segs]
+        gi = {g: i for i, g in enumerate(self.groups)}
+        seen = set()
+        for df in (sums, counts):
+            df["_w"] = pd.to_datetime(df["window_start"]).to_numpy("datetime64[us]")
+            seen |= {pd.Timestamp(x).to_pydatetime() for x in pd.unique(df["_w"])}
+        self.windows = sorted(seen | set(windows))
+        wins = np.array(self.windows, dtype="datetime64[us]")
+        W, G, Dn = len(self.windows), len(self.groups), len(dims)
+        di = {d: i for i, d in enumerate(dims)}
+
+        def codes(df):
+            g = np.array([gi[k] for k in gkeys[id(df)]], dtype=np.int64)[df["_g"].to_numpy()] if len(df) else \
+                np.zeros(0, dtype=np.int64)
+            return np.searchsorted(wins, df["_w"].to_numpy()), g
+
+        # Reply counts per group and category.
+        cw, cg = codes(counts)
+        self.cats = {}
+        self.n_all = np.zeros((W, G))
+        self.n_scored = np.zeros((W, G))
+        for _, col in MIX_COLUMNS:
+            sel = (counts["kind"] == col).to_numpy()
+            keys = sorted(set(counts["category"][sel].astype(str)))
+            ki = {k: i for i, k in enumerate(keys)}
+            arr = np.zeros((W, G, len(keys)))
+            k = np.array([ki[x] for x in counts["category"][sel].astype(str)], dtype=np.int64)
+            np.add.at(arr, (cw[sel], cg[sel], k), counts["n"].to_numpy(float)[sel])
+            self.cats[col] = (keys, arr)
+            if col == "prompt_category":  # never NULL: every reply has one, so these are the group sizes
+                np.add.at(self.n_all, (cw[sel], cg[sel]), counts["n"].to_numpy(float)[sel])
+                np.add.at(self.n_scored, (cw[sel], cg[sel]), counts["n_scored"].to_numpy(float)[sel])
+
+        # Score sums: the non-zero scores, plus the zeros counted from the replies (see drift_value_stats.sql).
+        sw, sg = codes(sums)
+        whole = sums["dimension"].isna().to_numpy()
+        complete = np.zeros((W, G))
+        np.add.at(complete, (sw[whole], sg[whole]), sums["n_complete"].to_numpy(float)[whole])
+        part = sums[~whole]
+        keep = np.array([d in di for d in part["dimension"]], dtype=bool)
+        part = part[keep]
+        pw, pg = sw[~whole][keep], sg[~whole][keep]
+        pd_ = np.array([di[d] for d in part["dimension"]], dtype=np.int64)
+        shape = (W, G, Dn)
+
+        def dense(col, fill=0.0):
+            a = np.full(shape, fill)
+            a[pw, pg, pd_] = part[col].to_numpy(float, na_value=fill)
+            return a
+
+        n_nz, total, m2_nz, mn = dense("n_nonzero"), dense("total"), dense("m2"), dense("minimum", np.inf)
+        self.finite = bool(np.isfinite(part["minimum"].dropna()).all() and np.isfinite(part["maximum"].dropna()).all())
+        n = complete[:, :, None] + dense("n_partial")
+        zeros = n - n_nz
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_nz = np.where(n_nz > 0, total / n_nz, 0.0)
+            # The zeros joined to the non-zero scores (Chan et al.'s update of the sum of squared deviations).
+            m2 = m2_nz + np.where(n > 0, n_nz * zeros / n * mean_nz ** 2, 0.0)
+        self.n, self.total, self.m2 = n, total, m2
+        self.pos = dense("positive")
+        self.neg = (mn < 0).astype(float)
+        # All traffic: the sum over the models.
+        mi = np.arange(1, 1 + len(models))
+        self._put_all(mi)
+
+    def _put_all(self, mi):
+        for name in ("n_all", "n_scored", "pos", "neg"):
+            a = getattr(self, name)
+            a[:, 0] = a[:, mi].sum(axis=1)
+        for col, (keys, arr) in self.cats.items():
+            arr[:, 0] = arr[:, mi].sum(axis=1)
+        self.n[:, 0], self.total[:, 0], self.m2[:, 0] = _merge(self.n[:, mi], self.total[:, mi], self.m2[:, mi], 1)
+
+    def window(self, w) -> dict:
+        """Arrays (group x ...) of one window."""
+        i = self.windows.index(w)
+        return self._pick(slice(i, i + 1))
+
+    def span(self, start, end) -> dict:
+        """Arrays (group x ...) summed over the windows in [start, end)."""
+        lo = next((i for i, w in enumerate(self.windows) if w >= start), len(self.windows))
+        hi = next((i for i, w in enumerate(self.windows) if w >= end), len(self.windows))
+        return self._pick(slice(lo, hi))
+
+    def _pick(self, sl) -> dict:
+        n, total, m2 = _merge(self.n[sl], self.total[sl], self.m2[sl], 0)
+        out = {"n": n, "total": total, "m2": m2}
+        for name in ("n_all", "n_scored", "pos", "neg"):
+            out[name] = getattr(self, name)[sl].sum(axis=0)
+        for col, (keys, arr) in self.cats.items():
+            out[col] = arr[sl].sum(axis=0)
+        return out
+
+
+def _merge(n, total, m2, axis):
+    """(n, total, m2) of the union of samples along `axis` (pairwise-stable sum of squared deviations)."""
+    nn = n.sum(axis=axis)
+    tt = total.sum(axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = tt / nn
+        dev = np.where(n > 0, n * (total / n - np.expand_dims(mean, axis)) ** 2, 0.0)
+    return nn, tt, m2.sum(axis=axis) + dev.sum(axis=axis)
+
+
+def compute_from_sums(sums: pd.DataFrame, counts: pd.DataFrame, windows: list, ref: Reference, dims: list[str],
+                      families: dict, threshold, min_n: int, granularity: str) -> list[dict] | None:
+    """Every drift row of the given windows from per-window sums (default method); None when scores are not finite."""
+    rows: list[dict] = []
+    if counts.empty and sums.empty:
+        return rows
+    S = _Sums(sums, counts, windows, dims)
+    if not S.finite:
+        return None  # an infinite score: the per-reply path handles it as before
+    todo = [(w, ref.range(w)) for w in windows]
+    todo = [(w, rr) for w, rr in todo if rr is not None]
+    if not todo:
+        return rows
+    cur = [S.window(w) for w, _ in todo]
+    refs = [S.span(*rr) for _, rr in todo]
+    stack = {k: np.stack([c[k] for c in cur]) for k in ("n", "total", "m2", "pos", "neg")}
+    rstack = {k: np.stack([r[k] for r in refs]) for k in ("n", "total", "m2", "pos", "neg")}
+    nc, nr = stack["n"], rstack["n"]
+    testable = (nc >= 2) & (nr >= 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mc, mr = stack["total"] / nc, rstack["total"] / nr
+    effect = np.full(nc.shape, np.nan)
+    pval = np.full(nc.shape, np.nan)
+    if testable.any():
+        t = testable
+        effect[t], pval[t] = D.mean_shift_stats(nr[t], mr[t], rstack["m2"][t], rstack["pos"][t], rstack["neg"][t] == 0,
+                                                nc[t], mc[t], stack["m2"][t], stack["pos"][t], stack["neg"][t] == 0)
+    for ti, (w, rr) in enumerate(todo):
+        c, r = cur[ti], refs[ti]
+        base = {"granularity": granularity, "window_start": w, "window_end": w + ref.wl}
+        info = {"kind": ref.kind, "start": rr[0].isoformat(), "end": rr[1].isoformat()}
+        groups = [(0, {**base, "model": None, "deployment": None}, True)]
+        groups += [(1 + i, {**base, "model": m, "deployment": None}, True) for i, m in enumerate(S.models)
+                   if c["n_all"][1 + i] > 0]
+        off = 1 + len(S.models)
+        groups += [(off + i, {**base, "model": None, "deployment": None, "_seg": sv}, False)
+                   for i, sv in enumerate(S.segs) if c["n_all"][off + i] >= min_n]
+        for g, key, always in groups:
+            base_ok = c["n_scored"][g] >= min_n and r["n_scored"][g] >= min_n
+            if not base_ok and not always:
+                continue
+            for j, dim in enumerate(dims):
+                ncur, nref = int(nc[ti, g, j]), int(nr[ti, g, j])
+                ok = ncur >= min_n and nref >= min_n
+                if not testable[ti, g, j]:
+                    if not always:
+                        continue
+                    res = None
+                else:
+                    res = D.mean_shift_drift(float(effect[ti, g, j]), float(pval[ti, g, j]), float(mc[ti, g, j]),
+                                             float(mr[ti, g, j]), threshold)
+                rows.append(_row("value_drift", key, dim, families.get(dim), res, ncur, nref, dict(info), ok, min_n))
+            for metric, col in MIX_COLUMNS:
+                keys = S.cats[col][0]
+                cc_all, rc_all = c[col][g], r[col][g]
+                ncur, nref = int(cc_all.sum()), int(rc_all.sum())
+                ok = ncur >= min_n and nref >= min_n
+                if not ok and not always:
+                    continue
+                res = shares = None
+                if ncur and nref:
+                    used = (cc_all > 0) | (rc_all > 0)
+                    shares = ([k for k, u in zip(keys, used) if u], rc_all[used], cc_all[used])
+                    res = D.category_drift(*shares)
+                rows.append(_mix_row(metric, col, key, res, shares, ncur, nref, dict(info), ok, min_n))
+    for row in rows:
+        row.pop("_seg", None)
+    return rows
+
+
 def run_value_drift(ctx: JobContext, scorer=None) -> int:
     """Recompute drift rows for windows touched since the watermark (and windows referencing them)."""
     home = ctx.home
@@ -295,9 +514,15 @@ def run_value_drift(ctx: JobContext, scorer=None) -> int:
         if windows:
             start = min([min(windows)] + [r[0] for r in ranges])
             end = max([max(windows) + ref.wl] + [r[1] for r in ranges])
-            frame, segs = load_frame(con, granularity, start, end, scorer.version, dims, attrs)
-            rows = compute(frame, segs, windows, ref, dims, families, vcfg.drift_method, vcfg.drift_threshold,
-                           vcfg.min_n, granularity)
+            rows = None
+            if uses_sums(vcfg, ref, ranges) and not FORCE_ROWS:
+                sums, counts = load_sums(con, granularity, start, end, scorer.version, dims, attrs)
+                rows = compute_from_sums(sums, counts, windows, ref, dims, families, vcfg.drift_threshold,
+                                         vcfg.min_n, granularity)
+            if rows is None:
+                frame, segs = load_frame(con, granularity, start, end, scorer.version, dims, attrs)
+                rows = compute(frame, segs, windows, ref, dims, families, vcfg.drift_method, vcfg.drift_threshold,
+                               vcfg.min_n, granularity)
             rows += retired_rows(con, rows, granularity, windows, METRIC_NAMES)
         else:
             rows = []
