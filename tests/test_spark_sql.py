@@ -159,10 +159,20 @@ PARAMS = {
     "disparity/value_pair_stats.sql": lambda f: [{**_WIN, "attr_a": "language", "attr_b": "age_band"}],
     "values/all_windows.sql": lambda f: [{**_DAY, "scorer_version": f["scorer_version"]}],
     "values/coverage.sql": lambda f: [{**_WIN, "attributes": ATTRS, "scorer_version": f["scorer_version"]}],
+    "values/drift_mix_counts.sql": lambda f: [
+        {**_DAY, "scorer_version": f["scorer_version"], "start": DAYS[0], "end": DAYS[2] + dt.timedelta(days=1),
+         "attributes": ATTRS}, {**_DAY, "scorer_version": f["scorer_version"], "start": DAYS[1], "end": DAYS[2],
+                                "attributes": []}],
     "values/drift_scores.sql": lambda f: [{"scorer_version": f["scorer_version"], "start": DAYS[1], "end": DAYS[2]}],
     "values/drift_segments.sql": lambda f: [{"attributes": ATTRS, "start": DAYS[0], "end": DAYS[2]}],
     "values/drift_turns.sql": lambda f: [{**_DAY, "scorer_version": f["scorer_version"], "start": DAYS[0],
                                           "end": DAYS[2] + dt.timedelta(days=1)}],
+    "values/drift_value_stats.sql": lambda f: [
+        {**_DAY, "scorer_version": f["scorer_version"], "start": DAYS[0], "end": DAYS[2] + dt.timedelta(days=1),
+         "attributes": ATTRS, "dimensions": ["hedging", "moralizing", "care_vice", "refusal"]},
+        # a dimension no reply has: every reply is partial
+        {"granularity": "hour", "scorer_version": f["scorer_version"], "start": DAYS[0], "end": DAYS[2],
+         "attributes": [], "dimensions": ["hedging", "refusal", "no_such_dimension"]}],
     "values/existing_keys.sql": lambda f: [{**_WIN, "metrics": ["value_mean", "value_coverage"]}],
     "values/pending.sql": lambda f: [{"scorer_version": f["scorer_version"], NEW: None},
                                      {"scorer_version": f["scorer_version"], NEW: f["late_v"] - 1}],
