@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -43,7 +44,11 @@ def _database(root: str, version: int):
     """One in-memory DuckDB over this lake version: building the views costs ~0.3 s on a large lake, so it is
     built once per manifest version and every query runs on its own cursor (thread-safe, same views).
     Lake tables only are read through it; state (labels, alerts) is read fresh from SQLite."""
-    return connect(get_home(root))
+    con = connect(get_home(root))
+    # Keep Parquet footers between queries: every page's freshness query alone opens hundreds of files (halves
+    # its time on a 980k-turn home). Lake files are never rewritten in place (a rewrite is a new file name).
+    con.execute("SET parquet_metadata_cache = true")
+    return con
 
 
 def _run(root: str, sql_file: str, params: dict | None = None) -> pd.DataFrame:
@@ -102,13 +107,39 @@ def models(root: str, version: int) -> list[str]:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
+def metric_families(root: str, version: int) -> dict[str, tuple]:
+    """Each metric name in the rollups with the `metrics_log` partitions (families) holding its rows."""
+    df = _run(root, "metric_families.sql")
+    out: dict[str, tuple] = {}
+    for metric, family in zip(df["metric"], df["family"]):
+        out[metric] = out.get(metric, ()) + (None if pd.isna(family) else family,)
+    return out
+
+
+def _families(root: str, version: int, metrics: tuple[str, ...], pattern: str) -> list[str] | None:
+    """The partitions to read for these metrics (None = every partition); a metric without rows needs none."""
+    known = metric_families(root, version)
+    names = set(metrics)
+    if pattern:
+        # LIKE semantics ('%' any run, '_' one character), the same test metric_series.sql applies
+        like = re.compile("".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern),
+                          re.DOTALL)
+        names |= {m for m in known if like.fullmatch(m)}
+    fams = {f for m in names for f in known.get(m, ())}
+    return None if None in fams else sorted(fams)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
 def metric_rows(root: str, version: int, metrics: tuple[str, ...], start: dt.datetime, end: dt.datetime,
                 pattern: str = "", granularity: str = "day", dimension_only: bool = False,
-                dimension: str = "") -> pd.DataFrame:
-    """Latest metric rows for the named metrics (or a LIKE pattern) in the window, with `segment` parsed."""
+                dimension: str = "", segment: str = "", details: bool = True) -> pd.DataFrame:
+    """Latest metric rows for the named metrics (or a LIKE pattern) in the window, with `segment` parsed (and
+    `details`, unless details=False: then that JSON, most of the bytes of metrics_log, is neither read nor parsed)."""
     df = _run(root, "metric_series.sql", {"metrics": list(metrics), "pattern": pattern, "start": start,
                                           "end": end, "granularity": granularity,
-                                          "dimension_only": bool(dimension_only), "dimension": dimension or ""})
+                                          "dimension_only": bool(dimension_only), "dimension": dimension or "",
+                                          "segment": segment or "", "details": bool(details),
+                                          "families": _families(root, version, tuple(metrics), pattern)})
     return _parse_json_cols(df)
 
 
@@ -121,9 +152,13 @@ def metric_keys(root: str, version: int, pattern: str, start: dt.datetime, end: 
 
 def _parse_json_cols(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
-    df["segment_obj"] = [json.loads(s) if isinstance(s, str) and s else {} for s in df["segment"]]
+    # a few hundred distinct segments repeat over thousands of rows: parse each text once (each row gets its own
+    # dict, so a page changing one row's object cannot change another's)
+    segs = {s: json.loads(s) if isinstance(s, str) and s else {} for s in set(df["segment"])}
+    df["segment_obj"] = [dict(segs[s]) for s in df["segment"]]
     df["details_obj"] = [json.loads(s) if isinstance(s, str) and s else {} for s in df["details"]]
-    df["segment_label"] = [segment_label(s) for s in df["segment_obj"]]
+    labels = {s: segment_label(o) for s, o in segs.items()}
+    df["segment_label"] = [labels[s] for s in df["segment"]]
     df["model_label"] = df["model"].fillna("all models")
     return df
 
@@ -131,6 +166,15 @@ def _parse_json_cols(df: pd.DataFrame) -> pd.DataFrame:
 def segment_label(seg: dict) -> str:
     """'language=hi' style label of a segment object ('all traffic' for {})."""
     return ", ".join(f"{k}={v}" for k, v in sorted(seg.items())) or "all traffic"
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def schema(root: str, version: int) -> dict[str, list[tuple[str, str]]]:
+    """Every queryable table and view with its (column, type) pairs, as `monitor.sqlguard.schema` gives them."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for table, column, dtype in _run(root, "schema.sql").itertuples(index=False):
+        out.setdefault(table, []).append((column, dtype))
+    return out
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

@@ -449,3 +449,115 @@ def test_overview_volume_and_feedback_match_the_scored_turns(monkeypatch, sample
     assert shown == {m: n for m, n, _, _ in raw}
     assert thumbs == {m: (up, down) for m, _, up, down in raw}
     assert "counts scored turns" in texts(at)
+
+
+def test_metric_families_name_the_partitions_of_each_metric(tmp_path):
+    from dashboards import data
+
+    rows = [_metric_row("turn_count", 0, 3), _metric_row("refusal_rate", 0, 4, numerator=1),
+            {**_metric_row("value_mean", 0, 5), "family": "values"},
+            # one metric written into two families (e.g. by two jobs): both are read
+            {**_metric_row("language_mismatch_rate", 0, 6, numerator=1), "family": "disparity"},
+            {**_metric_row("language_mismatch_rate", 1, 6, numerator=2), "family": "refusal"}]
+    home = _rollup_home(tmp_path, rows)
+    root, version = str(home.root), data.lake_version(str(home.root))
+    assert data.metric_families(root, version) == {
+        "language_mismatch_rate": ("disparity", "refusal"), "refusal_rate": ("refusal",),
+        "turn_count": ("refusal",), "value_mean": ("values",)}
+    assert data._families(root, version, ("turn_count",), "") == ["refusal"]
+    assert data._families(root, version, ("value_mean", "language_mismatch_rate"), "") == [
+        "disparity", "refusal", "values"]
+    # LIKE patterns resolve against the known names ('_' is one character, '%' any run)
+    assert data._families(root, version, (), "value%") == ["values"]
+    assert data._families(root, version, (), "%_rate") == ["disparity", "refusal"]
+    assert data._families(root, version, (), "turn_coun") == []
+    # a metric without rows needs no partition
+    assert data._families(root, version, ("probe_refusal_disparity",), "") == []
+
+
+def test_metric_rows_prune_families_segments_and_details_without_changing_rows(tmp_path):
+    import datetime as dt
+
+    from dashboards import data
+
+    det = '{"correction": {"source": "labels"}}'
+    rows = [
+        {**_metric_row("over_refusal_rate", 0, 10, "A", numerator=2), "details": det},
+        {**_metric_row("over_refusal_rate", 0, 12, "A", numerator=3, run="r2"), "details": det},  # latest wins
+        {**_metric_row("over_refusal_rate", 0, 5, "A", numerator=1, segment='{"language": "hi"}'), "details": det},
+        {**_metric_row("over_refusal_rate", 1, 8, numerator=4, deployment="web"), "details": det},
+        {**_metric_row("over_refusal_rate", 1, 0, "B", run="r2"), "details": None},  # retired: left out
+        {**_metric_row("value_mean", 0, 7, "A", segment='{"dimension": "care"}'), "family": "values",
+         "details": '{"unit": "per 100 tokens"}'},
+    ]
+    home = _rollup_home(tmp_path, rows)
+    root, version = str(home.root), data.lake_version(str(home.root))
+    end = D0 + dt.timedelta(days=3)
+    full = data.metric_rows(root, version, ("over_refusal_rate",), D0, end)
+    got = [(r.window_start.day, r.model, r.deployment, r.segment, r.n, r.details_obj) for r in full.itertuples()]
+    assert got == [(10, "A", None, '{"language": "hi"}', 5, {"correction": {"source": "labels"}}),
+                   (10, "A", None, "{}", 12, {"correction": {"source": "labels"}}),
+                   (11, None, "web", "{}", 8, {"correction": {"source": "labels"}})]
+    assert list(full["segment_obj"]) == [{"language": "hi"}, {}, {}]
+    assert list(full["segment_label"]) == ["language=hi", "all traffic", "all traffic"]
+    # without details: the same rows, details NULL and parsed as {}
+    bare = data.metric_rows(root, version, ("over_refusal_rate",), D0, end, details=False)
+    assert bare.drop(columns=["details", "details_obj"]).equals(full.drop(columns=["details", "details_obj"]))
+    assert bare["details"].isna().all() and list(bare["details_obj"]) == [{}, {}, {}]
+    # one segment's text: only those rows
+    overall = data.metric_rows(root, version, ("over_refusal_rate",), D0, end, segment="{}")
+    assert overall.reset_index(drop=True).equals(full[full["segment"] == "{}"].reset_index(drop=True))
+    # a metric of another family, and one with no rows at all
+    vals = data.metric_rows(root, version, ("value_mean", "probe_value_disparity"), D0, end, dimension_only=True)
+    assert [(r.metric, r.segment_obj, r.details_obj) for r in vals.itertuples()] == [
+        ("value_mean", {"dimension": "care"}, {"unit": "per 100 tokens"})]
+    assert data.metric_rows(root, version, ("probe_value_disparity",), D0, end).empty
+
+
+def test_schema_lists_the_same_tables_as_the_sql_guard(sample_root):
+    from dashboards import data
+    from monitor import sqlguard
+    from monitor.home import Home
+
+    got = data.schema(sample_root, data.lake_version(sample_root))
+    assert got == sqlguard.schema(Home.open(sample_root))
+    assert ("turn_id", "VARCHAR") in got["turns"] and "metrics" in got
+
+
+def test_conversations_show_the_newest_matching_turns_with_their_latest_scores(tmp_path):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from dashboards import data
+    from monitor.home import Home
+
+    home = Home.open(tmp_path / "home")
+    day = dt.datetime(2026, 11, 12)
+    turns = [{"turn_id": f"t{i}", "conversation_id": f"c{i}", "ts": day + dt.timedelta(hours=i), "model": "A",
+              "user_message": f"question {i}", "assistant_message": f"answer {i}", "date": "2026-11-12"}
+             for i in range(6)]
+    turns.append({**turns[0], "turn_id": "x", "ts": day + dt.timedelta(days=1), "date": "2026-11-13"})  # next day
+    home.lake.append("turns", pa.Table.from_pylist(turns))
+
+    def score(tid, refusal, harm, at, s=0.9):
+        return {"turn_id": tid, "refusal": refusal, "refusal_score": s, "prompt_harm": harm,
+                "prompt_harm_score": 0.1, "scored_at": day + dt.timedelta(days=2, hours=at), "date": "2026-11-12"}
+
+    home.lake.append("scores", pa.Table.from_pylist([
+        score("t0", "full_refusal", "benign", 0), score("t1", "compliance", "benign", 0),
+        score("t2", "full_refusal", "benign", 0), score("t3", "full_refusal", "harmful", 0),
+        score("t4", "compliance", "benign", 0),
+        score("t4", "partial_refusal", "benign", 1, s=0.6),  # re-scored later: the latest score counts
+        # t5 has no score yet
+    ]))
+    root, version = str(home.root), data.lake_version(str(home.root))
+    got = data.conversations(root, version, day, day, prompt_harm="benign", refused="yes", limit=2)
+    assert [(r.turn_id, r.user_message, r.assistant_message, r.refusal, r.refusal_score)
+            for r in got.itertuples()] == [("t4", "question 4", "answer 4", "partial_refusal", 0.6),
+                                           ("t2", "question 2", "answer 2", "full_refusal", 0.9)]
+    # no score filter: the newest turns of the day, unscored ones included, each once
+    got = data.conversations(root, version, day, day, limit=3)
+    assert [(r.turn_id, r.refusal) for r in got.itertuples()] == [("t5", None), ("t4", "partial_refusal"),
+                                                                  ("t3", "full_refusal")]
+    assert list(got["conversation_id"]) == ["c5", "c4", "c3"] and list(got["n_labels"]) == [0, 0, 0]

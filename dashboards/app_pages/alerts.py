@@ -65,7 +65,7 @@ with st.expander("Evidence (as recorded by the rule)"):
 # the metric around the window: two weeks either side, same model and segment
 ws = pd.Timestamp(a["window_start"].rstrip("Z")).to_pydatetime()
 rows = guarded(data.metric_rows, c.root, c.version, (a["metric"],), ws - dt.timedelta(days=14),
-               ws + dt.timedelta(days=14), granularity=a.get("granularity") or "day")
+               ws + dt.timedelta(days=14), granularity=a.get("granularity") or "day", details=False)
 if rows is not None:
     # the alert's own series: same model, deployment and segment (the metric job writes one row per combination)
     series = rows[(rows["segment_obj"].map(lambda s: s == seg))

@@ -30,8 +30,9 @@ with left:
                      height=min(38 + 35 * len(open_), 250))
         st.page_link("app_pages/alerts.py", label="Go to alerts", icon=":material/notifications_active:")
 
+# all traffic only (segment '{}'), no details: the charts below draw nothing else
 rows = guarded(data.metric_rows, c.root, c.version, ("over_refusal_rate", "under_refusal_rate"), c.start, c.end,
-               granularity=c.granularity)
+               granularity=c.granularity, segment="{}", details=False)
 with right:
     if rows is None or rows.empty:
         st.info("No refusal metrics in this window yet: ingest logs (`monitor ingest`) and run "

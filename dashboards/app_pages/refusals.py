@@ -1,5 +1,5 @@
 """Refusals: rates with 95% bands by window, model version, deployment and segment; drill-down; classifier quality."""
-import json
+import datetime as dt
 
 import pandas as pd
 import streamlit as st
@@ -13,7 +13,9 @@ st.title("Refusals")
 metric = st.selectbox("Metric", list(data.REFUSAL_METRICS), index=1, format_func=metric_name, key="rf_metric",
                       help="Over-refusal costs helpfulness; under-refusal (harmful compliance) costs safety.")
 st.caption(metric_help(metric))
-rows = guarded(data.metric_rows, c.root, c.version, (metric,), c.start, c.end, granularity=c.granularity)
+# without details (JSON of ~800 bytes a row); the table at the end loads them for its one window
+rows = guarded(data.metric_rows, c.root, c.version, (metric,), c.start, c.end, granularity=c.granularity,
+               details=False)
 if rows is None:
     st.stop()
 if rows.empty:
@@ -121,13 +123,14 @@ if corr.empty:
     st.caption("No corrected values for this metric yet (the metric job adds them once classifier error rates are "
                "known).")
 else:
-    last = corr[corr["window_start"] == corr["window_start"].max()].copy()
-    cols = ["window_start", "model_label", "segment_label", "value", "ci_low", "ci_high", "corrected",
-            "corrected_ci_low", "corrected_ci_high", "n"]
-    if "details" in last.columns:
-        # Where the error rates came from: reviewer labels, or the shared evaluation data (a different traffic
-        # mix, so a level corrected with it is a rough guide until reviewers label a random sample).
-        last["error rates from"] = [
-            (json.loads(d or "{}").get("correction") or {}).get("source") for d in last["details"]]
-        cols.append("error rates from")
-    st.dataframe(last[cols], hide_index=True)
+    ws = corr["window_start"].max().to_pydatetime()
+    # the same rows, with details, for this one window: where the error rates came from (reviewer labels, or the
+    # shared evaluation data: a different traffic mix, so a level corrected with it is a rough guide until
+    # reviewers label a random sample)
+    last = guarded(data.metric_rows, c.root, c.version, (metric,), ws, ws + dt.timedelta(microseconds=1),
+                   granularity=c.granularity)
+    if last is not None:
+        last = last[last["corrected"].notna()].assign(
+            **{"error rates from": lambda d: [(o.get("correction") or {}).get("source") for o in d["details_obj"]]})
+        st.dataframe(last[["window_start", "model_label", "segment_label", "value", "ci_low", "ci_high", "corrected",
+                           "corrected_ci_low", "corrected_ci_high", "n", "error rates from"]], hide_index=True)

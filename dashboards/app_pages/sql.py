@@ -21,11 +21,6 @@ if st.session_state.get("sq_flash"):
     st.success(st.session_state.pop("sq_flash"))
 
 
-@st.cache_data(ttl=600, show_spinner=False)
-def _schema(root: str, version: int):
-    return sqlguard.schema(data.get_home(root))
-
-
 def _schema_frame(sch) -> dict[str, pd.DataFrame]:
     """Normalise the guard's schema description (mapping or rows) to table -> DataFrame of columns."""
     if isinstance(sch, pd.DataFrame):
@@ -48,7 +43,7 @@ left, right = st.columns([1, 3])
 with left:
     st.markdown("**Schema**")
     try:
-        for table, cols in _schema_frame(_schema(c.root, c.version)).items():
+        for table, cols in _schema_frame(data.schema(c.root, c.version)).items():
             with st.expander(table):
                 st.dataframe(cols, hide_index=True)
     except MonitorError as e:
