@@ -310,22 +310,28 @@ def _stub(code: int) -> _Verdict | None:
     return None if code == SKIP else _Verdict(code == BREACH)
 
 
-def _can_continue(saved, fp: str, manifest: dict, now: dt.datetime, since: dt.datetime | None) -> bool:
+def _can_continue(saved, fp: str, manifest: dict, now: dt.datetime, since: str | None) -> bool:
     """Whether the saved state can be carried forward (else the run is a full evaluation)."""
     if not isinstance(saved, dict) or saved.get("fingerprint") != fp or saved.get("future"):
         return False
     v = saved.get("v")
     if not isinstance(v, int) or v > manifest["version"] or not isinstance(saved.get("tails"), dict):
         return False  # a lake older than the one evaluated (restored from a backup) is not a continuation
-    if saved.get("now") is None or saved["now"] > iso(now):
-        return False  # time went backwards (a replay): windows could leave the evaluated history at its end
-    return (since is None) == (saved.get("since") is None) and (since is None or iso(since) >= saved["since"])
+    try:
+        if dt.datetime.fromisoformat(saved["now"]) > now:
+            return False  # time went backwards (a replay): windows could leave the evaluated history at its end
+    except (KeyError, TypeError, ValueError):
+        return False
+    return (since is None) == (saved.get("since") is None) and (since is None or since >= saved["since"])
 
 
 def _plan(rule: Rule, tail: dict | None, changed: str | None, since: str | None):
     """Where to evaluate one (rule, series) from: None for its whole history, else (s, j) into its tail: load
     the windows from tail entry s on (or the changed one, if earlier), keep the verdicts of entries before j,
     evaluate from j on; "keep" when nothing changed."""
+    if tail is None and changed is not None:
+        # Every (rule, series) with a window in the history has a tail: this series' windows are all new.
+        return (0, 0, changed)
     if tail is None or rule.kind in SEQUENTIAL:
         return None
     e = tail["e"]
@@ -339,11 +345,10 @@ def _plan(rule: Rule, tail: dict | None, changed: str | None, since: str | None)
     if changed is None:
         return "keep"
     j = next((i for i, x in enumerate(e) if x[0] >= changed), len(e))
-    s = j - _lookback(rule)
-    if s < 0:
-        if not tail["s"]:
-            return None
-        s = 0
+    if j - _lookback(rule) < 0 and not tail["s"]:
+        return None
+    # A threshold or flag verdict needs no earlier window: only the breach count, kept in the tail.
+    s = max(0, j - _lookback(rule)) if rule.kind in ("relative", "test") else j
     return (s, j, changed)
 
 
@@ -404,10 +409,11 @@ def evaluate_incremental(home, now: dt.datetime, backfill: bool = False) -> tupl
     fp = fingerprint(cfg, rules)
     manifest = home.lake.manifest()
     since = _since(cfg, now)
-    since_s = iso(since)
+    # Windows start on whole seconds (iso text keeps no fraction), so `since` rounded up admits the same ones.
+    since_s = iso(since + dt.timedelta(microseconds=(1_000_000 - since.microsecond) % 1_000_000)) if since else None
     saved = home.state.get(STATE_KEY)
-    state = {"fingerprint": fp, "v": manifest["version"], "since": since_s, "now": iso(now)}
-    if not _can_continue(saved, fp, manifest, now, since):
+    state = {"fingerprint": fp, "v": manifest["version"], "since": since_s, "now": now.isoformat()}
+    if not _can_continue(saved, fp, manifest, now, since_s):
         tails: dict = {}
         alerts, future = _evaluate_full(home, now, backfill, rules, None, tails)
         return alerts, {**state, "future": future, "full": True, "evaluated": len(tails), "tails": tails}
@@ -481,7 +487,7 @@ def _evaluate_plans(con, plans: dict, tails: dict, since, since_s, now, backfill
             frm = since_s
         else:
             s, j, changed = plan
-            frm = min(tails[tid]["e"][s][0], changed)
+            frm = tails[tid]["e"][s][0] if s < j else changed  # an earlier window, or the first changed one
         froms[tid] = frm
         at = _parse_iso(frm) if frm is not None else _EPOCH
         g = sid[:4]
@@ -492,18 +498,19 @@ def _evaluate_plans(con, plans: dict, tails: dict, since, since_s, now, backfill
     for tid, (ri, rule, sid, plan) in plans.items():
         if plan == "keep":
             continue
-        frm = froms[tid]
-        srows = [r for r in series.get(sid, ())
-                 if r["window_start"] <= now and (frm is None or iso(r["window_start"]) >= frm)]
+        frm = _parse_iso(froms[tid]) if froms[tid] is not None else _EPOCH
+        if since is not None and frm < since:
+            frm = since
+        srows = [r for r in series.get(sid, ()) if frm <= r["window_start"] <= now]
         if not srows:
-            if plan is not None:
+            if plan is not None and tid in tails:
                 retry.append(tid)  # the remembered windows are gone
             else:
                 tails.pop(tid, None)  # no window of the series is in the history now
             continue
         points = [_point(rule, r) for r in srows]
         series_key = _series_key(rule, sid)
-        if plan is None:
+        if plan is None or tid not in tails:
             found, codes, runs = _walk(rule, sid, points, 0, (), 0, now, backfill, cfg)
             entries = [[iso(p.row["window_start"]), c, r] for p, c, r in zip(points, codes, runs)]
             tails[tid] = _new_tail(rule, entries, True, entries[0][0], None)
