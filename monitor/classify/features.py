@@ -496,6 +496,9 @@ class HarmFeatures:
         self.re_public = _terms(lex["public_entity_cues"])
         self.re_private = _terms(lex["private_possessors"])
         self.re_sens = _terms(lex["sensitive_info"])
+        # Harm named without a weapon, drug or crime word ("sabotage", "smear", "falsely", "someone else's"): weaker
+        # evidence than a category word, so a cue of its own, not a category.
+        self.re_weak = _terms(lex["weak_harm"]) if lex.get("weak_harm") else None
         self.re_risky = re.compile("|".join(self.cat_re[c].pattern for c in ("violence", "weapons", "cyber", "fraud")))
         self.re_risky_all = re.compile("|".join(self.cat_re[c].pattern for c in self.CATEGORIES))
 
@@ -539,6 +542,12 @@ class HarmFeatures:
             f["d:evade"] = 1.0
         if first and nhit:
             f["d:first_person_risky"] = 1.0
+        if self.re_weak is not None and self.re_weak.search(t):
+            f["d:weak"] = 1.0
+            if intent:
+                f["d:weak_intent"] = 1.0
+            if nhit:
+                f["d:weak_risky"] = 1.0
         # Object of a risky verb: look at the words that follow each risky term.
         person_obj = thing_obj = False
         for m in self.re_risky.finditer(t):
