@@ -49,6 +49,14 @@ def build(home_path: Path, turns: int, days: int) -> float:
 
 
 def time_page(page: str, clear: bool, new_version: bool = False) -> tuple[float, bool]:
+    """Wall seconds of one page run (cold when `clear`), and whether it raised."""
+    wall, _, failed = time_page_cpu(page, clear, new_version)
+    return wall, failed
+
+
+def time_page_cpu(page: str, clear: bool, new_version: bool = False) -> tuple[float, float, bool]:
+    """Wall and CPU seconds (every thread of the process: the page script and DuckDB's workers) of one page run,
+    and whether it raised; CPU is the steadier number on a shared machine."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
@@ -62,14 +70,13 @@ def time_page(page: str, clear: bool, new_version: bool = False) -> tuple[float,
         st.cache_data.clear()
     if new_version:
         st.cache_resource.clear()  # the per-lake-version DuckDB views are rebuilt too
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if page == PAGES[0]:
         at.run()
     else:
         at.switch_page(page)
         at.run()
-    elapsed = time.perf_counter() - t0
-    return elapsed, bool(at.exception)
+    return time.perf_counter() - t0, time.process_time() - c0, bool(at.exception)
 
 
 def machine() -> str:
@@ -90,7 +97,13 @@ def main() -> int:
     ap.add_argument("--demo", type=Path, default=None,
                     help="also time every page (cold) on the demo home at this path, built if missing: real job "
                          "output has many more metric rows per window than the synthetic home")
+    ap.add_argument("--real", type=Path, default=None,
+                    help="only time every page cold (wall and CPU) on this home with real job output, e.g. a copy "
+                         "of the 980k-turn benchmark home (pass a copy: opening a home may migrate its state), and "
+                         "print a Markdown table for docs/benchmarks-dashboard.md")
     args = ap.parse_args()
+    if args.real:
+        return time_real_home(args.real, args.repeat)
     home = args.home / f"home-{args.turns}-r{SAMPLE_REV}"
     build_s = build(home, args.turns, args.days)
     os.environ["MONITOR_HOME"] = str(home)
@@ -176,6 +189,34 @@ def main() -> int:
         out.write_text("\n".join(lines))
         print(f"wrote {out}")
     return 0 if ok else 1
+
+
+def time_real_home(path: Path, repeat: int) -> int:
+    """Time every page cold on a home with real job output and print the Markdown table of the results."""
+    from monitor.home import Home
+
+    os.environ["MONITOR_HOME"] = str(path)
+    lake = Home.open(path).lake
+    counts = {t: lake.row_count(t) for t in ("turns", "metrics_log")}
+    load_before = os.getloadavg()
+    time_page(PAGES[0], clear=True, new_version=True)  # warm-up: imports, the first DuckDB connection
+    rows = []
+    for page in PAGES:
+        runs = [time_page_cpu(page, clear=True) for _ in range(repeat)]
+        rows.append((Path(page).stem, statistics.median(r[0] for r in runs), max(r[0] for r in runs),
+                     statistics.median(r[1] for r in runs), any(r[2] for r in runs)))
+        print(f"{page:<26} cold median {rows[-1][1]:.3f} s (max {rows[-1][2]:.3f})  CPU {rows[-1][3]:.3f} s"
+              + ("  EXCEPTION" if rows[-1][4] else ""), flush=True)
+    load_after = os.getloadavg()
+    print(f"\nMeasured {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC with `python bench/bench_dashboard.py "
+          f"--real <copy of the home> --repeat {repeat}` on {counts['turns']:,} turns and {counts['metrics_log']:,} "
+          f"metric rows; load average (1/5/15 min) {'/'.join(f'{x:.2f}' for x in load_before)} before, "
+          f"{'/'.join(f'{x:.2f}' for x in load_after)} after (2 cores).\n")
+    print("| page | cold median (s) | cold max (s) | cold CPU median (s) | < 1 s cold |\n|---|---:|---:|---:|:---:|")
+    for name, med, mx, cpu, failed in rows:
+        print(f"| {name} | {med:.3f} | {mx:.3f} | {cpu:.3f} | "
+              f"{'exception' if failed else ('yes' if med < TARGET_S else 'no')} |")
+    return 0 if all(r[1] < TARGET_S and not r[4] for r in rows) else 1
 
 
 if __name__ == "__main__":
