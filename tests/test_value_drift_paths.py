@@ -70,19 +70,39 @@ CONFIG = ('[metrics]\ngranularity = "{g}"\n[values]\nmin_n = 15\n{extra}'
           '[[values.dimensions]]\nname = "kitchen_talk"\nfamily = "cultural"\nterms = ["bread", "oven"]\n')
 
 
-def _rows(home, force: bool, monkeypatch) -> list[dict]:
+def _rows(home, force: bool, monkeypatch, queried: list | None = None) -> list[dict]:
+    """The rows one run of the job writes, on the per-reply path (`force`) or the sums path."""
     monkeypatch.setattr(V, "FORCE_ROWS", force)
     used = []
-    real = V.compute_from_sums
+    real, query = V.compute_from_sums, V._query_sums
     monkeypatch.setattr(V, "compute_from_sums", lambda *a, **k: used.append(1) or real(*a, **k))
-    V.run_value_drift(JobContext(home, START + dt.timedelta(days=DAYS)))
+    monkeypatch.setattr(V, "_query_sums", lambda *a, **k: (queried if queried is not None else []).append(a[2:4])
+                        or query(*a, **k))
+    ctx = JobContext(home, START + dt.timedelta(days=DAYS))
+    V.run_value_drift(ctx)
     con = connect(home)
     try:
-        df = con.execute("SELECT * EXCLUDE (run_id, computed_at) FROM metrics_log WHERE job = 'value_drift'").df()
+        df = con.execute("SELECT * EXCLUDE (run_id, computed_at) FROM metrics_log WHERE job = 'value_drift' "
+                         "AND run_id = $r", {"r": ctx.run_id}).df()
     finally:
         con.close()
     assert bool(used) != force  # the path that was asked for ran
     return df.to_dict("records")
+
+
+def _more(home, hours: bool):
+    """New replies on the last day and a late one on day 3, scored by the values job."""
+    pairs = hh_pairs()
+    turns = []
+    for j in range(40):
+        day = DAYS - 1 if j else 3
+        ts = START + dt.timedelta(days=day, seconds=(j * 131) % (5400 if hours else 86400))
+        turns.append({"turn_id": f"late{j}", "conversation_id": f"late{j}", "turn_index": 0, "ts": ts,
+                      "model": MODELS[j % 3], "deployment": "prod", "user_message": pairs[j][0],
+                      "assistant_message": pairs[900 + j][1]})
+    write_turns(home, turns, [{"turn_id": t["turn_id"], "attribute": "region", "value": "eu",
+                               "date": t["ts"].strftime("%Y-%m-%d")} for t in turns])
+    run_values(JobContext(home, START + dt.timedelta(days=DAYS)))
 
 
 def _same(a, b, path=""):
@@ -143,6 +163,16 @@ def test_sums_path_writes_the_rows_of_the_per_reply_path(tmp_path, monkeypatch, 
     assert any(n < by[(w, m, "hedging")] for (w, m, dim), n in by.items() if dim == "refusal")
     kitchen = [d for d in details if d.get("dimension") == "kitchen_talk" and "p_value" in d]
     assert any(d["p_value"] == 1.0 and d["effect_size"] == 0.0 for d in kitchen)  # all zero on both sides
+    # An incremental run after new and late replies: the sums path recomputes only the partitions whose files
+    # changed (the others come from the previous run of this process) and still writes the per-reply rows.
+    _more(home, granularity == "hour")
+    _more(twin, granularity == "hour")
+    queried = []
+    old, new = _rows(home, True, monkeypatch), _rows(twin, False, monkeypatch, queried)
+    assert new
+    _compare(old, new)
+    if not extra:
+        assert queried and all(end - start <= dt.timedelta(days=1) for start, end in queried), queried
 
 
 def test_sums_path_is_chosen_only_where_it_applies():

@@ -25,6 +25,10 @@ Rows (family `values`, dimension in the segment key as in value_mean):
 
 Incremental: windows holding turns processed by the values job since the watermark are recomputed, plus the
 windows whose reference they fall in. A config or scorer change recomputes everything.
+
+Two paths, same rows (tests/test_value_drift_paths.py): with the default methods and a reference made of whole
+windows, the rows come from per-window sums computed in SQL (`load_sums` + `compute_from_sums`, docs/values.md "How
+the job computes it"); otherwise from one row per reply (`load_frame` + `compute`).
 """
 from __future__ import annotations
 
@@ -284,8 +288,78 @@ def _window_floor(t: dt.datetime, wl: dt.timedelta) -> dt.datetime:
         t.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def load_sums(con, granularity: str, start, end, version: str, dims: list[str], attrs: list[str]):
-    """(per window, group and dimension score sums; per window, group and category reply counts) of [start, end)."""
+# Sums of the date partitions the last run read, kept for the next run of this process (the long-running worker):
+# a partition's sums change only with its files, and a run otherwise re-reads the 7 reference days for one new day.
+_PARTS: dict = {}
+PART_TABLES = ("turns", "value_turns", "value_scores", "segments", "scores")  # every table the two SQL files read
+
+
+def load_sums(con, granularity: str, start, end, version: str, dims: list[str], attrs: list[str],
+              manifest: dict | None = None, root=None):
+    """(per window, group and dimension score sums; per window, group and category reply counts) of [start, end).
+
+    With the lake `manifest` (and its `root`), each date partition is computed once and reused while its files are
+    unchanged: every join of the two SQL files is within a date partition and a turn's partition is its event date
+    (ingest), so the sums of a range are the sums of its partitions' windows.
+    """
+    dates = [(start.date() + dt.timedelta(days=i)).isoformat()
+             for i in range(((end - dt.timedelta(microseconds=1)).date() - start.date()).days + 1)]
+    files = _partition_files(manifest, dates) if manifest is not None else None
+    if files is None:
+        return _query_sums(con, granularity, start, end, version, dims, attrs)
+    key = (str(root), granularity, version, tuple(dims), tuple(attrs))
+    parts = {d: _PARTS.get((key, d, files[d])) for d in dates}
+    todo = [d for d in dates if parts[d] is None]
+    for run in _runs(todo):
+        first = dt.datetime.fromisoformat(run[0])
+        last = dt.datetime.fromisoformat(run[-1]) + dt.timedelta(days=1)
+        sums, counts = _query_sums(con, granularity, first, last, version, dims, attrs)
+        sd, cd = (np.datetime_as_string(_stamps(df), unit="D") for df in (sums, counts))
+        for d in run:
+            parts[d] = (sums[sd == d], counts[cd == d])
+    _PARTS.clear()
+    _PARTS.update({(key, d, files[d]): parts[d] for d in dates})
+    out = []
+    for i in range(2):
+        frames = [parts[d][i] for d in dates if len(parts[d][i])] or [parts[dates[0]][i]]
+        df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+        ws = _stamps(df)
+        out.append(df[(ws >= np.datetime64(start, "us")) & (ws < np.datetime64(end, "us"))].reset_index(drop=True))
+    return out[0], out[1]
+
+
+def _stamps(df: pd.DataFrame) -> np.ndarray:
+    """The window_start column as datetime64[us]."""
+    return np.asarray(df["window_start"].to_numpy(), dtype="datetime64[us]")
+
+
+def _partition_files(manifest: dict, dates: list[str]) -> dict | None:
+    """Date -> the files of every table the sums read in that partition (None: a file outside date partitions)."""
+    out: dict[str, list] = {d: [] for d in dates}
+    for table in PART_TABLES:
+        for e in manifest["tables"].get(table, []):
+            path = e["path"]
+            i = path.find("date=")
+            if i < 0:
+                return None
+            d = path[i + 5:i + 15]
+            if d in out:
+                out[d].append(path)
+    return {d: tuple(sorted(v)) for d, v in out.items()}
+
+
+def _runs(dates: list[str]) -> list[list[str]]:
+    """Consecutive dates grouped in runs (one query each)."""
+    runs: list[list[str]] = []
+    for d in dates:
+        if runs and dt.date.fromisoformat(d) - dt.date.fromisoformat(runs[-1][-1]) == dt.timedelta(days=1):
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return runs
+
+
+def _query_sums(con, granularity: str, start, end, version: str, dims: list[str], attrs: list[str]):
     bounds = dict(zip(("date_min", "date_max"), range_dates(start, end)))
     p = {"granularity": granularity, "start": start, "end": end, "scorer_version": version, "attributes": attrs,
          **bounds}
@@ -311,8 +385,8 @@ class _Sums:
         gi = {g: i for i, g in enumerate(self.groups)}
         seen = set()
         for df in (sums, counts):
-            df["_w"] = pd.to_datetime(df["window_start"]).to_numpy("datetime64[us]")
-            seen |= {pd.Timestamp(x).to_pydatetime() for x in pd.unique(df["_w"])}
+            df["_w"] = _stamps(df)
+            seen |= set(np.unique(df["_w"].to_numpy()).astype("datetime64[us]").tolist())
         self.windows = sorted(seen | set(windows))
         wins = np.array(self.windows, dtype="datetime64[us]")
         W, G, Dn = len(self.windows), len(self.groups), len(dims)
@@ -328,23 +402,24 @@ class _Sums:
         self.cats = {}
         self.n_all = np.zeros((W, G))
         self.n_scored = np.zeros((W, G))
+        n_rep, n_sc = counts["n"].to_numpy(float, na_value=0.0), counts["n_scored"].to_numpy(float, na_value=0.0)
         for _, col in MIX_COLUMNS:
             sel = (counts["kind"] == col).to_numpy()
             keys = sorted(set(counts["category"][sel].astype(str)))
             ki = {k: i for i, k in enumerate(keys)}
             arr = np.zeros((W, G, len(keys)))
             k = np.array([ki[x] for x in counts["category"][sel].astype(str)], dtype=np.int64)
-            np.add.at(arr, (cw[sel], cg[sel], k), counts["n"].to_numpy(float)[sel])
+            np.add.at(arr, (cw[sel], cg[sel], k), n_rep[sel])
             self.cats[col] = (keys, arr)
             if col == "prompt_category":  # never NULL: every reply has one, so these are the group sizes
-                np.add.at(self.n_all, (cw[sel], cg[sel]), counts["n"].to_numpy(float)[sel])
-                np.add.at(self.n_scored, (cw[sel], cg[sel]), counts["n_scored"].to_numpy(float)[sel])
+                np.add.at(self.n_all, (cw[sel], cg[sel]), n_rep[sel])
+                np.add.at(self.n_scored, (cw[sel], cg[sel]), n_sc[sel])
 
         # Score sums: the non-zero scores, plus the zeros counted from the replies (see drift_value_stats.sql).
         sw, sg = codes(sums)
         whole = sums["dimension"].isna().to_numpy()
         complete = np.zeros((W, G))
-        np.add.at(complete, (sw[whole], sg[whole]), sums["n_complete"].to_numpy(float)[whole])
+        np.add.at(complete, (sw[whole], sg[whole]), sums["n_complete"].to_numpy(float, na_value=0.0)[whole])
         part = sums[~whole]
         keep = np.array([d in di for d in part["dimension"]], dtype=bool)
         part = part[keep]
@@ -358,7 +433,8 @@ class _Sums:
             return a
 
         n_nz, total, m2_nz, mn = dense("n_nonzero"), dense("total"), dense("m2"), dense("minimum", np.inf)
-        self.finite = bool(np.isfinite(part["minimum"].dropna()).all() and np.isfinite(part["maximum"].dropna()).all())
+        self.finite = bool(np.isfinite(part["minimum"].to_numpy(float, na_value=0.0)).all() and
+                           np.isfinite(part["maximum"].to_numpy(float, na_value=0.0)).all())
         n = complete[:, :, None] + dense("n_partial")
         zeros = n - n_nz
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -516,7 +592,8 @@ def run_value_drift(ctx: JobContext, scorer=None) -> int:
             end = max([max(windows) + ref.wl] + [r[1] for r in ranges])
             rows = None
             if uses_sums(vcfg, ref, ranges) and not FORCE_ROWS:
-                sums, counts = load_sums(con, granularity, start, end, scorer.version, dims, attrs)
+                sums, counts = load_sums(con, granularity, start, end, scorer.version, dims, attrs, manifest,
+                                         home.lake.root)
                 rows = compute_from_sums(sums, counts, windows, ref, dims, families, vcfg.drift_threshold,
                                          vcfg.min_n, granularity)
             if rows is None:
