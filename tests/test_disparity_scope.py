@@ -72,10 +72,18 @@ def _cases(days):
 
 
 def _rows(con, sql, params):
-    """The rows of a query, floats to 12 significant digits (DuckDB sums in parallel, in no fixed order)."""
-    def norm(x):
-        return float(f"{x:.12g}") if isinstance(x, float) else x
-    return sorted(repr(tuple(map(norm, r))) for r in con.execute(sql, params).fetchall())
+    """The rows of a query, sorted with floats rounded (the rounded copy only orders them)."""
+    rows = con.execute(sql, params).fetchall()
+    return sorted(rows, key=lambda r: repr(tuple(round(x, 6) if isinstance(x, float) else x for x in r)))
+
+
+def _same(got, want, name):
+    """Equal rows, floats within 1e-12 relative (DuckDB sums in parallel, in no fixed order)."""
+    assert len(got) == len(want), name
+    for g, w in zip(got, want):
+        assert len(g) == len(w) and all(
+            x == pytest.approx(y, rel=1e-12, abs=1e-12) if isinstance(y, float) else x == y
+            for x, y in zip(g, w)), (name, g, w)
 
 
 QUERIES = ["values/value_means.sql", "values/coverage.sql", "values/existing_keys.sql", "values/all_windows.sql",
@@ -102,7 +110,7 @@ def test_scoped_queries_equal_queries_over_the_whole_lake(lake, case):
             q = load_sql(name)
             p = {k: v for k, v in params.items() if f"${k}" in q.sql}
             want = _rows(full, q.sql, p)
-            assert _rows(scoped, q.sql, p) == want, name
+            _same(_rows(scoped, q.sql, p), want, name)
             nonempty += bool(want)
         assert nonempty >= 7  # the cases exercise real rows, not empty results
         # The disparity job's inputs (bounded groups, reference groups, intersections) from both connections.
@@ -145,3 +153,117 @@ def test_scoped_manifest_keeps_the_dates_in_range_and_unpartitioned_tables():
     assert [e["path"] for e in got["tables"]["turns"]] == ["turns/date=2026-11-03/b.parquet"]
     assert got["tables"]["metrics_log"] == m["tables"]["metrics_log"] and got["version"] == 3
     assert len(m["tables"]["turns"]) == 3  # the input manifest is left as it was
+
+
+# The plain form of two queries rewritten to group on integer codes (3x and 1.7x less CPU on a 50k-turn day): the
+# rewritten files must give exactly these rows, and the same column types.
+PLAIN = {
+    "values/value_means.sql": """
+WITH base AS (
+    SELECT v.turn_id, v.dimension, v.family, v.score,
+           date_trunc($granularity, t.ts) AS window_start,
+           coalesce(t.model, 'unknown') AS model,
+           coalesce(t.deployment, 'unknown') AS deployment
+    FROM value_scores AS v
+    JOIN turns AS t ON t.turn_id = v.turn_id AND t.date = v.date
+    WHERE t.date BETWEEN $date_min AND $date_max
+      AND v.scorer_version = $scorer_version
+      AND list_contains($windows, date_trunc($granularity, t.ts))
+),
+tagged AS (
+    SELECT window_start, model, deployment, CAST(NULL AS VARCHAR) AS seg_attribute,
+           CAST(NULL AS VARCHAR) AS seg_value, dimension, family, score
+    FROM base
+    UNION ALL
+    SELECT b.window_start, b.model, b.deployment, s.attribute, s.value, b.dimension, b.family, b.score
+    FROM base AS b
+    JOIN (SELECT DISTINCT turn_id, attribute, value FROM segments WHERE date BETWEEN $date_min AND $date_max) AS s
+      ON s.turn_id = b.turn_id
+    WHERE list_contains($attributes, s.attribute) AND s.value IS NOT NULL
+)
+SELECT
+    window_start,
+    window_start + CASE WHEN $granularity = 'hour' THEN INTERVAL 1 HOUR ELSE INTERVAL 1 DAY END AS window_end,
+    CASE WHEN GROUPING(model) = 1 THEN NULL ELSE model END AS model,
+    CASE WHEN GROUPING(deployment) = 1 THEN NULL ELSE deployment END AS deployment,
+    seg_attribute,
+    seg_value,
+    dimension,
+    any_value(family) AS family,
+    count(*) AS n,
+    sum(score) AS total,
+    sum(score * score) AS total_sq,
+    count(*) FILTER (WHERE score > 0) AS nonzero
+FROM tagged
+GROUP BY GROUPING SETS (
+    (window_start, seg_attribute, seg_value, dimension),
+    (window_start, model, seg_attribute, seg_value, dimension),
+    (window_start, deployment, seg_attribute, seg_value, dimension)
+)
+ORDER BY window_start, model NULLS FIRST, deployment NULLS FIRST, seg_attribute NULLS FIRST, seg_value, dimension
+""",
+    "disparity/value_group_stats.sql": """
+WITH cur AS (
+    SELECT turn_id, scorer_version FROM (
+        SELECT turn_id, scorer_version, scored,
+               row_number() OVER (PARTITION BY turn_id ORDER BY scored_at DESC, scorer_version DESC) AS rn
+        FROM value_turns
+        WHERE date BETWEEN $date_min AND $date_max
+    ) WHERE rn = 1 AND scored
+),
+base AS (
+    SELECT t.turn_id,
+           date_trunc($granularity, t.ts) AS window_start,
+           t.model,
+           t.source_kind,
+           v.dimension, v.family, v.score
+    FROM turn_sources t
+    JOIN cur c USING (turn_id)
+    JOIN value_scores v ON v.turn_id = c.turn_id AND v.scorer_version = c.scorer_version
+    WHERE t.date BETWEEN $date_min AND $date_max
+      AND v.date BETWEEN $date_min AND $date_max
+      AND list_contains($windows, date_trunc($granularity, t.ts))
+      AND v.dimension <> 'refusal'
+),
+seg AS (
+    SELECT DISTINCT turn_id, attribute, value
+    FROM segments
+    WHERE date BETWEEN $date_min AND $date_max
+      AND list_contains($attributes, attribute)
+      AND value IS NOT NULL
+)
+SELECT b.window_start, b.model, b.source_kind, g.attribute, g.value, b.dimension, round(b.score, 2) AS bin,
+       any_value(b.family) AS family,
+       count(*) AS n,
+       sum(b.score) AS total,
+       sum(b.score * b.score) AS total_sq,
+       count(*) FILTER (WHERE b.score > 0) AS nonzero
+FROM base b
+JOIN seg g USING (turn_id)
+GROUP BY b.window_start, b.model, b.source_kind, g.attribute, g.value, b.dimension, round(b.score, 2)
+ORDER BY b.window_start, b.model, b.source_kind, g.attribute, g.value, b.dimension, bin;
+""",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(4))
+@pytest.mark.parametrize("attributes", [["language", "age_band", "region", "detected_language"], []])
+def test_coded_queries_equal_their_plain_form(lake, case, attributes):
+    home, days = lake
+    granularity, windows = _cases(days)[case]
+    bounds = date_bounds(windows, granularity)
+    con = connect(home)
+    try:
+        version = con.execute("SELECT max(scorer_version) FROM value_turns").fetchone()[0]
+        params = {"granularity": granularity, "windows": windows, "date_min": bounds[0], "date_max": bounds[1],
+                  "attributes": attributes, "scorer_version": version}
+        for name, plain in PLAIN.items():
+            sql = load_sql(name).sql
+            p = {k: v for k, v in params.items() if f"${k}" in sql}
+            want = _rows(con, plain, p)
+            assert len(want) >= (0 if not attributes and name.startswith("disparity") else 20), name
+            _same(_rows(con, sql, p), want, name)
+            assert con.execute(sql, p).description == con.execute(plain, p).description
+    finally:
+        con.close()
