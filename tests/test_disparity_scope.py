@@ -139,6 +139,14 @@ def test_scoped_detector_rows_equal_rows_over_the_whole_lake(lake):
         want = detector_rows(home, full, attrs, NOW, 5)
         assert len(want) > 6
         assert detector_rows(home, scoped, attrs, NOW, 5) == want
+        # The query restricted to labelled turns first gives the rows of its plain form.
+        start, end = detector_window(NOW)
+        for attr, bounds in itertools.product(attrs, [(start, end), (None, None)]):
+            date_min, date_max = range_dates(*bounds)
+            p = {"attribute": attr, "start": bounds[0], "end": bounds[1], "date_min": date_min, "date_max": date_max}
+            want = _rows(full, PLAIN_DETECTOR, p)
+            assert want
+            _same(_rows(full, load_sql("disparity/detector_quality.sql").sql, p), want, attr)
     finally:
         full.close()
         scoped.close()
@@ -154,6 +162,44 @@ def test_scoped_manifest_keeps_the_dates_in_range_and_unpartitioned_tables():
     assert got["tables"]["metrics_log"] == m["tables"]["metrics_log"] and got["version"] == 3
     assert len(m["tables"]["turns"]) == 3  # the input manifest is left as it was
 
+
+PLAIN_DETECTOR = """
+WITH lab AS (
+    SELECT turn_id, refusal_label FROM (
+        SELECT turn_id, refusal_label,
+               row_number() OVER (PARTITION BY turn_id ORDER BY "at" DESC, id DESC) AS rn
+        FROM labels
+        WHERE refusal_label IS NOT NULL
+    ) WHERE rn = 1
+),
+seg AS (
+    SELECT DISTINCT turn_id, value FROM segments
+    WHERE attribute = $attribute AND value IS NOT NULL AND date BETWEEN $date_min AND $date_max
+),
+j AS (
+    SELECT g.value,
+           l.refusal_label IN ('full_refusal', 'partial_refusal') AS truth,
+           s.refusal IN ('full_refusal', 'partial_refusal') AS pred
+    FROM lab l
+    JOIN latest_scores s USING (turn_id)
+    JOIN seg g USING (turn_id)
+    JOIN turns t USING (turn_id)
+    WHERE s.refusal IS NOT NULL
+      AND s.date BETWEEN $date_min AND $date_max
+      AND t.date BETWEEN $date_min AND $date_max
+      AND (CAST($start AS TIMESTAMP) IS NULL OR t.ts >= CAST($start AS TIMESTAMP))
+      AND (CAST($end AS TIMESTAMP) IS NULL OR t.ts < CAST($end AS TIMESTAMP))
+)
+SELECT value,
+       count(*) AS n,
+       count(*) FILTER (WHERE truth AND pred) AS tp,
+       count(*) FILTER (WHERE NOT truth AND pred) AS fp,
+       count(*) FILTER (WHERE truth AND NOT pred) AS fn,
+       count(*) FILTER (WHERE NOT truth AND NOT pred) AS tn
+FROM j
+GROUP BY value
+ORDER BY value;
+"""
 
 # The plain form of two queries rewritten to group on integer codes (3x and 1.7x less CPU on a 50k-turn day): the
 # rewritten files must give exactly these rows, and the same column types.

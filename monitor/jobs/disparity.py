@@ -63,7 +63,8 @@ def write_detector_rows(home, con, job: str, run_id: str, now: dt.datetime, pres
                    "inputs": label_fingerprint(con), "min_n": s.min_n}
     if home.state.get(DETECTOR_KEY) == fingerprint:
         return 0
-    rows = detector_rows(home, con, attrs, now, s.min_n)
+    # No refusal label at all (the first element of the inputs is their count): no row to compute.
+    rows = detector_rows(home, con, attrs, now, s.min_n) if fingerprint["inputs"][0] != "0" else []
     for r in rows:
         r.update(job=job, run_id=run_id, computed_at=utcnow())  # processing time, as in compute_windows
     written = home.lake.append("metrics_log", to_arrow(rows)) if rows else 0

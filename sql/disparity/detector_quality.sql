@@ -12,16 +12,28 @@ WITH lab AS (
         WHERE refusal_label IS NOT NULL
     ) WHERE rn = 1
 ),
+-- Labels are few: the latest score (as view latest_scores ranks them) and the segment of labelled turns only, so the
+-- query does not rank every score of the range.
+sc AS (
+    SELECT turn_id, date, refusal FROM (
+        SELECT turn_id, date, refusal,
+               row_number() OVER (PARTITION BY date, turn_id ORDER BY scored_at DESC) AS rn
+        FROM scores
+        WHERE date BETWEEN $date_min AND $date_max
+          AND turn_id IN (SELECT turn_id FROM lab)
+    ) WHERE rn = 1
+),
 seg AS (
     SELECT DISTINCT turn_id, value FROM segments
     WHERE attribute = $attribute AND value IS NOT NULL AND date BETWEEN $date_min AND $date_max
+      AND turn_id IN (SELECT turn_id FROM lab)
 ),
 j AS (
     SELECT g.value,
            l.refusal_label IN ('full_refusal', 'partial_refusal') AS truth,
            s.refusal IN ('full_refusal', 'partial_refusal') AS pred
     FROM lab l
-    JOIN latest_scores s USING (turn_id)
+    JOIN sc s USING (turn_id)
     JOIN seg g USING (turn_id)
     JOIN turns t USING (turn_id)
     WHERE s.refusal IS NOT NULL
