@@ -292,6 +292,7 @@ def _window_floor(t: dt.datetime, wl: dt.timedelta) -> dt.datetime:
 # a partition's sums change only with its files, and a run otherwise re-reads the 7 reference days for one new day.
 _PARTS: dict = {}
 PART_TABLES = ("turns", "value_turns", "value_scores", "segments", "scores")  # every table the two SQL files read
+KEEP_PARTITIONS = 31
 
 
 def load_sums(con, granularity: str, start, end, version: str, dims: list[str], attrs: list[str],
@@ -318,7 +319,9 @@ def load_sums(con, granularity: str, start, end, version: str, dims: list[str], 
         for d in run:
             parts[d] = (sums[sd == d], counts[cd == d])
     _PARTS.clear()
-    _PARTS.update({(key, d, files[d]): parts[d] for d in dates})
+    # The next incremental run needs the latest days (its window and 7 reference days); a full recomputation's
+    # hundreds of older partitions are not kept.
+    _PARTS.update({(key, d, files[d]): parts[d] for d in dates[-KEEP_PARTITIONS:]})
     out = []
     for i in range(2):
         frames = [parts[d][i] for d in dates if len(parts[d][i])] or [parts[dates[0]][i]]
