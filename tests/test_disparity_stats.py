@@ -18,6 +18,25 @@ def test_chi_square_worked_example():
     assert r.p_value == pytest.approx(0.01108, abs=1e-4)
 
 
+def test_chi_square_equals_scipy_chi2_contingency_exactly():
+    import numpy as np
+    from scipy.stats import chi2_contingency
+
+    rng = np.random.default_rng(7)
+    tested = 0
+    for _ in range(500):
+        n, n_ref = (int(x) for x in rng.integers(20, 5000, 2))
+        k, k_ref = int(rng.integers(0, n + 1)), int(rng.integers(0, n_ref + 1))
+        r = two_by_two(k, n, k_ref, n_ref)
+        if r.test != "chi2":
+            continue
+        stat, p, _, _ = chi2_contingency(np.array([[k, n - k], [k_ref, n_ref - k_ref]], dtype=float),
+                                         correction=False)
+        assert (r.statistic, r.p_value) == (float(stat), float(p))
+        tested += 1
+    assert tested > 400
+
+
 def test_fisher_when_an_expected_count_is_below_five():
     # [[3, 7], [0, 10]]: expected refusals 1.5 per row -> Fisher exact; two-sided p = 2 * C(10,3)/C(20,3) = 0.2105.
     r = two_by_two(3, 10, 0, 10)

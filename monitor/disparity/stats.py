@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
-from scipy.stats import chi2_contingency, fisher_exact
+from scipy.special import chdtrc, ndtr
+from scipy.stats import fisher_exact
 from scipy.stats import t as student_t
 from statsmodels.stats.multitest import multipletests
 
@@ -52,8 +52,10 @@ def two_by_two(k: int, n: int, k_ref: int, n_ref: int) -> TestResult:
     if (expected < 5).any():
         res = fisher_exact(table.astype(int), alternative="two-sided")
         return TestResult("fisher", float(res.pvalue), float(res.statistic))
-    stat, p, _, _ = chi2_contingency(table, correction=False)
-    return TestResult("chi2", float(p), float(stat))
+    # Pearson's statistic and its chi-square(1) tail, the arithmetic of chi2_contingency(table, correction=False)
+    # without its ~0.3 ms of argument checking per call (a window has hundreds of tests).
+    stat = float(((table - expected) ** 2 / expected).sum())
+    return TestResult("chi2", float(chdtrc(1, stat)), stat)
 
 
 def mean_sd(n: int, total: float, total_sq: float) -> tuple[float | None, float | None]:
