@@ -27,6 +27,7 @@ APP = str(REPO / "dashboards" / "app.py")
 PAGES = ["app_pages/overview.py", "app_pages/alerts.py", "app_pages/refusals.py", "app_pages/values.py",
          "app_pages/disparity.py", "app_pages/review.py", "app_pages/sql.py", "app_pages/settings.py"]
 TARGET_S = 1.0
+REAL_MARKER = "<!-- real-output home: kept by --write-doc -->"
 # Bump when dashboards/sample.py changes what it writes, so a stale home from an earlier version is not reused.
 SAMPLE_REV = 2
 NOTE = ("Caveat: the 2 CPU cores may be shared with other processes during a run (see the load average above), so "
@@ -186,7 +187,9 @@ def main() -> int:
                   "Machine (`lscpu | head -15`):",
                   "", "```", machine(), "```", ""]
         out = REPO / "docs" / "benchmarks-dashboard.md"
-        out.write_text("\n".join(lines))
+        # the 980k real-output section (from --real runs, written by hand) is kept below the synthetic results
+        kept = out.read_text().partition(REAL_MARKER)[1:] if out.exists() else ("", "")
+        out.write_text("\n".join(lines) + ("\n" + "".join(kept) if kept[0] else ""))
         print(f"wrote {out}")
     return 0 if ok else 1
 
