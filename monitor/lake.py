@@ -151,6 +151,12 @@ def _write_options(table: str, names: list[str]) -> dict:
             "write_statistics": [n for n in names if n not in unique[1]]}
 
 
+def sort_for_storage(data: pa.Table, spec: Table) -> pa.Table:
+    """`data` sorted by the table's `sort_by` columns (unchanged when it has none)."""
+    keys = [(c, "ascending") for c in spec.sort_by if c in data.column_names]
+    return data.sort_by(keys) if keys else data
+
+
 def _partitions(data: pa.Table, keys: tuple[str, ...]) -> Iterator[tuple[list[tuple[str, str]], pa.Table]]:
     if not keys:
         yield [], data
@@ -277,7 +283,8 @@ class Lake:
                 tmp = self.tmp_dir / f"{uuid.uuid4().hex}.parquet"
                 names = [n for n in spec.schema.names if n not in spec.partition]
                 data = data.select([n for n in names if n in data.column_names])
-                pq.write_table(data, tmp, compression="zstd")
+                data = sort_for_storage(data, spec)
+                pq.write_table(data, tmp, compression="zstd", row_group_size=spec.row_group_rows)
                 os.replace(tmp, self.root / rel)
                 tx.pending.setdefault(table, []).append(
                     {"path": str(rel), "rows": data.num_rows, "s": schema_fingerprint(data.schema),

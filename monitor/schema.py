@@ -19,6 +19,10 @@ class Table:
     schema: pa.Schema
     partition: tuple[str, ...]
     help: str
+    # Compaction writes merged files sorted by these columns, in row groups of `row_group_rows`, so readers skip
+    # the row groups outside a filter on them by the Parquet min/max statistics (partitions alone cannot).
+    sort_by: tuple[str, ...] = ()
+    row_group_rows: int = 1024 * 1024
 
     @property
     def stored_schema(self) -> pa.Schema:
@@ -156,6 +160,8 @@ METRICS = Table(
     ),
     ("family",),
     "Every metric row ever computed; view `metrics` keeps the latest per (metric, window, model, segment).",
+    sort_by=("metric", "window_start"),  # a dashboard page or alert reads a few metrics and windows
+    row_group_rows=100_000,
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (TURNS, SEGMENTS, QUARANTINE, SCORES, METRICS)}

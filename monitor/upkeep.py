@@ -17,6 +17,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from monitor.home import Home
+from monitor.lake import sort_for_storage
 from monitor.resources import load_sql
 from monitor.schema import METRICS, schema_fingerprint
 
@@ -49,12 +50,14 @@ def prune_superseded_metrics(home: Home, now: dt.datetime, history_days: float, 
                 if kept.num_rows == sum(e["rows"] for e in entries):
                     continue
                 tmp = home.lake.tmp_dir / f"{uuid.uuid4().hex}.parquet"
-                pq.write_table(kept, tmp, compression="zstd")
+                kept = sort_for_storage(kept, METRICS)
+                pq.write_table(kept, tmp, compression="zstd", row_group_size=METRICS.row_group_rows)
                 rel = Path(folder, f"part-{uuid.uuid4().hex}.parquet")
                 os.replace(tmp, home.lake.root / rel)
                 # The newest commit of the inputs, as compaction does: nothing here is new data.
                 tx.pending.setdefault(METRICS.name, []).append(
-                    {"path": str(rel), "rows": kept.num_rows, "s": schema_fingerprint(kept.schema), "v": max(e.get("v", 0) for e in entries)})
+                    {"path": str(rel), "rows": kept.num_rows, "s": schema_fingerprint(kept.schema),
+                     "v": max(e.get("v", 0) for e in entries)})
                 tx.remove(METRICS.name, [e["path"] for e in entries])
                 dropped += sum(e["rows"] for e in entries) - kept.num_rows
         finally:

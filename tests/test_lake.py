@@ -156,3 +156,28 @@ def test_stamping_files_of_the_current_schema_makes_the_table_uniform(home):
     con = db.connect(home)
     assert "union_by_name = false" in _view_sql(con, "turns")
     assert con.execute("SELECT turn_id FROM turns").fetchall() == [("a",)]
+
+
+def test_compaction_sorts_metrics_log_into_small_row_groups(home, monkeypatch):
+    import dataclasses
+    import random
+
+    import pyarrow.parquet as pq
+
+    from monitor.schema import TABLES
+
+    monkeypatch.setitem(TABLES, "metrics_log", dataclasses.replace(TABLES["metrics_log"], row_group_rows=10))
+    rng = random.Random(3)
+    for _ in range(5):
+        rows = [{"metric": rng.choice(["b_rate", "a_rate", "c_rate"]), "family": "refusal", "granularity": "day",
+                 "window_start": dt.datetime(2026, 11, rng.randint(1, 28)), "value": rng.random(), "n": 1}
+                for _ in range(12)]
+        home.lake.append("metrics_log", pa.Table.from_pylist(rows))
+    assert home.lake.compact("metrics_log", min_files=4) == 5
+    (path,) = home.lake.files("metrics_log")
+    pf = pq.ParquetFile(path)
+    assert pf.metadata.num_rows == 60 and pf.metadata.num_row_groups == 6
+    got = pf.read(columns=["metric", "window_start"]).to_pylist()
+    assert got == sorted(got, key=lambda r: (r["metric"], r["window_start"]))
+    con = db.connect(home)
+    assert con.execute("SELECT count(*) FROM metrics_log").fetchone()[0] == 60
