@@ -7,6 +7,7 @@ import pytest
 from monitor.db import connect
 from monitor.home import Home
 from monitor.jobs import JobContext
+from monitor.jobs.score import worker_count
 from monitor.jobs.value_drift import evidently_report_html, run_value_drift
 from monitor.jobs.values import run_values
 from valuesim import START, hh_pairs, simulate, write_turns
@@ -126,3 +127,37 @@ def test_baseline_model_compares_within_topics(tmp_path):
     assert topic["drift_detected"]  # the users changed, and that is reported as such
     html = evidently_report_html(home, START, model="B")
     assert "<html" in html.lower() and "legal_reference" in html
+
+
+def _value_rows(home) -> dict[str, list]:
+    """Every value_scores / value_turns / value_evidence row but its processing time, in a fixed order."""
+    out = {}
+    for table, cols in (("value_scores", "turn_id, dimension, family, round(score, 12), scorer_version, date"),
+                        ("value_turns", "turn_id, scored, reason, n_tokens, topic, topic_terms, scorer_version, date"),
+                        ("value_evidence", "turn_id, dimension, term, span_start, span_end, date")):
+        out[table] = _query(home, f"SELECT {cols} FROM {table} ORDER BY ALL").values.tolist()
+    return out
+
+
+def test_parallel_value_scoring_equals_scoring_in_one_process(tmp_path):
+    turns, segs = simulate(days=3, per_day=150, seed=5)
+    turns[3]["assistant_message"] = ""  # unscored replies travel through the workers too
+    turns[7]["assistant_message"] = "ok"
+    got = {}
+    for workers in (1, 2):
+        root = tmp_path / f"w{workers}"
+        root.mkdir()
+        (root / "monitor.toml").write_text(f"[classifiers]\nworkers = {workers}\n")
+        home = Home.open(root)
+        assert worker_count(home, "lexical", 450, min_parallel=100) == (0 if workers == 1 else 2)
+        write_turns(home, turns, segs)
+        run_values(JobContext(home, START), batch_rows=100, min_parallel=100)
+        got[workers] = _value_rows(home)
+        assert sum(len(v) for v in _value_rows(home).values()) > 0
+        assert run_values(JobContext(home, START), batch_rows=100, min_parallel=100) == 0  # nothing new
+        assert _value_rows(home) == got[workers]
+    assert len(got[1]["value_turns"]) == 450 and len(got[1]["value_evidence"]) > 100
+    assert got[1] == got[2]
+    metrics = "SELECT metric, window_start, model, deployment, segment, round(value, 12), n FROM metrics ORDER BY ALL"
+    assert _query(Home.open(tmp_path / "w1"), metrics).values.tolist() == \
+        _query(Home.open(tmp_path / "w2"), metrics).values.tolist()

@@ -1,7 +1,9 @@
 """Job `values`: score new replies on the value dimensions, then recompute value_mean and value_coverage rows.
 
 Scoring is incremental: only turn files committed since the last run are read (monitor/incremental.py), and a
-turn is pending while it has no `value_turns` row of the loaded scorer's version (sql/values/pending.sql), so a new scorer version or plugin config re-scores every turn once. Each batch commits its
+turn is pending while it has no `value_turns` row of the loaded scorer's version (sql/values/pending.sql), so a new
+scorer version or plugin config re-scores every turn once. From 4,000 new turns the batches are scored in one forked
+process per CPU (`classifiers.workers`, as in the score job) and committed in order. Each batch commits its
 `value_scores`, `value_turns` and `value_evidence` rows in one lake transaction, so an interrupted run keeps what it
 finished and never leaves half a batch. The refusal probability of the latest `scores` row is passed to the scorer
 when the score job has one (the `refusal` dimension), and the user message gets its topic (monitor/values/topics.py)
@@ -24,12 +26,15 @@ import hashlib
 import json
 import logging
 import math
+import multiprocessing
+from collections import deque
 
 import pyarrow as pa
 
 from monitor.disparity.scope import scope_views, scoped_connect
 from monitor.incremental import Delta, date_bounds, metric_attributes, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
+from monitor.jobs.score import MIN_PARALLEL, worker_count
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
 from monitor.state import utcnow
@@ -54,7 +59,29 @@ def configured_scorer(home):
     return load_scorer(home.config.values.dimensions or None)
 
 
-def score_pending(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) -> int:
+def _score_batch(scorer, topics, rows: list[tuple]) -> dict[str, pa.Table]:
+    """The value_scores / value_turns / value_evidence tables of one batch of sql/values/pending.sql rows."""
+    refusal = [math.nan if r[3] is None else float(r[3]) for r in rows]
+    res = scorer.score([r[2] for r in rows], refusal_scores=refusal)
+    topic, terms = topics.assign([r[1] for r in rows])
+    # Processing time, not ctx.now: the metrics watermark orders by it (see refusal_metrics).
+    return build_tables([r[0] for r in rows], [r[4] for r in rows], res, topic, terms, utcnow())
+
+
+_WORKER: tuple | None = None  # (scorer, topics) of a forked scoring worker, inherited from the parent, never pickled
+
+
+def _init_worker(scorer, topics) -> None:
+    global _WORKER
+    _WORKER = (scorer, topics)
+
+
+def _score_in_worker(rows: list[tuple]) -> dict[str, pa.Table]:
+    return _score_batch(*_WORKER, rows)
+
+
+def score_pending(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS,
+                  min_parallel: int = MIN_PARALLEL) -> int:
     """Score every turn not yet processed by this scorer version; returns the number of turns processed."""
     home = ctx.home
     scorer = scorer or configured_scorer(home)
@@ -63,9 +90,27 @@ def score_pending(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) ->
     dates = delta.dates("turns")
     if dates is None:
         return 0
+    # Batches are scored in forked processes (`classifiers.workers`, as the score job does) when enough turns are
+    # new, and committed in order; each reply's scores do not depend on its batch, so the rows are the same.
+    pending = sum(e["rows"] for e in delta.entries("turns"))  # an upper bound: some may be processed already
+    n_workers = worker_count(home, "lexical", pending, min_parallel)
+    if n_workers:  # every worker gets a share even of a small run
+        batch_rows = max(1, min(batch_rows, -(-pending // n_workers)))
+    # Fork before DuckDB starts its threads; workers inherit the loaded scorer and topic model.
+    pool = multiprocessing.get_context("fork").Pool(n_workers, _init_worker, (scorer, topics)) if n_workers else None
     # Views over the new turns' dates only: every query below is bounded by them, so history costs nothing.
     con = scoped_connect(home, delta.manifest, dates)
     done = 0
+    inflight: deque = deque()
+
+    def commit(tables: dict[str, pa.Table], n_rows: int) -> None:
+        nonlocal done
+        with home.lake.transaction() as tx:
+            for name, table in tables.items():
+                tx.add(name, table)
+        done += n_rows
+        log.info("value-scored %d turns (%d so far)", n_rows, done)
+
     try:
         delta.view(con, "turns")
         cur = con.execute(load_sql("values/pending.sql").sql, {"scorer_version": scorer.version,
@@ -74,19 +119,20 @@ def score_pending(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) ->
             rows = cur.fetchmany(batch_rows)
             if not rows:
                 break
-            turn_ids = [r[0] for r in rows]
-            refusal = [math.nan if r[3] is None else float(r[3]) for r in rows]
-            res = scorer.score([r[2] for r in rows], refusal_scores=refusal)
-            topic, terms = topics.assign([r[1] for r in rows])
-            # Processing time, not ctx.now: the metrics watermark orders by it (see refusal_metrics).
-            tables = build_tables(turn_ids, [r[4] for r in rows], res, topic, terms, utcnow())
-            with home.lake.transaction() as tx:
-                for name, table in tables.items():
-                    tx.add(name, table)
-            done += len(rows)
-            log.info("value-scored %d turns (%d so far)", len(rows), done)
+            if pool is None:
+                commit(_score_batch(scorer, topics, rows), len(rows))
+                continue
+            inflight.append((pool.apply_async(_score_in_worker, (rows,)), len(rows)))
+            if len(inflight) > n_workers:  # keep every worker busy, commit in order
+                res, n = inflight.popleft()
+                commit(res.get(), n)
+        while inflight:
+            res, n = inflight.popleft()
+            commit(res.get(), n)
     finally:
         con.close()
+        if pool is not None:
+            pool.terminate()
     delta.save(TURNS_WATERMARK_KEY, scorer.version)
     return done
 
@@ -204,11 +250,11 @@ def write_metrics(home, rows: list[dict], job: str, run_id: str) -> int:
     return len(rows)
 
 
-def run_values(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS) -> int:
+def run_values(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS, min_parallel: int = MIN_PARALLEL) -> int:
     """Score pending turns, then recompute value_mean / value_coverage for touched windows; returns rows written."""
     home = ctx.home
     scorer = scorer or configured_scorer(home)
-    scored = score_pending(ctx, scorer, batch_rows)
+    scored = score_pending(ctx, scorer, batch_rows, min_parallel)
     cfg = home.config.metrics
     granularity = cfg.granularity
     manifest = home.lake.manifest()
