@@ -241,6 +241,8 @@ def range_rows_shared(path: str, start: int, end: int, max_line_bytes: int, out:
     tbl, segs, other, n = range_rows(path, start, end, max_line_bytes)
     try:
         for suffix, t in ((".t", tbl), (".s", segs)):
+            # Readable by this user only: /dev/shm is shared by every user of the machine.
+            os.close(os.open(out + suffix, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             with pa.OSFile(out + suffix, "wb") as sink, pa.ipc.new_file(sink, t.schema) as w:
                 w.write_table(t)
     except OSError:  # no room in the shared-memory folder: send the tables through the pipe after all

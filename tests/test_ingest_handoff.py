@@ -52,6 +52,7 @@ def test_failed_shared_write_sends_tables_through_the_pipe(tmp_path, monkeypatch
     out = str(tmp_path / "handoff")
     shared = fast_canonical.range_rows_shared(str(f), 0, 1 << 62, 1 << 20, out)
     assert shared[0] == out and os.path.exists(out + ".t") and os.path.exists(out + ".s")
+    assert os.stat(out + ".t").st_mode & 0o077 == 0  # not readable by other users of a shared /dev/shm
     loaded = fast_canonical.load_shared(shared)
     assert loaded[0].equals(want[0]) and loaded[1].equals(want[1]) and loaded[2:] == want[2:]
     assert not os.path.exists(out + ".t") and not os.path.exists(out + ".s")
