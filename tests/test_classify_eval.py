@@ -152,8 +152,8 @@ def test_harm_cv_on_xstest(harm_cv, clf):
 
 @pytest.mark.slow
 def test_harm_val_split_improved_over_previous_model(harm_cv):
-    # Floors a little under the measured values (0.70 default / 0.74 strict, 13 false alarms in 6,264; the previous
-    # models had 0.54 / 0.74 with 43 false alarms, and 0.20 / 0.53), so a regression in specificity on ordinary
+    # Floors a little under the measured values (0.69 default / 0.76 strict, 14 and 2 false alarms in 6,264; the
+    # previous models had 0.54 / 0.74 with 43 and 7, and 0.20 / 0.53), so a regression in specificity on ordinary
     # instructions fails here.
     assert harm_cv["val"]["specificity"] >= 0.997
     assert harm_cv["val"]["f1"] >= 0.65
@@ -164,20 +164,21 @@ def test_harm_val_split_improved_over_previous_model(harm_cv):
 @pytest.mark.slow
 def test_harm_train_cv_matches_bundled_quality_and_beats_previous_recipe(harm_cv, clf):
     # Train CV: out-of-fold recall of the 260 benchmark harmful train prompts and false alarms on 5,000 Alpaca train
-    # instructions the model never trained on. The previous recipe (harm-lr-2026.11.2) measured the same way had
-    # recall 0.80 / 0.69 at 0.83% / 0.16% false alarms, F1 at the val ratio 0.51 / 0.71 (default / strict).
+    # instructions the model never trained on. Measured 0.81 / 0.75 recall at 0.22% / 0.04% false alarms, F1 at the
+    # val ratio 0.75 / 0.82 (default / strict); the previous recipe (harm-lr-2026.11.2) measured the same way had
+    # recall 0.80 / 0.69 at 0.83% / 0.16% false alarms, F1 0.51 / 0.71.
     tcv = harm_cv["train_cv"]
     assert tcv == clf.quality()["harm"]["train_cv"]
     assert tcv["default"]["n_harmful"] == 260 and tcv["default"]["n_alpaca"] == 5000
     assert tcv["default"]["alpaca_false_alarm_rate"] <= 0.003 and tcv["high_precision"]["alpaca_false_alarm_rate"] <= 0.001
-    assert tcv["default"]["harmful_recall"] >= 0.75 and tcv["high_precision"]["harmful_recall"] >= 0.70
-    assert tcv["default"]["f1_at_val_ratio"] >= 0.70 and tcv["high_precision"]["f1_at_val_ratio"] >= 0.76
+    assert tcv["default"]["harmful_recall"] >= 0.78 and tcv["high_precision"]["harmful_recall"] >= 0.72
+    assert tcv["default"]["f1_at_val_ratio"] >= 0.72 and tcv["high_precision"]["f1_at_val_ratio"] >= 0.80
     assert harm_cv["xstest_cv"]["accuracy"] >= 0.85
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(reason="shipped harm model is trained without Alpaca (CC BY-NC): on the 39 harmful vs 6,264 Alpaca "
-                          "benign val prompts its F1 is ~0.70 (0.74 at the strict threshold), below 0.90; recall on "
+                          "benign val prompts its F1 is ~0.69 (0.76 at the strict threshold), below 0.90; recall on "
                           "low-lexical harmful prompts (misinformation essays, exploit code) is the limit; see "
                           "docs/refusal.md", strict=False)
 def test_harm_val_f1_target(harm_cv):

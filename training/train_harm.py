@@ -19,7 +19,7 @@ from common import (DATA, MODELS, SEED, Vocab, balancing_benign_prompts, benign_
                     sigmoid, update_quality, write_json, xstest_prompts)
 from monitor.classify.features import HarmFeatures
 
-VERSION = "harm-lr-2026.11.3"
+VERSION = "harm-lr-2026.11.4"
 C_GRID = (0.1, 0.3, 1.0, 3.0)
 XS_FLOOR = 0.85  # XSTest CV accuracy every candidate C must keep (issue 3 target 0.80)
 N_SPLITS = 5
@@ -215,7 +215,7 @@ def main(write: bool = True, with_alpaca: bool = False) -> dict:
                      "platt": [round(a, 5), round(b, 5)]},
             "thresholds": {"harmful": t_acc, "harmful_high_precision": t_prec},
             "trained_on": "refusal_direction harmful train (260; MIT/Apache-2.0 sources), XSTest dev prompts (144; "
-                          "CC-BY-4.0), ~610 hand-written harmful and ~4,500 hand-written benign instructions, 800 BBQ and "
+                          "CC-BY-4.0), ~670 hand-written harmful and ~5,600 hand-written benign instructions, 800 BBQ and "
                           "advanced-AI-risk questions (CC-BY-4.0); no Alpaca (CC BY-NC) data",
         }
         write_json(MODELS / "harm.json", model)
