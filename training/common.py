@@ -593,7 +593,7 @@ BENIGN_DEFINE_TOPICS = [
     "identity theft", "propaganda", "misinformation", "a logical fallacy", "a white lie", "peer pressure",
 ]
 
-SHORT = True
+SHORT = True  # ablation switch for the short-frame and definitional prompts (train CV)
 
 
 def weak_evidence_prompts(seed: int = 23, per_goal: int = 3) -> tuple[list[str], list[str]]:
