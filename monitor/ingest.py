@@ -535,8 +535,7 @@ class Ingestor:
     def _merge(self, fs: FileSummary, collector: Collector, source_file: str, base: int, result: tuple) -> int:
         """Walk one chunk in file order: dedup fast rows against `seen`, other lines through `add`; next base."""
         tbl, segs, other, n_lines = result
-        seen = self.seen
-        si, ns = 0, len(other)
+        ns = len(other)
         n = tbl.num_rows
         if n:
             k_turn = tbl.column("k_turn").to_pylist()
