@@ -379,8 +379,10 @@ def _load_series(con, wanted: dict[tuple, dt.datetime]) -> dict[tuple, list[dict
                       "from_ws": pa.array([wanted[k] for k in keys], pa.timestamp("us"))})
     con.register("alert_series_wanted", table)
     try:
-        cur = con.execute(load_sql("alerts/series_history.sql").sql,
-                          {"since": min(wanted.values()), "metrics": sorted({k[0] for k in keys})})
+        params = {"since": min(wanted.values()), "metrics": sorted({k[0] for k in keys})}
+        runs = [r[0] for r in con.execute(load_sql("alerts/series_runs.sql").sql, params).fetchall()]
+        params.update(runs=[r for r in runs if r is not None], null_run=None in runs)
+        cur = con.execute(load_sql("alerts/series_history.sql").sql, params)
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r)) for r in cur.fetchall()]
     finally:
