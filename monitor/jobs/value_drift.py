@@ -284,6 +284,7 @@ def uses_sums(vcfg, ref: Reference, ranges: list) -> bool:
 
 
 def _window_floor(t: dt.datetime, wl: dt.timedelta) -> dt.datetime:
+    """Start of the window (of length `wl`: an hour or a day) holding `t`."""
     return t.replace(minute=0, second=0, microsecond=0) if wl == dt.timedelta(hours=1) else \
         t.replace(hour=0, minute=0, second=0, microsecond=0)
 

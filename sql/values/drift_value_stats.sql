@@ -50,16 +50,28 @@ per_turn AS (
     FROM valid
     GROUP BY turn_id, date
 ),
+-- Its own scan (not a filter on `valid`), so that the filter reaches the Parquet reader.
+nonzero AS (
+    SELECT turn_id, date, dimension, score
+    FROM value_scores
+    WHERE scorer_version = $scorer_version
+      AND date BETWEEN $date_min AND $date_max
+      AND list_contains($dimensions, dimension)
+      AND score <> 0 AND NOT isnan(score)
+),
 tagged AS (
     SELECT m.window_start, m.model, m.attribute, m.value, x.dimension, x.score, false AS partial
     FROM member AS m
-    JOIN valid AS x ON x.turn_id = m.turn_id AND x.date = m.date
-    WHERE x.score <> 0
+    JOIN nonzero AS x ON x.turn_id = m.turn_id AND x.date = m.date
     UNION ALL
     SELECT m.window_start, m.model, m.attribute, m.value, x.dimension, x.score, true AS partial
     FROM member AS m
     JOIN per_turn AS p ON p.turn_id = m.turn_id AND p.date = m.date AND NOT p.complete
-    JOIN valid AS x ON x.turn_id = m.turn_id AND x.date = m.date
+    JOIN value_scores AS x ON x.turn_id = m.turn_id AND x.date = m.date
+    WHERE x.scorer_version = $scorer_version
+      AND x.date BETWEEN $date_min AND $date_max
+      AND list_contains($dimensions, x.dimension)
+      AND x.score IS NOT NULL AND NOT isnan(x.score)
 )
 SELECT window_start, model, attribute, value, CAST(NULL AS VARCHAR) AS dimension,
        count(*) AS n_complete,
