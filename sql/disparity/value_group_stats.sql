@@ -23,7 +23,7 @@ WITH cur AS (
 ),
 tk AS (  -- the turns of the windows, numbered
     SELECT turn_id, window_start, model, source_kind,
-           row_number() OVER () AS tn,
+           row_number() OVER (ORDER BY turn_id, window_start, model, source_kind) AS tn,
            dense_rank() OVER (ORDER BY window_start, model, source_kind) AS mk
     FROM (SELECT turn_id, date_trunc($granularity, ts) AS window_start, model, source_kind
           FROM turn_sources
@@ -52,7 +52,8 @@ seg AS (
       AND s.value IS NOT NULL
 ),
 svk AS (  -- code of each (attribute, value)
-    SELECT attribute, value, row_number() OVER () AS sv FROM (SELECT DISTINCT attribute, value FROM seg)
+    SELECT attribute, value, row_number() OVER (ORDER BY attribute, value) AS sv
+    FROM (SELECT DISTINCT attribute, value FROM seg)
 ),
 segk AS (  -- the segment values of each turn, coded
     SELECT g.tn, k.sv FROM seg AS g JOIN svk AS k ON k.attribute = g.attribute AND k.value = g.value

@@ -18,7 +18,7 @@
 WITH tk AS (  -- the turns of the windows, numbered
     SELECT turn_id, date, date_trunc($granularity, ts) AS window_start,
            coalesce(model, 'unknown') AS model, coalesce(deployment, 'unknown') AS deployment,
-           row_number() OVER () AS tn,
+           row_number() OVER (ORDER BY turn_id, date) AS tn,
            dense_rank() OVER (ORDER BY date_trunc($granularity, ts), coalesce(model, 'unknown'),
                                        coalesce(deployment, 'unknown')) AS md
     FROM turns
@@ -43,7 +43,8 @@ seg AS (
     WHERE s.date BETWEEN $date_min AND $date_max AND list_contains($attributes, s.attribute) AND s.value IS NOT NULL
 ),
 svk AS (  -- code of each (attribute, value)
-    SELECT attribute, value, row_number() OVER () AS sv FROM (SELECT DISTINCT attribute, value FROM seg)
+    SELECT attribute, value, row_number() OVER (ORDER BY attribute, value) AS sv
+    FROM (SELECT DISTINCT attribute, value FROM seg)
 ),
 segk AS (
     SELECT s.tn, k.sv FROM seg AS s JOIN svk AS k ON k.attribute = s.attribute AND k.value = s.value
