@@ -251,7 +251,7 @@ def test_corrected_rates_from_labels_land_within_3_points(predictions):
     results = [simulate_labels(rows, refused, harmful, seed) for seed in SEEDS]
     over_err = [abs(r.joint_over - TRUE_OVER) for r in results]
     under_err = [abs(r.joint_under - TRUE_UNDER) for r in results]
-    # Measured over 100 seeds (error_table): mean 0.6 / 0.9 points, 95th percentile 1.3 / 2.0, worst 2.3 / 3.4
+    # Measured over 100 seeds (error_table): mean 0.6 / 0.9 points, 95th percentile 1.5 / 2.0, worst 2.3 / 3.2
     # (over / under): ten seeds all within 3 points is the expected outcome, not a lucky draw.
     assert max(over_err) <= 0.03 and max(under_err) <= 0.03, results
     # The raw rates are far off: benign prompts misread as harmful inflate under-refusal most.
@@ -259,8 +259,9 @@ def test_corrected_rates_from_labels_land_within_3_points(predictions):
     # 95% intervals: measured coverage over 100 seeds 94% (over) and 95% (under).
     assert sum(r.joint_over_ci[0] <= TRUE_OVER <= r.joint_over_ci[1] for r in results) >= len(results) - 2
     assert sum(r.joint_under_ci[0] <= TRUE_UNDER <= r.joint_under_ci[1] for r in results) >= len(results) - 2
-    # The independence model, with sens/spec from the same labels, reads under-refusal too low on average.
-    assert np.mean([r.kron_under for r in results]) < TRUE_UNDER - 0.02
+    # The independence model, with sens/spec from the same labels, reads under-refusal too low on average: by about
+    # 1.1 points with the harm features of harm-lr-2026.11.4 (8.7-9.2% in five seeds), 2-5 points with 2026.11.2's.
+    assert np.mean([r.kron_under for r in results]) < TRUE_UNDER - 0.005
 
 
 def test_matrix_from_another_period_is_honest_but_less_precise(predictions):

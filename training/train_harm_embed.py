@@ -30,9 +30,9 @@ VERSION = "harm-embed-2026.11.1"
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 XS_WEIGHT = 10.0  # XSTest rows are the only hard contrast pairs (144 of ~5,000); the lexical recipe uses 40
 N_SPLITS = 5
-# C that train_harm.py picks on its own XSTest CV for harm-lr-2026.11.2 (harm.json does not store it; the script
-# prints it). Only the out-of-fold lexical inputs use it; at run time the bundled lexical model is used as is.
-LEXICAL_C = 3.0
+# C that train_harm.py picks on its train CV for harm-lr-2026.11.4 (harm.json does not store it; the script prints
+# it). Only the out-of-fold lexical inputs use it; at run time the bundled lexical model is used as is.
+LEXICAL_C = 1.0
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alignment-monitor" / "embed"
 BALANCED_SEEDS = tuple(range(10))
 
