@@ -247,6 +247,32 @@ version `{topics_version}`): the topic with the most matched terms in the user m
 terms are stored in `value_turns.topic_terms`. A keyword taxonomy rather than clusters because a topic has to be
 readable in an alert and stable across runs.
 
+### How the job computes it (cost)
+
+With the default methods (`mean_shift`, `mix_shift`) and a reference made of whole windows (`previous_days`, or a
+`baseline_window` whose bounds fall on window boundaries), every number of a row is a function of per-window sums:
+for each window, group (model or segment value) and dimension, n, the sum of scores, the sum of squared deviations
+(merged across windows and models with Chan et al.'s update), the count of scores above 0 and whether any is below
+0; for the mix rows, the replies per topic and per prompt category. `sql/values/drift_value_stats.sql` and
+`sql/values/drift_mix_counts.sql` compute them in DuckDB; the job sums the reference windows and runs the tests on
+arrays over all groups at once. Only the non-zero scores (about 10% of them) are broken down by group; zeros are
+counted from the replies (`n_complete`), with the rare replies missing a dimension (`refusal` before the classifier
+scored them) counted per dimension. Fisher's exact test is computed by
+`monitor.values.drift.fisher_exact_two_sided`: scipy's algorithm with its branches and binary search on a log-gamma
+pmf and only the two tail sums through scipy's own hypergeometric calls, so its p-values are scipy's bit for bit
+(a table the approximation cannot decide is handed to scipy whole); each of scipy's exact pmf calls costs about
+0.2 ms at 60,000 replies, and the plain `fisher_exact` needs about 20 of them per comparison. In a long-running
+worker the sums of each date partition are kept until the next run and reused while the partition's files are
+unchanged (every join of the two files is within a partition, and a turn's partition is its event date), so an
+incremental run reads only the partitions that got new files (usually today's), not the 7 reference days again.
+
+The rows are the per-reply path's (tests/test_value_drift_paths.py runs both on real replies with three models, a
+reply in two regions, replies below `min_n`, windows without a reference, a dimension that is zero on both sides and
+replies without a `refusal` score, by day, by hour and against a baseline window: same keys, floats within 1e-9).
+The per-reply path (`load_frame` + `compute`: one pandas row per reply and one scipy call per column) is kept and
+chosen automatically for configured Evidently methods, `baseline_model` (reweighting needs the replies), reference
+bounds inside a window, `min_n` below 1 and infinite scores.
+
 ### Evidently report
 
 `monitor.jobs.value_drift.evidently_report_html(home, window_start, model=None, segment=None) -> str` runs a full
