@@ -274,7 +274,12 @@ class Lake:
                 groups.setdefault(str(Path(e["path"]).parent), []).append(e)
             spec = TABLES[table]
             for folder, entries in groups.items():
-                small = [e for e in entries if e["rows"] < max_rows // 4]
+                small = sorted((e for e in entries if e["rows"] < max_rows // 4), key=lambda e: e["rows"])
+                # Size tiers: a file holding more rows than all smaller candidates together waits until they add
+                # up to it. Otherwise every few commits to a busy partition would rewrite its growing merged file
+                # again (quadratic in the partition's size); this way a row is rewritten O(log n) times.
+                while len(small) >= min_files and small[-1]["rows"] > sum(e["rows"] for e in small[:-1]):
+                    small.pop()
                 if len(small) < min_files:
                     continue
                 parts = [pq.read_table(self.root / e["path"]) for e in small]

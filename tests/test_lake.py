@@ -181,3 +181,19 @@ def test_compaction_sorts_metrics_log_into_small_row_groups(home, monkeypatch):
     assert got == sorted(got, key=lambda r: (r["metric"], r["window_start"]))
     con = db.connect(home)
     assert con.execute("SELECT count(*) FROM metrics_log").fetchone()[0] == 60
+
+
+def test_compaction_leaves_a_big_file_until_the_small_ones_add_up_to_it(home):
+    home.lake.append("turns", _turns([f"big{i}" for i in range(100)]))
+    for i in range(5):
+        home.lake.append("turns", _turns([f"t{i}-{j}" for j in range(3)]))
+    big = next(e["path"] for e in home.lake.manifest()["tables"]["turns"] if e["rows"] == 100)
+    assert home.lake.compact("turns", min_files=4) == 5  # the five small files, not the big one
+    sizes = sorted(e["rows"] for e in home.lake.manifest()["tables"]["turns"])
+    assert sizes == [15, 100] and big in {e["path"] for e in home.lake.manifest()["tables"]["turns"]}
+    for i in range(6):
+        home.lake.append("turns", _turns([f"u{i}-{j}" for j in range(20)]))
+    # 15 + 6 x 20 = 135 rows >= 100: now everything merges into one file.
+    assert home.lake.compact("turns", min_files=4) == 8
+    assert [e["rows"] for e in home.lake.manifest()["tables"]["turns"]] == [235]
+    assert _count(home) == 235
