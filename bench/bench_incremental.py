@@ -183,6 +183,7 @@ def main() -> int:
             print(f"{size}: replicating {spans} spans x {dense} copies", flush=True)
             rep = replicate(args.base, dest, spans, dense)
             rep["labels"] = add_labels(dest, args.labels) if args.labels else 0
+            rep["labels_in_home"] = Home.open(dest).state.query("SELECT count(*) AS n FROM labels")[0]["n"]
             print(f"  {rep}", flush=True)
             pages = run_child("dashboard", home=str(dest)) if args.pages else None
             m = measure(dest, args.work, size, args.repeat, args.new, end)
@@ -196,7 +197,10 @@ def main() -> int:
                 print(f"  incremental run {r['seconds']:.1f} s (cpu {r['cpu_s']:.1f} s)", flush=True)
             shutil.rmtree(dest)
     if args.write_doc:
-        DOC.write_text(page(results))
+        # The hand-written "## Notes" section (run conditions, history of the figures) is kept across rewrites.
+        old = DOC.read_text() if DOC.exists() else ""
+        notes = old[old.index("\n## Notes"):] if "\n## Notes" in old else ""
+        DOC.write_text(page(results) + notes)
         print(f"wrote {DOC}")
     return 0
 
@@ -220,8 +224,10 @@ def page(results: dict) -> str:
           "Each history gets `--repeat` batches of 10k new turns, each ingested then every job run, in one process as "
           "the worker runs them; the first run also pays the imports and model loads (Evidently, lingua, the "
           "classifiers), so the medians are over the later runs (the steady state of `monitor serve`). Reviewer "
-          "labels spread over the history (so the error-corrected rates read them every run): "
-          + ", ".join(f"{s}: {r['replication'].get('labels', 0)}" for s, r in results.items()) + ".", "",
+          "labels in the home, on random turns of the base or of the whole history (`--labels`), which every run "
+          "reads for the error-corrected rates: "
+          + ", ".join(f"{s}: {r['replication'].get('labels_in_home', r['replication'].get('labels', 0))}"
+                      for s, r in results.items()) + ".", "",
           "| history | days | runs: wall (s) | median wall, later runs | median CPU | peak RSS | load (1 min) | "
           "reference query |",
           "|---|---:|---|---:|---:|---:|---|---:|"]
