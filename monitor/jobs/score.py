@@ -102,6 +102,27 @@ def _score_in_worker(args: tuple) -> pa.Table:
     return score_batch(_CLF, rows, utcnow(), backend)
 
 
+def score_in_order(cur, batch_rows: int, pool, n_workers: int, local, remote, commit) -> None:
+    """Fetch `cur` in batches, score each with `local(rows)` or, given a pool, `remote` in a worker (the argument
+    tuple is `remote(rows)`'s first element, the function its second), and commit the results in fetch order."""
+    inflight: deque = deque()
+    while True:
+        rows = cur.fetchmany(batch_rows)
+        if not rows:
+            break
+        if pool is None:
+            commit(local(rows), len(rows))
+            continue
+        args, fn = remote(rows)
+        inflight.append((pool.apply_async(fn, args), len(rows)))
+        if len(inflight) > n_workers:  # keep every worker busy, commit in order
+            res, n = inflight.popleft()
+            commit(res.get(), n)
+    while inflight:
+        res, n = inflight.popleft()
+        commit(res.get(), n)
+
+
 def worker_count(home, backend: str, pending: int, min_parallel: int = MIN_PARALLEL) -> int:
     """Scoring processes for this run: one per CPU for the lexical backend when at least `min_parallel` turns are new."""
     # A remote judge is bound by its budget, not the CPU; the embedding backend's torch already uses every core.
@@ -130,7 +151,6 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS, min_paral
     pool = multiprocessing.get_context("fork").Pool(n_workers, _init_worker, (clf,)) if n_workers else None
     con = connect(home, manifest=delta.manifest)
     written = skipped = 0
-    inflight: deque = deque()
 
     def commit(table: pa.Table, n_rows: int) -> None:
         nonlocal written, skipped
@@ -142,22 +162,10 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS, min_paral
         delta.view(con, "turns")
         cur = con.execute(q.sql, {"refusal_version": clf.refusal_version, "harm_version": clf.harm_version,
                                   "backend": backend, "date_min": dates[0], "date_max": dates[1]})
-        while True:
-            rows = cur.fetchmany(batch_rows)
-            if not rows:
-                break
-            # scored_at is processing time, not ctx.now: latest_scores and the metrics watermark order by it,
-            # and a replayed clock must not make a re-score look older than the score it replaces.
-            if pool is None:
-                commit(score_batch(clf, rows, utcnow(), backend), len(rows))
-                continue
-            inflight.append((pool.apply_async(_score_in_worker, ((rows, backend),)), len(rows)))
-            if len(inflight) > n_workers:  # keep every worker busy, commit in order
-                res, n = inflight.popleft()
-                commit(res.get(), n)
-        while inflight:
-            res, n = inflight.popleft()
-            commit(res.get(), n)
+        # scored_at is processing time, not ctx.now: latest_scores and the metrics watermark order by it,
+        # and a replayed clock must not make a re-score look older than the score it replaces.
+        score_in_order(cur, batch_rows, pool, n_workers, lambda rows: score_batch(clf, rows, utcnow(), backend),
+                       lambda rows: (((rows, backend),), _score_in_worker), commit)
     finally:
         con.close()
         if pool is not None:

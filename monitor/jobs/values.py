@@ -27,14 +27,13 @@ import json
 import logging
 import math
 import multiprocessing
-from collections import deque
 
 import pyarrow as pa
 
 from monitor.disparity.scope import scope_views, scoped_connect
 from monitor.incremental import Delta, date_bounds, metric_attributes, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
-from monitor.jobs.score import MIN_PARALLEL, worker_count
+from monitor.jobs.score import MIN_PARALLEL, score_in_order, worker_count
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
 from monitor.state import utcnow
@@ -101,7 +100,6 @@ def score_pending(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS,
     # Views over the new turns' dates only: every query below is bounded by them, so history costs nothing.
     con = scoped_connect(home, delta.manifest, dates)
     done = 0
-    inflight: deque = deque()
 
     def commit(tables: dict[str, pa.Table], n_rows: int) -> None:
         nonlocal done
@@ -115,20 +113,8 @@ def score_pending(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS,
         delta.view(con, "turns")
         cur = con.execute(load_sql("values/pending.sql").sql, {"scorer_version": scorer.version,
                                                                 "date_min": dates[0], "date_max": dates[1]})
-        while True:
-            rows = cur.fetchmany(batch_rows)
-            if not rows:
-                break
-            if pool is None:
-                commit(_score_batch(scorer, topics, rows), len(rows))
-                continue
-            inflight.append((pool.apply_async(_score_in_worker, (rows,)), len(rows)))
-            if len(inflight) > n_workers:  # keep every worker busy, commit in order
-                res, n = inflight.popleft()
-                commit(res.get(), n)
-        while inflight:
-            res, n = inflight.popleft()
-            commit(res.get(), n)
+        score_in_order(cur, batch_rows, pool, n_workers, lambda rows: _score_batch(scorer, topics, rows),
+                       lambda rows: ((rows,), _score_in_worker), commit)
     finally:
         con.close()
         if pool is not None:
