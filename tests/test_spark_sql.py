@@ -197,11 +197,13 @@ PARAMS = {
 def spark():
     # Started in a thread so the JVM boots while the jobs fill the lake. Tiny data on a busy 2-core machine: one
     # shuffle partition, no whole-stage code generation and only the JVM's quick JIT tier (compiling costs more than
-    # running here); together they halve the module's time.
+    # running here); together they halve the module's time. The quick tier alone gets a 48 MB code cache by
+    # default, which Spark's generated classes filled in two CI runs ("CodeCache is full", then the JVM died):
+    # hence the larger cache.
     pool = ThreadPoolExecutor(1)
     future = pool.submit(spark_session, "local[2]", "monitor-sql-test", {
         "spark.sql.shuffle.partitions": "1", "spark.sql.codegen.wholeStage": "false",
-        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"})
+        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=256m"})
     try:
         yield future
     finally:
