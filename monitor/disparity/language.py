@@ -55,14 +55,14 @@ def detect(text: str | None) -> str:
 
 def detect_new_turns(home, batch: int = 20_000) -> list[dt.datetime]:
     """Detect the language of new turns not yet detected, append it to `segments`; returns the turns' timestamps."""
-    from monitor.db import connect
+    from monitor.disparity.scope import scoped_connect
     from monitor.incremental import Delta
 
     delta = Delta.open(home, WATERMARK_KEY, ATTRIBUTE)
     dates = delta.dates("turns")
     if dates is None:
         return []
-    con = connect(home, manifest=delta.manifest)
+    con = scoped_connect(home, delta.manifest, dates)  # segments are read only in the new turns' dates
     try:
         delta.view(con, "turns")
         rows = con.execute(load_sql("disparity/undetected_turns.sql").sql,

@@ -20,7 +20,7 @@ from collections import deque
 import numpy as np
 import pyarrow as pa
 
-from monitor.db import connect
+from monitor.disparity.scope import scoped_connect
 from monitor.errors import ClassifierError
 from monitor.incremental import Delta
 from monitor.jobs import Job, JobContext
@@ -149,7 +149,8 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS, min_paral
         batch_rows = max(1, min(batch_rows, -(-pending // n_workers)))
     # Fork before DuckDB starts its threads; workers inherit the loaded classifiers.
     pool = multiprocessing.get_context("fork").Pool(n_workers, _init_worker, (clf,)) if n_workers else None
-    con = connect(home, manifest=delta.manifest)
+    # Views over the new turns' dates only: the pending query is bounded by them, so history costs nothing.
+    con = scoped_connect(home, delta.manifest, dates)
     written = skipped = 0
 
     def commit(table: pa.Table, n_rows: int) -> None:
