@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import uuid
 from pathlib import Path
@@ -31,6 +32,7 @@ _DUCK_TYPES = {
     pa.timestamp("us"): "TIMESTAMP",
 }
 _SQLITE_TYPES = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string()}
+_DATE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 
 
 def quote_ident(name: str) -> str:
@@ -122,6 +124,55 @@ def connect(home: Home, *, guarded: bool = False, threads: int | None = None,
     _create_views(con)
     if guarded:
         lock_down(con, home, manifest, memory_limit=memory_limit)
+    return con
+
+
+def scoped_manifest(manifest: dict, date_min: str, date_max: str) -> dict:
+    """The manifest restricted to files of event dates in [date_min, date_max] (files without a date: all kept)."""
+    tables = {}
+    for name, entries in manifest["tables"].items():
+        keep = []
+        for e in entries:
+            m = _DATE.search(e["path"])
+            if m is None or date_min <= m.group(1) <= date_max:
+                keep.append(e)
+        tables[name] = keep
+    return {**manifest, "tables": tables}
+
+
+def scope_views(con: duckdb.DuckDBPyConnection, home: Home, manifest: dict, date_min: str, date_max: str) -> None:
+    """(Re)create the lake views and the sql/views views of `con` over the files of [date_min, date_max]."""
+    scoped = scoped_manifest(manifest, date_min, date_max)
+    for name in TABLES:
+        con.execute(f"CREATE OR REPLACE VIEW {quote_ident(name)} AS {view_select(home, name, scoped)}")
+    _create_views(con)
+
+
+def scoped_connect(home: Home, manifest: dict, dates: tuple[str, str] | None,
+                   state: tuple[str, ...] = ()) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection with the named SQLite state tables and, given `dates` (first, last), the lake views
+    over those dates (else none yet: call scope_views once the dates are known)."""
+    # `connect()` gives every view every file of the lake, and DuckDB pays for each file at bind time (a footer
+    # read per file and query), so a job that recomputes one day would still cost more the longer the history is
+    # (0.2-0.5 s per connection at 1M turns). The jobs know which dates they can touch (the new files' dates, the
+    # windows to recompute): a query filtered to those dates gets the same rows from either connection, and its
+    # cost no longer depends on the history outside them. Tables without date partitions keep all their files.
+    con = duckdb.connect(":memory:")
+    try:
+        if dates is not None:
+            scope_views(con, home, manifest, *dates)
+        if state:
+            sq = home.state.connect()
+            try:
+                for name in state:
+                    con.register("_arrow_tmp", _state_arrow(sq, name))
+                    con.execute(f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM _arrow_tmp")
+                    con.unregister("_arrow_tmp")
+            finally:
+                sq.close()
+    except BaseException:
+        con.close()
+        raise
     return con
 
 

@@ -142,12 +142,10 @@ class DateSums:
 
     def _connect(self, manifest: dict, date_min: str, date_max: str, since: int | None = None):
         """A connection whose lake views hold the files of [date_min, date_max] (committed after `since`)."""
-        from monitor.disparity.scope import scoped_connect
-
         if since is not None:
             manifest = {**manifest, "tables": {t: [e for e in es if e.get("v", 0) > since]
                                                for t, es in manifest["tables"].items()}}
-        return scoped_connect(self.home, manifest, (date_min, date_max))
+        return db.scoped_connect(self.home, manifest, (date_min, date_max))
 
     @staticmethod
     def _overlap(con, old: list[str], new: list[str]) -> int:

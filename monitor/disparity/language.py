@@ -55,7 +55,7 @@ def detect(text: str | None) -> str:
 
 def detect_new_turns(home, batch: int = 20_000) -> list[dt.datetime]:
     """Detect the language of new turns not yet detected, append it to `segments`; returns the turns' timestamps."""
-    from monitor.disparity.scope import scoped_connect
+    from monitor.db import scoped_connect
     from monitor.incremental import Delta
 
     delta = Delta.open(home, WATERMARK_KEY, ATTRIBUTE)

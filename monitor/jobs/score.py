@@ -20,7 +20,7 @@ from collections import deque
 import numpy as np
 import pyarrow as pa
 
-from monitor.disparity.scope import scoped_connect
+from monitor.db import scoped_connect
 from monitor.errors import ClassifierError
 from monitor.incremental import Delta
 from monitor.jobs import Job, JobContext
