@@ -10,7 +10,10 @@ when the score job has one (the `refusal` dimension), and the user message gets 
 for the drift job.
 
 Metrics are event-time and incremental like refusal_metrics: the windows holding turns processed since the last
-run (value_turns files newer than its watermark) are recomputed from all of their turns. Metric rows (family `values`):
+run (value_turns files newer than its watermark) are recomputed. Their sums come from monitor.partials.DateSums:
+value_means.sql and coverage.sql are sums over turns per group, so each date's rows (all of its windows) are kept
+between runs and a run adds only its new turns' rows, instead of reading the whole day again (a re-score, a late
+segment for an old turn or a new scorer version recomputes the day from all its rows). Metric rows (family `values`):
 
 - ``value_mean``: one row per dimension and group; the dimension is part of the key through the segment JSON
   (``{"dimension": "moralizing"}``, ``{"dimension": "moralizing", "language": "hi"}``) and repeated in details, so
@@ -30,10 +33,11 @@ import multiprocessing
 
 import pyarrow as pa
 
-from monitor.disparity.scope import scope_views, scoped_connect
-from monitor.incremental import Delta, date_bounds, metric_attributes, segment_attributes, touched_windows
+from monitor.db import scope_views, scoped_connect
+from monitor.incremental import Delta, metric_attributes, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.jobs.score import MIN_PARALLEL, score_in_order, worker_count
+from monitor.partials import DateSums
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
 from monitor.state import utcnow
@@ -51,6 +55,14 @@ INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these
 BATCH_ROWS = 20_000
 LOGIC_VERSION = 1  # bump when the metric computation changes, to recompute every window once
 METRIC_NAMES = ("value_mean", "value_coverage")
+# The cached sums of each metric query: cache name, SQL file, the date-partitioned tables it reads (`turns` first,
+# see monitor.partials) and its additive columns (every other output column is a group key).
+PARTIALS = (
+    ("values.means", "values/value_means.sql", ("turns", "value_scores", "segments"),
+     ("n", "total", "total_sq", "nonzero")),
+    ("values.coverage", "values/coverage.sql", ("turns", "value_turns", "segments"),
+     ("n", "scored", "empty", "too_short", "non_english")),
+)
 
 
 def configured_scorer(home):
@@ -225,6 +237,42 @@ def retired_rows(con, rows: list[dict], granularity: str, windows: list, metrics
     return out
 
 
+def date_windows(date_min: str, date_max: str, granularity: str) -> list[dt.datetime]:
+    """Every window start of the event dates date_min..date_max ('YYYY-MM-DD'), in order."""
+    step = dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1)
+    w, end = dt.datetime.fromisoformat(date_min), dt.datetime.fromisoformat(date_max) + dt.timedelta(days=1)
+    out = []
+    while w < end:
+        out.append(w)
+        w += step
+    return out
+
+
+def window_sums(home, manifest: dict, windows: list[dt.datetime], granularity: str, attrs: list[str],
+                scorer_version: str) -> tuple[list, dict]:
+    """The rows of value_means.sql and coverage.sql for `windows`, from per-date sums extended with new turns."""
+    wanted = set(windows)
+    dates = sorted({w.strftime("%Y-%m-%d") for w in windows})
+    frames, stats = [], {}
+    for name, sql_file, tables, sums in PARTIALS:
+        sql = load_sql(sql_file).sql
+        # Everything the cached rows depend on besides the lake (confidence and min_n only shape the metric rows).
+        identity = hashlib.sha256(json.dumps({"v": LOGIC_VERSION, "g": granularity, "a": attrs, "s": scorer_version,
+                                              "sql": sql}, sort_keys=True).encode()).hexdigest()[:16]
+
+        def query(con, date_min: str, date_max: str, sql=sql):
+            # Every window of these dates (a cached day must hold all of them), not only the touched ones.
+            return con.execute(sql, {"granularity": granularity, "attributes": attrs, "scorer_version": scorer_version,
+                                     "windows": date_windows(date_min, date_max, granularity),
+                                     "date_min": date_min, "date_max": date_max}).df()
+
+        ds = DateSums(home, name, identity, tables, sums)
+        frame = ds.rows(manifest, dates, query)
+        frames.append(frame[frame["window_start"].isin(wanted)] if len(frame) else frame)
+        stats[name] = ds.stats
+    return frames, stats
+
+
 def write_metrics(home, rows: list[dict], job: str, run_id: str) -> int:
     """Append metric rows (family `values`) to metrics_log in one commit."""
     if not rows:
@@ -260,11 +308,7 @@ def run_values(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS, min_p
             log.info("values: %d turns scored, no window to recompute", scored)
             delta.save(METRICS_WATERMARK_KEY, fp)
             return 0
-        date_min, date_max = date_bounds(windows, granularity)
-        params = {"granularity": granularity, "windows": windows, "attributes": attrs,
-                  "scorer_version": scorer.version, "date_min": date_min, "date_max": date_max}
-        means = con.execute(load_sql("values/value_means.sql").sql, params).df()
-        cover = con.execute(load_sql("values/coverage.sql").sql, params).df()
+        (means, cover), stats = window_sums(home, manifest, windows, granularity, attrs, scorer.version)
         rows = mean_rows(means, cfg.confidence, cfg.min_n, scorer.version)
         rows += coverage_rows(cover, cfg.confidence, cfg.min_n, scorer.version)
         for r in rows:
@@ -275,8 +319,9 @@ def run_values(ctx: JobContext, scorer=None, batch_rows: int = BATCH_ROWS, min_p
     n = write_metrics(home, rows, "values", ctx.run_id)
     delta.save(METRICS_WATERMARK_KEY, fp)
     home.state.put(STATE_KEY, {"fingerprint": fp, "windows_last_run": len(windows),
-                               "scorer_version": scorer.version})
-    log.info("values: %d turns scored, %d metric rows over %d windows", scored, n, len(windows))
+                               "scorer_version": scorer.version, "partials": stats})
+    log.info("values: %d turns scored, %d metric rows over %d windows (dates per path: %s)", scored, n,
+             len(windows), stats)
     return n
 
 
