@@ -180,6 +180,7 @@ PARAMS = {
     "jobs/metrics_kept.sql": lambda f: [{"files": f["metrics_files"], "cutoff": dt.datetime(2000, 1, 1)},
                                         {"files": f["metrics_files"], "cutoff": dt.datetime(2100, 1, 1)}],
     "jobs/refusal_existing_keys.sql": lambda f: [_WIN],
+    "jobs/refusal_label_dates.sql": lambda f: [{}],
     "jobs/refusal_labelled_turns.sql": lambda f: [_DAY, {"granularity": "hour"}],
     "jobs/segment_attributes.sql": lambda f: [{NEW: None}, {NEW: f["late_v"] - 1}],
     "jobs/touched_windows.sql": lambda f: [{**_DAY, NEW: None}, {**_DAY, NEW: f["rescore_v"], INPUTS: ("scores",)},
