@@ -8,6 +8,8 @@
 --   $date_min, $date_max  VARCHAR 'YYYY-MM-DD': partition pruning bounds covering [start, end)
 --   $scorer_version   only value_turns rows of this scorer version
 --   $attributes       VARCHAR[]: segment attributes to break down by ([] = no segment rows)
+-- Both counts are sums over the group's turns, so the rows of a set of turns are the rows of its parts summed per
+-- group (the job caches them per date and adds the new turns' rows).
 -- Output columns: window_start, model (NULL on segment rows; NULL model -> 'unknown'), attribute, value (NULL on
 --   model rows), kind ('topic' | 'prompt_category'), category (prompt category: the harm category, else the harm
 --   label, else 'unscored'; NULL topics are left out), n (replies), n_scored (of which scored)

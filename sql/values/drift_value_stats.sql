@@ -13,11 +13,12 @@
 --   $scorer_version   only value_turns / value_scores rows of this scorer version
 --   $dimensions       VARCHAR[]: the scorer's dimensions (other dimensions are ignored)
 --   $attributes       VARCHAR[]: segment attributes to break down by ([] = no segment rows)
+-- Every output column but the group key is a count or a sum over the group's turns, so the rows of a set of turns
+-- are the rows of its parts summed per group (the job caches them per date and adds the new turns' rows).
 -- Output columns: window_start, model (NULL on segment rows; NULL model -> 'unknown'), attribute, value (NULL on
 --   model rows), dimension (NULL on the rows giving n_complete), n_complete (scored replies with a score on every
 --   dimension), n_partial (scores of the other scored replies), n_nonzero (scores <> 0), total (sum of scores),
---   m2 (sum of squared deviations of the non-zero scores from their mean), minimum and maximum (of the non-zero
---   scores), positive (scores > 0)
+--   total_sq (sum of squared scores), positive (scores > 0), negative (scores < 0), infinite (infinite scores)
 WITH turn AS (
     SELECT t.turn_id, t.date, date_trunc($granularity, t.ts) AS window_start, coalesce(t.model, 'unknown') AS model
     FROM value_turns AS v
@@ -78,10 +79,10 @@ SELECT window_start, model, attribute, value, CAST(NULL AS VARCHAR) AS dimension
        CAST(NULL AS BIGINT) AS n_partial,
        CAST(NULL AS BIGINT) AS n_nonzero,
        CAST(NULL AS DOUBLE) AS total,
-       CAST(NULL AS DOUBLE) AS m2,
-       CAST(NULL AS DOUBLE) AS minimum,
-       CAST(NULL AS DOUBLE) AS maximum,
-       CAST(NULL AS BIGINT) AS positive
+       CAST(NULL AS DOUBLE) AS total_sq,
+       CAST(NULL AS BIGINT) AS positive,
+       CAST(NULL AS BIGINT) AS negative,
+       CAST(NULL AS BIGINT) AS infinite
 FROM member AS m
 JOIN per_turn AS p ON p.turn_id = m.turn_id AND p.date = m.date AND p.complete
 GROUP BY window_start, model, attribute, value
@@ -91,9 +92,9 @@ SELECT window_start, model, attribute, value, dimension,
        count(*) FILTER (WHERE partial) AS n_partial,
        count(*) FILTER (WHERE NOT partial) AS n_nonzero,
        sum(score) FILTER (WHERE NOT partial) AS total,
-       var_pop(score) FILTER (WHERE NOT partial) * count(*) FILTER (WHERE NOT partial) AS m2,
-       min(score) FILTER (WHERE NOT partial) AS minimum,
-       max(score) FILTER (WHERE NOT partial) AS maximum,
-       count(*) FILTER (WHERE NOT partial AND score > 0) AS positive
+       sum(score * score) FILTER (WHERE NOT partial) AS total_sq,
+       count(*) FILTER (WHERE NOT partial AND score > 0) AS positive,
+       count(*) FILTER (WHERE NOT partial AND score < 0) AS negative,
+       count(*) FILTER (WHERE NOT partial AND abs(score) = CAST('Infinity' AS DOUBLE)) AS infinite
 FROM tagged
 GROUP BY window_start, model, attribute, value, dimension
