@@ -1,10 +1,18 @@
 """Job `refusal_metrics`: refusal, over-/under-refusal, partial share, volume and thumbs-down per window.
 
 Event-time and incremental: the job recomputes exactly the windows that contain turns whose scores were committed
-since its last run (a lake manifest version kept in `kv`, see monitor/incremental.py), reading only those date
-partitions. A late-ingested turn is scored late, so the old window it belongs to is recomputed from all of its
-turns and yields the same numbers a live run would have. The first run, a change of granularity or segment
-attributes, and a change in the classifiers' measured error rates (new reviewer labels) recompute every window.
+since its last run (a lake manifest version kept in `kv`, see monitor/incremental.py). A late-ingested turn is
+scored late, so the old window it belongs to is recomputed from all of its turns and yields the same numbers a live
+run would have. The first run, a change of granularity or segment attributes, and a change in the classifiers'
+measured error rates (new reviewer labels) recompute every window.
+
+A run reads only the date partitions it needs, through date-scoped views (monitor/disparity/scope.py): the new
+input files' dates to find the touched windows, and the labelled turns' dates for the correction (their dates are
+kept in `kv`, so only a turn labelled for the first time is looked up in the whole turns table). The counts of
+sql/metrics/refusal_rates.sql are additive over turns, so they are kept per event date (monitor.partials.DateSums,
+`refusal.counts`) and a run adds only its new turns' counts to a touched day's cached counts; rates, intervals and
+corrections are computed from the merged counts. The counts do not depend on reviewer labels: a label change
+recomputes the rows of every window but reuses the cached counts.
 
 Each rate row carries n, numerator, a Wilson interval at `metrics.confidence` and `small_sample = n <
 metrics.min_n`. Over- and under-refusal also carry `corrected` values, corrected for both classifiers' errors
@@ -25,15 +33,17 @@ import hashlib
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from monitor.db import connect
-from monitor.incremental import Delta, date_bounds, metric_attributes, segment_attributes, touched_windows
+from monitor.disparity.scope import scope_views, scoped_connect
+from monitor.incremental import Delta, metric_attributes, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
+from monitor.partials import DateSums
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
 from monitor.state import utcnow
@@ -45,6 +55,9 @@ log = logging.getLogger("monitor.jobs.refusal_metrics")
 
 STATE_KEY = "refusal_metrics.state"
 WATERMARK_KEY = "refusal_metrics.watermark"
+LABEL_DATES_KEY = "refusal_metrics.label_dates"  # event date of every labelled turn, so labels need no full scan
+COUNT_COLUMNS = ("n", "refusals", "partial_refusals", "benign_complied", "benign_refused", "harmful_complied",
+                 "harmful_refused", "feedback_n", "thumbs_down")  # the additive columns of refusal_rates.sql
 INPUTS = ("scores", "segments")  # a window is recomputed when any of these gets rows for it
 LABELS_MIN_PER_CLASS = 30
 # The joint (4x4) matrix from reviewer labels is used once every true cell (benign/complied, benign/refused,
@@ -55,6 +68,7 @@ JOINT_MIN_PER_CELL = 20
 # not a random sample, so they would bias the misclassification matrix (uncertain items are misclassified far
 # more often than average). They are kept out of every error-rate estimate.
 TARGETED_REASONS = ("uncertain_refusal", "uncertain_harm", "alert_example")
+_DATE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 CELLS = ("benign/complied", "benign/refused", "harmful/complied", "harmful/refused")
 LOGIC_VERSION = 2  # bump when the computation changes, to recompute every window once
 
@@ -110,10 +124,21 @@ class Corrector:
 
     def fingerprint(self) -> dict:
         return {"pooled": self.pooled.tolist(), "by_model": {k: v.tolist() for k, v in sorted(self.by_model.items())},
-                "in_group": hashlib.sha256(self.labelled.to_csv(index=False).encode()).hexdigest()[:16],
+                "in_group": _digest(self.labelled),
                 "shared": None if self.shared_joint is None else self.shared_joint.tolist(),
                 "h": self.harm.as_dict() if self.harm else None,
                 "r": self.refusal.as_dict() if self.refusal else None}
+
+
+def _digest(labelled: pd.DataFrame) -> str:
+    """A hash of the labelled turns that does not depend on the order of each turn's segment list."""
+    # list(DISTINCT ...) in refusal_labelled_turns.sql has no defined order: hashed as is, the same labels would
+    # change the fingerprint from run to run and recompute every window of the history.
+    canon = labelled.copy()
+    if "segments" in canon:
+        canon["segments"] = [sorted((str(s["attribute"]), str(s["value"])) for s in segs) if segs is not None else []
+                             for segs in canon["segments"]]
+    return hashlib.sha256(canon.to_csv(index=False).encode()).hexdigest()[:16]
 
 
 def _enough(m: np.ndarray) -> bool:
@@ -336,28 +361,105 @@ def _retired(con, rows: list[dict], granularity: str, windows: list[dt.datetime]
     return out
 
 
+def _dates_of(manifest: dict, tables: tuple[str, ...], since: int | None = None) -> set[str]:
+    """The event dates of the files of `tables` (committed after `since`)."""
+    return {m.group(1) for t in tables for e in manifest["tables"].get(t, [])
+            if (since is None or e.get("v", 0) > since) and (m := _DATE.search(e["path"]))}
+
+
+def _scope(con, home, manifest: dict, dates: set[str]) -> None:
+    """Point con's lake views at the files of exactly these event dates (tables without dates: all files)."""
+    tables = {t: [e for e in es if (m := _DATE.search(e["path"])) is None or m.group(1) in dates]
+              for t, es in manifest["tables"].items()}
+    scope_views(con, home, {**manifest, "tables": tables}, "0000-01-01", "9999-12-31")
+
+
+def label_dates(con, home, manifest: dict) -> set[str]:
+    """The event dates of the reviewer-labelled turns (con holds the `labels` table), from `kv` where known.
+
+    A turn's date never changes (turn ids are unique in the lake), so only a turn labelled for the first time is
+    looked up in every turns file; a labelled turn not found (deleted, or not ingested yet) is looked up again in
+    the turns files committed after that lookup only. The lookup reads through con's views, re-pointed here."""
+    ids = {r[0] for r in con.execute("SELECT DISTINCT turn_id FROM labels").fetchall()}
+    saved = home.state.get(LABEL_DATES_KEY) or {}
+    known: dict[str, str] = {k: v for k, v in saved.get("dates", {}).items() if k in ids}
+    absent = {k for k in saved.get("absent", []) if k in ids}
+    fresh = ids - set(known) - absent
+    q = load_sql("jobs/refusal_label_dates.sql").sql
+    for wanted, since in ((fresh, None), (absent, saved.get("v"))):
+        if not wanted:
+            continue
+        _scope(con, home, manifest, _dates_of(manifest, ("turns",), since))
+        found = dict(con.execute(q).fetchall())
+        known.update({k: d for k, d in found.items() if k in wanted})
+    absent = ids - set(known)
+    if known != saved.get("dates") or sorted(absent) != saved.get("absent") or \
+            (absent and saved.get("v") != manifest["version"]):
+        home.state.put(LABEL_DATES_KEY, {"v": manifest["version"], "dates": known, "absent": sorted(absent)})
+    return set(known.values())
+
+
+def _all_windows(date_min: str, date_max: str, granularity: str) -> list[dt.datetime]:
+    """Every window start of the event dates [date_min, date_max] (hours: 24 per date)."""
+    step = dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1)
+    t, end = dt.datetime.fromisoformat(date_min), dt.datetime.fromisoformat(date_max) + dt.timedelta(days=1)
+    out = []
+    while t < end:
+        out.append(t)
+        t += step
+    return out
+
+
+def count_sums(home, granularity: str, attributes: list[str]) -> tuple[DateSums, callable]:
+    """The per-date cache of refusal_rates.sql's counts and the query that computes every window of some dates."""
+    sql = load_sql("metrics/refusal_rates.sql").sql
+    views = [load_sql(f"views/{v}").sql for v in ("020_latest_scores.sql", "030_scored_turns.sql")]
+    identity = hashlib.sha256(json.dumps({"v": LOGIC_VERSION, "g": granularity, "a": attributes, "sql": sql,
+                                          "views": views}).encode()).hexdigest()[:16]
+
+    def query(con, date_min: str, date_max: str) -> pd.DataFrame:
+        return con.execute(sql, {"granularity": granularity, "attributes": attributes,
+                                 "windows": _all_windows(date_min, date_max, granularity),
+                                 "date_min": date_min, "date_max": date_max}).df()
+
+    return DateSums(home, "refusal.counts", identity, ("turns", "scores", "segments"), COUNT_COLUMNS), query
+
+
+def window_counts(home, manifest: dict, granularity: str, attributes: list[str],
+                  windows: list[dt.datetime]) -> pd.DataFrame:
+    """refusal_rates.sql's rows for these windows, from the per-date cached counts plus the new turns' counts."""
+    ds, query = count_sums(home, granularity, attributes)
+    df = ds.rows(manifest, {w.strftime("%Y-%m-%d") for w in windows}, query)
+    log.info("refusal counts per date: %s", ds.stats)
+    if not len(df):
+        return df
+    df = df[df["window_start"].isin(pd.DatetimeIndex(windows))]
+    keys = ["window_start", "model", "deployment", "seg_attribute", "seg_value"]
+    return df.sort_values(keys, na_position="first", kind="stable").reset_index(drop=True)
+
+
 def run_refusal_metrics(ctx: JobContext, clf=None, draws: int = DEFAULT_DRAWS) -> int:
     """Recompute the refusal metrics of every window touched since the watermark; returns rows written."""
     home = ctx.home
     cfg = home.config.metrics
     granularity = cfg.granularity
     manifest = home.lake.manifest()
-    con = connect(home, manifest=manifest)
+    # Views over the dates each step needs only (re-pointed per step): the history outside them costs nothing.
+    con = scoped_connect(home, manifest, None, state=("labels", "review_queue"))
     try:
         attributes = metric_attributes(segment_attributes(home, con, manifest), cfg)
+        _scope(con, home, manifest, label_dates(con, home, manifest))
         corr = corrector(con, home, granularity, clf)
         fp = _fingerprint(granularity, attributes, corr, cfg.confidence)
         delta = Delta.open(home, WATERMARK_KEY, fp, manifest=manifest)
+        _scope(con, home, manifest, _dates_of(manifest, INPUTS, delta.since))
         windows = touched_windows(con, delta, INPUTS, granularity)
         if not windows:
             delta.save(WATERMARK_KEY, fp)
             return 0
-        date_min, date_max = date_bounds(windows, granularity)
-        df = con.execute(load_sql("metrics/refusal_rates.sql").sql,
-                         {"granularity": granularity, "windows": windows, "attributes": attributes,
-                          "date_min": date_min, "date_max": date_max}).df()
+        df = window_counts(home, manifest, granularity, attributes, windows)
         rows = build_rows(df, granularity, cfg.confidence, cfg.min_n, corr, draws)
-        rows += _retired(con, rows, granularity, windows)
+        rows += _retired(con, rows, granularity, windows)  # metrics_log has no date partitions: all its files
     finally:
         con.close()
     computed_at = utcnow()  # processing time: the `metrics` view keeps the newest computation of a key
