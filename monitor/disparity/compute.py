@@ -12,6 +12,7 @@ never tested.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import pyarrow as pa
 from monitor.disparity.stats import (benjamini_hochberg, four_fifths, mann_whitney, mann_whitney_ranks, mean_sd,
                                      ratio, t_interval, two_by_two, wilson)
 from monitor.incremental import date_bounds
+from monitor.partials import DateSums
 from monitor.resources import load_sql
 from monitor.schema import METRICS
 from monitor.stats import t_quantiles
@@ -36,6 +38,21 @@ COUNT_COLUMNS = ("n", "refusals", "n_benign", "over_refusals", "n_harmful", "und
 # Additive statistics of one histogram bin of a group's value scores (see sql/disparity/value_group_stats.sql).
 VALUE_COLUMNS = ("n", "total", "total_sq", "nonzero")
 VALUE_METRIC = "value_disparity"
+# The queries behind each kind of input: (single attributes, intersections); 'language' is language_mismatch_table's.
+SQL_FILES = {"rates": ("disparity/group_counts.sql", "disparity/pair_counts.sql"),
+             "values": ("disparity/value_group_stats.sql", "disparity/value_pair_stats.sql"),
+             "language": ("disparity/language_mismatch.sql",)}
+# The views those queries read (sql/views), part of what the cached per-date rows depend on.
+VIEW_FILES = ("views/020_latest_scores.sql", "views/040_turn_sources.sql")
+# The job caches these queries' per-model rows per date (monitor.partials) and adds the new turns' rows to them, so
+# each must stay additive over turns: counts and sums grouped by keys, no distinct count over turns, no ranking or
+# normalisation per window, fixed histogram bins (round(score, 2)); a turn's rows only in its own date.
+# The date-partitioned lake tables each kind reads (turns first: the anchor monitor.partials checks turns against).
+PARTIAL_TABLES = {"rates": ("turns", "scores", "segments"),
+                  "values": ("turns", "value_turns", "value_scores", "segments"),
+                  "language": ("turns", "segments")}
+PARTIAL_SUMS = {"rates": COUNT_COLUMNS, "values": VALUE_COLUMNS, "language": ("n", "mismatches")}
+PARTIALS_VERSION = "1"  # bump when the cached per-date rows change shape or meaning
 
 
 @dataclass(frozen=True)
@@ -112,14 +129,14 @@ def _json_per_key(keys, make) -> list[str]:
     return out
 
 
-def _counts_raw(con, s: Settings, windows: list[dt.datetime], kind: str) -> pd.DataFrame:
-    """Unbounded per-model rows of the rate counts (kind 'rates') or value sums (kind 'values'), plus all models."""
+def _model_rows(con, s: Settings, windows: list[dt.datetime], kind: str) -> pd.DataFrame:
+    """Unbounded per-model rows of the rate counts (kind 'rates') or value sums (kind 'values') of the windows."""
     params = _bounds(windows, s.granularity)
     attrs = resolve_attributes(s)
-    single, pair_sql = (("disparity/group_counts.sql", "disparity/pair_counts.sql") if kind == "rates" else
-                        ("disparity/value_group_stats.sql", "disparity/value_pair_stats.sql"))
+    single, pair_sql = SQL_FILES[kind]
     cols = COUNT_COLUMNS if kind == "rates" else VALUE_COLUMNS
     extra = [] if kind == "rates" else ["dimension", "family", "bin"]
+    order = _columns(kind)
     frames = []
     if attrs:
         df = con.execute(load_sql(single).sql, {**params, "attributes": attrs}).df()
@@ -136,16 +153,38 @@ def _counts_raw(con, s: Settings, windows: list[dt.datetime], kind: str) -> pd.D
         frames.append(df.drop(columns=["value_a", "value_b"]))
     frames = [f for f in frames if len(f)]
     if not frames:
-        return pd.DataFrame(columns=["window_start", "model", "source_kind", "attribute", "group", "segment", "pair",
-                                     *extra, *cols])
-    df = pd.concat(frames, ignore_index=True)
+        return pd.DataFrame(columns=order)
+    df = pd.concat(frames, ignore_index=True)[order]
     for c in cols:
         df[c] = df[c].astype("float64" if c in ("total", "total_sq") else "int64")
+    return df
+
+
+def _columns(kind: str) -> list[str]:
+    """The columns of the per-model rows of `kind`, in order."""
+    if kind == "language":
+        return ["window_start", "model", "declared", "n", "mismatches"]
+    extra = [] if kind == "rates" else ["dimension", "family", "bin"]
+    return ["window_start", "model", "source_kind", "attribute", "group", "segment", "pair", *extra,
+            *PARTIAL_SUMS[kind]]
+
+
+def with_all_models(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The per-model rows plus their sum over models (model None) per window, source, attribute and group."""
+    if df.empty:
+        return df
+    cols = COUNT_COLUMNS if kind == "rates" else VALUE_COLUMNS
+    extra = [] if kind == "rates" else ["dimension", "family", "bin"]
     keys = ["window_start", "source_kind", "attribute", "group", "segment", "pair", *extra]
     # Counts and sums are additive, so "all models" is the sum over model versions.
     all_models = df.groupby(keys, as_index=False, dropna=False)[list(cols)].sum()
     all_models["model"] = None
     return pd.concat([df, all_models], ignore_index=True)
+
+
+def _counts_raw(con, s: Settings, windows: list[dt.datetime], kind: str) -> pd.DataFrame:
+    """Unbounded per-model rows of the rate counts (kind 'rates') or value sums (kind 'values'), plus all models."""
+    return with_all_models(_model_rows(con, s, windows, kind), kind)
 
 
 def load_counts(con, s: Settings, windows: list[dt.datetime]) -> pd.DataFrame:
@@ -155,8 +194,12 @@ def load_counts(con, s: Settings, windows: list[dt.datetime]) -> pd.DataFrame:
 
 def load_inputs(con, s: Settings, windows: list[dt.datetime]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rate counts and value sums of the windows, bounded to the same groups (chosen on the larger n of the two)."""
-    counts = _counts_raw(con, s, windows, "rates")
-    values = _counts_raw(con, s, windows, "values")
+    return bound_inputs(_counts_raw(con, s, windows, "rates"), _counts_raw(con, s, windows, "values"), s)
+
+
+def bound_inputs(counts: pd.DataFrame, values: pd.DataFrame, s: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Unbounded rate counts and value sums (all models included) bounded to the same groups, chosen on the larger
+    n of the two."""
     cols = ["window_start", "source_kind", "attribute", "group", "pair", "n"]
     # All-models rows only: the choice is the same for every model.
     frames = [f[f["model"].isna()][cols] for f in (counts, values) if len(f)]
@@ -166,6 +209,63 @@ def load_inputs(con, s: Settings, windows: list[dt.datetime]) -> tuple[pd.DataFr
         sizes["model"] = None
         keep = chosen_groups(sizes, s)
     return bound_groups(counts, s, keep), bound_groups(values, s, keep)
+
+
+def date_windows(date_min: str, date_max: str, granularity: str) -> list[dt.datetime]:
+    """Every window start of the event dates [date_min, date_max] (24 per date for hour windows)."""
+    first, last = dt.date.fromisoformat(date_min), dt.date.fromisoformat(date_max)
+    days = [dt.datetime.combine(first + dt.timedelta(days=i), dt.time()) for i in range((last - first).days + 1)]
+    if granularity != "hour":
+        return days
+    return [d + dt.timedelta(hours=h) for d in days for h in range(24)]
+
+
+def partial_identity(s: Settings, kind: str, job_identity: str, declared_attribute: str = "language") -> str:
+    """What the cached per-date rows of `kind` depend on besides the lake: versions, settings the SQL reads and the
+    SQL texts (hashed), so any change recomputes the dates from all their rows."""
+    texts = [load_sql(f).sql for f in (*SQL_FILES[kind], *VIEW_FILES)]
+    settings = ({"declared_attribute": declared_attribute} if kind == "language" else
+                {"attributes": resolve_attributes(s), "intersections": [list(p[:2]) for p in s.intersections]})
+    payload = {"job": job_identity, "partials": PARTIALS_VERSION, "kind": kind, "granularity": s.granularity,
+               **settings, "sql": hashlib.sha256("\x00".join(texts).encode()).hexdigest()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def partial_rows(home, manifest: dict, s: Settings, windows: list[dt.datetime], kind: str, job_identity: str,
+                 declared_attribute: str = "language") -> tuple[pd.DataFrame, dict]:
+    """The per-model rows of `kind` ('rates', 'values' or 'language') of the windows, from per-date sums that
+    monitor.partials keeps between runs and extends with the new turns only; and the DateSums stats."""
+    windows = sorted(set(windows))
+    # A window lies within one event date (day or hour windows), the date of its start.
+    dates = sorted({w.strftime("%Y-%m-%d") for w in windows})
+    ds = DateSums(home, f"disparity.{kind}", partial_identity(s, kind, job_identity, declared_attribute),
+                  PARTIAL_TABLES[kind], sums=PARTIAL_SUMS[kind])
+
+    def query(con, date_min: str, date_max: str) -> pd.DataFrame:
+        # Every window of the dates, not only the touched ones: the cache holds whole dates.
+        all_windows = date_windows(date_min, date_max, s.granularity)
+        if kind == "language":
+            return _mismatch_rows(con, s, all_windows, declared_attribute)
+        return _model_rows(con, s, all_windows, kind)
+
+    df = ds.rows(manifest, dates, query) if windows else pd.DataFrame()
+    if df.empty:
+        return pd.DataFrame(columns=_columns(kind)), ds.stats or {}
+    df = df[df["window_start"].isin(pd.DatetimeIndex(windows))].reset_index(drop=True)
+    return df, ds.stats
+
+
+def partial_inputs(home, manifest: dict, s: Settings, windows: list[dt.datetime],
+                   job_identity: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """`load_inputs` of the windows computed from the per-date sums of monitor.partials (same rows), and the stats
+    of the cache (which dates were cached, extended or recomputed) per kind."""
+    stats = {}
+    raw = []
+    for kind in ("rates", "values"):
+        df, stats[kind] = partial_rows(home, manifest, s, windows, kind, job_identity)
+        raw.append(with_all_models(df, kind))
+    counts, values = bound_inputs(raw[0], raw[1], s)
+    return counts, values, stats
 
 
 def chosen_groups(df: pd.DataFrame, s: Settings) -> set[tuple]:
@@ -455,11 +555,25 @@ def to_arrow(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=METRICS.schema)
 
 
+def _mismatch_rows(con, s: Settings, windows: list[dt.datetime], declared_attribute: str) -> pd.DataFrame:
+    """Per-model rows of sql/disparity/language_mismatch.sql: window_start, model, declared, n, mismatches."""
+    params = {**_bounds(windows, s.granularity), "declared_attribute": declared_attribute}
+    df = con.execute(load_sql("disparity/language_mismatch.sql").sql, params).df()
+    for c in ("n", "mismatches"):
+        df[c] = df[c].astype("int64")
+    return df
+
+
 def language_mismatch_table(con, s: Settings, windows: list[dt.datetime], job: str, run_id: str,
                             now: dt.datetime, declared_attribute: str = "language") -> pa.Table:
     """`language_mismatch_rate` rows: share of turns per declared language whose message was detected as another."""
-    params = {**_bounds(windows, s.granularity), "declared_attribute": declared_attribute}
-    df = con.execute(load_sql("disparity/language_mismatch.sql").sql, params).df()
+    return mismatch_table(_mismatch_rows(con, s, windows, declared_attribute), s, job, run_id, now,
+                          declared_attribute)
+
+
+def mismatch_table(df: pd.DataFrame, s: Settings, job: str, run_id: str, now: dt.datetime,
+                   declared_attribute: str = "language") -> pa.Table:
+    """`language_mismatch_rate` rows from the per-model rows of sql/disparity/language_mismatch.sql."""
     if df.empty:
         return to_arrow([])
     allm = df.groupby(["window_start", "declared"], as_index=False)[["n", "mismatches"]].sum()

@@ -3,7 +3,8 @@ and `probes` (counterfactual probe sends).
 
 Language detection runs before every metrics job, so the `detected_language` segment exists when they break
 windows down by segment. The disparity job recomputes the windows holding turns with new scores, value scores or
-segments (one watermark in `kv`, see monitor/incremental.py), and writes the refusal detector's per-group precision and recall over a rolling 30 days when reviewer
+segments (one watermark in `kv`, see monitor/incremental.py) from group counts kept per date and extended with the
+new turns' counts (monitor/partials.py), and writes the refusal detector's per-group precision and recall over a rolling 30 days when reviewer
 labels exist and labels, scores or the day changed since it last did.
 """
 from __future__ import annotations
@@ -13,8 +14,8 @@ import logging
 
 import pyarrow as pa
 
-from monitor.disparity.compute import (Settings, apply_bh, compare_rates, compare_values, language_mismatch_table,
-                                       load_inputs, metric_table, resolve_attributes, to_arrow, truncate)
+from monitor.disparity.compute import (Settings, apply_bh, compare_rates, compare_values, metric_table,
+                                       mismatch_table, partial_inputs, partial_rows, resolve_attributes, to_arrow)
 from monitor.disparity.language import detect_new_turns
 from monitor.disparity.quality import detector_rows, detector_window, label_fingerprint
 from monitor.disparity.scope import scope_views, scoped_connect
@@ -32,7 +33,7 @@ DETECTOR_KEY = "disparity.detector_fingerprint"
 WINDOWS_PER_QUERY = 31
 
 
-def compute_windows(home, con, windows: list[dt.datetime], job: str, run_id: str, now: dt.datetime,
+def compute_windows(home, manifest: dict, windows: list[dt.datetime], job: str, run_id: str, now: dt.datetime,
                     present: list[str]) -> int:
     """Recompute every rate, value and language-mismatch disparity row of these windows into metrics_log."""
     # `now` stamps computed_at, which the `metrics` view orders by: processing time, not an injected clock, so a
@@ -42,13 +43,17 @@ def compute_windows(home, con, windows: list[dt.datetime], job: str, run_id: str
     windows = sorted(set(windows))
     for i in range(0, len(windows), WINDOWS_PER_QUERY):
         chunk = windows[i:i + WINDOWS_PER_QUERY]
-        counts, values = load_inputs(con, s, chunk)
+        # The group counts are additive over turns: per-date sums cached by monitor.partials, extended with the
+        # new turns' counts (a day is recomputed from all its rows only when extending would be wrong).
+        counts, values, stats = partial_inputs(home, manifest, s, chunk, IDENTITY)
         # Rates and value dimensions form one BH family per window and source, so both are always recomputed.
         results = compare_rates(counts, s) + compare_values(values, s)
         apply_bh(results, s.fdr)
         tables = [metric_table(results, s, job, run_id, now)]
         if home.config.disparity.detect_language:
-            tables.append(language_mismatch_table(con, s, chunk, job, run_id, now))
+            mismatch, stats["language"] = partial_rows(home, manifest, s, chunk, "language", IDENTITY)
+            tables.append(mismatch_table(mismatch, s, job, run_id, now))
+        log.info("disparity: per-date sums %s", stats)
         table = pa.concat_tables(tables)
         if table.num_rows:
             written += home.lake.append("metrics_log", table)
@@ -97,7 +102,8 @@ def run_disparity(ctx: JobContext) -> int:
             lo, hi = min(lo, dates[0]), max(hi, dates[1])
         scope_views(con, home, manifest, lo, hi)
         windows = touched_windows(con, delta, INPUTS, granularity)
-        written = compute_windows(home, con, windows, "disparity", ctx.run_id, utcnow(), present) if windows else 0
+        written = compute_windows(home, manifest, windows, "disparity", ctx.run_id, utcnow(), present) if windows \
+            else 0
         delta.save(WATERMARK_KEY, IDENTITY)
         written += write_detector_rows(home, con, "disparity", ctx.run_id, ctx.now, present)
         log.info("disparity: %d window(s) recomputed, %d rows", len(windows), written)
