@@ -383,3 +383,94 @@ def correct_joint_em(table, in_group, elsewhere, confidence: float = 0.95, draws
     o_est = _estimate(over, oq[0], oq[1]) if obs[0] + obs[1] > 0 else _NAN
     u_est = _estimate(under, uq[0], uq[1]) if obs[2] + obs[3] > 0 else _NAN
     return TwoWayCorrection(o_est, u_est, point)
+
+
+def _em_joint_groups(u: np.ndarray, lg: np.ndarray, lo: np.ndarray, iters: int, tol: float) -> np.ndarray:
+    """`_em_joint` on each of G groups at once (u (G, B, 4), lg and lo (G, B, 4, 4)), equal to calling it per group."""
+    # Every operation acts within one group and a group stops exactly when `_em_joint` on it alone would (its own
+    # convergence test, then it is frozen), so only the numpy calls are shared: many small groups become cheap.
+    g = u.shape[0]
+    la = lg + lo
+    n = u.sum(-1) + lg.sum((-1, -2))
+    m = la / np.maximum(la.sum(-1, keepdims=True), 1e-12)
+    share = (u + lg.sum(-2)) / np.maximum(n, 1e-12)[..., None]
+    try:
+        t = project_simplex(np.linalg.solve(np.swapaxes(m, -1, -2), share[..., None])[..., 0])
+    except np.linalg.LinAlgError:  # as _em_joint: a group with a singular matrix starts from uniform shares
+        t = np.empty(u.shape)
+        for i in range(g):
+            try:
+                t[i] = project_simplex(np.linalg.solve(np.swapaxes(m[i], -1, -2), share[i][..., None])[..., 0])
+            except np.linalg.LinAlgError:
+                t[i] = 0.25
+    t = np.maximum(t, 1e-6)
+    t = t / t.sum(-1, keepdims=True)
+    out = t.copy()
+    idx = np.arange(g)  # groups still iterating
+    lg_t = lg.sum(-1)
+    for _ in range(iters):
+        joint = m * t[..., :, None]
+        post = joint / np.maximum(joint.sum(-2, keepdims=True), 1e-300)
+        e = post * u[..., None, :]
+        t_new = (lg_t + e.sum(-1)) / np.maximum(n, 1e-12)[..., None]
+        full = la + e
+        m = full / np.maximum(full.sum(-1, keepdims=True), 1e-12)
+        done = np.abs(t_new - t).reshape(len(idx), -1).max(axis=1) < tol
+        t = t_new
+        if done.any():
+            out[idx[done]] = t[done]
+            keep = ~done
+            idx, m, t, u, la, lg_t, n = idx[keep], m[keep], t[keep], u[keep], la[keep], lg_t[keep], n[keep]
+            if not len(idx):
+                break
+    out[idx] = t
+    return out
+
+
+def correct_joint_em_many(tables, in_groups, elsewheres, confidence: float = 0.95, draws: int = DEFAULT_DRAWS,
+                          seed: int = 0, iters: int = 2000, tol: float = 1e-9, chunk: int = 256
+                          ) -> list[TwoWayCorrection]:
+    """`correct_joint_em` for many groups (the same results, group by group) with their point EMs batched."""
+    # A point EM is a (1, 4, 4) problem run for up to `iters` iterations: alone it costs numpy call overhead (35 ms
+    # per group on a 140k-turn home, a quarter of its correction), batched next to nothing. The bootstrap EMs (draws
+    # x 4 x 4) are compute-bound and stay one call per group: bigger batches measured no faster.
+    tables = [np.asarray(x, dtype=float).reshape(4) for x in tables]
+    in_groups = [np.asarray(x, dtype=float).reshape(4, 4) for x in in_groups]
+    elsewheres = [np.asarray(x, dtype=float).reshape(4, 4) for x in elsewheres]
+    nan = TwoWayCorrection(_NAN, _NAN, np.full((2, 2), np.nan))
+    out: list[TwoWayCorrection] = [nan] * len(tables)
+    ok = [i for i in range(len(tables))
+          if tables[i].sum() > 0 and not ((in_groups[i] + elsewheres[i]).sum(axis=1) <= 0).any()]
+    a = (1 - confidence) / 2
+    for start in range(0, len(ok), chunk):
+        rows = ok[start:start + chunk]
+        us, lgs, los, ubs, lgbs, lobs = [], [], [], [], [], []
+        for i in rows:
+            obs, lg, lo = tables[i], in_groups[i], elsewheres[i]
+            u = np.clip(obs - lg.sum(axis=0), 0, None)
+            # The same draws, in the same order, as correct_joint_em makes for this group alone.
+            rng = np.random.default_rng(_seed_for(seed, np.concatenate([obs, lg.ravel(), lo.ravel()])))
+            ubs.append(rng.dirichlet(u + 0.5, draws) * u.sum())
+            n_in = lg.sum()
+            lgbs.append((rng.dirichlet(lg.ravel() + 0.5, draws) * n_in).reshape(draws, 4, 4) if n_in > 0 else
+                        np.zeros((draws, 4, 4)))
+            lobs.append(np.stack([rng.dirichlet(lo[k] + 0.5, draws) * lo[k].sum() for k in range(4)], axis=1))
+            us.append(u[None])
+            lgs.append(lg[None])
+            los.append(lo[None])
+        points = _em_joint_groups(np.stack(us), np.stack(lgs), np.stack(los), iters, tol)[:, 0]
+        boot = np.stack([_em_joint(ub, lgb, lob, min(iters, 500), tol * 10)
+                         for ub, lgb, lob in zip(ubs, lgbs, lobs)])
+        ob, ubr = _over_under(boot.reshape(len(rows), draws, 2, 2))
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            oq = np.nanquantile(ob, [a, 1 - a], axis=1)
+            uq = np.nanquantile(ubr, [a, 1 - a], axis=1)
+        for j, i in enumerate(rows):
+            point = points[j].reshape(2, 2)
+            over, under = _over_under(point)
+            obs = tables[i]
+            o_est = _estimate(over, oq[0, j], oq[1, j]) if obs[0] + obs[1] > 0 else _NAN
+            u_est = _estimate(under, uq[0, j], uq[1, j]) if obs[2] + obs[3] > 0 else _NAN
+            out[i] = TwoWayCorrection(o_est, u_est, point)
+    return out

@@ -25,6 +25,11 @@ metrics.min_n`. Over- and under-refusal also carry `corrected` values, corrected
 3. `independent`: sensitivity/specificity per classifier (labels with `LABELS_MIN_PER_CLASS` per class, else
    `clf.quality()`), assuming independent errors. `details.correction` records the method, source, matrix
    sample sizes, the row's own labels and the assumption.
+
+Cost of the correction: rows with labelled turns of their own (`joint_em`) dominate it, an EM per row plus one per
+bootstrap draw (~0.1 s CPU per row at 400 draws; a day of 140k-home traffic with 600 labels spread over 31 days has
+~90 such rows). Their point EMs run batched (`correct_joint_em_many`, same results as row by row), which saves a
+quarter; a label change still recomputes every window with the new matrix (see docs/benchmarks-incremental.md).
 """
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
 from monitor.state import utcnow
 from monitor.stats import (
-    DEFAULT_DRAWS, ErrorRates, correct_joint_em, correct_many, correct_many_joint, joint_error_counts, wilson,
+    DEFAULT_DRAWS, ErrorRates, correct_joint_em_many, correct_many, correct_many_joint, joint_error_counts, wilson,
 )
 
 log = logging.getLogger("monitor.jobs.refusal_metrics")
@@ -243,6 +248,7 @@ def _corrections(df, corr: Corrector, confidence: float, draws: int) -> list[tup
     in_group = _in_group_counts(corr) if len(corr.labelled) else {}
     out: list = [None] * len(df)
     closed: dict[str, list[int]] = {}
+    em: list[tuple[int, np.ndarray, np.ndarray]] = []  # (row, in-group labels, labels elsewhere) for joint_em
     for i, rec in enumerate(df.to_dict("records")):
         model = _none(rec["model"])
         source, matrix = corr.matrix_for(model)
@@ -261,12 +267,16 @@ def _corrections(df, corr: Corrector, confidence: float, draws: int) -> list[tup
                 # Some of this row's own turns are labelled: maximum likelihood uses them both for the matrix
                 # and as direct observations of the truth.
                 info.update(method="joint_em", in_group_labels=int(lg.sum()))
-                res = correct_joint_em(tables[i].reshape(2, 2), lg, matrix - lg, confidence, draws)
-                out[i] = (res, info)
+                em.append((i, lg, matrix - lg))
+                out[i] = (None, info)
                 continue
             info.update(method="joint_matrix", in_group_labels=0)
             closed.setdefault(source, []).append(i)
         out[i] = (None, info)
+    # One call for every joint_em row: the same results as row by row, with the point EMs batched.
+    for (i, _, _), r in zip(em, correct_joint_em_many([tables[i] for i, _, _ in em], [lg for _, lg, _ in em],
+                                                      [lo for _, _, lo in em], confidence, draws)):
+        out[i] = (r, out[i][1])
     for source, idx in closed.items():
         if source == "independent":
             if not (corr.harm and corr.refusal):
