@@ -157,6 +157,9 @@ class DateSums:
         return int(con.execute(load_sql("partials/turn_overlap.sql").sql).fetchone()[0])
 
     def _merge(self, old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+        if list(new.columns) != list(old.columns) and len(new) and len(old):
+            # A query must return the same columns every time; merging would silently drop the extra ones.
+            raise ValueError(f"{self.name}: the query's columns changed ({list(old.columns)} -> {list(new.columns)})")
         if not len(new):
             return old
         if not len(old):

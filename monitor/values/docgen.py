@@ -251,9 +251,10 @@ readable in an alert and stable across runs.
 
 With the default methods (`mean_shift`, `mix_shift`) and a reference made of whole windows (`previous_days`, or a
 `baseline_window` whose bounds fall on window boundaries), every number of a row is a function of per-window sums:
-for each window, group (model or segment value) and dimension, n, the sum of scores, the sum of squared deviations
-(merged across windows and models with Chan et al.'s update), the count of scores above 0 and whether any is below
-0; for the mix rows, the replies per topic and per prompt category. `sql/values/drift_value_stats.sql` and
+for each window, group (model or segment value) and dimension, n, the sums of the scores and of their squares and
+the counts of scores above and below 0 (sums over replies; a window's sum of squared deviations is total_sq -
+total^2/n, well conditioned because most scores are 0, merged across windows and models with Chan et al.'s update);
+for the mix rows, the replies per topic and per prompt category. `sql/values/drift_value_stats.sql` and
 `sql/values/drift_mix_counts.sql` compute them in DuckDB; the job sums the reference windows and runs the tests on
 arrays over all groups at once. Only the non-zero scores (about 10% of them) are broken down by group; zeros are
 counted from the replies (`n_complete`), with the rare replies missing a dimension (`refusal` before the classifier
@@ -261,10 +262,12 @@ scored them) counted per dimension. Fisher's exact test is computed by
 `monitor.values.drift.fisher_exact_two_sided`: scipy's algorithm with its branches and binary search on a log-gamma
 pmf and only the two tail sums through scipy's own hypergeometric calls, so its p-values are scipy's bit for bit
 (a table the approximation cannot decide is handed to scipy whole); each of scipy's exact pmf calls costs about
-0.2 ms at 60,000 replies, and the plain `fisher_exact` needs about 20 of them per comparison. In a long-running
-worker the sums of each date partition are kept until the next run and reused while the partition's files are
-unchanged (every join of the two files is within a partition, and a turn's partition is its event date), so an
-incremental run reads only the partitions that got new files (usually today's), not the 7 reference days again.
+0.2 ms at 60,000 replies, and the plain `fisher_exact` needs about 20 of them per comparison. The sums of
+each event date are cached in `<home>/cache/partials/value_drift.sums` (`monitor.partials.DateSums`) and the next
+run adds the rows of only the files committed since; a date is recomputed from all its rows when extending would be
+wrong (a re-score, a late segment for an old turn, a deletion, compaction, a new scorer version, dimensions,
+attributes or SQL). So an incremental run reads its new turns and the cached sums, not today's whole partition nor
+the 7 reference days (tests/test_value_drift_partials.py).
 
 The rows are the per-reply path's (tests/test_value_drift_paths.py runs both on real replies with three models, a
 reply in two regions, replies below `min_n`, windows without a reference, a dimension that is zero on both sides and
