@@ -1,4 +1,4 @@
-"""The values and disparity jobs read through views over the touched dates only (monitor/disparity/scope.py): every
+"""The values and disparity jobs read through views over the touched dates only (monitor.db.scoped_connect): every
 query they run must give the same rows there as over the whole lake (monitor.db.connect, what they used before)."""
 import datetime as dt
 import itertools
@@ -12,7 +12,7 @@ from monitor.db import connect
 from monitor.demo import records
 from monitor.disparity.compute import Settings, load_inputs
 from monitor.disparity.quality import detector_rows, detector_window
-from monitor.disparity.scope import scoped_connect, scoped_manifest
+from monitor.db import scoped_connect, scoped_manifest
 from monitor.home import Home
 from monitor.incremental import date_bounds, range_dates
 from monitor.ingest import ingest_paths

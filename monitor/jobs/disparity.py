@@ -18,7 +18,7 @@ from monitor.disparity.compute import (Settings, apply_bh, compare_rates, compar
                                        mismatch_table, partial_inputs, partial_rows, resolve_attributes, to_arrow)
 from monitor.disparity.language import detect_new_turns
 from monitor.disparity.quality import detector_rows, detector_window, label_fingerprint
-from monitor.disparity.scope import scope_views, scoped_connect
+from monitor.db import scope_views, scoped_connect
 from monitor.incremental import Delta, range_dates, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql

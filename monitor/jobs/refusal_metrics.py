@@ -6,7 +6,7 @@ scored late, so the old window it belongs to is recomputed from all of its turns
 run would have. The first run, a change of granularity or segment attributes, and a change in the classifiers'
 measured error rates (new reviewer labels) recompute every window.
 
-A run reads only the date partitions it needs, through date-scoped views (monitor/disparity/scope.py): the new
+A run reads only the date partitions it needs, through date-scoped views (monitor.db.scoped_connect): the new
 input files' dates to find the touched windows, and the labelled turns' dates for the correction (their dates are
 kept in `kv`, so only a turn labelled for the first time is looked up in the whole turns table). The counts of
 sql/metrics/refusal_rates.sql are additive over turns, so they are kept per event date (monitor.partials.DateSums,
@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from monitor.disparity.scope import scope_views, scoped_connect
+from monitor.db import scope_views, scoped_connect
 from monitor.incremental import Delta, metric_attributes, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.partials import DateSums
