@@ -33,6 +33,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import xlogy
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
@@ -310,37 +311,143 @@ def _estimate(point: float, lo: float, hi: float) -> Estimate:
     return Estimate(point, float(min(lo, point)), float(max(hi, point)))
 
 
-def _em_joint(u: np.ndarray, lg: np.ndarray, lo: np.ndarray, iters: int, tol: float) -> np.ndarray:
-    """Maximum-likelihood true-cell shares T (shape (B, 4)) of a group, batched over a leading axis B.
-
-    u: (B, 4) unlabelled turns of the group per predicted cell; lg: (B, 4, 4) labelled turns of the group
-    [true, pred]; lo: (B, 4, 4) labelled turns elsewhere [true, pred], which inform only the matrix.
-    """
-    la = lg + lo
-    n = u.sum(-1) + lg.sum((-1, -2))
+def _em_start(u: np.ndarray, lg: np.ndarray, la: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     m = la / np.maximum(la.sum(-1, keepdims=True), 1e-12)  # M[t, p] = P(pred p | true t)
     # Start from the plain matrix inversion: EM then only has to fold in the group's own labels, which saves
     # most iterations when few of the group's turns are labelled.
-    share = (u + lg.sum(-2)) / np.maximum(n, 1e-12)[..., None]
+    share = ((u + lg.sum(-2)) / np.maximum(n, 1e-12)[..., None])[..., None]
+    mt = np.swapaxes(m, -1, -2)
     try:
-        t = project_simplex(np.linalg.solve(np.swapaxes(m, -1, -2), share[..., None])[..., 0])
-    except np.linalg.LinAlgError:
-        t = np.full(u.shape, 0.25)
-    t = np.maximum(t, 1e-6)  # EM cannot leave an exact zero
-    t = t / t.sum(-1, keepdims=True)
-    lg_t = lg.sum(-1)
+        t = np.linalg.solve(mt, share)[..., 0]
+    except np.linalg.LinAlgError:  # a row with a singular matrix starts from uniform shares, the others as usual
+        t = np.empty(u.shape)
+        for i in range(len(t)):
+            try:
+                t[i] = np.linalg.solve(mt[i], share[i])[..., 0]
+            except np.linalg.LinAlgError:
+                t[i] = 0.25
+    # EM cannot leave an exact zero, and from a share near zero it can take ~10^4 iterations to climb away when
+    # the maximum is not there (EM stalls beside the face it cannot leave): start at least 1e-3 inside.
+    t = np.maximum(project_simplex(t), 1e-3)
+    return t / t.sum(-1, keepdims=True), m
+
+
+def _em_step(x: np.ndarray, u, lg_t, la, la_rows, n) -> tuple[np.ndarray, np.ndarray]:
+    """One EM step on states x (20, B) = shares T[t] then matrix M[t, p] row-major; also returns P(pred) at x (4, B)."""
+    # The batch axis is last so that every operation, sums over the 4-long axes included, runs on long contiguous
+    # rows: with the batch axis first, numpy's operations over the tiny axes cost several times more.
+    joint = x[4:].reshape(4, 4, -1) * x[:4, None]  # [true, pred, row]
+    pred = joint[0] + joint[1] + joint[2] + joint[3]
+    e = joint * (u / np.maximum(pred, 1e-300))  # expected unlabelled counts [true, pred, row]
+    e_t = e[:, 0] + e[:, 1] + e[:, 2] + e[:, 3]
+    out = np.empty_like(x)
+    out[:4] = (lg_t + e_t) / n
+    out[4:] = ((la + e) / np.maximum(la_rows + e_t, 1e-12)[:, None]).reshape(16, -1)
+    return out, pred
+
+
+def _colsum(a: np.ndarray) -> np.ndarray:
+    """Column sums of a (k, B) added row after row, so that a column's sum does not depend on B."""
+    # ndarray.sum(0) changes its order of additions with B, and a last-bit difference in the likelihood or the step
+    # length then changes a row's path: a group would no longer get the same result alone as batched with others.
+    out = a[0].copy()
+    for row in a[1:]:
+        out += row
+    return out
+
+
+def _loglik(x: np.ndarray, pred: np.ndarray, u, lg_t, la) -> np.ndarray:
+    """Observed-data log-likelihood per row: unlabelled turns by predicted cell, the group's labelled turns by true
+    cell, every labelled turn by predicted cell given the true one (pred: P(pred) at x)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _colsum(xlogy(u, pred)) + _colsum(xlogy(lg_t, x[:4])) + _colsum(xlogy(la.reshape(16, -1), x[4:]))
+
+
+def _em_joint(u: np.ndarray, lg: np.ndarray, lo: np.ndarray, iters: int, tol: float,
+              accelerate: bool = True, with_matrix: bool = False):
+    """Maximum-likelihood true-cell shares T (shape (B, 4)) of B independent groups or draws.
+
+    u: (B, 4) unlabelled turns of the group per predicted cell; lg: (B, 4, 4) labelled turns of the group
+    [true, pred]; lo: (B, 4, 4) labelled turns elsewhere [true, pred], which inform only the matrix. Each row stops
+    when an EM step from its current point moves no share by `tol` or more, or after `iters` cycles (a cycle is one
+    EM step, or with `accelerate` one SQUAREM step of three EM steps). `with_matrix` also returns the matrices M.
+    """
+    # EM converges linearly here with a rate close to 1 (much of the information is missing): 500 plain
+    # iterations left bootstrap draws up to 0.5 from their maximum. SQUAREM (Varadhan & Roland 2008, scheme S3)
+    # extrapolates along two EM steps with a per-row step length, then takes one EM step from there; it keeps
+    # EM's fixed point, and a row whose extrapolation leaves the simplex or lowers the likelihood takes the plain
+    # EM steps instead, so every cycle increases the likelihood like EM.
+    la = lg + lo
+    n = np.maximum(u.sum(-1) + lg.sum((-1, -2)), 1e-12)
+    t, m = _em_start(u, lg, la, n)
+    x = np.ascontiguousarray(np.concatenate([t, m.reshape(-1, 16)], axis=1).T)  # (20, B)
+    u, lg_t, la_rows = u.T.copy(), lg.sum(-1).T.copy(), la.sum(-1).T.copy()
+    la = np.moveaxis(la, 0, -1).copy()  # [true, pred, row]
+    out = x.copy()
+    idx = np.arange(x.shape[1])  # rows still iterating; a converged row is frozen
+    step_max = np.ones(x.shape[1])
     for _ in range(iters):
-        joint = m * t[..., :, None]  # (B, t, p)
-        post = joint / np.maximum(joint.sum(-2, keepdims=True), 1e-300)
-        e = post * u[..., None, :]  # expected unlabelled counts [true, pred]
-        t_new = (lg_t + e.sum(-1)) / np.maximum(n, 1e-12)[..., None]
-        full = la + e
-        m = full / np.maximum(full.sum(-1, keepdims=True), 1e-12)
-        done = np.max(np.abs(t_new - t)) < tol
-        t = t_new
-        if done:
-            break
-    return t
+        x1, pred0 = _em_step(x, u, lg_t, la, la_rows, n)
+        d = np.abs(x1[:4] - x[:4])
+        done = np.maximum(np.maximum(d[0], d[1]), np.maximum(d[2], d[3])) < tol
+        if done.any():
+            out[:, idx[done]] = x1[:, done]
+            keep = ~done
+            if not keep.any():
+                idx, x = idx[:0], x[:, :0]
+                break
+            idx, n, step_max = idx[keep], n[keep], step_max[keep]
+            x, x1, pred0, u, lg_t, la, la_rows = (a[..., keep] for a in (x, x1, pred0, u, lg_t, la, la_rows))
+        if not accelerate:
+            x = x1
+            continue
+        x2, _ = _em_step(x1, u, lg_t, la, la_rows, n)
+        r = x1 - x
+        v = x2 - x1 - r
+        sr2 = _colsum(r * r)
+        sv2 = _colsum(v * v)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = np.clip(np.where(sv2 > 0, np.sqrt(sr2 / sv2), 1.0), 1.0, step_max)
+        xx = x + 2 * alpha * r + alpha * alpha * v
+        # A share the EM step keeps positive must stay positive: EM could never leave an exact zero again.
+        ok = ~((xx < 0) | ((xx == 0) & (x1 > 0))).any(0)
+        xx = np.where(ok, xx, x2)
+        x3, _ = _em_step(xx, u, lg_t, la, la_rows, n)
+        # A row that could not extrapolate took three plain EM steps: accepted as EM; one whose likelihood fell (beyond
+        # rounding) falls back to its two plain EM steps.
+        joint3 = x3[4:].reshape(4, 4, -1) * x3[:4, None]
+        ll0 = _loglik(x, pred0, u, lg_t, la)
+        ll3 = _loglik(x3, joint3[0] + joint3[1] + joint3[2] + joint3[3], u, lg_t, la)
+        accept = ~ok | (ll3 >= ll0 - 1e-12 * np.abs(ll0))
+        at_max = alpha == step_max
+        # The standard step-length safeguard: a step at the bound that worked raises the bound, one that failed
+        # (left the simplex or lowered the likelihood) lowers it.
+        step_max = np.where(at_max, np.where(accept & ok, 4 * step_max, np.maximum(1.0, step_max / 4)), step_max)
+        x = x3 if accept.all() else np.where(accept, x3, x2)
+    out[:, idx] = x
+    t, m = out[:4].T.copy(), out[4:].T.reshape(-1, 4, 4).copy()
+    return (t, m) if with_matrix else t
+
+
+def _em_joint_groups(u: np.ndarray, lg: np.ndarray, lo: np.ndarray, iters: int, tol: float,
+                     accelerate: bool = True) -> np.ndarray:
+    """`_em_joint` on each of G groups at once (u (G, B, 4), lg and lo (G, B, 4, 4)), equal to calling it per group."""
+    # Every row of `_em_joint` iterates on its own (own step length, own convergence test, then frozen), so the G
+    # groups' rows are simply stacked: only the numpy calls are shared, and many small groups become cheap.
+    g, b = u.shape[:2]
+    return _em_joint(u.reshape(g * b, 4), lg.reshape(g * b, 4, 4), lo.reshape(g * b, 4, 4), iters, tol,
+                     accelerate).reshape(g, b, 4)
+
+
+def _with_draws(u, lg, lo, obs, draws: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The group's (u, lg, lo) as row 0 and its `draws` Dirichlet redraws as rows 1.., seeded from its counts."""
+    rng = np.random.default_rng(_seed_for(seed, np.concatenate([obs, lg.ravel(), lo.ravel()])))
+    ub = rng.dirichlet(u + 0.5, draws) * u.sum()
+    n_in = lg.sum()
+    lgb = (rng.dirichlet(lg.ravel() + 0.5, draws) * n_in).reshape(draws, 4, 4) if n_in > 0 else \
+        np.zeros((draws, 4, 4))
+    lob = np.stack([rng.dirichlet(lo[i] + 0.5, draws) * lo[i].sum() for i in range(4)], axis=1)
+    return np.concatenate([u[None], ub]), np.concatenate([lg[None], lgb]), np.concatenate([lo[None], lob])
 
 
 def correct_joint_em(table, in_group, elsewhere, confidence: float = 0.95, draws: int = DEFAULT_DRAWS,
@@ -365,16 +472,12 @@ def correct_joint_em(table, in_group, elsewhere, confidence: float = 0.95, draws
         return nan
     # Labelled turns of the group are part of its table; clip guards a label whose score changed meanwhile.
     u = np.clip(obs - lg.sum(axis=0), 0, None)
-    point = _em_joint(u[None], lg[None], lo[None], iters, tol)[0].reshape(2, 2)
+    # The point EM is row 0 and the draws' EMs rows 1.. of one batch: every row converges on its own, to `tol`.
+    uu, lgg, loo = _with_draws(u, lg, lo, obs, draws, seed)
+    res = _em_joint(uu, lgg, loo, iters, tol)
+    point = res[0].reshape(2, 2)
     over, under = _over_under(point)
-    rng = np.random.default_rng(_seed_for(seed, np.concatenate([obs, lg.ravel(), lo.ravel()])))
-    ub = rng.dirichlet(u + 0.5, draws) * u.sum()
-    n_in = lg.sum()
-    lgb = (rng.dirichlet(lg.ravel() + 0.5, draws) * n_in).reshape(draws, 4, 4) if n_in > 0 else \
-        np.zeros((draws, 4, 4))
-    lob = np.stack([rng.dirichlet(lo[i] + 0.5, draws) * lo[i].sum() for i in range(4)], axis=1)
-    tb = _em_joint(ub, lgb, lob, min(iters, 500), tol * 10).reshape(draws, 2, 2)
-    ob, ubr = _over_under(tb)
+    ob, ubr = _over_under(res[1:].reshape(draws, 2, 2))
     a = (1 - confidence) / 2
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -385,55 +488,13 @@ def correct_joint_em(table, in_group, elsewhere, confidence: float = 0.95, draws
     return TwoWayCorrection(o_est, u_est, point)
 
 
-def _em_joint_groups(u: np.ndarray, lg: np.ndarray, lo: np.ndarray, iters: int, tol: float) -> np.ndarray:
-    """`_em_joint` on each of G groups at once (u (G, B, 4), lg and lo (G, B, 4, 4)), equal to calling it per group."""
-    # Every operation acts within one group and a group stops exactly when `_em_joint` on it alone would (its own
-    # convergence test, then it is frozen), so only the numpy calls are shared: many small groups become cheap.
-    g = u.shape[0]
-    la = lg + lo
-    n = u.sum(-1) + lg.sum((-1, -2))
-    m = la / np.maximum(la.sum(-1, keepdims=True), 1e-12)
-    share = (u + lg.sum(-2)) / np.maximum(n, 1e-12)[..., None]
-    try:
-        t = project_simplex(np.linalg.solve(np.swapaxes(m, -1, -2), share[..., None])[..., 0])
-    except np.linalg.LinAlgError:  # as _em_joint: a group with a singular matrix starts from uniform shares
-        t = np.empty(u.shape)
-        for i in range(g):
-            try:
-                t[i] = project_simplex(np.linalg.solve(np.swapaxes(m[i], -1, -2), share[i][..., None])[..., 0])
-            except np.linalg.LinAlgError:
-                t[i] = 0.25
-    t = np.maximum(t, 1e-6)
-    t = t / t.sum(-1, keepdims=True)
-    out = t.copy()
-    idx = np.arange(g)  # groups still iterating
-    lg_t = lg.sum(-1)
-    for _ in range(iters):
-        joint = m * t[..., :, None]
-        post = joint / np.maximum(joint.sum(-2, keepdims=True), 1e-300)
-        e = post * u[..., None, :]
-        t_new = (lg_t + e.sum(-1)) / np.maximum(n, 1e-12)[..., None]
-        full = la + e
-        m = full / np.maximum(full.sum(-1, keepdims=True), 1e-12)
-        done = np.abs(t_new - t).reshape(len(idx), -1).max(axis=1) < tol
-        t = t_new
-        if done.any():
-            out[idx[done]] = t[done]
-            keep = ~done
-            idx, m, t, u, la, lg_t, n = idx[keep], m[keep], t[keep], u[keep], la[keep], lg_t[keep], n[keep]
-            if not len(idx):
-                break
-    out[idx] = t
-    return out
-
-
 def correct_joint_em_many(tables, in_groups, elsewheres, confidence: float = 0.95, draws: int = DEFAULT_DRAWS,
-                          seed: int = 0, iters: int = 2000, tol: float = 1e-9, chunk: int = 256
+                          seed: int = 0, iters: int = 2000, tol: float = 1e-9, chunk: int = 32
                           ) -> list[TwoWayCorrection]:
-    """`correct_joint_em` for many groups (the same results, group by group) with their point EMs batched."""
-    # A point EM is a (1, 4, 4) problem run for up to `iters` iterations: alone it costs numpy call overhead (35 ms
-    # per group on a 140k-turn home, a quarter of its correction), batched next to nothing. The bootstrap EMs (draws
-    # x 4 x 4) are compute-bound and stay one call per group: bigger batches measured no faster.
+    """`correct_joint_em` for many groups (the same results, group by group) with their EMs batched."""
+    # Every row of `_em_joint` (a group's point or one of its draws) iterates and stops on its own, so `chunk`
+    # groups' points and draws run as one batch: the few slow rows of each group share their late iterations'
+    # numpy call overhead with the other groups' instead of paying it alone.
     tables = [np.asarray(x, dtype=float).reshape(4) for x in tables]
     in_groups = [np.asarray(x, dtype=float).reshape(4, 4) for x in in_groups]
     elsewheres = [np.asarray(x, dtype=float).reshape(4, 4) for x in elsewheres]
@@ -444,24 +505,11 @@ def correct_joint_em_many(tables, in_groups, elsewheres, confidence: float = 0.9
     a = (1 - confidence) / 2
     for start in range(0, len(ok), chunk):
         rows = ok[start:start + chunk]
-        us, lgs, los, ubs, lgbs, lobs = [], [], [], [], [], []
-        for i in rows:
-            obs, lg, lo = tables[i], in_groups[i], elsewheres[i]
-            u = np.clip(obs - lg.sum(axis=0), 0, None)
-            # The same draws, in the same order, as correct_joint_em makes for this group alone.
-            rng = np.random.default_rng(_seed_for(seed, np.concatenate([obs, lg.ravel(), lo.ravel()])))
-            ubs.append(rng.dirichlet(u + 0.5, draws) * u.sum())
-            n_in = lg.sum()
-            lgbs.append((rng.dirichlet(lg.ravel() + 0.5, draws) * n_in).reshape(draws, 4, 4) if n_in > 0 else
-                        np.zeros((draws, 4, 4)))
-            lobs.append(np.stack([rng.dirichlet(lo[k] + 0.5, draws) * lo[k].sum() for k in range(4)], axis=1))
-            us.append(u[None])
-            lgs.append(lg[None])
-            los.append(lo[None])
-        points = _em_joint_groups(np.stack(us), np.stack(lgs), np.stack(los), iters, tol)[:, 0]
-        boot = np.stack([_em_joint(ub, lgb, lob, min(iters, 500), tol * 10)
-                         for ub, lgb, lob in zip(ubs, lgbs, lobs)])
-        ob, ubr = _over_under(boot.reshape(len(rows), draws, 2, 2))
+        batch = [_with_draws(np.clip(tables[i] - in_groups[i].sum(axis=0), 0, None), in_groups[i], elsewheres[i],
+                             tables[i], draws, seed) for i in rows]
+        res = _em_joint_groups(*(np.stack(x) for x in zip(*batch)), iters, tol)
+        points = res[:, 0]
+        ob, ubr = _over_under(res[:, 1:].reshape(len(rows), draws, 2, 2))
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             oq = np.nanquantile(ob, [a, 1 - a], axis=1)
