@@ -188,7 +188,11 @@ def main() -> int:
             pages = run_child("dashboard", home=str(dest)) if args.pages else None
             m = measure(dest, args.work, size, args.repeat, args.new, end)
             if pages:
-                m["dashboard"] = pages
+                m["dashboard"] = {**pages, "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            elif (results.get(size) or {}).get("dashboard"):
+                # Without --pages the page timings of an earlier run are kept, with their own date.
+                m["dashboard"] = {"date": results[size].get("date"),
+                                  **results[size]["dashboard"]}
             results[size] = {"replication": rep, **m, "machine": machine(),
                              "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                              "spans": spans, "dense": dense}
@@ -255,8 +259,10 @@ def page(results: dict) -> str:
         L.append(f"| {job} | " + " | ".join(cells) + " |")
     with_pages = {s: r["dashboard"]["pages"] for s, r in results.items() if r.get("dashboard")}
     if with_pages:
+        when = "; ".join(f"{s}: {r['dashboard'].get('date') or r.get('date')}" for s, r in results.items()
+                         if r.get("dashboard"))
         L += ["", "Dashboard pages on the same histories (`--pages`: AppTest, every cache cleared, median of 3; "
-              "target < 1 s at 1M turns):", "", "| page | " + " | ".join(with_pages) + " |",
+              f"target < 1 s at 1M turns; measured {when}):", "", "| page | " + " | ".join(with_pages) + " |",
               "|---|" + "---:|" * len(with_pages)]
         for page in next(iter(with_pages.values())):
             L.append(f"| {page} | " + " | ".join(f"{p[page]['seconds']:.2f} s" for p in with_pages.values()) + " |")
