@@ -386,6 +386,7 @@ def _em_joint(u: np.ndarray, lg: np.ndarray, lo: np.ndarray, iters: int, tol: fl
     out = x.copy()
     idx = np.arange(x.shape[1])  # rows still iterating; a converged row is frozen
     step_max = np.ones(x.shape[1])
+    ll = np.full(x.shape[1], np.nan)  # log-likelihood at x, kept from the last cycle when it computed it
     for _ in range(iters):
         x1, pred0 = _em_step(x, u, lg_t, la, la_rows, n)
         d = np.abs(x1[:4] - x[:4])
@@ -396,7 +397,7 @@ def _em_joint(u: np.ndarray, lg: np.ndarray, lo: np.ndarray, iters: int, tol: fl
             if not keep.any():
                 idx, x = idx[:0], x[:, :0]
                 break
-            idx, n, step_max = idx[keep], n[keep], step_max[keep]
+            idx, n, step_max, ll = idx[keep], n[keep], step_max[keep], ll[keep]
             x, x1, pred0, u, lg_t, la, la_rows = (a[..., keep] for a in (x, x1, pred0, u, lg_t, la, la_rows))
         if not accelerate:
             x = x1
@@ -416,14 +417,17 @@ def _em_joint(u: np.ndarray, lg: np.ndarray, lo: np.ndarray, iters: int, tol: fl
         # A row that could not extrapolate took three plain EM steps: accepted as EM; one whose likelihood fell (beyond
         # rounding) falls back to its two plain EM steps.
         joint3 = x3[4:].reshape(4, 4, -1) * x3[:4, None]
-        ll0 = _loglik(x, pred0, u, lg_t, la)
+        miss = np.flatnonzero(np.isnan(ll))
+        if len(miss):
+            ll[miss] = _loglik(x[:, miss], pred0[:, miss], u[:, miss], lg_t[:, miss], la[..., miss])
         ll3 = _loglik(x3, joint3[0] + joint3[1] + joint3[2] + joint3[3], u, lg_t, la)
-        accept = ~ok | (ll3 >= ll0 - 1e-12 * np.abs(ll0))
+        accept = ~ok | (ll3 >= ll - 1e-12 * np.abs(ll))
         at_max = alpha == step_max
         # The standard step-length safeguard: a step at the bound that worked raises the bound, one that failed
         # (left the simplex or lowered the likelihood) lowers it.
         step_max = np.where(at_max, np.where(accept & ok, 4 * step_max, np.maximum(1.0, step_max / 4)), step_max)
         x = x3 if accept.all() else np.where(accept, x3, x2)
+        ll = np.where(accept, ll3, np.nan)
     out[:, idx] = x
     t, m = out[:4].T.copy(), out[4:].T.reshape(-1, 4, 4).copy()
     return (t, m) if with_matrix else t
