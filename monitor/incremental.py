@@ -80,10 +80,23 @@ def range_dates(start: dt.datetime | None, end: dt.datetime | None) -> tuple[str
     return first, last
 
 
+def window_length(granularity: str) -> dt.timedelta:
+    """Length of one metrics window ('hour' or 'day')."""
+    return dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1)
+
+
+def date_windows(date_min: str, date_max: str, granularity: str) -> list[dt.datetime]:
+    """Every window start of the event dates [date_min, date_max] ('YYYY-MM-DD'; 24 per date for hour windows)."""
+    first, last = dt.date.fromisoformat(date_min), dt.date.fromisoformat(date_max)
+    days = [dt.datetime.combine(first + dt.timedelta(days=i), dt.time()) for i in range((last - first).days + 1)]
+    if granularity != "hour":
+        return days
+    return [d + dt.timedelta(hours=h) for d in days for h in range(24)]
+
+
 def date_bounds(windows: list[dt.datetime], granularity: str) -> tuple[str, str]:
     """The first and last event date ('YYYY-MM-DD') covered by these windows: the partition pruning bounds."""
-    step = dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1)
-    return range_dates(min(windows), max(windows) + step)
+    return range_dates(min(windows), max(windows) + window_length(granularity))
 
 
 def touched_windows(con, delta: Delta, tables: tuple[str, ...], granularity: str) -> list[dt.datetime]:

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from monitor.disparity.stats import (benjamini_hochberg, four_fifths, mann_whitney, mann_whitney_ranks, mean_sd,
                                      ratio, t_interval, two_by_two, wilson)
-from monitor.incremental import date_bounds
+from monitor.incremental import date_bounds, date_windows, window_length
 from monitor.partials import DateSums
 from monitor.resources import load_sql
 from monitor.schema import METRICS
@@ -96,7 +96,7 @@ class Settings:
 
 
 def window_end(start: dt.datetime, granularity: str) -> dt.datetime:
-    return start + (dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1))
+    return start + window_length(granularity)
 
 
 def truncate(ts: dt.datetime, granularity: str) -> dt.datetime:
@@ -209,15 +209,6 @@ def bound_inputs(counts: pd.DataFrame, values: pd.DataFrame, s: Settings) -> tup
         sizes["model"] = None
         keep = chosen_groups(sizes, s)
     return bound_groups(counts, s, keep), bound_groups(values, s, keep)
-
-
-def date_windows(date_min: str, date_max: str, granularity: str) -> list[dt.datetime]:
-    """Every window start of the event dates [date_min, date_max] (24 per date for hour windows)."""
-    first, last = dt.date.fromisoformat(date_min), dt.date.fromisoformat(date_max)
-    days = [dt.datetime.combine(first + dt.timedelta(days=i), dt.time()) for i in range((last - first).days + 1)]
-    if granularity != "hour":
-        return days
-    return [d + dt.timedelta(hours=h) for d in days for h in range(24)]
 
 
 def partial_identity(s: Settings, kind: str, job_identity: str, declared_attribute: str = "language") -> str:

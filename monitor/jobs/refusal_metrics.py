@@ -46,7 +46,7 @@ import pandas as pd
 import pyarrow as pa
 
 from monitor.db import scope_views, scoped_connect
-from monitor.incremental import Delta, metric_attributes, segment_attributes, touched_windows
+from monitor.incremental import Delta, date_windows, metric_attributes, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.partials import DateSums
 from monitor.resources import load_sql
@@ -409,17 +409,6 @@ def label_dates(con, home, manifest: dict) -> set[str]:
     return set(known.values())
 
 
-def _all_windows(date_min: str, date_max: str, granularity: str) -> list[dt.datetime]:
-    """Every window start of the event dates [date_min, date_max] (hours: 24 per date)."""
-    step = dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1)
-    t, end = dt.datetime.fromisoformat(date_min), dt.datetime.fromisoformat(date_max) + dt.timedelta(days=1)
-    out = []
-    while t < end:
-        out.append(t)
-        t += step
-    return out
-
-
 def count_sums(home, granularity: str, attributes: list[str]) -> tuple[DateSums, callable]:
     """The per-date cache of refusal_rates.sql's counts and the query that computes every window of some dates."""
     sql = load_sql("metrics/refusal_rates.sql").sql
@@ -429,7 +418,7 @@ def count_sums(home, granularity: str, attributes: list[str]) -> tuple[DateSums,
 
     def query(con, date_min: str, date_max: str) -> pd.DataFrame:
         return con.execute(sql, {"granularity": granularity, "attributes": attributes,
-                                 "windows": _all_windows(date_min, date_max, granularity),
+                                 "windows": date_windows(date_min, date_max, granularity),
                                  "date_min": date_min, "date_max": date_max}).df()
 
     return DateSums(home, "refusal.counts", identity, ("turns", "scores", "segments"), COUNT_COLUMNS), query

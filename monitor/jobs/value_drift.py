@@ -43,7 +43,7 @@ import pandas as pd
 
 from monitor.db import connect
 from monitor.errors import ConfigError
-from monitor.incremental import Delta, range_dates, touched_windows
+from monitor.incremental import Delta, range_dates, touched_windows, window_length
 from monitor.jobs import Job, JobContext
 from monitor.jobs.values import attributes, configured_scorer, retired_rows, segment_json, write_metrics
 from monitor.partials import DateSums
@@ -61,11 +61,6 @@ METRIC_NAMES = ("value_drift", "topic_drift", "prompt_mix_drift")
 MIX_COLUMNS = (("topic_drift", "topic"), ("prompt_mix_drift", "prompt_category"))
 # True: always load one row per reply (the general path), e.g. for tests comparing the two paths.
 FORCE_ROWS = False
-
-
-def window_length(granularity: str) -> dt.timedelta:
-    """Length of one metrics window."""
-    return dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1)
 
 
 def _ts(s: str | None, key: str) -> dt.datetime:

@@ -34,7 +34,7 @@ import multiprocessing
 import pyarrow as pa
 
 from monitor.db import scope_views, scoped_connect
-from monitor.incremental import Delta, metric_attributes, segment_attributes, touched_windows
+from monitor.incremental import Delta, date_windows, metric_attributes, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.jobs.score import MIN_PARALLEL, score_in_order, worker_count
 from monitor.partials import DateSums
@@ -234,17 +234,6 @@ def retired_rows(con, rows: list[dict], granularity: str, windows: list, metrics
                         "model": model, "deployment": deployment, "segment": segment, "value": None, "n": 0,
                         "small_sample": True,
                         "details": json.dumps({"note": "no data left in this group after recomputation"})})
-    return out
-
-
-def date_windows(date_min: str, date_max: str, granularity: str) -> list[dt.datetime]:
-    """Every window start of the event dates date_min..date_max ('YYYY-MM-DD'), in order."""
-    step = dt.timedelta(hours=1) if granularity == "hour" else dt.timedelta(days=1)
-    w, end = dt.datetime.fromisoformat(date_min), dt.datetime.fromisoformat(date_max) + dt.timedelta(days=1)
-    out = []
-    while w < end:
-        out.append(w)
-        w += step
     return out
 
 
