@@ -102,9 +102,15 @@ def replicate(base: Path, dest: Path, spans: int, dense: int) -> dict:
             "days": span * spans, "turns": home.lake.row_count("turns"), "compact_s": res["seconds"]}
 
 
-def add_labels(home_path: Path, n: int, seed: int = 7) -> int:
+def add_labels(home_path: Path, n: int, seed: int = 7, agreement: float = 0.9) -> int:
     """Reviewer labels on `n` turns drawn from the whole history (a third of them queued as stratified samples), so
-    the runs pay for the error-corrected rates as a deployment with a review loop does."""
+    the runs pay for the error-corrected rates as a deployment with a review loop does.
+
+    A reviewer agrees with the turn's latest classifier output with probability `agreement` (else picks another
+    label): what real review of a useful classifier looks like. Labels drawn independently of the classifiers would
+    make the measured misclassification matrix almost singular (every true cell with the same predictions), a case
+    the correction handles but that costs its EM tens of times more iterations than real labels do.
+    """
     import random
 
     import duckdb
@@ -112,16 +118,30 @@ def add_labels(home_path: Path, n: int, seed: int = 7) -> int:
     from monitor.home import Home
 
     home = Home.open(home_path)
-    files = [str(p) for p in home.lake.files("turns")]
     rng = random.Random(seed)
-    ids = [r[0] for r in duckdb.connect().execute(
-        f"SELECT turn_id FROM read_parquet($f) USING SAMPLE {int(n)} ROWS (reservoir, {seed})", {"f": files}).fetchall()]
+    con = duckdb.connect()
+    turns = [str(p) for p in home.lake.files("turns")]
+    ids = [r[0] for r in con.execute(
+        f"SELECT turn_id FROM read_parquet($f) USING SAMPLE {int(n)} ROWS (reservoir, {seed})", {"f": turns}).fetchall()]
+    scores = [str(p) for p in home.lake.files("scores")]
+    latest = dict(con.execute(
+        "SELECT turn_id, arg_max(struct_pack(refusal, prompt_harm), scored_at) FROM read_parquet($f) "
+        "WHERE turn_id IN (SELECT unnest($ids)) GROUP BY turn_id", {"f": scores, "ids": ids}).fetchall()) \
+        if scores and ids else {}
+    refusals, prompts = ["full_refusal", "partial_refusal", "compliance"], ["benign", "harmful"]
+
+    def review(predicted, choices, prior):
+        if predicted in choices and rng.random() < agreement:
+            return predicted
+        return rng.choice([c for c in prior if c != predicted] or prior)
+
     with home.state.tx() as c:
         for i, tid in enumerate(ids):
+            s = latest.get(tid) or {}
             c.execute("INSERT INTO labels (turn_id, reviewer, at, refusal_label, prompt_label) VALUES (?,?,?,?,?)",
                       (tid, f"reviewer{i % 3}", "2026-11-20T10:00:00Z",
-                       rng.choice(["full_refusal", "partial_refusal", "compliance", "compliance"]),
-                       rng.choice(["benign", "benign", "benign", "harmful"])))
+                       review(s.get("refusal"), refusals, refusals + ["compliance"]),
+                       review(s.get("prompt_harm"), prompts, ["benign", "benign", "benign", "harmful"])))
             if i % 3 == 0:
                 c.execute("INSERT INTO review_queue (turn_id, reason, priority, added_at) VALUES (?,?,?,?)",
                           (tid, "stratified", 0.5, "2026-11-20T09:00:00Z"))
