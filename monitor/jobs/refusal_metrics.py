@@ -26,10 +26,11 @@ metrics.min_n`. Over- and under-refusal also carry `corrected` values, corrected
    `clf.quality()`), assuming independent errors. `details.correction` records the method, source, matrix
    sample sizes, the row's own labels and the assumption.
 
-Cost of the correction: rows with labelled turns of their own (`joint_em`) dominate it, an EM per row plus one per
-bootstrap draw (~0.1 s CPU per row at 400 draws; a day of 140k-home traffic with 600 labels spread over 31 days has
-~90 such rows). Their point EMs run batched (`correct_joint_em_many`, same results as row by row), which saves a
-quarter; a label change still recomputes every window with the new matrix (see docs/benchmarks-incremental.md).
+Cost of the correction: rows with labelled turns of their own (`joint_em`) dominate it: a SQUAREM-accelerated EM
+per row and per bootstrap draw, each converged to 1e-9 on the shares, all batched in `correct_joint_em_many`. With
+reviewer labels that mostly agree with the classifiers (a well-conditioned matrix) that is ~0.01-0.02 s CPU per row
+at 400 draws; labels unrelated to the classifiers' output make the matrix almost singular and the EM ~10-30x slower.
+A label change still recomputes every window with the new matrix (docs/benchmarks-incremental.md, Notes).
 """
 from __future__ import annotations
 
