@@ -106,11 +106,17 @@ def test_extends_with_new_turns_and_recomputes_when_it_would_be_wrong(home):
     check(home, ds, [DAY_A], {"extended": 1})
 
 
-def test_a_deletion_recomputes_the_day(home):
+def computed_day(home, n):
+    """A DateSums whose cache holds day A with `n` turns (computed from all rows)."""
     ds = sums(home)
-    add_turns(home, "a", DAY_A, 30)
+    add_turns(home, "a", DAY_A, n)
     check(home, ds, [DAY_A], {"recomputed": 1})
-    with home.lake.transaction() as tx:  # rewritten files keep their commit version: only the turn count tells
+    return ds
+
+
+def test_a_deletion_recomputes_the_day(home):
+    ds = computed_day(home, 30)
+    with home.lake.transaction() as tx:  # rewritten files keep their commit version: only the row counts tell
         tx.rewrite("turns", lambda t: pc.invert(pc.is_in(t["turn_id"], pa.array(["a-1", "a-2"]))),
                    columns=["turn_id"])
     add_turns(home, "a2", DAY_A, 5)
@@ -118,9 +124,7 @@ def test_a_deletion_recomputes_the_day(home):
 
 
 def test_compaction_merging_old_and_new_rows_is_not_counted_twice(home):
-    ds = sums(home)
-    add_turns(home, "a", DAY_A, 6)
-    check(home, ds, [DAY_A], {"recomputed": 1})
+    ds = computed_day(home, 6)
     for i in range(4):  # files of equal size, so the size tiers merge the old one with the new ones
         add_turns(home, f"n{i}", DAY_A, 6)
     # Every table's partition merged: the old turns' rows now sit in files with the new commit version.

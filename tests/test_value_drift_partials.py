@@ -22,6 +22,7 @@ from monitor.home import Home
 from monitor.jobs import JobContext
 from monitor.jobs.values import run_values
 from monitor.partials import DateSums
+from test_value_drift_paths import _same
 from valuesim import START, hh_pairs, write_turns
 
 DAYS = 9
@@ -118,23 +119,6 @@ def _run(home, monkeypatch) -> tuple[str, dict]:
     ctx = JobContext(home, NOW)
     V.run_value_drift(ctx)
     return ctx.run_id, Recording.last
-
-
-def _same(a, b, path=""):
-    """Differences between two values (floats to 1e-9 relative)."""
-    if isinstance(a, float) and isinstance(b, float):
-        if (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12):
-            return []
-        return [(path, a, b)]
-    if isinstance(a, dict) and isinstance(b, dict):
-        if set(a) != set(b):
-            return [(path, sorted(a), sorted(b))]
-        return [x for k in a for x in _same(a[k], b[k], f"{path}.{k}")]
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return [(path, a, b)]
-        return [x for i, (p, q) in enumerate(zip(a, b)) for x in _same(p, q, f"{path}[{i}]")]
-    return [] if a == b and type(a) is type(b) else [(path, a, b)]
 
 
 def _from_scratch(home, tmp_path, name: str, monkeypatch) -> dict:
