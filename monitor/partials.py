@@ -21,6 +21,7 @@ aggregates only (no user ids) and is safe to delete: the next run recomputes.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import uuid
@@ -62,7 +63,9 @@ class DateSums:
 
     home: Home
     name: str  # cache folder, e.g. "values.means"
-    identity: str  # everything the rows depend on besides the data
+    # Everything the rows depend on besides the data (versions, settings, SQL texts): any JSON-serialisable value,
+    # hashed here, so a change of any part recomputes the dates from all their rows.
+    identity: object
     # Date-partitioned lake tables the query reads, each with a turn_id column; the first (`turns`) holds a row
     # for every turn the query counts, in the turn's date partition.
     tables: tuple[str, ...]
@@ -72,6 +75,20 @@ class DateSums:
     @property
     def folder(self) -> Path:
         return self.home.root / "cache" / "partials" / self.name
+
+    @property
+    def key(self) -> str:
+        """The hash of `identity` stored with each cached date."""
+        text = json.dumps(self.identity, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def windows(self, manifest: dict, windows: Iterable[dt.datetime], query: Query) -> pd.DataFrame:
+        """The query's rows of these windows (each within the event date of its start), via rows()."""
+        wanted = sorted(set(windows))
+        df = self.rows(manifest, {w.strftime("%Y-%m-%d") for w in wanted}, query)
+        if not len(df):
+            return df
+        return df[df["window_start"].isin(pd.DatetimeIndex(wanted))].reset_index(drop=True)
 
     def rows(self, manifest: dict, dates: Iterable[str], query: Query, chunk: int = 31) -> pd.DataFrame:
         """The query's rows for every window of `dates`: cached sums plus the new turns' rows, or all rows."""
@@ -179,14 +196,14 @@ class DateSums:
         except (OSError, pa.ArrowInvalid):
             return None  # none yet, or unreadable: recompute (the cache is never the only copy of anything)
         meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
-        if meta.get("identity") != self.identity:
+        if meta.get("identity") != self.key:
             return None
         return table.to_pandas(), meta
 
     def _save(self, date: str, frame: pd.DataFrame, version: int, rows: dict[str, int]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        meta = {"identity": self.identity, "v": version, "rows": rows,
+        meta = {"identity": self.key, "v": version, "rows": rows,
                 "at": dt.datetime.now(dt.timezone.utc).isoformat()}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
         tmp = self.folder / f".{date}.{uuid.uuid4().hex}.tmp"

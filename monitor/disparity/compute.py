@@ -12,7 +12,6 @@ never tested.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -52,6 +51,8 @@ PARTIAL_TABLES = {"rates": ("turns", "scores", "segments"),
                   "values": ("turns", "value_turns", "value_scores", "segments"),
                   "language": ("turns", "segments")}
 PARTIAL_SUMS = {"rates": COUNT_COLUMNS, "values": VALUE_COLUMNS, "language": ("n", "mismatches")}
+# Key columns of the value-sum rows beyond a group's (a histogram bin of one dimension).
+VALUE_KEYS = {"rates": [], "values": ["dimension", "family", "bin"]}
 PARTIALS_VERSION = "1"  # bump when the cached per-date rows change shape or meaning
 
 
@@ -134,9 +135,7 @@ def _model_rows(con, s: Settings, windows: list[dt.datetime], kind: str) -> pd.D
     params = _bounds(windows, s.granularity)
     attrs = resolve_attributes(s)
     single, pair_sql = SQL_FILES[kind]
-    cols = COUNT_COLUMNS if kind == "rates" else VALUE_COLUMNS
-    extra = [] if kind == "rates" else ["dimension", "family", "bin"]
-    order = _columns(kind)
+    cols, order = PARTIAL_SUMS[kind], _columns(kind)
     frames = []
     if attrs:
         df = con.execute(load_sql(single).sql, {**params, "attributes": attrs}).df()
@@ -164,8 +163,7 @@ def _columns(kind: str) -> list[str]:
     """The columns of the per-model rows of `kind`, in order."""
     if kind == "language":
         return ["window_start", "model", "declared", "n", "mismatches"]
-    extra = [] if kind == "rates" else ["dimension", "family", "bin"]
-    return ["window_start", "model", "source_kind", "attribute", "group", "segment", "pair", *extra,
+    return ["window_start", "model", "source_kind", "attribute", "group", "segment", "pair", *VALUE_KEYS[kind],
             *PARTIAL_SUMS[kind]]
 
 
@@ -173,8 +171,7 @@ def with_all_models(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     """The per-model rows plus their sum over models (model None) per window, source, attribute and group."""
     if df.empty:
         return df
-    cols = COUNT_COLUMNS if kind == "rates" else VALUE_COLUMNS
-    extra = [] if kind == "rates" else ["dimension", "family", "bin"]
+    cols, extra = PARTIAL_SUMS[kind], VALUE_KEYS[kind]
     keys = ["window_start", "source_kind", "attribute", "group", "segment", "pair", *extra]
     # Counts and sums are additive, so "all models" is the sum over model versions.
     all_models = df.groupby(keys, as_index=False, dropna=False)[list(cols)].sum()
@@ -211,24 +208,19 @@ def bound_inputs(counts: pd.DataFrame, values: pd.DataFrame, s: Settings) -> tup
     return bound_groups(counts, s, keep), bound_groups(values, s, keep)
 
 
-def partial_identity(s: Settings, kind: str, job_identity: str, declared_attribute: str = "language") -> str:
+def partial_identity(s: Settings, kind: str, job_identity: str, declared_attribute: str = "language") -> dict:
     """What the cached per-date rows of `kind` depend on besides the lake: versions, settings the SQL reads and the
-    SQL texts (hashed), so any change recomputes the dates from all their rows."""
-    texts = [load_sql(f).sql for f in (*SQL_FILES[kind], *VIEW_FILES)]
+    SQL texts, so any change recomputes the dates from all their rows."""
     settings = ({"declared_attribute": declared_attribute} if kind == "language" else
                 {"attributes": resolve_attributes(s), "intersections": [list(p[:2]) for p in s.intersections]})
-    payload = {"job": job_identity, "partials": PARTIALS_VERSION, "kind": kind, "granularity": s.granularity,
-               **settings, "sql": hashlib.sha256("\x00".join(texts).encode()).hexdigest()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+    return {"job": job_identity, "partials": PARTIALS_VERSION, "kind": kind, "granularity": s.granularity,
+            **settings, "sql": [load_sql(f).sql for f in (*SQL_FILES[kind], *VIEW_FILES)]}
 
 
 def partial_rows(home, manifest: dict, s: Settings, windows: list[dt.datetime], kind: str, job_identity: str,
                  declared_attribute: str = "language") -> tuple[pd.DataFrame, dict]:
     """The per-model rows of `kind` ('rates', 'values' or 'language') of the windows, from per-date sums that
     monitor.partials keeps between runs and extends with the new turns only; and the DateSums stats."""
-    windows = sorted(set(windows))
-    # A window lies within one event date (day or hour windows), the date of its start.
-    dates = sorted({w.strftime("%Y-%m-%d") for w in windows})
     ds = DateSums(home, f"disparity.{kind}", partial_identity(s, kind, job_identity, declared_attribute),
                   PARTIAL_TABLES[kind], sums=PARTIAL_SUMS[kind])
 
@@ -239,10 +231,9 @@ def partial_rows(home, manifest: dict, s: Settings, windows: list[dt.datetime], 
             return _mismatch_rows(con, s, all_windows, declared_attribute)
         return _model_rows(con, s, all_windows, kind)
 
-    df = ds.rows(manifest, dates, query) if windows else pd.DataFrame()
+    df = ds.windows(manifest, windows, query) if len(windows) else pd.DataFrame()
     if df.empty:
         return pd.DataFrame(columns=_columns(kind)), ds.stats or {}
-    df = df[df["window_start"].isin(pd.DatetimeIndex(windows))].reset_index(drop=True)
     return df, ds.stats
 
 

@@ -414,8 +414,7 @@ def count_sums(home, granularity: str, attributes: list[str]) -> tuple[DateSums,
     """The per-date cache of refusal_rates.sql's counts and the query that computes every window of some dates."""
     sql = load_sql("metrics/refusal_rates.sql").sql
     views = [load_sql(f"views/{v}").sql for v in ("020_latest_scores.sql", "030_scored_turns.sql")]
-    identity = hashlib.sha256(json.dumps({"v": LOGIC_VERSION, "g": granularity, "a": attributes, "sql": sql,
-                                          "views": views}).encode()).hexdigest()[:16]
+    identity = {"v": LOGIC_VERSION, "g": granularity, "a": attributes, "sql": sql, "views": views}
 
     def query(con, date_min: str, date_max: str) -> pd.DataFrame:
         return con.execute(sql, {"granularity": granularity, "attributes": attributes,
@@ -429,11 +428,10 @@ def window_counts(home, manifest: dict, granularity: str, attributes: list[str],
                   windows: list[dt.datetime]) -> pd.DataFrame:
     """refusal_rates.sql's rows for these windows, from the per-date cached counts plus the new turns' counts."""
     ds, query = count_sums(home, granularity, attributes)
-    df = ds.rows(manifest, {w.strftime("%Y-%m-%d") for w in windows}, query)
+    df = ds.windows(manifest, windows, query)
     log.info("refusal counts per date: %s", ds.stats)
     if not len(df):
         return df
-    df = df[df["window_start"].isin(pd.DatetimeIndex(windows))]
     keys = ["window_start", "model", "deployment", "seg_attribute", "seg_value"]
     return df.sort_values(keys, na_position="first", kind="stable").reset_index(drop=True)
 

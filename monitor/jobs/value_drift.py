@@ -309,10 +309,8 @@ def load_sums(con, granularity: str, start, end, version: str, dims: list[str], 
         return _query_sums(con, granularity, start, end, version, dims, attrs)
     dates = [(start.date() + dt.timedelta(days=i)).isoformat()
              for i in range(((end - dt.timedelta(microseconds=1)).date() - start.date()).days + 1)]
-    identity = hashlib.sha256(json.dumps({
-        "v": SUMS_VERSION, "g": granularity, "s": version, "d": list(dims), "a": list(attrs),
-        "sql": [load_sql(f).sql for f in ("values/drift_value_stats.sql", "values/drift_mix_counts.sql")]},
-        sort_keys=True).encode()).hexdigest()[:16]
+    identity = {"v": SUMS_VERSION, "g": granularity, "s": version, "d": list(dims), "a": list(attrs),
+                "sql": [load_sql(f).sql for f in ("values/drift_value_stats.sql", "values/drift_mix_counts.sql")]}
     ds = DateSums(home, SUMS_NAME, identity, SUMS_TABLES, STAT_SUMS + MIX_SUMS)
 
     def query(c, date_min: str, date_max: str) -> pd.DataFrame:

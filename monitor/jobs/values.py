@@ -240,14 +240,11 @@ def retired_rows(con, rows: list[dict], granularity: str, windows: list, metrics
 def window_sums(home, manifest: dict, windows: list[dt.datetime], granularity: str, attrs: list[str],
                 scorer_version: str) -> tuple[list, dict]:
     """The rows of value_means.sql and coverage.sql for `windows`, from per-date sums extended with new turns."""
-    wanted = set(windows)
-    dates = sorted({w.strftime("%Y-%m-%d") for w in windows})
     frames, stats = [], {}
     for name, sql_file, tables, sums in PARTIALS:
         sql = load_sql(sql_file).sql
         # Everything the cached rows depend on besides the lake (confidence and min_n only shape the metric rows).
-        identity = hashlib.sha256(json.dumps({"v": LOGIC_VERSION, "g": granularity, "a": attrs, "s": scorer_version,
-                                              "sql": sql}, sort_keys=True).encode()).hexdigest()[:16]
+        identity = {"v": LOGIC_VERSION, "g": granularity, "a": attrs, "s": scorer_version, "sql": sql}
 
         def query(con, date_min: str, date_max: str, sql=sql):
             # Every window of these dates (a cached day must hold all of them), not only the touched ones.
@@ -256,8 +253,7 @@ def window_sums(home, manifest: dict, windows: list[dt.datetime], granularity: s
                                      "date_min": date_min, "date_max": date_max}).df()
 
         ds = DateSums(home, name, identity, tables, sums)
-        frame = ds.rows(manifest, dates, query)
-        frames.append(frame[frame["window_start"].isin(wanted)] if len(frame) else frame)
+        frames.append(ds.windows(manifest, windows, query))
         stats[name] = ds.stats
     return frames, stats
 
