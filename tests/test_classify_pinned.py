@@ -175,6 +175,44 @@ def test_labels_are_varied(pinned):
     assert len(set(expected["harm_categories"])) > 6
 
 
+def _flat_terms(words: list[str]) -> re.Pattern:
+    # The word-list regex as it was before the alternatives shared prefixes (kept to compare against).
+    parts = []
+    for w in sorted(set(words), key=len, reverse=True):
+        if w.endswith("*"):
+            parts.append(re.escape(w[:-1]) + r"[\w'-]*")
+        elif ".*" in w:
+            parts.append(w)
+        else:
+            parts.append(re.escape(w))
+    return re.compile(r"(?<![\w'])(?:" + "|".join(parts) + r")(?![\w])")
+
+
+def test_prefix_sharing_regexes_match_like_the_flat_alternation():
+    from monitor.classify.features import HarmFeatures, _APOS, _term_parts, _terms, load_lexicon
+
+    lex = load_lexicon("harm")
+    lists = {f"categories.{c}": lex["categories"][c] for c in sorted(lex["categories"])}
+    lists.update({k: v for k, v in sorted(lex.items()) if isinstance(v, list)})
+    # Order-sensitive cases: an entry, its extension and its prefix form, where the first alternative to match
+    # decides how far findall's next search starts.
+    lists["overlap"] = ["gun", "guns", "gun*", "gun violence", "violence", "gun-", "a b", "b c", "a", "use .* methods"]
+    prompts, replies = pinned_texts()
+    texts = [t.translate(_APOS).lower() for t in prompts[:1500] + replies[:300] if isinstance(t, str)]
+    texts += ["guns gun-violence gun violence gunvi", "a b c b c a", "use these methods use methods", "gun's gun_"]
+    hf = HarmFeatures()
+    cats = [lex["categories"][c] for c in hf.CATEGORIES]
+    joined = {"re_risky": cats[:4], "re_risky_all": cats}
+    pairs = [(name, _terms(words), _flat_terms(words)) for name, words in lists.items()]
+    pairs += [(name, getattr(hf, name), re.compile("|".join(_flat_terms(w).pattern for w in ws)))
+              for name, ws in joined.items()]
+    for name, new, old in pairs:
+        assert new.pattern != old.pattern or name == "overlap"
+        for t in texts:
+            assert [m.span() for m in new.finditer(t)] == [m.span() for m in old.finditer(t)], (name, t)
+    assert _term_parts(["b*", "abc"]) == [("abc", ""), ("b", r"[\w'-]*")]
+
+
 @pytest.mark.parametrize("key", ["refusal_scores", "harm_scores"])
 def test_scores_unchanged(pinned, key):
     expected, got = pinned

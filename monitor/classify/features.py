@@ -35,17 +35,53 @@ def _join(patterns: list[str]) -> re.Pattern:
     return re.compile("|".join(f"(?:{p})" for p in patterns))
 
 
-def _terms(words: list[str]) -> re.Pattern:
-    """Compile a word list (entries may be phrases; trailing * = prefix) into one whole-word regex."""
+def _term_parts(words: list[str]) -> list[tuple[str, str]]:
+    """The alternatives of _terms(words) in match order, each as (literal text, regex tail)."""
     parts = []
     for w in sorted(set(words), key=len, reverse=True):
         if w.endswith("*"):
-            parts.append(re.escape(w[:-1]) + r"[\w'-]*")
+            parts.append((w[:-1], r"[\w'-]*"))
         elif ".*" in w:
-            parts.append(w)
+            parts.append(("", w))
         else:
-            parts.append(re.escape(w))
-    return re.compile(r"(?<![\w'])(?:" + "|".join(parts) + r")(?![\w])")
+            parts.append((w, ""))
+    return parts
+
+
+def _trie(parts: list[tuple[str, str]]) -> str:
+    """An alternation matching exactly like ``|``.join(escape(literal) + tail) but sharing literal prefixes.
+
+    Python's ``re`` tries alternatives one by one at every position; "kill|kidnap|knife" as "k(?:i(?:ll|dnap)|nife)"
+    rules most of them out by their first character. The order of alternatives is kept wherever two can match at the
+    same place (the first to match wins, and findall counts depend on it): alternatives are grouped only by their
+    next literal character (two different characters never match at the same place), and an alternative without one
+    (its literal text ends: "gun" among "guns", "gun violence") stays between the groups before and after it.
+    """
+    pieces: list[str] = []
+    groups: dict[str, list[tuple[str, str]]] = {}
+
+    def flush() -> None:
+        for c, group in groups.items():
+            if len(group) == 1:
+                pieces.append(re.escape(c + group[0][0]) + group[0][1])
+            else:
+                pieces.append(re.escape(c) + "(?:" + _trie(group) + ")")
+        groups.clear()
+
+    for lit, tail in parts:
+        if lit:
+            groups.setdefault(lit[0], []).append((lit[1:], tail))
+        else:
+            flush()
+            pieces.append(tail)
+    flush()
+    return "|".join(pieces)
+
+
+def _terms(words: list[str] | list[tuple[str, str]]) -> re.Pattern:
+    """Compile a word list (entries may be phrases; trailing * = prefix) into one whole-word regex."""
+    parts = words if words and isinstance(words[0], tuple) else _term_parts(words)
+    return re.compile(r"(?<![\w'])(?:" + _trie(parts) + r")(?![\w])")
 
 
 def ngrams(tokens: list[str], prefix: str, out: dict, bigrams: bool = True) -> None:
@@ -479,7 +515,8 @@ class HarmFeatures:
 
     def __init__(self, lexicon: dict | None = None):
         lex = lexicon or load_lexicon("harm")
-        self.cat_re = {c: _terms(lex["categories"][c]) for c in self.CATEGORIES}
+        cat_parts = {c: _term_parts(lex["categories"][c]) for c in self.CATEGORIES}
+        self.cat_re = {c: _terms(cat_parts[c]) for c in self.CATEGORIES}
         self.re_person = _terms(lex["person_targets"])
         self.re_thing = _terms(lex["thing_targets"])
         self.re_fiction = _terms(lex["fiction_context"])
@@ -499,8 +536,10 @@ class HarmFeatures:
         # Harm named without a weapon, drug or crime word ("sabotage", "smear", "falsely", "someone else's"): weaker
         # evidence than a category word, so a cue of its own, not a category.
         self.re_weak = _terms(lex["weak_harm"]) if lex.get("weak_harm") else None
-        self.re_risky = re.compile("|".join(self.cat_re[c].pattern for c in ("violence", "weapons", "cyber", "fraud")))
-        self.re_risky_all = re.compile("|".join(self.cat_re[c].pattern for c in self.CATEGORIES))
+        # Any category's word: one alternation over the categories' alternatives in their order (the same matches as
+        # joining the category regexes with "|": they all start with the same look-behind).
+        self.re_risky = _terms([p for c in ("violence", "weapons", "cyber", "fraud") for p in cat_parts[c]])
+        self.re_risky_all = _terms([p for c in self.CATEGORIES for p in cat_parts[c]])
 
     def category_hits(self, t: str) -> dict[str, int]:
         """Count lexicon hits per harm category in normalised text ``t``."""
