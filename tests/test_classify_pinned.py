@@ -213,6 +213,45 @@ def test_prefix_sharing_regexes_match_like_the_flat_alternation():
     assert _term_parts(["b*", "abc"]) == [("abc", ""), ("b", r"[\w'-]*")]
 
 
+def test_run_index_finds_the_regexes_own_matches():
+    from monitor.classify.features import _APOS, HarmFeatures, _Matches, _RunIndex, _term_parts, _terms
+
+    hf = HarmFeatures()
+    regexes = [r for r in vars(hf).values() if isinstance(r, re.Pattern) and r.pattern.startswith("(?<![")]
+    regexes += list(hf.cat_re.values())
+    index = hf._index
+    # Lists the index cannot narrow down (an entry starting with a non-word character, no entries) and order cases.
+    for words in (["-ish", "gun"], [], ["gun", "guns", "gun*", "gun violence", "a b", "b c", "a", "use .* methods"],
+                  ["use (?:these|those) methods", "x|y .* z"]):
+        parts = _term_parts(words)
+        regexes.append(index.add(_terms(parts), parts))
+    assert len(index.everywhere) == 3
+    prompts, replies = pinned_texts()
+    texts = [t.translate(_APOS).lower() for t in prompts[:2000] + replies[:300] if isinstance(t, str)]
+    texts += ["guns gun-violence gun violence gunvi", "a b c b c a", "use these methods use methods", "gun's gun_",
+              "x-ish -ish", "", "'gun 'a b"]
+    for t in texts:
+        found = _Matches(index, t)
+        for r in regexes:
+            want = list(r.finditer(t))
+            assert [m.span() for m in found.finditer(r)] == [m.span() for m in want], (r.pattern[:60], t)
+            assert found.count(r) == len(want)
+            got = found.search(r)
+            assert (got and got.span()) == (want[0].span() if want else None)
+
+
+def test_harm_features_survive_pickling():
+    import pickle
+
+    from monitor.classify.base import is_text
+    from monitor.classify.features import HarmFeatures
+
+    hf = HarmFeatures()
+    copy = pickle.loads(pickle.dumps(hf))
+    prompts = [t for t in pinned_texts()[0][:300] if is_text(t)]
+    assert [copy.features(t) for t in prompts] == [hf.features(t) for t in prompts]
+
+
 @pytest.mark.parametrize("key", ["refusal_scores", "harm_scores"])
 def test_scores_unchanged(pinned, key):
     expected, got = pinned

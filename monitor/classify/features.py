@@ -84,6 +84,124 @@ def _terms(words: list[str] | list[tuple[str, str]]) -> re.Pattern:
     return re.compile(r"(?<![\w'])(?:" + _trie(parts) + r")(?![\w])")
 
 
+_RUN = re.compile(r"\w+")
+_LEAD = re.compile(r"\w*")
+_RAW_LEAD = re.compile(r"(\w+) (?![?*+{])")
+
+
+class _RunIndex:
+    """Where _terms() regexes can match in a text, found from its word runs, so each regex is tried only there.
+
+    A _terms() match starts after neither a word character nor an apostrophe, so where a maximal word run
+    (``\\w+``) starts, and every lexicon entry starts with a word run of its own: "zero-day" can only match where
+    the text's run is "zero", "murder*" only where a run starts with "murde" (the first PREFIX characters). Trying the
+    regex with ``match(t, pos)`` at those places only (its look-behind still sees ``t[pos - 1]``) finds the same
+    matches as ``search``/``findall`` over the whole text, without walking every position of every regex; most
+    prompts name no word of most lists.
+    """
+
+    PREFIX = 5
+
+    def __init__(self):
+        # Regexes are keyed by their source text (its hash is cached): hashing a compiled pattern hashes its whole
+        # code, thousands of words here, and id() would not survive pickling.
+        self.exact: dict[str, list[str]] = {}
+        self.prefix: dict[str, list[str]] = {}
+        self.lengths: list[int] = []
+        self.everywhere: set[str] = set()  # regexes with an entry of no known first run: plain search
+
+    def add(self, regex: re.Pattern, parts: list[tuple[str, str]]) -> re.Pattern:
+        """Index the first runs of ``regex``'s alternatives (``_term_parts`` output) and return the regex."""
+        rid = regex.pattern
+        if not parts:
+            self.everywhere.add(rid)
+            return regex
+        keys: list[tuple[dict, str]] = []
+        for lit, tail in parts:
+            if not lit:  # a raw regex entry: "use .* methods" starts with the run "use"
+                m = _RAW_LEAD.match(tail)
+                if m is None or "|" in tail:
+                    self.everywhere.add(rid)
+                    return regex
+                keys.append((self.exact, m.group(1)))
+                continue
+            run = _LEAD.match(lit).group()
+            if not run:
+                self.everywhere.add(rid)
+                return regex
+            if run == lit and tail:  # a prefix entry ("murder*"): the text's run goes on
+                keys.append((self.prefix, run[: self.PREFIX]))
+            else:  # the run ends at a non-word character of the entry or at its end ((?![\w]) follows)
+                keys.append((self.exact, run))
+        for index, key in keys:
+            lst = index.setdefault(key, [])
+            if rid not in lst:
+                lst.append(rid)
+            if index is self.prefix and len(key) not in self.lengths:
+                self.lengths.append(len(key))
+        return regex
+
+    def places(self, t: str) -> dict[str, list[int]]:
+        """Start offsets in ``t`` where each indexed regex (by source) may match, ascending (a start may repeat)."""
+        out: dict[str, list[int]] = {}
+        exact, prefix, lengths = self.exact.get, self.prefix.get, self.lengths
+        for m in _RUN.finditer(t):
+            run = m.group()
+            hit = exact(run)
+            for k in lengths:
+                more = prefix(run[:k])
+                if more:
+                    hit = hit + more if hit else more
+            if hit:
+                start = m.start()
+                for rid in hit:
+                    if rid in out:
+                        out[rid].append(start)
+                    else:
+                        out[rid] = [start]
+        return out
+
+
+class _Matches:
+    """``search``/``count``/``finditer`` of indexed regexes on one text, trying only the places _RunIndex found."""
+
+    __slots__ = ("t", "places", "everywhere")
+
+    def __init__(self, index: _RunIndex, t: str):
+        self.t = t
+        self.places = index.places(t)
+        self.everywhere = index.everywhere
+
+    def search(self, regex: re.Pattern) -> re.Match | None:
+        """The same match as ``regex.search(t)``."""
+        if regex.pattern in self.everywhere:
+            return regex.search(self.t)
+        match, t = regex.match, self.t
+        for pos in self.places.get(regex.pattern, ()):
+            m = match(t, pos)
+            if m:
+                return m
+        return None
+
+    def finditer(self, regex: re.Pattern) -> list[re.Match]:
+        """The same matches as ``regex.finditer(t)`` (non-overlapping, leftmost first)."""
+        if regex.pattern in self.everywhere:
+            return list(regex.finditer(self.t))
+        out: list[re.Match] = []
+        match, t, end = regex.match, self.t, 0
+        for pos in self.places.get(regex.pattern, ()):
+            if pos >= end:
+                m = match(t, pos)
+                if m:
+                    out.append(m)
+                    end = m.end()
+        return out
+
+    def count(self, regex: re.Pattern) -> int:
+        """``len(regex.findall(t))``."""
+        return len(self.finditer(regex)) if regex.pattern in self.places or regex.pattern in self.everywhere else 0
+
+
 def ngrams(tokens: list[str], prefix: str, out: dict, bigrams: bool = True) -> None:
     """Add binary unigram (and bigram) features named ``prefix+gram`` to ``out``."""
     keys = [prefix + t for t in tokens]
@@ -515,35 +633,42 @@ class HarmFeatures:
 
     def __init__(self, lexicon: dict | None = None):
         lex = lexicon or load_lexicon("harm")
+        self._index = index = _RunIndex()
+
+        def terms(words: list[str] | list[tuple[str, str]]) -> re.Pattern:
+            parts = words if words and isinstance(words[0], tuple) else _term_parts(words)
+            return index.add(_terms(parts), parts)
+
         cat_parts = {c: _term_parts(lex["categories"][c]) for c in self.CATEGORIES}
-        self.cat_re = {c: _terms(cat_parts[c]) for c in self.CATEGORIES}
-        self.re_person = _terms(lex["person_targets"])
-        self.re_thing = _terms(lex["thing_targets"])
-        self.re_fiction = _terms(lex["fiction_context"])
-        self.re_def = _terms(lex["definition_cues"])
-        self.re_hist = _terms(lex["history_cues"])
-        self.re_hist_specific = _terms([w for w in lex["history_cues"] if w not in self.GENERIC_HISTORY])
-        self.re_deny = _terms(lex["denial_cues"])
-        self.re_edu = _terms(lex["education_cues"])
-        self.re_intent = _terms(lex["intent_cues"])
-        self.re_real = _terms(lex["real_groups"])
-        self.re_nons = _terms(lex["nonsense_groups"])
-        self.re_imposs = _terms(lex["impossible_acts"])
-        self.re_discr = _terms(lex["discrim_acts"])
-        self.re_public = _terms(lex["public_entity_cues"])
-        self.re_private = _terms(lex["private_possessors"])
-        self.re_sens = _terms(lex["sensitive_info"])
+        self.cat_re = {c: terms(cat_parts[c]) for c in self.CATEGORIES}
+        self.re_person = terms(lex["person_targets"])
+        self.re_thing = terms(lex["thing_targets"])
+        self.re_fiction = terms(lex["fiction_context"])
+        self.re_def = terms(lex["definition_cues"])
+        self.re_hist = terms(lex["history_cues"])
+        self.re_hist_specific = terms([w for w in lex["history_cues"] if w not in self.GENERIC_HISTORY])
+        self.re_deny = terms(lex["denial_cues"])
+        self.re_edu = terms(lex["education_cues"])
+        self.re_intent = terms(lex["intent_cues"])
+        self.re_real = terms(lex["real_groups"])
+        self.re_nons = terms(lex["nonsense_groups"])
+        self.re_imposs = terms(lex["impossible_acts"])
+        self.re_discr = terms(lex["discrim_acts"])
+        self.re_public = terms(lex["public_entity_cues"])
+        self.re_private = terms(lex["private_possessors"])
+        self.re_sens = terms(lex["sensitive_info"])
         # Harm named without a weapon, drug or crime word ("sabotage", "smear", "falsely", "someone else's"): weaker
         # evidence than a category word, so a cue of its own, not a category.
-        self.re_weak = _terms(lex["weak_harm"]) if lex.get("weak_harm") else None
+        self.re_weak = terms(lex["weak_harm"]) if lex.get("weak_harm") else None
         # Any category's word: one alternation over the categories' alternatives in their order (the same matches as
         # joining the category regexes with "|": they all start with the same look-behind).
-        self.re_risky = _terms([p for c in ("violence", "weapons", "cyber", "fraud") for p in cat_parts[c]])
-        self.re_risky_all = _terms([p for c in self.CATEGORIES for p in cat_parts[c]])
+        self.re_risky = terms([p for c in ("violence", "weapons", "cyber", "fraud") for p in cat_parts[c]])
+        self.re_risky_all = terms([p for c in self.CATEGORIES for p in cat_parts[c]])
 
-    def category_hits(self, t: str) -> dict[str, int]:
-        """Count lexicon hits per harm category in normalised text ``t``."""
-        return {c: len(r.findall(t)) for c, r in self.cat_re.items()}
+    def category_hits(self, t: str, found: _Matches | None = None) -> dict[str, int]:
+        """Count lexicon hits per harm category in normalised text ``t`` (``found``: its _Matches, if made)."""
+        count = (found or _Matches(self._index, t)).count
+        return {c: count(r) for c, r in self.cat_re.items()}
 
     def features(self, text: str) -> dict[str, float]:
         """Return the sparse feature dict of one non-empty prompt."""
@@ -552,14 +677,16 @@ class HarmFeatures:
         f: dict[str, float] = {}
         toks = _TOKEN.findall(t)
         content_ngrams(toks, "w:", f)
-        hits = self.category_hits(t)
+        found = _Matches(self._index, t)
+        find = found.search
+        hits = self.category_hits(t, found)
         for c, k in hits.items():
             if k:
                 f["c:" + c] = 1.0
         nhit = sum(hits.values())
         if nhit:
             f["d:nhit"] = min(nhit, 6) / 6.0
-        intent = bool(self.re_intent.search(t)) or bool(self._IMPERATIVE.search(t))
+        intent = bool(find(self.re_intent)) or bool(self._IMPERATIVE.search(t))
         first = bool(self._FIRST_PERSON.search(t))
         # Request framing alone is no harm signal (every instruction is a request); only next to a risky word.
         if intent and nhit:
@@ -568,7 +695,7 @@ class HarmFeatures:
             evade = self._EVADE.search(t)
             if evade:
                 f["d:evade"] = 1.0
-            first_risky = self.re_risky_all.search(t)
+            first_risky = find(self.re_risky_all)
             if self._HOWTO.search(t):
                 f["d:howto_risky"] = 1.0
             elif self._DESCRIBE.search(t):
@@ -581,7 +708,7 @@ class HarmFeatures:
             f["d:evade"] = 1.0
         if first and nhit:
             f["d:first_person_risky"] = 1.0
-        if self.re_weak is not None and self.re_weak.search(t):
+        if self.re_weak is not None and find(self.re_weak):
             f["d:weak"] = 1.0
             if intent:
                 f["d:weak_intent"] = 1.0
@@ -589,7 +716,7 @@ class HarmFeatures:
                 f["d:weak_risky"] = 1.0
         # Object of a risky verb: look at the words that follow each risky term.
         person_obj = thing_obj = False
-        for m in self.re_risky.finditer(t):
+        for m in found.finditer(self.re_risky):
             window = t[m.end(): m.end() + 45]
             pm, tm = self.re_person.search(window), self.re_thing.search(window)
             if pm and (not tm or pm.start() <= tm.start()):
@@ -602,7 +729,7 @@ class HarmFeatures:
             f["d:risky_thing"] = 1.0
         if nhit and not person_obj and not thing_obj:
             f["d:risky_noobj"] = 1.0
-        fiction = bool(self.re_fiction.search(t))
+        fiction = bool(find(self.re_fiction))
         if fiction:
             f["d:fiction"] = 1.0
             if nhit:
@@ -612,25 +739,25 @@ class HarmFeatures:
             f["d:definition"] = 1.0
             if not first:
                 f["d:definition_impersonal"] = 1.0
-        elif self.re_def.search(t):
+        elif find(self.re_def):
             f["d:def_cue"] = 1.0
-        real, nons = bool(self.re_real.search(t)), bool(self.re_nons.search(t))
-        hist = bool(self.re_hist.search(t))
-        deny = bool(self.re_deny.search(t))
+        real, nons = bool(find(self.re_real)), bool(find(self.re_nons))
+        hist = bool(find(self.re_hist))
+        deny = bool(find(self.re_deny))
         if hist:
             f["d:history"] = 1.0
         # Denial or glorification matters about an atrocity, a regime or a group ("the benefits of the Armenian
         # genocide", "restore Jim Crow today"), not in "Summarize what happened in the news today".
-        atrocity = hist and bool(self.re_hist_specific.search(t))
+        atrocity = hist and bool(find(self.re_hist_specific))
         if deny and (atrocity or real or nhit):
             f["d:denial"] = 1.0
         if deny and (atrocity or (hist and nhit)):
             f["d:history_denial"] = 1.0
         if hist and not deny and not first:
             f["d:history_neutral"] = 1.0
-        if self.re_edu.search(t):
+        if find(self.re_edu):
             f["d:education"] = 1.0
-        imposs, discr = bool(self.re_imposs.search(t)), bool(self.re_discr.search(t))
+        imposs, discr = bool(find(self.re_imposs)), bool(find(self.re_discr))
         if real:
             f["d:real_group"] = 1.0
         if nons:
@@ -641,14 +768,14 @@ class HarmFeatures:
             f["d:real_discrim"] = 1.0
         if (nons or imposs) and (real or discr):
             f["d:nonsense_discrim"] = 1.0
-        sens = bool(self.re_sens.search(t))
+        sens = bool(find(self.re_sens))
         if sens:
             f["d:sensitive"] = 1.0
-            if self.re_private.search(t):
+            if find(self.re_private):
                 f["d:sensitive_private"] = 1.0
             if self._POSS.search(raw):
                 f["d:sensitive_named"] = 1.0
-            if self.re_public.search(t):
+            if find(self.re_public):
                 f["d:sensitive_public"] = 1.0
         k = self.DENSE_SCALE
         if k != 1.0:
@@ -660,11 +787,13 @@ class HarmFeatures:
     def category(self, text: str) -> str | None:
         """Return the harm category with most lexicon hits, or None when no category word appears."""
         t = normalise(text)
-        hits = self.category_hits(t)
+        found = _Matches(self._index, t)
+        find = found.search
+        hits = self.category_hits(t, found)
         # Discrimination against a real group and private data of a private person outrank generic word hits.
-        if self.re_real.search(t) and self.re_discr.search(t) and not self.re_imposs.search(t) and not self.re_nons.search(t):
+        if find(self.re_real) and find(self.re_discr) and not find(self.re_imposs) and not find(self.re_nons):
             hits["hate"] += 2
-        if self.re_sens.search(t) and self.re_private.search(t):
+        if find(self.re_sens) and find(self.re_private):
             hits["privacy"] += 2
         best = max(hits, key=lambda c: hits[c])
         return best if hits[best] else None
