@@ -167,6 +167,42 @@ def _columns(kind: str) -> list[str]:
             *PARTIAL_SUMS[kind]]
 
 
+def _groups(df: pd.DataFrame, cols: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The group number of every row over `cols` (groups numbered by first appearance; None and NaN are one key,
+    as in groupby(dropna=False)) and the first row of each group."""
+    code = np.zeros(len(df), dtype=np.int64)
+    for c in cols:
+        k, u = pd.factorize(df[c])  # missing values get -1 (use_na_sentinel=False is 10x slower on strings)
+        k = np.where(k < 0, len(u), k)  # ... and are one key of their own
+        # Re-numbered after each column, so the combined code stays below the row count (no overflow).
+        code = pd.factorize(code * (len(u) + 1) + k)[0]
+    first = np.unique(code, return_index=True)[1] if len(code) else np.zeros(0, dtype=np.int64)
+    return code, first
+
+
+def _sums(df: pd.DataFrame, code: np.ndarray, groups: int, cols) -> dict[str, np.ndarray]:
+    """Column sums per group number (integer columns stay integers)."""
+    out = {}
+    for c in cols:
+        x = df[c].to_numpy()
+        if x.dtype.kind in "iub":
+            # Integer sums through float64 are exact below 2**53, far above any count here.
+            out[c] = np.rint(np.bincount(code, weights=x.astype("float64"), minlength=groups)).astype("int64")
+        else:
+            out[c] = np.bincount(code, weights=x.astype("float64"), minlength=groups)
+    return out
+
+
+def _frame(columns: list[str], parts: list[dict]) -> pd.DataFrame:
+    """One frame of `columns` from column dicts of arrays, concatenated column by column (pd.concat checks every
+    value of an all-None column, ~0.2 s on the value sums of a day)."""
+    out = {}
+    for c in columns:
+        arrays = [p[c] for p in parts]
+        out[c] = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+    return pd.DataFrame(out, columns=columns)
+
+
 def with_all_models(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     """The per-model rows plus their sum over models (model None) per window, source, attribute and group."""
     if df.empty:
@@ -174,9 +210,14 @@ def with_all_models(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     cols, extra = PARTIAL_SUMS[kind], VALUE_KEYS[kind]
     keys = ["window_start", "source_kind", "attribute", "group", "segment", "pair", *extra]
     # Counts and sums are additive, so "all models" is the sum over model versions.
-    all_models = df.groupby(keys, as_index=False, dropna=False)[list(cols)].sum()
-    all_models["model"] = None
-    return pd.concat([df, all_models], ignore_index=True)
+    code, first = _groups(df, keys)
+    all_models = {c: df[c].to_numpy()[first] for c in keys}
+    all_models.update(_sums(df, code, len(first), cols))
+    all_models["model"] = np.full(len(first), None, dtype=object)
+    own = {c: df[c].to_numpy() for c in df.columns}
+    if own["model"].dtype != object:
+        own["model"] = own["model"].astype(object)
+    return _frame(list(df.columns), [own, all_models])
 
 
 def _counts_raw(con, s: Settings, windows: list[dt.datetime], kind: str) -> pd.DataFrame:
@@ -197,12 +238,20 @@ def load_inputs(con, s: Settings, windows: list[dt.datetime]) -> tuple[pd.DataFr
 def bound_inputs(counts: pd.DataFrame, values: pd.DataFrame, s: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Unbounded rate counts and value sums (all models included) bounded to the same groups, chosen on the larger
     n of the two."""
-    cols = ["window_start", "source_kind", "attribute", "group", "pair", "n"]
-    # All-models rows only: the choice is the same for every model.
-    frames = [f[f["model"].isna()][cols] for f in (counts, values) if len(f)]
+    cols = ["window_start", "source_kind", "attribute", "group", "pair"]
+    # All-models rows only: the choice is the same for every model. A group's size is its largest row's n.
+    frames = []
+    for f in (counts, values):
+        if not len(f):
+            continue
+        f = f[f["model"].isna()]
+        code, first = _groups(f, cols)
+        n = np.zeros(len(first), dtype="int64")
+        np.maximum.at(n, code, f["n"].to_numpy().astype("int64"))
+        frames.append(pd.DataFrame({**{c: f[c].to_numpy()[first] for c in cols}, "n": n}))
     keep: set[tuple] = set()
     if frames:
-        sizes = pd.concat(frames, ignore_index=True).groupby(cols[:-1], as_index=False)["n"].max()
+        sizes = pd.concat(frames, ignore_index=True).groupby(cols, as_index=False)["n"].max()
         sizes["model"] = None
         keep = chosen_groups(sizes, s)
     return bound_groups(counts, s, keep), bound_groups(values, s, keep)
@@ -277,24 +326,28 @@ def bound_groups(df: pd.DataFrame, s: Settings, keep: set[tuple] | None = None) 
         return df.reset_index(drop=True)
     keep = chosen_groups(df, s) if keep is None else keep
     # Membership tested once per distinct (window, source, attribute, group), not once per row and bin.
-    codes, uniques = pd.MultiIndex.from_frame(df[["window_start", "source_kind", "attribute", "group"]]).factorize()
-    member = np.array([key in keep for key in uniques] + [False])  # code -1 (a missing key) is never kept
-    mask = member[codes]
+    gkeys = ["window_start", "source_kind", "attribute", "group"]
+    code, first = _groups(df, gkeys)
+    firsts = [df[c].take(first).tolist() for c in gkeys]  # Timestamps, as the keys chosen_groups returns
+    member = np.array([key in keep for key in zip(*firsts)], dtype=bool)
+    mask = member[code]
     kept = df[mask]
-    rest = df[~mask]
-    if rest.empty:
+    if mask.all():
         return kept.reset_index(drop=True)
+    rest = df[~mask]
     values = "dimension" in df.columns
     cols = list(VALUE_COLUMNS if values else COUNT_COLUMNS)
-    keys = ["window_start", "model", "source_kind", "attribute", "group", "segment", "pair"]
-    rest = rest.assign(group=OTHER, segment=_json_per_key(rest["attribute"], lambda a: json.dumps({a: OTHER})))
+    # The pooled group's label and segment depend on the attribute only, so these keys are the groupby's.
+    keys = ["window_start", "model", "source_kind", "attribute", "pair"] + (["dimension", "bin"] if values else [])
+    code, first = _groups(rest, keys)
+    pooled = {c: rest[c].to_numpy()[first] for c in keys}
+    pooled["group"] = np.full(len(first), OTHER, dtype=object)
+    pooled["segment"] = np.array(_json_per_key(pooled["attribute"], lambda a: json.dumps({a: OTHER})), dtype=object)
     if values:
-        keys += ["dimension", "bin"]
-        pooled = rest.groupby(keys, as_index=False, dropna=False).agg(
-            **{c: (c, "sum") for c in cols}, family=("family", "first"))
-    else:
-        pooled = rest.groupby(keys, as_index=False, dropna=False)[cols].sum()
-    return pd.concat([kept, pooled], ignore_index=True)
+        pooled["family"] = rest["family"].to_numpy()[first]
+    pooled.update(_sums(rest, code, len(first), cols))
+    own = {c: kept[c].to_numpy() for c in df.columns}
+    return _frame(list(df.columns), [own, pooled])
 
 
 def _f(x) -> float | None:
@@ -361,6 +414,41 @@ def compare_rates(df: pd.DataFrame, s: Settings) -> list[dict]:
 _ALL = "\x00all models"  # stand-in for model=None while grouping (pandas drops None keys)
 
 
+def _ordered_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Running sum of `values` restarting at each index in `starts` (sorted, starting with 0)."""
+    total = np.cumsum(values)
+    before = np.repeat(total[starts] - values[starts], np.diff(np.append(starts, len(values))))
+    return total - before
+
+
+def _group_histograms(d: pd.DataFrame, gcode: np.ndarray, bins: np.ndarray) -> dict[int, tuple]:
+    """Group number -> (its bins ascending, its count in each)."""
+    n = d["n"].to_numpy(dtype="int64")
+    order = np.lexsort((bins, gcode))
+    g, b, c = gcode[order], bins[order], n[order]
+    out = {}
+    for lo, hi in zip(*_runs_of(g)):
+        ub, inv = np.unique(b[lo:hi], return_inverse=True)
+        out[int(g[lo])] = (ub, np.bincount(inv, weights=c[lo:hi]).astype("int64"))
+    return out
+
+
+def _runs_of(sorted_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end index of each run of equal values."""
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    return starts, np.append(starts[1:], len(sorted_codes))
+
+
+def _paired_counts(a: tuple, b: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Two groups' counts over the bins either of them has, ascending (a group x bin pivot of the two alone)."""
+    bins = np.union1d(a[0], b[0])
+    ca, cb = np.zeros(len(bins), dtype="int64"), np.zeros(len(bins), dtype="int64")
+    ca[np.searchsorted(bins, a[0])] = a[1]
+    cb[np.searchsorted(bins, b[0])] = b[1]
+    both = (ca + cb) > 0
+    return ca[both], cb[both]
+
+
 def compare_values(df: pd.DataFrame, s: Settings) -> list[dict]:
     """One result per (window, model, source, attribute, group, value dimension): mean with t interval, reference
     mean, gap, ratio and the Mann-Whitney test against the reference (no BH)."""
@@ -368,32 +456,49 @@ def compare_values(df: pd.DataFrame, s: Settings) -> list[dict]:
     if df.empty:
         return out
     part = ["window_start", "mkey", "source_kind", "attribute", "dimension"]
-    d = df.assign(mkey=df["model"].astype(object).where(df["model"].notna(), _ALL))
-    sums = d.groupby(part + ["group"], sort=True).agg(
-        n=("n", "sum"), total=("total", "sum"), total_sq=("total_sq", "sum"), nonzero=("nonzero", "sum"),
-        segment=("segment", "first"), family=("family", "first"))
+    model = df["model"].to_numpy(dtype=object, copy=True)
+    model[pd.isna(model)] = _ALL
+    d = df.assign(mkey=model)
+    # Every sum below is over integer group numbers (numpy), not over the named keys (pandas groupby factorizes
+    # each key column per call: ~0.3 s on the value sums of a day).
+    gcode, gfirst = _groups(d, part + ["group"])
+    pcode_of_group = pd.factorize(_groups(d, part)[0][gfirst])[0]
+    sums = _sums(d, gcode, len(gfirst), ("n", "total", "total_sq", "nonzero"))
     # Rest-of-traffic reference: group and rest together are the whole partition, so one ranking per partition
     # serves every group: mid-rank of each bin, each group's rank sum, the partition's tie term and largest tie.
-    t = d.groupby(part + ["bin"], sort=True)["n"].sum()
-    mid = (t.groupby(level=part, sort=False).cumsum() - (t - 1) / 2).rename("mid")
-    ranks = d.join(mid, on=part + ["bin"])
-    rank_sum = (ranks["n"] * ranks["mid"]).groupby([ranks[c] for c in part + ["group"]]).sum()
-    tie = (t ** 3 - t).groupby(level=part).sum()
-    mode = t.groupby(level=part).max()
-    part_tot = sums[["n", "total", "total_sq"]].groupby(level=part).sum()
-    # Plain dicts from here on: a pandas .loc on a MultiIndex costs ~0.1 ms, and there is one per row.
-    rank_sum = dict(zip(rank_sum.index, rank_sum.tolist()))
-    tie = dict(zip(tie.index, tie.tolist()))
-    mode = dict(zip(mode.index, mode.tolist()))
-    part_tot = dict(zip(part_tot.index, zip(part_tot["n"].tolist(), part_tot["total"].tolist(),
-                                            part_tot["total_sq"].tolist())))
-    keys = list(sums.index)
-    cells = list(zip(keys, sums["n"].tolist(), sums["total"].tolist(), sums["total_sq"].tolist(),
-                     sums["nonzero"].tolist(), sums["segment"].tolist(), sums["family"].tolist()))
+    pcode = pcode_of_group[gcode]
+    bins = d["bin"].to_numpy(dtype="float64")
+    ccode, cfirst = _groups(pd.DataFrame({"p": pcode, "bin": bins}), ["p", "bin"])
+    t = _sums(d, ccode, len(cfirst), ("n",))["n"]
+    order = np.lexsort((bins[cfirst], pcode[cfirst]))  # the cells of each partition, bins ascending
+    cell_p = pcode[cfirst][order]
+    starts = _runs_of(cell_p)[0]
+    ts = t[order]
+    mid = np.empty(len(t), dtype="float64")
+    mid[order] = _ordered_cumsum(ts, starts) - (ts - 1) / 2
+    rank_sum = np.bincount(gcode, weights=d["n"].to_numpy(dtype="float64") * mid[ccode], minlength=len(gfirst))
+    tie_by_p = np.add.reduceat(ts ** 3 - ts, starts)
+    mode_by_p = np.maximum.reduceat(ts, starts)
+    parts = cell_p[starts]
+    tie = dict(zip(parts.tolist(), tie_by_p.tolist()))
+    mode = dict(zip(parts.tolist(), mode_by_p.tolist()))
+    tot = {c: np.bincount(pcode_of_group, weights=sums[c].astype("float64"), minlength=len(parts))
+           for c in ("n", "total", "total_sq")}
+    part_tot = dict(enumerate(zip(np.rint(tot["n"]).astype("int64").tolist(), tot["total"].tolist(),
+                                  tot["total_sq"].tolist())))
+    labels = [d[c].take(gfirst).tolist() for c in part + ["group"]]
+    segments, families = d["segment"].take(gfirst).tolist(), d["family"].take(gfirst).tolist()
+    # Rows in the order of the sorted keys (as a sorted groupby gives them).
+    keys = list(zip(*labels))
+    rank_sum = rank_sum.tolist()
+    gps = pcode_of_group.tolist()
+    cells = sorted((keys[i], sums["n"][i], sums["total"][i], sums["total_sq"][i], sums["nonzero"][i], segments[i],
+                    families[i], i) for i in range(len(keys)))
     by_key = {c[0]: c for c in cells} if s.reference_group else {}
+    group_bins = None  # (bins, counts) of each group, built on first need (only with a configured reference group)
     # First pass: each row's sample and reference sums, so the t quantiles of all sizes come from one scipy call.
     todo = []
-    for key, n, tot, sq, nonzero, segment, family in cells:
+    for key, n, tot, sq, nonzero, segment, family, i in cells:
         pkey = key[:5]
         n, tot, sq = int(n), float(tot), float(sq)
         if n == 0:
@@ -410,14 +515,13 @@ def compare_values(df: pd.DataFrame, s: Settings) -> list[dict]:
                 n_ref, tot_ref, sq_ref = 0, 0.0, 0.0
         else:
             label = "rest of traffic"
-            pn, ptot, psq = part_tot[pkey]
+            pn, ptot, psq = part_tot[gps[i]]
             n_ref, tot_ref, sq_ref = int(pn) - n, float(ptot) - tot, float(psq) - sq
-        todo.append((key, n, tot, sq, nonzero, segment, family, ref_group, is_ref, label, n_ref, tot_ref, sq_ref))
+        todo.append((key, n, tot, sq, nonzero, segment, family, ref_group, is_ref, label, n_ref, tot_ref, sq_ref,
+                     i))
     quantiles = t_quantiles([r[1] for r in todo] + [r[10] for r in todo], s.confidence)
-    partitions = None  # bins of each partition, built on first need (only with a configured reference group)
-    histograms: dict[tuple, pd.DataFrame] = {}  # group x bin counts of each partition, built on first need
     seg_json: dict[tuple, str] = {}
-    for key, n, tot, sq, nonzero, segment, family, ref_group, is_ref, label, n_ref, tot_ref, sq_ref in todo:
+    for key, n, tot, sq, nonzero, segment, family, ref_group, is_ref, label, n_ref, tot_ref, sq_ref, i in todo:
         w, mkey, src, attr, dim, group = key
         pkey = key[:5]
         mean, sd = mean_sd(n, tot, sq)
@@ -429,17 +533,13 @@ def compare_values(df: pd.DataFrame, s: Settings) -> list[dict]:
         test = None
         if min_n_ok and not is_ref:
             if ref_group:  # the pooled sample is this group and the reference group: rank them together
-                if partitions is None:
-                    partitions = {k: g for k, g in d.groupby(part, sort=False)}
-                h = histograms.get(pkey)
-                if h is None:
-                    h = histograms[pkey] = partitions[pkey].pivot_table(
-                        index="group", columns="bin", values="n", aggfunc="sum", fill_value=0).sort_index(axis=1)
-                a, b = h.loc[group].to_numpy(), h.loc[ref_group].to_numpy()
-                both = (a + b) > 0  # the bins of these two groups only, as if the two were pivoted alone
-                test = mann_whitney(a[both], b[both])
+                if group_bins is None:
+                    group_bins = _group_histograms(d, gcode, bins)
+                a, b = _paired_counts(group_bins[i], group_bins[by_key[(*pkey, ref_group)][7]])
+                test = mann_whitney(a, b)
             else:
-                test = mann_whitney_ranks(n, float(rank_sum[key]), n_ref, float(tie[pkey]), float(mode[pkey]))
+                p = gps[i]
+                test = mann_whitney_ranks(n, float(rank_sum[i]), n_ref, float(tie[p]), float(mode[p]))
         gap = None if ref_mean is None or is_ref else mean - ref_mean
         metric = VALUE_METRIC if src == "production" else f"probe_{VALUE_METRIC}"
         seg = seg_json.get((segment, dim))
