@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from itertools import compress
 
 # A word: letters/digits with internal apostrophes, so "it's", "don't", "i'm" stay one token and
 # "tenants' rights" is ["tenants", "rights"]. Hyphens and dots split: "law-abiding" -> ["law", "abiding"],
@@ -44,16 +45,19 @@ class _Node:
         self.prefix: dict[str, _Node] = {}
 
 
-_MISS = object()
+_NO_MATCH = ()  # cached root entry of a token that starts no term (falsy, unlike a (hits, nexts) entry)
 
 
 class PhraseMatcher:
     """Finds every lexicon term of every dimension in a token list, leftmost-longest and non-overlapping per dimension."""
 
+    CACHE_MAX = 200_000  # token types remembered (bounds memory on adversarial input where every token is new)
+
     def __init__(self):
         self._root = _Node()
         self._prefix_lengths: list[int] = []
-        self._cache: dict[str, tuple | None] = {}
+        self._prefix_heads: frozenset = frozenset()
+        self._cache: dict[str, tuple] = {}
 
     def add(self, tokens: list[str], dim: int, weight: float, label: str) -> None:
         """Register a term (already split by `term_tokens`) for dimension index `dim`."""
@@ -71,47 +75,71 @@ class PhraseMatcher:
     def freeze(self) -> None:
         """Finish building: convert per-node tables into the tuples the scanning loop reads."""
         self._prefix_lengths = sorted({len(p) for p in self._root.prefix})
+        # The first characters every wildcard prefix shares in length, so most words skip the prefix table at once.
+        short = self._prefix_lengths[0] if self._prefix_lengths else 0
+        self._prefix_heads = frozenset(p[:short] for p in self._root.prefix)
+        self._cache.clear()
 
-    def _root_entry(self, tok: str):
+    def _root_entry(self, tok: str) -> tuple:
         # Everything a token can start: hits of one-word terms and the nodes of longer phrases. Cached per token
         # type, so the prefix table is consulted once per distinct word, not once per occurrence.
         nodes = []
         n = self._root.exact.get(tok)
         if n is not None:
             nodes.append(n)
-        pref = self._root.prefix
-        for length in self._prefix_lengths:
-            if length > len(tok):
-                break
-            n = pref.get(tok[:length])
-            if n is not None:
-                nodes.append(n)
+        if self._prefix_lengths and tok[:self._prefix_lengths[0]] in self._prefix_heads:
+            pref = self._root.prefix
+            for length in self._prefix_lengths:
+                if length > len(tok):
+                    break
+                n = pref.get(tok[:length])
+                if n is not None:
+                    nodes.append(n)
         if not nodes:
-            entry = None
-        else:
-            hits = tuple((d, w, lab) for node in nodes for d, (w, lab) in node.hits.items())
-            nexts = tuple(node for node in nodes if node.exact or node.prefix)
-            entry = (hits, nexts)
-        if len(self._cache) > 200_000:  # bound memory on adversarial input (every token new)
-            self._cache.clear()
-        self._cache[tok] = entry
-        return entry
+            return _NO_MATCH
+        hits = tuple((d, w, lab) for node in nodes for d, (w, lab) in node.hits.items())
+        nexts = tuple(node for node in nodes if node.exact or node.prefix)
+        return hits, nexts
+
+    def _entries(self, toks: list[str]) -> list[tuple]:
+        """The cached root entry of every token, computing those of token types not seen before."""
+        cache = self._cache
+        entries = list(map(cache.get, toks))
+        if None in entries:  # some token types are new (None is never cached: a miss is _NO_MATCH)
+            if len(cache) > self.CACHE_MAX:
+                cache.clear()
+            root_entry = self._root_entry
+            for tok in {tok for tok in toks if tok not in cache}:
+                cache[tok] = root_entry(tok)
+            entries = list(map(cache.__getitem__, toks))
+        return entries
 
     def find(self, toks: list[str]) -> list[tuple[int, int, int, float, str]]:
         """Return matches as (dim, first token, end token, weight, term), leftmost-longest, no overlap within a dim."""
+        entries = self._entries(toks)
         cands = []
-        cache = self._cache
-        for i, tok in enumerate(toks):
-            entry = cache.get(tok, _MISS)
-            if entry is _MISS:
-                entry = self._root_entry(tok)
-            if entry is None:
-                continue
-            hits, nexts = entry
+        append = cands.append
+        n = len(toks)
+        # Only the positions whose token starts a term are visited in Python (most tokens start none).
+        for i, (hits, nexts) in compress(enumerate(entries), entries):
             for d, w, lab in hits:
-                cands.append((d, i, i + 1, w, lab))
+                append((d, i, i + 1, w, lab))
             for node in nexts:
-                self._walk(node, toks, i, i + 1, cands)
+                # A phrase continues through exact words almost always: follow them in a loop, and hand a node
+                # with wildcard children to _walk (same candidates in the same order either way).
+                j = i + 1
+                while j < n:
+                    if node.prefix:
+                        self._walk(node, toks, i, j, cands)
+                        break
+                    node = node.exact.get(toks[j])
+                    if node is None:
+                        break
+                    j += 1
+                    for d, (w, lab) in node.hits.items():
+                        append((d, i, j, w, lab))
+                    if not node.exact and not node.prefix:
+                        break
         if len(cands) < 2:
             return cands
         cands.sort(key=lambda c: (c[0], c[1], -c[2]))

@@ -6,6 +6,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
 import pandas as pd
@@ -108,42 +109,63 @@ class ValueScorer:
                                hint="pass one refusal score per text, or None")
         out = np.zeros((n, n_dims), dtype=np.float64)
         scored = np.ones(n, dtype=bool)
-        n_tokens = np.zeros(n, dtype=np.int64)
+        token_counts = [0] * n
         reasons: list[str | None] = [None] * n
         evidence: list[dict] = [{}] * n
+        # Scores are collected as (row, dimension, value) and written into `out` in one assignment at the end.
+        cell_rows, cell_dims, cell_values = [], [], []
         find = self._matcher.find
+        findall, finditer, match_start = TOKEN_RE.findall, TOKEN_RE.finditer, re.Match.start
+        names, regexes, unscorable = self.names, self._regexes, self._unscorable
         for row, text in enumerate(texts):
             if not isinstance(text, str):
                 text = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
             low = normalize(text)
-            ms = list(TOKEN_RE.finditer(low))
-            toks = [m.group() for m in ms]
-            n_tokens[row] = len(toks)
-            reason = self._unscorable(text, low, toks)
+            toks = findall(low)
+            token_counts[row] = len(toks)
+            reason = unscorable(text, low, toks)
             if reason is not None:
-                scored[row] = False
                 reasons[row] = reason
-                out[row] = np.nan
                 continue
-            ev: dict[str, list] = {}
+            # Evidence is kept as token positions first; the character offsets of just the tokens up to the last
+            # kept one are looked up afterwards, instead of a match object for every token of every reply.
+            ev: dict[int, list] = {}
             sums = {}
+            last_tok = 0
             for d, i, j, w, term in find(toks):
                 sums[d] = sums.get(d, 0.0) + w
-                spans = ev.setdefault(d, [])
+                spans = ev.get(d)
+                if spans is None:
+                    spans = ev[d] = []
                 if len(spans) < MAX_SPANS:
-                    spans.append((term, ms[i].start(), ms[j - 1].end()))
-            for d, rx, w in self._regexes:
-                for m in rx.finditer(text):
-                    if m.end() > m.start():
-                        sums[d] = sums.get(d, 0.0) + w
-                        spans = ev.setdefault(d, [])
-                        if len(spans) < MAX_SPANS:
-                            spans.append((m.group().lower(), m.start(), m.end()))
-            per100 = 100.0 / len(toks)
-            for d, s in sums.items():
-                out[row, d] = s * per100
-            names = self.names
-            evidence[row] = {names[d]: spans for d, spans in sorted(ev.items())}
+                    spans.append((term, i, j))
+                    if j > last_tok:
+                        last_tok = j
+            if last_tok:
+                starts = list(map(match_start, islice(finditer(low), last_tok)))
+                for d, spans in ev.items():
+                    ev[d] = [(term, starts[i], starts[j - 1] + len(toks[j - 1])) for term, i, j in spans]
+            if regexes:
+                for d, rx, w in regexes:
+                    for m in rx.finditer(text):
+                        if m.end() > m.start():
+                            sums[d] = sums.get(d, 0.0) + w
+                            spans = ev.setdefault(d, [])
+                            if len(spans) < MAX_SPANS:
+                                spans.append((m.group().lower(), m.start(), m.end()))
+                ev = dict(sorted(ev.items()))
+            if sums:
+                per100 = 100.0 / len(toks)
+                cell_rows += [row] * len(sums)
+                cell_dims += sums.keys()
+                cell_values += [s * per100 for s in sums.values()]
+            # find() returns matches ordered by dimension, so without regex dimensions `ev` is already sorted.
+            evidence[row] = {names[d]: spans for d, spans in ev.items()}
+        out[cell_rows, cell_dims] = cell_values
+        unscored = [row for row, reason in enumerate(reasons) if reason is not None]
+        scored[unscored] = False
+        out[unscored] = np.nan
+        n_tokens = np.array(token_counts, dtype=np.int64)
         # The refusal classifier's score is passed through as given, also for rows the lexicons cannot score
         # (the classifier is not a lexicon); it is NaN when no scores were given.
         out[:, self._refusal_col] = np.nan if refusal_scores is None else np.asarray(refusal_scores, dtype=float)
@@ -155,13 +177,13 @@ class ValueScorer:
             return "empty"
         if not low.isascii():
             non_ascii = sum(1 for c in _NON_ASCII_RE.findall(low) if c.isalpha())
-            letters = sum(len(t) for t in toks)
+            letters = sum(map(len, toks))
             if non_ascii > NON_ASCII_MAX * letters:
                 return "non_english"
         if len(toks) < self.min_tokens:
             return "too_short"
-        english = sum(1 for t in toks if t in ENGLISH_STOPWORDS)
-        foreign = sum(1 for t in toks if t in FOREIGN_STOPWORDS)
+        english = sum(map(ENGLISH_STOPWORDS.__contains__, toks))
+        foreign = sum(map(FOREIGN_STOPWORDS.__contains__, toks))
         if foreign >= FOREIGN_MIN * len(toks) and foreign > english:
             return "non_english"
         if english == 0 and len(toks) >= LONG_NO_STOPWORDS:

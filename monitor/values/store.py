@@ -30,18 +30,18 @@ def build_tables(turn_ids: list[str], dates: list[str], result, topics: list[str
     scored = np.asarray(result.scored, dtype=bool)
     # Long form: rows for scored replies x dimensions with a finite score (refusal is NaN without a classifier).
     rows_idx, cols_idx = np.nonzero(scored[:, None] & np.isfinite(mat))
-    tid = np.asarray(turn_ids, dtype=object)
-    dt = np.asarray(dates, dtype=object)
-    dims = np.asarray(names, dtype=object)
-    fams = np.asarray([families[c] for c in names], dtype=object)
+    # Each column is a C-level take from a short array (one entry per reply or dimension), not a Python object
+    # per long row: a batch of 5,000 replies has ~120,000 value_scores rows.
+    ts_type = VALUE_SCORES.schema.field("scored_at").type
+    n_long = len(rows_idx)
     scores = pa.table({
-        "turn_id": pa.array(tid[rows_idx], pa.string()),
-        "dimension": pa.array(dims[cols_idx], pa.string()),
-        "family": pa.array(fams[cols_idx], pa.string()),
+        "turn_id": pa.array(turn_ids, pa.string()).take(rows_idx),
+        "dimension": pa.array(names, pa.string()).take(cols_idx),
+        "family": pa.array([families[c] for c in names], pa.string()).take(cols_idx),
         "score": pa.array(mat[rows_idx, cols_idx], pa.float64()),
-        "scorer_version": pa.array([version] * len(rows_idx), pa.string()),
-        "scored_at": pa.array([scored_at] * len(rows_idx), VALUE_SCORES.schema.field("scored_at").type),
-        "date": pa.array(dt[rows_idx], pa.string()),
+        "scorer_version": pa.repeat(pa.scalar(version, pa.string()), n_long),
+        "scored_at": pa.repeat(pa.scalar(scored_at, ts_type), n_long),
+        "date": pa.array(dates, pa.string()).take(rows_idx),
     }, schema=VALUE_SCORES.schema)
     turns = pa.table({
         "turn_id": turn_ids,
@@ -54,19 +54,18 @@ def build_tables(turn_ids: list[str], dates: list[str], result, topics: list[str
         "scored_at": [scored_at] * n,
         "date": dates,
     }, schema=VALUE_TURNS.schema)
-    ev = {"turn_id": [], "dimension": [], "term": [], "span_start": [], "span_end": [], "date": []}
-    for i, spans_by_dim in enumerate(result.evidence):
-        if not scored[i]:
-            continue
-        for dim, spans in spans_by_dim.items():
-            for term, start, end in spans:
-                ev["turn_id"].append(turn_ids[i])
-                ev["dimension"].append(dim)
-                ev["term"].append(term)
-                ev["span_start"].append(start)
-                ev["span_end"].append(end)
-                ev["date"].append(dates[i])
-    ev["scorer_version"] = [version] * len(ev["turn_id"])
+    spans = [(i, dim, span) for i in np.flatnonzero(scored).tolist()
+             for dim, dim_spans in result.evidence[i].items() for span in dim_spans]
+    rows = [i for i, _, _ in spans]
+    ev = {
+        "turn_id": [turn_ids[i] for i in rows],
+        "dimension": [dim for _, dim, _ in spans],
+        "term": [span[0] for _, _, span in spans],
+        "span_start": [span[1] for _, _, span in spans],
+        "span_end": [span[2] for _, _, span in spans],
+        "date": [dates[i] for i in rows],
+        "scorer_version": [version] * len(spans),
+    }
     evidence = pa.table(ev, schema=VALUE_EVIDENCE.schema)
     return {"value_scores": scores, "value_turns": turns, "value_evidence": evidence}
 
