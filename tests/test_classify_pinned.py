@@ -240,6 +240,16 @@ def test_run_index_finds_the_regexes_own_matches():
             assert (got and got.span()) == (want[0].span() if want else None)
 
 
+def test_fold_quotes_is_the_translate_table():
+    from monitor.classify.features import _APOS, fold_quotes
+
+    rng = random.Random(3)
+    alphabet = "ab '\"\u2019\u2018\u201c\u201d\u2032\u00e9\u4e2d\U0001F600"
+    for _ in range(5000):
+        t = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert fold_quotes(t) == t.translate(_APOS)
+
+
 def test_harm_features_survive_pickling():
     import pickle
 
