@@ -11,7 +11,9 @@ acknowledgement or silence carried over) but pages nobody unless its severity is
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -132,6 +134,14 @@ def _canonical_segment(seg: Any, memo: dict[str, str] | None = None) -> str:
     return out
 
 
+class _IsoText(dict):
+    """Window start -> its `iso` text, computed once per distinct start (a run meets thousands of rows, ~30 starts)."""
+
+    def __missing__(self, ts):
+        out = self[ts] = iso(ts)
+        return out
+
+
 def group_series(rows: list[dict]) -> dict[tuple, list[dict]]:
     out: dict[tuple, list[dict]] = {}
     memo: dict[str, str] = {}
@@ -195,6 +205,7 @@ def _evaluate_full(home, now: dt.datetime, backfill: bool, rules: list[Rule] | N
     series = group_series([r for r in rows if r["window_start"] <= now])  # windows of the future are not in yet
     parsed = {sid[4]: json.loads(sid[4]) for sid in series}
     alerts, recovered = [], []
+    texts = _IsoText()
     for rule in rules:
         for sid, srows in series.items():
             if not _rule_watches(rule, sid, parsed[sid[4]]):
@@ -206,7 +217,7 @@ def _evaluate_full(home, now: dt.datetime, backfill: bool, rules: list[Rule] | N
             if last is not None and codes[last] == OK:
                 recovered.append((_series_key(rule, sid), points[last].row["window_start"]))
             if tails is not None:
-                entries = [[iso(p.row["window_start"]), c, r] for p, c, r in zip(points, codes, runs)]
+                entries = _entries(rule, points, codes, runs, texts)
                 tails[_tail_id(rule, sid)] = _new_tail(rule, entries, True, entries[0][0], None)
     return AlertList(alerts, recovered), future
 
@@ -268,7 +279,7 @@ def _walk(rule: Rule, sid: tuple, points: list[_Point], start: int, prior, run: 
 # (rule, series) a *tail*: the verdict codes and consecutive-breach counts of its last windows, enough to evaluate a
 # changed window without walking the series again (docs/alerts.md, "Incremental evaluation").
 STATE_KEY = "alerts.evaluation"
-STATE_VERSION = 2  # bump when the evaluation or the state's shape changes: the next run is then a full one
+STATE_VERSION = 3  # bump when the evaluation or the state's shape changes: the next run is then a full one
 SEQUENTIAL = ("cusum", "page_hinkley")
 _EPOCH = dt.datetime(1970, 1, 1)
 
@@ -314,6 +325,22 @@ def _new_tail(rule: Rule, entries: list[list], start: bool, first: str, old_rese
 
 def _stub(code: int) -> _Verdict | None:
     return None if code == SKIP else _Verdict(code == BREACH)
+
+
+def _entries(rule: Rule, points: list[_Point], codes: list[int], runs: list[int], texts: _IsoText) -> list[list]:
+    """Tail entries of `points`: [window start, code, run], and for relative and test rules also [k, n, evaluable].
+
+    What a later window pools from its reference windows is kept, so a change after them is evaluated without
+    reading them again (see `_remembered`).
+    """
+    if rule.kind in ("relative", "test"):
+        return [[texts[p.row["window_start"]], c, r, p.k, p.n, p.evaluable] for p, c, r in zip(points, codes, runs)]
+    return [[texts[p.row["window_start"]], c, r] for p, c, r in zip(points, codes, runs)]
+
+
+def _remembered(entry: list) -> _Point:
+    """A reference window rebuilt from its tail entry: all `_reference`, `_pooled` and `_dispersion` read of it."""
+    return _Point({"window_start": _parse_iso(entry[0])}, None, None, None, entry[4], entry[3], entry[5])
 
 
 def _can_continue(saved, fp: str, manifest: dict, now: dt.datetime, since: str | None) -> bool:
@@ -437,6 +464,7 @@ def evaluate_incremental(home, now: dt.datetime, backfill: bool = False) -> tupl
         if delta.entries("metrics_log"):
             delta.view(con, "metrics_log")
             memo: dict[str, str] = {}
+            texts = _IsoText()
             for metric, gran, model, dep, seg, first, last in con.execute(
                     load_sql("alerts/changed_series.sql").sql, {"since": since or _EPOCH}).fetchall():
                 if not is_watched(metric):
@@ -445,9 +473,10 @@ def evaluate_incremental(home, now: dt.datetime, backfill: bool = False) -> tupl
                 if first > now:
                     continue
                 sid = (metric, gran, model, dep, _canonical_segment(seg, memo))
-                f = iso(first)
+                f = texts[first]
                 if sid not in changed or f < changed[sid]:
                     changed[sid] = f
+        fresh = _new_series(con, since, {sid[0] for sid in changed}) if changed else None
 
         plans: dict[str, tuple] = {}  # tail id -> (rule index, rule, sid, plan)
         segments: dict[str, dict] = {}
@@ -476,10 +505,10 @@ def evaluate_incremental(home, now: dt.datetime, backfill: bool = False) -> tupl
                     plans[tid] = (i, rule, sid, plan)
 
         results: list[tuple] = []
-        retry = _evaluate_plans(con, plans, tails, since, since_s, now, backfill, cfg, results)
+        retry = _evaluate_plans(con, plans, tails, since, since_s, now, backfill, cfg, results, fresh)
         if retry:
             _evaluate_plans(con, {tid: (*plans[tid][:3], None) for tid in retry}, tails, since, since_s, now,
-                            backfill, cfg, results)
+                            backfill, cfg, results, None)
     finally:
         con.close()
     results.sort(key=lambda x: x[0])
@@ -491,43 +520,111 @@ def evaluate_incremental(home, now: dt.datetime, backfill: bool = False) -> tupl
                                           "tails": tails}
 
 
-def _evaluate_plans(con, plans: dict, tails: dict, since, since_s, now, backfill, cfg, results: list) -> list[str]:
-    """Evaluate the planned (rule, series); returns the tail ids whose tail did not fit (to do in full)."""
+def _new_series(con, since: dt.datetime | None, metrics: set[str]) -> dict[tuple, list[dict]] | None:
+    """The latest new rows of `metrics` by series when they are the latest of the whole log (None when not sure).
+
+    Series whose segment is spelt more than one way since `since` are left out: an older spelling's row of the same
+    window may still be a latest row, in a file the new rows do not cover.
+    """
+    [(newest,)] = con.execute(load_sql("alerts/new_rows_newest.sql").sql).fetchall()  # fetched to the end
+    if not newest:
+        return None
+    params = {"since": since or _EPOCH, "metrics": sorted(metrics)}
+    memo: dict[str, str] = {}
+    spelling: dict[tuple, Any] = {}
+    ambiguous = set()
+    for metric, seg in con.execute(load_sql("alerts/segment_spellings.sql").sql, params).fetchall():
+        key = (metric, _canonical_segment(seg, memo))
+        if spelling.setdefault(key, seg) != seg:
+            ambiguous.add(key)
+    cur = con.execute(load_sql("alerts/new_series_history.sql").sql, params)
+    names = [d[0] for d in cur.description]
+    series = group_series([dict(zip(names, r)) for r in cur.fetchall()])
+    return {sid: rows for sid, rows in series.items() if (sid[0], sid[4]) not in ambiguous}
+
+
+def _from_new_rows(tail: dict | None, plan, rows: list[dict] | None, texts: "_IsoText") -> bool:
+    """Whether a planned (rule, series) can be evaluated from its new rows and its tail alone.
+
+    Every window from the first changed one on must have a new row (the tail lists the windows there were), and
+    the windows before it that the plan re-reads must be remembered with what a reference pools. A series without
+    a tail had no window in the evaluated history (its tail would have been kept): all its windows are new.
+    """
+    if rows is None or not isinstance(plan, tuple):
+        return False
+    s, j, changed = plan
+    have = {texts[r["window_start"]] for r in rows}
+    if changed not in have:
+        return False
+    if tail is None:
+        return s == j == 0
+    e = tail["e"]
+    return all(len(x) == 6 for x in e[s:j]) and all(x[0] in have for x in e[j:])
+
+
+def _evaluate_plans(con, plans: dict, tails: dict, since, since_s, now, backfill, cfg, results: list,
+                    fresh: dict | None) -> list[str]:
+    """Evaluate the planned (rule, series); returns the tail ids whose tail did not fit (to do in full).
+
+    `fresh` (from `_new_series`) gives the new rows of series that need no older file: a series is read from the
+    log only when its plan or tail does not allow that.
+    """
     wanted: dict[tuple, dt.datetime] = {}
-    froms: dict[str, str | None] = {}
+    froms: dict[str, dt.datetime] = {}
+    texts = _IsoText()
+    by_new: set[str] = set()
     for tid, (_, rule, sid, plan) in plans.items():
         if plan == "keep":
+            continue
+        if fresh is not None and _from_new_rows(tails.get(tid), plan, fresh.get(sid), texts):
+            by_new.add(tid)
             continue
         if plan is None:
             frm = since_s
         else:
             s, j, changed = plan
             frm = tails[tid]["e"][s][0] if s < j else changed  # an earlier window, or the first changed one
-        froms[tid] = frm
-        at = _parse_iso(frm) if frm is not None else _EPOCH
+        at = froms[tid] = _parse_iso(frm) if frm is not None else _EPOCH
         g = sid[:4]
         if g not in wanted or at < wanted[g]:
             wanted[g] = at
     series = _load_series(con, wanted)
+    starts: dict[tuple, list[dt.datetime]] = {}  # series -> its window starts, sorted as its rows are
+    new_starts: dict[tuple, list[dt.datetime]] = {}
     retry = []
     for tid, (ri, rule, sid, plan) in plans.items():
         if plan == "keep":
             continue
-        frm = _parse_iso(froms[tid]) if froms[tid] is not None else _EPOCH
-        if since is not None and frm < since:
-            frm = since
-        srows = [r for r in series.get(sid, ()) if frm <= r["window_start"] <= now]
-        if not srows:
-            if plan is not None and tid in tails:
-                retry.append(tid)  # the remembered windows are gone
-            else:
-                tails.pop(tid, None)  # no window of the series is in the history now
-            continue
-        points = [_point(rule, r) for r in srows]
+        if tid in by_new:
+            # The windows before the change come back from the tail, the changed ones from the new rows.
+            s, j, changed = plan
+            rows = fresh[sid]
+            ws = new_starts.get(sid)
+            if ws is None:
+                ws = new_starts[sid] = [r["window_start"] for r in rows]
+            srows = rows[bisect.bisect_left(ws, _parse_iso(changed)):bisect.bisect_right(ws, now)]
+            points = [_remembered(x) for x in tails[tid]["e"][s:j]] if s < j else []
+            points += [_point(rule, r) for r in srows]
+        else:
+            frm = froms[tid]
+            if since is not None and frm < since:
+                frm = since
+            rows = series.get(sid, ())
+            ws = starts.get(sid)
+            if ws is None:
+                ws = starts[sid] = [r["window_start"] for r in rows]
+            srows = rows[bisect.bisect_left(ws, frm):bisect.bisect_right(ws, now)]  # the windows from `frm` to `now`
+            if not srows:
+                if plan is not None and tid in tails:
+                    retry.append(tid)  # the remembered windows are gone
+                else:
+                    tails.pop(tid, None)  # no window of the series is in the history now
+                continue
+            points = [_point(rule, r) for r in srows]
         series_key = _series_key(rule, sid)
         if plan is None or tid not in tails:
             found, codes, runs = _walk(rule, sid, points, 0, (), 0, now, backfill, cfg)
-            entries = [[iso(p.row["window_start"]), c, r] for p, c, r in zip(points, codes, runs)]
+            entries = _entries(rule, points, codes, runs, texts)
             tails[tid] = _new_tail(rule, entries, True, entries[0][0], None)
             last = _last_evaluated(codes)
             rec = (series_key, points[last].row["window_start"]) if last is not None and codes[last] == OK else None
@@ -535,12 +632,12 @@ def _evaluate_plans(con, plans: dict, tails: dict, since, since_s, now, backfill
             tail = tails[tid]
             s, j, _ = plan
             e = tail["e"]
-            if [iso(p.row["window_start"]) for p in points[:j - s]] != [x[0] for x in e[s:j]]:
+            if [texts[p.row["window_start"]] for p in points[:j - s]] != [x[0] for x in e[s:j]]:
                 retry.append(tid)  # the windows before the change are not the ones remembered
                 continue
             found, codes, runs = _walk(rule, sid, points, j - s, [_stub(x[1]) for x in e[s:j]],
                                        e[j - 1][2] if j > 0 else 0, now, backfill, cfg)
-            new = [[iso(p.row["window_start"]), c, r] for p, c, r in zip(points[j - s:], codes, runs)]
+            new = _entries(rule, points[j - s:], codes, runs, texts)
             entries = e[:j] + new
             last = _last_evaluated([x[1] for x in entries])
             if last is None:
@@ -558,6 +655,7 @@ def _evaluate_plans(con, plans: dict, tails: dict, since, since_s, now, backfill
     return retry
 
 
+@functools.lru_cache(maxsize=4096)  # the same few window starts come back for thousands of series
 def _parse_iso(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text[:-1] if text.endswith("Z") else text)
 
