@@ -108,6 +108,7 @@ class _RunIndex:
     """
 
     PREFIX = 5
+    MEMO = 200_000
 
     def __init__(self):
         # Regexes are keyed by their source text (its hash is cached): hashing a compiled pattern hashes its whole
@@ -116,6 +117,7 @@ class _RunIndex:
         self.prefix: dict[str, list[str]] = {}
         self.lengths: list[int] = []
         self.everywhere: set[str] = set()  # regexes with an entry of no known first run: plain search
+        self._memo: dict[str, tuple[str, ...]] = {}  # word run -> hits(run): one look-up per run instead of four
 
     def add(self, regex: re.Pattern, parts: list[tuple[str, str]]) -> re.Pattern:
         """Index the first runs of ``regex``'s alternatives (``_term_parts`` output) and return the regex."""
@@ -146,19 +148,28 @@ class _RunIndex:
                 lst.append(rid)
             if index is self.prefix and len(key) not in self.lengths:
                 self.lengths.append(len(key))
+        self._memo.clear()
         return regex
 
+    def hits(self, run: str) -> tuple[str, ...]:
+        """The regexes (by source) that may match where a word run ``run`` starts."""
+        hit = list(self.exact.get(run, ()))
+        for k in self.lengths:
+            hit += [rid for rid in self.prefix.get(run[:k], ()) if rid not in hit]
+        return tuple(hit)
+
     def places(self, t: str) -> dict[str, list[int]]:
-        """Start offsets in ``t`` where each indexed regex (by source) may match, ascending (a start may repeat)."""
+        """Start offsets in ``t`` where each indexed regex (by source) may match, ascending."""
         out: dict[str, list[int]] = {}
-        exact, prefix, lengths = self.exact.get, self.prefix.get, self.lengths
+        memo = self._memo
+        if len(memo) > self.MEMO:  # words seen: bounded, a long-running worker sees ever new typos and names
+            memo.clear()
+        get = memo.get
         for m in _RUN.finditer(t):
             run = m.group()
-            hit = exact(run)
-            for k in lengths:
-                more = prefix(run[:k])
-                if more:
-                    hit = hit + more if hit else more
+            hit = get(run)
+            if hit is None:
+                hit = memo[run] = self.hits(run)
             if hit:
                 start = m.start()
                 for rid in hit:
