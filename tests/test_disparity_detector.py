@@ -3,10 +3,13 @@ in state.sqlite, over a rolling 30 days, written by the disparity job only when 
 import datetime as dt
 import json
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from monitor.db import connect
-from monitor.disparity.quality import detector_window
+from monitor.disparity.compute import Settings, resolve_attributes
+from monitor.disparity.quality import detector_rows, detector_window
 from monitor.disparity.simulate import write_scored_turns
 from monitor.home import Home
 from monitor.jobs import run_job
@@ -101,3 +104,150 @@ def test_detector_rows_are_rewritten_only_when_labels_scores_or_the_day_change(h
     starts = {r[0] for r in con.execute("SELECT DISTINCT window_start FROM metrics "
                                         "WHERE metric = 'refusal_detector_recall'").fetchall()}
     assert starts == {dt.datetime(2026, 10, 22), dt.datetime(2026, 10, 23)}
+
+
+# -- when the rows are recomputed -----------------------------------------------------------------------------------
+# The job recomputes them only when something they depend on changed: a latest label, a row (turn, score, segment)
+# of a labelled turn in the window's files, an old file of the window rewritten, the day or the settings. After each
+# step below, the rows in `metrics` must equal a from-scratch computation over the whole lake, whether the job
+# recomputed them or not.
+
+def detector_writes(home) -> int:
+    """How many detector rows the job has appended to metrics_log so far (one batch per recomputation)."""
+    con = connect(home)
+    try:
+        return con.execute("SELECT count(*) FROM metrics_log WHERE metric LIKE 'refusal_detector_%'").fetchone()[0]
+    finally:
+        con.close()
+
+
+COLUMNS = ["metric", "segment", "window_start", "window_end", "value", "ci_low", "ci_high", "n", "numerator",
+           "small_sample", "details"]
+
+
+def assert_rows_current(home, now):
+    """The latest detector rows of now's window equal detector_rows() over a fresh connection to the whole lake."""
+    con = connect(home)
+    try:
+        present = [r[0] for r in con.execute("SELECT DISTINCT attribute FROM segments ORDER BY 1").fetchall()]
+        s = Settings.from_config(home.config, present)
+        want = detector_rows(home, con, resolve_attributes(s), now, s.min_n)
+        got = con.execute("SELECT * FROM metrics WHERE metric LIKE 'refusal_detector_%' AND window_start = $ws",
+                          {"ws": detector_window(now)[0]}).df()
+    finally:
+        con.close()
+    want = sorted(tuple(r[c] for c in COLUMNS) for r in want)
+    got = sorted(tuple(getattr(r, c) for c in COLUMNS) for r in got.itertuples(index=False))
+    assert got == want and want
+
+
+def run(home, now) -> int:
+    """Run the disparity job and return how many detector rows it wrote."""
+    before = detector_writes(home)
+    assert run_job(home, DISPARITY, now=now).status == "ok"
+    return detector_writes(home) - before
+
+
+def scores_row(turn_id, refusal, scored_at, date):
+    return {"turn_id": turn_id, "refusal": refusal, "refusal_score": 1.0, "prompt_harm": "benign",
+            "prompt_harm_score": 0.0, "refusal_version": "v2", "harm_version": "v2", "backend": "test",
+            "scored_at": scored_at, "date": date}
+
+
+@pytest.fixture
+def labelled(home):
+    # hi: t1 TP, t2 FP, t3 FN; en: t4 TP, t5 TN; t6..t9 unlabelled.
+    data = [(1, "full_refusal", "hi"), (2, "full_refusal", "hi"), (3, "compliance", "hi"), (4, "full_refusal", "en"),
+            (5, "compliance", "en"), (6, "compliance", "hi"), (7, "full_refusal", "en"), (8, "compliance", "en"),
+            (9, "compliance", "hi")]
+    write_scored_turns(home, [turn(i, RECENT, pred, lang) for i, pred, lang in data], RECENT)
+    for tid, truth in (("t1", "full_refusal"), ("t2", "compliance"), ("t3", "partial_refusal"),
+                       ("t4", "full_refusal"), ("t5", "compliance")):
+        label(home, tid, truth)
+    assert run(home, NOW) == 4
+    assert_rows_current(home, NOW)
+    return home
+
+
+def test_new_rows_of_unlabelled_turns_do_not_recompute_the_detector_rows(labelled):
+    home = labelled
+    now = NOW
+    for k in range(3):
+        now += dt.timedelta(minutes=20)
+        # New turns with scores and segments, in the window and outside it, then a re-score and a late segment of
+        # unlabelled turns: none of them is labelled.
+        write_scored_turns(home, [turn(100 + 10 * k + i, RECENT + dt.timedelta(hours=i), "compliance", "hi")
+                                  for i in range(5)] + [turn(200 + k, OLD, "full_refusal", "en")], RECENT)
+        home.lake.append("scores", pa.Table.from_pylist([scores_row("t6", "full_refusal", NOW, "2026-11-10")]))
+        home.lake.append("segments", pa.table({"turn_id": ["t7"], "attribute": ["language"], "value": ["hi"],
+                                               "date": ["2026-11-10"]}))
+        assert run(home, now) == 0
+        assert_rows_current(home, now)
+    # A compaction merging files the job has already seen (same rows in fewer files) changes nothing either.
+    assert sum(home.lake.compact(t, min_files=2) for t in ("turns", "scores", "segments")) > 0
+    assert run(home, now + dt.timedelta(minutes=1)) == 0
+    assert_rows_current(home, now)
+
+
+def test_a_new_label_recomputes(labelled):
+    label(labelled, "t6", "full_refusal", at="2026-11-20T16:00:00Z")  # hi: the classifier missed it (FN)
+    assert run(labelled, NOW + dt.timedelta(hours=1)) > 0
+    assert_rows_current(labelled, NOW)
+    assert rows(labelled).loc[("refusal_detector_recall", "hi"), "value"] == pytest.approx(1 / 3)
+    # A second opinion that changes a turn's latest label recomputes too; one that repeats it does not.
+    label(labelled, "t6", "full_refusal", at="2026-11-20T17:00:00Z", reviewer="bob")
+    assert run(labelled, NOW + dt.timedelta(hours=2)) == 0
+    label(labelled, "t6", "compliance", at="2026-11-20T18:00:00Z", reviewer="cy")
+    assert run(labelled, NOW + dt.timedelta(hours=3)) > 0
+    assert_rows_current(labelled, NOW)
+
+
+def test_a_rescore_of_a_labelled_turn_recomputes(labelled):
+    # The classifier's new version says t3 (labelled partial refusal) is a refusal: hi recall 1/2 -> 2/2.
+    labelled.lake.append("scores", pa.Table.from_pylist([scores_row("t3", "partial_refusal", NOW, "2026-11-10")]))
+    assert run(labelled, NOW + dt.timedelta(hours=1)) > 0
+    assert_rows_current(labelled, NOW)
+    assert rows(labelled).loc[("refusal_detector_recall", "hi"), "value"] == 1.0
+
+
+def test_a_new_segment_of_a_labelled_turn_recomputes(home):
+    write_scored_turns(home, [turn(1, RECENT, "full_refusal", "hi"), turn(2, RECENT, "full_refusal", "hi"),
+                              {**turn(3, RECENT, "compliance", "hi"), "attrs": {}}], RECENT)  # t3: no segment yet
+    for tid, truth in (("t1", "full_refusal"), ("t2", "compliance"), ("t3", "full_refusal")):
+        label(home, tid, truth)
+    assert run(home, NOW) > 0
+    assert rows(home).loc[("refusal_detector_recall", "hi"), "value"] == 1.0  # t3 is in no group yet
+    # t3's language arrives late: hi now has a missed refusal (recall 1/2).
+    home.lake.append("segments", pa.table({"turn_id": ["t3"], "attribute": ["language"], "value": ["hi"],
+                                           "date": ["2026-11-10"]}))
+    assert run(home, NOW + dt.timedelta(hours=1)) > 0
+    assert_rows_current(home, NOW)
+    assert rows(home).loc[("refusal_detector_recall", "hi"), "value"] == 0.5
+
+
+def test_a_labelled_turn_ingested_after_its_label_recomputes(labelled):
+    label(labelled, "t50", "compliance")  # not in the lake yet: the rows do not change, but the labels did
+    assert run(labelled, NOW + dt.timedelta(hours=1)) > 0
+    assert run(labelled, NOW + dt.timedelta(hours=2)) == 0
+    write_scored_turns(labelled, [turn(50, RECENT, "full_refusal", "en")], RECENT)  # en: a false positive
+    assert run(labelled, NOW + dt.timedelta(hours=3)) > 0
+    assert_rows_current(labelled, NOW)
+    assert rows(labelled).loc[("refusal_detector_precision", "en"), "value"] == 0.5
+
+
+def test_a_rewritten_old_file_recomputes(labelled):
+    # A deletion rewrites the files holding a labelled turn without its rows (keeping their commit version): no
+    # new file, but the old files no longer hold what the rows were computed from.
+    with labelled.lake.transaction() as tx:
+        assert tx.rewrite("scores", lambda t: pc.not_equal(t["turn_id"], "t2"), columns=["turn_id"])[1] == 1
+    assert run(labelled, NOW + dt.timedelta(hours=1)) > 0
+    assert_rows_current(labelled, NOW)
+    assert rows(labelled).loc[("refusal_detector_precision", "hi"), "value"] == 1.0  # t2's false positive is gone
+
+
+def test_other_settings_recompute(labelled):
+    (labelled.root / "monitor.toml").write_text("[disparity]\nmin_n = 2\ndetect_language = false\n")
+    home = Home.open(labelled.root)
+    assert run(home, NOW + dt.timedelta(hours=1)) > 0
+    assert_rows_current(home, NOW)
+    assert run(home, NOW + dt.timedelta(hours=2)) == 0

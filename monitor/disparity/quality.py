@@ -11,18 +11,20 @@ with the day of the run (granularity `30d`, window_start = that day - 29 days, w
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 import pandas as pd
 
-from monitor.db import connect
+from monitor.db import connect, scoped_manifest
 from monitor.disparity.stats import wilson
-from monitor.incremental import range_dates
+from monitor.incremental import Delta, range_dates
 from monitor.resources import load_sql
 
 DETECTOR_DAYS = 30
 DETECTOR_GRANULARITY = "30d"
 DETECTOR_METRICS = ("refusal_detector_precision", "refusal_detector_recall")
+DETECTOR_TABLES = ("turns", "scores", "segments")  # the lake tables detector_quality.sql reads
 
 
 def detector_quality_by_group(home, attribute: str, min_n: int | None = None, con=None,
@@ -99,6 +101,24 @@ def detector_rows(home, con, attributes: list[str], now: dt.datetime, min_n: int
     return rows
 
 
-def label_fingerprint(con) -> list:
-    """What the detector rows depend on besides the window: the labels and the classifier scores present."""
-    return [str(x) for x in con.execute(load_sql("disparity/label_fingerprint.sql").sql).fetchone()]
+def window_manifest(manifest: dict, now: dt.datetime) -> dict:
+    """The manifest restricted to the detector tables' files of the event dates of the window of `now`."""
+    scoped = scoped_manifest(manifest, *range_dates(*detector_window(now)))
+    return {**scoped, "tables": {t: scoped["tables"].get(t, []) for t in DETECTOR_TABLES}}
+
+
+def window_rows(manifest: dict, since: int | None = None) -> dict[str, int]:
+    """Rows per detector table in the files of `manifest` (only those committed up to version `since`, if given)."""
+    return {t: sum(e["rows"] for e in manifest["tables"].get(t, []) if since is None or e.get("v", 0) <= since)
+            for t in DETECTOR_TABLES}
+
+
+def label_fingerprint(con, home, manifest: dict, since: int) -> tuple[str, int, int]:
+    """The hash of every turn's latest refusal label, how many turns have one, and how many rows of those turns the
+    files of `manifest` committed after version `since` hold (con holds `labels`; its new_* views are replaced)."""
+    delta = Delta(home, manifest, since)
+    for table in DETECTOR_TABLES:
+        delta.view(con, table)
+    rows = con.execute(load_sql("disparity/label_fingerprint.sql").sql).fetchall()
+    digest = hashlib.sha256("\n".join(f"{t}\t{label}" for t, label, _ in rows).encode()).hexdigest()[:32]
+    return digest, len(rows), sum(int(n) for *_, n in rows)

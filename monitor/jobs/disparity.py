@@ -4,12 +4,15 @@ and `probes` (counterfactual probe sends).
 Language detection runs before every metrics job, so the `detected_language` segment exists when they break
 windows down by segment. The disparity job recomputes the windows holding turns with new scores, value scores or
 segments (one watermark in `kv`, see monitor/incremental.py) from group counts kept per date and extended with the
-new turns' counts (monitor/partials.py), and writes the refusal detector's per-group precision and recall over a rolling 30 days when reviewer
-labels exist and labels, scores or the day changed since it last did.
+new turns' counts (monitor/partials.py), and writes the refusal detector's per-group precision and
+recall over a rolling 30 days when reviewer labels exist and a label, a row of a labelled turn in that window
+(turn, score, segment) or the day changed since it last did.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 
 import pyarrow as pa
@@ -17,7 +20,7 @@ import pyarrow as pa
 from monitor.disparity.compute import (Settings, apply_bh, compare_rates, compare_values, metric_table,
                                        mismatch_table, partial_inputs, partial_rows, resolve_attributes, to_arrow)
 from monitor.disparity.language import detect_new_turns
-from monitor.disparity.quality import detector_rows, detector_window, label_fingerprint
+from monitor.disparity.quality import detector_rows, detector_window, label_fingerprint, window_manifest, window_rows
 from monitor.db import scope_views, scoped_connect
 from monitor.incremental import Delta, range_dates, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
@@ -30,6 +33,7 @@ WATERMARK_KEY = "disparity.watermark"
 INPUTS = ("scores", "value_turns", "segments")  # a window is recomputed when any of these gets rows for it
 IDENTITY = "1"  # bump when the disparity computation changes, to recompute every window once
 DETECTOR_KEY = "disparity.detector_fingerprint"
+DETECTOR_VERSION = "2"  # bump when the detector rows' computation changes, to recompute them once
 WINDOWS_PER_QUERY = 31
 
 
@@ -60,20 +64,36 @@ def compute_windows(home, manifest: dict, windows: list[dt.datetime], job: str, 
     return written
 
 
-def write_detector_rows(home, con, job: str, run_id: str, now: dt.datetime, present: list[str]) -> int:
-    """Write per-group refusal-detector precision/recall rows when labels exist and something changed."""
+def write_detector_rows(home, con, manifest: dict, job: str, run_id: str, now: dt.datetime,
+                        present: list[str]) -> int:
+    """Write per-group refusal-detector precision/recall rows when labels exist and something they depend on changed."""
+    # The rows depend on the window, the settings, every turn's latest refusal label, and the turns, latest scores
+    # and segments of the labelled turns in the window's files. Most runs only add rows of unlabelled turns: the
+    # window's files committed since the last computation are checked for rows of labelled turns (the new files
+    # only, so the check costs what the new turns cost), and the old files must still hold the rows they held (a
+    # deletion or a compaction mixing old and new rows recomputes).
     s = Settings.from_config(home.config, present)
     attrs = resolve_attributes(s)
-    fingerprint = {"window": detector_window(now)[0].isoformat(), "attributes": attrs,
-                   "inputs": label_fingerprint(con), "min_n": s.min_n}
-    if home.state.get(DETECTOR_KEY) == fingerprint:
+    identity = {"v": DETECTOR_VERSION, "window": detector_window(now)[0].isoformat(), "attributes": attrs,
+                "min_n": s.min_n, "confidence": home.config.metrics.confidence,
+                "sql": [load_sql(f"disparity/{f}.sql").sql for f in ("detector_quality", "label_fingerprint")]}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    window = window_manifest(manifest, now)
+    saved = home.state.get(DETECTOR_KEY) or {}
+    since = saved.get("v") if saved.get("identity") == key else None
+    extendable = since is not None and window_rows(window, since) == saved.get("rows")
+    labels, n_labelled, new_rows = label_fingerprint(con, home, window, since if extendable else manifest["version"])
+    state = {"identity": key, "labels": labels, "v": manifest["version"], "rows": window_rows(window)}
+    if extendable and labels == saved.get("labels") and new_rows == 0:
+        if saved != state:
+            home.state.put(DETECTOR_KEY, state)  # checked up to this version: the next run reads only newer files
         return 0
-    # No refusal label at all (the first element of the inputs is their count): no row to compute.
-    rows = detector_rows(home, con, attrs, now, s.min_n) if fingerprint["inputs"][0] != "0" else []
+    # No refusal label at all: no row to compute.
+    rows = detector_rows(home, con, attrs, now, s.min_n) if n_labelled else []
     for r in rows:
         r.update(job=job, run_id=run_id, computed_at=utcnow())  # processing time, as in compute_windows
     written = home.lake.append("metrics_log", to_arrow(rows)) if rows else 0
-    home.state.put(DETECTOR_KEY, fingerprint)
+    home.state.put(DETECTOR_KEY, state)
     return written
 
 
@@ -105,7 +125,8 @@ def run_disparity(ctx: JobContext) -> int:
         written = compute_windows(home, manifest, windows, "disparity", ctx.run_id, utcnow(), present) if windows \
             else 0
         delta.save(WATERMARK_KEY, IDENTITY)
-        written += write_detector_rows(home, con, "disparity", ctx.run_id, ctx.now, present)
+        # After the windows: the detector check replaces con's new_* views.
+        written += write_detector_rows(home, con, manifest, "disparity", ctx.run_id, ctx.now, present)
         log.info("disparity: %d window(s) recomputed, %d rows", len(windows), written)
         return written
     finally:
