@@ -462,7 +462,7 @@ def compare_values(df: pd.DataFrame, s: Settings) -> list[dict]:
     # Every sum below is over integer group numbers (numpy), not over the named keys (pandas groupby factorizes
     # each key column per call: ~0.3 s on the value sums of a day).
     gcode, gfirst = _groups(d, part + ["group"])
-    pcode_of_group = pd.factorize(_groups(d, part)[0][gfirst])[0]
+    pcode_of_group = _groups(d.iloc[gfirst], part)[0]  # a group's partition, from one row of each group
     sums = _sums(d, gcode, len(gfirst), ("n", "total", "total_sq", "nonzero"))
     # Rest-of-traffic reference: group and rest together are the whole partition, so one ranking per partition
     # serves every group: mid-rank of each bin, each group's rank sum, the partition's tie term and largest tie.
