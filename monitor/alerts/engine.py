@@ -121,6 +121,17 @@ def load_history(home, since: dt.datetime | None = None, metrics=None) -> list[d
         con.close()
 
 
+# Segment text -> its canonical text, kept across runs: a long-running worker meets the same few thousand segment
+# texts every run (parsing and dumping them was a tenth of an incremental alerts run at 140k turns).
+_SEGMENT_TEXTS: dict[str, str] = {}
+
+
+def _segment_memo() -> dict[str, str]:
+    if len(_SEGMENT_TEXTS) > 200_000:  # a bound, not a cache policy: texts come from a finite set of segments
+        _SEGMENT_TEXTS.clear()
+    return _SEGMENT_TEXTS
+
+
 def _canonical_segment(seg: Any, memo: dict[str, str] | None = None) -> str:
     """The segment as sorted-key JSON text, parsing each distinct text once when a memo is given."""
     if not isinstance(seg, str):
@@ -144,7 +155,7 @@ class _IsoText(dict):
 
 def group_series(rows: list[dict]) -> dict[tuple, list[dict]]:
     out: dict[tuple, list[dict]] = {}
-    memo: dict[str, str] = {}
+    memo = _segment_memo()
     for r in rows:
         sid = (r["metric"], r["granularity"], r["model"], r["deployment"], _canonical_segment(r["segment"], memo))
         rs = out.get(sid)
@@ -463,7 +474,7 @@ def evaluate_incremental(home, now: dt.datetime, backfill: bool = False) -> tupl
         future = False
         if delta.entries("metrics_log"):
             delta.view(con, "metrics_log")
-            memo: dict[str, str] = {}
+            memo = _segment_memo()
             texts = _IsoText()
             for metric, gran, model, dep, seg, first, last in con.execute(
                     load_sql("alerts/changed_series.sql").sql, {"since": since or _EPOCH}).fetchall():
@@ -530,7 +541,7 @@ def _new_series(con, since: dt.datetime | None, metrics: set[str]) -> dict[tuple
     if not newest:
         return None
     params = {"since": since or _EPOCH, "metrics": sorted(metrics)}
-    memo: dict[str, str] = {}
+    memo = _segment_memo()
     spelling: dict[tuple, Any] = {}
     ambiguous = set()
     for metric, seg in con.execute(load_sql("alerts/segment_spellings.sql").sql, params).fetchall():
@@ -1065,7 +1076,13 @@ def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker",
                 _insert(home, con, a, now_s, url, channels, res, actor)
             else:
                 _update(home, con, dict(cur), a, now_s, url, channels, res, actor)
+        # Thousands of series recover every run, almost none with an open alert: ask only about those that have one
+        # (resolving below only closes alerts, so no other series gains one meanwhile).
+        open_series = {r[0] for r in con.execute(
+            f"SELECT DISTINCT series_key FROM alerts WHERE status IN ({','.join('?' * len(OPEN))})", OPEN)}
         for series_key, ws in getattr(alerts, "recovered", []):
+            if series_key not in open_series:
+                continue
             for r in con.execute(
                 f"SELECT id, status FROM alerts WHERE series_key=? AND window_start<? AND status IN "
                 f"({','.join('?' * len(OPEN))})", (series_key, iso(ws), *OPEN)).fetchall():
