@@ -14,6 +14,7 @@ from monitor.classify.features import HarmFeatures, RefusalFeatures
 
 
 CHUNK = 4096
+_SEP = object()  # ends a reply's tokens in StackedScorer.margins(); equal to no token
 
 
 def _load_json(name: str) -> dict:
@@ -91,31 +92,52 @@ class StackedScorer:
         if not n:
             return np.zeros((0, self.W.shape[1]))
         unk = self.unknown
-        hu, hb = self.uni["h"].get, self.bi["h"].get
-        su, sb = self.uni["s"].get, self.bi["s"].get
-        tu, dget = self.uni["t"].get, self.dense.get
-        cols: list[int] = []
-        lens: list[int] = []
+        # Each namespace's tokens of the whole batch in one list, a separator after every reply (never a feature, so
+        # the bigrams across replies fall on the unknown column), looked up by one map() each instead of per reply.
+        sep = _SEP
+        hs: list = []
+        ss: list = []
+        ts: list = []
+        lens = np.empty((3, n), np.int64)
         dcols: list[int] = []
         dvals: list[float] = []
         dlens: list[int] = []
-        fromkeys = dict.fromkeys  # dedup within a reply keeps the binary n-gram semantics of features()
-        for htok, stok, ttok, dense in parts:
-            k0 = len(cols)
-            cols += map(hu, fromkeys(htok), repeat(unk))
-            cols += map(hb, fromkeys(zip(htok, islice(htok, 1, None))), repeat(unk))
-            cols += map(su, fromkeys(stok), repeat(unk))
-            cols += map(sb, fromkeys(zip(stok, islice(stok, 1, None))), repeat(unk))
-            if ttok:
-                cols += map(tu, fromkeys(ttok), repeat(unk))
-            lens.append(len(cols) - k0)
+        dget = self.dense.get
+        for i, (htok, stok, ttok, dense) in enumerate(parts):
+            hs += htok
+            hs.append(sep)
+            ss += stok
+            ss.append(sep)
+            ts += ttok
+            ts.append(sep)
+            lens[0, i], lens[1, i], lens[2, i] = len(htok), len(stok), len(ttok)
             dcols += map(dget, dense, repeat(unk))
             dvals += dense.values()
             dlens.append(len(dense))
-        c = np.asarray(cols, np.int64)
-        r = np.repeat(np.arange(n, dtype=np.int64), lens)
+        rows = np.arange(n, dtype=np.int64)
+        ncol = self.W.shape[0]
+        cols: list[np.ndarray] = []
+        rs: list[np.ndarray] = []
+        # features() holds each n-gram once per reply: keep the first (row, column) of each, in order, so every
+        # reply's terms are summed in the order they were before (unigrams, then bigrams, of each namespace).
+        for ns, toks, k in (("h", hs, 0), ("s", ss, 1), ("t", ts, 2)):
+            r = np.repeat(rows, lens[k] + 1)
+            get = self.uni[ns].get
+            grams = [(np.fromiter(map(get, toks, repeat(unk)), np.int64, len(toks)), r)]
+            if ns != "t":
+                bget = self.bi[ns].get
+                grams.append((np.fromiter(map(bget, zip(toks, islice(toks, 1, None)), repeat(unk)), np.int64,
+                                          len(toks) - 1), r[:-1]))
+            for c, rr in grams:
+                _, first = np.unique(rr * ncol + c, return_index=True)
+                first.sort()
+                cols.append(c[first])
+                rs.append(rr[first])
+        # Per reply the order must be h unigrams, h bigrams, s unigrams, ...: bincount adds each bin in array order.
+        c = np.concatenate(cols)
+        r = np.concatenate(rs)
         dc = np.asarray(dcols, np.int64)
-        dr = np.repeat(np.arange(n, dtype=np.int64), dlens)
+        dr = np.repeat(rows, dlens)
         dv = np.asarray(dvals, float)
         out = np.empty((n, self.W.shape[1]))
         for j in range(self.W.shape[1]):
