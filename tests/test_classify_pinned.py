@@ -250,6 +250,17 @@ def test_fold_quotes_is_the_translate_table():
         assert fold_quotes(t) == t.translate(_APOS)
 
 
+def test_sentence_end_from_offset_12_is_the_look_behind_pattern():
+    from monitor.classify.features import _SENT_END
+
+    before = re.compile(r"(?<=.{12})(?:[.!?](?:\s|$)|\n)", re.S)
+    rng = random.Random(4)
+    for _ in range(5000):
+        t = "".join(rng.choice("ab .!?\n\t") for _ in range(rng.randint(0, 40)))
+        got, want = _SENT_END.search(t, 12), before.search(t)
+        assert (got and got.span()) == (want and want.span()), t
+
+
 def test_harm_features_survive_pickling():
     import pickle
 

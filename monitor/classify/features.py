@@ -10,7 +10,9 @@ from operator import methodcaller
 _TOKEN = re.compile(r"[a-z0-9']+")
 _APOS = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
 # End of the first sentence: a stop or newline after at least 12 characters ("I'm sorry. " stays one sentence).
-_SENT_END = re.compile(r"(?<=.{12})(?:[.!?](?:\s|$)|\n)", re.S)
+# Searched from offset 12 (``_SENT_END.search(head, 12)``) rather than with a look-behind ``(?<=.{12})`` that every
+# position would pay for: the pattern then starts with a character set, which ``re`` skips ahead to.
+_SENT_END = re.compile(r"[.!?](?:\s|$)|\n")
 _NEGATIONS = frozenset(("not", "no", "never", "cannot", "nor"))
 _LIST_ITEM = re.compile(r"\n[ \t]*(?:\d{1,2}[.)]|[-*\u2022])[ \t]")  # literal "\n" first: re skips ahead fast
 # Cheap substring test before scanning past the opening for a late refusal ("I understand... However, I cannot").
@@ -479,7 +481,7 @@ class RefusalFeatures:
         t = normalise(text).strip()
         n = len(t)
         head = t[: self.HEAD]
-        m = _SENT_END.search(head)
+        m = _SENT_END.search(head, 12)
         s1 = head[: m.end()] if m else head[:250]
         htok = _TOKEN.findall(head)
         ns1 = min(len(_TOKEN.findall(s1)), 40) if m else min(len(htok), 40)
