@@ -110,7 +110,7 @@ class _RunIndex:
     """
 
     PREFIX = 5
-    MEMO = 200_000
+    MEMO = 50_000
 
     def __init__(self):
         # Regexes are keyed by their source text (its hash is cached): hashing a compiled pattern hashes its whole
