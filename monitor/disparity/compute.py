@@ -388,18 +388,16 @@ def compare_rates(df: pd.DataFrame, s: Settings) -> list[dict]:
                     label, is_ref = "rest of traffic", False
                     n_ref, k_ref = int(totals[m.n_col]) - n, int(totals[m.k_col]) - k
                 rate = k / n
-                lo, hi = wilson(k, n, s.confidence)
                 ref_rate = k_ref / n_ref if n_ref else None
-                ref_lo, ref_hi = wilson(k_ref, n_ref, s.confidence) if n_ref else (None, None)
                 ff_ratio, ff_flag = four_fifths(rate, ref_rate) if not is_ref else (None, False)
                 min_n_ok = n >= s.min_n and n_ref >= s.min_n
                 test = two_by_two(k, n, k_ref, n_ref) if (min_n_ok and not is_ref) else None
                 out.append({
                     "metric": m.name if src == "production" else f"probe_{m.name}",
                     "window_start": w, "model": model, "source": src, "attribute": attr, "group": row.group,
-                    "segment": row.segment, "n": n, "k": k, "rate": rate, "ci_low": _f(lo), "ci_high": _f(hi),
+                    "segment": row.segment, "n": n, "k": k, "rate": rate, "ci_low": None, "ci_high": None,
                     "reference_label": label, "reference_n": n_ref, "reference_k": k_ref,
-                    "reference_rate": ref_rate, "reference_ci": [_f(ref_lo), _f(ref_hi)] if n_ref else None,
+                    "reference_rate": ref_rate, "reference_ci": None,
                     "gap": None if ref_rate is None or is_ref else rate - ref_rate,
                     "ratio": None if is_ref else ratio(rate, ref_rate),
                     "good_outcome": m.good_outcome, "four_fifths_ratio": ff_ratio, "four_fifths_flag": ff_flag,
@@ -408,6 +406,13 @@ def compare_rates(df: pd.DataFrame, s: Settings) -> list[dict]:
                     "q_value": None, "significant": False, "adverse": False,
                     "hypothesis": (m.name, attr, row.group, k, n, k_ref, n_ref),
                 })
+    # The Wilson intervals of every row in two array calls (~0.1 ms per scalar call; elementwise the same numbers).
+    lo, hi = wilson([r["k"] for r in out], [r["n"] for r in out], s.confidence)
+    ref_lo, ref_hi = wilson([r["reference_k"] for r in out], [r["reference_n"] for r in out], s.confidence)
+    for r, a, b, c, d in zip(out, lo.tolist(), hi.tolist(), ref_lo.tolist(), ref_hi.tolist()):
+        r["ci_low"], r["ci_high"] = _f(a), _f(b)
+        if r["reference_n"]:
+            r["reference_ci"] = [_f(c), _f(d)]
     return out
 
 
