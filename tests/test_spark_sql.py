@@ -146,6 +146,11 @@ PARAMS = {
     "disparity/cli_rows.sql": lambda f: [
         {"day": None, "model": None, "attribute": None},
         {"day": dt.date(2026, 3, 2), "model": "assistant@v1", "attribute": "language"}],
+    "disparity/detector_counts.sql": lambda f: [
+        {"attributes": ["language", "age_band"], "start": None, "end": None, "date_min": "0000-01-01",
+         "date_max": "9999-12-31"},
+        {"attributes": ["age_band"], "start": DAYS[0], "end": DAYS[2], "date_min": DAYS[0].strftime("%Y-%m-%d"),
+         "date_max": (DAYS[2] - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d")}],
     "disparity/detector_quality.sql": lambda f: [
         {"attribute": "language", "start": None, "end": None, "date_min": "0000-01-01", "date_max": "9999-12-31"},
         {"attribute": "age_band", "start": DAYS[0], "end": DAYS[2], "date_min": DAYS[0].strftime("%Y-%m-%d"),
