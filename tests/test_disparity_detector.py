@@ -3,13 +3,14 @@ in state.sqlite, over a rolling 30 days, written by the disparity job only when 
 import datetime as dt
 import json
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from monitor.db import connect
 from monitor.disparity.compute import Settings, resolve_attributes
-from monitor.disparity.quality import detector_rows, detector_window
+from monitor.disparity.quality import detector_counts, detector_quality_by_group, detector_rows, detector_window
 from monitor.disparity.simulate import write_scored_turns
 from monitor.home import Home
 from monitor.jobs import run_job
@@ -251,3 +252,48 @@ def test_other_settings_recompute(labelled):
     assert run(home, NOW + dt.timedelta(hours=1)) > 0
     assert_rows_current(home, NOW)
     assert run(home, NOW + dt.timedelta(hours=2)) == 0
+
+
+def test_one_query_for_every_attribute_equals_the_query_per_attribute(home):
+    # Edge cases: a turn with two languages (counts in both groups), a turn without a region, a re-scored turn (the
+    # latest score counts), a turn labelled twice (the latest label counts, a later label without a refusal label
+    # is ignored), an unscored refusal, turns just inside and just outside the window, an unlabelled turn.
+    start, end = detector_window(NOW)
+    data = [(1, RECENT, "full_refusal", {"language": "hi", "region": "north"}),
+            (2, RECENT, "compliance", {"language": "hi"}),
+            (3, RECENT, "partial_refusal", {"language": "en", "region": "south"}),
+            (4, start, "compliance", {"language": "en", "region": "north"}),
+            (5, end - dt.timedelta(microseconds=1), "full_refusal", {"language": "hi", "region": "south"}),
+            (6, end, "full_refusal", {"language": "hi", "region": "south"}),
+            (7, start - dt.timedelta(microseconds=1), "compliance", {"language": "en"}),
+            (8, RECENT, "compliance", {"language": "en", "region": "north"}),
+            (9, RECENT, "full_refusal", {"language": "es", "region": "north"})]
+    write_scored_turns(home, [{**turn(i, ts, pred, "x"), "attrs": attrs} for i, ts, pred, attrs in data], RECENT)
+    home.lake.append("segments", pa.table({"turn_id": ["t2"], "attribute": ["language"], "value": ["en"],
+                                           "date": ["2026-11-10"]}))
+    home.lake.append("scores", pa.Table.from_pylist([scores_row("t3", "compliance", NOW, "2026-11-10"),
+                                                     {**scores_row("t9", None, NOW, "2026-11-10"),
+                                                      "refusal_score": None}]))
+    for i, truth in ((1, "full_refusal"), (2, "full_refusal"), (3, "partial_refusal"), (4, "compliance"),
+                     (5, "compliance"), (6, "full_refusal"), (7, "full_refusal"), (9, "full_refusal")):
+        label(home, f"t{i}", truth)
+    label(home, "t4", "full_refusal", at="2026-11-16T00:00:00Z", reviewer="bob")  # t4's latest: a missed refusal
+    with home.state.tx() as c:
+        c.execute("INSERT INTO labels (turn_id, reviewer, at, prompt_label) VALUES ('t4', 'cy', ?, 'benign')",
+                  ("2026-11-17T00:00:00Z",))
+    con = connect(home)
+    try:
+        attrs = ["language", "region", "age_band"]
+        got = detector_counts(con, attrs, start, end)
+        want = pd.concat([detector_quality_by_group(home, a, con=con, start=start, end=end) for a in attrs])
+    finally:
+        con.close()
+    cols = ["attribute", "group", "n", "tp", "fp", "fn", "tn"]
+    got = got[cols].sort_values(cols[:2]).reset_index(drop=True)
+    want = want[cols].sort_values(cols[:2]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    # Hand counts: hi = t1 TP, t2 FN, t5 FP; en = t2 FN, t3 FN (re-scored), t4 FN; t6, t7 outside, t9 unscored.
+    by = got.set_index(["attribute", "group"])
+    assert by.loc[("language", "hi"), ["n", "tp", "fp", "fn", "tn"]].tolist() == [3, 1, 1, 1, 0]
+    assert by.loc[("language", "en"), ["n", "tp", "fp", "fn", "tn"]].tolist() == [3, 0, 0, 3, 0]
+    assert set(got["attribute"]) == {"language", "region"}

@@ -24,7 +24,7 @@ from monitor.resources import load_sql
 DETECTOR_DAYS = 30
 DETECTOR_GRANULARITY = "30d"
 DETECTOR_METRICS = ("refusal_detector_precision", "refusal_detector_recall")
-DETECTOR_TABLES = ("turns", "scores", "segments")  # the lake tables detector_quality.sql reads
+DETECTOR_TABLES = ("turns", "scores", "segments")  # the lake tables detector_counts.sql reads
 
 
 def detector_quality_by_group(home, attribute: str, min_n: int | None = None, con=None,
@@ -61,13 +61,27 @@ def detector_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     return end - dt.timedelta(days=DETECTOR_DAYS), end
 
 
+def detector_counts(con, attributes: list[str], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """Per attribute and group: labelled turns of [start, end) and their confusion counts, in one query."""
+    date_min, date_max = range_dates(start, end)
+    df = con.execute(load_sql("disparity/detector_counts.sql").sql,
+                     {"attributes": list(attributes), "start": start, "end": end, "date_min": date_min,
+                      "date_max": date_max}).df()
+    for c in ("n", "tp", "fp", "fn", "tn"):
+        df[c] = df[c].astype("int64")
+    return df.rename(columns={"value": "group"})
+
+
 def detector_rows(home, con, attributes: list[str], now: dt.datetime, min_n: int) -> list[dict]:
     """metrics_log rows (without job fields) of precision and recall per attribute and group over the window."""
     start, end = detector_window(now)
     conf = home.config.metrics.confidence
+    if not attributes:
+        return []
+    counts = detector_counts(con, attributes, start, end)  # one scan of the window for every attribute
     rows = []
     for attr in attributes:
-        q = detector_quality_by_group(home, attr, min_n, con, start, end)
+        q = counts[counts["attribute"] == attr]
         if q.empty:
             continue
         tot = q[["n", "tp", "fp", "fn", "tn"]].sum()

@@ -76,7 +76,7 @@ def write_detector_rows(home, con, manifest: dict, job: str, run_id: str, now: d
     attrs = resolve_attributes(s)
     identity = {"v": DETECTOR_VERSION, "window": detector_window(now)[0].isoformat(), "attributes": attrs,
                 "min_n": s.min_n, "confidence": home.config.metrics.confidence,
-                "sql": [load_sql(f"disparity/{f}.sql").sql for f in ("detector_quality", "label_fingerprint")]}
+                "sql": [load_sql(f"disparity/{f}.sql").sql for f in ("detector_counts", "label_fingerprint")]}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
     window = window_manifest(manifest, now)
     saved = home.state.get(DETECTOR_KEY) or {}
