@@ -2,12 +2,12 @@
 
 Scoring is incremental: only turn files committed since the last run are read (monitor/incremental.py), and a
 turn is pending while it has no `value_turns` row of the loaded scorer's version (sql/values/pending.sql), so a new
-scorer version or plugin config re-scores every turn once. From 4,000 new turns the batches are scored in one forked
-process per CPU (`classifiers.workers`, as in the score job) and committed in order. Each batch commits its
-`value_scores`, `value_turns` and `value_evidence` rows in one lake transaction, so an interrupted run keeps what it
-finished and never leaves half a batch. The refusal probability of the latest `scores` row is passed to the scorer
-when the score job has one (the `refusal` dimension), and the user message gets its topic (monitor/values/topics.py)
-for the drift job.
+scorer version or plugin config re-scores every turn once. From 20,000 new turns (MIN_PARALLEL) the batches are
+scored in one forked process per CPU (`classifiers.workers`, as in the score job) and committed in order. Each batch
+commits its `value_scores`, `value_turns` and `value_evidence` rows in one lake transaction, so an interrupted run
+keeps what it finished and never leaves half a batch. The refusal probability of the latest `scores` row is passed
+to the scorer when the score job has one (the `refusal` dimension), and the user message gets its topic
+(monitor/values/topics.py) for the drift job.
 
 Metrics are event-time and incremental like refusal_metrics: the windows holding turns processed since the last
 run (value_turns files newer than its watermark) are recomputed. Their sums come from monitor.partials.DateSums:
@@ -30,13 +30,15 @@ import json
 import logging
 import math
 import multiprocessing
+import os
 
+import pandas as pd
 import pyarrow as pa
 
 from monitor.db import scope_views, scoped_connect
 from monitor.incremental import Delta, date_windows, metric_attributes, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
-from monitor.jobs.score import MIN_PARALLEL, score_in_order, worker_count
+from monitor.jobs.score import score_in_order, worker_count
 from monitor.partials import DateSums
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
@@ -53,6 +55,11 @@ TURNS_WATERMARK_KEY = "values.turns_watermark"
 METRICS_WATERMARK_KEY = "values.metrics_watermark"
 INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these gets rows for it
 BATCH_ROWS = 20_000
+# From this many new turns the replies are scored in forked workers. Below it one process is faster: scoring 10k
+# replies costs ~0.5 CPU-s in-process, while forking the job's large process, workers each building their own
+# per-word cache and the pool's shutdown cost ~0.3-0.5 s wall and ~0.7 CPU-s more (140k home, 10k new turns:
+# values job 5.3-7.0 s wall / 1.9-2.3 CPU-s in-process vs 6.1-8.7 s / 2.5-3.2 CPU-s with two workers, load ~9).
+MIN_PARALLEL = 20_000
 LOGIC_VERSION = 1  # bump when the metric computation changes, to recompute every window once
 METRIC_NAMES = ("value_mean", "value_coverage")
 # The cached sums of each metric query: cache name, SQL file, the date-partitioned tables it reads (`turns` first,
@@ -65,9 +72,31 @@ PARTIALS = (
 )
 
 
+_SCORERS: dict[str, object] = {}  # plugin config (and terms files' stat) -> scorer, kept across runs of a worker
+
+
 def configured_scorer(home):
     """The value scorer with the home's configured plugin dimensions (`values.dimensions`)."""
-    return load_scorer(home.config.values.dimensions or None)
+    dims = home.config.values.dimensions or None
+    # A long-running worker keeps its scorer between runs: no lexicon re-read, and the matcher's per-word cache
+    # stays warm. A terms file's size and mtime are part of the key, so editing it builds a new scorer.
+    stamps = []
+    for spec in dims or []:
+        path = spec.get("terms_file") if isinstance(spec, dict) else None
+        if isinstance(path, str):
+            try:
+                st = os.stat(path)
+            except OSError:
+                return load_scorer(dims)  # load_scorer reports the missing file
+            stamps.append((os.path.abspath(path), st.st_size, st.st_mtime_ns))
+    key = json.dumps([dims, stamps], sort_keys=True, default=str)
+    scorer = _SCORERS.get(key)
+    if scorer is None:
+        scorer = load_scorer(dims)
+        if len(_SCORERS) >= 4:
+            _SCORERS.clear()
+        _SCORERS[key] = scorer
+    return scorer
 
 
 def _score_batch(scorer, topics, rows: list[tuple]) -> dict[str, pa.Table]:
@@ -154,40 +183,64 @@ def segment_json(attr, value, dimension: str | None = None) -> str:
     return json.dumps(seg, sort_keys=True)
 
 
+MEAN_COLUMNS = ("window_start", "window_end", "model", "deployment", "seg_attribute", "seg_value", "dimension",
+                "family", "n", "total", "total_sq", "nonzero")
+COVERAGE_COLUMNS = ("window_start", "window_end", "model", "deployment", "seg_attribute", "seg_value", "n", "scored",
+                    "empty", "too_short", "non_english")
+
+
 def mean_rows(df, confidence: float, min_n: int, scorer_version: str) -> list[dict]:
     """value_mean rows from the output of sql/values/value_means.sql (mean, t interval, sd, share non-zero)."""
     rows = []
-    records = df.to_dict("records")
-    quantiles = t_quantiles([int(rec["n"]) for rec in records], confidence)  # one scipy call for all rows
-    when: dict = {}  # Timestamp -> datetime, converted once per window
+    columns = _columns(df, MEAN_COLUMNS)
+    quantiles = t_quantiles([int(n) for n in columns[8]], confidence)  # one scipy call for all rows
     segments: dict = {}
-    for rec in records:
-        n = int(rec["n"])
+    for ws, we, model, deployment, attr, value, dimension, family, n, total, total_sq, nonzero in zip(*columns):
+        n = int(n)
         if n <= 0:
             continue
-        mean = float(rec["total"]) / n
-        var = max(float(rec["total_sq"]) - n * mean * mean, 0.0) / (n - 1) if n > 1 else math.nan
+        mean = float(total) / n
+        var = max(float(total_sq) - n * mean * mean, 0.0) / (n - 1) if n > 1 else math.nan
         sd = math.sqrt(var) if n > 1 else math.nan
         if n > 1:
             half = quantiles[n] * sd / math.sqrt(n)
             lo, hi = mean - half, mean + half
         else:
             lo = hi = None
-        details = {"dimension": rec["dimension"], "family": rec["family"], "ci": "t", "confidence": confidence,
-                   "sd": finite(sd), "share_nonzero": int(rec["nonzero"]) / n, "scorer_version": scorer_version,
-                   "unit": "refusal probability" if rec["dimension"] == "refusal" else "weighted matches per 100 tokens"}
-        seg_key = (rec["seg_attribute"], rec["seg_value"], rec["dimension"])
+        details = {"dimension": dimension, "family": family, "ci": "t", "confidence": confidence,
+                   "sd": finite(sd), "share_nonzero": int(nonzero) / n, "scorer_version": scorer_version,
+                   "unit": "refusal probability" if dimension == "refusal" else "weighted matches per 100 tokens"}
+        seg_key = (attr, value, dimension)
         segment = segments.get(seg_key)
         if segment is None:
             segment = segments[seg_key] = segment_json(*seg_key)
         rows.append({
-            "metric": "value_mean", "window_start": _pydatetime(when, rec["window_start"]),
-            "window_end": _pydatetime(when, rec["window_end"]), "model": _none(rec["model"]),
-            "deployment": _none(rec["deployment"]), "segment": segment,
+            "metric": "value_mean", "window_start": ws, "window_end": we, "model": _none(model),
+            "deployment": _none(deployment), "segment": segment,
             "value": mean, "ci_low": finite(lo), "ci_high": finite(hi), "n": n,
-            "numerator": float(rec["nonzero"]), "small_sample": n < min_n, "details": json.dumps(details),
+            "numerator": float(nonzero), "small_sample": n < min_n, "details": json.dumps(details),
         })
     return rows
+
+
+def _columns(df, names: tuple[str, ...]) -> list[list]:
+    """The columns of `df` as Python lists, the two window columns as datetimes (converted once per distinct value)."""
+    # Column lists instead of df.to_dict("records"): the same Python values without a dict and a pandas Timestamp
+    # per row and column (a run of the 140k home turns ~7k rows into metric rows).
+    out = []
+    for name in names:
+        col = df[name]
+        if name in ("window_start", "window_end"):
+            if pd.api.types.is_datetime64_any_dtype(col.dtype):
+                codes, uniques = pd.factorize(col, use_na_sentinel=False)
+                when = [ts.to_pydatetime() for ts in uniques]
+                out.append([when[c] for c in codes.tolist()])
+            else:
+                cache: dict = {}
+                out.append([_pydatetime(cache, ts) for ts in col.tolist()])
+        else:
+            out.append(col.tolist())
+    return out
 
 
 def _pydatetime(cache: dict, ts):
@@ -201,21 +254,20 @@ def _pydatetime(cache: dict, ts):
 def coverage_rows(df, confidence: float, min_n: int, scorer_version: str) -> list[dict]:
     """value_coverage rows from the output of sql/values/coverage.sql (share scored, Wilson interval)."""
     rows = []
-    records = df.to_dict("records")
+    columns = _columns(df, COVERAGE_COLUMNS)
     # One vectorised Wilson call; element by element it is the scalar call's arithmetic.
-    lows, highs = wilson([int(rec["scored"]) for rec in records], [int(rec["n"]) for rec in records], confidence) \
-        if records else ([], [])
-    when: dict = {}
-    for rec, lo, hi in zip(records, lows, highs):
-        n, k = int(rec["n"]), int(rec["scored"])
+    lows, highs = wilson([int(k) for k in columns[7]], [int(n) for n in columns[6]], confidence) \
+        if columns[6] else ([], [])
+    for (ws, we, model, deployment, attr, value, n, k, empty, too_short, non_english), lo, hi in \
+            zip(zip(*columns), lows, highs):
+        n, k = int(n), int(k)
         if n <= 0:
             continue
         details = {"ci": "wilson", "confidence": confidence, "scorer_version": scorer_version,
-                   "unscored": {r: int(rec[r]) for r in ("empty", "too_short", "non_english")}}
+                   "unscored": {"empty": int(empty), "too_short": int(too_short), "non_english": int(non_english)}}
         rows.append({
-            "metric": "value_coverage", "window_start": _pydatetime(when, rec["window_start"]),
-            "window_end": _pydatetime(when, rec["window_end"]), "model": _none(rec["model"]),
-            "deployment": _none(rec["deployment"]), "segment": segment_json(rec["seg_attribute"], rec["seg_value"]),
+            "metric": "value_coverage", "window_start": ws, "window_end": we, "model": _none(model),
+            "deployment": _none(deployment), "segment": segment_json(attr, value),
             "value": k / n, "ci_low": float(lo), "ci_high": float(hi), "n": n, "numerator": float(k),
             "small_sample": n < min_n, "details": json.dumps(details),
         })
