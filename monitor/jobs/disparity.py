@@ -81,10 +81,10 @@ def write_detector_rows(home, con, manifest: dict, job: str, run_id: str, now: d
     window = window_manifest(manifest, now)
     saved = home.state.get(DETECTOR_KEY) or {}
     since = saved.get("v") if saved.get("identity") == key else None
-    extendable = since is not None and window_rows(window, since) == saved.get("rows")
-    labels, n_labelled, new_rows = label_fingerprint(con, home, window, since if extendable else manifest["version"])
+    old_intact = since is not None and window_rows(window, since) == saved.get("rows")
+    labels, n_labelled, new_rows = label_fingerprint(con, home, window, since if old_intact else manifest["version"])
     state = {"identity": key, "labels": labels, "v": manifest["version"], "rows": window_rows(window)}
-    if extendable and labels == saved.get("labels") and new_rows == 0:
+    if old_intact and labels == saved.get("labels") and new_rows == 0:
         if saved != state:
             home.state.put(DETECTOR_KEY, state)  # checked up to this version: the next run reads only newer files
         return 0
