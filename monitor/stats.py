@@ -293,10 +293,7 @@ def _correct(tables, inv_point, inv_draws, seed_key, confidence, draws, seed, ch
         ])  # (m, draws, 4)
         tb = project_simplex(np.einsum("dij,mdj->mdi", inv_draws, obs)).reshape(len(block), draws, 2, 2)
         ob, ub = _over_under(tb)
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are handled below
-            oq = np.nanquantile(ob, [a, 1 - a], axis=1)
-            uq = np.nanquantile(ub, [a, 1 - a], axis=1)
+        oq, uq = _quantiles(ob, a), _quantiles(ub, a)  # all-NaN rows are handled below
         for i, c in enumerate(block):
             if n[i] <= 0:
                 results.append(TwoWayCorrection(_NAN, _NAN, np.full((2, 2), np.nan)))
@@ -307,6 +304,17 @@ def _correct(tables, inv_point, inv_draws, seed_key, confidence, draws, seed, ch
             u_est = _estimate(under[i], uq[0, i], uq[1, i]) if c[2] + c[3] > 0 else _NAN
             results.append(TwoWayCorrection(o_est, u_est, t[i]))
     return [results[i] for i in np.ravel(inverse)]
+
+
+def _quantiles(draws: np.ndarray, a: float) -> np.ndarray:
+    """The a and 1 - a quantiles (2, G) of each row of draws (G, D), NaN draws ignored."""
+    # np.quantile gives nanquantile's values when no draw is NaN (the same partition and interpolation) at a sixth
+    # of the cost: nanquantile loops over the rows in Python.
+    if np.isnan(draws).any():
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row gives NaN
+            return np.nanquantile(draws, [a, 1 - a], axis=1)
+    return np.quantile(draws, [a, 1 - a], axis=1)
 
 
 def _estimate(point: float, lo: float, hi: float) -> Estimate:
@@ -562,10 +570,7 @@ def correct_joint_em_many(tables, in_groups, elsewheres, confidence: float = 0.9
         res = run.out[:4].T.reshape(len(rows), draws + 1, 4)
         points = res[:, 0]
         ob, ubr = _over_under(res[:, 1:].reshape(len(rows), draws, 2, 2))
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            oq = np.nanquantile(ob, [a, 1 - a], axis=1)
-            uq = np.nanquantile(ubr, [a, 1 - a], axis=1)
+        oq, uq = _quantiles(ob, a), _quantiles(ubr, a)
         for j, i in enumerate(rows):
             point = points[j].reshape(2, 2)
             over, under = _over_under(point)
