@@ -27,9 +27,11 @@ metrics.min_n`. Over- and under-refusal also carry `corrected` values, corrected
    sample sizes, the row's own labels and the assumption.
 
 Cost of the correction: rows with labelled turns of their own (`joint_em`) dominate it: a SQUAREM-accelerated EM
-per row and per bootstrap draw, each converged to 1e-9 on the shares, all batched in `correct_joint_em_many`. With
-reviewer labels that mostly agree with the classifiers (a well-conditioned matrix) that is ~0.01-0.02 s CPU per row
-at 400 draws; labels unrelated to the classifiers' output make the matrix almost singular and the EM ~10-30x slower.
+per row and per bootstrap draw, all batched in `correct_joint_em_many`; the point converges to 1e-9 on the shares,
+the draws to 1e-5 and only those that could decide an interval bound go on to 1e-9 (the same intervals as every draw
+at 1e-9 for about half the EM work). With reviewer labels that mostly agree with the classifiers (a well-conditioned
+matrix) that is ~0.005 s CPU per row at 400 draws; labels unrelated to the classifiers' output make the matrix
+almost singular and the EM ~10-30x slower.
 A label change still recomputes every window with the new matrix (docs/benchmarks-incremental.md, Notes).
 """
 from __future__ import annotations
