@@ -402,6 +402,14 @@ class _EMRun:
                    np.full(b, np.nan))
 
 
+    @classmethod
+    def concat(cls, runs: list["_EMRun"]) -> "_EMRun":
+        """One run holding the rows of `runs`, in order."""
+        cat = [np.concatenate(f, axis=-1) for f in zip(*[(r.x, *r.data, r.step_max, r.ll, r.cycles, r.out, r.step,
+                                                             r.alpha) for r in runs])]
+        return cls(cat[0], tuple(cat[1:6]), *cat[6:])
+
+
 def _em_iterate(run: _EMRun, rows: np.ndarray, tol, iters: int, accelerate: bool = True) -> None:
     """Iterate `rows` of `run` from their saved state until an EM step moves no share by `tol` (scalar or one per
     row) or they have done `iters` cycles; saves each row's state where it stopped, so a later call with a smaller
@@ -555,6 +563,10 @@ def correct_joint_em_many(tables, in_groups, elsewheres, confidence: float = 0.9
     ok = [i for i in range(len(tables))
           if tables[i].sum() > 0 and not ((in_groups[i] + elsewheres[i]).sum(axis=1) <= 0).any()]
     a = (1 - confidence) / 2
+    if not ok:
+        return out
+    tols = [t for t in (draw_tols or ()) if t > tol] + [tol]
+    runs = []
     for start in range(0, len(ok), chunk):
         rows = ok[start:start + chunk]
         batch = [_with_draws(np.clip(tables[i] - in_groups[i].sum(axis=0), 0, None), in_groups[i], elsewheres[i],
@@ -563,21 +575,23 @@ def correct_joint_em_many(tables, in_groups, elsewheres, confidence: float = 0.9
         run = _EMRun.start(u, lg, lo)
         is_point = np.zeros((len(rows), draws + 1), bool)
         is_point[:, 0] = True
-        tols = [t for t in (draw_tols or ()) if t > tol] + [tol]
         _em_iterate(run, np.arange(len(u)), np.where(is_point.ravel(), tol, tols[0]), iters)
-        if len(tols) > 1:
-            _refine_near_quantiles(run, len(rows), draws, a, tols[1:], iters)
-        res = run.out[:4].T.reshape(len(rows), draws + 1, 4)
-        points = res[:, 0]
-        ob, ubr = _over_under(res[:, 1:].reshape(len(rows), draws, 2, 2))
-        oq, uq = _quantiles(ob, a), _quantiles(ubr, a)
-        for j, i in enumerate(rows):
-            point = points[j].reshape(2, 2)
-            over, under = _over_under(point)
-            obs = tables[i]
-            o_est = _estimate(over, oq[0, j], oq[1, j]) if obs[0] + obs[1] > 0 else _NAN
-            u_est = _estimate(under, uq[0, j], uq[1, j]) if obs[2] + obs[3] > 0 else _NAN
-            out[i] = TwoWayCorrection(o_est, u_est, point)
+        runs.append(run)
+    # The few draws refined are few per chunk and slow: refined all together, their numpy calls are shared.
+    run = _EMRun.concat(runs) if len(runs) > 1 else runs[0]
+    if len(tols) > 1:
+        _refine_near_quantiles(run, len(ok), draws, a, tols[1:], iters)
+    res = run.out[:4].T.reshape(len(ok), draws + 1, 4)
+    points = res[:, 0]
+    ob, ubr = _over_under(res[:, 1:].reshape(len(ok), draws, 2, 2))
+    oq, uq = _quantiles(ob, a), _quantiles(ubr, a)
+    for j, i in enumerate(ok):
+        point = points[j].reshape(2, 2)
+        over, under = _over_under(point)
+        obs = tables[i]
+        o_est = _estimate(over, oq[0, j], oq[1, j]) if obs[0] + obs[1] > 0 else _NAN
+        u_est = _estimate(under, uq[0, j], uq[1, j]) if obs[2] + obs[3] > 0 else _NAN
+        out[i] = TwoWayCorrection(o_est, u_est, point)
     return out
 
 
