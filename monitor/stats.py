@@ -43,6 +43,7 @@ DEFAULT_DRAWS = 400
 # DRAW_MARGIN times a row's last step times its SQUAREM step length bounds its distance to its maximum.
 DRAW_TOLS = (1e-5, 1e-6)
 DRAW_MARGIN = 30
+REFINE_CHUNKS = 6  # chunks of groups whose draws are refined together (correct_joint_em_many)
 
 
 @functools.lru_cache(maxsize=32)  # called once per Wilson interval, with one or two confidence levels
@@ -563,8 +564,38 @@ def correct_joint_em_many(tables, in_groups, elsewheres, confidence: float = 0.9
     ok = [i for i in range(len(tables))
           if tables[i].sum() > 0 and not ((in_groups[i] + elsewheres[i]).sum(axis=1) <= 0).any()]
     a = (1 - confidence) / 2
-    if not ok:
-        return out
+    tols = [t for t in (draw_tols or ()) if t > tol] + [tol]
+    # The few draws refined per chunk are the slow ones: refined together for REFINE_CHUNKS chunks, they share their
+    # numpy calls; more would hold every chunk's EM state at once (~80 doubles per draw).
+    for first in range(0, len(ok), chunk * REFINE_CHUNKS):
+        groups = ok[first:first + chunk * REFINE_CHUNKS]
+        runs = []
+        for start in range(0, len(groups), chunk):
+            rows = groups[start:start + chunk]
+            batch = [_with_draws(np.clip(tables[i] - in_groups[i].sum(axis=0), 0, None), in_groups[i],
+                                 elsewheres[i], tables[i], draws, seed) for i in rows]
+            u, lg, lo = (np.concatenate(x) for x in zip(*batch))
+            run = _EMRun.start(u, lg, lo)
+            is_point = np.zeros((len(rows), draws + 1), bool)
+            is_point[:, 0] = True
+            _em_iterate(run, np.arange(len(u)), np.where(is_point.ravel(), tol, tols[0]), iters)
+            runs.append(run)
+        run = _EMRun.concat(runs) if len(runs) > 1 else runs[0]
+        del runs
+        if len(tols) > 1:
+            _refine_near_quantiles(run, len(groups), draws, a, tols[1:], iters)
+        res = run.out[:4].T.reshape(len(groups), draws + 1, 4)
+        points = res[:, 0]
+        ob, ubr = _over_under(res[:, 1:].reshape(len(groups), draws, 2, 2))
+        oq, uq = _quantiles(ob, a), _quantiles(ubr, a)
+        for j, i in enumerate(groups):
+            point = points[j].reshape(2, 2)
+            over, under = _over_under(point)
+            obs = tables[i]
+            o_est = _estimate(over, oq[0, j], oq[1, j]) if obs[0] + obs[1] > 0 else _NAN
+            u_est = _estimate(under, uq[0, j], uq[1, j]) if obs[2] + obs[3] > 0 else _NAN
+            out[i] = TwoWayCorrection(o_est, u_est, point)
+    return out
     tols = [t for t in (draw_tols or ()) if t > tol] + [tol]
     runs = []
     for start in range(0, len(ok), chunk):

@@ -111,3 +111,11 @@ def test_near_quantiles_picks_the_draws_that_can_reorder_the_interpolated_order_
     err[1, 20] = 1.0  # 20 +- 1 is far from every quantile
     near = _near_quantiles(values, err, 0.025)
     assert set(np.flatnonzero(near[1])) == {0, 1, 10, 30, 39, 40}
+
+
+def test_results_do_not_depend_on_how_groups_are_chunked():
+    groups = SETS["busy_day"] + SETS["segment"] + SETS["edges"]
+    args = ([g[0] for g in groups], [g[1] for g in groups], [g[2] for g in groups])
+    one = _values(correct_joint_em_many(*args, draws=100))
+    many = _values(correct_joint_em_many(*args, draws=100, chunk=1))  # several refinement batches of 6 groups
+    assert np.array_equal(one, many, equal_nan=True)
