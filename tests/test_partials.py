@@ -149,3 +149,40 @@ def test_an_empty_day_gives_an_empty_frame(home):
     add_turns(home, "a", DAY_A, 10)
     got = sums(home).rows(home.lake.manifest(), [DAY_B], query)
     assert isinstance(got, pd.DataFrame) and len(got) == 0
+
+
+def test_merge_adds_each_group_like_a_grouped_sum(home):
+    # The reference is pandas' groupby (what _merge did before it used Arrow's): null keys form one group, groups
+    # keep their first appearance, integer sums stay integers, and a sum that is null on both sides stays null
+    # (as SQL's sum over the day's rows would be).
+    ds = DateSums(home, "t.merge", "q1", ("turns",), sums=("n", "total"))
+    old = pd.DataFrame({"window_start": pd.to_datetime(["2026-03-01"] * 3), "model": ["a", None, "b"],
+                        "segment": ["x", "y", None], "n": [3, 1, 2], "total": [1.5, None, 0.25]})
+    new = pd.DataFrame({"window_start": pd.to_datetime(["2026-03-01"] * 3), "model": ["c", "b", None],
+                        "segment": ["x", None, "y"], "n": [4, 5, 6], "total": [2.0, 0.5, None]})
+    got = ds._merge(old, new)
+    both = pd.concat([old, new], ignore_index=True)
+    keys = ["window_start", "model", "segment"]
+    want = both.groupby(keys, dropna=False, sort=False, as_index=False)[["n"]].sum()
+    assert got[keys + ["n"]].astype(object).equals(want[keys + ["n"]].astype(object))
+    assert str(got["n"].dtype) == "int64"
+    assert got["total"].tolist()[0] == 1.5 and got["total"].tolist()[2] == 0.75 and got["total"].tolist()[3] == 2.0
+    assert pd.isna(got["total"].tolist()[1])  # null + null
+    with pytest.raises(ValueError, match="columns changed"):
+        ds._merge(old, new.rename(columns={"segment": "seg"}))
+
+
+def test_overlap_is_asked_once_per_pair_of_file_lists(home, monkeypatch):
+    from monitor import partials
+
+    add_turns(home, "a", "2026-03-01", 5)
+    old = [str(home.lake.root / e["path"]) for e in home.lake.manifest()["tables"]["turns"]]
+    add_turns(home, "b", "2026-03-01", 5)
+    new = [str(home.lake.root / e["path"]) for e in home.lake.manifest()["tables"]["turns"]
+           if str(home.lake.root / e["path"]) not in old]
+    monkeypatch.setattr(partials, "_OVERLAPS", {})
+    con = db.duckdb.connect()
+    assert DateSums._overlap(con, old, new) == 0
+    assert DateSums._overlap(con, old, old) == 5  # another pair: asked, not taken from the memo
+    con.close()
+    assert DateSums._overlap(None, old, new) == 0  # memoised: no connection needed
