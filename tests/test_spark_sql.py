@@ -151,10 +151,6 @@ PARAMS = {
          "date_max": "9999-12-31"},
         {"attributes": ["age_band"], "start": DAYS[0], "end": DAYS[2], "date_min": DAYS[0].strftime("%Y-%m-%d"),
          "date_max": (DAYS[2] - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d")}],
-    "disparity/detector_quality.sql": lambda f: [
-        {"attribute": "language", "start": None, "end": None, "date_min": "0000-01-01", "date_max": "9999-12-31"},
-        {"attribute": "age_band", "start": DAYS[0], "end": DAYS[2], "date_min": DAYS[0].strftime("%Y-%m-%d"),
-         "date_max": (DAYS[2] - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d")}],
     "disparity/group_counts.sql": lambda f: [{**_WIN, "attributes": ["language", "age_band"]}],
     "disparity/label_fingerprint.sql": lambda f: [{}],
     "disparity/language_mismatch.sql": lambda f: [{**_WIN, "declared_attribute": "language"}],

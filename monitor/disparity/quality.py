@@ -33,17 +33,12 @@ def detector_quality_by_group(home, attribute: str, min_n: int | None = None, co
     own = con is None
     con = con or connect(home)
     try:
-        date_min, date_max = range_dates(start, end)
-        df = con.execute(load_sql("disparity/detector_quality.sql").sql,
-                         {"attribute": attribute, "start": start, "end": end, "date_min": date_min,
-                          "date_max": date_max}).df()
+        df = detector_counts(con, [attribute], start, end).drop(columns="attribute")
     finally:
         if own:
             con.close()
     min_n = home.config.disparity.min_n if min_n is None else min_n
     conf = home.config.metrics.confidence
-    for c in ("n", "tp", "fp", "fn", "tn"):
-        df[c] = df[c].astype("int64")
     pred_pos = df["tp"] + df["fp"]
     true_pos = df["tp"] + df["fn"]
     df["precision"] = (df["tp"] / pred_pos.where(pred_pos > 0)).astype(float)
@@ -52,7 +47,7 @@ def detector_quality_by_group(home, attribute: str, min_n: int | None = None, co
     df["recall_low"], df["recall_high"] = wilson(df["tp"].to_numpy(), true_pos.to_numpy(), conf)
     df["small_sample"] = df["n"] < min_n
     df.insert(0, "attribute", attribute)
-    return df.rename(columns={"value": "group"})
+    return df
 
 
 def detector_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -61,7 +56,8 @@ def detector_window(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     return end - dt.timedelta(days=DETECTOR_DAYS), end
 
 
-def detector_counts(con, attributes: list[str], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+def detector_counts(con, attributes: list[str], start: dt.datetime | None,
+                    end: dt.datetime | None) -> pd.DataFrame:
     """Per attribute and group: labelled turns of [start, end) and their confusion counts, in one query."""
     date_min, date_max = range_dates(start, end)
     df = con.execute(load_sql("disparity/detector_counts.sql").sql,

@@ -1,5 +1,5 @@
 -- Disparity / detector fairness: what the per-group precision and recall rows depend on in the labels and in the
--- new lake files. One row per turn with a refusal label: its latest label (as detector_quality.sql picks it) and
+-- new lake files. One row per turn with a refusal label: its latest label (as detector_counts.sql picks it) and
 -- how many rows of that turn the views new_turns, new_scores and new_segments hold (the files of the detector's
 -- window committed since the rows were last computed). The job recomputes the rows when a latest label changed or
 -- a new file holds a row of a labelled turn; new turns, scores and segments of unlabelled turns leave them alone.
