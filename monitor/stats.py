@@ -596,34 +596,6 @@ def correct_joint_em_many(tables, in_groups, elsewheres, confidence: float = 0.9
             u_est = _estimate(under, uq[0, j], uq[1, j]) if obs[2] + obs[3] > 0 else _NAN
             out[i] = TwoWayCorrection(o_est, u_est, point)
     return out
-    tols = [t for t in (draw_tols or ()) if t > tol] + [tol]
-    runs = []
-    for start in range(0, len(ok), chunk):
-        rows = ok[start:start + chunk]
-        batch = [_with_draws(np.clip(tables[i] - in_groups[i].sum(axis=0), 0, None), in_groups[i], elsewheres[i],
-                             tables[i], draws, seed) for i in rows]
-        u, lg, lo = (np.concatenate(x) for x in zip(*batch))
-        run = _EMRun.start(u, lg, lo)
-        is_point = np.zeros((len(rows), draws + 1), bool)
-        is_point[:, 0] = True
-        _em_iterate(run, np.arange(len(u)), np.where(is_point.ravel(), tol, tols[0]), iters)
-        runs.append(run)
-    # The few draws refined are few per chunk and slow: refined all together, their numpy calls are shared.
-    run = _EMRun.concat(runs) if len(runs) > 1 else runs[0]
-    if len(tols) > 1:
-        _refine_near_quantiles(run, len(ok), draws, a, tols[1:], iters)
-    res = run.out[:4].T.reshape(len(ok), draws + 1, 4)
-    points = res[:, 0]
-    ob, ubr = _over_under(res[:, 1:].reshape(len(ok), draws, 2, 2))
-    oq, uq = _quantiles(ob, a), _quantiles(ubr, a)
-    for j, i in enumerate(ok):
-        point = points[j].reshape(2, 2)
-        over, under = _over_under(point)
-        obs = tables[i]
-        o_est = _estimate(over, oq[0, j], oq[1, j]) if obs[0] + obs[1] > 0 else _NAN
-        u_est = _estimate(under, uq[0, j], uq[1, j]) if obs[2] + obs[3] > 0 else _NAN
-        out[i] = TwoWayCorrection(o_est, u_est, point)
-    return out
 
 
 def _refine_near_quantiles(run: _EMRun, groups: int, draws: int, a: float, tols, iters: int) -> None:

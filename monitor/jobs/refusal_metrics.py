@@ -41,12 +41,16 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
+import uuid
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from monitor.db import scope_views, scoped_connect
 from monitor.incremental import Delta, date_windows, metric_attributes, segment_attributes, touched_windows
@@ -64,6 +68,8 @@ log = logging.getLogger("monitor.jobs.refusal_metrics")
 STATE_KEY = "refusal_metrics.state"
 WATERMARK_KEY = "refusal_metrics.watermark"
 LABEL_DATES_KEY = "refusal_metrics.label_dates"  # event date of every labelled turn, so labels need no full scan
+LABELLED_TABLES = ("turns", "scores", "segments")  # the date-partitioned tables refusal_labelled_turns.sql reads
+LABELLED_PATH = {"last": None}  # how labelled_turns() got its rows last ('cache' or 'query'), for logs and tests
 COUNT_COLUMNS = ("n", "refusals", "partial_refusals", "benign_complied", "benign_refused", "harmful_complied",
                  "harmful_refused", "feedback_n", "thumbs_down")  # the additive columns of refusal_rates.sql
 INPUTS = ("scores", "segments")  # a window is recomputed when any of these gets rows for it
@@ -169,9 +175,10 @@ def _binary_rates(truth: pd.Series, pred: pd.Series, source: str) -> ErrorRates 
     return None
 
 
-def corrector(con, home, granularity: str, clf=None) -> Corrector:
+def corrector(con, home, granularity: str, clf=None, lab: pd.DataFrame | None = None) -> Corrector:
     """Gather reviewer labels (random-sample ones only) and the shared-evaluation error rates for the job."""
-    lab = con.execute(load_sql("jobs/refusal_labelled_turns.sql").sql, {"granularity": granularity}).df()
+    if lab is None:
+        lab = con.execute(load_sql("jobs/refusal_labelled_turns.sql").sql, {"granularity": granularity}).df()
     random = lab[~lab["queue_reason"].isin(TARGETED_REASONS)]
     harm = _binary_rates(random["true_harmful"], random["pred_harmful"], "labels")
     refusal = _binary_rates(random["true_refused"], random["pred_refused"], "labels")
@@ -412,6 +419,75 @@ def label_dates(con, home, manifest: dict) -> set[str]:
     return set(known.values())
 
 
+def labelled_turns(con, home, manifest: dict, granularity: str) -> pd.DataFrame:
+    """refusal_labelled_turns.sql's rows: kept in a cache file while the labels, the review queue's reasons for them
+    and every lake row of a labelled turn stay as they were, else read from the labelled turns' dates.
+
+    Labelled turns are spread over the whole history, so reading them costs what the history costs (~5 s at 10M
+    turns); a run that only adds rows of unlabelled turns reuses the cache. It is recomputed when the labels or
+    their queue reasons change, when a file committed since holds a row (turn, score, segment) of a labelled turn
+    (a re-score, a late segment, a labelled turn ingested after its label), or when the older files of those dates
+    no longer hold the rows they held (a deletion; compaction merging old rows with new ones)."""
+    sql = load_sql("jobs/refusal_labelled_turns.sql").sql
+    ids = sorted(r[0] for r in con.execute("SELECT DISTINCT turn_id FROM labels").fetchall())
+    state = con.execute(
+        "SELECT l.*, (SELECT list(DISTINCT q.reason ORDER BY q.reason) FROM review_queue q "
+        "WHERE q.turn_id = l.turn_id) AS reasons FROM labels l ORDER BY l.id").fetchall()
+    key = hashlib.sha256(json.dumps([LOGIC_VERSION, granularity, sql, state], default=str).encode()).hexdigest()
+    dates = label_dates(con, home, manifest)
+    files = {t: [(str(home.lake.root / e["path"]), e.get("v", 0), e["rows"]) for e in manifest["tables"].get(t, [])
+                 if (m := _DATE.search(e["path"])) and m.group(1) in dates] for t in LABELLED_TABLES}
+    path = home.root / "cache" / "refusal_labelled.parquet"
+    cached = _read_cache(path)
+    if cached is not None and ids:
+        frame, meta = cached
+        old_rows = {t: sum(n for _, v, n in fs if v <= meta["v"]) for t, fs in files.items()}
+        new = {t: [p for p, v, _ in fs if v > meta["v"]] for t, fs in files.items()}
+        if meta["key"] == key and old_rows == meta["rows"] and not _touches(new, ids):
+            if any(new.values()):  # the new files hold no labelled turn: the cache now also covers them
+                _write_cache(path, frame, key, manifest["version"],
+                             {t: sum(n for _, _, n in fs) for t, fs in files.items()})
+            LABELLED_PATH["last"] = "cache"
+            return frame
+    _scope(con, home, manifest, dates)
+    frame = con.execute(sql, {"granularity": granularity}).df()
+    LABELLED_PATH["last"] = "query"
+    _write_cache(path, frame, key, manifest["version"], {t: sum(n for _, _, n in fs) for t, fs in files.items()})
+    return frame
+
+
+def _touches(files: dict[str, list[str]], ids: list[str]) -> bool:
+    """Whether any of these files (per table) holds a row of one of the turns `ids`."""
+    con = duckdb.connect(":memory:")
+    try:
+        for paths in files.values():
+            if paths and con.execute("SELECT count(*) FROM read_parquet($p, union_by_name = true) "
+                                     "WHERE turn_id IN (SELECT unnest($ids))", {"p": paths, "ids": ids}).fetchone()[0]:
+                return True
+        return False
+    finally:
+        con.close()
+
+
+def _read_cache(path) -> tuple[pd.DataFrame, dict] | None:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid):
+        return None  # none yet, or unreadable: recompute (the cache only saves time)
+    meta = json.loads((table.schema.metadata or {}).get(b"monitor.labelled", b"{}"))
+    return (table.to_pandas(), meta) if {"key", "v", "rows"} <= set(meta) else None
+
+
+def _write_cache(path, frame: pd.DataFrame, key: str, version: int, rows: dict[str, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = json.dumps({"key": key, "v": version, "rows": rows}).encode()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"monitor.labelled": meta})
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
 def count_sums(home, granularity: str, attributes: list[str]) -> tuple[DateSums, callable]:
     """The per-date cache of refusal_rates.sql's counts and the query that computes every window of some dates."""
     sql = load_sql("metrics/refusal_rates.sql").sql
@@ -448,8 +524,7 @@ def run_refusal_metrics(ctx: JobContext, clf=None, draws: int = DEFAULT_DRAWS) -
     con = scoped_connect(home, manifest, None, state=("labels", "review_queue"))
     try:
         attributes = metric_attributes(segment_attributes(home, con, manifest), cfg)
-        _scope(con, home, manifest, label_dates(con, home, manifest))
-        corr = corrector(con, home, granularity, clf)
+        corr = corrector(con, home, granularity, clf, labelled_turns(con, home, manifest, granularity))
         fp = _fingerprint(granularity, attributes, corr, cfg.confidence)
         delta = Delta.open(home, WATERMARK_KEY, fp, manifest=manifest)
         _scope(con, home, manifest, _dates_of(manifest, INPUTS, delta.since))
