@@ -13,6 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
 
 from monitor.db import _table_select, quote_ident
 from monitor.home import Home
@@ -71,6 +74,69 @@ class Delta:
     def save(self, key: str, identity: str) -> None:
         """Record that everything up to this manifest version is processed."""
         self.home.state.put(key, {"v": self.version, "identity": identity})
+
+
+@dataclass(frozen=True)
+class LabelledFiles:
+    """The lake files a result about reviewer-labelled turns is read from (per table, the manifest entries of the
+    event dates it reads), and whether the labelled turns' rows in them changed since the result was computed."""
+
+    # Labelled turns are spread over the whole history, so a result about them costs what the history costs. Most
+    # runs only add rows of unlabelled turns: the result still holds while the files committed up to the saved
+    # version hold the rows they held (a deletion or a compaction merging old rows with new ones changes them) and
+    # no file committed since holds a row of a labelled turn (a re-score, a late segment, a labelled turn ingested
+    # after its label). The second check reads only the new files' turn ids, so it costs what the new turns cost.
+    # The identity is the caller's (settings, SQL text, labels); it keeps state() next to its result.
+    root: Path
+    entries: dict[str, list[dict]]
+    version: int
+
+    @classmethod
+    def of(cls, root: Path, manifest: dict, tables: tuple[str, ...], dates=None) -> "LabelledFiles":
+        """The files of `tables` in `manifest` (only those of the event dates `dates`, if given)."""
+        def keep(e: dict) -> bool:
+            return dates is None or ((m := _DATE.search(e["path"])) is not None and m.group(1) in dates)
+
+        return cls(root, {t: [e for e in manifest["tables"].get(t, []) if keep(e)] for t in tables},
+                   manifest["version"])
+
+    def rows(self, upto: int | None = None) -> dict[str, int]:
+        """Rows per table in these files (only those committed up to version `upto`, if given)."""
+        return {t: sum(e["rows"] for e in es if upto is None or e.get("v", 0) <= upto)
+                for t, es in self.entries.items()}
+
+    def state(self, identity: str) -> dict:
+        """What to save with a result of this identity computed from these files (version and rows per table)."""
+        return {"identity": identity, "v": self.version, "rows": self.rows()}
+
+    def committed_after(self, since: int) -> dict[str, list[Path]]:
+        """Per table, the files committed after version `since`."""
+        return {t: [self.root / e["path"] for e in es if e.get("v", 0) > since] for t, es in self.entries.items()}
+
+    def touched(self, since: int, turn_ids) -> bool:
+        """Whether a file committed after version `since` holds a row of one of the turns `turn_ids`."""
+        ids = sorted(turn_ids)
+        new = {t: paths for t, paths in self.committed_after(since).items() if paths}
+        if not ids or not new:
+            return False
+        con = duckdb.connect(":memory:")
+        try:
+            for paths in new.values():
+                if con.execute("SELECT 1 FROM read_parquet($p, union_by_name = true) "
+                               "WHERE turn_id IN (SELECT unnest($ids)) LIMIT 1",
+                               {"p": [str(p) for p in paths], "ids": ids}).fetchone():
+                    return True
+            return False
+        finally:
+            con.close()
+
+    def unchanged(self, saved: dict | None, identity: str, turn_ids) -> bool:
+        """Whether a result saved with `saved` (a state()) still holds: the same identity, the files committed up to
+        its version hold the rows they held, and none committed since holds a row of one of the turns `turn_ids`."""
+        saved = saved or {}
+        since = saved.get("v")
+        return (saved.get("identity") == identity and since is not None and self.rows(since) == saved.get("rows")
+                and not self.touched(since, turn_ids))
 
 
 def range_dates(start: dt.datetime | None, end: dt.datetime | None) -> tuple[str, str]:
