@@ -46,14 +46,15 @@ import re
 import uuid
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from monitor.db import scope_views, scoped_connect
-from monitor.incremental import Delta, date_windows, metric_attributes, segment_attributes, touched_windows
+from monitor.incremental import (
+    Delta, LabelledFiles, date_windows, metric_attributes, segment_attributes, touched_windows,
+)
 from monitor.jobs import Job, JobContext
 from monitor.partials import DateSums
 from monitor.resources import load_sql
@@ -435,38 +436,22 @@ def labelled_turns(con, home, manifest: dict, granularity: str) -> pd.DataFrame:
         "WHERE q.turn_id = l.turn_id) AS reasons FROM labels l ORDER BY l.id").fetchall()
     key = hashlib.sha256(json.dumps([LOGIC_VERSION, granularity, sql, state], default=str).encode()).hexdigest()
     dates = label_dates(con, home, manifest)
-    files = {t: [(str(home.lake.root / e["path"]), e.get("v", 0), e["rows"]) for e in manifest["tables"].get(t, [])
-                 if (m := _DATE.search(e["path"])) and m.group(1) in dates] for t in LABELLED_TABLES}
+    files = LabelledFiles.of(home.lake.root, manifest, LABELLED_TABLES, dates)
     path = home.root / "cache" / "refusal_labelled.parquet"
     cached = _read_cache(path)
+    # No label: the query is cheap (no date to read) and gives no row.
     if cached is not None and ids:
         frame, meta = cached
-        old_rows = {t: sum(n for _, v, n in fs if v <= meta["v"]) for t, fs in files.items()}
-        new = {t: [p for p, v, _ in fs if v > meta["v"]] for t, fs in files.items()}
-        if meta["key"] == key and old_rows == meta["rows"] and not _touches(new, ids):
-            if any(new.values()):  # the new files hold no labelled turn: the cache now also covers them
-                _write_cache(path, frame, key, manifest["version"],
-                             {t: sum(n for _, _, n in fs) for t, fs in files.items()})
+        if files.unchanged(meta, key, ids):
+            if any(files.committed_after(meta["v"]).values()):  # free of labelled turns: the cache covers them too
+                _write_cache(path, frame, files.state(key))
             LABELLED_PATH["last"] = "cache"
             return frame
     _scope(con, home, manifest, dates)
     frame = con.execute(sql, {"granularity": granularity}).df()
     LABELLED_PATH["last"] = "query"
-    _write_cache(path, frame, key, manifest["version"], {t: sum(n for _, _, n in fs) for t, fs in files.items()})
+    _write_cache(path, frame, files.state(key))
     return frame
-
-
-def _touches(files: dict[str, list[str]], ids: list[str]) -> bool:
-    """Whether any of these files (per table) holds a row of one of the turns `ids`."""
-    con = duckdb.connect(":memory:")
-    try:
-        for paths in files.values():
-            if paths and con.execute("SELECT count(*) FROM read_parquet($p, union_by_name = true) "
-                                     "WHERE turn_id IN (SELECT unnest($ids))", {"p": paths, "ids": ids}).fetchone()[0]:
-                return True
-        return False
-    finally:
-        con.close()
 
 
 def _read_cache(path) -> tuple[pd.DataFrame, dict] | None:
@@ -475,13 +460,13 @@ def _read_cache(path) -> tuple[pd.DataFrame, dict] | None:
     except (OSError, pa.ArrowInvalid):
         return None  # none yet, or unreadable: recompute (the cache only saves time)
     meta = json.loads((table.schema.metadata or {}).get(b"monitor.labelled", b"{}"))
-    return (table.to_pandas(), meta) if {"key", "v", "rows"} <= set(meta) else None
+    return (table.to_pandas(), meta) if {"identity", "v", "rows"} <= set(meta) else None
 
 
-def _write_cache(path, frame: pd.DataFrame, key: str, version: int, rows: dict[str, int]) -> None:
+def _write_cache(path, frame: pd.DataFrame, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = json.dumps({"key": key, "v": version, "rows": rows}).encode()
+    meta = json.dumps(state).encode()
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"monitor.labelled": meta})
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     pq.write_table(table, tmp)
