@@ -18,7 +18,7 @@ import pandas as pd
 
 from monitor.db import connect, scoped_manifest
 from monitor.disparity.stats import wilson
-from monitor.incremental import Delta, range_dates
+from monitor.incremental import range_dates
 from monitor.resources import load_sql
 
 DETECTOR_DAYS = 30
@@ -117,18 +117,8 @@ def window_manifest(manifest: dict, now: dt.datetime) -> dict:
     return {**scoped, "tables": {t: scoped["tables"].get(t, []) for t in DETECTOR_TABLES}}
 
 
-def window_rows(manifest: dict, since: int | None = None) -> dict[str, int]:
-    """Rows per detector table in the files of `manifest` (only those committed up to version `since`, if given)."""
-    return {t: sum(e["rows"] for e in manifest["tables"].get(t, []) if since is None or e.get("v", 0) <= since)
-            for t in DETECTOR_TABLES}
-
-
-def label_fingerprint(con, home, manifest: dict, since: int) -> tuple[str, int, int]:
-    """The hash of every turn's latest refusal label, how many turns have one, and how many rows of those turns the
-    files of `manifest` committed after version `since` hold (con holds `labels`; its new_* views are replaced)."""
-    delta = Delta(home, manifest, since)
-    for table in DETECTOR_TABLES:
-        delta.view(con, table)
+def label_fingerprint(con) -> tuple[str, list[str]]:
+    """The hash of every turn's latest refusal label and the turns that have one (con holds `labels`)."""
     rows = con.execute(load_sql("disparity/label_fingerprint.sql").sql).fetchall()
-    digest = hashlib.sha256("\n".join(f"{t}\t{label}" for t, label, _ in rows).encode()).hexdigest()[:32]
-    return digest, len(rows), sum(int(n) for *_, n in rows)
+    digest = hashlib.sha256("\n".join(f"{t}\t{label}" for t, label in rows).encode()).hexdigest()[:32]
+    return digest, [t for t, _ in rows]

@@ -20,9 +20,10 @@ import pyarrow as pa
 from monitor.disparity.compute import (Settings, apply_bh, compare_rates, compare_values, metric_table,
                                        mismatch_table, partial_inputs, partial_rows, resolve_attributes, to_arrow)
 from monitor.disparity.language import detect_new_turns
-from monitor.disparity.quality import detector_rows, detector_window, label_fingerprint, window_manifest, window_rows
+from monitor.disparity.quality import (DETECTOR_TABLES, detector_rows, detector_window, label_fingerprint,
+                                      window_manifest)
 from monitor.db import scope_views, scoped_connect
-from monitor.incremental import Delta, range_dates, segment_attributes, touched_windows
+from monitor.incremental import Delta, LabelledFiles, range_dates, segment_attributes, touched_windows
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.state import utcnow
@@ -68,28 +69,24 @@ def write_detector_rows(home, con, manifest: dict, job: str, run_id: str, now: d
                         present: list[str]) -> int:
     """Write per-group refusal-detector precision/recall rows when labels exist and something they depend on changed."""
     # The rows depend on the window, the settings, every turn's latest refusal label, and the turns, latest scores
-    # and segments of the labelled turns in the window's files. Most runs only add rows of unlabelled turns: the
-    # window's files committed since the last computation are checked for rows of labelled turns (the new files
-    # only, so the check costs what the new turns cost), and the old files must still hold the rows they held (a
-    # deletion or a compaction mixing old and new rows recomputes).
+    # and segments of the labelled turns in the window's files. Most runs only add rows of unlabelled turns, which
+    # leave them alone (monitor.incremental.LabelledFiles: the check reads only the files committed since).
     s = Settings.from_config(home.config, present)
     attrs = resolve_attributes(s)
+    labels, labelled = label_fingerprint(con)
     identity = {"v": DETECTOR_VERSION, "window": detector_window(now)[0].isoformat(), "attributes": attrs,
-                "min_n": s.min_n, "confidence": home.config.metrics.confidence,
+                "min_n": s.min_n, "confidence": home.config.metrics.confidence, "labels": labels,
                 "sql": [load_sql(f"disparity/{f}.sql").sql for f in ("detector_counts", "label_fingerprint")]}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:32]
-    window = window_manifest(manifest, now)
+    files = LabelledFiles.of(home.lake.root, window_manifest(manifest, now), DETECTOR_TABLES)
     saved = home.state.get(DETECTOR_KEY) or {}
-    since = saved.get("v") if saved.get("identity") == key else None
-    old_intact = since is not None and window_rows(window, since) == saved.get("rows")
-    labels, n_labelled, new_rows = label_fingerprint(con, home, window, since if old_intact else manifest["version"])
-    state = {"identity": key, "labels": labels, "v": manifest["version"], "rows": window_rows(window)}
-    if old_intact and labels == saved.get("labels") and new_rows == 0:
+    state = files.state(key)
+    if files.unchanged(saved, key, labelled):
         if saved != state:
             home.state.put(DETECTOR_KEY, state)  # checked up to this version: the next run reads only newer files
         return 0
     # No refusal label at all: no row to compute.
-    rows = detector_rows(home, con, attrs, now, s.min_n) if n_labelled else []
+    rows = detector_rows(home, con, attrs, now, s.min_n) if labelled else []
     for r in rows:
         r.update(job=job, run_id=run_id, computed_at=utcnow())  # processing time, as in compute_windows
     written = home.lake.append("metrics_log", to_arrow(rows)) if rows else 0
