@@ -12,7 +12,7 @@ import pytest
 from monitor.db import connect
 from monitor.demo import records
 from monitor.home import Home
-from monitor.incremental import Delta, date_bounds
+from monitor.incremental import Delta, date_bounds, touched_windows
 from monitor.ingest import ingest_paths
 from monitor.jobs import run_all
 
@@ -60,6 +60,32 @@ def test_compaction_keeps_the_newest_commit_of_what_it_merges(home):
     home.lake.compact("turns", min_files=2)
     # Old and new rows merged: the file counts as new (read again; consumers skip what they already wrote).
     assert [e["rows"] for e in Delta.open(home, "k", "x").entries("turns")] == [16]
+
+
+def test_touched_windows_are_the_windows_of_the_new_rows_turns(home):
+    """Daily windows come from the new rows' date partitions alone; they must be the windows the turns' timestamps
+    give (as hourly ones are read), for late files and inputs other than turns too."""
+    def turns(ids, stamps):
+        return pa.table({"turn_id": ids, "ts": pa.array(stamps, pa.timestamp("us")),
+                         "date": [s.date().isoformat() for s in stamps]})
+
+    old = [dt.datetime(2026, 11, 1, 23, 59, 59), dt.datetime(2026, 11, 2, 0, 0), dt.datetime(2026, 11, 2, 13, 5)]
+    home.lake.append("turns", turns(["a", "b", "c"], old))
+    Delta.open(home, "w", "x").save("w", "x")
+    # New: one turn of a new day, a late turn of an old day, and a re-score of an old turn (scores only).
+    home.lake.append("turns", turns(["d", "e"], [dt.datetime(2026, 11, 5, 7, 30), dt.datetime(2026, 10, 30, 0, 0)]))
+    home.lake.append("scores", pa.table({"turn_id": ["a"], "date": ["2026-11-01"]}))
+    delta = Delta.open(home, "w", "x")
+    stamps = {"a": old[0], "d": dt.datetime(2026, 11, 5, 7, 30), "e": dt.datetime(2026, 10, 30, 0, 0)}
+    for granularity in ("day", "hour"):
+        con = connect(home, manifest=delta.manifest)
+        try:
+            got = touched_windows(con, delta, ("turns", "scores"), granularity)
+        finally:
+            con.close()
+        want = sorted({s.replace(minute=0, second=0, microsecond=0) if granularity == "hour"
+                       else dt.datetime.combine(s.date(), dt.time()) for s in stamps.values()})
+        assert got == want, granularity
 
 
 def test_date_bounds_cover_every_window():
