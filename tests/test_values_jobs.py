@@ -161,3 +161,46 @@ def test_parallel_value_scoring_equals_scoring_in_one_process(tmp_path):
     metrics = "SELECT metric, window_start, model, deployment, segment, round(value, 12), n FROM metrics ORDER BY ALL"
     assert _query(Home.open(tmp_path / "w1"), metrics).values.tolist() == \
         _query(Home.open(tmp_path / "w2"), metrics).values.tolist()
+
+
+def test_pending_turns_carry_their_latest_refusal_score(tmp_path):
+    """sql/values/pending.sql ranks only the new turns' scores; it must pick what view latest_scores picks."""
+    import pyarrow as pa
+
+    from monitor.db import scoped_connect
+    from monitor.incremental import Delta
+    from monitor.resources import load_sql
+
+    home = Home.open(tmp_path / "home")
+    t0 = dt.datetime(2026, 11, 2, 9)
+
+    def turns(ids):
+        return pa.table({"turn_id": ids, "ts": pa.array([t0] * len(ids), pa.timestamp("us")),
+                         "user_message": ["q"] * len(ids), "assistant_message": ["a"] * len(ids),
+                         "date": ["2026-11-02"] * len(ids)})
+
+    def scores(ids, score, minutes):
+        return pa.table({"turn_id": ids, "refusal_score": [score] * len(ids),
+                         "scored_at": pa.array([t0 + dt.timedelta(minutes=minutes)] * len(ids), pa.timestamp("us")),
+                         "date": ["2026-11-02"] * len(ids)})
+
+    home.lake.append("turns", turns(["old1", "old2"]))
+    home.lake.append("scores", scores(["old1", "old2"], 0.9, 1))
+    Delta.open(home, "p", "x").save("p", "x")
+    home.lake.append("turns", turns(["new1", "new2", "new3", "new4"]))
+    home.lake.append("scores", scores(["new1", "new2", "old1"], 0.1, 2))
+    home.lake.append("scores", scores(["new2", "old2"], 0.7, 5))  # a re-score: the newest wins
+    home.lake.append("scores", scores(["new3"], 0.3, 3))  # new4 has no score yet
+    delta = Delta.open(home, "p", "x")
+    con = scoped_connect(home, delta.manifest, ("2026-11-02", "2026-11-02"))
+    try:
+        delta.view(con, "turns")
+        params = {"scorer_version": "v1", "date_min": "2026-11-02", "date_max": "2026-11-02"}
+        got = con.execute(load_sql("values/pending.sql").sql, params).fetchall()
+        want = con.execute("SELECT t.turn_id, t.user_message, t.assistant_message, s.refusal_score, t.date "
+                           "FROM new_turns t LEFT JOIN latest_scores s USING (turn_id, date) ORDER BY t.turn_id"
+                           ).fetchall()
+    finally:
+        con.close()
+    assert got == want
+    assert [(r[0], r[3]) for r in got] == [("new1", 0.1), ("new2", 0.7), ("new3", 0.3), ("new4", None)]
