@@ -41,7 +41,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from monitor.db import connect
+from monitor.db import connect, scope_views, scoped_connect
 from monitor.errors import ConfigError
 from monitor.incremental import Delta, range_dates, touched_windows, window_length
 from monitor.jobs import Job, JobContext
@@ -542,7 +542,8 @@ def run_value_drift(ctx: JobContext, scorer=None) -> int:
     dims = [d.name for d in scorer.dimensions]
     families = {d.name: d.family for d in scorer.dimensions}
     manifest = home.lake.manifest()
-    con = connect(home, manifest=manifest)
+    # Lake views over the dates each step reads only (re-pointed per step): the history outside them costs nothing.
+    con = scoped_connect(home, manifest, None)
     try:
         attrs = attributes(home, con, manifest, mcfg)
         fp = hashlib.sha256(json.dumps({
@@ -550,12 +551,16 @@ def run_value_drift(ctx: JobContext, scorer=None) -> int:
             "d": vcfg.reference_days, "bs": vcfg.baseline_start, "be": vcfg.baseline_end, "bm": vcfg.baseline_model,
             "m": vcfg.drift_method, "t": vcfg.drift_threshold, "n": vcfg.min_n}, sort_keys=True).encode()).hexdigest()[:16]
         delta = Delta.open(home, WATERMARK_KEY, fp, manifest=manifest)
+        dates = delta.dates(*INPUTS)
+        if dates is not None:
+            scope_views(con, home, manifest, *dates)
         touched = touched_windows(con, delta, INPUTS, granularity)
         if not touched:
             delta.save(WATERMARK_KEY, fp)
             return 0
         span = ref.span(touched)
         span_dates = range_dates(*(span or (None, None)))
+        scope_views(con, home, manifest, *span_dates)
         all_windows = [r[0] for r in con.execute(load_sql("values/all_windows.sql").sql, {
             "granularity": granularity, "scorer_version": scorer.version,
             "date_min": span_dates[0], "date_max": span_dates[1]}).fetchall()]
@@ -565,6 +570,7 @@ def run_value_drift(ctx: JobContext, scorer=None) -> int:
         if windows:
             start = min([min(windows)] + [r[0] for r in ranges])
             end = max([max(windows) + ref.wl] + [r[1] for r in ranges])
+            scope_views(con, home, manifest, *range_dates(start, end))
             rows = None
             if uses_sums(vcfg, ref, ranges) and not FORCE_ROWS:
                 sums, counts = load_sums(con, granularity, start, end, scorer.version, dims, attrs, home,
