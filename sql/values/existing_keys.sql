@@ -1,9 +1,10 @@
 -- Keys of the value metrics already published for some windows, so a recomputation can retire a key that no
 -- longer has data (n = 0 row), e.g. after a config change removed a plugin dimension or a segment attribute.
--- The latest row per key as in view `metrics`, but ranked among the rows of these windows and metrics only:
--- window, metric and granularity are part of the key, so filtering them first keeps the same latest rows while
--- the ranking no longer grows with the whole metrics_log (metric names belong to one family, so the family
--- filter also lets DuckDB skip the other families' files).
+-- The latest row per key as in view `metrics` (newest computed_at, then run_id), but among the rows of these
+-- windows and metrics only: window, metric and granularity are part of the key, so filtering them first keeps the
+-- same latest rows while the work no longer grows with the whole metrics_log (metric names belong to one family,
+-- so the family filter also lets DuckDB skip the other families' files). An aggregate per key instead of ranking
+-- every row: a window recomputed by every run holds one row per key and run (~3x faster at 290k such rows).
 -- Parameters:
 --   $granularity  'day' | 'hour'
 --   $windows      TIMESTAMP[]: the window starts being recomputed
@@ -11,16 +12,14 @@
 -- Output columns: metric, window_start, window_end, model, deployment, segment
 SELECT metric, window_start, window_end, model, deployment, segment
 FROM (
-    SELECT metric, window_start, window_end, model, deployment, segment, n,
-           row_number() OVER (
-               PARTITION BY metric, granularity, window_start, model, deployment, segment
-               ORDER BY computed_at DESC, run_id DESC
-           ) AS rn
+    SELECT metric, window_start, model, deployment, segment,
+           arg_max(window_end, struct_pack(computed_at, run_id)) AS window_end,
+           arg_max(n, struct_pack(computed_at, run_id)) AS n
     FROM metrics_log
     WHERE family = 'values'
       AND granularity = $granularity
       AND list_contains($windows, window_start)
       AND list_contains($metrics, metric)
+    GROUP BY metric, window_start, model, deployment, segment
 ) AS latest
-WHERE rn = 1
-  AND n > 0
+WHERE n > 0
