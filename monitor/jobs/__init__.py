@@ -8,6 +8,7 @@ functions with APScheduler by their textual reference ``monitor.jobs:run_job``.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import importlib
 import logging
 import pkgutil
@@ -149,4 +150,26 @@ def run_all(home: Home, only: list[str] | None = None, now: dt.datetime | None =
     from monitor.db import write_catalog
 
     write_catalog(home)
+    freeze_long_lived()
     return results
+
+
+_RUNS = 0
+RECOLLECT_EVERY = 50  # runs between full collections that include the frozen objects
+
+
+def freeze_long_lived() -> None:
+    """After a run of the jobs, keep the objects loaded for it out of the cyclic garbage collector's scans."""
+    # The first run loads the classifiers, lexicons, value scorer and caches: millions of long-lived objects that
+    # every full collection walks again (~0.2 s per incremental run at 140k turns, 0.07 s frozen, measured with
+    # gc.callbacks). What later runs leave alive is collected as usual. A frozen object that later becomes cyclic
+    # garbage (a replaced cache entry) is only freed by a collection that includes the frozen ones: one every
+    # RECOLLECT_EVERY runs, which also freezes what has become long-lived since.
+    global _RUNS
+    _RUNS += 1
+    if _RUNS == 1:
+        gc.freeze()
+    elif _RUNS % RECOLLECT_EVERY == 0:
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()

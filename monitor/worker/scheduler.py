@@ -18,7 +18,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.home import Home
-from monitor.jobs import JobResult, discover, ordered, run_job
+from monitor.jobs import JobResult, discover, freeze_long_lived, ordered, run_job
 
 log = logging.getLogger("monitor.worker")
 
@@ -60,6 +60,8 @@ def run_group(home_root: str, config_file: str | None, interval_key: str, attemp
             from monitor.db import write_catalog
 
             write_catalog(home)
+        if interval_key == "jobs_interval_s":  # the metric jobs load the models
+            freeze_long_lived()
     if failed and _SCHEDULER is not None and attempt < len(RETRY_DELAYS_S):
         delay = RETRY_DELAYS_S[attempt]
         log.warning("jobs %s failed; retrying in %ss", ", ".join(failed), delay)
