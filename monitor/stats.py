@@ -29,6 +29,10 @@ from __future__ import annotations
 
 import functools
 import math
+import multiprocessing
+import os
+import time
+import traceback
 import warnings
 from dataclasses import dataclass
 
@@ -37,6 +41,8 @@ from scipy.special import xlogy
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
+from monitor.errors import JobError
+
 DEFAULT_DRAWS = 400
 # A bootstrap draw's EM first stops at the first of these step sizes; only the draws whose rate could lie near the
 # interval's quantiles go on to the next and finally to the point estimate's tolerance (correct_joint_em_many).
@@ -44,6 +50,11 @@ DEFAULT_DRAWS = 400
 DRAW_TOLS = (1e-5, 1e-6)
 DRAW_MARGIN = 30
 REFINE_CHUNKS = 6  # chunks of groups whose draws are refined together (correct_joint_em_many)
+# correct_joint_em_many computes a share of its groups in each of EM_WORKERS - 1 forked children while this process
+# computes the last share, when it has at least EM_MIN_PARALLEL groups (below, the fork costs more than it saves).
+EM_WORKERS = min(2, os.cpu_count() or 1)
+EM_MIN_PARALLEL = 8
+EM_CHILD_TIMEOUT = 600.0  # seconds a child may still run once this process has computed its own share
 
 
 @functools.lru_cache(maxsize=32)  # called once per Wilson interval, with one or two confidence levels
@@ -544,18 +555,18 @@ def correct_joint_em(table, in_group, elsewhere, confidence: float = 0.95, draws
 
 def correct_joint_em_many(tables, in_groups, elsewheres, confidence: float = 0.95, draws: int = DEFAULT_DRAWS,
                           seed: int = 0, iters: int = 2000, tol: float = 1e-9, chunk: int = 32,
-                          draw_tols: tuple[float, ...] | None = DRAW_TOLS) -> list[TwoWayCorrection]:
+                          draw_tols: tuple[float, ...] | None = DRAW_TOLS,
+                          workers: int | None = None) -> list[TwoWayCorrection]:
     """`correct_joint_em` for many groups (the same results, group by group) with their EMs batched.
 
     Every point EM converges to `tol`. A bootstrap draw matters only through its rank, except the few draws the
     interval's quantiles interpolate between: every draw first converges to `draw_tols[0]`, then, stage by stage
     down to `tol`, only the draws whose rate could lie near a quantile (given a bound on their distance to their
     maximum) go on, from where they stopped, so a draw that reaches `tol` ends exactly where one EM to `tol` would
-    have. `draw_tols=None` runs every draw to `tol` (the same intervals at about twice the cost).
+    have. `draw_tols=None` runs every draw to `tol` (the same intervals at about twice the cost). The groups are
+    shared out in contiguous shares over `workers` processes (default `EM_WORKERS`; forked children, see
+    `_in_forked_children`), which changes no result.
     """
-    # Every row of `_em_iterate` (a group's point or one of its draws) iterates and stops on its own, so `chunk`
-    # groups' points and draws run as one batch: the few slow rows of each group share their late iterations'
-    # numpy call overhead with the other groups' instead of paying it alone.
     tables = [np.asarray(x, dtype=float).reshape(4) for x in tables]
     in_groups = [np.asarray(x, dtype=float).reshape(4, 4) for x in in_groups]
     elsewheres = [np.asarray(x, dtype=float).reshape(4, 4) for x in elsewheres]
@@ -563,15 +574,107 @@ def correct_joint_em_many(tables, in_groups, elsewheres, confidence: float = 0.9
     out: list[TwoWayCorrection] = [nan] * len(tables)
     ok = [i for i in range(len(tables))
           if tables[i].sum() > 0 and not ((in_groups[i] + elsewheres[i]).sum(axis=1) <= 0).any()]
+
+    def share(groups: list[int]) -> list[TwoWayCorrection]:
+        return _em_groups(tables, in_groups, elsewheres, groups, confidence, draws, seed, iters, tol, chunk,
+                          draw_tols)
+
+    n = _em_worker_count(EM_WORKERS if workers is None else workers, len(ok))
+    if n > 1:
+        # Each group's results depend only on its own rows (test_refusal_em_batch, test_em_parallel), so any split
+        # gives the same numbers; contiguous shares of equal size keep the join trivial.
+        bounds = np.linspace(0, len(ok), n + 1).round().astype(int)
+        shares = [ok[bounds[k]:bounds[k + 1]] for k in range(n)]
+        results = [r for part in _in_forked_children(share, shares) for r in part]
+    else:
+        results = share(ok)
+    for i, r in zip(ok, results):
+        out[i] = r
+    return out
+
+
+def _em_worker_count(workers: int, groups: int) -> int:
+    """How many processes `correct_joint_em_many` uses for `groups` groups when asked for `workers`."""
+    # A daemonic process (a multiprocessing pool worker, or one of our own children) may not fork children.
+    if workers <= 1 or groups < EM_MIN_PARALLEL or multiprocessing.current_process().daemon:
+        return 1
+    return int(min(workers, groups // max(1, EM_MIN_PARALLEL // 2)))
+
+
+def _em_child(fn, share, conn) -> None:
+    """Send ("ok", fn(share)) or ("error", traceback text) on conn; runs in a forked child."""
+    try:
+        msg = ("ok", fn(share))
+    except BaseException:  # noqa: BLE001 -- every failure goes to the parent, which raises it
+        msg = ("error", traceback.format_exc())
+    conn.send(msg)
+    conn.close()
+
+
+def _in_forked_children(fn, shares: list) -> list:
+    """[fn(share) for share in shares], all but the last computed in forked children, in the order of `shares`."""
+    # The child inherits the arguments by fork (nothing pickled on the way in) and runs only numpy code, so DuckDB
+    # connections or scheduler threads of this process are never touched there; multiprocessing ends it with
+    # os._exit. It is daemonic: it cannot fork again, and it is terminated if this process exits first.
+    ctx = multiprocessing.get_context("fork")
+    children = []
+    finished = False
+    try:
+        for part in shares[:-1]:
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_em_child, args=(fn, part, send), name="joint-em", daemon=True)
+            proc.start()
+            send.close()  # the child holds the only write end: its death wakes `recv` with EOFError
+            children.append((proc, recv))
+        last = fn(shares[-1])
+        deadline = time.monotonic() + EM_CHILD_TIMEOUT
+        results = []
+        for proc, recv in children:
+            if not recv.poll(max(0.0, deadline - time.monotonic())):
+                raise JobError(f"a joint-EM child process (pid {proc.pid}) sent no result within "
+                               f"{EM_CHILD_TIMEOUT:.0f} s after this process's share",
+                               hint="set monitor.stats.EM_WORKERS = 1 to compute in one process")
+            try:
+                status, value = recv.recv()
+            except EOFError:
+                proc.join(5)
+                raise JobError(f"a joint-EM child process (pid {proc.pid}) died without a result "
+                               f"(exit code {proc.exitcode})",
+                               hint="check memory limits, or set monitor.stats.EM_WORKERS = 1") from None
+            if status != "ok":
+                # The child's traceback, chained, goes to the log with this error.
+                raise JobError(f"the joint EM failed in a child process: {value.strip().splitlines()[-1]}",
+                               hint="set monitor.stats.EM_WORKERS = 1 to debug it in one process") \
+                    from RuntimeError(value)
+            results.append(value)
+        finished = True
+        return results + [last]
+    finally:
+        # A child that sent its result is leaving; after a failure here or there, one still running is killed.
+        for proc, recv in children:
+            recv.close()
+            proc.join(5 if finished else 0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def _em_groups(tables, in_groups, elsewheres, groups: list[int], confidence, draws, seed, iters, tol, chunk,
+               draw_tols) -> list[TwoWayCorrection]:
+    """The results of `correct_joint_em_many` for the listed usable groups, in their order, in this process."""
+    # Every row of `_em_iterate` (a group's point or one of its draws) iterates and stops on its own, so `chunk`
+    # groups' points and draws run as one batch: the few slow rows of each group share their late iterations'
+    # numpy call overhead with the other groups' instead of paying it alone.
+    out: list[TwoWayCorrection] = []
     a = (1 - confidence) / 2
     tols = [t for t in (draw_tols or ()) if t > tol] + [tol]
     # The few draws refined per chunk are the slow ones: refined together for REFINE_CHUNKS chunks, they share their
     # numpy calls; more would hold every chunk's EM state at once (~80 doubles per draw).
-    for first in range(0, len(ok), chunk * REFINE_CHUNKS):
-        groups = ok[first:first + chunk * REFINE_CHUNKS]
+    for first in range(0, len(groups), chunk * REFINE_CHUNKS):
+        batch_groups = groups[first:first + chunk * REFINE_CHUNKS]
         runs = []
-        for start in range(0, len(groups), chunk):
-            rows = groups[start:start + chunk]
+        for start in range(0, len(batch_groups), chunk):
+            rows = batch_groups[start:start + chunk]
             batch = [_with_draws(np.clip(tables[i] - in_groups[i].sum(axis=0), 0, None), in_groups[i],
                                  elsewheres[i], tables[i], draws, seed) for i in rows]
             u, lg, lo = (np.concatenate(x) for x in zip(*batch))
@@ -583,18 +686,18 @@ def correct_joint_em_many(tables, in_groups, elsewheres, confidence: float = 0.9
         run = _EMRun.concat(runs) if len(runs) > 1 else runs[0]
         del runs
         if len(tols) > 1:
-            _refine_near_quantiles(run, len(groups), draws, a, tols[1:], iters)
-        res = run.out[:4].T.reshape(len(groups), draws + 1, 4)
+            _refine_near_quantiles(run, len(batch_groups), draws, a, tols[1:], iters)
+        res = run.out[:4].T.reshape(len(batch_groups), draws + 1, 4)
         points = res[:, 0]
-        ob, ubr = _over_under(res[:, 1:].reshape(len(groups), draws, 2, 2))
+        ob, ubr = _over_under(res[:, 1:].reshape(len(batch_groups), draws, 2, 2))
         oq, uq = _quantiles(ob, a), _quantiles(ubr, a)
-        for j, i in enumerate(groups):
+        for j, i in enumerate(batch_groups):
             point = points[j].reshape(2, 2)
             over, under = _over_under(point)
             obs = tables[i]
             o_est = _estimate(over, oq[0, j], oq[1, j]) if obs[0] + obs[1] > 0 else _NAN
             u_est = _estimate(under, uq[0, j], uq[1, j]) if obs[2] + obs[3] > 0 else _NAN
-            out[i] = TwoWayCorrection(o_est, u_est, point)
+            out.append(TwoWayCorrection(o_est, u_est, point))
     return out
 
 
