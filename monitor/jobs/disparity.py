@@ -81,7 +81,7 @@ def write_detector_rows(home, con, manifest: dict, job: str, run_id: str, now: d
     files = LabelledFiles.of(home.lake.root, window_manifest(manifest, now), DETECTOR_TABLES)
     saved = home.state.get(DETECTOR_KEY) or {}
     state = files.state(key)
-    if files.unchanged(saved, key, labelled):
+    if files.unchanged(con, saved, key, labelled):
         if saved != state:
             home.state.put(DETECTOR_KEY, state)  # checked up to this version: the next run reads only newer files
         return 0

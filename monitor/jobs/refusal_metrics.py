@@ -442,7 +442,7 @@ def labelled_turns(con, home, manifest: dict, granularity: str) -> pd.DataFrame:
     # No label: the query is cheap (no date to read) and gives no row.
     if cached is not None and ids:
         frame, meta = cached
-        if files.unchanged(meta, key, ids):
+        if files.unchanged(con, meta, key, ids):
             if any(files.committed_after(meta["v"]).values()):  # free of labelled turns: the cache covers them too
                 _write_cache(path, frame, files.state(key))
             LABELLED_PATH["last"] = "cache"
