@@ -175,14 +175,43 @@ def test_merge_adds_each_group_like_a_grouped_sum(home):
 def test_overlap_is_asked_once_per_pair_of_file_lists(home, monkeypatch):
     from monitor import partials
 
+    def files(table, before=()):
+        return [p for e in home.lake.manifest()["tables"][table]
+                if (p := str(home.lake.root / e["path"])) not in before]
+
     add_turns(home, "a", "2026-03-01", 5)
-    old = [str(home.lake.root / e["path"]) for e in home.lake.manifest()["tables"]["turns"]]
+    old_turns, old_other = files("turns"), files("scores") + files("segments")
     add_turns(home, "b", "2026-03-01", 5)
-    new = [str(home.lake.root / e["path"]) for e in home.lake.manifest()["tables"]["turns"]
-           if str(home.lake.root / e["path"]) not in old]
+    new_turns, new_other = files("turns", old_turns), files("scores", old_other) + files("segments", old_other)
     monkeypatch.setattr(partials, "_OVERLAPS", {})
     con = db.duckdb.connect()
-    assert DateSums._overlap(con, old, new) == 0
-    assert DateSums._overlap(con, old, old) == 5  # another pair: asked, not taken from the memo
+    assert DateSums._overlap(con, old_turns, new_turns, new_other) == 0
+    # Another triple: asked, not taken from the memo. Rows of other tables for the old turns (a re-score, late
+    # segments) are overlap, whether or not new turns came with them.
+    assert DateSums._overlap(con, old_turns, [], old_other) == 5
+    assert DateSums._overlap(con, old_turns, new_turns, new_other + old_other) == 5
     con.close()
-    assert DateSums._overlap(None, old, new) == 0  # memoised: no connection needed
+    assert DateSums._overlap(None, old_turns, new_turns, new_other) == 0  # memoised: no connection needed
+
+
+def test_overlap_reads_the_old_files_only_for_turns_missing_from_the_new_turns(home, monkeypatch):
+    """New scores and segments of new turns only: the answer comes without reading the old turns files."""
+    from monitor import partials
+
+    def files(table, before=()):
+        return [p for e in home.lake.manifest()["tables"][table]
+                if (p := str(home.lake.root / e["path"])) not in before]
+
+    add_turns(home, "a", "2026-03-01", 5)
+    old_turns, old_other = files("turns"), files("scores") + files("segments")
+    add_turns(home, "b", "2026-03-01", 5)
+    new_turns, new_other = files("turns", old_turns), files("scores", old_other) + files("segments", old_other)
+    monkeypatch.setattr(partials, "_OVERLAPS", {})
+    con = db.duckdb.connect()
+    try:
+        gone = [p + ".gone" for p in old_turns]  # reading these would fail: the old files are not read
+        assert DateSums._overlap(con, gone, new_turns, new_other) == 0
+        with pytest.raises(db.duckdb.Error):  # ... while a candidate turn makes them read
+            DateSums._overlap(con, gone, new_turns, new_other + old_other)
+    finally:
+        con.close()
