@@ -51,9 +51,17 @@ DRAW_TOLS = (1e-5, 1e-6)
 DRAW_MARGIN = 30
 REFINE_CHUNKS = 6  # chunks of groups whose draws are refined together (correct_joint_em_many)
 # correct_joint_em_many computes a share of its groups in each of EM_WORKERS - 1 forked children while this process
-# computes the last share, when it has at least EM_MIN_PARALLEL groups (below, the fork costs more than it saves).
-EM_WORKERS = min(2, os.cpu_count() or 1)
-EM_MIN_PARALLEL = 8
+# computes the last share, when it has at least EM_MIN_PARALLEL groups. Measured on the 140k benchmark home's groups
+# (600 labels, 400 draws), with the second core free: one process takes ~6 ms a group at 8 groups and ~4.5 ms at 180;
+# in a worker process after a run of every job (7 threads, 2.6 GB mapped) os.fork takes 2-4 ms, the child's exit
+# 3-5 ms, pickling 90 results back ~1 ms, and copy-on-write page faults add ~10-15 ms of CPU to each side at 8-32
+# groups. Wall, one process -> two (best of 7): 8 groups 0.057 -> 0.059 s, 12 groups 0.074 -> 0.061 s, 16 groups
+# 0.10 -> 0.084 s; (median of 7) 32 groups 0.26 -> 0.175 s, 180 groups (an incremental run) 1.07 -> 0.67 s; 2,601
+# groups (a first run) 10.7 -> 6.8 s. Below 16 groups the gain is under ~15 ms and gone as soon as a core is busy;
+# the split itself costs no CPU (two halves of 180 groups 0.78 s, like the whole). With both cores busy it saves
+# nothing and costs those ~10% more CPU.
+EM_WORKERS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+EM_MIN_PARALLEL = 16
 EM_CHILD_TIMEOUT = 600.0  # seconds a child may still run once this process has computed its own share
 
 
