@@ -31,6 +31,7 @@ import functools
 import math
 import multiprocessing
 import os
+import signal
 import time
 import traceback
 import warnings
@@ -611,6 +612,11 @@ def _em_worker_count(workers: int, groups: int) -> int:
 
 def _em_child(fn, share, conn) -> None:
     """Send ("ok", fn(share)) or ("error", traceback text) on conn; runs in a forked child."""
+    # The parent's signal handlers (the worker's graceful shutdown) must not run here, and a shutdown signal sent to
+    # the whole process group must not kill the share the parent waits for: the child finishes it (seconds) and
+    # leaves; the parent kills it if it gives up first.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         msg = ("ok", fn(share))
     except BaseException:  # noqa: BLE001 -- every failure goes to the parent, which raises it

@@ -168,3 +168,24 @@ def test_a_failure_in_the_parent_share_ends_the_child(monkeypatch):
         correct_joint_em_many(*_args(GROUPS[:12]), draws=DRAWS, workers=2)
     assert time.perf_counter() - start < 30
     assert not multiprocessing.active_children()
+
+
+def test_a_shutdown_signal_to_the_process_group_does_not_end_the_child(pids, monkeypatch):
+    # SIGTERM/SIGINT sent to every process of the worker (systemd's stop): the child still delivers its share, so the
+    # running job can finish as the worker's graceful shutdown expects.
+    import signal
+
+    parent = os.getpid()
+    em_groups = stats._em_groups
+
+    def fn(*a, **k):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+        return em_groups(*a, **k)
+
+    monkeypatch.setattr(stats, "_em_groups", fn)
+    groups = GROUPS[:12]
+    assert _identical(correct_joint_em_many(*_args(groups), draws=DRAWS, workers=2),
+                      correct_joint_em_many(*_args(groups), draws=DRAWS, workers=1))
+    assert len({p for p, _ in pids()}) == 2
