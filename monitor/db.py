@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import sqlite3
+import threading
 import uuid
 from pathlib import Path
 
@@ -140,6 +141,106 @@ def scoped_manifest(manifest: dict, date_min: str, date_max: str) -> dict:
     return {**manifest, "tables": tables}
 
 
+# A fresh in-memory DuckDB database costs ~20 ms to create and close (catalog, buffer manager, thread pool), and an
+# incremental run of the jobs opened ~23 of them for a handful of views each (~0.45 s per run, whatever the history).
+# The jobs' connections therefore come from a small per-process pool: `close()` drops the views and tables the user
+# created and keeps the database for the next one. A connection whose use could have changed anything else (a SET,
+# an ATTACH, a macro, a transaction, another API than execute/register) is closed for real instead.
+POOL_SIZE = 4
+_POOL: list[duckdb.DuckDBPyConnection] = []
+_POOL_LOCK = threading.Lock()
+_POOL_PID = os.getpid()
+_CHANGES_MORE = re.compile(
+    r"^\s*(?:--[^\n]*(?:\n|$)\s*|/\*.*?\*/\s*)*(?:SET|RESET|PRAGMA|ATTACH|DETACH|INSTALL|LOAD|USE|IMPORT|EXPORT|"
+    r"BEGIN|START|CALL|CHECKPOINT|ALTER|CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?"
+    r"(?:MACRO|FUNCTION|SCHEMA|SEQUENCE|TYPE|SECRET|INDEX))\b", re.IGNORECASE | re.DOTALL)
+# What a pooled connection may be used through without being retired: execute() and the result fetchers.
+_POOL_SAFE = frozenset({
+    "fetchall", "fetchone", "fetchmany", "df", "fetchdf", "fetch_df", "fetch_df_chunk", "arrow", "fetch_arrow_table",
+    "to_arrow_table", "fetch_record_batch", "fetchnumpy", "pl", "description", "rowcount", "register", "unregister",
+})
+
+
+class PooledConnection:
+    """An in-memory DuckDB connection from the process's pool; `close()` empties it and gives it back."""
+
+    __slots__ = ("_con", "_keep")
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._con = con
+        self._keep = True
+
+    def execute(self, query, *args, **kwargs) -> "PooledConnection":
+        if self._con is None:
+            raise duckdb.ConnectionException("Connection already closed!")
+        if self._keep and (not isinstance(query, str) or _CHANGES_MORE.match(query) or _more_statements(query)):
+            self._keep = False
+        self._con.execute(query, *args, **kwargs)
+        return self
+
+    def __getattr__(self, name: str):
+        con = self._con
+        if con is None:
+            raise duckdb.ConnectionException("Connection already closed!")
+        if name not in _POOL_SAFE:
+            self._keep = False
+        return getattr(con, name)
+
+    def close(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            _release(con, self._keep)
+
+    def __enter__(self) -> "PooledConnection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _more_statements(query: str) -> bool:
+    """Whether the text holds a statement after a `;` (each statement of a script would need checking)."""
+    head, sep, tail = query.partition(";")
+    return bool(sep) and bool(tail.strip()) and bool(re.sub(r"--[^\n]*", "", tail).strip(" \n\t;"))
+
+
+def memory_connection() -> PooledConnection:
+    """An empty in-memory DuckDB connection, from the pool when one is free."""
+    global _POOL_PID
+    with _POOL_LOCK:
+        if os.getpid() != _POOL_PID:  # a forked child: the parent's databases are not this process's to use
+            _POOL.clear()
+            _POOL_PID = os.getpid()
+        con = _POOL.pop() if _POOL else None
+    return PooledConnection(con if con is not None else duckdb.connect(":memory:"))
+
+
+def _release(con: duckdb.DuckDBPyConnection, keep: bool) -> None:
+    if keep and os.getpid() == _POOL_PID:
+        try:
+            for db_name, schema, name, temporary in con.execute(
+                    "SELECT database_name, schema_name, view_name, temporary FROM duckdb_views() "
+                    "WHERE NOT internal").fetchall():
+                if temporary:
+                    con.unregister(name)  # a registered Python object (a no-op for a temporary view: dropped next)
+                con.execute(f"DROP VIEW IF EXISTS {quote_ident(db_name)}.{quote_ident(schema)}.{quote_ident(name)}")
+            for db_name, schema, name in con.execute(
+                    "SELECT database_name, schema_name, table_name FROM duckdb_tables()").fetchall():
+                con.execute(f"DROP TABLE {quote_ident(db_name)}.{quote_ident(schema)}.{quote_ident(name)}")
+            # fetchall, not fetchone: a result left unfinished would refuse the next user's register().
+            [(left,)] = con.execute("SELECT (SELECT count(*) FROM duckdb_views() WHERE NOT internal) + "
+                                    "(SELECT count(*) FROM duckdb_tables())").fetchall()
+            keep = left == 0
+        except duckdb.Error:  # an unfinished result, a dependency: not worth repairing
+            keep = False
+        if keep:
+            with _POOL_LOCK:
+                if len(_POOL) < POOL_SIZE and os.getpid() == _POOL_PID:
+                    _POOL.append(con)
+                    return
+    con.close()
+
+
 def scope_views(con: duckdb.DuckDBPyConnection, home: Home, manifest: dict, date_min: str, date_max: str) -> None:
     """(Re)create the lake views and the sql/views views of `con` over the files of [date_min, date_max]."""
     scoped = scoped_manifest(manifest, date_min, date_max)
@@ -149,7 +250,7 @@ def scope_views(con: duckdb.DuckDBPyConnection, home: Home, manifest: dict, date
 
 
 def scoped_connect(home: Home, manifest: dict, dates: tuple[str, str] | None,
-                   state: tuple[str, ...] = ()) -> duckdb.DuckDBPyConnection:
+                   state: tuple[str, ...] = ()) -> PooledConnection:
     """An in-memory connection with the named SQLite state tables and, given `dates` (first, last), the lake views
     over those dates (else none yet: call scope_views once the dates are known)."""
     # `connect()` gives every view every file of the lake, and DuckDB pays for each file at bind time (a footer
@@ -157,7 +258,7 @@ def scoped_connect(home: Home, manifest: dict, dates: tuple[str, str] | None,
     # (0.2-0.5 s per connection at 1M turns). The jobs know which dates they can touch (the new files' dates, the
     # windows to recompute): a query filtered to those dates gets the same rows from either connection, and its
     # cost no longer depends on the history outside them. Tables without date partitions keep all their files.
-    con = duckdb.connect(":memory:")
+    con = memory_connection()
     try:
         if dates is not None:
             scope_views(con, home, manifest, *dates)

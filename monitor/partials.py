@@ -100,7 +100,7 @@ class DateSums:
         full: list[str] = []
         self.stats = {"cached": 0, "extended": 0, "recomputed": 0}
         keep_from = (dt.date.fromisoformat(dates[-1]) - dt.timedelta(days=KEEP_DATES)).isoformat() if dates else ""
-        check = duckdb.connect(":memory:")
+        check = db.memory_connection()
         try:
             for d in dates:
                 cached = self._load(d)

@@ -398,12 +398,10 @@ def _plan(rule: Rule, tail: dict | None, changed: str | None, since: str | None)
 
 def _light_connection(home, manifest: dict):
     """A DuckDB connection with only the views `metrics_log` and `metrics` (no state tables copied in)."""
-    import duckdb
-
-    from monitor.db import _table_select
+    from monitor.db import _table_select, memory_connection
     from monitor.schema import TABLES
 
-    con = duckdb.connect(":memory:")
+    con = memory_connection()
     table = TABLES["metrics_log"]
     con.execute(f"CREATE VIEW metrics_log AS {_table_select(table, home.lake.files(table.name, manifest))}")
     con.execute(load_sql("views/010_metrics.sql").sql)
