@@ -122,7 +122,7 @@ def run_disparity(ctx: JobContext) -> int:
         written = compute_windows(home, manifest, windows, "disparity", ctx.run_id, utcnow(), present) if windows \
             else 0
         delta.save(WATERMARK_KEY, IDENTITY)
-        # After the windows: the detector check replaces con's new_* views.
+        # After the windows (the detector check reads the new files on its own).
         written += write_detector_rows(home, con, manifest, "disparity", ctx.run_id, ctx.now, present)
         log.info("disparity: %d window(s) recomputed, %d rows", len(windows), written)
         return written
