@@ -121,8 +121,9 @@ class LabelledFiles:
             return False
         params = {f"p{i}": [str(p) for p in paths] for i, paths in enumerate(new)}
         files = " UNION ALL ".join(f"SELECT turn_id FROM read_parquet(${k}, union_by_name = true)" for k in params)
-        return con.execute(f"SELECT 1 FROM ({files}) WHERE turn_id IN (SELECT unnest($ids)) LIMIT 1",
-                           {**params, "ids": ids}).fetchone() is not None
+        # fetchall (of at most one row): a result left unfinished would refuse the caller's next register().
+        return bool(con.execute(f"SELECT 1 FROM ({files}) WHERE turn_id IN (SELECT unnest($ids)) LIMIT 1",
+                                {**params, "ids": ids}).fetchall())
 
     def unchanged(self, con, saved: dict | None, identity: str, turn_ids) -> bool:
         """Whether a result saved with `saved` (a state()) still holds: the same identity, the files committed up to
