@@ -91,7 +91,7 @@ def _same(got, want, name):
             for x, y in zip(g, w)), (name, g, w)
 
 
-QUERIES = ["values/value_means.sql", "values/coverage.sql", "values/existing_keys.sql", "values/all_windows.sql",
+QUERIES = ["values/value_means.sql", "values/coverage.sql", "jobs/existing_keys.sql", "values/all_windows.sql",
            "disparity/group_counts.sql", "disparity/pair_counts.sql", "disparity/value_group_stats.sql",
            "disparity/value_pair_stats.sql", "disparity/language_mismatch.sql"]
 
@@ -109,7 +109,7 @@ def test_scoped_queries_equal_queries_over_the_whole_lake(lake, case):
         params = {"granularity": granularity, "windows": windows, "date_min": bounds[0], "date_max": bounds[1],
                   "attributes": ["language", "age_band", "region", "detected_language"], "scorer_version": version,
                   "metrics": ["value_mean", "value_coverage"], "attr_a": "language", "attr_b": "age_band",
-                  "declared_attribute": "language"}
+                  "declared_attribute": "language", "family": "values", "all_metrics": False}
         nonempty = 0
         for name in QUERIES:
             q = load_sql(name)

@@ -172,9 +172,9 @@ def test_merge_adds_each_group_like_a_grouped_sum(home):
         ds._merge(old, new.rename(columns={"segment": "seg"}))
 
 
-def test_overlap_is_asked_once_per_pair_of_file_lists(home, monkeypatch):
-    from monitor import partials
-
+def _two_batches(home):
+    """Turns a-0..4 then b-0..4 on one day, with their scores and segments: (old turns files, old other files, new
+    turns files, new other files)."""
     def files(table, before=()):
         return [p for e in home.lake.manifest()["tables"][table]
                 if (p := str(home.lake.root / e["path"])) not in before]
@@ -182,7 +182,13 @@ def test_overlap_is_asked_once_per_pair_of_file_lists(home, monkeypatch):
     add_turns(home, "a", "2026-03-01", 5)
     old_turns, old_other = files("turns"), files("scores") + files("segments")
     add_turns(home, "b", "2026-03-01", 5)
-    new_turns, new_other = files("turns", old_turns), files("scores", old_other) + files("segments", old_other)
+    return old_turns, old_other, files("turns", old_turns), files("scores", old_other) + files("segments", old_other)
+
+
+def test_overlap_is_asked_once_per_pair_of_file_lists(home, monkeypatch):
+    from monitor import partials
+
+    old_turns, old_other, new_turns, new_other = _two_batches(home)
     monkeypatch.setattr(partials, "_OVERLAPS", {})
     con = db.duckdb.connect()
     assert DateSums._overlap(con, old_turns, new_turns, new_other) == 0
@@ -198,14 +204,7 @@ def test_overlap_reads_the_old_files_only_for_turns_missing_from_the_new_turns(h
     """New scores and segments of new turns only: the answer comes without reading the old turns files."""
     from monitor import partials
 
-    def files(table, before=()):
-        return [p for e in home.lake.manifest()["tables"][table]
-                if (p := str(home.lake.root / e["path"])) not in before]
-
-    add_turns(home, "a", "2026-03-01", 5)
-    old_turns, old_other = files("turns"), files("scores") + files("segments")
-    add_turns(home, "b", "2026-03-01", 5)
-    new_turns, new_other = files("turns", old_turns), files("scores", old_other) + files("segments", old_other)
+    old_turns, old_other, new_turns, new_other = _two_batches(home)
     monkeypatch.setattr(partials, "_OVERLAPS", {})
     con = db.duckdb.connect()
     try:

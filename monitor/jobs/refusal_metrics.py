@@ -370,8 +370,9 @@ def build_rows(df, granularity: str, confidence: float, min_n: int, corr: Correc
 def _retired(con, rows: list[dict], granularity: str, windows: list[dt.datetime]) -> list[dict]:
     """Rows with n = 0 for keys published before but absent now, so the `metrics` view stops showing them."""
     fresh = {(r["metric"], r["window_start"], r["model"], r["deployment"], r["segment"]) for r in rows}
-    q = load_sql("jobs/refusal_existing_keys.sql")
-    old = con.execute(q.sql, {"granularity": granularity, "windows": windows}).fetchall()
+    old = con.execute(load_sql("jobs/existing_keys.sql").sql, {
+        "family": "refusal", "granularity": granularity, "windows": windows, "all_metrics": True,
+        "metrics": []}).fetchall()
     out = []
     for metric, ws, we, model, deployment, segment in old:
         if (metric, ws, model, deployment, segment) not in fresh:

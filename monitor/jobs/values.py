@@ -277,8 +277,9 @@ def coverage_rows(df, confidence: float, min_n: int, scorer_version: str) -> lis
 def retired_rows(con, rows: list[dict], granularity: str, windows: list, metrics: tuple[str, ...]) -> list[dict]:
     """n = 0 rows for keys published before in these windows but absent now, so the `metrics` view drops them."""
     fresh = {(r["metric"], r["window_start"], r["model"], r["deployment"], r["segment"]) for r in rows}
-    old = con.execute(load_sql("values/existing_keys.sql").sql,
-                      {"granularity": granularity, "windows": windows, "metrics": list(metrics)}).fetchall()
+    old = con.execute(load_sql("jobs/existing_keys.sql").sql,
+                      {"family": "values", "granularity": granularity, "windows": windows, "all_metrics": False,
+                       "metrics": list(metrics)}).fetchall()
     out = []
     for metric, ws, we, model, deployment, segment in old:
         if (metric, ws, model, deployment, segment) not in fresh:
