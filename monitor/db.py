@@ -198,10 +198,14 @@ class PooledConnection:
         self.close()
 
 
+_COMMENT_LINE = re.compile(r"^[ \t]*--[^\n]*$", re.MULTILINE)
+
+
 def _more_statements(query: str) -> bool:
     """Whether the text holds a statement after a `;` (each statement of a script would need checking)."""
-    head, sep, tail = query.partition(";")
-    return bool(sep) and bool(tail.strip()) and bool(re.sub(r"--[^\n]*", "", tail).strip(" \n\t;"))
+    # Whole-line comments (the SQL files' headers) may contain a `;`; anything else after one counts.
+    head, sep, tail = _COMMENT_LINE.sub("", query).partition(";")
+    return bool(sep) and bool(tail.strip(" \n\t;"))
 
 
 def memory_connection() -> PooledConnection:

@@ -86,3 +86,19 @@ def test_a_forked_child_never_takes_the_parents_connections(monkeypatch):
     other = db.memory_connection()
     assert other._con is not raw and db._POOL == []
     other.close()
+
+
+def test_the_jobs_connections_are_reused(home):
+    """scoped_connect's views (sql/views files with `;` in their header comments) and state tables leave a connection
+    that goes back to the pool: what every job does several times a run."""
+    home.state.put("x", {"y": 1})
+    con = db.scoped_connect(home, home.lake.manifest(), ("2026-11-01", "2026-11-02"), state=("labels",))
+    raw = con._con
+    assert con.execute("SELECT count(*) FROM latest_scores").fetchall() == [(0,)]
+    con.close()
+    assert db._POOL == [raw]
+    again = db.scoped_connect(home, home.lake.manifest(), ("2026-11-01", "2026-11-02"))
+    assert again._con is raw
+    with pytest.raises(duckdb.CatalogException):
+        again.execute("SELECT * FROM labels")  # the previous user's state table is gone
+    again.close()
