@@ -39,7 +39,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from bench_pipeline import machine, run_child  # noqa: E402
+from bench_pipeline import machine, run_child, save_chart  # noqa: E402
 from generate import Spec, generate, parse_size  # noqa: E402
 
 OUT = REPO / "bench" / "results" / "incremental.json"
@@ -265,12 +265,7 @@ def chart(results: dict, path: Path) -> str:
     fig.update_layout(barmode="stack", template="plotly_white", width=900, height=550,
                       title="Incremental run after 10k new turns: median wall time per job vs history size",
                       yaxis_title="wall time (s)", legend={"font": {"size": 11}})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.write_image(str(path), scale=1)
-    except Exception as e:  # kaleido missing or unable to start: the page still has the tables
-        return f"(no chart: {type(e).__name__}: {e}; install the `bench` extra for kaleido)"
-    return f"![incremental run per job vs history size]({os.path.relpath(path, DOC.parent)})"
+    return save_chart(fig, path, "incremental run per job vs history size", DOC.parent)
 
 
 def page(results: dict, image: str = "") -> str:
@@ -299,7 +294,6 @@ def page(results: dict, image: str = "") -> str:
           "| history | days | runs: wall (s) | median wall, later runs | median CPU | peak RSS | load (1 min) | "
           "reference query |",
           "|---|---:|---|---:|---:|---:|---|---:|"]
-    jobs_rows = {}
     for size, r in results.items():
         runs = r["series"]["runs"]
         warm = runs[1:] or runs
@@ -308,19 +302,12 @@ def page(results: dict, image: str = "") -> str:
                  f"{', '.join(f'{w:.1f}' for w in walls)} | {statistics.median([x['seconds'] for x in warm]):.1f} s | "
                  f"{statistics.median([x['cpu_s'] for x in warm]):.1f} s | {r['series']['peak_rss_mb']:,} MB | "
                  f"{', '.join(format(x['load_average'][0], '.1f') for x in runs)} | {r['ref_query']['seconds']:.2f} s |")
-        for x in warm:
-            for j in x["jobs"]:
-                jobs_rows.setdefault(j["job"], {}).setdefault(size, []).append((j["seconds"], j.get("cpu_s") or 0))
     sizes = list(results)
     L += ["", "Per job, median wall / CPU seconds of the later runs:", "",
           "| job | " + " | ".join(sizes) + " |", "|---|" + "---:|" * len(sizes)]
-    for job, by in jobs_rows.items():
-        cells = []
-        for s in sizes:
-            v = by.get(s, [])
-            cells.append(f"{statistics.median([a for a, _ in v]):.2f} / {statistics.median([b for _, b in v]):.2f}"
-                         if v else "")
-        L.append(f"| {job} | " + " | ".join(cells) + " |")
+    for job, by in _job_medians(results).items():
+        L.append(f"| {job} | " + " | ".join(f"{by[s][0]:.2f} / {by[s][1]:.2f}" if s in by else "" for s in sizes)
+                 + " |")
     if image:
         L += ["", image]
     with_pages = {s: r["dashboard"]["pages"] for s, r in results.items() if r.get("dashboard")}

@@ -466,12 +466,17 @@ def chart(results: list[dict], path: Path) -> str:
     fig.update_yaxes(type="log", title="wall time (s)")
     fig.update_layout(title="Pipeline time vs history size (2 shared cores; see the load averages)",
                       template="plotly_white", width=1000, height=600, legend={"font": {"size": 11}})
+    return save_chart(fig, path, "time vs history size", DOC.parent)
+
+
+def save_chart(fig, path: Path, alt: str, doc_dir: Path) -> str:
+    """Write a plotly figure as PNG (kaleido); returns its Markdown image line for a page in `doc_dir`, or why not."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.write_image(str(path), scale=1)
     except Exception as e:  # kaleido missing or unable to start: the page still has the tables
         return f"no chart ({type(e).__name__}: {e}); install the `bench` extra (kaleido)"
-    return f"![time vs history size]({os.path.relpath(path, DOC.parent)})"
+    return f"![{alt}]({os.path.relpath(path, doc_dir)})"
 
 
 def write_page(out: Path, doc: Path = DOC, chart_path: Path = CHART) -> str:
