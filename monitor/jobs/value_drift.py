@@ -36,7 +36,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import math
 
 import numpy as np
 import pandas as pd
