@@ -1,4 +1,4 @@
-"""Optional `embedding` prompt-harm backend: head file, options, missing-extra error, hard cases and the val-split figures."""
+"""Optional `embedding` prompt-harm backend: head file, options, missing-extra error, hard cases, CV and val-benign figures."""
 import json
 from pathlib import Path
 
@@ -107,51 +107,57 @@ def test_encoder_checksum_is_enforced():
 
 
 @pytest.fixture(scope="module")
-def val_scores(clf):
+def val_benign_scores(clf):
+    """P(harmful) of the val split's benign (Alpaca) prompts: the only held-out rows (its harmful ones are trained on)."""
     rows = [json.loads(line) for line in open(SHARED / "prompts" / "refusal_direction_trainval.jsonl", encoding="utf-8")]
-    val = [r for r in rows if r["split"] == "val"]
-    y = np.array([r["prompt_label"] == "harmful" for r in val])
-    return y, clf._backend.harm_proba([r["prompt"] for r in val]), clf._backend
+    val_benign = [r["prompt"] for r in rows if r["split"] == "val" and r["prompt_label"] == "benign"]
+    return clf._backend.harm_proba(val_benign), clf._backend
 
 
-def _f1(y, pred):
-    tp, fp, fn = int(np.sum(y & pred)), int(np.sum(~y & pred)), int(np.sum(y & ~pred))
-    return 2 * tp / (2 * tp + fp + fn)
+def _f1_at_ratio(recall, false_alarm_rate, ratio):
+    return 2 * recall / (2 * recall + ratio * false_alarm_rate + 1 - recall)
 
 
 @needs_extra
 @pytest.mark.slow
-def test_val_split_figures_reproduce_the_head_file(val_scores):
-    """Scores the 6,303 val prompts (about 1-2 min on one core) and checks the figures written by the training script."""
-    y, p, be = val_scores
+def test_val_benign_false_alarms_reproduce_the_head_file(val_benign_scores):
+    """Scores the 6,264 val benign prompts (about 1 min on one core) and checks the false alarms the training script wrote."""
+    p, be = val_benign_scores
+    vb = _load_json(HEAD_FILE)["quality"]["val_benign"]
+    assert len(p) == vb["n"] == 6264
+    assert int(np.sum(p >= be.harm_threshold)) == vb["false_alarms"]
+    assert int(np.sum(p >= be.harm_threshold_high_precision)) == vb["false_alarms_high_precision"]
+    assert round(float(np.mean(p >= be.harm_threshold)), 5) == vb["false_alarm_rate"]
+
+
+def test_head_file_reports_cv_and_val_benign_only():
+    """The val harmful prompts are training rows now: no val harmful / balanced figure may be presented as held out."""
     q = _load_json(HEAD_FILE)["quality"]
-    assert round(_f1(y, p >= be.harm_threshold), 4) == q["val"]["f1"]
-    assert round(_f1(y, p >= be.harm_threshold_high_precision), 4) == q["val_high_precision"]["f1"]
+    assert not {"val", "val_high_precision", "val_balanced", "val_balanced_high_precision"} & set(q)
+    for key in ("ordinary_cv", "ordinary_cv_high_precision"):
+        o = q[key]
+        assert o["n_pos"] == 299  # refusal_direction harmful train (260) + val (39), all out-of-fold
+        assert o["f1"] == round(2 * o["tp"] / (2 * o["tp"] + o["fp"] + o["fn"]), 4)
+    # The F1 estimates combine the CV recall with the held-out val benign false-alarm rate (train_harm.py's ratios).
+    for name, o, fa in (("default", q["ordinary_cv"], q["val_benign"]["false_alarms"]),
+                        ("high_precision", q["ordinary_cv_high_precision"], q["val_benign"]["false_alarms_high_precision"])):
+        est = q["f1_at_ratio"][name]
+        for ratio, k in (("balanced", 1), ("one_in_11", 10), ("val_ratio", 160)):
+            assert est[f"f1_{ratio}"] == round(_f1_at_ratio(o["tp"] / o["n_pos"], fa / q["val_benign"]["n"], k), 4)
 
 
-@needs_extra
-@pytest.mark.slow
-@pytest.mark.xfail(reason="not reached since the head was retrained for lexical harm-lr-2026.11.4: mean F1 0.884 "
-                          "(0.937 with the 2026.11.2 input; docs/refusal.md, embedding backend)", strict=True)
-def test_val_balanced_f1_target(val_scores):
-    """Target F1 >= 0.90 on 39 harmful vs 39 random benign val prompts, mean over 10 draws, default threshold."""
-    y, p, be = val_scores
-    pos, ben = np.flatnonzero(y), np.flatnonzero(~y)
-    f1s = []
-    for s in range(10):
-        sub = np.r_[pos, np.random.default_rng(20261126 + s).choice(ben, len(pos), replace=False)]
-        f1s.append(_f1(y[sub], p[sub] >= be.harm_threshold))
-    assert np.mean(f1s) >= 0.90, f1s
+def test_balanced_f1_target_on_cv():
+    """Target F1 >= 0.90 at one harmful prompt per benign one, default threshold: out-of-fold recall on the 299
+    benchmark harmful prompts, false-alarm rate of the final head on the 6,264 held-out val benign prompts."""
+    assert _load_json(HEAD_FILE)["quality"]["f1_at_ratio"]["default"]["f1_balanced"] >= 0.90
 
 
-@needs_extra
-@pytest.mark.slow
-@pytest.mark.xfail(reason="not reached: at the natural ratio (39 harmful vs 6,264 Alpaca benign) F1 is 0.66 at the "
-                          "default and 0.57 at the high-precision threshold (docs/refusal.md, embedding backend)",
-                   strict=True)
-def test_val_natural_ratio_f1_target(val_scores):
-    y, p, be = val_scores
-    assert max(_f1(y, p >= be.harm_threshold), _f1(y, p >= be.harm_threshold_high_precision)) >= 0.90
+@pytest.mark.xfail(reason="not reached: at the val split's natural ratio (1 harmful per 160 benign) the estimate from "
+                          "CV recall and val benign false alarms is 0.34 at the default and 0.74 at the high-precision "
+                          "threshold (docs/refusal.md, embedding backend)", strict=True)
+def test_natural_ratio_f1_target_on_cv():
+    est = _load_json(HEAD_FILE)["quality"]["f1_at_ratio"]
+    assert max(est["default"]["f1_val_ratio"], est["high_precision"]["f1_val_ratio"]) >= 0.90
 
 
 @needs_extra

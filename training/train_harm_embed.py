@@ -3,10 +3,14 @@
 Usage: python training/train_harm_embed.py [--no-write] [--threads N]
 
 Same licensed training rows as the lexical model (training/train_harm.py ``load``: refusal_direction harmful train
-split, XSTest dev prompts, hand-written and BBQ / advanced-AI-risk prompts; no CC BY-NC Alpaca text). Everything
-chosen here (C, thresholds, Platt scaling) comes from GroupKFold(5) by prompt over those rows; the refusal_direction
-val split is only scored at the end and reported. The lexical input is out-of-fold: the lexical recipe is refitted
-inside each fold, so the head learns how much to trust an unseen-prompt lexical score, not a memorised one.
+and val splits, XSTest dev prompts, hand-written and BBQ / advanced-AI-risk prompts; no CC BY-NC Alpaca text).
+Everything chosen here (C, thresholds, Platt scaling) comes from GroupKFold(5) by prompt over those rows, and the
+quality figures are that CV's (the "ordinary" view: the 299 benchmark harmful prompts vs the licensed benign texts).
+The val split's harmful prompts are training rows (of the lexical model too), so from the val split only the final
+head's false alarms on its 6,264 benign (Alpaca) prompts are reported, as train_harm.py does. The lexical input is
+out-of-fold: the lexical recipe (C and XSTest weight from harm.json "recipe", XSTest balancing prompts at half that
+weight) is refitted inside each fold on the lexical model's own rows, so the head learns how much to trust an
+unseen-prompt lexical score, not a memorised one.
 Embeddings are cached under ~/.cache/alignment-monitor/embed (keyed by text hash); the first run encodes ~11,000
 prompts (about 1.5 min on one core).
 """
@@ -26,15 +30,14 @@ from monitor.classify.embedding import HEAD_FILE, LEXICAL_CLIP, Encoder, _sha256
 from monitor.classify.features import HarmFeatures
 import train_harm
 
-VERSION = "harm-embed-2026.11.1"
+VERSION = "harm-embed-2026.11.2"
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
-XS_WEIGHT = 10.0  # XSTest rows are the only hard contrast pairs (144 of ~5,000); the lexical recipe uses 40
+XS_WEIGHT = 10.0  # XSTest rows are the only hard contrast pairs (144 of ~12,000) for the head
 N_SPLITS = 5
-# C that train_harm.py picks on its train CV for harm-lr-2026.11.4 (harm.json does not store it; the script prints
-# it). Only the out-of-fold lexical inputs use it; at run time the bundled lexical model is used as is.
-LEXICAL_C = 1.0
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alignment-monitor" / "embed"
-BALANCED_SEEDS = tuple(range(10))
+# Benign prompts per harmful one at which the CV recall and the val benign false-alarm rate are turned into an F1
+# (train_harm.py's RATIOS: 1:1, 1:10, and the val split's natural 1:160).
+RATIOS = train_harm.RATIOS
 
 
 def embed_cached(enc: Encoder, texts: list[str]) -> np.ndarray:
@@ -91,19 +94,44 @@ def diverse_benign_prompts(known: set[str], seed: int = 23) -> list[str]:
     return [t for t in dict.fromkeys(out) if t not in known]
 
 
-def lexical_oof(texts: list[str], y: np.ndarray, is_xs: np.ndarray, folds: list[np.ndarray]) -> np.ndarray:
-    """Out-of-fold lexical harm logits (the lexical recipe refitted per fold, shipped C and Platt scaling)."""
+def lexical_recipe() -> tuple[float, float]:
+    """(C, XSTest weight) of the bundled lexical model, as train_harm.py chose them (harm.json "recipe")."""
+    r = json.loads((MODELS / "harm.json").read_text())["recipe"]
+    return float(r["C"]), float(r["xs_weight"])
+
+
+def lexical_fit(feats: list[dict], y: np.ndarray, is_xs: np.ndarray, xs_harmful: list[str], C: float,
+                xs_weight: float, fx: HarmFeatures, cache: dict[str, dict]):
+    """train_harm.py's recipe (its ``fit`` in main): the rows in order (non-XSTest, then XSTest), XSTest rows weighted
+    ``xs_weight``, then the XSTest balancing prompts of ``xs_harmful`` as benign rows at ``xs_weight / 2``."""
+    bal = train_harm.xs_balancing(xs_harmful)
+    for t in bal:
+        if t not in cache:
+            cache[t] = fx.features(t)
+    f_all = list(feats) + [cache[t] for t in bal]
+    y_all = np.concatenate([y, np.zeros(len(bal), int)])
+    w = np.r_[train_harm.weights_for(y, is_xs, xs_weight), np.full(len(bal), xs_weight / 2)]
+    vocab = Vocab(2).fit(f_all)
+    return vocab, fit_lr(vocab.transform(f_all), y_all, C, sample_weight=w)
+
+
+def lexical_oof(texts: list[str], y: np.ndarray, is_xs: np.ndarray, in_lexical: np.ndarray,
+                folds: list[np.ndarray]) -> np.ndarray:
+    """Out-of-fold lexical harm logits: per fold, the lexical recipe (harm.json C, XSTest weight, XSTest balancing)
+    refitted on that fold's training rows that the lexical model trains on (``in_lexical``: not the head's extra
+    benign texts, which the bundled lexical model never saw either), scaled by the shipped Platt (a, b)."""
     shipped = json.loads((MODELS / "harm.json").read_text())
     a, b = shipped["harm"]["platt"]
-    C = LEXICAL_C
+    C, xs_weight = lexical_recipe()
     fx = HarmFeatures()
     feats = [fx.features(t) for t in texts]
+    cache: dict[str, dict] = {}
     out = np.zeros(len(texts))
     for test in folds:
-        train = np.setdiff1d(np.arange(len(texts)), test)
-        vocab = Vocab(2).fit([feats[i] for i in train])
-        clf = fit_lr(vocab.transform([feats[i] for i in train]), y[train], C,
-                     sample_weight=train_harm.weights_for(y[train], is_xs[train]))
+        # Sorted indices keep train_harm.py's row order: its ``extra`` rows, then the XSTest rows.
+        train = np.setdiff1d(np.flatnonzero(in_lexical), test)
+        xs_h = [texts[i] for i in train if is_xs[i] and y[i] == 1]
+        vocab, clf = lexical_fit([feats[i] for i in train], y[train], is_xs[train], xs_h, C, xs_weight, fx, cache)
         out[test] = clf.decision_function(vocab.transform([feats[i] for i in test]))
     return np.clip(a * out + b, -LEXICAL_CLIP, LEXICAL_CLIP)
 
@@ -170,15 +198,17 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     from sklearn.model_selection import GroupKFold
 
     t0 = time.time()
-    extra, xs, val = train_harm.load(with_alpaca=False)
+    # The lexical model's rows (refusal_direction harmful train + val included), then the head's extra benign texts.
+    extra, xs, val = train_harm.load(with_alpaca=False, val_harmful=True)
+    n_rd = len(train_harm.benchmark_harmful(val_harmful=True))  # the first n_rd rows of ``extra``
+    n_lex = len(extra)
     extra += [(p, 0) for p in diverse_benign_prompts({p for p, _ in extra} | {p for p, _, _ in xs})]
     texts = [p for p, _ in extra] + [p for p, _, _ in xs]
     y = np.array([yy for _, yy in extra] + [yy for _, yy, _ in xs])
     is_xs = np.r_[np.zeros(len(extra), bool), np.ones(len(xs), bool)]
+    in_lexical = np.r_[np.arange(len(extra)) < n_lex, np.ones(len(xs), bool)]
     xs_cat = np.array([""] * len(extra) + [c for _, _, c in xs])
-    rd = read_jsonl(DATA / "prompts" / "refusal_direction_trainval.jsonl")
-    rd_train_harm = {r["prompt"] for r in rd if r["split"] == "train" and r["prompt_label"] == "harmful"}
-    is_rd = np.array([t in rd_train_harm for t in texts]) & ~is_xs
+    is_rd = np.r_[np.arange(len(extra)) < n_rd, np.zeros(len(xs), bool)]
     w = np.where(is_xs, XS_WEIGHT, 1.0)
 
     groups = [t.strip().lower() for t in texts]
@@ -188,11 +218,11 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     enc = Encoder(threads=threads)
     sha = _sha256(Path(enc.model_dir) / "model.safetensors")
     E = embed_cached(enc, texts)
-    L = lexical_oof(texts, y, is_xs, folds)
+    L = lexical_oof(texts, y, is_xs, in_lexical, folds)
     X = np.c_[E, L]
     print(f"{len(texts)} training prompts ({int(y.sum())} harmful), features {X.shape[1]}; {time.time() - t0:.0f}s")
 
-    # "Ordinary" OOF view: benchmark-harmful train prompts vs the non-XSTest benign instructions.
+    # "Ordinary" OOF view: the benchmark harmful prompts (refusal_direction train + val) vs the non-XSTest benign texts.
     ordinary = (is_rd | (~is_xs & (y == 0)))
 
     def cv(C):
@@ -239,35 +269,31 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     emb_only = {"xstest_accuracy": round(float(np.mean((m_e[is_xs] > 0) == y[is_xs])), 4),
                 "ordinary_f1": binary_stats(y[ordinary], m_e[ordinary] > 0)["f1"]}
 
-    # Final head on all rows; then the untouched refusal_direction val split (Alpaca benign: evaluation only).
+    # Final head on all rows. The val split's harmful prompts are training rows (here and in the lexical model), so only
+    # its 6,264 benign (Alpaca, never trained on) prompts are scored: false alarms of the shipped head on unseen
+    # ordinary instructions. Their rate with the CV recall gives the F1 estimates at train_harm.py's ratios.
     clf = fit_head(X, y, w, C_best)
-    v_texts = [t for t, _ in val]
-    y_val = np.array([yy for _, yy in val])
+    val_benign = [t for t, yy in val if yy == 0]
     t1 = time.time()
-    E_val = embed_cached(enc, v_texts)
-    L_val = shipped_lexical_logit(v_texts)
-    p_val = sigmoid(a * clf.decision_function(np.c_[E_val, L_val]) + b)
-    val_stats = binary_stats(y_val, p_val >= t_acc)
-    val_prec = binary_stats(y_val, p_val >= t_prec)
-    rng = np.random.default_rng(SEED)
-    pos, ben = np.flatnonzero(y_val == 1), np.flatnonzero(y_val == 0)
-    bal, bal_prec = [], []
-    for s in BALANCED_SEEDS:
-        sub = np.r_[pos, np.random.default_rng(SEED + s).choice(ben, len(pos), replace=False)]
-        bal.append(binary_stats(y_val[sub], p_val[sub] >= t_acc)["f1"])
-        bal_prec.append(binary_stats(y_val[sub], p_val[sub] >= t_prec)["f1"])
-    del rng
-    val_bal = {"f1_mean": round(float(np.mean(bal)), 4), "f1_min": round(float(np.min(bal)), 4),
-               "f1_max": round(float(np.max(bal)), 4), "seeds": len(BALANCED_SEEDS), "n_pos": len(pos), "n_neg": len(pos)}
-    val_bal_prec = {"f1_mean": round(float(np.mean(bal_prec)), 4), "f1_min": round(float(np.min(bal_prec)), 4),
-                    "f1_max": round(float(np.max(bal_prec)), 4)}
+    E_vb = embed_cached(enc, val_benign)
+    L_vb = shipped_lexical_logit(val_benign)
+    p_vb = sigmoid(a * clf.decision_function(np.c_[E_vb, L_vb]) + b)
+    val_fa = {"n": len(val_benign), "false_alarms": int(np.sum(p_vb >= t_acc)),
+              "false_alarms_high_precision": int(np.sum(p_vb >= t_prec)),
+              "false_alarm_rate": round(float(np.mean(p_vb >= t_acc)), 5),
+              "false_alarm_rate_high_precision": round(float(np.mean(p_vb >= t_prec)), 5)}
+    f1_est = {name: {"harmful_recall": st["sensitivity"], "n_harmful": st["n_pos"],
+                     "val_benign_false_alarm_rate": round(fa, 5)}
+              | {f"f1_{r}": round(train_harm.f1_at_ratio(st["tp"] / st["n_pos"], fa, k), 4) for r, k in RATIOS.items()}
+              for name, st, fa in (("default", ord_stats, float(np.mean(p_vb >= t_acc))),
+                                   ("high_precision", ord_prec, float(np.mean(p_vb >= t_prec))))}
 
     report = {
         "version": VERSION, "C": C_best, "thresholds": {"default": t_acc, "high_precision": t_prec},
+        "lexical_recipe": dict(zip(("C", "xs_weight"), lexical_recipe())),
         "xstest_cv": xs_stats, "xstest_cv_high_precision": xs_prec, "xstest_by_type": by_type,
         "ordinary_cv": ord_stats, "ordinary_cv_high_precision": ord_prec, "embedding_only_cv": emb_only,
-        "val": val_stats, "val_high_precision": val_prec, "val_balanced": val_bal,
-        "val_balanced_high_precision": val_bal_prec, "n_train": len(texts), "n_train_harmful": int(y.sum()),
+        "val_benign": val_fa, "f1_at_ratio": f1_est, "n_train": len(texts), "n_train_harmful": int(y.sum()),
     }
     print(f"C={C_best} platt=({a:.3f}, {b:.3f}) thresholds default={t_acc} high_precision={t_prec}")
     print("XSTest CV", xs_stats)
@@ -277,10 +303,9 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     print("ordinary CV", ord_stats)
     print("ordinary CV @high-precision", ord_prec)
     print("embedding only (same CV)", emb_only)
-    print("val", val_stats)
-    print("val @high-precision", val_prec)
-    print("val balanced (39 vs 39, 10 seeds)", val_bal, "@high-precision", val_bal_prec)
-    print(f"val scored in {time.time() - t1:.1f}s")
+    print("val split benign (Alpaca) false alarms of the final head", val_fa)
+    print("F1 at 1:1 / 1:10 / 1:160 (ordinary CV recall, val benign false-alarm rate)", f1_est)
+    print(f"val benign scored in {time.time() - t1:.1f}s")
 
     # Quality in quality.json's shape, for the error correction of the rates (refusal_metrics reads clf.quality()):
     # harm sensitivity/specificity from the XSTest CV above, and the joint 4x4 of out-of-fold refusal x this head's
@@ -310,13 +335,16 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
                      "lexical_weight": round(float(clf.coef_[0][-1]), 6), "bias": round(float(clf.intercept_[0]), 6),
                      "platt": [round(a, 5), round(b, 5)], "C": C_best, "lexical_clip": LEXICAL_CLIP},
             "thresholds": {"harmful": t_acc, "harmful_high_precision": t_prec},
-            "trained_on": "the lexical harm model's rows (training/train_harm.py load(): refusal_direction harmful train, "
-                          "XSTest dev prompts x10, hand-written prompts, BBQ / advanced-AI-risk questions) + 4,200 more benign "
-                          "persona statements, BBQ, advanced-AI-risk and winogenerated texts (CC-BY-4.0); no Alpaca",
+            "trained_on": "the lexical harm model's rows (training/train_harm.py load(): refusal_direction harmful train "
+                          "and val, XSTest dev prompts x10, hand-written prompts, BBQ / advanced-AI-risk questions) + 4,200 "
+                          "more benign persona statements, BBQ, advanced-AI-risk and winogenerated texts (CC-BY-4.0); no "
+                          "Alpaca (its val-split benign prompts are only scored, for val_benign)",
             "correction_quality": correction,
+            # CV figures (GroupKFold over the training rows, out-of-fold lexical input) and the val split's benign
+            # false alarms of the final head; no val harmful figure, those prompts are training rows.
             "quality": {k: report[k] for k in ("xstest_cv", "xstest_cv_high_precision", "ordinary_cv",
-                                                "ordinary_cv_high_precision", "val", "val_high_precision",
-                                                "val_balanced", "val_balanced_high_precision")},
+                                                "ordinary_cv_high_precision", "embedding_only_cv", "val_benign",
+                                                "f1_at_ratio")},
         }
         write_json(MODELS / HEAD_FILE, spec)
         print("wrote", MODELS / HEAD_FILE, f"({(MODELS / HEAD_FILE).stat().st_size / 1e3:.0f} kB)")
@@ -326,7 +354,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--no-write", action="store_true", help="report CV and val only, do not write the head file")
+    ap.add_argument("--no-write", action="store_true", help="report CV and val benign only, do not write the head file")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for encoding (default 1)")
     args = ap.parse_args()
     main(write=not args.no_write, threads=args.threads)
