@@ -8,8 +8,8 @@ Everything chosen here (C, thresholds, Platt scaling) comes from GroupKFold(5) b
 quality figures are that CV's (the "ordinary" view: the 299 benchmark harmful prompts vs the licensed benign texts).
 The val split's harmful prompts are training rows (of the lexical model too), so from the val split only the final
 head's false alarms on its 6,264 benign (Alpaca) prompts are reported, as train_harm.py does. The lexical input is
-out-of-fold: the lexical recipe (C and XSTest weight from harm.json "recipe", XSTest balancing prompts at half that
-weight) is refitted inside each fold on the lexical model's own rows, so the head learns how much to trust an
+out-of-fold: the lexical recipe (C and XSTest weight from harm.json "recipe", XSTest balancing prompts at
+train_harm.XS_BAL times that weight) is refitted inside each fold on the lexical model's own rows, so the head learns how much to trust an
 unseen-prompt lexical score, not a memorised one.
 Embeddings are cached under ~/.cache/alignment-monitor/embed (keyed by text hash); the first run encodes ~11,000
 prompts (about 1.5 min on one core).
@@ -30,7 +30,7 @@ from monitor.classify.embedding import HEAD_FILE, LEXICAL_CLIP, Encoder, _sha256
 from monitor.classify.features import HarmFeatures
 import train_harm
 
-VERSION = "harm-embed-2026.11.2"
+VERSION = "harm-embed-2026.11.3"
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 XS_WEIGHT = 10.0  # XSTest rows are the only hard contrast pairs (144 of ~12,000) for the head
 N_SPLITS = 5
@@ -103,14 +103,14 @@ def lexical_recipe() -> tuple[float, float]:
 def lexical_fit(feats: list[dict], y: np.ndarray, is_xs: np.ndarray, xs_harmful: list[str], C: float,
                 xs_weight: float, fx: HarmFeatures, cache: dict[str, dict]):
     """train_harm.py's recipe (its ``fit`` in main): the rows in order (non-XSTest, then XSTest), XSTest rows weighted
-    ``xs_weight``, then the XSTest balancing prompts of ``xs_harmful`` as benign rows at ``xs_weight / 2``."""
+    ``xs_weight``, then the XSTest balancing prompts of ``xs_harmful`` as benign rows at ``xs_weight * XS_BAL``."""
     bal = train_harm.xs_balancing(xs_harmful)
     for t in bal:
         if t not in cache:
             cache[t] = fx.features(t)
     f_all = list(feats) + [cache[t] for t in bal]
     y_all = np.concatenate([y, np.zeros(len(bal), int)])
-    w = np.r_[train_harm.weights_for(y, is_xs, xs_weight), np.full(len(bal), xs_weight / 2)]
+    w = np.r_[train_harm.weights_for(y, is_xs, xs_weight), np.full(len(bal), xs_weight * train_harm.XS_BAL)]
     vocab = Vocab(2).fit(f_all)
     return vocab, fit_lr(vocab.transform(f_all), y_all, C, sample_weight=w)
 
@@ -249,10 +249,34 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     m = res[C_best]
     a, b = platt(m, y)
     p = sigmoid(a * m + b)
-    # Default threshold: best OOF accuracy on XSTest (as the lexical model). High-precision threshold: lowest one
-    # whose OOF precision reaches 0.99 on the ordinary view (benchmark-harmful vs ordinary benign instructions).
+    # Default threshold, the lexical model's rule (train_harm.py recipe()): among the thresholds within XS_SLACK of the
+    # best OOF XSTest accuracy (144 prompts: a flat, coarse curve), the one with the best OOF F1 at one harmful prompt
+    # per ten benign (SELECT_RATIO) on the ordinary view: OOF recall of the 299 benchmark-harmful prompts and OOF
+    # false-alarm rate on the licensed benign rows. Training CV only; the val benign prompts play no part.
+    # High-precision threshold: lowest one, never below the default, whose OOF precision reaches 0.99 on the ordinary
+    # view (benchmark-harmful vs ordinary benign instructions).
     grid = np.round(np.arange(0.05, 0.991, 0.01), 2)
-    t_acc = float(max(grid, key=lambda t: (np.mean((p[is_xs] >= t) == y[is_xs]), -abs(t - 0.5))))
+    acc_t = {float(t): float(np.mean((p[is_xs] >= t) == y[is_xs])) for t in grid}
+    top = max(acc_t.values())
+    ord_pos, ord_neg = ordinary & (y == 1), ordinary & (y == 0)
+
+    def ordinary_f1(t):
+        return train_harm.f1_at_ratio(float(np.mean(p[ord_pos] >= t)), float(np.mean(p[ord_neg] >= t)),
+                                      RATIOS[train_harm.SELECT_RATIO])
+
+    near = [t for t in acc_t if acc_t[t] >= top - train_harm.XS_SLACK]
+    t_acc = max(near, key=lambda t: (round(ordinary_f1(t), 4), acc_t[t], -abs(t - 0.5)))
+    threshold_choice = {
+        "rule": f"best ordinary-view OOF F1 at 1:{RATIOS[train_harm.SELECT_RATIO]} among thresholds within "
+                f"{train_harm.XS_SLACK} of the best OOF XSTest accuracy",
+        "xstest_best_accuracy": round(top, 4), "n_candidates": len(near), "candidates": [min(near), max(near)],
+        "xstest_accuracy": round(acc_t[t_acc], 4), "ordinary_f1_" + train_harm.SELECT_RATIO: round(ordinary_f1(t_acc), 4),
+        "xstest_accuracy_curve": {f"{t:.2f}": round(acc_t[t], 4) for t in (0.1, 0.14, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)},
+    }
+    print("XSTest OOF accuracy by threshold", {f"{t:.2f}": round(acc_t[t], 3) for t in grid[::5]})
+    print("default threshold choice", threshold_choice)
+    print("candidates (t, XSTest acc, ordinary F1 at 1:10)",
+          [(t, round(acc_t[t], 3), round(ordinary_f1(t), 4)) for t in sorted(near)])
     t_prec = next((float(t) for t in grid if t >= t_acc and binary_stats(y[ordinary], p[ordinary] >= t)["precision"] >= 0.99), 0.99)
     xs_stats = binary_stats(y[is_xs], p[is_xs] >= t_acc)
     xs_prec = binary_stats(y[is_xs], p[is_xs] >= t_prec)
@@ -293,7 +317,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
         "lexical_recipe": dict(zip(("C", "xs_weight"), lexical_recipe())),
         "xstest_cv": xs_stats, "xstest_cv_high_precision": xs_prec, "xstest_by_type": by_type,
         "ordinary_cv": ord_stats, "ordinary_cv_high_precision": ord_prec, "embedding_only_cv": emb_only,
-        "val_benign": val_fa, "f1_at_ratio": f1_est, "n_train": len(texts), "n_train_harmful": int(y.sum()),
+        "val_benign": val_fa, "f1_at_ratio": f1_est, "threshold_choice": threshold_choice, "n_train": len(texts), "n_train_harmful": int(y.sum()),
     }
     print(f"C={C_best} platt=({a:.3f}, {b:.3f}) thresholds default={t_acc} high_precision={t_prec}")
     print("XSTest CV", xs_stats)
@@ -336,7 +360,8 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
                      "platt": [round(a, 5), round(b, 5)], "C": C_best, "lexical_clip": LEXICAL_CLIP},
             "thresholds": {"harmful": t_acc, "harmful_high_precision": t_prec},
             "trained_on": "the lexical harm model's rows (training/train_harm.py load(): refusal_direction harmful train "
-                          "and val, XSTest dev prompts x10, hand-written prompts, BBQ / advanced-AI-risk questions) + 4,200 "
+                          "and val, XSTest dev prompts x10, hand-written prompts incl. the discrimination pairs, BBQ / "
+                          "advanced-AI-risk questions) + 4,200 "
                           "more benign persona statements, BBQ, advanced-AI-risk and winogenerated texts (CC-BY-4.0); no "
                           "Alpaca (its val-split benign prompts are only scored, for val_benign)",
             "correction_quality": correction,
@@ -344,7 +369,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
             # false alarms of the final head; no val harmful figure, those prompts are training rows.
             "quality": {k: report[k] for k in ("xstest_cv", "xstest_cv_high_precision", "ordinary_cv",
                                                 "ordinary_cv_high_precision", "embedding_only_cv", "val_benign",
-                                                "f1_at_ratio")},
+                                                "f1_at_ratio", "threshold_choice")},
         }
         write_json(MODELS / HEAD_FILE, spec)
         print("wrote", MODELS / HEAD_FILE, f"({(MODELS / HEAD_FILE).stat().st_size / 1e3:.0f} kB)")
