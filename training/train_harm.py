@@ -1,11 +1,14 @@
-"""Train the lexical prompt-harm classifier, report CV on XSTest prompts and the refusal_direction val split.
+"""Train the lexical prompt-harm classifier, report CV on XSTest prompts and on the benchmark-harmful prompts.
 
-Usage: python training/train_harm.py [--with-alpaca] [--no-write]
+Usage: python training/train_harm.py [--with-alpaca] [--no-write] [--holdout-val]
 
-Shipped model (default): harmful = refusal_direction harmful train split (AdvBench, HarmBench, ...; MIT/Apache)
-+ XSTest dev harmful prompts (CC-BY-4.0); benign = XSTest dev benign prompts + hand-written benign instructions
-(training/common.py). The CC BY-NC Alpaca instructions are used only to *evaluate* (val split), unless
---with-alpaca is given, which trains a research-only variant and never writes the bundled model.
+Shipped model (default): harmful = refusal_direction harmful train and val splits (AdvBench, HarmBench, ...;
+MIT/Apache) + XSTest dev harmful prompts (CC-BY-4.0); benign = XSTest dev benign prompts + hand-written benign
+instructions (training/common.py). The CC BY-NC Alpaca instructions are used only to *measure* false alarms (a
+sample of the train split while choosing the recipe, the val split's benign prompts for the final model), unless
+--with-alpaca is given, which trains a research-only variant and never writes the bundled model. --holdout-val
+runs the same recipe without the val split's harmful prompts and reports the whole val split as held-out data (report
+only, never written): how the recipe did on prompts it had not seen before they were folded into training.
 """
 from __future__ import annotations
 
@@ -14,28 +17,47 @@ import time
 
 import numpy as np
 
-from common import (DATA, MODELS, SEED, Vocab, balancing_benign_prompts, benign_prompts, benign_prompts_extra, binary_stats, export_weights,
+from common import (DATA, MODELS, SEED, Vocab, balancing_benign_prompts, discrimination_prompts, benign_prompts, benign_prompts_extra, binary_stats, export_weights,
                     everyday_prompts, fit_lr, harmful_prompts_extra, weak_evidence_prompts, permissive_benign_prompts, platt, precision_threshold, read_jsonl,
                     sigmoid, update_quality, write_json, xstest_prompts)
 from monitor.classify.features import HarmFeatures
 
-VERSION = "harm-lr-2026.11.4"
-C_GRID = (0.1, 0.3, 1.0, 3.0)
-XS_FLOOR = 0.85  # XSTest CV accuracy every candidate C must keep (issue 3 target 0.80)
+VERSION = "harm-lr-2026.11.5"
+C_GRID = (0.3, 1.0, 3.0)
+# How much one XSTest prompt counts. They are the only hard contrast examples (144 of ~10,000 rows), but at 40x
+# (the weight up to 2026.11.4) a word of one harmful XSTest prompt outweighed everything else ("printer", from "a
+# weapon with a 3D printer", was the model's strongest harm word) and ordinary harmful requests were missed.
+XS_WEIGHTS = (5.0, 10.0, 20.0, 40.0)
+XS_FLOOR = 0.90  # XSTest CV accuracy every candidate recipe must keep (issue 3 target 0.80 on unseen XSTest prompts)
+# Ratios (benign per harmful prompt) at which the train CV's recall and false-alarm rate are turned into an F1: the
+# recipe is chosen at 1:10; 1:1 and the val split's 1:160 are reported.
+RATIOS = {"balanced": 1, "one_in_11": 10, "val_ratio": 160}
+SELECT_RATIO = "one_in_11"
+XS_BAL = 0.5  # weight of an XSTest balancing prompt, relative to an XSTest prompt (two per word)
+XS_SLACK = 0.02  # XSTest CV accuracy the default threshold may give up for ordinary-traffic F1 (3 of 144 prompts)
 N_SPLITS = 5
 # Switches for ablations (train CV): the weak-evidence pairs and the everyday instructions of training/common.py.
 WEAK = True
 EVERYDAY = True
+DISCRIM = True  # denying real groups a right vs nonsense subjects and history (training/common.py)
 BALANCE_MIN = 2  # a word in 2+ harmful training prompts gets neutral benign prompts (train CV: fewer false alarms)
 N_ALPACA_EVAL = 5000  # Alpaca train instructions scored (never trained on) for the train-CV false-alarm rate
 
 
-def load(with_alpaca: bool):
+def benchmark_harmful(val_harmful: bool = True) -> list[str]:
+    """The refusal_direction harmful prompts trained on: the train split, and the val split's unless told not to."""
     rd = read_jsonl(DATA / "prompts" / "refusal_direction_trainval.jsonl")
-    train_h = [r["prompt"] for r in rd if r["split"] == "train" and r["prompt_label"] == "harmful"]
-    # The first len(train_h) rows of ``extra`` are the benchmark harmful train prompts (main() folds them in train CV).
+    splits = ("train", "val") if val_harmful else ("train",)
+    return [r["prompt"] for r in rd if r["split"] in splits and r["prompt_label"] == "harmful"]
+
+
+def load(with_alpaca: bool, val_harmful: bool = True):
+    """Training rows ``extra`` (the first ``len(benchmark_harmful(val_harmful))`` are the benchmark harmful prompts,
+    which main() folds in the train CV), the XSTest prompts, and the whole refusal_direction val split."""
+    rd = read_jsonl(DATA / "prompts" / "refusal_direction_trainval.jsonl")
+    bench_h = benchmark_harmful(val_harmful)
     val = [(r["prompt"], int(r["prompt_label"] == "harmful")) for r in rd if r["split"] == "val"]
-    extra = [(p, 1) for p in train_h] + [(p, 0) for p in benign_prompts()]
+    extra = [(p, 1) for p in bench_h] + [(p, 0) for p in benign_prompts()]
     # More benign instructions (hand-written tasks, risky topics in protective framing, benchmark request frames
     # with ordinary goals), benign BBQ / advanced-AI-risk questions (CC-BY-4.0) and hand-written harmful requests.
     extra += [(p, 0) for p in benign_prompts_extra() + permissive_benign_prompts()]
@@ -45,6 +67,9 @@ def load(with_alpaca: bool):
         extra += [(p, 1) for p in weak_h] + [(p, 0) for p in weak_b]
     if EVERYDAY:
         extra += [(p, 0) for p in everyday_prompts()]
+    if DISCRIM:
+        disc_h, disc_b = discrimination_prompts()
+        extra += [(p, 1) for p in disc_h] + [(p, 0) for p in disc_b]
     extra += [(p, 0) for p in balancing_benign_prompts([p for p, y in extra if y == 1], min_count=BALANCE_MIN)]
     if with_alpaca:
         extra += [(r["prompt"], 0) for r in rd if r["split"] == "train" and r["prompt_label"] == "benign"]
@@ -60,99 +85,132 @@ def alpaca_eval_sample() -> list[str]:
     return [ben[i] for i in np.sort(rng.choice(len(ben), min(N_ALPACA_EVAL, len(ben)), replace=False))]
 
 
-def weights_for(y: np.ndarray, is_xs: np.ndarray) -> np.ndarray:
-    """XSTest rows count 40x: they are the only hard contrast examples and are few (144 of ~5,000 rows)."""
-    return np.where(is_xs, 40.0, 1.0)
+def weights_for(y: np.ndarray, is_xs: np.ndarray, xs_weight: float) -> np.ndarray:
+    """XSTest rows count ``xs_weight`` times: they are the only hard contrast examples and are few."""
+    return np.where(is_xs, xs_weight, 1.0)
 
 
-def main(write: bool = True, with_alpaca: bool = False) -> dict:
+def xs_balancing(xs_harmful: list[str]) -> list[str]:
+    """Neutral prompts for every everyday word of the weighted XSTest harmful prompts (see balancing_benign_prompts):
+    weighted like them (half each, two per word), so such a word is not a harm word because one XSTest prompt used it."""
+    return balancing_benign_prompts(xs_harmful, min_count=1)
+
+
+def f1_at_ratio(recall: float, false_alarm_rate: float, ratio: float) -> float:
+    """F1 that a recall and a false-alarm rate give when there are ``ratio`` benign prompts per harmful one."""
+    tp, fp = recall, ratio * false_alarm_rate
+    return 2 * tp / (2 * tp + fp + 1 - tp) if tp else 0.0
+
+
+def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = False) -> dict:
     from sklearn.model_selection import GroupKFold
 
     t0 = time.time()
     fx = HarmFeatures()
-    extra, xs, val = load(with_alpaca)
+    write = write and not holdout_val
+    extra, xs, val = load(with_alpaca, val_harmful=not holdout_val)
     f_extra = [fx.features(p) for p, _ in extra]
     y_extra = np.array([y for _, y in extra])
     f_xs = [fx.features(p) for p, _, _ in xs]
     y_xs = np.array([y for _, y, _ in xs])
     cats = np.array([c for _, _, c in xs])
     groups = [p for p, _, _ in xs]
+    feat_cache: dict[str, dict] = {}
+
+    def balancing(xs_rows) -> tuple[list[dict], int]:
+        texts = xs_balancing([xs[i][0] for i in xs_rows if y_xs[i] == 1])
+        out = []
+        for t in texts:
+            if t not in feat_cache:
+                feat_cache[t] = fx.features(t)
+            out.append(feat_cache[t])
+        return out, len(out)
+
+    def fit(keep_extra: np.ndarray, xs_rows: np.ndarray, C: float, xs_weight: float):
+        """The recipe: kept ``extra`` rows, the given XSTest rows weighted, their balancing prompts at half weight."""
+        f_bal, n_bal = balancing(xs_rows)
+        feats = [f_extra[i] for i in np.flatnonzero(keep_extra)] + [f_xs[i] for i in xs_rows] + f_bal
+        y = np.concatenate([y_extra[keep_extra], y_xs[xs_rows], np.zeros(n_bal, int)])
+        w = np.r_[weights_for(y[: keep_extra.sum() + len(xs_rows)],
+                              np.r_[np.zeros(keep_extra.sum(), bool), np.ones(len(xs_rows), bool)], xs_weight),
+                  np.full(n_bal, xs_weight * XS_BAL)]
+        vocab = Vocab(2).fit(feats)
+        return vocab, fit_lr(vocab.transform(feats), y, C, sample_weight=w)
 
     # CV: XSTest prompts split into grouped folds (by prompt text); the other sources always train.
     gkf = GroupKFold(n_splits=N_SPLITS, shuffle=True, random_state=SEED)
     folds = [test for _, test in gkf.split(np.arange(len(xs)), groups=groups)]
+    all_extra = np.ones(len(extra), bool)
 
-    def cv(C):
+    def cv(C, xs_weight):
         m = np.zeros(len(xs))
         for test in folds:
-            train = np.setdiff1d(np.arange(len(xs)), test)
-            feats = f_extra + [f_xs[i] for i in train]
-            y = np.concatenate([y_extra, y_xs[train]])
-            w = weights_for(y, np.r_[np.zeros(len(f_extra), bool), np.ones(len(train), bool)])
-            vocab = Vocab(2).fit(feats)
-            clf = fit_lr(vocab.transform(feats), y, C, sample_weight=w)
+            vocab, clf = fit(all_extra, np.setdiff1d(np.arange(len(xs)), test), C, xs_weight)
             m[test] = clf.decision_function(vocab.transform([f_xs[i] for i in test]))
         return m
 
-    # Train CV: the benchmark harmful train prompts are split into grouped folds too (fold k holds out 1/5 of them with
-    # XSTest fold k), so their out-of-fold recall says how well the recipe finds benchmark-style harmful requests it
-    # has not seen; every fold model also scores a fixed sample of Alpaca *train* instructions (never trained on) for
-    # the false-alarm rate on ordinary instructions.
-    n_rd = sum(1 for r in read_jsonl(DATA / "prompts" / "refusal_direction_trainval.jsonl")
-               if r["split"] == "train" and r["prompt_label"] == "harmful")
+    # Train CV: the benchmark harmful prompts (refusal_direction train + val) are split into grouped folds too (fold k
+    # holds out 1/5 of them with XSTest fold k), so their out-of-fold recall says how well the recipe finds
+    # benchmark-style harmful requests it has not seen; every fold model also scores a fixed sample of Alpaca *train*
+    # instructions (never trained on) for the false-alarm rate on ordinary instructions.
+    n_rd = len(benchmark_harmful(val_harmful=not holdout_val))
     rd_folds = [test for _, test in GroupKFold(n_splits=N_SPLITS, shuffle=True, random_state=SEED).split(
         np.arange(n_rd), groups=[p for p, _ in extra[:n_rd]])]
     alp = alpaca_eval_sample() if not with_alpaca else []
     f_alp = [fx.features(p) for p in alp]
 
-    def train_cv_margins(C):
+    def train_cv_margins(C, xs_weight):
         m_rd = np.zeros(n_rd)
         m_alp = np.zeros((N_SPLITS, len(alp)))
         for k, (rd_test, xs_test) in enumerate(zip(rd_folds, folds)):
             keep = np.ones(len(extra), bool)
             keep[rd_test] = False
-            xs_train = np.setdiff1d(np.arange(len(xs)), xs_test)
-            feats = [f_extra[i] for i in np.flatnonzero(keep)] + [f_xs[i] for i in xs_train]
-            y = np.concatenate([y_extra[keep], y_xs[xs_train]])
-            w = weights_for(y, np.r_[np.zeros(keep.sum(), bool), np.ones(len(xs_train), bool)])
-            vocab = Vocab(2).fit(feats)
-            clf = fit_lr(vocab.transform(feats), y, C, sample_weight=w)
+            vocab, clf = fit(keep, np.setdiff1d(np.arange(len(xs)), xs_test), C, xs_weight)
             m_rd[rd_test] = clf.decision_function(vocab.transform([f_extra[i] for i in rd_test]))
             if alp:
                 m_alp[k] = clf.decision_function(vocab.transform(f_alp))
         return m_rd, m_alp
 
-    def recipe(C):
-        """Platt scaling and thresholds from the XSTest CV of C, then the train CV at those thresholds."""
-        m_xs = cv(C)
+    def recipe(C, xs_weight):
+        """Platt scaling and thresholds from the XSTest CV, then the train CV at those thresholds."""
+        m_xs = cv(C, xs_weight)
         a, b = platt(m_xs, y_xs)
         p_xs = sigmoid(a * m_xs + b)
-        t_acc = float(max(np.round(np.arange(0.2, 0.81, 0.01), 2),
-                          key=lambda t: (np.mean((p_xs >= t) == y_xs), -abs(t - 0.5))))
-        t_prec = max(precision_threshold(p_xs, y_xs, 0.95), t_acc)
-        m_rd, m_alp = train_cv_margins(C)
+        m_rd, m_alp = train_cv_margins(C, xs_weight)
         p_rd, p_alp = sigmoid(a * m_rd + b), sigmoid(a * m_alp + b)
+        # Default threshold: among those within XS_SLACK of the best XSTest CV accuracy (144 prompts: a coarse, flat
+        # curve), the one with the best train-CV F1 at SELECT_RATIO (299 harmful and 5,000 ordinary prompts). Without
+        # the Alpaca sample, the best XSTest accuracy.
+        grid = np.round(np.arange(0.2, 0.81, 0.01), 2)
+        acc_t = {float(t): float(np.mean((p_xs >= t) == y_xs)) for t in grid}
+        top = max(acc_t.values())
+
+        def ordinary_f1(t):
+            return f1_at_ratio(float(np.mean(p_rd >= t)), float(np.mean(p_alp >= t)), RATIOS[SELECT_RATIO]) if alp else 0.0
+
+        t_acc = max((t for t in acc_t if acc_t[t] >= top - XS_SLACK),
+                    key=lambda t: (round(ordinary_f1(t), 4), acc_t[t], -abs(t - 0.5)))
+        t_prec = max(precision_threshold(p_xs, y_xs, 0.95), t_acc)
         tcv = {}
         for name, t in (("default", t_acc), ("high_precision", t_prec)):
             rec = float(np.mean(p_rd >= t))
             fa = float(np.mean(p_alp >= t)) if alp else float("nan")
-            # F1 expected at the val split's ratio (39 harmful : 6,264 benign) from this recall and false-alarm rate.
-            tp, fp = 39 * rec, 6264 * fa
             tcv[name] = {"harmful_recall": round(rec, 4), "n_harmful": n_rd, "alpaca_false_alarm_rate": round(fa, 5),
-                         "n_alpaca": len(alp), "f1_at_val_ratio": round(2 * tp / (2 * tp + fp + 39 - tp), 4)}
+                         "n_alpaca": len(alp)} | {f"f1_{r}": round(f1_at_ratio(rec, fa, k), 4) for r, k in RATIOS.items()}
         acc = float(np.mean((p_xs >= t_acc) == y_xs))
-        print(f"C={C}: XSTest CV accuracy {acc:.3f}; train CV {tcv}")
-        return {"C": C, "a": a, "b": b, "p_xs": p_xs, "t_acc": t_acc, "t_prec": t_prec, "train_cv": tcv, "acc": acc}
+        print(f"C={C} xs_weight={xs_weight}: XSTest CV accuracy {acc:.3f}; train CV {tcv}", flush=True)
+        return {"C": C, "xs_weight": xs_weight, "a": a, "b": b, "p_xs": p_xs, "t_acc": t_acc, "t_prec": t_prec,
+                "train_cv": tcv, "acc": acc}
 
-    res = [recipe(C) for C in C_GRID]
-    # C: the best train-CV F1 at the val ratio (mean of both thresholds) among settings keeping XSTest CV accuracy
-    # >= XS_FLOOR; without the Alpaca sample (--with-alpaca) the best XSTest accuracy, as before.
+    res = [recipe(C, xw) for xw in XS_WEIGHTS for C in C_GRID]
+    # The recipe (C, XSTest weight): the best train-CV F1 at one harmful prompt in eleven (default threshold) among
+    # those keeping XSTest CV accuracy >= XS_FLOOR; without the Alpaca sample (--with-alpaca) the best XSTest accuracy.
     ok = [r for r in res if r["acc"] >= XS_FLOOR] or res
     if alp:
-        best = max(ok, key=lambda r: (np.mean([v["f1_at_val_ratio"] for v in r["train_cv"].values()]), r["acc"], -r["C"]))
+        best = max(ok, key=lambda r: (r["train_cv"]["default"]["f1_" + SELECT_RATIO], r["acc"], -r["C"]))
     else:
         best = max(res, key=lambda r: (r["acc"], -r["C"]))
-    C_best, a, b, p_xs = best["C"], best["a"], best["b"], best["p_xs"]
+    C_best, xw_best, a, b, p_xs = best["C"], best["xs_weight"], best["a"], best["b"], best["p_xs"]
     t_acc, t_prec, train_cv = best["t_acc"], best["t_prec"], best["train_cv"]
     xs_stats = binary_stats(y_xs, p_xs >= t_acc)
     xs_prec = binary_stats(y_xs, p_xs >= t_prec)
@@ -161,22 +219,26 @@ def main(write: bool = True, with_alpaca: bool = False) -> dict:
         k = cats == c
         by_type[c] = {"n": int(k.sum()), "accuracy": round(float(np.mean((p_xs[k] >= t_acc) == y_xs[k])), 3)}
 
-    # Final model on everything (all XSTest prompts included), evaluated on the untouched val split.
-    feats = f_extra + f_xs
-    y = np.concatenate([y_extra, y_xs])
-    w = weights_for(y, np.r_[np.zeros(len(f_extra), bool), np.ones(len(f_xs), bool)])
-    vocab = Vocab(2).fit(feats)
-    clf = fit_lr(vocab.transform(feats), y, C_best, sample_weight=w)
-    f_val = [fx.features(p) for p, _ in val]
-    y_val = np.array([yy for _, yy in val])
-    p_val = sigmoid(a * clf.decision_function(vocab.transform(f_val)) + b)
-    val_stats = binary_stats(y_val, p_val >= t_acc)
-    val_prec = binary_stats(y_val, p_val >= t_prec)
-    # Balanced view of val: all 39 harmful vs 39 benign drawn with a fixed seed (F1 depends on the base rate).
-    rng = np.random.default_rng(SEED)
-    ben = np.flatnonzero(y_val == 0)
-    sub = np.r_[np.flatnonzero(y_val == 1), rng.choice(ben, int(y_val.sum()), replace=False)]
-    val_bal = binary_stats(y_val[sub], p_val[sub] >= t_acc)
+    # Final model on everything (all XSTest prompts included). The val split's harmful prompts are training rows, so
+    # only its 6,264 benign (Alpaca) prompts are scored: false alarms of the shipped model on unseen instructions.
+    vocab, clf = fit(all_extra, np.arange(len(xs)), C_best, xw_best)
+    val_benign = [p for p, yy in val if yy == 0]
+    p_vb = sigmoid(a * clf.decision_function(vocab.transform([fx.features(p) for p in val_benign])) + b)
+    val_fa = {"n": len(val_benign), "false_alarms": int(np.sum(p_vb >= t_acc)),
+              "false_alarms_high_precision": int(np.sum(p_vb >= t_prec)),
+              "false_alarm_rate": round(float(np.mean(p_vb >= t_acc)), 5),
+              "false_alarm_rate_high_precision": round(float(np.mean(p_vb >= t_prec)), 5)}
+    held_out = {}
+    if holdout_val:
+        y_val = np.array([yy for _, yy in val])
+        p_val = sigmoid(a * clf.decision_function(vocab.transform([fx.features(p) for p, _ in val])) + b)
+        pos, ben = np.flatnonzero(y_val == 1), np.flatnonzero(y_val == 0)
+        subs = [np.r_[pos, np.random.default_rng(SEED + k).choice(ben, len(pos), replace=False)] for k in range(10)]
+        held_out = {"val": binary_stats(y_val, p_val >= t_acc), "val_high_precision": binary_stats(y_val, p_val >= t_prec)}
+        for name, t in (("", t_acc), ("_high_precision", t_prec)):
+            bal = [binary_stats(y_val[sub], p_val[sub] >= t)["f1"] for sub in subs]
+            held_out[f"val_balanced{name}_f1_mean_of_10"] = round(float(np.mean(bal)), 4)
+        print("held-out val split (recipe trained without its harmful prompts)", held_out)
     # Lexical baseline the brief mentions: word n-grams alone, same CV.
     m_ng = np.zeros(len(xs))
     for test in folds:
@@ -189,24 +251,24 @@ def main(write: bool = True, with_alpaca: bool = False) -> dict:
     ngram_acc = round(float(np.mean((m_ng > 0) == y_xs)), 4)
 
     report = {
-        "version": VERSION + ("+alpaca(research)" if with_alpaca else ""), "C": C_best,
+        "version": VERSION + ("+alpaca(research)" if with_alpaca else ""), "C": C_best, "xs_weight": xw_best,
         "thresholds": {"default": t_acc, "high_precision": t_prec},
         "xstest_cv": xs_stats, "xstest_cv_high_precision": xs_prec, "xstest_by_type": by_type,
-        "xstest_ngram_only_accuracy": ngram_acc, "val": val_stats, "val_high_precision": val_prec,
-        "val_balanced": val_bal, "n_train_extra": len(extra), "train_cv": train_cv,
+        "xstest_ngram_only_accuracy": ngram_acc, "val_benign": val_fa, "n_train_extra": len(extra),
+        "train_cv": train_cv, **held_out,
+        "recipes": [{k: r[k] for k in ("C", "xs_weight", "acc", "t_acc")} | {"f1_" + SELECT_RATIO: r["train_cv"]["default"]["f1_" + SELECT_RATIO]}
+                    for r in res],
         # Out-of-fold P(harmful) per XSTest prompt: train_refusal.py crosses it with the refusal CV (quality "joint").
         "xstest_oof": {p: float(q) for (p, _, _), q in zip(xs, p_xs)},
     }
-    print(f"C={C_best} thresholds default={t_acc} high_precision={t_prec}")
+    print(f"C={C_best} xs_weight={xw_best} thresholds default={t_acc} high_precision={t_prec}")
     print("XSTest CV", xs_stats)
     print("XSTest CV @high-precision", xs_prec)
     print("XSTest n-gram only accuracy", ngram_acc)
     for c, s in by_type.items():
         print(f"   {c:30s} {s}")
-    print("train CV (benchmark harmful train recall, Alpaca train false alarms)", train_cv)
-    print("val", val_stats)
-    print("val @high-precision", val_prec)
-    print("val balanced", val_bal)
+    print("train CV (benchmark harmful recall, Alpaca train false alarms)", train_cv)
+    print("val split benign (Alpaca) false alarms of the final model", val_fa)
 
     if write and not with_alpaca:
         model = {
@@ -214,9 +276,10 @@ def main(write: bool = True, with_alpaca: bool = False) -> dict:
             "harm": {"bias": round(float(clf.intercept_[0]), 5), "weights": export_weights(clf, vocab),
                      "platt": [round(a, 5), round(b, 5)]},
             "thresholds": {"harmful": t_acc, "harmful_high_precision": t_prec},
-            "trained_on": "refusal_direction harmful train (260; MIT/Apache-2.0 sources), XSTest dev prompts (144; "
-                          "CC-BY-4.0), ~670 hand-written harmful and ~5,600 hand-written benign instructions, 800 BBQ and "
-                          "advanced-AI-risk questions (CC-BY-4.0); no Alpaca (CC BY-NC) data",
+            "recipe": {"C": C_best, "xs_weight": xw_best},
+            "trained_on": f"refusal_direction harmful train and val ({n_rd}; MIT/Apache-2.0 sources), XSTest dev prompts "
+                          f"(144, weight {xw_best:g}; CC-BY-4.0), ~670 hand-written harmful and ~5,600 hand-written benign "
+                          "instructions, 800 BBQ and advanced-AI-risk questions (CC-BY-4.0); no Alpaca (CC BY-NC) data",
         }
         write_json(MODELS / "harm.json", model)
         update_quality("harm", {
@@ -227,11 +290,8 @@ def main(write: bool = True, with_alpaca: bool = False) -> dict:
             "high_precision": {k: xs_prec[k] for k in ("sensitivity", "specificity", "precision", "n_pos", "n_neg")}
             | {"threshold": t_prec},
             "by_type": by_type,
-            "val_split": {k: val_stats[k] for k in ("sensitivity", "specificity", "precision", "f1", "n_pos", "n_neg")},
-            "val_split_high_precision": {k: val_prec[k] for k in ("sensitivity", "specificity", "precision", "f1",
-                                                                 "n_pos", "n_neg")},
-            "val_balanced": {k: val_bal[k] for k in ("f1", "n_pos", "n_neg")},
             "train_cv": train_cv,
+            "val_benign": val_fa,
         })
         print("wrote", MODELS / "harm.json", f"({(MODELS / 'harm.json').stat().st_size / 1e3:.0f} kB)")
     print(f"done in {time.time() - t0:.1f}s")
@@ -242,5 +302,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-write", action="store_true", help="report CV only, do not write model files")
     ap.add_argument("--with-alpaca", action="store_true", help="research variant trained with CC BY-NC Alpaca (never written)")
+    ap.add_argument("--holdout-val", action="store_true", help="recipe without the val harmful prompts, val reported as held out")
     args = ap.parse_args()
-    main(write=not args.no_write, with_alpaca=args.with_alpaca)
+    main(write=not args.no_write, with_alpaca=args.with_alpaca, holdout_val=args.holdout_val)
