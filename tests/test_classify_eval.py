@@ -166,7 +166,7 @@ def test_harm_train_cv_matches_bundled_quality_and_beats_previous_recipe(harm_cv
     # Train CV: out-of-fold recall of the 299 benchmark harmful prompts (refusal_direction train + val) and false alarms
     # on 5,000 Alpaca train instructions the model never trained on. Measured 0.85 / 0.78 recall at 0.33% / 0.08% false
     # alarms (default / strict), F1 0.917 at one harmful prompt per benign one, 0.903 at one in eleven; the previous
-    # recipe (XSTest weight 40, C 1) measured the same way 0.893 at one in eleven.
+    # recipe (XSTest weight 40, C 1) on the same rows with the same threshold rule: 0.892 at one in eleven.
     tcv = harm_cv["train_cv"]
     assert tcv == clf.quality()["harm"]["train_cv"]
     assert tcv["default"]["n_harmful"] == 299 and tcv["default"]["n_alpaca"] == 5000
