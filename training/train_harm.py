@@ -92,7 +92,7 @@ def weights_for(y: np.ndarray, is_xs: np.ndarray, xs_weight: float) -> np.ndarra
 
 def xs_balancing(xs_harmful: list[str]) -> list[str]:
     """Neutral prompts for every everyday word of the weighted XSTest harmful prompts (see balancing_benign_prompts):
-    weighted like them (half each, two per word), so such a word is not a harm word because one XSTest prompt used it."""
+    two per word at XS_BAL of an XSTest prompt's weight, so a word is not a harm word because one XSTest prompt used it."""
     return balancing_benign_prompts(xs_harmful, min_count=1)
 
 
@@ -127,7 +127,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
         return out, len(out)
 
     def fit(keep_extra: np.ndarray, xs_rows: np.ndarray, C: float, xs_weight: float):
-        """The recipe: kept ``extra`` rows, the given XSTest rows weighted, their balancing prompts at half weight."""
+        """The recipe: kept ``extra`` rows, the given XSTest rows weighted, their balancing prompts at XS_BAL of that."""
         f_bal, n_bal = balancing(xs_rows)
         feats = [f_extra[i] for i in np.flatnonzero(keep_extra)] + [f_xs[i] for i in xs_rows] + f_bal
         y = np.concatenate([y_extra[keep_extra], y_xs[xs_rows], np.zeros(n_bal, int)])
