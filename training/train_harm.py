@@ -96,6 +96,22 @@ def xs_balancing(xs_harmful: list[str]) -> list[str]:
     return balancing_benign_prompts(xs_harmful, min_count=1)
 
 
+def fit_recipe(feats: list[dict], y: np.ndarray, is_xs: np.ndarray, xs_harmful: list[str], C: float,
+               xs_weight: float, fx: HarmFeatures, cache: dict[str, dict]):
+    """Fit the recipe: the rows as given (XSTest rows weighted ``xs_weight``), then the balancing prompts of the
+    harmful XSTest texts ``xs_harmful`` as benign rows at ``xs_weight * XS_BAL``; returns (vocab, model). ``cache``
+    keeps the balancing prompts' features between calls. training/train_harm_embed.py refits the same recipe."""
+    bal = xs_balancing(xs_harmful)
+    for t in bal:
+        if t not in cache:
+            cache[t] = fx.features(t)
+    f_all = list(feats) + [cache[t] for t in bal]
+    y_all = np.concatenate([y, np.zeros(len(bal), int)])
+    w = np.r_[weights_for(y, is_xs, xs_weight), np.full(len(bal), xs_weight * XS_BAL)]
+    vocab = Vocab(2).fit(f_all)
+    return vocab, fit_lr(vocab.transform(f_all), y_all, C, sample_weight=w)
+
+
 def f1_at_ratio(recall: float, false_alarm_rate: float, ratio: float) -> float:
     """F1 that a recall and a false-alarm rate give when there are ``ratio`` benign prompts per harmful one."""
     tp, fp = recall, ratio * false_alarm_rate
@@ -117,25 +133,13 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
     groups = [p for p, _, _ in xs]
     feat_cache: dict[str, dict] = {}
 
-    def balancing(xs_rows) -> tuple[list[dict], int]:
-        texts = xs_balancing([xs[i][0] for i in xs_rows if y_xs[i] == 1])
-        out = []
-        for t in texts:
-            if t not in feat_cache:
-                feat_cache[t] = fx.features(t)
-            out.append(feat_cache[t])
-        return out, len(out)
-
     def fit(keep_extra: np.ndarray, xs_rows: np.ndarray, C: float, xs_weight: float):
-        """The recipe: kept ``extra`` rows, the given XSTest rows weighted, their balancing prompts at XS_BAL of that."""
-        f_bal, n_bal = balancing(xs_rows)
-        feats = [f_extra[i] for i in np.flatnonzero(keep_extra)] + [f_xs[i] for i in xs_rows] + f_bal
-        y = np.concatenate([y_extra[keep_extra], y_xs[xs_rows], np.zeros(n_bal, int)])
-        w = np.r_[weights_for(y[: keep_extra.sum() + len(xs_rows)],
-                              np.r_[np.zeros(keep_extra.sum(), bool), np.ones(len(xs_rows), bool)], xs_weight),
-                  np.full(n_bal, xs_weight * XS_BAL)]
-        vocab = Vocab(2).fit(feats)
-        return vocab, fit_lr(vocab.transform(feats), y, C, sample_weight=w)
+        """The recipe on the kept ``extra`` rows and the given XSTest rows."""
+        kept = np.flatnonzero(keep_extra)
+        return fit_recipe([f_extra[i] for i in kept] + [f_xs[i] for i in xs_rows],
+                          np.concatenate([y_extra[kept], y_xs[xs_rows]]),
+                          np.r_[np.zeros(len(kept), bool), np.ones(len(xs_rows), bool)],
+                          [xs[i][0] for i in xs_rows if y_xs[i] == 1], C, xs_weight, fx, feat_cache)
 
     # CV: XSTest prompts split into grouped folds (by prompt text); the other sources always train.
     gkf = GroupKFold(n_splits=N_SPLITS, shuffle=True, random_state=SEED)

@@ -100,21 +100,6 @@ def lexical_recipe() -> tuple[float, float]:
     return float(r["C"]), float(r["xs_weight"])
 
 
-def lexical_fit(feats: list[dict], y: np.ndarray, is_xs: np.ndarray, xs_harmful: list[str], C: float,
-                xs_weight: float, fx: HarmFeatures, cache: dict[str, dict]):
-    """train_harm.py's recipe (its ``fit`` in main): the rows in order (non-XSTest, then XSTest), XSTest rows weighted
-    ``xs_weight``, then the XSTest balancing prompts of ``xs_harmful`` as benign rows at ``xs_weight * XS_BAL``."""
-    bal = train_harm.xs_balancing(xs_harmful)
-    for t in bal:
-        if t not in cache:
-            cache[t] = fx.features(t)
-    f_all = list(feats) + [cache[t] for t in bal]
-    y_all = np.concatenate([y, np.zeros(len(bal), int)])
-    w = np.r_[train_harm.weights_for(y, is_xs, xs_weight), np.full(len(bal), xs_weight * train_harm.XS_BAL)]
-    vocab = Vocab(2).fit(f_all)
-    return vocab, fit_lr(vocab.transform(f_all), y_all, C, sample_weight=w)
-
-
 def lexical_oof(texts: list[str], y: np.ndarray, is_xs: np.ndarray, in_lexical: np.ndarray,
                 folds: list[np.ndarray]) -> np.ndarray:
     """Out-of-fold lexical harm logits: per fold, the lexical recipe (harm.json C, XSTest weight, XSTest balancing)
@@ -131,7 +116,8 @@ def lexical_oof(texts: list[str], y: np.ndarray, is_xs: np.ndarray, in_lexical: 
         # Sorted indices keep train_harm.py's row order: its ``extra`` rows, then the XSTest rows.
         train = np.setdiff1d(np.flatnonzero(in_lexical), test)
         xs_h = [texts[i] for i in train if is_xs[i] and y[i] == 1]
-        vocab, clf = lexical_fit([feats[i] for i in train], y[train], is_xs[train], xs_h, C, xs_weight, fx, cache)
+        vocab, clf = train_harm.fit_recipe([feats[i] for i in train], y[train], is_xs[train], xs_h, C, xs_weight,
+                                           fx, cache)
         out[test] = clf.decision_function(vocab.transform([feats[i] for i in test]))
     return np.clip(a * out + b, -LEXICAL_CLIP, LEXICAL_CLIP)
 
