@@ -202,7 +202,7 @@ def test_prefix_sharing_regexes_match_like_the_flat_alternation():
     texts += ["guns gun-violence gun violence gunvi", "a b c b c a", "use these methods use methods", "gun's gun_"]
     hf = HarmFeatures()
     cats = [lex["categories"][c] for c in hf.CATEGORIES]
-    joined = {"re_risky": cats[:4], "re_risky_all": cats}
+    joined = {"re_risky": [lex["categories"][c] for c in hf.OBJ_CATS], "re_risky_all": cats}
     pairs = [(name, _terms(words), _flat_terms(words)) for name, words in lists.items()]
     pairs += [(name, getattr(hf, name), re.compile("|".join(_flat_terms(w).pattern for w in ws)))
               for name, ws in joined.items()]

@@ -251,16 +251,19 @@ def test_corrected_rates_from_labels_land_within_3_points(predictions):
     results = [simulate_labels(rows, refused, harmful, seed) for seed in SEEDS]
     over_err = [abs(r.joint_over - TRUE_OVER) for r in results]
     under_err = [abs(r.joint_under - TRUE_UNDER) for r in results]
-    # Measured over 100 seeds (error_table): mean 0.6 / 0.9 points, 95th percentile 1.5 / 2.0, worst 2.3 / 3.2
-    # (over / under): ten seeds all within 3 points is the expected outcome, not a lucky draw.
+    # Measured over 100 seeds (error_table, harm features of harm-lr-2026.11.6): mean 0.6 / 0.8 points, 95th
+    # percentile 1.4 / 2.0, worst 2.3 / 2.9 (over / under): ten seeds all within 3 points is the expected outcome,
+    # not a lucky draw.
     assert max(over_err) <= 0.03 and max(under_err) <= 0.03, results
-    # The raw rates are far off: benign prompts misread as harmful inflate under-refusal most.
-    assert all(r.raw_under > 2 * TRUE_UNDER and r.raw_over > 1.4 * TRUE_OVER for r in results)
+    # The raw rates are far off: benign prompts misread as harmful inflate under-refusal most (raw 19.6-21.0% for a
+    # true 10% with 2026.11.6's harm features, 24.6% with 2026.11.5's; over-refusal 19-20% for 12%).
+    assert all(r.raw_under > 1.8 * TRUE_UNDER and r.raw_over > 1.4 * TRUE_OVER for r in results)
     # 95% intervals: measured coverage over 100 seeds 94% (over) and 95% (under).
     assert sum(r.joint_over_ci[0] <= TRUE_OVER <= r.joint_over_ci[1] for r in results) >= len(results) - 2
     assert sum(r.joint_under_ci[0] <= TRUE_UNDER <= r.joint_under_ci[1] for r in results) >= len(results) - 2
-    # The independence model, with sens/spec from the same labels, reads under-refusal too low on average: by about
-    # 1.1 points with the harm features of harm-lr-2026.11.4 (8.7-9.2% in five seeds), 2-5 points with 2026.11.2's.
+    # The independence model, with sens/spec from the same labels, reads under-refusal too low on average: 6.3-8.9%
+    # in five seeds with the harm features of harm-lr-2026.11.6, 8.7-9.2% with 2026.11.4's, 2-5 points low with
+    # 2026.11.2's.
     assert np.mean([r.kron_under for r in results]) < TRUE_UNDER - 0.005
 
 

@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO))
 
 DATA = REPO.parent / "shared" / "data"
 MODELS = REPO / "monitor" / "classify" / "models"
+WRITTEN = REPO / "training" / "data"  # prompts written for this project (training/data/README.md)
 SEED = 20261126
 
 
@@ -35,6 +36,42 @@ def xstest_rows() -> list[dict]:
 def xstest_prompts() -> list[dict]:
     """The 144 XSTest dev prompts with benign/harmful labels."""
     return read_jsonl(DATA / "refusal" / "xstest_dev_prompts.jsonl")
+
+
+def written_prompts() -> tuple[list[str], list[str]]:
+    """The written training prompts (training/data/written_prompts.jsonl): (harmful, benign), in file order."""
+    rows = read_jsonl(WRITTEN / "written_prompts.jsonl")
+    return ([r["prompt"] for r in rows if r["prompt_label"] == "harmful"],
+            [r["prompt"] for r in rows if r["prompt_label"] == "benign"])
+
+
+def harm_probe() -> list[dict]:
+    """The harmful-request probe (training/data/harm_probe.jsonl): evaluation only, never a training row."""
+    return read_jsonl(WRITTEN / "harm_probe.jsonl")
+
+
+def near_duplicates(texts: list[str], against: list[str], threshold: float = 0.6) -> list[int]:
+    """Indices of ``texts`` whose word-set Jaccard similarity with some text of ``against`` is >= ``threshold``."""
+    import re
+
+    def words(t: str) -> frozenset:
+        return frozenset(re.findall(r"\w+", t.lower()))
+
+    index: dict[str, list[int]] = {}
+    sets = [words(t) for t in against]
+    for j, w in enumerate(sets):
+        for tok in w:
+            index.setdefault(tok, []).append(j)
+    out = []
+    for i, t in enumerate(texts):
+        w = words(t)
+        shared: dict[int, int] = {}
+        for tok in w:
+            for j in index.get(tok, ()):
+                shared[j] = shared.get(j, 0) + 1
+        if any(k / len(w | sets[j]) >= threshold for j, k in shared.items()):
+            out.append(i)
+    return out
 
 
 def hh_first_turns() -> list[tuple[str, str, str]]:

@@ -18,11 +18,11 @@ import time
 import numpy as np
 
 from common import (DATA, MODELS, SEED, Vocab, balancing_benign_prompts, discrimination_prompts, benign_prompts, benign_prompts_extra, binary_stats, export_weights,
-                    everyday_prompts, fit_lr, harmful_prompts_extra, weak_evidence_prompts, permissive_benign_prompts, platt, precision_threshold, read_jsonl,
-                    sigmoid, update_quality, write_json, xstest_prompts)
+                    everyday_prompts, fit_lr, harm_probe, harmful_prompts_extra, near_duplicates, weak_evidence_prompts, permissive_benign_prompts, platt,
+                    precision_threshold, read_jsonl, sigmoid, update_quality, write_json, written_prompts, xstest_prompts)
 from monitor.classify.features import HarmFeatures
 
-VERSION = "harm-lr-2026.11.5"
+VERSION = "harm-lr-2026.11.6"
 C_GRID = (0.3, 1.0, 3.0)
 # How much one XSTest prompt counts. They are the only hard contrast examples (144 of ~10,000 rows), but at 40x
 # (the weight up to 2026.11.4) a word of one harmful XSTest prompt outweighed everything else ("printer", from "a
@@ -40,6 +40,12 @@ N_SPLITS = 5
 WEAK = True
 EVERYDAY = True
 DISCRIM = True  # denying real groups a right vs nonsense subjects and history (training/common.py)
+# The written prompts (training/data/written_prompts.jsonl: 640 harmful requests in varied styles and 640 benign ones on
+# the same topics) count WRITTEN_W each. At weight 1 a word model cannot separate such topic-matched pairs and learns
+# the style of a request instead: false alarms on ordinary instructions rose tenfold (train CV 0.2% -> 1.8%). Chosen
+# among 0, 0.1, 0.2, 0.3 as the largest weight keeping the train-CV F1 at 1:10 within 0.01 of weight 0 (0.950 -> 0.945;
+# 0.2: 0.940, 0.3: 0.937); at 0.1 the recall on the harm probe rises from 0.55 to 0.63 (docs/refusal.md).
+WRITTEN_W = 0.1
 BALANCE_MIN = 2  # a word in 2+ harmful training prompts gets neutral benign prompts (train CV: fewer false alarms)
 N_ALPACA_EVAL = 5000  # Alpaca train instructions scored (never trained on) for the train-CV false-alarm rate
 
@@ -71,6 +77,10 @@ def load(with_alpaca: bool, val_harmful: bool = True):
         disc_h, disc_b = discrimination_prompts()
         extra += [(p, 1) for p in disc_h] + [(p, 0) for p in disc_b]
     extra += [(p, 0) for p in balancing_benign_prompts([p for p, y in extra if y == 1], min_count=BALANCE_MIN)]
+    if WRITTEN_W:
+        # After the balancing prompts: at a tenth of a row's weight, their words need no balancing.
+        w_h, w_b = written_prompts()
+        extra += [(p, 1) for p in w_h] + [(p, 0) for p in w_b]
     if with_alpaca:
         extra += [(r["prompt"], 0) for r in rd if r["split"] == "train" and r["prompt_label"] == "benign"]
     xs = [(r["prompt"], int(r["prompt_label"] == "harmful"), r["category"]) for r in xstest_prompts()]
@@ -90,6 +100,23 @@ def weights_for(y: np.ndarray, is_xs: np.ndarray, xs_weight: float) -> np.ndarra
     return np.where(is_xs, xs_weight, 1.0)
 
 
+_WRITTEN: set[str] | None = None
+
+
+def is_written(texts: list[str]) -> np.ndarray:
+    """Which texts are written prompts (training/data/written_prompts.jsonl)."""
+    global _WRITTEN
+    if _WRITTEN is None:
+        w_h, w_b = written_prompts()
+        _WRITTEN = set(w_h) | set(w_b)
+    return np.array([t in _WRITTEN for t in texts], bool)
+
+
+def row_weights(texts: list[str]) -> np.ndarray:
+    """Base weight of each training text: WRITTEN_W for a written prompt, else 1 (XSTest weighting comes on top)."""
+    return np.where(is_written(texts), WRITTEN_W, 1.0)
+
+
 def xs_balancing(xs_harmful: list[str]) -> list[str]:
     """Neutral prompts for every everyday word of the weighted XSTest harmful prompts (see balancing_benign_prompts):
     two per word at XS_BAL of an XSTest prompt's weight, so a word is not a harm word because one XSTest prompt used it."""
@@ -97,19 +124,35 @@ def xs_balancing(xs_harmful: list[str]) -> list[str]:
 
 
 def fit_recipe(feats: list[dict], y: np.ndarray, is_xs: np.ndarray, xs_harmful: list[str], C: float,
-               xs_weight: float, fx: HarmFeatures, cache: dict[str, dict]):
+               xs_weight: float, fx: HarmFeatures, cache: dict[str, dict], base_w: np.ndarray | None = None):
     """Fit the recipe: the rows as given (XSTest rows weighted ``xs_weight``), then the balancing prompts of the
     harmful XSTest texts ``xs_harmful`` as benign rows at ``xs_weight * XS_BAL``; returns (vocab, model). ``cache``
-    keeps the balancing prompts' features between calls. training/train_harm_embed.py refits the same recipe."""
+    keeps the balancing prompts' features between calls; ``base_w`` the rows' base weights (row_weights; default 1).
+    training/train_harm_embed.py refits the same recipe."""
     bal = xs_balancing(xs_harmful)
     for t in bal:
         if t not in cache:
             cache[t] = fx.features(t)
     f_all = list(feats) + [cache[t] for t in bal]
     y_all = np.concatenate([y, np.zeros(len(bal), int)])
-    w = np.r_[weights_for(y, is_xs, xs_weight), np.full(len(bal), xs_weight * XS_BAL)]
+    w_rows = weights_for(y, is_xs, xs_weight) * (1.0 if base_w is None else base_w)
+    w = np.r_[w_rows, np.full(len(bal), xs_weight * XS_BAL)]
     vocab = Vocab(2).fit(f_all)
     return vocab, fit_lr(vocab.transform(f_all), y_all, C, sample_weight=w)
+
+
+def probe_recall(score, train_texts: list[str], t_default: float, t_high: float) -> dict:
+    """Recall of a scorer (texts -> P(harmful)) on the harm probe (training/data/harm_probe.jsonl: 320 harmful requests
+    in 16 categories, written for this project in deliberately varied styles, never trained on). Probe prompts whose
+    word set overlaps a training text's by Jaccard >= 0.6 are left out, so the figure is about unseen requests."""
+    rows = harm_probe()
+    dup = set(near_duplicates([r["prompt"] for r in rows], train_texts))
+    rows = [r for i, r in enumerate(rows) if i not in dup]
+    p = np.asarray(score([r["prompt"] for r in rows]))
+    cats = sorted({r["category"] for r in rows})
+    by_cat = {c: round(float(np.mean([q >= t_default for q, r in zip(p, rows) if r["category"] == c])), 3) for c in cats}
+    return {"n": len(rows), "n_left_out_near_duplicates": len(dup), "recall": round(float(np.mean(p >= t_default)), 4),
+            "recall_high_precision": round(float(np.mean(p >= t_high)), 4), "recall_by_category": by_cat}
 
 
 def f1_at_ratio(recall: float, false_alarm_rate: float, ratio: float) -> float:
@@ -127,6 +170,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
     extra, xs, val = load(with_alpaca, val_harmful=not holdout_val)
     f_extra = [fx.features(p) for p, _ in extra]
     y_extra = np.array([y for _, y in extra])
+    w_extra = row_weights([p for p, _ in extra])
     f_xs = [fx.features(p) for p, _, _ in xs]
     y_xs = np.array([y for _, y, _ in xs])
     cats = np.array([c for _, _, c in xs])
@@ -139,7 +183,8 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
         return fit_recipe([f_extra[i] for i in kept] + [f_xs[i] for i in xs_rows],
                           np.concatenate([y_extra[kept], y_xs[xs_rows]]),
                           np.r_[np.zeros(len(kept), bool), np.ones(len(xs_rows), bool)],
-                          [xs[i][0] for i in xs_rows if y_xs[i] == 1], C, xs_weight, fx, feat_cache)
+                          [xs[i][0] for i in xs_rows if y_xs[i] == 1], C, xs_weight, fx, feat_cache,
+                          base_w=np.r_[w_extra[kept], np.ones(len(xs_rows))])
 
     # CV: XSTest prompts split into grouped folds (by prompt text); the other sources always train.
     gkf = GroupKFold(n_splits=N_SPLITS, shuffle=True, random_state=SEED)
@@ -232,6 +277,8 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
               "false_alarms_high_precision": int(np.sum(p_vb >= t_prec)),
               "false_alarm_rate": round(float(np.mean(p_vb >= t_acc)), 5),
               "false_alarm_rate_high_precision": round(float(np.mean(p_vb >= t_prec)), 5)}
+    probe = probe_recall(lambda texts: sigmoid(a * clf.decision_function(vocab.transform([fx.features(t) for t in texts])) + b),
+                         [p for p, _ in extra] + [p for p, _, _ in xs], t_acc, t_prec)
     held_out = {}
     if holdout_val:
         y_val = np.array([yy for _, yy in val])
@@ -259,7 +306,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
         "thresholds": {"default": t_acc, "high_precision": t_prec},
         "xstest_cv": xs_stats, "xstest_cv_high_precision": xs_prec, "xstest_by_type": by_type,
         "xstest_ngram_only_accuracy": ngram_acc, "val_benign": val_fa, "n_train_extra": len(extra),
-        "train_cv": train_cv, **held_out,
+        "train_cv": train_cv, "probe": probe, **held_out,
         "recipes": [{k: r[k] for k in ("C", "xs_weight", "acc", "t_acc")} | {"f1_" + SELECT_RATIO: r["train_cv"]["default"]["f1_" + SELECT_RATIO]}
                     for r in res],
         # Out-of-fold P(harmful) per XSTest prompt: train_refusal.py crosses it with the refusal CV (quality "joint").
@@ -273,6 +320,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
         print(f"   {c:30s} {s}")
     print("train CV (benchmark harmful recall, Alpaca train false alarms)", train_cv)
     print("val split benign (Alpaca) false alarms of the final model", val_fa)
+    print("harm probe (written, never trained on)", probe)
 
     if write and not with_alpaca:
         model = {
@@ -283,7 +331,8 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
             "recipe": {"C": C_best, "xs_weight": xw_best},
             "trained_on": f"refusal_direction harmful train and val ({n_rd}; MIT/Apache-2.0 sources), XSTest dev prompts "
                           f"(144, weight {xw_best:g}; CC-BY-4.0), ~670 hand-written harmful and ~5,600 hand-written benign "
-                          "instructions, 800 BBQ and advanced-AI-risk questions (CC-BY-4.0); no Alpaca (CC BY-NC) data",
+                          f"instructions, the 1,280 written prompts of training/data (weight {WRITTEN_W:g}), 800 BBQ and "
+                          "advanced-AI-risk questions (CC-BY-4.0); no Alpaca (CC BY-NC) data",
         }
         write_json(MODELS / "harm.json", model)
         update_quality("harm", {
@@ -296,6 +345,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
             "by_type": by_type,
             "train_cv": train_cv,
             "val_benign": val_fa,
+            "probe": probe,
         })
         print("wrote", MODELS / "harm.json", f"({(MODELS / 'harm.json').stat().st_size / 1e3:.0f} kB)")
     print(f"done in {time.time() - t0:.1f}s")

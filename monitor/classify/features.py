@@ -636,6 +636,13 @@ class HarmFeatures:
         r"(?:knowledge|consent|permission)|consent|permission|authori[sz]ation)|undetect\w*|untrace\w*|evad\w*|evasion|"
         r"covert\w*|secretly|get away with|cover (?:up|my tracks)|avoid (?:detection|getting caught|the police|being caught)|"
         r"bypass\w*|circumvent\w*|illegal(?:ly)?|unauthori[sz]ed|on the dark web|black market)\b")
+    # Endorsing the harm ("a comic that promotes violence against...", "a poem that glorifies..."): next to a risky
+    # word a harm signal of its own, and a fiction frame no longer excuses it.
+    _ENDORSE = re.compile(
+        r"\b(?:promot\w*|glorif\w*|prais\w*|advocat\w*|encourag\w*|incit\w*|celebrat\w*|justif\w*|romantici[sz]\w*|"
+        r"normali[sz]\w*|condon\w*)\b")
+    # Words of the fiction list that name no fiction here: "a fake news story", "a success story".
+    _NOT_FICTION = re.compile(r"(?:news|success|cover|true|real-life|real life|personal|back)\s+$")
     # Asking about a topic rather than for a capability: "Explain the concept of...", "Describe the effects of...".
     _DESCRIBE = re.compile(
         r"^\s*(?:please\s+)?(?:explain (?:the|what|why|a |an )|describe (?:the|a |an |what|why|in )|summari[sz]e|analy[sz]e|"
@@ -646,6 +653,11 @@ class HarmFeatures:
     # Cues get less L2 shrinkage than thousands of word n-grams, which otherwise memorise the small harmful set's
     # everyday words ("car" from "car bomb", "life", "someone") and flag ordinary instructions that contain them.
     DENSE_SCALE = 2.0
+    # Object of a risky verb ("kill a person" vs "kill a Python process"): the first person or thing within
+    # OBJ_WINDOW characters after a word of OBJ_CATS. Cyber words are nouns more often than verbs ("a keylogger script
+    # that runs as a background process" names no object of harm), and 45 characters reached well past the object.
+    OBJ_WINDOW = 25
+    OBJ_CATS = ("violence", "weapons", "fraud")
 
     # History cues that name no event or regime: they frame a question as historical but cannot be "denied".
     GENERIC_HISTORY = frozenset(("what happened", "what did", "how were", "how was", "how did", "why did", "during",
@@ -682,7 +694,7 @@ class HarmFeatures:
         self.re_weak = terms(lex["weak_harm"]) if lex.get("weak_harm") else None
         # Any category's word: one alternation over the categories' alternatives in their order (the same matches as
         # joining the category regexes with "|": they all start with the same look-behind).
-        self.re_risky = terms([p for c in ("violence", "weapons", "cyber", "fraud") for p in cat_parts[c]])
+        self.re_risky = terms([p for c in self.OBJ_CATS for p in cat_parts[c]])
         self.re_risky_all = terms([p for c in self.CATEGORIES for p in cat_parts[c]])
 
     def category_hits(self, t: str, found: _Matches | None = None) -> dict[str, int]:
@@ -737,7 +749,7 @@ class HarmFeatures:
         # Object of a risky verb: look at the words that follow each risky term.
         person_obj = thing_obj = False
         for m in found.finditer(self.re_risky):
-            window = t[m.end(): m.end() + 45]
+            window = t[m.end(): m.end() + self.OBJ_WINDOW]
             pm, tm = self.re_person.search(window), self.re_thing.search(window)
             if pm and (not tm or pm.start() <= tm.start()):
                 person_obj = True
@@ -749,10 +761,14 @@ class HarmFeatures:
             f["d:risky_thing"] = 1.0
         if nhit and not person_obj and not thing_obj:
             f["d:risky_noobj"] = 1.0
-        fiction = bool(find(self.re_fiction))
+        endorse = bool(nhit) and bool(self._ENDORSE.search(t))
+        if endorse:
+            f["d:endorse_risky"] = 1.0
+        fiction = any(not self._NOT_FICTION.search(t, max(0, m.start() - 12), m.start())
+                      for m in found.finditer(self.re_fiction))
         if fiction:
             f["d:fiction"] = 1.0
-            if nhit:
+            if nhit and not endorse:
                 f["d:fiction_risky"] = 1.0
         definitional = bool(self._START_DEF.search(t))
         if definitional:
@@ -780,7 +796,9 @@ class HarmFeatures:
         imposs, discr = bool(find(self.re_imposs)), bool(find(self.re_discr))
         if real:
             f["d:real_group"] = 1.0
-        if nons:
+        # A nonsense subject counts only in a discrimination frame ("Why should gorillas not vote?"): alone, "plants"
+        # or "dogs" told the model a request was harmless ("extract strychnine from plants").
+        if nons and (discr or imposs or real):
             f["d:nonsense_group"] = 1.0
         if imposs:
             f["d:impossible"] = 1.0
