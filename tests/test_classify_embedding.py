@@ -164,14 +164,14 @@ def test_default_threshold_follows_the_lexical_rule():
     o = q["ordinary_cv"]
     assert tc["ordinary_f1_one_in_11"] == round(_f1_at_ratio(o["tp"] / o["n_pos"], o["fp"] / o["n_neg"], 10), 4)
     assert head["correction_quality"]["harm"]["threshold"] == t["harmful"]
-    # The high-precision threshold is never below the default; it reaches OOF precision 0.99 on the ordinary view, or
-    # is the top of the grid (0.99) when no threshold does.
+    # The high-precision threshold is the lexical model's rule: never below the default, the lowest with OOF XSTest
+    # precision >= 0.95 (or the grid's top, 0.99, when none reaches it).
     assert t["harmful_high_precision"] >= t["harmful"]
-    assert q["ordinary_cv_high_precision"]["precision"] >= 0.99 or t["harmful_high_precision"] == 0.99
+    assert q["xstest_cv_high_precision"]["precision"] >= 0.95 or t["harmful_high_precision"] == 0.99
 
 
 @pytest.mark.xfail(reason="not reached: at the val split's natural ratio (1 harmful per 160 benign) the estimate from "
-                          "CV recall and val benign false alarms is 0.63 at the default and 0.74 at the high-precision "
+                          "CV recall and val benign false alarms is 0.80 at the default and 0.78 at the high-precision "
                           "threshold (docs/refusal.md, embedding backend)", strict=True)
 def test_natural_ratio_f1_target_on_cv():
     est = _load_json(HEAD_FILE)["quality"]["f1_at_ratio"]

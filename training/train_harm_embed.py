@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, MODELS, SEED, Vocab, binary_stats, fit_lr, platt, read_jsonl, sigmoid, write_json
+from common import DATA, MODELS, SEED, Vocab, binary_stats, fit_lr, platt, precision_threshold, read_jsonl, sigmoid, write_json
 from monitor.classify.embedding import HEAD_FILE, LEXICAL_CLIP, Encoder, _sha256
 from monitor.classify.features import HarmFeatures
 import train_harm
 
-VERSION = "harm-embed-2026.11.3"
+VERSION = "harm-embed-2026.11.4"
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 XS_WEIGHT = 10.0  # XSTest rows are the only hard contrast pairs (144 of ~12,000) for the head
 N_SPLITS = 5
@@ -117,7 +117,7 @@ def lexical_oof(texts: list[str], y: np.ndarray, is_xs: np.ndarray, in_lexical: 
         train = np.setdiff1d(np.flatnonzero(in_lexical), test)
         xs_h = [texts[i] for i in train if is_xs[i] and y[i] == 1]
         vocab, clf = train_harm.fit_recipe([feats[i] for i in train], y[train], is_xs[train], xs_h, C, xs_weight,
-                                           fx, cache)
+                                           fx, cache, base_w=train_harm.row_weights([texts[i] for i in train]))
         out[test] = clf.decision_function(vocab.transform([feats[i] for i in test]))
     return np.clip(a * out + b, -LEXICAL_CLIP, LEXICAL_CLIP)
 
@@ -195,7 +195,9 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     in_lexical = np.r_[np.arange(len(extra)) < n_lex, np.ones(len(xs), bool)]
     xs_cat = np.array([""] * len(extra) + [c for _, _, c in xs])
     is_rd = np.r_[np.arange(len(extra)) < n_rd, np.zeros(len(xs), bool)]
-    w = np.where(is_xs, XS_WEIGHT, 1.0)
+    # The written prompts count train_harm.WRITTEN_W here too, as in the lexical model.
+    written = train_harm.is_written(texts)
+    w = np.where(is_xs, XS_WEIGHT, 1.0) * train_harm.row_weights(texts)
 
     groups = [t.strip().lower() for t in texts]
     gkf = GroupKFold(n_splits=N_SPLITS, shuffle=True, random_state=SEED)
@@ -209,7 +211,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     print(f"{len(texts)} training prompts ({int(y.sum())} harmful), features {X.shape[1]}; {time.time() - t0:.0f}s")
 
     # "Ordinary" OOF view: the benchmark harmful prompts (refusal_direction train + val) vs the non-XSTest benign texts.
-    ordinary = (is_rd | (~is_xs & (y == 0)))
+    ordinary = (is_rd | (~is_xs & ~written & (y == 0)))
 
     def cv(C):
         m = np.zeros(len(texts))
@@ -239,8 +241,9 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     # best OOF XSTest accuracy (144 prompts: a flat, coarse curve), the one with the best OOF F1 at one harmful prompt
     # per ten benign (SELECT_RATIO) on the ordinary view: OOF recall of the 299 benchmark-harmful prompts and OOF
     # false-alarm rate on the licensed benign rows. Training CV only; the val benign prompts play no part.
-    # High-precision threshold: lowest one, never below the default, whose OOF precision reaches 0.99 on the ordinary
-    # view (benchmark-harmful vs ordinary benign instructions).
+    # High-precision threshold: the lexical model's rule, the lowest threshold (never below the default) whose OOF
+    # XSTest precision reaches 0.95. (Up to harm-embed-2026.11.3: OOF precision 0.99 on the ordinary view, which no
+    # threshold reached once the written prompts flattened the scores: the grid's top, 0.99, found 30% of harmful.)
     grid = np.round(np.arange(0.05, 0.991, 0.01), 2)
     acc_t = {float(t): float(np.mean((p[is_xs] >= t) == y[is_xs])) for t in grid}
     top = max(acc_t.values())
@@ -263,7 +266,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     print("default threshold choice", threshold_choice)
     print("candidates (t, XSTest acc, ordinary F1 at 1:10)",
           [(t, round(acc_t[t], 3), round(ordinary_f1(t), 4)) for t in sorted(near)])
-    t_prec = next((float(t) for t in grid if t >= t_acc and binary_stats(y[ordinary], p[ordinary] >= t)["precision"] >= 0.99), 0.99)
+    t_prec = max(precision_threshold(p[is_xs], y[is_xs], 0.95), t_acc)
     xs_stats = binary_stats(y[is_xs], p[is_xs] >= t_acc)
     xs_prec = binary_stats(y[is_xs], p[is_xs] >= t_prec)
     ord_stats = binary_stats(y[ordinary], p[ordinary] >= t_acc)
@@ -298,12 +301,17 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
               for name, st, fa in (("default", ord_stats, float(np.mean(p_vb >= t_acc))),
                                    ("high_precision", ord_prec, float(np.mean(p_vb >= t_prec))))}
 
+    def head_scores(new: list[str]) -> np.ndarray:
+        return sigmoid(a * clf.decision_function(np.c_[embed_cached(enc, new), shipped_lexical_logit(new)]) + b)
+
+    probe = train_harm.probe_recall(head_scores, texts, t_acc, t_prec)
+
     report = {
         "version": VERSION, "C": C_best, "thresholds": {"default": t_acc, "high_precision": t_prec},
         "lexical_recipe": dict(zip(("C", "xs_weight"), lexical_recipe())),
         "xstest_cv": xs_stats, "xstest_cv_high_precision": xs_prec, "xstest_by_type": by_type,
         "ordinary_cv": ord_stats, "ordinary_cv_high_precision": ord_prec, "embedding_only_cv": emb_only,
-        "val_benign": val_fa, "f1_at_ratio": f1_est, "threshold_choice": threshold_choice, "n_train": len(texts), "n_train_harmful": int(y.sum()),
+        "val_benign": val_fa, "probe": probe, "f1_at_ratio": f1_est, "threshold_choice": threshold_choice, "n_train": len(texts), "n_train_harmful": int(y.sum()),
     }
     print(f"C={C_best} platt=({a:.3f}, {b:.3f}) thresholds default={t_acc} high_precision={t_prec}")
     print("XSTest CV", xs_stats)
@@ -316,6 +324,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     print("val split benign (Alpaca) false alarms of the final head", val_fa)
     print("F1 at 1:1 / 1:10 / 1:160 (ordinary CV recall, val benign false-alarm rate)", f1_est)
     print(f"val benign scored in {time.time() - t1:.1f}s")
+    print("harm probe (written, never trained on)", probe)
 
     # Quality in quality.json's shape, for the error correction of the rates (refusal_metrics reads clf.quality()):
     # harm sensitivity/specificity from the XSTest CV above, and the joint 4x4 of out-of-fold refusal x this head's
@@ -346,7 +355,8 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
                      "platt": [round(a, 5), round(b, 5)], "C": C_best, "lexical_clip": LEXICAL_CLIP},
             "thresholds": {"harmful": t_acc, "harmful_high_precision": t_prec},
             "trained_on": "the lexical harm model's rows (training/train_harm.py load(): refusal_direction harmful train "
-                          "and val, XSTest dev prompts x10, hand-written prompts incl. the discrimination pairs, BBQ / "
+                          "and val, XSTest dev prompts, hand-written prompts incl. the discrimination pairs and the written prompts "
+                          "of training/data at weight 0.1, BBQ / "
                           "advanced-AI-risk questions) + 4,200 "
                           "more benign persona statements, BBQ, advanced-AI-risk and winogenerated texts (CC-BY-4.0); no "
                           "Alpaca (its val-split benign prompts are only scored, for val_benign)",
@@ -355,7 +365,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
             # false alarms of the final head; no val harmful figure, those prompts are training rows.
             "quality": {k: report[k] for k in ("xstest_cv", "xstest_cv_high_precision", "ordinary_cv",
                                                 "ordinary_cv_high_precision", "embedding_only_cv", "val_benign",
-                                                "f1_at_ratio", "threshold_choice")},
+                                                "probe", "f1_at_ratio", "threshold_choice")},
         }
         write_json(MODELS / HEAD_FILE, spec)
         print("wrote", MODELS / HEAD_FILE, f"({(MODELS / HEAD_FILE).stat().st_size / 1e3:.0f} kB)")
