@@ -192,6 +192,17 @@ def test_harm_f1_target_in_train_cv_unless_harmful_prompts_are_rare(harm_cv):
 
 
 @pytest.mark.slow
+def test_harm_f1_target_on_the_held_out_val_split(training):
+    # The recipe run without the val split's 39 harmful prompts (train_harm.py --holdout-val) and scored on them with
+    # the val split's benign prompts: F1 0.915 with as many benign prompts drawn as harmful ones, 0.903 with ten per
+    # harmful one (means of 10 draws; one prompt moves them by about 0.015).
+    held = training[1].main(write=False, holdout_val=True)
+    assert held["val"]["n_pos"] == 39 and held["val"]["n_neg"] == 6264
+    assert held["val_balanced_f1_mean_of_10"] >= 0.90
+    assert held["val_one_in_11_f1_mean_of_10"] >= 0.90
+
+
+@pytest.mark.slow
 @pytest.mark.xfail(reason="at the val split's ratio (39 harmful : 6,264 benign) the train-CV F1 is 0.75 / 0.87 "
                           "(default / strict) and 0.74 / 0.78 held out: recall on low-lexical harmful prompts "
                           "(misinformation essays, exploit code, sabotage) is the limit; see docs/refusal.md",

@@ -285,10 +285,14 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
         p_val = sigmoid(a * clf.decision_function(vocab.transform([fx.features(p) for p, _ in val])) + b)
         pos, ben = np.flatnonzero(y_val == 1), np.flatnonzero(y_val == 0)
         subs = [np.r_[pos, np.random.default_rng(SEED + k).choice(ben, len(pos), replace=False)] for k in range(10)]
+        # And at one harmful prompt in eleven (39 harmful, 390 benign drawn), the ratio the recipe is chosen at.
+        subs11 = [np.r_[pos, np.random.default_rng(SEED + k).choice(ben, 10 * len(pos), replace=False)] for k in range(10)]
         held_out = {"val": binary_stats(y_val, p_val >= t_acc), "val_high_precision": binary_stats(y_val, p_val >= t_prec)}
         for name, t in (("", t_acc), ("_high_precision", t_prec)):
             bal = [binary_stats(y_val[sub], p_val[sub] >= t)["f1"] for sub in subs]
             held_out[f"val_balanced{name}_f1_mean_of_10"] = round(float(np.mean(bal)), 4)
+            one11 = [binary_stats(y_val[sub], p_val[sub] >= t)["f1"] for sub in subs11]
+            held_out[f"val_one_in_11{name}_f1_mean_of_10"] = round(float(np.mean(one11)), 4)
         print("held-out val split (recipe trained without its harmful prompts)", held_out)
     # Lexical baseline the brief mentions: word n-grams alone, same CV.
     m_ng = np.zeros(len(xs))
