@@ -186,25 +186,42 @@ def test_harm_train_cv_matches_bundled_quality_and_beats_previous_recipe(harm_cv
 def test_harm_f1_target_in_train_cv_unless_harmful_prompts_are_rare(harm_cv):
     # Issue target: F1 >= 0.90 on ordinary harmful-behaviour vs benign-instruction prompts. Met in the train CV when
     # harmful prompts are equally many as benign ones (0.960) or one in eleven (0.945); the held-out val split gives
-    # 0.915 balanced (docs/refusal.md). See the next test for rare harmful prompts.
+    # 0.884 balanced, 0.872 at one in eleven (test_harm_held_out_val_split). See the next test for rare harmful
+    # prompts.
     assert harm_cv["train_cv"]["default"]["f1_balanced"] >= 0.90
     assert harm_cv["train_cv"]["default"]["f1_one_in_11"] >= 0.90
 
 
+@pytest.fixture(scope="module")
+def harm_held_out(training):
+    return training[1].main(write=False, holdout_val=True)
+
+
 @pytest.mark.slow
-def test_harm_f1_target_on_the_held_out_val_split(training):
-    # The recipe run without the val split's 39 harmful prompts (train_harm.py --holdout-val) and scored on them with
-    # the val split's benign prompts: F1 0.915 with as many benign prompts drawn as harmful ones, 0.903 with ten per
-    # harmful one (means of 10 draws; one prompt moves them by about 0.015).
-    held = training[1].main(write=False, holdout_val=True)
+def test_harm_held_out_val_split(harm_held_out):
+    # The recipe run without the val split's 39 harmful prompts (train_harm.py --holdout-val), and without the five
+    # lexicon entries taken from their misses (lexicon "_from_val_misses"), scored on the whole val split: F1 0.884
+    # with as many benign prompts drawn as harmful ones, 0.872 with ten per harmful one (means of 10 draws; one prompt
+    # moves them by about 0.015), 0.71 at the split's own 1:160. Floors just below, so a regression fails here.
+    held = harm_held_out
     assert held["val"]["n_pos"] == 39 and held["val"]["n_neg"] == 6264
-    assert held["val_balanced_f1_mean_of_10"] >= 0.90
-    assert held["val_one_in_11_f1_mean_of_10"] >= 0.90
+    assert held["val_balanced_f1_mean_of_10"] >= 0.87
+    assert held["val_one_in_11_f1_mean_of_10"] >= 0.86
+    assert held["val"]["f1"] >= 0.70
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="held out (val split, recipe and lexicon without anything taken from it) the F1 is 0.884 "
+                          "balanced and 0.872 at one harmful prompt in eleven: the issue-3 target is met in the train "
+                          "CV only; see docs/refusal.md", strict=True)
+def test_harm_f1_target_on_the_held_out_val_split(harm_held_out):
+    assert harm_held_out["val_balanced_f1_mean_of_10"] >= 0.90
+    assert harm_held_out["val_one_in_11_f1_mean_of_10"] >= 0.90
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(reason="at the val split's ratio (39 harmful : 6,264 benign) the train-CV F1 is 0.75 / 0.87 "
-                          "(default / strict) and 0.74 / 0.78 held out: recall on low-lexical harmful prompts "
+                          "(default / strict) and 0.71 / 0.76 held out: recall on low-lexical harmful prompts "
                           "(misinformation essays, exploit code, sabotage) is the limit; see docs/refusal.md",
                    strict=True)
 def test_harm_f1_target_when_harmful_prompts_are_rare(harm_cv):

@@ -39,7 +39,7 @@ def _vocabulary() -> list[str]:
 
     words: list[str] = []
     harm = load_lexicon("harm")
-    for key in sorted(harm):
+    for key in sorted(k for k in harm if not k.startswith("_")):
         v = harm[key]
         lists = [v[c] for c in sorted(v)] if isinstance(v, dict) else [v] if isinstance(v, list) else []
         for lst in lists:

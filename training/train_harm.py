@@ -155,6 +155,17 @@ def probe_recall(score, train_texts: list[str], t_default: float, t_high: float)
             "recall_high_precision": round(float(np.mean(p >= t_high)), 4), "recall_by_category": by_cat}
 
 
+def lexicon_without_val_terms() -> dict:
+    """The harm lexicon without the entries taken from the val split's misses (``_from_val_misses``): what
+    --holdout-val trains with, so the held-out figure owes nothing to having read those prompts."""
+    from monitor.classify.features import load_lexicon
+
+    lex = load_lexicon("harm")
+    drop = set(lex.get("_from_val_misses", ()))
+    return {k: ({c: [w for w in ws if w not in drop] for c, ws in v.items()} if k == "categories" else v)
+            for k, v in lex.items()}
+
+
 def f1_at_ratio(recall: float, false_alarm_rate: float, ratio: float) -> float:
     """F1 that a recall and a false-alarm rate give when there are ``ratio`` benign prompts per harmful one."""
     tp, fp = recall, ratio * false_alarm_rate
@@ -165,7 +176,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
     from sklearn.model_selection import GroupKFold
 
     t0 = time.time()
-    fx = HarmFeatures()
+    fx = HarmFeatures(lexicon=lexicon_without_val_terms()) if holdout_val else HarmFeatures()
     write = write and not holdout_val
     extra, xs, val = load(with_alpaca, val_harmful=not holdout_val)
     f_extra = [fx.features(p) for p, _ in extra]
