@@ -13,6 +13,7 @@ only, never written): how the recipe did on prompts it had not seen before they 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import numpy as np
@@ -100,16 +101,15 @@ def weights_for(y: np.ndarray, is_xs: np.ndarray, xs_weight: float) -> np.ndarra
     return np.where(is_xs, xs_weight, 1.0)
 
 
-_WRITTEN: set[str] | None = None
+@functools.cache
+def _written_set() -> frozenset[str]:
+    w_h, w_b = written_prompts()
+    return frozenset(w_h + w_b)
 
 
 def is_written(texts: list[str]) -> np.ndarray:
     """Which texts are written prompts (training/data/written_prompts.jsonl)."""
-    global _WRITTEN
-    if _WRITTEN is None:
-        w_h, w_b = written_prompts()
-        _WRITTEN = set(w_h) | set(w_b)
-    return np.array([t in _WRITTEN for t in texts], bool)
+    return np.array([t in _written_set() for t in texts], bool)
 
 
 def row_weights(texts: list[str]) -> np.ndarray:
@@ -295,15 +295,14 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
         y_val = np.array([yy for _, yy in val])
         p_val = sigmoid(a * clf.decision_function(vocab.transform([fx.features(p) for p, _ in val])) + b)
         pos, ben = np.flatnonzero(y_val == 1), np.flatnonzero(y_val == 0)
-        subs = [np.r_[pos, np.random.default_rng(SEED + k).choice(ben, len(pos), replace=False)] for k in range(10)]
-        # And at one harmful prompt in eleven (39 harmful, 390 benign drawn), the ratio the recipe is chosen at.
-        subs11 = [np.r_[pos, np.random.default_rng(SEED + k).choice(ben, 10 * len(pos), replace=False)] for k in range(10)]
         held_out = {"val": binary_stats(y_val, p_val >= t_acc), "val_high_precision": binary_stats(y_val, p_val >= t_prec)}
-        for name, t in (("", t_acc), ("_high_precision", t_prec)):
-            bal = [binary_stats(y_val[sub], p_val[sub] >= t)["f1"] for sub in subs]
-            held_out[f"val_balanced{name}_f1_mean_of_10"] = round(float(np.mean(bal)), 4)
-            one11 = [binary_stats(y_val[sub], p_val[sub] >= t)["f1"] for sub in subs11]
-            held_out[f"val_one_in_11{name}_f1_mean_of_10"] = round(float(np.mean(one11)), 4)
+        # F1 with 1 and 10 benign prompts drawn per harmful one (10 draws each): balanced, and one in eleven, the
+        # ratio the recipe is chosen at.
+        for ratio, k in (("balanced", 1), ("one_in_11", 10)):
+            subs = [np.r_[pos, np.random.default_rng(SEED + d).choice(ben, k * len(pos), replace=False)] for d in range(10)]
+            for name, t in (("", t_acc), ("_high_precision", t_prec)):
+                f1s = [binary_stats(y_val[sub], p_val[sub] >= t)["f1"] for sub in subs]
+                held_out[f"val_{ratio}{name}_f1_mean_of_10"] = round(float(np.mean(f1s)), 4)
         print("held-out val split (recipe trained without its harmful prompts)", held_out)
     # Lexical baseline the brief mentions: word n-grams alone, same CV.
     m_ng = np.zeros(len(xs))

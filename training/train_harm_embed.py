@@ -197,7 +197,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     is_rd = np.r_[np.arange(len(extra)) < n_rd, np.zeros(len(xs), bool)]
     # The written prompts count train_harm.WRITTEN_W here too, as in the lexical model.
     written = train_harm.is_written(texts)
-    w = np.where(is_xs, XS_WEIGHT, 1.0) * train_harm.row_weights(texts)
+    w = np.where(is_xs, XS_WEIGHT, 1.0) * np.where(written, train_harm.WRITTEN_W, 1.0)
 
     groups = [t.strip().lower() for t in texts]
     gkf = GroupKFold(n_splits=N_SPLITS, shuffle=True, random_state=SEED)

@@ -697,6 +697,15 @@ class HarmFeatures:
         self.re_risky = terms([p for c in self.OBJ_CATS for p in cat_parts[c]])
         self.re_risky_all = terms([p for c in self.CATEGORIES for p in cat_parts[c]])
 
+    def _is_fiction(self, t: str, found: _Matches) -> bool:
+        """A fiction word that is not "news story" and the like. Most prompts have none, and most that have one have
+        a plain one: only when the first match is excluded are the others looked at."""
+        def plain(m: re.Match) -> bool:
+            return not self._NOT_FICTION.search(t, max(0, m.start() - 12), m.start())
+
+        first = found.search(self.re_fiction)
+        return bool(first) and (plain(first) or any(plain(m) for m in found.finditer(self.re_fiction)))
+
     def category_hits(self, t: str, found: _Matches | None = None) -> dict[str, int]:
         """Count lexicon hits per harm category in normalised text ``t`` (``found``: its _Matches, if made)."""
         count = (found or _Matches(self._index, t)).count
@@ -764,8 +773,7 @@ class HarmFeatures:
         endorse = bool(nhit) and bool(self._ENDORSE.search(t))
         if endorse:
             f["d:endorse_risky"] = 1.0
-        fiction = any(not self._NOT_FICTION.search(t, max(0, m.start() - 12), m.start())
-                      for m in found.finditer(self.re_fiction))
+        fiction = self._is_fiction(t, found)
         if fiction:
             f["d:fiction"] = 1.0
             if nhit and not endorse:
