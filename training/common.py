@@ -45,6 +45,23 @@ def written_prompts() -> tuple[list[str], list[str]]:
             [r["prompt"] for r in rows if r["prompt_label"] == "benign"])
 
 
+def hh_labelled() -> list[dict]:
+    """The hand-labelled HH-RLHF first turns (training/data/hh_labels.jsonl), ``harmful`` and ``benign`` rows only
+    (``unclear`` ones are never used): evaluation only, never a training row. Checks each row against the shared
+    HH-RLHF file, so a changed source cannot silently pair labels with other texts."""
+    texts = set(h for h, _, _ in hh_first_turns())
+    rows = read_jsonl(WRITTEN / "hh_labels.jsonl")
+    for r in rows:
+        if r["prompt"] not in texts:
+            raise ValueError(f"hh_labels.jsonl {r['id']}: prompt not found in the shared HH-RLHF harmless-base test file")
+    return [r for r in rows if r["prompt_label"] in ("harmful", "benign")]
+
+
+def written_instructions() -> list[str]:
+    """The written everyday instructions (training/data/written_instructions.jsonl): benign training prompts."""
+    return [r["prompt"] for r in read_jsonl(WRITTEN / "written_instructions.jsonl")]
+
+
 def harm_probe() -> list[dict]:
     """The harmful-request probe (training/data/harm_probe.jsonl): evaluation only, never a training row."""
     return read_jsonl(WRITTEN / "harm_probe.jsonl")

@@ -19,11 +19,11 @@ import time
 import numpy as np
 
 from common import (DATA, MODELS, SEED, Vocab, balancing_benign_prompts, discrimination_prompts, benign_prompts, benign_prompts_extra, binary_stats, export_weights,
-                    everyday_prompts, fit_lr, harm_probe, harmful_prompts_extra, near_duplicates, weak_evidence_prompts, permissive_benign_prompts, platt,
-                    precision_threshold, read_jsonl, sigmoid, update_quality, write_json, written_prompts, xstest_prompts)
+                    everyday_prompts, fit_lr, harm_probe, hh_labelled, harmful_prompts_extra, near_duplicates, weak_evidence_prompts, permissive_benign_prompts, platt,
+                    precision_threshold, read_jsonl, sigmoid, update_quality, write_json, written_instructions, written_prompts, xstest_prompts)
 from monitor.classify.features import HarmFeatures
 
-VERSION = "harm-lr-2026.11.6"
+VERSION = "harm-lr-2026.11.7"
 C_GRID = (0.3, 1.0, 3.0)
 # How much one XSTest prompt counts. They are the only hard contrast examples (144 of ~10,000 rows), but at 40x
 # (the weight up to 2026.11.4) a word of one harmful XSTest prompt outweighed everything else ("printer", from "a
@@ -47,6 +47,7 @@ DISCRIM = True  # denying real groups a right vs nonsense subjects and history (
 # among 0, 0.1, 0.2, 0.3 as the largest weight keeping the train-CV F1 at 1:10 within 0.01 of weight 0 (0.950 -> 0.945;
 # 0.2: 0.940, 0.3: 0.937); at 0.1 the recall on the harm probe rises from 0.55 to 0.63 (docs/refusal.md).
 WRITTEN_W = 0.1
+INSTRUCTIONS = True  # the 2,396 written everyday instructions (training/data/written_instructions.jsonl), benign
 BALANCE_MIN = 2  # a word in 2+ harmful training prompts gets neutral benign prompts (train CV: fewer false alarms)
 N_ALPACA_EVAL = 5000  # Alpaca train instructions scored (never trained on) for the train-CV false-alarm rate
 
@@ -82,6 +83,8 @@ def load(with_alpaca: bool, val_harmful: bool = True):
         # After the balancing prompts: at a tenth of a row's weight, their words need no balancing.
         w_h, w_b = written_prompts()
         extra += [(p, 1) for p in w_h] + [(p, 0) for p in w_b]
+    if INSTRUCTIONS:
+        extra += [(p, 0) for p in written_instructions()]
     if with_alpaca:
         extra += [(r["prompt"], 0) for r in rd if r["split"] == "train" and r["prompt_label"] == "benign"]
     xs = [(r["prompt"], int(r["prompt_label"] == "harmful"), r["category"]) for r in xstest_prompts()]
@@ -115,6 +118,25 @@ def is_written(texts: list[str]) -> np.ndarray:
 def row_weights(texts: list[str]) -> np.ndarray:
     """Base weight of each training text: WRITTEN_W for a written prompt, else 1 (XSTest weighting comes on top)."""
     return np.where(is_written(texts), WRITTEN_W, 1.0)
+
+
+def hh_eval(score, train_texts: list[str], t_default: float, t_high: float) -> dict:
+    """Recall and false alarms of a scorer (texts -> P(harmful)) on the hand-labelled HH-RLHF first turns
+    (common.hh_labelled; evaluation only): real red-team messages in conversational phrasing. A first turn that is
+    also a training text word for word (a short common question) is left out."""
+    seen = set(train_texts)
+    all_rows = hh_labelled()
+    rows = [r for r in all_rows if r["prompt"] not in seen]
+    p = np.asarray(score([r["prompt"] for r in rows]))
+    y = np.array([r["prompt_label"] == "harmful" for r in rows])
+    out = {"n_harmful": int(y.sum()), "n_benign": int((~y).sum()), "n_left_out_training_texts": len(all_rows) - len(rows)}
+    for name, t in (("", t_default), ("_high_precision", t_high)):
+        out[f"recall{name}"] = round(float(np.mean(p[y] >= t)), 4)
+        out[f"benign_false_alarm_rate{name}"] = round(float(np.mean(p[~y] >= t)), 4)
+    cats = np.array([r["category"] for r in rows])
+    out["recall_by_category"] = {c: {"n": int(np.sum(y & (cats == c))), "recall": round(float(np.mean(p[y & (cats == c)] >= t_default)), 3)}
+                                 for c in sorted(set(cats[y]))}
+    return out
 
 
 def xs_balancing(xs_harmful: list[str]) -> list[str]:
@@ -290,6 +312,10 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
               "false_alarm_rate_high_precision": round(float(np.mean(p_vb >= t_prec)), 5)}
     probe = probe_recall(lambda texts: sigmoid(a * clf.decision_function(vocab.transform([fx.features(t) for t in texts])) + b),
                          [p for p, _ in extra] + [p for p, _, _ in xs], t_acc, t_prec)
+    def final_score(texts):
+        return sigmoid(a * clf.decision_function(vocab.transform([fx.features(t) for t in texts])) + b)
+
+    hh = hh_eval(final_score, [p for p, _ in extra] + [p for p, _, _ in xs], t_acc, t_prec)
     held_out = {}
     if holdout_val:
         y_val = np.array([yy for _, yy in val])
@@ -320,7 +346,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
         "thresholds": {"default": t_acc, "high_precision": t_prec},
         "xstest_cv": xs_stats, "xstest_cv_high_precision": xs_prec, "xstest_by_type": by_type,
         "xstest_ngram_only_accuracy": ngram_acc, "val_benign": val_fa, "n_train_extra": len(extra),
-        "train_cv": train_cv, "probe": probe, **held_out,
+        "train_cv": train_cv, "probe": probe, "hh_eval": hh, **held_out,
         "recipes": [{k: r[k] for k in ("C", "xs_weight", "acc", "t_acc")} | {"f1_" + SELECT_RATIO: r["train_cv"]["default"]["f1_" + SELECT_RATIO]}
                     for r in res],
         # Out-of-fold P(harmful) per XSTest prompt: train_refusal.py crosses it with the refusal CV (quality "joint").
@@ -335,6 +361,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
     print("train CV (benchmark harmful recall, Alpaca train false alarms)", train_cv)
     print("val split benign (Alpaca) false alarms of the final model", val_fa)
     print("harm probe (written, never trained on)", probe)
+    print("HH-RLHF first turns, hand-labelled (never trained on)", hh)
 
     if write and not with_alpaca:
         model = {
@@ -345,7 +372,8 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
             "recipe": {"C": C_best, "xs_weight": xw_best},
             "trained_on": f"refusal_direction harmful train and val ({n_rd}; MIT/Apache-2.0 sources), XSTest dev prompts "
                           f"(144, weight {xw_best:g}; CC-BY-4.0), ~670 hand-written harmful and ~5,600 hand-written benign "
-                          f"instructions, the 1,280 written prompts of training/data (weight {WRITTEN_W:g}), 800 BBQ and "
+                          f"instructions, the 1,280 written prompts of training/data (weight {WRITTEN_W:g}) and its 2,396 written everyday "
+                          "instructions (benign), 800 BBQ and "
                           "advanced-AI-risk questions (CC-BY-4.0); no Alpaca (CC BY-NC) data",
         }
         write_json(MODELS / "harm.json", model)
@@ -360,6 +388,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
             "train_cv": train_cv,
             "val_benign": val_fa,
             "probe": probe,
+            "hh_eval": hh,
         })
         print("wrote", MODELS / "harm.json", f"({(MODELS / 'harm.json').stat().st_size / 1e3:.0f} kB)")
     print(f"done in {time.time() - t0:.1f}s")

@@ -30,7 +30,8 @@ from monitor.classify.embedding import HEAD_FILE, LEXICAL_CLIP, Encoder, _sha256
 from monitor.classify.features import HarmFeatures
 import train_harm
 
-VERSION = "harm-embed-2026.11.4"
+VERSION = "harm-embed-2026.11.5"
+INSTR_W = 0.1  # weight of a written everyday instruction in the head (see main)
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 XS_WEIGHT = 10.0  # XSTest rows are the only hard contrast pairs (144 of ~12,000) for the head
 N_SPLITS = 5
@@ -195,9 +196,12 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     in_lexical = np.r_[np.arange(len(extra)) < n_lex, np.ones(len(xs), bool)]
     xs_cat = np.array([""] * len(extra) + [c for _, _, c in xs])
     is_rd = np.r_[np.arange(len(extra)) < n_rd, np.zeros(len(xs), bool)]
-    # The written prompts count train_harm.WRITTEN_W here too, as in the lexical model.
+    # The written prompts count train_harm.WRITTEN_W here too, as in the lexical model. The written everyday
+    # instructions count INSTR_W: at full weight 2,396 easy benign rows moved the head's calibration (XSTest CV 0.88,
+    # default threshold 0.32, 47 val benign false alarms).
     written = train_harm.is_written(texts)
-    w = np.where(is_xs, XS_WEIGHT, 1.0) * np.where(written, train_harm.WRITTEN_W, 1.0)
+    instr = np.isin(texts, train_harm.written_instructions())
+    w = np.where(is_xs, XS_WEIGHT, 1.0) * np.where(written, train_harm.WRITTEN_W, 1.0) * np.where(instr, INSTR_W, 1.0)
 
     groups = [t.strip().lower() for t in texts]
     gkf = GroupKFold(n_splits=N_SPLITS, shuffle=True, random_state=SEED)
@@ -305,13 +309,14 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
         return sigmoid(a * clf.decision_function(np.c_[embed_cached(enc, new), shipped_lexical_logit(new)]) + b)
 
     probe = train_harm.probe_recall(head_scores, texts, t_acc, t_prec)
+    hh = train_harm.hh_eval(head_scores, texts, t_acc, t_prec)
 
     report = {
         "version": VERSION, "C": C_best, "thresholds": {"default": t_acc, "high_precision": t_prec},
         "lexical_recipe": dict(zip(("C", "xs_weight"), lexical_recipe())),
         "xstest_cv": xs_stats, "xstest_cv_high_precision": xs_prec, "xstest_by_type": by_type,
         "ordinary_cv": ord_stats, "ordinary_cv_high_precision": ord_prec, "embedding_only_cv": emb_only,
-        "val_benign": val_fa, "probe": probe, "f1_at_ratio": f1_est, "threshold_choice": threshold_choice, "n_train": len(texts), "n_train_harmful": int(y.sum()),
+        "val_benign": val_fa, "probe": probe, "hh_eval": hh, "f1_at_ratio": f1_est, "threshold_choice": threshold_choice, "n_train": len(texts), "n_train_harmful": int(y.sum()),
     }
     print(f"C={C_best} platt=({a:.3f}, {b:.3f}) thresholds default={t_acc} high_precision={t_prec}")
     print("XSTest CV", xs_stats)
@@ -325,6 +330,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     print("F1 at 1:1 / 1:10 / 1:160 (ordinary CV recall, val benign false-alarm rate)", f1_est)
     print(f"val benign scored in {time.time() - t1:.1f}s")
     print("harm probe (written, never trained on)", probe)
+    print("HH-RLHF first turns, hand-labelled (never trained on)", hh)
 
     # Quality in quality.json's shape, for the error correction of the rates (refusal_metrics reads clf.quality()):
     # harm sensitivity/specificity from the XSTest CV above, and the joint 4x4 of out-of-fold refusal x this head's
@@ -356,7 +362,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
             "thresholds": {"harmful": t_acc, "harmful_high_precision": t_prec},
             "trained_on": "the lexical harm model's rows (training/train_harm.py load(): refusal_direction harmful train "
                           "and val, XSTest dev prompts, hand-written prompts incl. the discrimination pairs and the written prompts "
-                          "of training/data at weight 0.1, BBQ / "
+                          "of training/data at weight 0.1, its written everyday instructions, BBQ / "
                           "advanced-AI-risk questions) + 4,200 "
                           "more benign persona statements, BBQ, advanced-AI-risk and winogenerated texts (CC-BY-4.0); no "
                           "Alpaca (its val-split benign prompts are only scored, for val_benign)",
@@ -365,7 +371,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
             # false alarms of the final head; no val harmful figure, those prompts are training rows.
             "quality": {k: report[k] for k in ("xstest_cv", "xstest_cv_high_precision", "ordinary_cv",
                                                 "ordinary_cv_high_precision", "embedding_only_cv", "val_benign",
-                                                "probe", "f1_at_ratio", "threshold_choice")},
+                                                "probe", "hh_eval", "f1_at_ratio", "threshold_choice")},
         }
         write_json(MODELS / HEAD_FILE, spec)
         print("wrote", MODELS / HEAD_FILE, f"({(MODELS / HEAD_FILE).stat().st_size / 1e3:.0f} kB)")
