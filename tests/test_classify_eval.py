@@ -221,8 +221,8 @@ def test_harm_f1_target_on_the_held_out_val_split(harm_held_out):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="at the val split's ratio (39 harmful : 6,264 benign) the train-CV F1 is 0.75 / 0.87 "
-                          "(default / strict) and 0.71 / 0.76 held out: recall on low-lexical harmful prompts "
+@pytest.mark.xfail(reason="at the val split's ratio (39 harmful : 6,264 benign) the train-CV F1 is 0.84 / 0.90 "
+                          "(default / strict; 0.897 rounds up) and 0.77 / 0.76 held out: recall on low-lexical harmful prompts "
                           "(misinformation essays, exploit code, sabotage) is the limit; see docs/refusal.md",
                    strict=True)
 def test_harm_f1_target_when_harmful_prompts_are_rare(harm_cv):

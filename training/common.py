@@ -69,6 +69,7 @@ def harm_probe() -> list[dict]:
 
 def near_duplicates(texts: list[str], against: list[str], threshold: float = 0.6) -> list[int]:
     """Indices of ``texts`` whose word-set Jaccard similarity with some text of ``against`` is >= ``threshold``."""
+    import math
     import re
 
     def words(t: str) -> frozenset:
@@ -82,11 +83,15 @@ def near_duplicates(texts: list[str], against: list[str], threshold: float = 0.6
     out = []
     for i, t in enumerate(texts):
         w = words(t)
-        shared: dict[int, int] = {}
-        for tok in w:
-            for j in index.get(tok, ()):
-                shared[j] = shared.get(j, 0) + 1
-        if any(k / len(w | sets[j]) >= threshold for j, k in shared.items()):
+        if not w:
+            continue
+        # A text at Jaccard >= threshold shares at least ceil(threshold * |w|) of w's words, so it shares one of w's
+        # |w| - ceil(threshold * |w|) + 1 rarest ones: candidates come from those words' postings alone (prefix
+        # filtering; common words like "the" have the longest lists), and each candidate is then checked exactly.
+        need = math.ceil(threshold * len(w) - 1e-9)
+        prefix = sorted(w, key=lambda tok: len(index.get(tok, ())))[:max(len(w) - need + 1, 1)]
+        candidates = {j for tok in prefix for j in index.get(tok, ())}
+        if any(len(w & sets[j]) / len(w | sets[j]) >= threshold for j in candidates):
             out.append(i)
     return out
 

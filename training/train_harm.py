@@ -305,21 +305,22 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
     # only its 6,264 benign (Alpaca) prompts are scored: false alarms of the shipped model on unseen instructions.
     vocab, clf = fit(all_extra, np.arange(len(xs)), C_best, xw_best)
     val_benign = [p for p, yy in val if yy == 0]
-    p_vb = sigmoid(a * clf.decision_function(vocab.transform([fx.features(p) for p in val_benign])) + b)
+    def final_score(texts: list[str]) -> np.ndarray:
+        """P(harmful) of the final model."""
+        return sigmoid(a * clf.decision_function(vocab.transform([fx.features(t) for t in texts])) + b)
+
+    p_vb = final_score(val_benign)
     val_fa = {"n": len(val_benign), "false_alarms": int(np.sum(p_vb >= t_acc)),
               "false_alarms_high_precision": int(np.sum(p_vb >= t_prec)),
               "false_alarm_rate": round(float(np.mean(p_vb >= t_acc)), 5),
               "false_alarm_rate_high_precision": round(float(np.mean(p_vb >= t_prec)), 5)}
-    probe = probe_recall(lambda texts: sigmoid(a * clf.decision_function(vocab.transform([fx.features(t) for t in texts])) + b),
-                         [p for p, _ in extra] + [p for p, _, _ in xs], t_acc, t_prec)
-    def final_score(texts):
-        return sigmoid(a * clf.decision_function(vocab.transform([fx.features(t) for t in texts])) + b)
-
-    hh = hh_eval(final_score, [p for p, _ in extra] + [p for p, _, _ in xs], t_acc, t_prec)
+    train_texts = [p for p, _ in extra] + [p for p, _, _ in xs]
+    probe = probe_recall(final_score, train_texts, t_acc, t_prec)
+    hh = hh_eval(final_score, train_texts, t_acc, t_prec)
     held_out = {}
     if holdout_val:
         y_val = np.array([yy for _, yy in val])
-        p_val = sigmoid(a * clf.decision_function(vocab.transform([fx.features(p) for p, _ in val])) + b)
+        p_val = final_score([p for p, _ in val])
         pos, ben = np.flatnonzero(y_val == 1), np.flatnonzero(y_val == 0)
         held_out = {"val": binary_stats(y_val, p_val >= t_acc), "val_high_precision": binary_stats(y_val, p_val >= t_prec)}
         # F1 with 1 and 10 benign prompts drawn per harmful one (10 draws each): balanced, and one in eleven, the

@@ -196,12 +196,12 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     in_lexical = np.r_[np.arange(len(extra)) < n_lex, np.ones(len(xs), bool)]
     xs_cat = np.array([""] * len(extra) + [c for _, _, c in xs])
     is_rd = np.r_[np.arange(len(extra)) < n_rd, np.zeros(len(xs), bool)]
-    # The written prompts count train_harm.WRITTEN_W here too, as in the lexical model. The written everyday
-    # instructions count INSTR_W: at full weight 2,396 easy benign rows moved the head's calibration (XSTest CV 0.88,
-    # default threshold 0.32, 47 val benign false alarms).
+    # The rows' base weights are the lexical model's (train_harm.row_weights: written prompts WRITTEN_W). The written
+    # everyday instructions count INSTR_W here on top: at full weight 2,396 easy benign rows moved the head's
+    # calibration (XSTest CV 0.88, default threshold 0.32, 47 val benign false alarms).
     written = train_harm.is_written(texts)
     instr = np.isin(texts, train_harm.written_instructions())
-    w = np.where(is_xs, XS_WEIGHT, 1.0) * np.where(written, train_harm.WRITTEN_W, 1.0) * np.where(instr, INSTR_W, 1.0)
+    w = np.where(is_xs, XS_WEIGHT, 1.0) * train_harm.row_weights(texts) * np.where(instr, INSTR_W, 1.0)
 
     groups = [t.strip().lower() for t in texts]
     gkf = GroupKFold(n_splits=N_SPLITS, shuffle=True, random_state=SEED)
