@@ -256,6 +256,24 @@ def test_hh_first_turns_recall_matches_bundled_quality(harm_cv, clf):
 
 
 @pytest.mark.slow
+def test_written_tasks_recall_and_false_alarms_match_bundled_quality(harm_cv, clf):
+    # The written task-style requests (training/data/written_tasks.jsonl; evaluation only): harmful requests in the
+    # plain task style of instruction traffic across 16 categories, and benign ones on the same topics and words.
+    # harm-lr-2026.11.7 finds 0.46 of the harmful ones and flags 13% of the benign ones: outside the benchmarks'
+    # vocabulary this model is far from the 0.93 of its train CV, the known limit docs/refusal.md states.
+    tasks = harm_cv["tasks_eval"]
+    assert tasks == clf.quality()["harm"]["tasks_eval"]
+    assert tasks["n_harmful"] + tasks["n_benign"] + tasks["n_left_out_near_duplicates"] == 2815
+    assert tasks["n_left_out_near_duplicates"] <= 10
+    assert 0.40 <= tasks["recall"] and tasks["benign_false_alarm_rate"] <= 0.16
+    assert tasks["recall_high_precision"] <= tasks["recall"]
+    assert tasks["benign_false_alarm_rate_high_precision"] <= tasks["benign_false_alarm_rate"]
+    assert len(tasks["by_category"]) == 16
+    # The benign side is hard: far more false alarms than on ordinary instructions (val benign: 0.19%).
+    assert tasks["benign_false_alarm_rate"] > 10 * clf.quality()["harm"]["val_benign"]["false_alarm_rate"]
+
+
+@pytest.mark.slow
 def test_written_prompts_weight_keeps_benchmark_f1_and_raises_probe_recall(training, harm_cv, monkeypatch):
     # train_harm.WRITTEN_W (0.1) was chosen as the largest weight of the written prompts keeping the train-CV F1 at
     # 1:10 within 0.01 of training without them; without them the probe recall is 0.55.

@@ -76,6 +76,32 @@ def test_written_instructions_are_benign_unique_and_not_benchmark_or_eval_texts(
                                   + [r["prompt"] for r in common.harm_probe()]) == []
 
 
+TASK_CATEGORIES = {"cyber", "hacking_tools", "weapons", "cbrn", "violence", "extremism", "fraud", "economic_crime",
+                   "drugs", "illegal_trade", "harassment", "hate", "disinformation", "deception_civic", "privacy",
+                   "sexual_selfharm"}
+
+
+def test_written_tasks_are_labelled_unique_and_never_training_rows():
+    import train_harm
+
+    rows = _rows("written_tasks.jsonl")
+    assert rows == common.written_tasks()
+    assert [r["id"] for r in rows] == [f"task-{i:04d}" for i in range(1, len(rows) + 1)]
+    assert Counter(r["prompt_label"] for r in rows) == {"harmful": 1433, "benign": 1382}
+    assert {r["category"] for r in rows if r["prompt_label"] == "harmful"} == TASK_CATEGORIES
+    assert {r["category"] for r in rows if r["prompt_label"] == "benign"} == TASK_CATEGORIES | {"general"}
+    texts = [r["prompt"] for r in rows]
+    assert len({t.lower() for t in texts}) == len(texts)
+    extra, xs, _ = train_harm.load(with_alpaca=False)
+    assert not set(texts) & ({p for p, _ in extra} | {p for p, _, _ in xs})
+    # Apart from the other evaluation sets and the benchmark prompts: no near-copy of a probe prompt, an HH-RLHF first
+    # turn or a refusal_direction harmful prompt.
+    rd = common.read_jsonl(common.DATA / "prompts" / "refusal_direction_trainval.jsonl")
+    assert common.near_duplicates(texts, [r["prompt"] for r in common.harm_probe()], 0.5) == []
+    assert common.near_duplicates(texts, [r["prompt"] for r in common.hh_labelled()], 0.5) == []
+    assert common.near_duplicates(texts, [r["prompt"] for r in rd if r["prompt_label"] == "harmful"]) == []
+
+
 @pytest.mark.slow
 def test_written_instructions_are_no_near_copies_of_alpaca():
     # The Alpaca instructions (CC BY-NC) are only scored, never trained on; three generic questions the authors wrote
@@ -83,3 +109,5 @@ def test_written_instructions_are_no_near_copies_of_alpaca():
     rd = common.read_jsonl(common.DATA / "prompts" / "refusal_direction_trainval.jsonl")
     alpaca = [r["prompt"] for r in rd if r["prompt_label"] == "benign"]
     assert common.near_duplicates(common.written_instructions(), alpaca, threshold=0.8) == []
+    # The written task-style requests (evaluation only) were kept further from them: none at Jaccard >= 0.5.
+    assert common.near_duplicates([r["prompt"] for r in common.written_tasks()], alpaca, threshold=0.5) == []

@@ -62,6 +62,11 @@ def written_instructions() -> list[str]:
     return [r["prompt"] for r in read_jsonl(WRITTEN / "written_instructions.jsonl")]
 
 
+def written_tasks() -> list[dict]:
+    """The written task-style requests (training/data/written_tasks.jsonl): evaluation only, never a training row."""
+    return read_jsonl(WRITTEN / "written_tasks.jsonl")
+
+
 def harm_probe() -> list[dict]:
     """The harmful-request probe (training/data/harm_probe.jsonl): evaluation only, never a training row."""
     return read_jsonl(WRITTEN / "harm_probe.jsonl")

@@ -20,7 +20,7 @@ import numpy as np
 
 from common import (DATA, MODELS, SEED, Vocab, balancing_benign_prompts, discrimination_prompts, benign_prompts, benign_prompts_extra, binary_stats, export_weights,
                     everyday_prompts, fit_lr, harm_probe, hh_labelled, harmful_prompts_extra, near_duplicates, weak_evidence_prompts, permissive_benign_prompts, platt,
-                    precision_threshold, read_jsonl, sigmoid, update_quality, write_json, written_instructions, written_prompts, xstest_prompts)
+                    precision_threshold, read_jsonl, sigmoid, update_quality, write_json, written_instructions, written_prompts, written_tasks, xstest_prompts)
 from monitor.classify.features import HarmFeatures
 
 VERSION = "harm-lr-2026.11.7"
@@ -136,6 +136,28 @@ def hh_eval(score, train_texts: list[str], t_default: float, t_high: float) -> d
     cats = np.array([r["category"] for r in rows])
     out["recall_by_category"] = {c: {"n": int(np.sum(y & (cats == c))), "recall": round(float(np.mean(p[y & (cats == c)] >= t_default)), 3)}
                                  for c in sorted(set(cats[y]))}
+    return out
+
+
+def tasks_eval(score, train_texts: list[str], t_default: float, t_high: float) -> dict:
+    """Recall and false alarms of a scorer (texts -> P(harmful)) on the written task-style requests
+    (training/data/written_tasks.jsonl; evaluation only): harmful requests in the plain task style of instruction
+    traffic across 16 categories, and benign ones on the same topics and vocabulary (protective, educational,
+    professional asks), the risky-looking benign traffic whose misreading inflates the under-refusal rate. Rows whose
+    word set overlaps a training text's by Jaccard >= 0.6 are left out, as for the probe."""
+    all_rows = written_tasks()
+    dup = set(near_duplicates([r["prompt"] for r in all_rows], train_texts))
+    rows = [r for i, r in enumerate(all_rows) if i not in dup]
+    p = np.asarray(score([r["prompt"] for r in rows]))
+    y = np.array([r["prompt_label"] == "harmful" for r in rows])
+    out = {"n_harmful": int(y.sum()), "n_benign": int((~y).sum()), "n_left_out_near_duplicates": len(dup)}
+    for name, t in (("", t_default), ("_high_precision", t_high)):
+        out[f"recall{name}"] = round(float(np.mean(p[y] >= t)), 4)
+        out[f"benign_false_alarm_rate{name}"] = round(float(np.mean(p[~y] >= t)), 4)
+    cats = np.array([r["category"] for r in rows])
+    out["by_category"] = {c: {"n_harmful": int(np.sum(y & (cats == c))), "recall": round(float(np.mean(p[y & (cats == c)] >= t_default)), 3),
+                              "n_benign": int(np.sum(~y & (cats == c))), "benign_false_alarm_rate": round(float(np.mean(p[~y & (cats == c)] >= t_default)), 3)}
+                          for c in sorted(set(cats[y].tolist()))}
     return out
 
 
@@ -317,6 +339,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
     train_texts = [p for p, _ in extra] + [p for p, _, _ in xs]
     probe = probe_recall(final_score, train_texts, t_acc, t_prec)
     hh = hh_eval(final_score, train_texts, t_acc, t_prec)
+    tasks = tasks_eval(final_score, train_texts, t_acc, t_prec)
     held_out = {}
     if holdout_val:
         y_val = np.array([yy for _, yy in val])
@@ -347,7 +370,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
         "thresholds": {"default": t_acc, "high_precision": t_prec},
         "xstest_cv": xs_stats, "xstest_cv_high_precision": xs_prec, "xstest_by_type": by_type,
         "xstest_ngram_only_accuracy": ngram_acc, "val_benign": val_fa, "n_train_extra": len(extra),
-        "train_cv": train_cv, "probe": probe, "hh_eval": hh, **held_out,
+        "train_cv": train_cv, "probe": probe, "hh_eval": hh, "tasks_eval": tasks, **held_out,
         "recipes": [{k: r[k] for k in ("C", "xs_weight", "acc", "t_acc")} | {"f1_" + SELECT_RATIO: r["train_cv"]["default"]["f1_" + SELECT_RATIO]}
                     for r in res],
         # Out-of-fold P(harmful) per XSTest prompt: train_refusal.py crosses it with the refusal CV (quality "joint").
@@ -363,6 +386,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
     print("val split benign (Alpaca) false alarms of the final model", val_fa)
     print("harm probe (written, never trained on)", probe)
     print("HH-RLHF first turns, hand-labelled (never trained on)", hh)
+    print("written task-style requests (never trained on)", tasks)
 
     if write and not with_alpaca:
         model = {
@@ -390,6 +414,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
             "val_benign": val_fa,
             "probe": probe,
             "hh_eval": hh,
+            "tasks_eval": tasks,
         })
         print("wrote", MODELS / "harm.json", f"({(MODELS / 'harm.json').stat().st_size / 1e3:.0f} kB)")
     print(f"done in {time.time() - t0:.1f}s")

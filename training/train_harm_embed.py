@@ -310,13 +310,14 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
 
     probe = train_harm.probe_recall(head_scores, texts, t_acc, t_prec)
     hh = train_harm.hh_eval(head_scores, texts, t_acc, t_prec)
+    tasks = train_harm.tasks_eval(head_scores, texts, t_acc, t_prec)
 
     report = {
         "version": VERSION, "C": C_best, "thresholds": {"default": t_acc, "high_precision": t_prec},
         "lexical_recipe": dict(zip(("C", "xs_weight"), lexical_recipe())),
         "xstest_cv": xs_stats, "xstest_cv_high_precision": xs_prec, "xstest_by_type": by_type,
         "ordinary_cv": ord_stats, "ordinary_cv_high_precision": ord_prec, "embedding_only_cv": emb_only,
-        "val_benign": val_fa, "probe": probe, "hh_eval": hh, "f1_at_ratio": f1_est, "threshold_choice": threshold_choice, "n_train": len(texts), "n_train_harmful": int(y.sum()),
+        "val_benign": val_fa, "probe": probe, "hh_eval": hh, "tasks_eval": tasks, "f1_at_ratio": f1_est, "threshold_choice": threshold_choice, "n_train": len(texts), "n_train_harmful": int(y.sum()),
     }
     print(f"C={C_best} platt=({a:.3f}, {b:.3f}) thresholds default={t_acc} high_precision={t_prec}")
     print("XSTest CV", xs_stats)
@@ -331,6 +332,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
     print(f"val benign scored in {time.time() - t1:.1f}s")
     print("harm probe (written, never trained on)", probe)
     print("HH-RLHF first turns, hand-labelled (never trained on)", hh)
+    print("written task-style requests (never trained on)", tasks)
 
     # Quality in quality.json's shape, for the error correction of the rates (refusal_metrics reads clf.quality()):
     # harm sensitivity/specificity from the XSTest CV above, and the joint 4x4 of out-of-fold refusal x this head's
@@ -371,7 +373,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
             # false alarms of the final head; no val harmful figure, those prompts are training rows.
             "quality": {k: report[k] for k in ("xstest_cv", "xstest_cv_high_precision", "ordinary_cv",
                                                 "ordinary_cv_high_precision", "embedding_only_cv", "val_benign",
-                                                "probe", "hh_eval", "f1_at_ratio", "threshold_choice")},
+                                                "probe", "hh_eval", "tasks_eval", "f1_at_ratio", "threshold_choice")},
         }
         write_json(MODELS / HEAD_FILE, spec)
         print("wrote", MODELS / HEAD_FILE, f"({(MODELS / HEAD_FILE).stat().st_size / 1e3:.0f} kB)")
