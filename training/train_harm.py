@@ -120,6 +120,16 @@ def row_weights(texts: list[str]) -> np.ndarray:
     return np.where(is_written(texts), WRITTEN_W, 1.0)
 
 
+def recall_and_false_alarms(p: np.ndarray, y: np.ndarray, t_default: float, t_high: float) -> dict:
+    """Recall on the harmful rows (``y``) and false-alarm rate on the others, at the default and high-precision
+    thresholds."""
+    out = {}
+    for name, t in (("", t_default), ("_high_precision", t_high)):
+        out[f"recall{name}"] = round(float(np.mean(p[y] >= t)), 4)
+        out[f"benign_false_alarm_rate{name}"] = round(float(np.mean(p[~y] >= t)), 4)
+    return out
+
+
 def hh_eval(score, train_texts: list[str], t_default: float, t_high: float) -> dict:
     """Recall and false alarms of a scorer (texts -> P(harmful)) on the hand-labelled HH-RLHF first turns
     (common.hh_labelled; evaluation only): real red-team messages in conversational phrasing. A first turn that is
@@ -130,9 +140,7 @@ def hh_eval(score, train_texts: list[str], t_default: float, t_high: float) -> d
     p = np.asarray(score([r["prompt"] for r in rows]))
     y = np.array([r["prompt_label"] == "harmful" for r in rows])
     out = {"n_harmful": int(y.sum()), "n_benign": int((~y).sum()), "n_left_out_training_texts": len(all_rows) - len(rows)}
-    for name, t in (("", t_default), ("_high_precision", t_high)):
-        out[f"recall{name}"] = round(float(np.mean(p[y] >= t)), 4)
-        out[f"benign_false_alarm_rate{name}"] = round(float(np.mean(p[~y] >= t)), 4)
+    out |= recall_and_false_alarms(p, y, t_default, t_high)
     cats = np.array([r["category"] for r in rows])
     out["recall_by_category"] = {c: {"n": int(np.sum(y & (cats == c))), "recall": round(float(np.mean(p[y & (cats == c)] >= t_default)), 3)}
                                  for c in sorted(set(cats[y]))}
@@ -151,9 +159,7 @@ def tasks_eval(score, train_texts: list[str], t_default: float, t_high: float) -
     p = np.asarray(score([r["prompt"] for r in rows]))
     y = np.array([r["prompt_label"] == "harmful" for r in rows])
     out = {"n_harmful": int(y.sum()), "n_benign": int((~y).sum()), "n_left_out_near_duplicates": len(dup)}
-    for name, t in (("", t_default), ("_high_precision", t_high)):
-        out[f"recall{name}"] = round(float(np.mean(p[y] >= t)), 4)
-        out[f"benign_false_alarm_rate{name}"] = round(float(np.mean(p[~y] >= t)), 4)
+    out |= recall_and_false_alarms(p, y, t_default, t_high)
     cats = np.array([r["category"] for r in rows])
     out["by_category"] = {c: {"n_harmful": int(np.sum(y & (cats == c))), "recall": round(float(np.mean(p[y & (cats == c)] >= t_default)), 3),
                               "n_benign": int(np.sum(~y & (cats == c))), "benign_false_alarm_rate": round(float(np.mean(p[~y & (cats == c)] >= t_default)), 3)}
