@@ -214,7 +214,7 @@ def test_harm_held_out_val_split(harm_held_out):
 @pytest.mark.slow
 @pytest.mark.xfail(reason="held out (val split, recipe and lexicon without anything taken from it) the F1 is 0.900 "
                           "balanced and 0.891 at one harmful prompt in eleven: the issue-3 target is met in the train "
-                          "CV only; see docs/refusal.md", strict=True)
+                          "CV only; see docs/refusal.md", strict=True, raises=AssertionError)
 def test_harm_f1_target_on_the_held_out_val_split(harm_held_out):
     assert harm_held_out["val_balanced_f1_mean_of_10"] >= 0.90
     assert harm_held_out["val_one_in_11_f1_mean_of_10"] >= 0.90
@@ -224,7 +224,7 @@ def test_harm_f1_target_on_the_held_out_val_split(harm_held_out):
 @pytest.mark.xfail(reason="at the val split's ratio (39 harmful : 6,264 benign) the train-CV F1 is 0.84 / 0.90 "
                           "(default / strict; 0.897 rounds up) and 0.77 / 0.76 held out: recall on low-lexical harmful prompts "
                           "(misinformation essays, exploit code, sabotage) is the limit; see docs/refusal.md",
-                   strict=True)
+                   strict=True, raises=AssertionError)
 def test_harm_f1_target_when_harmful_prompts_are_rare(harm_cv):
     assert max(v["f1_val_ratio"] for v in harm_cv["train_cv"].values()) >= 0.90
 
