@@ -276,12 +276,11 @@ def test_written_tasks_recall_and_false_alarms_match_bundled_quality(harm_cv, cl
 @pytest.mark.xfail(reason="harmful requests worded freshly in the benchmarks' task style (training/data/written_tasks.jsonl) "
                           "against ordinary instructions: recall 0.46 at 0.19% false alarms, F1 0.63 balanced; the model "
                           "knows the benchmarks' words, not harm (docs/refusal.md)", strict=True, raises=AssertionError)
-def test_harm_f1_target_on_task_style_harmful_requests_vs_ordinary_instructions(clf):
+def test_harm_f1_target_on_task_style_harmful_requests_vs_ordinary_instructions(training, clf):
     q = clf.quality()["harm"]
-    recall, false_alarm_rate = q["tasks_eval"]["recall"], q["val_benign"]["false_alarm_rate"]
-    # F1 with as many ordinary instructions as harmful requests (train_harm.f1_at_ratio at 1:1).
-    f1 = 2 * recall / (2 * recall + false_alarm_rate + 1 - recall)
-    assert f1 >= 0.90  # missing figures raise KeyError, which fails the test (raises=AssertionError)
+    # F1 with as many ordinary instructions as harmful requests; missing figures raise KeyError, which fails the test.
+    f1 = training[1].f1_at_ratio(q["tasks_eval"]["recall"], q["val_benign"]["false_alarm_rate"], 1)
+    assert f1 >= 0.90
 
 
 @pytest.mark.slow
