@@ -293,3 +293,22 @@ def test_written_prompts_weight_keeps_benchmark_f1_and_raises_probe_recall(train
     with_f1 = harm_cv["train_cv"]["default"]["f1_one_in_11"]
     assert with_f1 >= without["train_cv"]["default"]["f1_one_in_11"] - 0.01
     assert harm_cv["probe"]["recall"] >= without["probe"]["recall"] + 0.05
+
+
+def test_docs_threshold_table_matches_bundled_models():
+    # docs/refusal.md's "Thresholds" table is what an oversight lead reads; it once kept 2026.11.6's harm thresholds
+    # after 2026.11.7 moved them. Every row must name the threshold the bundled model files hold.
+    import re
+
+    models = REPO / "monitor" / "classify" / "models"
+    refusal = json.loads((models / "refusal.json").read_text(encoding="utf-8"))["thresholds"]
+    harm = json.loads((models / "harm.json").read_text(encoding="utf-8"))["thresholds"]
+    want = {"refusal": refusal["refusal"], "partial vs full": refusal["partial"],
+            "harm, default": harm["harmful"], "harm, high precision": harm["harmful_high_precision"]}
+    doc = (REPO / "docs" / "refusal.md").read_text(encoding="utf-8")
+    table = doc.split("### Thresholds (saved in the model files)", 1)[1].split("\n\n")[1]
+    got = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        got[cells[0]] = float(re.search(r">= ([0-9.]+)", cells[1]).group(1))
+    assert got == want
