@@ -1,9 +1,9 @@
 """The ingest pipeline: records -> turns (redacted, hashed, deduplicated) or quarantine rows, committed in batches.
 
 Every record read ends in exactly one of three places, counted in turns: ingested (a new turn row), duplicate
-(same turn_id = conversation id + turn index, or same content_hash, within the run or already in the lake) or
-quarantined (one row per bad record, with raw text, file, line, field and reason). So ``read = ingested +
-duplicates + quarantined`` always. A record that fails is quarantined whole; a good record of three assistant
+(same turn_id = conversation id + turn index, or same content_hash, within the run or already in the lake; or a
+record `monitor forget` deleted, also counted as ``forgotten`` and kept out) or quarantined (one row per bad
+record, with raw text, file, line, field and reason). So ``read = ingested + duplicates + quarantined`` always. A record that fails is quarantined whole; a good record of three assistant
 replies counts three.
 
 Batches of ``ingest.batch_rows`` are committed with one lake transaction each (turns, segments and quarantine
@@ -88,6 +88,7 @@ class FileSummary:
     read: int = 0  # turns of good records + bad records
     ingested: int = 0
     duplicates: int = 0
+    forgotten: int = 0  # of the duplicates: records `monitor forget` deleted before (kept out, not re-ingested)
     quarantined: int = 0
     skipped: bool = False
     note: str | None = None
@@ -113,6 +114,10 @@ class IngestSummary:
         return self._sum("duplicates")
 
     @property
+    def forgotten(self) -> int:
+        return self._sum("forgotten")
+
+    @property
     def quarantined(self) -> int:
         return self._sum("quarantined")
 
@@ -126,7 +131,7 @@ class IngestSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"read": self.read, "ingested": self.ingested, "duplicates": self.duplicates,
-                "quarantined": self.quarantined, "records": self.records, "files_skipped": self.files_skipped,
+                "forgotten": self.forgotten, "quarantined": self.quarantined, "records": self.records, "files_skipped": self.files_skipped,
                 "balanced": self.read == self.ingested + self.duplicates + self.quarantined,
                 "files": [asdict(f) for f in self.files]}
 
@@ -139,8 +144,9 @@ class IngestSummary:
         else:
             fmts = sorted({f.format for f in done if f.format})
             where = f"from {len(done)} files" + (f" ({', '.join(fmts)})" if fmts else "")
-        parts = [f"ingested {self.ingested:,} turns {where}", f"{self.duplicates:,} duplicates",
-                 f"{self.quarantined:,} quarantined",
+        dups = f"{self.duplicates:,} duplicates" + (
+            f" ({self.forgotten:,} of them deleted earlier by `monitor forget`, kept out)" if self.forgotten else "")
+        parts = [f"ingested {self.ingested:,} turns {where}", dups, f"{self.quarantined:,} quarantined",
                  f"read {self.read:,} = {self.ingested:,} + {self.duplicates:,} + {self.quarantined:,}"]
         if self.files_skipped:
             parts.append(f"{self.files_skipped} file(s) skipped (already ingested)")
@@ -203,6 +209,7 @@ class Ingestor:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._sql_turns = load_sql("ingest/existing_turns.sql").sql
         self._sql_q = load_sql("ingest/existing_quarantine.sql").sql
+        self._forgotten: tuple[int, pa.Array] = (0, pa.array([], pa.string()))  # (max rowid, keys) of forgotten_keys
         self._catalog_at = 0.0
         self._wrote = False
         self.retried: dict[str, str] = {}  # quarantine id -> outcome (retry mode)
@@ -369,13 +376,36 @@ class Ingestor:
         self._apply(*result)
 
     @staticmethod
-    def _apply(fs: FileSummary, counts: tuple[int, int, int]) -> None:
+    def _apply(fs: FileSummary, counts: tuple[int, int, int, int]) -> None:
         fs.ingested += counts[0]
         fs.duplicates += counts[1]
         fs.quarantined += counts[2]
+        fs.forgotten += counts[3]
 
-    def _commit(self, b: _Batch) -> tuple[int, int, int]:
-        """Write one batch in a lake transaction; returns (turns ingested, duplicates, quarantined)."""
+    def _forgotten_keys(self) -> pa.Array:
+        """The hashes of records `monitor forget` deleted (state table forgotten_keys), re-read when it grew."""
+        con = self.home.state.connect()
+        try:
+            mark = con.execute("SELECT coalesce(max(rowid), 0) FROM forgotten_keys").fetchone()[0]
+            if mark != self._forgotten[0]:
+                keys = [r[0] for r in con.execute("SELECT key FROM forgotten_keys")]
+                self._forgotten = (mark, pa.array(keys, pa.string()))
+        finally:
+            con.close()
+        return self._forgotten[1]
+
+    @staticmethod
+    def _matching(columns: list, keys: pa.Array, skip: set[int]) -> set[int]:
+        """Rows (not in `skip`) whose value in any of `columns` is one of `keys`."""
+        hit = None
+        for col in columns:
+            m = pc.is_in(col, value_set=keys)
+            hit = m if hit is None else pc.or_(hit, m)
+        return {i for i in pc.indices_nonzero(pc.fill_null(hit, False)).to_pylist() if i not in skip}
+
+    def _commit(self, b: _Batch) -> tuple[int, int, int, int]:
+        """Write one batch in a lake transaction; returns (turns ingested, duplicates, quarantined, forgotten),
+        where forgotten counts the duplicates that are records `monitor forget` deleted earlier."""
         batch_id = uuid.uuid4().hex[:16]
         now = utcnow()
         n_slow = len(b.turns["turn_id"])
@@ -407,6 +437,19 @@ class Ingestor:
                 ids = pa.table({"i": pa.array(range(quarantine.num_rows), pa.int64()),
                                 "quarantine_id": quarantine["quarantine_id"]})
                 dup_q = self._existing(self._sql_q, files, ids)
+            # Records deleted on a user's request stay out: their keys count as already seen. Read inside the lake
+            # transaction, which `forget_user` also holds while it records them, so none slips through.
+            n_forgotten = 0
+            forgotten = self._forgotten_keys()
+            if len(forgotten):
+                if turns is not None:
+                    f_t = self._matching([turns["turn_id"], turns["content_hash"]], forgotten, dup_t)
+                    dup_t |= f_t
+                    n_forgotten += len(f_t)
+                if quarantine is not None:
+                    f_q = self._matching([quarantine["quarantine_id"]], forgotten, dup_q)
+                    dup_q |= f_q
+                    n_forgotten += len(f_q)
             n_new_t = n_new_q = 0
             if turns is not None:
                 keep = pa.array([i not in dup_t for i in range(n_turns)]) if dup_t else None
@@ -444,7 +487,7 @@ class Ingestor:
         self._wrote = self._wrote or bool(written)
         if written and time.monotonic() - self._catalog_at > CATALOG_EVERY_S:
             self.refresh_catalog()
-        return n_new_t, len(dup_t) + len(dup_q), n_new_q
+        return n_new_t, len(dup_t) + len(dup_q), n_new_q, n_forgotten
 
     def refresh_catalog(self) -> None:
         from monitor.db import write_catalog

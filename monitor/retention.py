@@ -8,7 +8,10 @@ JSON carries the id in a user-id field (see `mentions_user`). Only files holding
 the grace period, so a reader that opened the lake a moment before still reads a consistent snapshot. The review
 rows about those turns (labels, review queue) and the retry status of those quarantined records are deleted from
 SQLite with ``secure_delete`` on, and one audit entry keeps who asked, why, the sha256 of the user id (never the
-id) and the counts per table.
+id) and the counts per table. The hashes that identify the deleted records (turn_id, content_hash, quarantine id;
+never text or the id) go to the state table ``forgotten_keys`` in the same transaction, and ingest counts a record
+with one of them as a duplicate: ingesting an old log file again does not bring the user's data back. New records
+of the same user are new data and are ingested.
 
 `apply_retention` drops whole ``date=`` partitions older than the retention period from every date-partitioned
 table; ``metrics_log`` (partitioned by family) holds aggregates without user ids and is kept.
@@ -69,14 +72,18 @@ class ForgetSummary:
     lake_version: int | None = None  # manifest version of the commit, None when nothing changed
     audit_id: int | None = None
     inbox_files: list[str] = field(default_factory=list)  # inbox files containing the id: not ours to delete
+    keys_kept: int = 0  # hashes of the deleted records kept so that ingesting them again skips them (new ones)
 
     def line(self) -> str:
         """One line for the CLI: what was (or would be) deleted."""
         counts = ", ".join(f"{t} {n:,}" for t, n in self.rows.items() if n) or "nothing found"
         files = sum(self.files_rewritten.values())
         verb = "would delete" if self.dry_run else "deleted"
+        keys = f"; {self.keys_kept:,} record keys {'to keep' if self.dry_run else 'kept'} so re-ingest skips them" \
+            if self.keys_kept else ""
         return (f"{verb} user sha256:{self.user_sha256[:12]}: {counts}; {files:,} lake files "
-                f"{'to rewrite' if self.dry_run else 'rewritten'}, {sum(self.files_untouched.values()):,} untouched")
+                f"{'to rewrite' if self.dry_run else 'rewritten'}, {sum(self.files_untouched.values()):,} untouched"
+                + keys)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,6 +221,7 @@ def _turn_tables() -> list[str]:
 @dataclass
 class _Plan:
     turn_ids: list[str] = field(default_factory=list)
+    content_hashes: list[str] = field(default_factory=list)
     by_conversation: int = 0
     files: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> file -> rows to delete
     quarantine_ids: list[str] = field(default_factory=list)
@@ -229,12 +237,15 @@ def _plan(home: Home, tx: Transaction, user_id: str) -> _Plan:
             rows = con.execute(load_sql("retention/user_turns.sql").sql,
                                {"files": turn_files, "user_id": user_id}).fetchall()
             seen: dict[str, None] = {}
-            for turn_id, _conv, file, matched_by in rows:
+            hashes: dict[str, None] = {}
+            for turn_id, _conv, file, matched_by, content_hash in rows:
                 seen.setdefault(turn_id)
+                hashes.setdefault(content_hash)
                 plan.files.setdefault("turns", {})
                 plan.files["turns"][file] = plan.files["turns"].get(file, 0) + 1
                 plan.by_conversation += matched_by == "conversation"
             plan.turn_ids = list(seen)
+            plan.content_hashes = list(hashes)
         if plan.turn_ids:
             con.register("forget_ids", pa.table({"turn_id": pa.array(plan.turn_ids, pa.string())}))
             sql = load_sql("retention/turn_files.sql").sql
@@ -277,6 +288,23 @@ def _delete_state(con: sqlite3.Connection, turn_ids: Iterable[str], quarantine_i
     con.executemany("INSERT OR IGNORE INTO temp.forget_quarantine VALUES (?)", ((q,) for q in quarantine_ids))
     stmts = _statements(load_sql("retention/forget_state.sql").sql)
     return {table: con.execute(stmt).rowcount for table, stmt in zip(STATE_TABLES, stmts)}
+
+
+def _record_keys(plan: _Plan) -> dict[str, str]:
+    """The hashes identifying the plan's records (key -> kind), as `forgotten_keys` keeps them."""
+    keys = {k: "turn_id" for k in plan.turn_ids}
+    keys.update((k, "content_hash") for k in plan.content_hashes if k is not None)
+    keys.update((k, "quarantine_id") for k in plan.quarantine_ids)
+    return keys
+
+
+def _new_keys(con: sqlite3.Connection, keys: dict[str, str]) -> list[str]:
+    """The keys not yet in `forgotten_keys` (a repeated request keeps nothing new)."""
+    if not keys:
+        return []
+    known = {r[0] for r in con.execute("SELECT key FROM forgotten_keys WHERE key IN (SELECT value FROM json_each(?))",
+                                       (json.dumps(list(keys)),))}
+    return [k for k in keys if k not in known]
 
 
 def _count_state(home: Home, turn_ids: list[str], quarantine_ids: list[str]) -> dict[str, int]:
@@ -335,19 +363,32 @@ def forget_user(home: Home, user_id: str, actor: str, reason: str, *, dry_run: b
                 else:
                     summary.rows[table], summary.files_rewritten[table] = 0, 0
                 summary.files_untouched[table] = total - summary.files_rewritten[table]
+            keys = _record_keys(plan)
             if dry_run:
                 summary.rows.update(_count_state(home, plan.turn_ids, plan.quarantine_ids))
+                con = home.state.connect()
+                try:
+                    summary.keys_kept = len(_new_keys(con, keys))
+                finally:
+                    con.close()
                 return summary
             changed = bool(tx.pending or tx.removed)
             summary.lake_version = tx.manifest["version"] + 1 if changed else None
             with home.state.tx(secure_delete=True) as con:
                 summary.rows.update(_delete_state(con, plan.turn_ids, plan.quarantine_ids))
+                new = _new_keys(con, keys)
+                summary.keys_kept = len(new)
                 details = {"user_sha256": summary.user_sha256, "reason": redact(reason)[0],
                            "rows": summary.rows, "files_rewritten": summary.files_rewritten,
                            "turns_by_conversation": summary.turns_by_conversation,
-                           "lake_version": summary.lake_version, "inbox_files": len(summary.inbox_files)}
+                           "lake_version": summary.lake_version, "inbox_files": len(summary.inbox_files),
+                           "keys_kept": summary.keys_kept}
                 summary.audit_id = _audit(home, con, actor, "user.forget", f"user:sha256:{summary.user_sha256}",
                                           details)
+                # The deleted records' hashes, in the same transaction: ingest counts these records as duplicates
+                # from now on, so re-ingesting an old log file (a backfill) does not bring the user's data back.
+                con.executemany("INSERT INTO forgotten_keys (key, kind, audit_id) VALUES (?, ?, ?)",
+                                ((k, keys[k], summary.audit_id) for k in new))
             state_committed = True
             # The lake commits (one manifest swap) when this block ends.
     except BaseException as e:

@@ -295,8 +295,51 @@ def test_dry_run_counts_and_changes_nothing(home):
     assert s.rows["turns"] == 2 and s.rows["labels"] == 1 and s.rows["quarantine"] == 2 and s.audit_id is None
     assert home.lake.manifest() == manifest and table_counts(home) == before
     assert len(home.state.query("SELECT * FROM labels")) == 1
+    assert s.keys_kept == 6 and home.state.query("SELECT count(*) AS n FROM forgotten_keys")[0]["n"] == 0
     real = forget_user(home, "u-7", "jane", "request")
-    assert real.rows == s.rows and real.files_rewritten == s.files_rewritten
+    assert real.rows == s.rows and real.files_rewritten == s.files_rewritten and real.keys_kept == s.keys_kept
+
+
+def test_forgotten_records_stay_out_when_ingested_again(home, built, tmp_path):
+    # A backfill of old logs (the same file again, or a copy under another name) must not bring a forgotten user's
+    # turns or quarantined records back: they count as duplicates, and as `forgotten`, and nothing is written.
+    u7 = turn_ids_of(home, "u-7")
+    s = forget_user(home, "u-7", "jane", "erasure request #42")
+    # Two turns (turn_id and content_hash each) and two quarantined records: six hashes, no text, no user id.
+    keys = home.state.query("SELECT key, kind, audit_id FROM forgotten_keys ORDER BY kind, key")
+    assert s.keys_kept == 6 and [k["kind"] for k in keys].count("turn_id") == 2
+    assert {k["key"] for k in keys if k["kind"] == "turn_id"} == set(u7)
+    assert {k["kind"] for k in keys} == {"turn_id", "content_hash", "quarantine_id"}
+    assert all(len(k["key"]) == (32 if k["kind"] == "quarantine_id" else 64) for k in keys)
+    assert all(int(k["key"], 16) >= 0 and k["audit_id"] == s.audit_id for k in keys)
+    audit = home.state.query("SELECT details FROM audit_log WHERE id = ?", (s.audit_id,))[0]
+    assert json.loads(audit["details"])["keys_kept"] == 6
+    before = table_counts(home)
+
+    copy = tmp_path / "backfill_copy.jsonl"
+    shutil.copy(LOGS / "canonical_conversations.jsonl", copy)
+    again = ingest_paths(home, [LOGS / "canonical_conversations.jsonl"])
+    again_copy = ingest_paths(home, [copy])
+    q_again = ingest_paths(home, [built.parent / "quarantine_cases.jsonl"], fmt="canonical")
+    for r in (again, again_copy, q_again):
+        assert r.read == r.ingested + r.duplicates + r.quarantined
+    for r in (again, again_copy):
+        assert (r.ingested, r.quarantined, r.duplicates, r.forgotten) == (0, 0, r.read, 2)  # u-7's two turns
+    assert (q_again.ingested, q_again.quarantined, q_again.duplicates, q_again.forgotten) == (0, 0, 4, 2)
+    assert "(2 of them deleted earlier by `monitor forget`, kept out)" in q_again.line()
+    assert again.as_dict()["forgotten"] == 2 and again.as_dict()["balanced"]
+    assert table_counts(home) == before and turn_ids_of(home, "u-7") == []
+    assert not any('"u-7"' in raw for raw, in sql(home, "SELECT raw FROM quarantine"))
+
+    # New records of the same user are new data: ingested (a later request deletes them too).
+    new = tmp_path / "later.jsonl"
+    new.write_text('{"conversation_id": "c-900", "timestamp": "2026-11-05T09:00:00Z", "model": "assistant", '
+                   '"messages": [{"role": "user", "content": "hi again"}, {"role": "assistant", "content": "Hello!"}],'
+                   ' "user": {"id": "u-7"}}\n')
+    assert ingest_paths(home, [new]).ingested == 1 and len(turn_ids_of(home, "u-7")) == 1
+    # A repeated request keeps no key twice; the new turn's keys join.
+    assert forget_user(home, "u-7", "jane", "second request").keys_kept == 2
+    assert home.state.query("SELECT count(*) AS n FROM forgotten_keys")[0]["n"] == 8
 
 
 def test_transaction_rewrite_keeps_version_and_drops_emptied_files(home):
