@@ -162,10 +162,11 @@ def spy(monkeypatch):
     seen: list[tuple[str, dict]] = []
     rows = DateSums.rows
 
-    def recording(self, *args, **kwargs):
-        out = rows(self, *args, **kwargs)
+    def recording(self, manifest, dates, *args, **kwargs):
+        dates = sorted(set(dates))
+        out = rows(self, manifest, dates, *args, **kwargs)
         if self.name.startswith("disparity."):  # other jobs keep sums of their own
-            seen.append((self.name, dict(self.stats)))
+            seen.append((self.name, dict(self.stats, dates=dates)))
         return out
 
     monkeypatch.setattr(DateSums, "rows", recording)
@@ -173,9 +174,14 @@ def spy(monkeypatch):
 
 
 def totals(seen: list[tuple[str, dict]]) -> dict[str, dict]:
-    """The stats of every rows() call per cache name, summed (hour windows come in chunks of 31: several calls; a
-    date met again in a later chunk counts as cached there, so that count is left out)."""
+    """The stats of every rows() call per cache name, summed (the cached count is left out); each date is asked
+    for once per cache and run, also when hour windows come in several chunks."""
     out: dict[str, dict] = {}
+    asked: dict[str, list[str]] = {}
+    for name, st in seen:
+        asked.setdefault(name, []).extend(st["dates"])
+    for name, dates in asked.items():
+        assert len(dates) == len(set(dates)), f"{name}: a date was read in two chunks"
     for name, st in seen:
         t = out.setdefault(name, {"extended": 0, "recomputed": 0})
         for k in ("extended", "recomputed"):

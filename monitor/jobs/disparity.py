@@ -35,7 +35,7 @@ INPUTS = ("scores", "value_turns", "segments")  # a window is recomputed when an
 IDENTITY = "1"  # bump when the disparity computation changes, to recompute every window once
 DETECTOR_KEY = "disparity.detector_fingerprint"
 DETECTOR_VERSION = "2"  # bump when the detector rows' computation changes, to recompute them once
-WINDOWS_PER_QUERY = 31
+DATES_PER_QUERY = 31  # windows are computed in chunks of this many event dates (31 day windows, 744 hour windows)
 
 
 def compute_windows(home, manifest: dict, windows: list[dt.datetime], job: str, run_id: str, now: dt.datetime,
@@ -45,9 +45,14 @@ def compute_windows(home, manifest: dict, windows: list[dt.datetime], job: str, 
     # later run always wins over an earlier one (run_id only breaks ties, and is random).
     s = Settings.from_config(home.config, present)
     written = 0
-    windows = sorted(set(windows))
-    for i in range(0, len(windows), WINDOWS_PER_QUERY):
-        chunk = windows[i:i + WINDOWS_PER_QUERY]
+    by_date: dict[dt.date, list[dt.datetime]] = {}
+    for w in sorted(set(windows)):
+        by_date.setdefault(w.date(), []).append(w)
+    dates = list(by_date)
+    for i in range(0, len(dates), DATES_PER_QUERY):
+        # Whole dates per chunk: the per-date sums of a date are read once, not once for each chunk its hours
+        # fall in.
+        chunk = [w for d in dates[i:i + DATES_PER_QUERY] for w in by_date[d]]
         # The group counts are additive over turns: per-date sums cached by monitor.partials, extended with the
         # new turns' counts (a day is recomputed from all its rows only when extending would be wrong).
         counts, values, stats = partial_inputs(home, manifest, s, chunk, IDENTITY)
