@@ -3,8 +3,8 @@
 Every record read ends in exactly one of three places, counted in turns: ingested (a new turn row), duplicate
 (same turn_id = conversation id + turn index, or same content_hash, within the run or already in the lake; or a
 record `monitor forget` deleted, also counted as ``forgotten`` and kept out) or quarantined (one row per bad
-record, with raw text, file, line, field and reason). So ``read = ingested + duplicates + quarantined`` always. A record that fails is quarantined whole; a good record of three assistant
-replies counts three.
+record, with raw text, file, line, field and reason). So ``read = ingested + duplicates + quarantined`` always.
+A record that fails is quarantined whole; a good record of three assistant replies counts three.
 
 Batches of ``ingest.batch_rows`` are committed with one lake transaction each (turns, segments and quarantine
 together), and the dedup check against the lake runs inside that transaction. A run killed at any point leaves
@@ -131,7 +131,8 @@ class IngestSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"read": self.read, "ingested": self.ingested, "duplicates": self.duplicates,
-                "forgotten": self.forgotten, "quarantined": self.quarantined, "records": self.records, "files_skipped": self.files_skipped,
+                "forgotten": self.forgotten, "quarantined": self.quarantined, "records": self.records,
+                "files_skipped": self.files_skipped,
                 "balanced": self.read == self.ingested + self.duplicates + self.quarantined,
                 "files": [asdict(f) for f in self.files]}
 
