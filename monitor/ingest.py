@@ -80,6 +80,14 @@ WORKER_TIMEOUT_S = 300.0
 _TS_FLOOR = dt.datetime(1990, 1, 1)
 
 
+def quarantine_text_key(raw: str | None) -> str | None:
+    """The `forgotten_keys` key of a quarantined record's stored raw text, whatever file and line it came from
+    (sha256 with a prefix of its own, so it is never the hash a turn key or a quarantine id is made from)."""
+    if raw is None:
+        return None
+    return hashlib.sha256(b"quarantine-raw\x1f" + raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass
 class FileSummary:
     path: str
@@ -448,7 +456,9 @@ class Ingestor:
                     dup_t |= f_t
                     n_forgotten += len(f_t)
                 if quarantine is not None:
-                    f_q = self._matching([quarantine["quarantine_id"]], forgotten, dup_q)
+                    # By id (the same file and line) or by text: the same bad line of the user in another file.
+                    text_keys = pa.array([quarantine_text_key(r) for r in quarantine["raw"].to_pylist()], pa.string())
+                    f_q = self._matching([quarantine["quarantine_id"], text_keys], forgotten, dup_q)
                     dup_q |= f_q
                     n_forgotten += len(f_q)
             n_new_t = n_new_q = 0

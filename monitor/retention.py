@@ -8,10 +8,10 @@ JSON carries the id in a user-id field (see `mentions_user`). Only files holding
 the grace period, so a reader that opened the lake a moment before still reads a consistent snapshot. The review
 rows about those turns (labels, review queue) and the retry status of those quarantined records are deleted from
 SQLite with ``secure_delete`` on, and one audit entry keeps who asked, why, the sha256 of the user id (never the
-id) and the counts per table. The hashes that identify the deleted records (turn_id, content_hash, quarantine id;
-never text or the id) go to the state table ``forgotten_keys`` in the same transaction, and ingest counts a record
-with one of them as a duplicate: ingesting an old log file again does not bring the user's data back. New records
-of the same user are new data and are ingested.
+id) and the counts per table. The hashes that identify the deleted records (turn_id, content_hash, quarantine id,
+a hash of a quarantined record's text; never text or the id) go to the state table ``forgotten_keys`` in the same
+transaction, and ingest counts a record with one of them as a duplicate: ingesting an old log file again does not
+bring the user's data back. New records of the same user are new data and are ingested.
 
 `apply_retention` drops whole ``date=`` partitions older than the retention period from every date-partitioned
 table; ``metrics_log`` (partitioned by family) holds aggregates without user ids and is kept.
@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from monitor.errors import MonitorError
 from monitor.home import Home
+from monitor.ingest import quarantine_text_key
 from monitor.lake import Transaction
 from monitor.redact import redact
 from monitor.resources import load_sql
@@ -225,6 +226,7 @@ class _Plan:
     by_conversation: int = 0
     files: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> file -> rows to delete
     quarantine_ids: list[str] = field(default_factory=list)
+    quarantine_text_keys: list[str] = field(default_factory=list)  # ingest.quarantine_text_key of each one's raw
 
 
 def _plan(home: Home, tx: Transaction, user_id: str) -> _Plan:
@@ -264,6 +266,7 @@ def _plan(home: Home, tx: Transaction, user_id: str) -> _Plan:
             for qid, raw, file in rows:
                 if raw is not None and mentions_user(raw, user_id, id_fields):
                     plan.quarantine_ids.append(qid)
+                    plan.quarantine_text_keys.append(quarantine_text_key(raw))
                     plan.files.setdefault("quarantine", {})
                     plan.files["quarantine"][file] = plan.files["quarantine"].get(file, 0) + 1
     except duckdb.Error as e:
@@ -295,6 +298,7 @@ def _record_keys(plan: _Plan) -> dict[str, str]:
     keys = {k: "turn_id" for k in plan.turn_ids}
     keys.update((k, "content_hash") for k in plan.content_hashes if k is not None)
     keys.update((k, "quarantine_id") for k in plan.quarantine_ids)
+    keys.update((k, "quarantine_text") for k in plan.quarantine_text_keys)
     return keys
 
 

@@ -295,7 +295,7 @@ def test_dry_run_counts_and_changes_nothing(home):
     assert s.rows["turns"] == 2 and s.rows["labels"] == 1 and s.rows["quarantine"] == 2 and s.audit_id is None
     assert home.lake.manifest() == manifest and table_counts(home) == before
     assert len(home.state.query("SELECT * FROM labels")) == 1
-    assert s.keys_kept == 6 and home.state.query("SELECT count(*) AS n FROM forgotten_keys")[0]["n"] == 0
+    assert s.keys_kept == 8 and home.state.query("SELECT count(*) AS n FROM forgotten_keys")[0]["n"] == 0
     real = forget_user(home, "u-7", "jane", "request")
     assert real.rows == s.rows and real.files_rewritten == s.files_rewritten and real.keys_kept == s.keys_kept
 
@@ -305,15 +305,17 @@ def test_forgotten_records_stay_out_when_ingested_again(home, built, tmp_path):
     # turns or quarantined records back: they count as duplicates, and as `forgotten`, and nothing is written.
     u7 = turn_ids_of(home, "u-7")
     s = forget_user(home, "u-7", "jane", "erasure request #42")
-    # Two turns (turn_id and content_hash each) and two quarantined records: six hashes, no text, no user id.
+    # Two turns (turn_id and content_hash each) and two quarantined records (id and text hash each): eight
+    # hashes, no text, no user id.
     keys = home.state.query("SELECT key, kind, audit_id FROM forgotten_keys ORDER BY kind, key")
-    assert s.keys_kept == 6 and [k["kind"] for k in keys].count("turn_id") == 2
+    assert s.keys_kept == 8 and [k["kind"] for k in keys].count("turn_id") == 2
     assert {k["key"] for k in keys if k["kind"] == "turn_id"} == set(u7)
-    assert {k["kind"] for k in keys} == {"turn_id", "content_hash", "quarantine_id"}
+    assert {k["kind"] for k in keys} == {"turn_id", "content_hash", "quarantine_id", "quarantine_text"}
+    assert [k["kind"] for k in keys].count("quarantine_text") == 2
     assert all(len(k["key"]) == (32 if k["kind"] == "quarantine_id" else 64) for k in keys)
     assert all(int(k["key"], 16) >= 0 and k["audit_id"] == s.audit_id for k in keys)
     audit = home.state.query("SELECT details FROM audit_log WHERE id = ?", (s.audit_id,))[0]
-    assert json.loads(audit["details"])["keys_kept"] == 6
+    assert json.loads(audit["details"])["keys_kept"] == 8
     before = table_counts(home)
 
     copy = tmp_path / "backfill_copy.jsonl"
@@ -331,6 +333,18 @@ def test_forgotten_records_stay_out_when_ingested_again(home, built, tmp_path):
     assert table_counts(home) == before and turn_ids_of(home, "u-7") == []
     assert not any('"u-7"' in raw for raw, in sql(home, "SELECT raw FROM quarantine"))
 
+    # The same bad lines of the user in another file, at other line numbers, among a bad line of someone else: the
+    # user's are kept out by their text, the other one is quarantined.
+    q_lines = (built.parent / "quarantine_cases.jsonl").read_text().splitlines()
+    mine = [line for line in q_lines if '"u-7"' in line]
+    assert len(mine) == 2
+    moved = tmp_path / "elsewhere.jsonl"
+    moved.write_text("\n".join(['{"conversation_id": "c-901", "model": "assistant", "user": {"id": "u-8"}}'] + mine)
+                     + "\n")
+    r = ingest_paths(home, [moved], fmt="canonical")
+    assert (r.read, r.ingested, r.quarantined, r.duplicates, r.forgotten) == (3, 0, 1, 2, 2)
+    assert not any('"u-7"' in raw for raw, in sql(home, "SELECT raw FROM quarantine"))
+
     # New records of the same user are new data: ingested (a later request deletes them too).
     new = tmp_path / "later.jsonl"
     new.write_text('{"conversation_id": "c-900", "timestamp": "2026-11-05T09:00:00Z", "model": "assistant", '
@@ -339,7 +353,7 @@ def test_forgotten_records_stay_out_when_ingested_again(home, built, tmp_path):
     assert ingest_paths(home, [new]).ingested == 1 and len(turn_ids_of(home, "u-7")) == 1
     # A repeated request keeps no key twice; the new turn's keys join.
     assert forget_user(home, "u-7", "jane", "second request").keys_kept == 2
-    assert home.state.query("SELECT count(*) AS n FROM forgotten_keys")[0]["n"] == 8
+    assert home.state.query("SELECT count(*) AS n FROM forgotten_keys")[0]["n"] == 10
 
 
 def test_transaction_rewrite_keeps_version_and_drops_emptied_files(home):
