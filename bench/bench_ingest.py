@@ -1,6 +1,6 @@
 """Ingest benchmark: `monitor ingest` of N generated canonical turns vs plain DuckDB `read_json` into a table.
 
-Usage: python bench/bench_ingest.py [--rows 1000000] [--keep DIR] [--repeat N]
+Usage: python bench/bench_ingest.py [--rows 1000000] [--keep DIR] [--repeat N] [--forgotten-keys K]
 Each side runs in its own subprocess so peak RSS (ru_maxrss of the child) and CPU time are measured separately.
 The reference runs before and after each of ours and the ratio uses their mean, since the load on a shared machine
 drifts; the load average is printed with each run. The ingest's worker processes (fast path) report their own
@@ -56,6 +56,11 @@ import sys, time, resource
 from monitor.home import Home
 from monitor.ingest import ingest_paths
 home = Home.open(sys.argv[1])
+if int(sys.argv[3]):  # K random keys of records `monitor forget` deleted: ingest checks every record against them
+    import secrets
+    with home.state.tx() as c:
+        c.executemany("INSERT INTO forgotten_keys (key, kind, audit_id) VALUES (?, 'turn_id', 0)",
+                      ((secrets.token_hex(32),) for _ in range(int(sys.argv[3]))))
 t = time.perf_counter()
 s = ingest_paths(home, [sys.argv[2]])
 secs = time.perf_counter() - t
@@ -95,6 +100,8 @@ def main() -> None:
     ap.add_argument("--keep", help="folder to keep the generated file in (scratch homes there are deleted)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="measurements in a row (reference, ours, reference, ours, ..., reference)")
+    ap.add_argument("--forgotten-keys", type=int, default=0,
+                    help="record keys of forgotten users in the home before each ingest (the check's cost)")
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-ingest-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -105,10 +112,12 @@ def main() -> None:
         print(f"generated {args.rows:,} rows ({data.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - t:.1f}s")
     ref = run(CHILD_DUCKDB, str(work / f"ref-{time.time_ns()}.duckdb"), str(data), label="duckdb read_json")
     for i in range(args.repeat):
-        ours = run(CHILD_OURS, str(work / f"home-{time.time_ns()}"), str(data), label="monitor ingest")
+        ours = run(CHILD_OURS, str(work / f"home-{time.time_ns()}"), str(data), str(args.forgotten_keys),
+                   label=f"monitor ingest ({args.forgotten_keys:,} forgotten keys)")
         after = run(CHILD_DUCKDB, str(work / f"ref-{time.time_ns()}.duckdb"), str(data), label="duckdb read_json")
         assert ours[1] == args.rows, f"ingested {ours[1]} of {args.rows}"
-        print(json.dumps(_result(args.rows, data, ref, ours, after), indent=2), flush=True)
+        print(json.dumps(_result(args.rows, data, ref, ours, after) | {"forgotten_keys": args.forgotten_keys},
+                         indent=2), flush=True)
         ref = after
     for scratch in list(work.glob("home-*")) + list(work.glob("ref-*.duckdb*")):  # the data file stays
         shutil.rmtree(scratch) if scratch.is_dir() else scratch.unlink()

@@ -88,12 +88,14 @@ def _state_arrow(con: sqlite3.Connection, table: str) -> pa.Table:
 
 
 def state_tables(home: Home) -> dict[str, pa.Table]:
-    """Every SQLite state table as Arrow (small: alerts, labels, audit log, ...)."""
+    """Every SQLite state table as Arrow (small: alerts, labels, audit log, ...). Bookkeeping that no query reads
+    is left out: migrations, key-value settings, the scheduler's jobs, and `forgotten_keys` (hashes of deleted
+    records, which ingest reads from SQLite; it grows with every deletion)."""
     con = home.state.connect()
     try:
         names = [r[0] for r in con.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
-            "AND name NOT IN ('schema_migrations', 'kv') AND name NOT LIKE 'apscheduler%'"
+            "AND name NOT IN ('schema_migrations', 'kv', 'forgotten_keys') AND name NOT LIKE 'apscheduler%'"
         )]
         return {n: _state_arrow(con, n) for n in names}
     finally:

@@ -218,7 +218,7 @@ class Ingestor:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._sql_turns = load_sql("ingest/existing_turns.sql").sql
         self._sql_q = load_sql("ingest/existing_quarantine.sql").sql
-        self._forgotten: tuple[int, pa.Array] = (0, pa.array([], pa.string()))  # (max rowid, keys) of forgotten_keys
+        self._forgotten: tuple[int, frozenset[str]] = (0, frozenset())  # (max rowid, keys) of forgotten_keys
         self._catalog_at = 0.0
         self._wrote = False
         self.retried: dict[str, str] = {}  # quarantine id -> outcome (retry mode)
@@ -391,26 +391,27 @@ class Ingestor:
         fs.quarantined += counts[2]
         fs.forgotten += counts[3]
 
-    def _forgotten_keys(self) -> pa.Array:
+    def _forgotten_keys(self) -> frozenset[str]:
         """The hashes of records `monitor forget` deleted (state table forgotten_keys), re-read when it grew."""
         con = self.home.state.connect()
         try:
             mark = con.execute("SELECT coalesce(max(rowid), 0) FROM forgotten_keys").fetchone()[0]
             if mark != self._forgotten[0]:
-                keys = [r[0] for r in con.execute("SELECT key FROM forgotten_keys")]
-                self._forgotten = (mark, pa.array(keys, pa.string()))
+                self._forgotten = (mark, frozenset(r[0] for r in con.execute("SELECT key FROM forgotten_keys")))
         finally:
             con.close()
         return self._forgotten[1]
 
     @staticmethod
-    def _matching(columns: list, keys: pa.Array, skip: set[int]) -> set[int]:
-        """Rows (not in `skip`) whose value in any of `columns` is one of `keys`."""
-        hit = None
+    def _matching(columns: list, keys: frozenset[str], skip: set[int]) -> set[int]:
+        """Rows (not in `skip`) whose value in any of `columns` is one of `keys`: a Python set built once per change
+        of the table. `pc.is_in` hashes all the keys again on every call (about 10 ms per 100,000 keys), which
+        dominates the small batches of live ingestion; on a 50,000-row batch the two cost the same (9 ms a column)."""
+        hit: set[int] = set()
         for col in columns:
-            m = pc.is_in(col, value_set=keys)
-            hit = m if hit is None else pc.or_(hit, m)
-        return {i for i in pc.indices_nonzero(pc.fill_null(hit, False)).to_pylist() if i not in skip}
+            values = col.to_pylist() if hasattr(col, "to_pylist") else col
+            hit.update(i for i, v in enumerate(values) if v in keys)
+        return hit - skip
 
     def _commit(self, b: _Batch) -> tuple[int, int, int, int]:
         """Write one batch in a lake transaction; returns (turns ingested, duplicates, quarantined, forgotten),
@@ -457,7 +458,7 @@ class Ingestor:
                     n_forgotten += len(f_t)
                 if quarantine is not None:
                     # By id (the same file and line) or by text: the same bad line of the user in another file.
-                    text_keys = pa.array([quarantine_text_key(r) for r in quarantine["raw"].to_pylist()], pa.string())
+                    text_keys = [quarantine_text_key(r) for r in quarantine["raw"].to_pylist()]
                     f_q = self._matching([quarantine["quarantine_id"], text_keys], forgotten, dup_q)
                     dup_q |= f_q
                     n_forgotten += len(f_q)
