@@ -133,14 +133,20 @@ def test_page_merges_sizes_and_judges_targets(tmp_path):
     assert (tmp_path / "page.md").read_text() == text
 
 
-def test_summary_section_is_appended_once_then_replaced(tmp_path):
+def test_summary_section_is_replaced_between_markers_and_never_added(tmp_path):
     from bench_pipeline import BEGIN, END, update_summary
 
+    # A page kept by hand (no markers) is left alone: no second summary of the same targets is appended.
     summary = tmp_path / "benchmarks.md"
-    summary.write_text("# Benchmarks\n\n| what | target |\n|---|---|\n| ingest | 3x |\n\nRun any of them.\n")
+    by_hand = "# Benchmarks\n\n| what | target |\n|---|---|\n| ingest | 3x |\n\nRun any of them.\n"
+    summary.write_text(by_hand)
+    update_summary(["| t | first |"], ["| g |"], tmp_path / "missing.png", summary)
+    assert summary.read_text() == by_hand
+    # With the markers, the section between them is replaced and the rest kept.
+    summary.write_text(by_hand + f"\n{BEGIN}\nold\n{END}\n\nAfter.\n")
     update_summary(["| t | first |"], ["| g |"], tmp_path / "missing.png", summary)
     update_summary(["| t | second |"], ["| g |"], tmp_path / "missing.png", summary)
     text = summary.read_text()
     assert text.count(BEGIN) == 1 and text.count(END) == 1
-    assert "| t | second |" in text and "| t | first |" not in text
-    assert text.startswith("# Benchmarks\n\n| what | target |\n|---|---|\n| ingest | 3x |\n\nRun any of them.")
+    assert "| t | second |" in text and "| t | first |" not in text and "old" not in text
+    assert text.startswith(by_hand) and text.endswith(f"{END}\n\nAfter.\n")
