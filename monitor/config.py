@@ -55,6 +55,9 @@ class MetricsConfig:
 class ClassifiersConfig:
     backend: str = "lexical"  # lexical | llm_judge | embedding (extra `embed`)
     llm_judge: dict[str, Any] = field(default_factory=dict)
+    embedding: dict[str, Any] = field(default_factory=dict)  # options of the embedding backend
+    # Label prompts harmful only at the high-precision harm threshold (lexical and embedding backends)
+    high_precision: bool = False
     workers: int = 0  # scoring processes; 0 = one per CPU
 
 
@@ -243,6 +246,9 @@ def _check_values(cfg: Config, origin: str) -> None:
         raise ConfigError(f"{origin}: 'alerts.history_days' must be 0 (all history) or a number of days")
     if cfg.metrics.history_days < 0:
         raise ConfigError(f"{origin}: 'metrics.history_days' must be 0 or more days")
+    if cfg.classifiers.high_precision and cfg.classifiers.backend == "llm_judge":
+        raise ConfigError(f"{origin}: 'classifiers.high_precision' applies to the lexical and embedding backends, "
+                          "not to llm_judge", "drop it, or choose backend = \"lexical\" or \"embedding\"")
     if cfg.classifiers.workers < 0:
         raise ConfigError(f"{origin}: 'classifiers.workers' must be 0 (one per CPU) or a number of processes")
     if cfg.ingest.retention_days < 0:

@@ -32,6 +32,8 @@ HELP: dict[str, str] = {
     "metrics.exclude_attributes": "Attributes never used as segments (identifiers).",
     "classifiers.backend": "lexical (offline, default), llm_judge (an OpenAI-compatible endpoint, sampled, with a daily budget) or embedding (MiniLM prompt-harm head; needs the `embed` extra, see docs/refusal.md).",
     "classifiers.llm_judge": "LLM-judge options: url, model, api_key_env, sample_rate, daily_budget, timeout_s.",
+    "classifiers.embedding": "Embedding-backend options: batch_size, threads, verify_encoder (docs/refusal.md).",
+    "classifiers.high_precision": "Label a prompt harmful only at the high-precision harm threshold: fewer benign prompts counted as harmful, so raw under-refusal is inflated less, and fewer harmful ones found. The harm version gets `+high_precision`, so the score job re-scores every turn once and the rate correction uses that threshold's error rates. See docs/refusal.md, Thresholds.",
     "values.dimensions": "Extra value dimensions (plugins): [{name, family, terms | terms_file | regex, weight}].",
     "values.reference": "Drift reference: previous_days, baseline_window or baseline_model.",
     "values.reference_days": "Length of the previous-days reference.",

@@ -93,9 +93,12 @@ def test_quality_reports_embedding_harm_and_lexical_refusal(clf):
     q, lex = clf.quality(), load_classifiers().quality()
     assert q["refusal"] == lex["refusal"] and q["harm"]["version"].startswith("harm-embed-")
     assert q["joint"]["harm_version"] == q["harm"]["version"] != lex["joint"]["harm_version"]
-    hp = load_classifiers("embedding", {"high_precision": True}).quality()
+    hp_clf = load_classifiers("embedding", {"high_precision": True})
+    hp = hp_clf.quality()
     assert hp["harm"]["threshold"] == q["harm"]["high_precision"]["threshold"] > q["harm"]["threshold"]
     assert hp["joint"]["counts"] == q["joint"]["counts_high_precision"]
+    # Labels at the other threshold are another output: another version, so the score job re-scores.
+    assert hp_clf.harm_version == clf.harm_version + "+high_precision"
 
 
 @needs_extra

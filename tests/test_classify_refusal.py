@@ -104,7 +104,7 @@ def test_api_errors_are_monitor_errors(clf):
         clf.score_refusal("I can't help with that.")
     with pytest.raises(ClassifierError, match="2 responses but 1 prompts"):
         clf.score_refusal(["a", "b"], prompts=["q"])
-    with pytest.raises(ClassifierError, match="no options"):
+    with pytest.raises(ClassifierError, match=r"only the option high_precision.*got option\(s\) url"):
         load_classifiers("lexical", {"url": "x"})
 
 

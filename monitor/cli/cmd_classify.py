@@ -11,7 +11,7 @@ from monitor.errors import ClassifierError, MonitorError
 
 
 def _classifiers(obj, backend: str | None):
-    from monitor.classify import load_classifiers
+    from monitor.classify import configured_options, load_classifiers
     from monitor.home import DEFAULT_HOME
 
     # Read the config only when a home is named or exists: classifying a file must not create ./monitor-data.
@@ -19,8 +19,7 @@ def _classifiers(obj, backend: str | None):
     if obj.home_arg or obj.config_arg or Path(DEFAULT_HOME).is_dir():
         cfg = obj.home.config.classifiers
     name = backend or (cfg.backend if cfg else "lexical")
-    options = dict(cfg.llm_judge) if cfg and name == "llm_judge" else None
-    return load_classifiers(backend=name, options=options or None)
+    return load_classifiers(backend=name, options=configured_options(cfg, name) if cfg else None)
 
 
 @click.command("classify")

@@ -38,11 +38,11 @@ WATERMARK_KEY = "score.turns_watermark"
 def load_configured_classifiers(home):
     """The classifiers named in the home's `[classifiers]` config."""
     try:
-        from monitor.classify import load_classifiers
+        from monitor.classify import configured_options, load_classifiers
     except ImportError as e:  # the classifier package is part of the install; this is a broken checkout
         raise ClassifierError(f"cannot import monitor.classify: {e}", "reinstall alignment-monitor") from e
     cfg = home.config.classifiers
-    return load_classifiers(backend=cfg.backend, options=dict(cfg.llm_judge) or None)
+    return load_classifiers(backend=cfg.backend, options=configured_options(cfg))
 
 
 def _as_list(x, n: int) -> list:
