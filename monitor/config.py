@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.errors import ConfigError
+from monitor.errors import ClassifierError, ConfigError
 
 CONFIG_NAME = "monitor.toml"
 
@@ -249,6 +249,13 @@ def _check_values(cfg: Config, origin: str) -> None:
     if cfg.classifiers.high_precision and cfg.classifiers.backend == "llm_judge":
         raise ConfigError(f"{origin}: 'classifiers.high_precision' applies to the lexical and embedding backends, "
                           "not to llm_judge", "drop it, or choose backend = \"lexical\" or \"embedding\"")
+    if cfg.classifiers.embedding:
+        from monitor.classify.embedding import validate_options  # light: numpy only; torch loads with the encoder
+
+        try:
+            validate_options(cfg.classifiers.embedding)
+        except ClassifierError as e:
+            raise ConfigError(f"{origin}: 'classifiers.embedding': {e.message}", e.hint) from e
     if cfg.classifiers.workers < 0:
         raise ConfigError(f"{origin}: 'classifiers.workers' must be 0 (one per CPU) or a number of processes")
     if cfg.ingest.retention_days < 0:

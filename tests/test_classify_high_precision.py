@@ -82,6 +82,9 @@ def test_config_and_options():
     assert configured_options(judge) == {"url": "http://x"}
     with pytest.raises(ConfigError, match="high_precision' applies to the lexical and embedding backends"):
         parse_config({"classifiers": {"backend": "llm_judge", "high_precision": True}})
+    # Embedding options are checked when the config is read, not first when the score job loads the backend.
+    with pytest.raises(ConfigError, match=r"'classifiers.embedding': unknown embedding .*option\(s\): batch_sise"):
+        parse_config({"classifiers": {"embedding": {"batch_sise": 32}}})
 
 
 def _home(root, high_precision: bool) -> Home:
