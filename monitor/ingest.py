@@ -59,7 +59,7 @@ from monitor.errors import FormatError, IngestError
 from monitor.home import Home
 from monitor.redact import merge_counts, redact
 from monitor.resources import load_sql
-from monitor.state import iso, utcnow
+from monitor.state import iso, quarantine_text_key, utcnow
 
 # Refresh catalog.duckdb at most this often during a long ingest (and always at the end). Each refresh rewrites
 # the state snapshots too (~0.3 s of CPU), so a short interval slows a large ingest noticeably.
@@ -78,14 +78,6 @@ SHARED_DIR: str | None = "/dev/shm"
 _SHARED_PREFIX = "alignment-monitor-ingest-"
 WORKER_TIMEOUT_S = 300.0
 _TS_FLOOR = dt.datetime(1990, 1, 1)
-
-
-def quarantine_text_key(raw: str | None) -> str | None:
-    """The `forgotten_keys` key of a quarantined record's stored raw text, whatever file and line it came from
-    (sha256 with a prefix of its own, so it is never the hash a turn key or a quarantine id is made from)."""
-    if raw is None:
-        return None
-    return hashlib.sha256(b"quarantine-raw\x1f" + raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass

@@ -37,12 +37,11 @@ import pyarrow.parquet as pq
 
 from monitor.errors import MonitorError
 from monitor.home import Home
-from monitor.ingest import quarantine_text_key
 from monitor.lake import Transaction
 from monitor.redact import redact
 from monitor.resources import load_sql
 from monitor.schema import TABLES
-from monitor.state import _statements, iso
+from monitor.state import _statements, iso, quarantine_text_key
 
 STATE_TABLES = ("labels", "review_queue", "quarantine_status")  # in the order of sql/retention/forget_state.sql
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -226,7 +225,7 @@ class _Plan:
     by_conversation: int = 0
     files: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> file -> rows to delete
     quarantine_ids: list[str] = field(default_factory=list)
-    quarantine_text_keys: list[str] = field(default_factory=list)  # ingest.quarantine_text_key of each one's raw
+    quarantine_text_keys: list[str] = field(default_factory=list)  # state.quarantine_text_key of each one's raw
 
 
 def _plan(home: Home, tx: Transaction, user_id: str) -> _Plan:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import sqlite3
 from pathlib import Path
@@ -29,6 +30,15 @@ def iso(ts: dt.datetime | None) -> str | None:
     if hasattr(ts, "to_pydatetime"):
         ts = ts.to_pydatetime()
     return ts.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def quarantine_text_key(raw: str | None) -> str | None:
+    """The `forgotten_keys` key of a quarantined record's stored raw text, whatever file and line it came from
+    (sha256 with a prefix of its own, so it is never the hash a turn key or a quarantine id is made from). `forget`
+    keeps it for each deleted quarantined record; ingest checks every new one against it."""
+    if raw is None:
+        return None
+    return hashlib.sha256(b"quarantine-raw\x1f" + raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class State:
