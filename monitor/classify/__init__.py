@@ -82,11 +82,7 @@ def load_classifiers(backend: str = "lexical", options: dict | None = None) -> C
             what = f"option(s) {', '.join(sorted(opts))}" if opts else f"high_precision={hp!r}"
             raise ClassifierError(f"the lexical backend takes only the option high_precision (true/false), got {what}",
                                   hint="drop them; LLM-judge and embedding options belong to those backends")
-        if hp:
-            from monitor.classify.lexical import HighPrecisionLexical
-
-            return Classifiers(HighPrecisionLexical(lexical_backend()))
-        return Classifiers(lexical_backend())
+        return Classifiers(lexical_backend().high_precision() if hp else lexical_backend())
     if backend == "llm_judge":
         from monitor.classify.llm_judge import LLMJudgeBackend
 

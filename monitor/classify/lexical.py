@@ -1,6 +1,7 @@
 """The default backend: bundled linear models over n-gram and hand-written features, numpy only at run time."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 from functools import lru_cache
@@ -164,9 +165,25 @@ class LexicalBackend:
         self._harm = LinearScorer(harm["harm"])
         self.harm_threshold = float(harm["thresholds"]["harmful"])
         self.harm_threshold_high_precision = float(harm["thresholds"]["harmful_high_precision"])
+        self.labels_high_precision = False  # see high_precision()
         self._stack = StackedScorer([self._ref, self._part])
         self._rfx = RefusalFeatures()
         self._hfx = HarmFeatures()
+
+    def high_precision(self) -> "LexicalBackend":
+        """This backend labelling prompts harmful only at the high-precision threshold (`[classifiers]
+        high_precision`): a copy sharing the loaded models, with its own harm version so rows scored either way are
+        never mixed (the score job re-scores every turn once when the setting changes)."""
+        hp = copy.copy(self)
+        hp.harm_threshold = self.harm_threshold_high_precision
+        hp.harm_version = self.harm_version + HIGH_PRECISION_SUFFIX
+        hp.labels_high_precision = True
+        return hp
+
+    def quality(self) -> dict:
+        """The bundled quality figures, for the threshold this backend labels with."""
+        q = load_quality()
+        return high_precision_quality(q) if self.labels_high_precision else q
 
     def score_refusal(self, responses: list, prompts: list | None = None) -> RefusalResult:
         """Label each reply full_refusal / partial_refusal / compliance; the lexical model ignores ``prompts``."""
@@ -239,36 +256,6 @@ def high_precision_quality(q: dict) -> dict:
         q["joint"] = {**joint, "counts": joint["counts_high_precision"],
                       "harm_threshold": joint.get("harm_threshold_high_precision")}
     return q
-
-
-class HighPrecisionLexical:
-    """The lexical backend with prompts labelled harmful only at the high-precision threshold
-    (`[classifiers] high_precision = true`). Its harm version differs from the default's, so rows scored either
-    way are never mixed: the score job re-scores every turn once when the setting changes."""
-
-    name = "lexical"
-
-    def __init__(self, lexical: LexicalBackend):
-        self.lexical = lexical
-        self.refusal_version = lexical.refusal_version
-        self.harm_version = lexical.harm_version + HIGH_PRECISION_SUFFIX
-        self.harm_threshold = lexical.harm_threshold_high_precision
-        self.harm_threshold_high_precision = lexical.harm_threshold_high_precision
-
-    def quality(self) -> dict:
-        return high_precision_quality(load_quality())
-
-    def score_refusal(self, responses: list, prompts: list | None = None) -> RefusalResult:
-        return self.lexical.score_refusal(responses, prompts)
-
-    def score_harm(self, prompts: list, high_precision: bool = True) -> HarmResult:
-        return self.lexical.score_harm(prompts, high_precision=high_precision)
-
-    def explain_refusal(self, text: str) -> list[tuple[str, float]]:
-        return self.lexical.explain_refusal(text)
-
-    def explain_harm(self, text: str) -> list[tuple[str, float]]:
-        return self.lexical.explain_harm(text)
 
 
 @lru_cache(maxsize=1)
