@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import tomllib
 import typing
@@ -172,6 +173,26 @@ _CHOICES = {
 }
 
 
+def _type_problem(value: Any, tp: Any, kp: str) -> tuple[str, Any, Any] | None:
+    """The (key path, expected type, value) of the first part of `value` that does not match `tp`, else None.
+
+    Points inside tables and lists, so `[ingest.columns] reply = 5` is reported at 'ingest.columns.reply'."""
+    if _type_ok(value, tp):
+        return None
+    origin = typing.get_origin(tp)
+    if origin is dict and isinstance(value, dict):
+        _, vt = typing.get_args(tp) or (Any, Any)
+        for k, v in value.items():
+            if not _type_ok(v, vt):
+                return _type_problem(v, vt, f"{kp}.{k}")
+    if origin is list and isinstance(value, list):
+        (it,) = typing.get_args(tp) or (Any,)
+        for i, v in enumerate(value):
+            if not _type_ok(v, it):
+                return _type_problem(v, it, f"{kp}[{i}]")
+    return kp, tp, value
+
+
 def _type_ok(value: Any, tp: Any) -> bool:
     origin = typing.get_origin(tp)
     if tp is Any:
@@ -194,7 +215,27 @@ def _type_ok(value: Any, tp: Any) -> bool:
 
 
 def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":  # None is written by omitting the key
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+_EXAMPLES = {bool: "true", int: "10", float: "1.5", str: '"text"'}
+
+
+def _example(tp: Any) -> str:
+    """A TOML value of type `tp`, for the hint of a type error."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (it,) = typing.get_args(tp) or (str,)
+        return f"[{_example(it)}]"
+    if origin is dict:
+        _, vt = typing.get_args(tp) or (str, str)
+        return "{ name = " + (_example(vt) if vt is not Any else '"text"') + " }"
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return _example(next(a for a in typing.get_args(tp) if a is not type(None)))
+    return _EXAMPLES.get(tp, '"text"')
 
 
 def _build(cls: type, data: dict[str, Any], path: str, origin: str, sources: dict[str, str]):
@@ -213,10 +254,13 @@ def _build(cls: type, data: dict[str, Any], path: str, origin: str, sources: dic
                 raise ConfigError(f"{origin}: '{kp}' must be a table ([{kp}])")
             kwargs[key] = _build(tp, value, kp, origin, sources)
             continue
-        if not _type_ok(value, tp):
-            raise ConfigError(
-                f"{origin}: '{kp}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}"
-            )
+        problem = _type_problem(value, tp, kp)
+        if problem:
+            bad_path, bad_tp, bad = problem
+            leaf = bad_path.rsplit(".", 1)[-1]
+            example = f"{leaf} = {_example(bad_tp)}" if "[" not in leaf else f"{key} = {_example(tp)}"
+            raise ConfigError(f"{origin}: '{bad_path}' must be {_type_name(bad_tp)}, got {type(bad).__name__} {bad!r}",
+                              f"write it as {example}")
         if kp in _CHOICES and value not in _CHOICES[kp]:
             raise ConfigError(f"{origin}: '{kp}' must be one of {', '.join(_CHOICES[kp])}, got {value!r}")
         kwargs[key] = value
@@ -233,13 +277,59 @@ def parse_config(data: dict[str, Any], origin: str = "<config>") -> Config:
     return cfg
 
 
+# Numbers that must be positive (> 0), and numbers that may be 0 but not negative. Upper bounds keep date
+# arithmetic in range: `now + timedelta(minutes=max_future_minutes)` overflows past the year 9999.
+_POSITIVE = ("metrics.min_n", "disparity.min_n", "values.min_n", "ingest.batch_rows", "ingest.max_line_bytes",
+             "values.reference_days", "disparity.max_groups_per_attribute", "probes.interval_hours",
+             "probes.samples_per_template", "probes.timeout_s", "notify.max_attempts", "worker.max_payload_bytes",
+             "worker.ingest_interval_s", "worker.jobs_interval_s", "worker.notify_interval_s",
+             "worker.compact_interval_s", "worker.retention_interval_s", "dashboard.sql_row_limit",
+             "dashboard.sql_time_limit_s", "dashboard.port")
+_NON_NEGATIVE = ("ingest.max_future_minutes", "alerts.paging_horizon_windows", "notify.digest_minutes",
+                 "notify.backoff_seconds", "notify.digest_threshold", "worker.port")
+MAX_DAYS = 36_500  # a hundred years: the longest period a day count in the config or on the command line may span
+_AT_MOST = {"ingest.max_future_minutes": (MAX_DAYS * 1440, "a hundred years"),
+            "ingest.retention_days": (MAX_DAYS, "a hundred years"),
+            "values.reference_days": (MAX_DAYS, "a hundred years"),
+            "metrics.history_days": (MAX_DAYS, "a hundred years"),
+            "alerts.history_days": (MAX_DAYS, "a hundred years"),
+            "probes.interval_hours": (MAX_DAYS * 24, "a hundred years"),
+            "dashboard.port": (65535, "the largest port"), "worker.port": (65535, "the largest port")}
+
+
+def _value(cfg: Config, key: str):
+    sec, name = key.split(".")
+    return getattr(getattr(cfg, sec), name)
+
+
+def _check_ranges(cfg: Config, origin: str) -> None:
+    for key in _POSITIVE + _NON_NEGATIVE + tuple(_AT_MOST):
+        v = _value(cfg, key)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{origin}: '{key}' must be a finite number, got {v}", "write a plain number")
+    for key in _POSITIVE:
+        if _value(cfg, key) <= 0:
+            raise ConfigError(f"{origin}: '{key}' must be positive, got {_value(cfg, key)}",
+                              f"set it to a number above 0, or remove it for the default ({_default(key)})")
+    for key in _NON_NEGATIVE:
+        if _value(cfg, key) < 0:
+            raise ConfigError(f"{origin}: '{key}' must be 0 or more, got {_value(cfg, key)}",
+                              f"remove it for the default ({_default(key)})")
+    for key, (most, what) in _AT_MOST.items():
+        if _value(cfg, key) > most:
+            raise ConfigError(f"{origin}: '{key}' must be at most {most:,} ({what}), got {_value(cfg, key):,}",
+                              f"remove it for the default ({_default(key)})")
+
+
+def _default(key: str):
+    sec, name = key.split(".")
+    return getattr(Config(), sec).__dict__[name]
+
+
 def _check_values(cfg: Config, origin: str) -> None:
     if not 0.5 < cfg.metrics.confidence < 1:
         raise ConfigError(f"{origin}: 'metrics.confidence' must be between 0.5 and 1, got {cfg.metrics.confidence}")
-    for key in ("metrics.min_n", "disparity.min_n", "values.min_n", "ingest.batch_rows"):
-        sec, name = key.split(".")
-        if getattr(getattr(cfg, sec), name) < 1:
-            raise ConfigError(f"{origin}: '{key}' must be a positive integer")
+    _check_ranges(cfg, origin)
     if not 0 < cfg.disparity.fdr < 1:
         raise ConfigError(f"{origin}: 'disparity.fdr' must be between 0 and 1")
     if cfg.alerts.history_days < 0:
@@ -270,8 +360,19 @@ def load_config(home: Path, config_file: Path | None = None) -> Config:
     if not path.exists():
         return Config()
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}",
+                          "check the path and its permissions") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {column})",
+                          "save the file as UTF-8 (TOML files must be UTF-8)") from e
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}", "check quoting and brackets on that line") from e
     cfg = parse_config(data, str(path))

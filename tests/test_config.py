@@ -34,6 +34,16 @@ def test_valid_config_records_sources(tmp_path):
         ("section_not_table.toml", ["'metrics' must be a table"]),
         ("bad_confidence.toml", ["metrics.confidence", "between 0.5 and 1"]),
         ("bool_as_string.toml", ["ingest.redact_pii", "must be bool"]),
+        ("column_not_text.toml", ["'ingest.columns.assistant_message' must be str, got int 5",
+                                  'assistant_message = "text"']),
+        ("list_item_wrong_type.toml", ["'metrics.segment_attributes[1]' must be str, got int 3"]),
+        ("zero_max_line_bytes.toml", ["'ingest.max_line_bytes' must be positive, got 0"]),
+        ("negative_max_future.toml", ["'ingest.max_future_minutes' must be 0 or more", "-100000000"]),
+        ("negative_sql_time_limit.toml", ["'dashboard.sql_time_limit_s' must be positive, got -1"]),
+        ("zero_sql_row_limit.toml", ["'dashboard.sql_row_limit' must be positive, got 0"]),
+        ("nan_time_limit.toml", ["'dashboard.sql_time_limit_s' must be a finite number"]),
+        ("huge_retention_days.toml", ["'ingest.retention_days' must be at most 36,500"]),
+        ("not_utf8.toml", [":1: not valid UTF-8 (byte 0xff at column 1)", "save the file as UTF-8"]),
     ],
 )
 def test_bad_config_is_refused_with_key_path(fixture, words):
@@ -75,3 +85,19 @@ def test_every_key_is_documented_and_doc_is_current():
     assert sorted(set(paths) - set(HELP)) == [], "add help for these keys in monitor/config_doc.py"
     assert sorted(set(HELP) - set(paths)) == [], "help for keys that no longer exist"
     assert DOC.read_text() == render(), "docs/configuration.md is stale: python -m monitor.config_doc --write"
+
+
+def test_cli_reports_non_utf8_config_in_one_line(tmp_path):
+    import subprocess, sys
+
+    (tmp_path / "monitor.toml").write_bytes(b"\xff\xfe[metrics]\n")
+    r = subprocess.run([sys.executable, "-m", "monitor", "--home", str(tmp_path), "metrics"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{tmp_path / 'monitor.toml'}:1: not valid UTF-8" in r.stderr
+
+
+def test_unreadable_config_is_a_config_error(tmp_path):
+    (tmp_path / "monitor.toml").mkdir()
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path)
