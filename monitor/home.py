@@ -6,11 +6,24 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from monitor.config import Config, load_config
+from monitor.config import CONFIG_NAME, Config, load_config
+from monitor.errors import StorageError
 from monitor.lake import Lake
 from monitor.state import State
 
 DEFAULT_HOME = "./monitor-data"
+# A folder holding any of these is a home; one holding none is a new folder (or a misspelt --home).
+HOME_MARKERS = ("lake", "state.sqlite", CONFIG_NAME)
+
+
+def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    """The home folder named by `root`, else $MONITOR_HOME, else ./monitor-data, as an absolute path."""
+    return Path(root or os.environ.get("MONITOR_HOME") or DEFAULT_HOME).expanduser().resolve()
+
+
+def is_home(path: Path) -> bool:
+    """Whether `path` already is a monitor home (has a lake, a state store or a monitor.toml)."""
+    return any((path / m).exists() for m in HOME_MARKERS)
 
 
 @dataclass
@@ -19,12 +32,19 @@ class Home:
     config_file: Path | None = None
 
     @classmethod
-    def open(cls, root: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None) -> "Home":
-        """Open (creating if needed) the home at `root`, else $MONITOR_HOME, else ./monitor-data."""
-        path = Path(root or os.environ.get("MONITOR_HOME") or DEFAULT_HOME).expanduser().resolve()
+    def open(cls, root: str | os.PathLike | None = None, config_file: str | os.PathLike | None = None,
+             *, create: bool = True) -> "Home":
+        """Open the home at `root`, else $MONITOR_HOME, else ./monitor-data; creating it if needed unless `create`
+        is false, when a folder that is not a home yet is a StorageError (and nothing is created)."""
+        path = resolve_root(root)
+        if not create and not is_home(path):
+            raise StorageError(f"no monitor home at {path} (it has no lake, state.sqlite or {CONFIG_NAME})",
+                               "check --home / MONITOR_HOME; `monitor demo` or `monitor ingest LOGS` creates a home")
         path.mkdir(parents=True, exist_ok=True)
         home = cls(path, Path(config_file).resolve() if config_file else None)
         _ = home.config  # fail early on a bad config
+        if create:
+            _ = home.lake  # creates lake/, which marks the folder as a home from now on
         return home
 
     @cached_property

@@ -109,6 +109,11 @@ def test_errors_name_the_valid_choices(home):
 
 
 def test_empty_home_says_what_to_do(tmp_path):
-    (tmp_path / "empty").mkdir()
+    from monitor.home import Home
+
+    Home.open(tmp_path / "empty").state.migrate()  # a home with nothing in it yet
     p = monitor(home=tmp_path / "empty")
     assert p.stdout == "" and "monitor jobs run" in p.stderr
+    (tmp_path / "folder").mkdir()  # a folder that is not a home: an error, not an empty answer
+    p = monitor(home=tmp_path / "folder", check=False)
+    assert p.returncode == 1 and "no monitor home at" in p.stderr and list((tmp_path / "folder").iterdir()) == []

@@ -249,8 +249,15 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_monitor_dashboard_serves_http(tmp_path):
+    from monitor.home import Home
+
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "MONITOR_HOME": str(tmp_path / "home")}
+    missing = subprocess.run([sys.executable, "-m", "monitor", "dashboard", "--port", str(port)], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "no monitor home at" in missing.stderr  # a misspelt home is not served
+    assert not (tmp_path / "home").exists()
+    Home.open(tmp_path / "home")  # an empty home is served
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "dashboard", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:

@@ -25,10 +25,16 @@ class Ctx:
 
     @property
     def home(self):
+        """The existing home; a one-line error, creating nothing, when --home names a folder that is not a home
+        (a misspelt path must not turn into a new, empty home that answers every query with nothing)."""
+        return self.open_home(create=False)
+
+    def open_home(self, create: bool):
+        """The home, created first when `create` (for the verbs that put data in: ingest, serve)."""
         if self._home is None:
             from monitor.home import Home
 
-            self._home = Home.open(self.home_arg, self.config_arg)
+            self._home = Home.open(self.home_arg, self.config_arg, create=create)
         return self._home
 
 

@@ -12,12 +12,16 @@ from monitor.errors import ClassifierError, MonitorError
 
 def _classifiers(obj, backend: str | None):
     from monitor.classify import configured_options, load_classifiers
-    from monitor.home import DEFAULT_HOME
+    from monitor.config import load_config
+    from monitor.home import DEFAULT_HOME, is_home, resolve_root
 
-    # Read the config only when a home is named or exists: classifying a file must not create ./monitor-data.
+    # Read the config only when a home is named or exists (a named one that is not a home is an error):
+    # classifying a file never creates a home. --config alone is read without any home.
     cfg = None
-    if obj.home_arg or obj.config_arg or Path(DEFAULT_HOME).is_dir():
+    if obj.home_arg or is_home(resolve_root(DEFAULT_HOME)):
         cfg = obj.home.config.classifiers
+    elif obj.config_arg:
+        cfg = load_config(Path.cwd(), Path(obj.config_arg).resolve()).classifiers
     name = backend or (cfg.backend if cfg else "lexical")
     return load_classifiers(backend=name, options=configured_options(cfg, name) if cfg else None)
 

@@ -30,7 +30,7 @@ def ingest_cmd(obj, paths, fmt, source, as_json):
     """
     from monitor.ingest import ingest_paths
 
-    summary = ingest_paths(obj.home, paths, fmt=fmt, progress=not as_json, source=source)
+    summary = ingest_paths(obj.open_home(create=True), paths, fmt=fmt, progress=not as_json, source=source)
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:

@@ -24,7 +24,7 @@ def serve_cmd(obj, host, port, log_level):
     from monitor.worker import serve
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(obj.home, host, port)
+    serve(obj.open_home(create=True), host, port)
 
 
 commands = [serve_cmd]
