@@ -1,10 +1,12 @@
 """The ingest pipeline: records -> turns (redacted, hashed, deduplicated) or quarantine rows, committed in batches.
 
 Every record read ends in exactly one of three places, counted in turns: ingested (a new turn row), duplicate
-(same turn_id = conversation id + turn index, or same content_hash, within the run or already in the lake; or a
-record `monitor forget` deleted, also counted as ``forgotten`` and kept out) or quarantined (one row per bad
-record, with raw text, file, line, field and reason). So ``read = ingested + duplicates + quarantined`` always.
-A record that fails is quarantined whole; a good record of three assistant replies counts three.
+(same content_hash, or same turn_id = conversation id + turn index holding the same prompt and reply, within the
+run or already in the lake; or a record `monitor forget` deleted, also counted as ``forgotten`` and kept out) or
+quarantined (one row per bad record, with raw text, file, line, field and reason). So ``read = ingested +
+duplicates + quarantined`` always. A record that fails is quarantined whole; a good record of three assistant
+replies counts three. A turn whose turn_id already holds a different reply is quarantined on its own (decided at
+commit, where the holder's text is at hand: `_clashes`).
 
 Batches of ``ingest.batch_rows`` are committed with one lake transaction each (turns, segments and quarantine
 together), and the dedup check against the lake runs inside that transaction. A run killed at any point leaves
@@ -177,6 +179,14 @@ class _Batch:
         self.seg_value: list[str] = []
         self.quarantine: dict[str, list] = {c: [] for c in self.Q_COLS}
         self.tags: list[Any] = []  # per turn row of the lists above: caller's tag (quarantine id being retried)
+        # Per turn row of the lists above: the record's raw text, quarantined if the turn proves to be a different
+        # reply under a turn_id already taken (found at commit, against the lake). Fast-path rows re-read theirs.
+        self.raw: list[str | bytes] = []
+        # Rows whose turn_id was seen earlier in the run with another content_hash: a duplicate if the same
+        # exchange (prompt and reply), else quarantined; decided at commit. General rows by index; fast rows by
+        # position in their part of `fast`.
+        self.suspects: set[int] = set()
+        self.fast_suspects: list[np.ndarray] = []
         self.fast: list[pa.Table] = []  # turn rows from the fast path, already in TURN_SCHEMA
         self.fast_segs: list[pa.Table] = []  # their segments: turn_id, attribute, value, date
         self.n_fast = 0
@@ -189,6 +199,31 @@ class _Batch:
 TURN_SCHEMA = pa.schema([(c, {"ts": pa.timestamp("us"), "turn_index": pa.int32(), "source_line": pa.int64(),
                               "redactions": pa.int32(), "feedback_score": pa.float64()}.get(c, pa.string()))
                          for c in _Batch.TURN_COLS])
+_Q_SCHEMA = pa.schema([(c, pa.int64() if c == "source_line" else pa.string()) for c in _Batch.Q_COLS])
+
+
+def _same_exchange(user: str, reply: str, held_user: str, held_reply: str) -> bool:
+    """True when two turns under one turn_id are the same exchange: the same prompt and reply, compared after
+    redaction too, so a lake written with another `ingest.redact_pii` setting still matches its source."""
+    if user == held_user and reply == held_reply:
+        return True
+    return redact(user)[0] == redact(held_user)[0] and redact(reply)[0] == redact(held_reply)[0]
+
+
+def _read_lines(path: str, wanted: set[int]) -> dict[int, bytes]:
+    """Lines `wanted` (1-based numbers) of a file, read again for the quarantine (a fast-path row keeps no raw text)."""
+    out: dict[int, bytes] = {}
+    last = max(wanted)
+    try:
+        with open(path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if n in wanted:
+                    out[n] = line
+                if n >= last:
+                    break
+    except OSError:
+        pass
+    return out
 
 
 class Ingestor:
@@ -210,6 +245,8 @@ class Ingestor:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._sql_turns = load_sql("ingest/existing_turns.sql").sql
         self._sql_q = load_sql("ingest/existing_quarantine.sql").sql
+        self._sql_holders = load_sql("ingest/turn_holders.sql").sql
+        self._conflict_dups = self._conflict_kept = 0
         self._forgotten: tuple[int, frozenset[str]] = (0, frozenset())  # (max rowid, keys) of forgotten_keys
         self._catalog_at = 0.0
         self._wrote = False
@@ -239,16 +276,21 @@ class Ingestor:
         for t in rows:
             fs.read += 1
             k_turn, k_content = t.pop("_keys")
-            if k_turn in self.seen or k_content in self.seen:
+            if k_content in self.seen:
                 fs.duplicates += 1
                 continue
-            self.seen.add(k_turn)
             self.seen.add(k_content)
             n = len(b.turns["turn_id"])
-            for attr, value in t["_attrs"].items():
-                b.seg_row.append(n)
-                b.seg_attr.append(attr)
-                b.seg_value.append(value)
+            if k_turn in self.seen:
+                # The same turn_id with other content: the commit compares the exchanges. A suspect row is never
+                # written, so it brings no segments.
+                b.suspects.add(n)
+            else:
+                self.seen.add(k_turn)
+                for attr, value in t["_attrs"].items():
+                    b.seg_row.append(n)
+                    b.seg_attr.append(attr)
+                    b.seg_value.append(value)
             cols = b.turns
             for c in _Batch.TURN_COLS[:-3]:
                 cols[c].append(t[c])
@@ -256,7 +298,8 @@ class Ingestor:
             cols["source_line"].append(rec.line)
             cols["date"].append(t["date"])
             b.tags.append(tag)
-        if len(b) >= self.cfg.batch_rows:
+            b.raw.append(rec.raw)
+        if len(b) >= self.cfg.batch_rows and not self._merging:
             self.flush(fs)
         return None
 
@@ -274,7 +317,7 @@ class Ingestor:
         q = self.batch.quarantine
         for c, v in zip(_Batch.Q_COLS, (qid, source_file, rec.line, fmt, err.field, err.reason, text)):
             q[c].append(v)
-        if len(self.batch) >= self.cfg.batch_rows:
+        if len(self.batch) >= self.cfg.batch_rows and not self._merging:
             self.flush(fs)
 
     def _finalize(self, t: dict) -> dict:
@@ -333,17 +376,88 @@ class Ingestor:
             self._con.execute("SET threads=2")
         return self._con
 
-    def _existing(self, sql: str, files: list[str], batch: pa.Table) -> set[int]:
+    def _existing(self, sql: str, files: list[str], batch: pa.Table) -> list[tuple]:
         if not files or batch.num_rows == 0:
-            return set()
+            return []
         con = self._duckdb()
         con.register("batch", batch)
         try:
-            return {r[0] for r in con.execute(sql, {"files": files}).fetchall()}
+            return con.execute(sql, {"files": files}).fetchall()
         except duckdb.Error as e:
             raise IngestError(f"dedup check against the lake failed: {e}", "run `monitor sql` to inspect the lake")
         finally:
             con.unregister("batch")
+
+    def _clashes(self, tx, turns: pa.Table, rows: list[int], suspect: np.ndarray, n_slow: int, b: _Batch
+                 ) -> tuple[set[int], dict[int, str]]:
+        """Split batch rows whose turn_id is taken (in the lake or by another row of the run) with other content
+        into duplicates (the same prompt and reply, e.g. a conversation logged again later with one more
+        exchange) and conflicts (a different reply: row -> quarantine reason)."""
+        tids = turns["turn_id"].to_pylist()
+        wanted = sorted({tids[i] for i in rows})
+        lake: dict[str, tuple] = {}
+        files = [str(p) for p in tx.files("turns")]
+        if files:
+            try:
+                for r in self._duckdb().execute(self._sql_holders, {"files": files, "ids": wanted}).fetchall():
+                    lake[r[0]] = r[1:]
+            except duckdb.Error as e:
+                raise IngestError(f"dedup check against the lake failed: {e}", "run `monitor sql` to inspect the lake")
+        # Holders in this batch: the row that took the turn_id first in the run (never a suspect row).
+        wanted_set = set(wanted)
+        users = turns["user_message"]
+        replies = turns["assistant_message"]
+        src_file, src_line = turns["source_file"], turns["source_line"]
+        here = {tids[i]: i for i in range(len(tids)) if not suspect[i] and tids[i] in wanted_set}
+        same: set[int] = set()
+        conflicts: dict[int, str] = {}
+        for i in rows:
+            tid = tids[i]
+            u, a = users[i].as_py() or "", replies[i].as_py() or ""
+            if tid in lake:
+                hu, ha, hf, hl = lake[tid]
+            elif tid in here and here[tid] != i:
+                j = here[tid]
+                hu, ha, hf, hl = users[j].as_py(), replies[j].as_py(), src_file[j].as_py(), src_line[j].as_py()
+            else:  # the run's first row of this turn_id was itself a duplicate of a stored turn under another id
+                hu = ha = hf = hl = None
+            if hu is not None and _same_exchange(u, a, hu or "", ha or ""):
+                same.add(i)
+                continue
+            conv, idx = turns["conversation_id"][i].as_py(), turns["turn_index"][i].as_py()
+            where = f" (first seen at {hf}:{hl})" if hf is not None else " (taken earlier in this run)"
+            conflicts[i] = (f"turn_id {conv}#{idx} already holds a different reply{where}; give each exchange its own "
+                            f"`turn` number (1-based) or its own conversation id, then `monitor quarantine retry`")
+        return same, conflicts
+
+    def _conflict_rows(self, turns: pa.Table, conflicts: dict[int, str], n_slow: int, b: _Batch) -> pa.Table | None:
+        """Quarantine rows (Q_COLS) of conflicting turns, with their records' raw text; rows being retried get none
+        (their quarantine row stays, the retry reports the reason)."""
+        fast_lines: dict[str, set[int]] = {}
+        for i in conflicts:
+            if i >= n_slow:
+                fast_lines.setdefault(turns["source_file"][i].as_py(), set()).add(turns["source_line"][i].as_py())
+        reread = {f: _read_lines(f, lines) for f, lines in fast_lines.items()}
+        q: dict[str, list] = {c: [] for c in _Batch.Q_COLS}
+        for i, reason in sorted(conflicts.items()):
+            tag = b.tags[i] if i < n_slow else None
+            if tag is not None:
+                self.retried[tag] = "conflict: " + reason
+                self._conflict_kept += 1
+                continue
+            f, line = turns["source_file"][i].as_py(), turns["source_line"][i].as_py()
+            raw = b.raw[i] if i < n_slow else reread[f].get(line, b"")
+            text = raw_text(raw)
+            qid = hashlib.sha256(f"{f}\x1f{line}\x1f".encode() + text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+            if qid in self.seen_q:  # several conflicting turns of one record: one quarantine row
+                self._conflict_dups += 1
+                continue
+            self.seen_q.add(qid)
+            if self.cfg.redact_pii:
+                text, _ = redact(text)
+            for c, v in zip(_Batch.Q_COLS, (qid, f, line, turns["source_format"][i].as_py(), "turn", reason, text)):
+                q[c].append(v)
+        return pa.table(q, schema=_Q_SCHEMA) if q["quarantine_id"] else None
 
     def flush(self, fs: FileSummary, background: bool = False) -> None:
         """Commit the pending batch in one lake transaction (in a thread if `background`), after the previous one."""
@@ -421,33 +535,53 @@ class Ingestor:
                                           "attribute": pa.array(b.seg_attr, pa.string()),
                                           "value": pa.array(b.seg_value, pa.string()),
                                           "date": pc.take(pa.array(b.turns["date"], pa.string()), rows)}))
-        quarantine = pa.table({c: b.quarantine[c] for c in _Batch.Q_COLS}) if b.quarantine["quarantine_id"] else None
+        quarantine = pa.table({c: b.quarantine[c] for c in _Batch.Q_COLS}, schema=_Q_SCHEMA) \
+            if b.quarantine["quarantine_id"] else None
+        suspect = np.zeros(n_turns, dtype=bool)
+        if b.suspects:
+            suspect[sorted(b.suspects)] = True
+        offset = n_slow
+        for part, sus in zip(b.fast, b.fast_suspects):
+            suspect[sus + offset] = True
+            offset += part.num_rows
+        self._conflict_dups = self._conflict_kept = 0
+        conflicts: dict[int, str] = {}
         with self.home.lake.transaction() as tx:
             mine = self.own_files
             dup_t: set[int] = set()
             dup_q: set[int] = set()
+            # Records deleted on a user's request stay out: their keys count as already seen. Read inside the lake
+            # transaction, which `forget_user` also holds while it records them, so none slips through.
+            n_forgotten = 0
+            forgotten = self._forgotten_keys()
             if turns is not None:
                 files = [str(p) for p, e in zip(tx.files("turns"), tx.manifest["tables"].get("turns", []))
                          if e["path"] not in mine]
                 ids = pa.table({"i": pa.array(range(n_turns), pa.int64()), "turn_id": turns["turn_id"],
                                 "content_hash": turns["content_hash"]})
-                dup_t = self._existing(self._sql_turns, files, ids)
+                same_turn: set[int] = set()
+                for i, by_content in self._existing(self._sql_turns, files, ids):
+                    (dup_t if by_content else same_turn).add(i)
+                if len(forgotten):
+                    f_t = self._matching([turns["turn_id"].to_pylist(), turns["content_hash"].to_pylist()],
+                                         forgotten, dup_t)
+                    dup_t |= f_t
+                    n_forgotten += len(f_t)
+                # A turn_id already taken, by a stored turn or earlier in this run, with other content.
+                check = (same_turn | set(np.flatnonzero(suspect).tolist())) - dup_t
+                if check:
+                    same, conflicts = self._clashes(tx, turns, sorted(check), suspect, n_slow, b)
+                    dup_t |= same
+                    q_conf = self._conflict_rows(turns, conflicts, n_slow, b)
+                    if q_conf is not None:
+                        quarantine = q_conf if quarantine is None else pa.concat_tables([quarantine, q_conf])
             if quarantine is not None:
                 files = [str(p) for p, e in zip(tx.files("quarantine"), tx.manifest["tables"].get("quarantine", []))
                          if e["path"] not in mine]
                 ids = pa.table({"i": pa.array(range(quarantine.num_rows), pa.int64()),
                                 "quarantine_id": quarantine["quarantine_id"]})
-                dup_q = self._existing(self._sql_q, files, ids)
-            # Records deleted on a user's request stay out: their keys count as already seen. Read inside the lake
-            # transaction, which `forget_user` also holds while it records them, so none slips through.
-            n_forgotten = 0
-            forgotten = self._forgotten_keys()
+                dup_q = {r[0] for r in self._existing(self._sql_q, files, ids)}
             if len(forgotten):
-                if turns is not None:
-                    f_t = self._matching([turns["turn_id"].to_pylist(), turns["content_hash"].to_pylist()],
-                                         forgotten, dup_t)
-                    dup_t |= f_t
-                    n_forgotten += len(f_t)
                 if quarantine is not None:
                     # By id (the same file and line) or by text: the same bad line of the user in another file.
                     text_keys = [quarantine_text_key(r) for r in quarantine["raw"].to_pylist()]
@@ -456,7 +590,8 @@ class Ingestor:
                     n_forgotten += len(f_q)
             n_new_t = n_new_q = 0
             if turns is not None:
-                keep = pa.array([i not in dup_t for i in range(n_turns)]) if dup_t else None
+                drop = dup_t | conflicts.keys()
+                keep = pa.array([i not in drop for i in range(n_turns)]) if drop else None
                 common = {"batch_id": pa.array([batch_id] * n_turns), "ingested_at": pa.array([now] * n_turns,
                                                                                                 pa.timestamp("us")),
                           "source": pa.array([self.source] * n_turns)}
@@ -468,10 +603,11 @@ class Ingestor:
                 n_new_t = tx.add("turns", turns)
                 if seg_parts:
                     segs = pa.concat_tables(seg_parts)
-                    if dup_t:
-                        # turn_ids are unique within a batch (in-run dedup), so dropping by id drops exactly
-                        # the segments of the duplicate rows.
-                        dup_ids = pc.take(all_ids, pa.array(sorted(dup_t), pa.int64()))
+                    drop_segs = [i for i in drop if not suspect[i]]
+                    if drop_segs:
+                        # turn_ids are unique among the rows that are not suspects (in-run dedup), and suspects
+                        # bring no segments, so dropping by id drops exactly the segments of the dropped rows.
+                        dup_ids = pc.take(all_ids, pa.array(sorted(drop_segs), pa.int64()))
                         segs = segs.filter(pc.invert(pc.is_in(segs["turn_id"], dup_ids)))
                     tx.add("segments", segs)
             if quarantine is not None:
@@ -486,12 +622,12 @@ class Ingestor:
         self.own_files.update(written)
         self.committed_batches += 1
         for i, tag in enumerate(b.tags):  # general-path rows come first in `turns`, so i is their row
-            if tag is not None:
+            if tag is not None and i not in conflicts and not self.retried.get(tag, "").startswith("conflict"):
                 self.retried[tag] = "ingested" if i not in dup_t else "duplicate"
         self._wrote = self._wrote or bool(written)
         if written and time.monotonic() - self._catalog_at > CATALOG_EVERY_S:
             self.refresh_catalog()
-        return n_new_t, len(dup_t) + len(dup_q), n_new_q, n_forgotten
+        return (n_new_t, len(dup_t) + len(dup_q) + self._conflict_dups, n_new_q + self._conflict_kept, n_forgotten)
 
     def refresh_catalog(self) -> None:
         from monitor.db import write_catalog
@@ -511,6 +647,7 @@ class Ingestor:
 
     # -- files ---------------------------------------------------------------------------------------------
     _fmt = None
+    _merging = False  # inside _merge: commits wait for the chunk's fast rows
     # Simple canonical records skip the general to_turns/_finalize (collectors/fast_canonical.py). Off, every
     # record takes the general path; the equivalence tests compare both.
     fast_path = True
@@ -581,6 +718,17 @@ class Ingestor:
 
     def _merge(self, fs: FileSummary, collector: Collector, source_file: str, base: int, result: tuple) -> int:
         """Walk one chunk in file order: dedup fast rows against `seen`, other lines through `add`; next base."""
+        # The chunk's fast rows join the batch after its other lines: no commit in between, so the row that first
+        # took a turn_id is never committed after a suspect row of the same turn_id (see _Batch.suspects).
+        self._merging = True
+        try:
+            return self._merge_chunk(fs, collector, source_file, base, result)
+        finally:
+            self._merging = False
+            if len(self.batch) >= self.cfg.batch_rows:
+                self.flush(fs, background=True)
+
+    def _merge_chunk(self, fs: FileSummary, collector: Collector, source_file: str, base: int, result: tuple) -> int:
         tbl, segs, other, n_lines = result
         ns = len(other)
         n = tbl.num_rows
@@ -588,6 +736,7 @@ class Ingestor:
             k_turn = tbl.column("k_turn").to_pylist()
             k_content = tbl.column("k_content").to_pylist()
             keep = np.zeros(n, dtype=bool)
+            suspect = np.zeros(n, dtype=bool)
             fs.records += n
             fs.read += n
             # Fast row j comes after the other lines numbered below pos[j]: the rows between two such lines form
@@ -598,20 +747,21 @@ class Ingestor:
             for si in range(ns + 1):
                 end = cuts[si]
                 if end > start:
-                    fs.duplicates += self._dedup_run(k_turn, k_content, start, end, keep)
+                    fs.duplicates += self._dedup_run(k_turn, k_content, start, end, keep, suspect)
                     start = end
                 if si < ns:
                     self._slow(fs, collector, source_file, base, other[si])
             if keep.any():
-                self._take(fs, tbl, segs, keep, base, source_file)
+                self._take(fs, tbl, segs, keep, suspect, base, source_file)
         else:
             for item in other:
                 self._slow(fs, collector, source_file, base, item)
         return base + n_lines
 
     def _dedup_run(self, k_turn: list[bytes], k_content: list[bytes], start: int, end: int,
-                   keep: np.ndarray) -> int:
-        """Mark rows [start, end) kept unless a key was seen (before or earlier in the run); returns duplicates."""
+                   keep: np.ndarray, suspect: np.ndarray) -> int:
+        """Mark rows [start, end) kept unless their content was seen (before or earlier in the run), and suspect
+        when only their turn_id was; returns duplicates."""
         seen = self.seen
         keys = set(k_turn[start:end])
         keys.update(k_content[start:end])
@@ -623,12 +773,15 @@ class Ingestor:
         dups = 0
         for j in range(start, end):
             a, c = k_turn[j], k_content[j]
-            if a in seen or c in seen:
+            if c in seen:
                 dups += 1
+                continue
+            seen.add(c)
+            keep[j] = True
+            if a in seen:
+                suspect[j] = True
             else:
                 seen.add(a)
-                seen.add(c)
-                keep[j] = True
         return dups
 
     def _slow(self, fs: FileSummary, collector: Collector, source_file: str, base: int, item: tuple) -> None:
@@ -636,17 +789,19 @@ class Ingestor:
         err = None if total is None else too_long(total, self.cfg.max_line_bytes)
         self.add(fs, collector, jsonl_record(base + n, raw, err), source_file)
 
-    def _take(self, fs: FileSummary, tbl: pa.Table, segs: pa.Table, keep: np.ndarray, base: int,
-              source_file: str) -> None:
+    def _take(self, fs: FileSummary, tbl: pa.Table, segs: pa.Table, keep: np.ndarray, suspect: np.ndarray,
+              base: int, source_file: str) -> None:
         """Add the kept rows of a fast-path table (and their segments) to the pending batch, committing full ones."""
         kept = tbl.filter(pa.array(keep)) if not keep.all() else tbl
+        # Positions in `kept` of the suspect rows (see _Batch.suspects); their segments are dropped.
+        kept_suspect = np.flatnonzero(suspect[keep]) if suspect.any() else None
         kept = kept.append_column("source_file", pa.array([source_file] * kept.num_rows, pa.string()))
         kept = kept.append_column("source_line", pc.add(kept.column("pos"), base))
         kept = kept.select(TURN_SCHEMA.names).cast(TURN_SCHEMA)
         kept_segs = None
         if segs.num_rows:
             seg_rows = segs.column("row").to_numpy()
-            seg_keep = keep[seg_rows]
+            seg_keep = keep[seg_rows] & ~suspect[seg_rows]
             # Row j of `tbl` is row new_index[j] of `kept`, for splitting the segments along with the rows.
             new_index = np.cumsum(keep) - 1
             kept_segs = pa.table({"row": pa.array(new_index[seg_rows[seg_keep]], pa.int64()),
@@ -656,10 +811,16 @@ class Ingestor:
         while start < n:
             # Fill the batch up to exactly batch_rows, so a clean file commits in batches of that size.
             room = max(self.cfg.batch_rows - len(self.batch), 1)
+            if self.batch.suspects:  # all in this batch, with the suspect rows of the general path (see _merge)
+                room = n - start
             part = kept.slice(start, room)
             b = self.batch
             b.fast.append(part)
             b.n_fast += part.num_rows
+            sus = np.empty(0, dtype=np.int64)
+            if kept_suspect is not None:
+                sus = kept_suspect[(kept_suspect >= start) & (kept_suspect < start + part.num_rows)] - start
+            b.fast_suspects.append(sus)
             if kept_segs is not None:
                 rows = kept_segs.column("row").to_numpy()
                 sel = (rows >= start) & (rows < start + part.num_rows)
@@ -926,6 +1087,9 @@ def retry_quarantined(home: Home, ids: list[str] | None = None, fmt: str | None 
         ing.flush(fs)
     finally:
         ing.close()
+    for qid, outcome in ing.retried.items():
+        if outcome.startswith("conflict: "):  # a turn_id held by another reply: found at commit
+            errors[qid] = "turn: " + outcome[len("conflict: "):]
     at = iso(utcnow())
     with home.state.tx() as con:
         for r in rows:
