@@ -277,3 +277,53 @@ def test_per_model_matrix_and_in_group_labels(lake):
     assert by[(D1, "m-2")]["source"] == "labels:all_models"
     # On the label day every turn is labelled: EM with all 80 labels in the row.
     assert (by[(LABEL_DAY, None)]["method"], by[(LABEL_DAY, None)]["in_group_labels"]) == ("joint_em", 80)
+
+
+def _table_rows(tables):
+    """Metric-SQL-shaped rows (all traffic of one day each) with the given 2x2 tables [[bc, br], [hc, hr]]."""
+    import pandas as pd
+
+    recs = []
+    for i, ((bc, br), (hc, hr)) in enumerate(tables):
+        n = bc + br + hc + hr
+        recs.append({"window_start": pd.Timestamp(D1 + dt.timedelta(days=i)),
+                     "window_end": pd.Timestamp(D1 + dt.timedelta(days=i + 1)), "model": None, "deployment": None,
+                     "seg_attribute": None, "seg_value": None, "n": n, "refusals": br + hr, "partial_refusals": 0,
+                     "benign_complied": bc, "benign_refused": br, "harmful_complied": hc, "harmful_refused": hr,
+                     "feedback_n": 0, "thumbs_down": 0})
+    return pd.DataFrame(recs)
+
+
+def test_a_correction_clipped_to_a_point_is_not_reported_as_one():
+    """Counts no true table can produce under the error rates used give every bootstrap draw the same clipped 0:
+    an interval of zero width. That is no measurement, so the row gets no corrected value and a note saying why;
+    a clipped point whose interval stays wide keeps its value, with a note to read the bound."""
+    import pandas as pd
+
+    from monitor.jobs.refusal_metrics import Corrector, build_rows
+
+    # A near-perfect shared matrix [true, pred] (1% errors, 3,000 items per true cell).
+    joint = np.full((4, 4), 10.0) + np.diag(np.full(4, 2970.0))
+    corr = Corrector(pd.DataFrame(), np.zeros((4, 4)), {}, joint, None, None, {})
+    df = _table_rows([
+        [[3000, 0], [500, 500]],  # no refusal of a benign prompt seen, yet the matrix predicts ~10 from errors
+        [[1970, 60], [500, 500]],  # 3% seen: an ordinary correction
+        [[20, 0], [5, 5]],  # tiny: clipped, but the interval is wide
+    ])
+    rows = {(r["window_start"], r["metric"]): r for r in build_rows(df, "day", 0.95, 30, corr, draws=200)}
+    collapsed = rows[(D1, "over_refusal_rate")]
+    details = json.loads(collapsed["details"])
+    assert collapsed["value"] == 0 and collapsed["ci_high"] > 0  # the raw rate and its Wilson interval stay
+    assert collapsed["corrected"] is None and collapsed["corrected_ci_low"] is None
+    assert details["correction_note"].startswith("not estimable") and "label a random sample" in details["correction_note"]
+    # Without the rule the same estimate reads 0 with the interval [0, 0].
+    raw = correct_many_joint([[[3000, 0], [500, 500]]], joint, draws=200)[0].over
+    assert (raw.value, raw.low, raw.high) == (0.0, 0.0, 0.0)
+
+    ordinary = rows[(D1 + dt.timedelta(days=1), "over_refusal_rate")]
+    assert 0.015 < ordinary["corrected"] < 0.035 and ordinary["corrected_ci_high"] - ordinary["corrected_ci_low"] > 0.005
+    assert "correction_note" not in json.loads(ordinary["details"])
+
+    tiny = rows[(D1 + dt.timedelta(days=2), "over_refusal_rate")]
+    assert tiny["corrected"] == 0.0 and tiny["corrected_ci_high"] > 0.005
+    assert json.loads(tiny["details"])["correction_note"].startswith("clipped at 0")

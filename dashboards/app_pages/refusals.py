@@ -117,7 +117,12 @@ else:
     else:
         st.caption("Labels exist but none gives a true refusal or prompt label yet.")
 
-corr = rows[rows["corrected"].notna()]
+def _note(details: dict) -> str | None:
+    return details.get("correction_note")
+
+
+# Over- and under-refusal rows carry a correction, or a note saying why there is none (details, not loaded above).
+corr = rows if metric in ("over_refusal_rate", "under_refusal_rate") else rows[rows["corrected"].notna()]
 st.subheader("Raw and error-corrected rates")
 if corr.empty:
     st.caption("No corrected values for this metric yet (the metric job adds them once classifier error rates are "
@@ -130,7 +135,13 @@ else:
     last = guarded(data.metric_rows, c.root, c.version, (metric,), ws, ws + dt.timedelta(microseconds=1),
                    granularity=c.granularity)
     if last is not None:
-        last = last[last["corrected"].notna()].assign(
-            **{"error rates from": lambda d: [(o.get("correction") or {}).get("source") for o in d["details_obj"]]})
+        last = last[last["corrected"].notna() | last["details_obj"].map(lambda d: bool(_note(d)))].assign(
+            **{"error rates from": lambda d: [(o.get("correction") or {}).get("source") for o in d["details_obj"]],
+               "note": lambda d: [_note(o) or "" for o in d["details_obj"]]})
         st.dataframe(last[["window_start", "model_label", "segment_label", "value", "ci_low", "ci_high", "corrected",
-                           "corrected_ci_low", "corrected_ci_high", "n", "error rates from"]], hide_index=True)
+                           "corrected_ci_low", "corrected_ci_high", "n", "error rates from", "note"]],
+                     hide_index=True)
+        if last["corrected"].isna().any():
+            st.caption("An empty corrected value with a note *not estimable*: under the error rates used, no true "
+                       "rate reproduces the window's counts (the correction clips to 0 or 1 in nearly every "
+                       "bootstrap draw). Read the raw rate, and label a random sample of this traffic.")

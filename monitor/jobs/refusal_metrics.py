@@ -85,7 +85,12 @@ JOINT_MIN_PER_CELL = 20
 TARGETED_REASONS = ("uncertain_refusal", "uncertain_harm", "alert_example")
 _DATE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 CELLS = ("benign/complied", "benign/refused", "harmful/complied", "harmful/refused")
-LOGIC_VERSION = 2  # bump when the computation changes, to recompute every window once
+LOGIC_VERSION = 3  # bump when the computation changes, to recompute every window once
+# A corrected rate clipped to 0 or 1 whose 95% interval is narrower than this is not a precise estimate: nearly every
+# bootstrap draw was clipped too, i.e. under the error rates used no true table can produce this window's counts.
+# (Honest intervals are never that narrow here: the matrix comes from at most a few thousand labels, which alone
+# give several points of width.) Such a row gets no corrected value and says why (`correction_note`).
+DEGENERATE_WIDTH = 0.005
 
 
 def _rates_from_quality(q: dict | None) -> ErrorRates | None:
@@ -360,11 +365,32 @@ def build_rows(df, granularity: str, confidence: float, min_n: int, corr: Correc
                                corrected_ci_high=_f(est.high))
                     if row["corrected"] is None:
                         details["correction_note"] = "not identifiable from these counts"
+                    elif _degenerate(est):
+                        row.update(corrected=None, corrected_ci_low=None, corrected_ci_high=None)
+                        details["correction_note"] = _misfit_note(est.value, info.get("source", ""))
+                    elif est.value in (0.0, 1.0):
+                        details["correction_note"] = (
+                            f"clipped at {est.value:g}: read the interval's "
+                            f"{'upper' if est.value == 0 else 'lower'} bound, which is what the counts allow, "
+                            "not the point")
                 else:
                     details["correction_note"] = "no error rates for one of the classifiers"
             row["details"] = json.dumps(details, default=str)
             rows.append(row)
     return rows
+
+
+def _degenerate(est) -> bool:
+    """A corrected estimate clipped to 0 or 1 with an interval that collapsed with it (see DEGENERATE_WIDTH)."""
+    return est.value in (0.0, 1.0) and est.high - est.low < DEGENERATE_WIDTH
+
+
+def _misfit_note(value: float, source: str) -> str:
+    where = ("the shared evaluation data's error rates (XSTest) do not fit this traffic"
+             if source.startswith("shared_eval") else "the reviewer-label error rates do not fit this row's counts")
+    return (f"not estimable: the correction clips to {value:g} in nearly every bootstrap draw, so its interval "
+            f"collapses to a point; {where}. Read the raw rate, and label a random sample of this traffic "
+            "(review queue, stratified items) to measure the classifiers on it")
 
 
 def _retired(con, rows: list[dict], granularity: str, windows: list[dt.datetime]) -> list[dict]:
