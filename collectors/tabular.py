@@ -35,8 +35,10 @@ from collectors import (
     derived_conversation_id,
     feedback_of,
     model_and_version,
+    parse_json,
     parse_ts,
 )
+from monitor.errors import IngestError
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "conversation_id": ("conversation_id", "conversation", "conv_id", "session_id", "thread_id"),
@@ -72,42 +74,71 @@ class TabularCollector(Collector):
             yield from self._csv(path)
 
     def _csv(self, path: Path) -> Iterator[RawRecord]:
+        """Rows as RawRecords numbered by the file line each starts on (a quoted field may span lines)."""
         csv.field_size_limit(min(sys.maxsize, self.ingest.max_line_bytes))
         delim = "\t" if path.suffix.lower() == ".tsv" else ","
         # surrogateescape keeps invalid UTF-8 bytes visible so each bad row is quarantined, not the whole file.
         with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
-            reader = csv.reader(f, delimiter=delim)
+            lines = _Lines(f)
+            reader = csv.reader(lines, delimiter=delim)
             try:
                 header = next(reader)
             except StopIteration:
                 return
+            except csv.Error as e:
+                raise IngestError(f"{path}:1: the CSV header cannot be read: {e}", "fix the first line") from None
             header = [h.lstrip("\ufeff").strip() for h in header]
-            row_no = 0
             while True:
+                lines.start()
                 try:
                     values = next(reader)
                 except StopIteration:
                     return
                 except csv.Error as e:
-                    row_no += 1
-                    yield RawRecord(row_no, f"<line {reader.line_num}>", None, RecordError(None, f"CSV error: {e}"))
+                    yield RawRecord(lines.first, lines.text(), None, RecordError(None, f"CSV error: {e}"))
+                    reader = csv.reader(lines, delimiter=delim)  # the reader cannot go on after an error
                     continue
-                row_no += 1
+                first, last = lines.first, lines.last
                 if not any(v.strip() for v in values):
-                    row_no -= 1
+                    continue
+                if len(values) != len(header):
+                    if last > first:
+                        # A record over several lines with the wrong field count: a quote that is never closed
+                        # swallowed the lines after it. Quarantine its first line alone and read on from the
+                        # next one (a well-formed quoted field over several lines has the right field count).
+                        to_end = " (the end of the file)" if lines.at_end() else ""
+                        raw = lines.take_first()
+                        reader = csv.reader(lines, delimiter=delim)
+                        yield RawRecord(first, raw, None, RecordError(
+                            None, f"unterminated quote: the quote opened on file line {first} runs to line "
+                                  f"{last}{to_end}, giving a row of {len(values)} fields (the header has "
+                                  f"{len(header)}); line {first} is quarantined alone and reading goes on at line "
+                                  f"{first + 1}: close the quote, then ingest the file again"))
+                        continue
+                    yield RawRecord(first, lines.text(), None, RecordError(
+                        None, f"row has {len(values)} fields, the header has {len(header)} (an unquoted "
+                              f"{'delimiter' if len(values) > len(header) else 'missing field'}?): fix the row, "
+                              f"then ingest the file again"))
                     continue
                 row = dict(zip(header, values))
-                if len(values) != len(header):
-                    raw = orjson.dumps(values).decode("utf-8", "replace")
-                    yield RawRecord(row_no, raw, None, RecordError(
-                        None, f"row has {len(values)} fields, the header has {len(header)}"))
-                    continue
                 bad = next((k for k, v in row.items() if _has_surrogates(v)), None)
                 raw = orjson.dumps({k: _visible(v) for k, v in row.items()}).decode()
                 if bad is not None:
-                    yield RawRecord(row_no, raw, None, RecordError(bad, "invalid UTF-8"))
+                    yield RawRecord(first, raw, None, RecordError(bad, "invalid UTF-8"))
                     continue
-                yield RawRecord(row_no, raw, row)
+                yield RawRecord(first, raw, row)
+
+    def parse(self, raw: str | bytes) -> Any:
+        """A quarantined row (a JSON object) back for a retry; a row that never split into columns cannot be."""
+        try:
+            obj = parse_json(raw)
+        except RecordError:
+            obj = None
+        if not isinstance(obj, dict):
+            raise RecordError(None, "this CSV row did not split into the header's columns (wrong field count or "
+                                    "a broken quote), so it cannot be retried from quarantine: fix the row in the "
+                                    "file and ingest the file again")
+        return obj
 
     def _parquet(self, path: Path) -> Iterator[RawRecord]:
         import pyarrow.parquet as pq
@@ -193,6 +224,54 @@ class TabularCollector(Collector):
                           user_id=None if user_id is None else str(user_id), user_attrs=attrs,
                           system_prompt=system, user_message=prompt or "", assistant_message=reply,
                           feedback=feedback, feedback_score=score, extra=extra or None)]
+
+
+class _Lines:
+    """The physical lines of a text file for csv.reader, remembering those of the current record so that its first
+    line can be quarantined alone and the rest read again (after an unterminated quote)."""
+
+    def __init__(self, f):
+        self.f = f
+        self.pending: list[str] = []  # lines to read again
+        self.taken: list[str] = []  # lines of the current record
+        self.n = 0  # physical lines read (including pending ones given back)
+        self.first = 1
+
+    def start(self) -> None:
+        self.taken = []
+        self.first = self.n + 1
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.pending.pop(0) if self.pending else next(self.f)
+        self.n += 1
+        self.taken.append(line)
+        return line
+
+    @property
+    def last(self) -> int:
+        return self.n
+
+    def at_end(self) -> bool:
+        if self.pending:
+            return False
+        nxt = self.f.readline()
+        if nxt:
+            self.pending.append(nxt)
+        return not nxt
+
+    def text(self) -> str:
+        return _visible("".join(self.taken).rstrip("\r\n"))
+
+    def take_first(self) -> str:
+        """The current record's first line; its other lines are read again."""
+        first, rest = self.taken[0], self.taken[1:]
+        self.pending = rest + self.pending
+        self.n -= len(rest)
+        self.taken = [first]
+        return _visible(first.rstrip("\r\n"))
 
 
 def _number_or_text(v: Any) -> Any:

@@ -126,7 +126,7 @@ def test_tabular_csv_with_column_mapping(tmp_path):
     assert json.loads(rows["t-1"]["user_attrs"]) == {"language": "en", "region": "EU"}
     assert rows["t-3"]["ts"] == dt.datetime(2025, 11, 5, 8, 2) and rows["t-3"]["model_version"] == "2026-11"
     assert json.loads(rows["t-1"]["extra"]) == {"app": "mobile"}
-    assert rows["t-2"]["source_line"] == 2
+    assert rows["t-2"]["source_line"] == 3  # the file line the row starts on (line 1 is the header)
 
 
 def test_tabular_default_names_and_parquet(home, tmp_path):
