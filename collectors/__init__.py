@@ -45,7 +45,7 @@ class RecordError(Exception):
 
 
 class RawRecord(NamedTuple):
-    line: int  # 1-based line (JSONL), file line the row starts on (CSV), data row (Parquet) or span number (OTLP)
+    line: int  # 1-based line (JSONL), file line the row starts on (CSV), data row (Parquet), span number (OTLP: all spans)
     raw: str | bytes  # the record's raw text, kept for quarantine
     obj: Any  # the parsed record, or None when `error` is set
     error: RecordError | None = None

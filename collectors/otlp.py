@@ -76,7 +76,14 @@ def _is_genai(span: dict) -> bool:
 
 
 def spans_of(doc: Any) -> Iterator[dict]:
-    """The wrapped spans ({"resource": attrs, "scope": name, "span": span}) of an export request."""
+    """The wrapped GenAI spans ({"resource": attrs, "scope": name, "span": span}) of an export request."""
+    for wrapped in all_spans(doc):
+        if wrapped is not None:
+            yield wrapped
+
+
+def all_spans(doc: Any) -> Iterator[dict | None]:
+    """Every span of an export request in order: wrapped when it is a GenAI span, else None (counted, passed over)."""
     if not isinstance(doc, dict):
         return
     for rs in doc.get("resourceSpans") or []:
@@ -86,6 +93,8 @@ def spans_of(doc: Any) -> Iterator[dict]:
             for span in ss.get("spans") or []:
                 if isinstance(span, dict) and _is_genai(span):
                     yield {"resource": resource, "scope": scope, "span": span}
+                else:
+                    yield None
 
 
 class OtlpCollector(Collector):
@@ -116,9 +125,10 @@ class OtlpCollector(Collector):
                     n += 1
                     yield RawRecord(n, line, None, RecordError(err.field, f"line {lineno}: {err.reason}"), offset)
                     continue
-                for wrapped in spans_of(doc):
-                    n += 1
-                    yield RawRecord(n, orjson.dumps(wrapped), wrapped, None, offset)
+                for wrapped in all_spans(doc):
+                    n += 1  # the span's number among all spans of the file, GenAI or not
+                    if wrapped is not None:
+                        yield RawRecord(n, orjson.dumps(wrapped), wrapped, None, offset)
             return
         size = path.stat().st_size
         if size > MAX_DOCUMENT:
@@ -130,15 +140,23 @@ class OtlpCollector(Collector):
         except RecordError as e:
             yield RawRecord(1, blob[:4096], None, e, size)
             return
-        for wrapped in spans_of(doc):
+        for wrapped in all_spans(doc):
             n += 1
-            yield RawRecord(n, orjson.dumps(wrapped), wrapped, None, size)
+            if wrapped is not None:
+                yield RawRecord(n, orjson.dumps(wrapped), wrapped, None, size)
 
     def to_turns(self, obj: Any) -> list[dict]:
         if isinstance(obj, dict) and "resourceSpans" in obj:  # a whole export request (HTTP push)
             return [t for w in spans_of(obj) for t in self.to_turns(w)]
         if not isinstance(obj, dict) or not isinstance(obj.get("span"), dict):
             raise RecordError("span", "not an OTLP span record")
+        try:
+            return self._span_turns(obj)
+        except RecordError as e:  # name the span: its number counts every span of the file, this finds it for sure
+            sid = obj["span"].get("spanId")
+            raise RecordError(e.field, f"{e.reason} (span {sid})" if sid else e.reason) from None
+
+    def _span_turns(self, obj: dict) -> list[dict]:
         span = obj["span"]
         resource = obj.get("resource") or {}
         attrs = attributes(span.get("attributes"))
@@ -189,6 +207,9 @@ class OtlpCollector(Collector):
                 (system.append(text) if role == "system" else history.append((role, text)))
             outs = _json_messages(attrs.get("gen_ai.output.messages"), "gen_ai.output.messages")
             reply = next((t for r, t in outs if r == "assistant"), None)
+            if reply is None and "gen_ai.completion" in attrs:  # instrumentations mixing the conventions
+                outs = _json_messages(attrs["gen_ai.completion"], "gen_ai.completion", default_role="assistant")
+                reply = next((t for r, t in outs if r == "assistant"), None)
             si = attrs.get("gen_ai.system_instructions")
             if si:
                 system.append(text_content(_maybe_json(si), "gen_ai.system_instructions"))
@@ -236,6 +257,9 @@ _CONTENT_KEYS = frozenset({"gen_ai.input.messages", "gen_ai.output.messages", "g
                            "gen_ai.prompt", "gen_ai.completion"})
 
 
+_JSON_ONLY = frozenset({"gen_ai.input.messages", "gen_ai.output.messages"})
+
+
 def _maybe_json(v: Any) -> Any:
     if isinstance(v, str) and v[:1] in ("[", "{"):
         try:
@@ -249,6 +273,13 @@ def _json_messages(value: Any, fld: str, default_role: str = "user") -> list[tup
     """Messages from a JSON attribute: a list of {role, content | parts}, a single message, or plain text."""
     if value is None:
         return []
+    # gen_ai.input/output.messages are JSON by the conventions; gen_ai.prompt/completion may be plain text (which
+    # may well start with "[").
+    if fld in _JSON_ONLY and isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError as e:  # JSON that is broken, not plain text: say so rather than guess
+            raise RecordError(fld, f"malformed JSON ({e}): fix the instrumentation that writes this attribute")
     value = _maybe_json(value)
     if isinstance(value, str):
         return [(default_role, value)]
