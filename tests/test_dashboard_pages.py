@@ -561,3 +561,26 @@ def test_conversations_show_the_newest_matching_turns_with_their_latest_scores(t
     assert [(r.turn_id, r.refusal) for r in got.itertuples()] == [("t5", None), ("t4", "partial_refusal"),
                                                                   ("t3", "full_refusal")]
     assert list(got["conversation_id"]) == ["c5", "c4", "c3"] and list(got["n_labels"]) == [0, 0, 0]
+
+
+def test_settings_page_masks_secrets_at_any_depth(monkeypatch, tmp_path):
+    """Channel headers and webhook URLs sit inside a list of tables: they are masked like top-level secrets."""
+    from monitor.home import Home
+
+    root = tmp_path / "h"
+    root.mkdir()
+    (root / "monitor.toml").write_text(
+        '[[notify.channels]]\nname = "ops-hook"\ntype = "webhook"\nurl = "https://hooks.example/alerts/T0K3N-PATH"\n'
+        'headers = {Authorization = "Bearer SECRET-BEARER-1", X-Team = "SECRET-HEADER-2"}\n'
+        '[[notify.channels]]\nname = "slack"\ntype = "slack"\nurl = "https://hooks.slack.com/services/T000/SLACKSECRET3"\n'
+        '[[notify.channels]]\nname = "mail"\ntype = "email"\nhost = "smtp.example.org"\nfrom = "m@example.org"\n'
+        'to = ["o@example.org"]\npassword_env = "SMTP_PASSWORD"\n')
+    Home.open(root)
+    at = open_page(monkeypatch, root, "app_pages/settings.py")
+    no_exception(at)
+    text = at.dataframe[0].value.to_csv()
+    for secret in ("SECRET-BEARER-1", "SECRET-HEADER-2", "T0K3N-PATH", "SLACKSECRET3"):
+        assert secret not in text
+    # what is not secret stays readable: names, hosts, the names of the variables holding secrets
+    for shown in ("ops-hook", "https://hooks.example/", "hooks.slack.com", "smtp.example.org", "SMTP_PASSWORD"):
+        assert shown in text

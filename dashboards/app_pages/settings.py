@@ -14,7 +14,28 @@ src_file = c.home.config_file or (c.home.root / "monitor.toml")
 st.caption(f"Home: `{c.home.root}` · config file: `{src_file}`" + ("" if src_file.exists() else " (absent: all "
            "defaults)") + ". Edit monitor.toml and restart to change a value; the dashboard never writes config.")
 
-SECRET_WORDS = ("password", "token", "key", "secret")
+SECRET_WORDS = ("password", "token", "key", "secret", "authorization", "cookie", "credential")
+MASK = "••••••"
+
+
+def _masked(value, key: str = "", under_headers: bool = False):
+    """value with every secret inside it masked, at any depth: values of secret-named keys (not the `*_env` names
+    of variables holding them), every HTTP header value (headers carry credentials), and the path and query of URLs
+    (a Slack or webhook URL is itself the credential)."""
+    if isinstance(value, dict):
+        return {k: _masked(v, k, under_headers or k.lower() == "headers") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, key, under_headers) for v in value]
+    if value in (None, "", False) or key.endswith("_env"):
+        return value
+    low = key.lower()
+    if under_headers or any(w in low for w in SECRET_WORDS):
+        return MASK
+    if isinstance(value, str) and "://" in value:
+        scheme, rest = value.split("://", 1)
+        host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]  # user:password@ dropped too
+        return f"{scheme}://{host}/{MASK}" if rest != host else f"{scheme}://{host}"
+    return value
 
 
 def _flatten(d, prefix=""):
@@ -29,8 +50,8 @@ def _flatten(d, prefix=""):
 
 rows = []
 for path, value in _flatten(cfg.as_dict()):
-    secret = any(w in path.split(".")[-1] for w in SECRET_WORDS) and not path.endswith("_env") and value
-    rows.append({"key": path, "value": "••••••" if secret else json.dumps(value, default=str),
+    shown = _masked(value, path.split(".")[-1])
+    rows.append({"key": path, "value": shown if shown == MASK else json.dumps(shown, default=str),
                  "from": cfg.sources.get(path, "default")})
 df = pd.DataFrame(rows)
 section = st.selectbox("Section", ["all"] + sorted({k.split(".")[0] for k in df["key"]}), key="st_section")
