@@ -584,3 +584,17 @@ def test_settings_page_masks_secrets_at_any_depth(monkeypatch, tmp_path):
     # what is not secret stays readable: names, hosts, the names of the variables holding secrets
     for shown in ("ops-hook", "https://hooks.example/", "hooks.slack.com", "smtp.example.org", "SMTP_PASSWORD"):
         assert shown in text
+
+
+def test_settings_alert_rules_show_no_python_reprs(monkeypatch, tmp_path):
+    from monitor.home import Home
+
+    root = tmp_path / "h"
+    root.mkdir()
+    Home.open(root)
+    at = open_page(monkeypatch, root, "app_pages/settings.py")
+    no_exception(at)
+    rules = at.dataframe[-1].value
+    assert "metric" in rules.columns and len(rules) > 3
+    cells = {str(v) for v in rules.to_numpy().ravel()}
+    assert not cells & {"None", "nan", "NaN"}

@@ -70,6 +70,8 @@ except MonitorError as e:
 if rules:
     st.caption("Rules in force: the defaults (unless alerts.use_default_rules = false) plus those in monitor.toml; "
                "`source` says where each came from.")
-    st.dataframe(pd.DataFrame(rules).astype(str), hide_index=True)
+    # unset fields show blank, not None / nan; lists and tables as JSON
+    st.dataframe(pd.DataFrame([{k: "" if v is None else v if isinstance(v, str) else json.dumps(v, default=str)
+                                for k, v in r.items()} for r in rules]).fillna(""), hide_index=True)
 else:
     st.caption("No alert rules are in force: default rules are off and monitor.toml defines none.")
