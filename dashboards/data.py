@@ -88,6 +88,7 @@ def freshness(root: str, version: int) -> dict[str, Any]:
         # the pruned read found nothing (those files were rewritten away meanwhile): read every date once
         row |= _run(root, "freshness.sql", {"event_dates": [], "ingest_dates": []}).iloc[0].to_dict()
     row = {k: (None if pd.isna(v) else v) for k, v in row.items()}
+    row["first_event_date"] = _first_event_date(manifest)
     row["manifest_version"] = version
     row["last_jobs"] = get_home(root).state.query(
         "SELECT job, status, finished_at FROM job_runs WHERE id IN (SELECT max(id) FROM job_runs GROUP BY job) "
@@ -104,6 +105,16 @@ def _freshness_dates(manifest: dict) -> tuple[list[str], list[str]]:
         return [], []
     newest_v = max(v for _, v in dated)
     return [max(d for d, _ in dated)], sorted({d for d, v in dated if v == newest_v})
+
+
+def _first_event_date(manifest: dict) -> dt.date | None:
+    """The oldest event date of `turns` (its oldest `date=` partition), from the manifest only."""
+    dates = [part[5:] for e in manifest.get("tables", {}).get("turns", []) for part in e["path"].split("/")
+             if part.startswith("date=")]
+    try:
+        return dt.date.fromisoformat(min(dates)) if dates else None
+    except ValueError:
+        return None
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -348,9 +359,14 @@ def save_query(root: str, name: str, sql: str, actor: str) -> None:
 
 
 def data_anchor(fresh: dict) -> dt.datetime:
-    """The end of the time window: the newest event or metric window in the lake, else now (naive UTC)."""
-    cands = [fresh.get("latest_event"), fresh.get("latest_metric_window")]
-    cands = [pd.Timestamp(c).to_pydatetime() for c in cands if c is not None]
+    """The newest instant holding data (newest event, or the last instant of the newest metric window), else now.
+
+    A metric window's end is exclusive: a day window of 2026-11-27 ends at 2026-11-28 00:00, which holds no data,
+    so the anchor is the microsecond before it; the frame then ends the time window with the anchor's whole day.
+    """
+    cands = [pd.Timestamp(c).to_pydatetime() for c in [fresh.get("latest_event")] if c is not None]
+    if fresh.get("latest_metric_window") is not None:
+        cands.append(pd.Timestamp(fresh["latest_metric_window"]).to_pydatetime() - dt.timedelta(microseconds=1))
     if not cands:
         return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     return max(cands)

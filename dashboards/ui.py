@@ -99,6 +99,24 @@ class Ctx:
     granularity: str = "day"
 
 
+def window_dates(c: Ctx) -> tuple[dt.date, dt.date]:
+    """First and last day (both inclusive) of the time window, "All time" starting at the first day with data."""
+    last = (c.end - dt.timedelta(microseconds=1)).date()  # the window's end is exclusive (midnight after its last day)
+    first = c.start.date()
+    oldest = (c.fresh or {}).get("first_event_date")
+    if oldest is not None and oldest > first:
+        first = oldest
+    return first, last
+
+
+def window_caption(c: Ctx) -> str:
+    """'Last 7 days: 2026-11-21 to 2026-11-27 (UTC)': the time window with inclusive dates."""
+    first, last = window_dates(c)
+    if first.year <= 1970:  # "All time" on a home whose turns carry no date partition: no first day to name
+        return f"{c.window_label}: up to {last:%Y-%m-%d} (UTC)"
+    return f"{c.window_label}: {first:%Y-%m-%d} to {last:%Y-%m-%d} (UTC)"
+
+
 def ctx() -> Ctx:
     """The frame context app.py stored for this run."""
     c = st.session_state.get("_ctx")

@@ -3,11 +3,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import charts, data
-from dashboards.ui import chart, ctx, guarded, metric_help
+from dashboards.ui import chart, ctx, guarded, metric_help, window_caption
 
 c = ctx()
 st.title("Overview")
-st.caption(f"{c.window_label}: {c.start:%Y-%m-%d} to {c.end:%Y-%m-%d} (UTC)")
+st.caption(window_caption(c))
 
 alerts = data.alerts(c.root)
 open_ = alerts[alerts["status"].isin(["firing", "acknowledged"])] if not alerts.empty else alerts
