@@ -79,3 +79,36 @@ def test_all_time_is_captioned_from_the_first_data_day(monkeypatch, sample_root)
     at.run()
     assert "All time: 2026-11-06 to 2026-11-19 (UTC)" in texts(at)
     assert "1970" not in texts(at)
+
+
+# -- alerts: deep links ---------------------------------------------------------------------------------------------
+def _resolved_alert(root) -> dict:
+    from monitor.home import Home
+
+    return Home.open(root).state.query("SELECT id, status FROM alerts WHERE status='resolved'")[0]
+
+
+def test_deep_link_to_a_filtered_out_alert_widens_the_filter_and_shows_it(monkeypatch, tmp_path):
+    from dashboards.sample import build_sample_home
+
+    home = build_sample_home(tmp_path / "h", n_turns=800, days=6, seed=2)
+    resolved = _resolved_alert(home.root)["id"]
+    at = open_page(monkeypatch, home.root, "app_pages/alerts.py", reviewer="Ana",
+                   query={"alert_id": str(resolved)})
+    assert at.selectbox(key="al_pick").value == resolved
+    assert "resolved" in at.multiselect(key="al_status").value
+    assert any(f"alert #{resolved} from the link" in i.value for i in at.info)
+    assert at.subheader[0].value.startswith(f"#{resolved} ")
+    # the form acts on the linked alert, not on another one
+    at.text_area(key="al_comment").input("seen from the link")
+    at.button(key="al_comment_btn").click()
+    at.run()
+    assert not at.exception
+    assert home.state.query("SELECT alert_id FROM alert_comments") == [{"alert_id": resolved}]
+
+
+def test_deep_link_to_a_missing_alert_says_so_and_opens_none(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root, "app_pages/alerts.py", reviewer="Ana", query={"alert_id": "999"})
+    assert any("#999" in w.value and "does not exist" in w.value for w in at.warning)
+    assert at.selectbox(key="al_pick").value is None
+    assert not [b for b in at.button if b.key == "al_ack"]

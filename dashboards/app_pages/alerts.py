@@ -14,12 +14,40 @@ st.title("Alerts")
 if st.session_state.get("al_flash"):
     st.success(st.session_state.pop("al_flash"))
 
+STATUSES = ["firing", "acknowledged", "silenced", "resolved"]
+# notification links carry ?alert_id=N (monitor.alerts.engine); ?alert=N is accepted too
+wanted = str(st.query_params.get("alert_id") or st.query_params.get("alert") or "").strip()
+wanted_id = int(wanted) if wanted.isdigit() else None
+linked = data.alert(c.root, wanted_id) if wanted_id is not None else None
+st.session_state.setdefault("al_status", ["firing", "acknowledged", "silenced"])
+if linked is not None and st.session_state.get("_al_linked") != wanted_id:
+    # a link to an alert the filters hide (e.g. a resolved one) widens them once, so the linked alert is the one
+    # shown and acted on; the user's later filter changes are kept
+    st.session_state["_al_linked"] = wanted_id
+    widened = []
+    if linked["status"] not in st.session_state["al_status"]:
+        st.session_state["al_status"] = [s_ for s_ in STATUSES
+                                         if s_ in st.session_state["al_status"] or s_ == linked["status"]]
+        widened.append(f"status **{linked['status']}**")
+    if st.session_state.get("al_sev") and linked["severity"] not in st.session_state["al_sev"]:
+        st.session_state["al_sev"] = list(st.session_state["al_sev"]) + [linked["severity"]]
+        widened.append(f"severity **{linked['severity']}**")
+    if (st.session_state.get("al_metric") or "").strip() not in linked["metric"]:
+        st.session_state["al_metric"] = ""
+        widened.append("any metric")
+    st.session_state["_al_widened"] = widened
+
 f1, f2, f3 = st.columns([2, 2, 2])
-status = f1.multiselect("Status", ["firing", "acknowledged", "silenced", "resolved"],
-                        default=["firing", "acknowledged", "silenced"], key="al_status")
+status = f1.multiselect("Status", STATUSES, key="al_status")
 severity = f2.multiselect("Severity", ["critical", "warning", "info"], key="al_sev")
 metric_q = f3.text_input("Metric contains", key="al_metric", placeholder="e.g. over_refusal")
 alerts = data.alerts(c.root, tuple(status), tuple(severity), metric_q.strip())
+if wanted and linked is None:
+    st.warning(f"The link asks for alert **#{wanted}**, which does not exist in this home (deleted, or a link "
+               "from another home). Pick an alert below.")
+elif linked is not None and st.session_state.get("_al_widened"):
+    st.info(f"Showing alert #{wanted_id} from the link: the filters were widened to include "
+            + ", ".join(st.session_state["_al_widened"]) + ".")
 
 if alerts.empty:
     everything = data.alerts(c.root)
@@ -36,11 +64,23 @@ st.dataframe(show, hide_index=True, height=min(38 + 35 * len(show), 300),
              column_config={"value": st.column_config.NumberColumn(format="%.3f")})
 
 ids = alerts["id"].tolist()
-# notification links carry ?alert_id=N (monitor.alerts.engine); ?alert=N is accepted too
-wanted = st.query_params.get("alert_id") or st.query_params.get("alert")
-default = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
-alert_id = st.selectbox("Alert", ids, index=default, key="al_pick",
+if linked is not None and wanted_id in ids:
+    default = ids.index(wanted_id)
+elif wanted:
+    # the linked alert is missing or filtered out: never open another alert in its place (the form below would
+    # act on it); the user picks one
+    default = None
+    if linked is not None:
+        st.warning(f"Alert #{wanted_id} from the link is hidden by the filters above ({linked['status']}, "
+                   f"{linked['severity']}): add them back to see it, or pick another alert.")
+else:
+    default = 0
+alert_id = st.selectbox("Alert", ids, index=default, key="al_pick", placeholder="Pick an alert",
                         format_func=lambda i: f"#{i}: " + alerts.loc[alerts["id"] == i, "message"].iloc[0][:120])
+if alert_id is None:
+    st.stop()
+if wanted and str(alert_id) != wanted:
+    st.query_params["alert_id"] = str(alert_id)  # the address names the alert shown, so a copied link opens it
 a = data.alert(c.root, alert_id)
 seg = json.loads(a["segment"] or "{}")
 evidence = json.loads(a["evidence"] or "{}")
