@@ -45,7 +45,7 @@ class RecordError(Exception):
 
 
 class RawRecord(NamedTuple):
-    line: int  # 1-based line (JSONL), file line the row starts on (CSV), data row (Parquet), span number (OTLP: all spans)
+    line: int  # 1-based line (JSONL), first file line (CSV), data row (Parquet), span number (OTLP: all spans)
     raw: str | bytes  # the record's raw text, kept for quarantine
     obj: Any  # the parsed record, or None when `error` is set
     error: RecordError | None = None
@@ -235,6 +235,23 @@ def jsonl_record(lineno: int, line: bytes, err: RecordError | None = None, offse
             return RawRecord(lineno, line, None, e, offset)
 
 
+def json_type(value: Any) -> str:
+    """A value's kind in JSON terms for error messages: "null", "a list", "a number" (not Python's NoneType)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
 def raw_text(raw: str | bytes) -> str:
     """Raw record text for storage: invalid UTF-8 kept visible as backslash escapes."""
     if isinstance(raw, bytes):
@@ -262,7 +279,7 @@ def parse_ts(value: Any, field: str = "timestamp") -> dt.datetime:
         except OverflowError:
             raise RecordError(field, f"timestamp {value!r} is out of range") from None
     if not isinstance(value, str):
-        raise RecordError(field, f"timestamp must be ISO 8601 text or epoch seconds, got {type(value).__name__}")
+        raise RecordError(field, f"timestamp must be ISO 8601 text or epoch seconds, got {json_type(value)}")
     try:
         ts = dt.datetime.fromisoformat(value.strip())
     except ValueError:
@@ -292,9 +309,9 @@ def text_content(content: Any, field: str) -> str:
                 else:
                     raise RecordError(f"{field}[{i}]", "content part has no text")
             else:
-                raise RecordError(f"{field}[{i}]", f"content part must be text or an object, got {type(p).__name__}")
+                raise RecordError(f"{field}[{i}]", f"content part must be text or an object, got {json_type(p)}")
         return "\n".join(parts)
-    raise RecordError(field, f"content must be text, got {type(content).__name__}")
+    raise RecordError(field, f"content must be text, got {json_type(content)}")
 
 
 ROLE_ALIASES = {
@@ -330,9 +347,9 @@ def model_and_version(model: Any, version: Any = None, field: str = "model") -> 
     if model is None or model == "":
         raise RecordError(field, "missing model")
     if not isinstance(model, str):
-        raise RecordError(field, f"model must be text, got {type(model).__name__}")
+        raise RecordError(field, f"model must be text, got {json_type(model)}")
     if version is not None and not isinstance(version, (str, int, float)):
-        raise RecordError("model_version", f"must be text, got {type(version).__name__}")
+        raise RecordError("model_version", f"must be text, got {json_type(version)}")
     # `model` keeps the full identifier (name@version) so that every metric grouped by model is per version;
     # `model_version` holds the version alone for filters.
     if "@" in model and version is None:
@@ -365,7 +382,7 @@ def feedback_of(value: Any) -> tuple[str | None, float | None]:
         if v in ("down", "thumbs_down", "thumbsdown", "dislike", "negative", "bad", "-1", "👎"):
             return "down", -1.0
         return None, None
-    raise RecordError("feedback", f"feedback must be text, a number or an object, got {type(value).__name__}")
+    raise RecordError("feedback", f"feedback must be text, a number or an object, got {json_type(value)}")
 
 
 def user_attributes(user: Any, field: str = "user") -> tuple[str | None, dict[str, str]]:
@@ -373,7 +390,7 @@ def user_attributes(user: Any, field: str = "user") -> tuple[str | None, dict[st
     if user is None:
         return None, {}
     if not isinstance(user, dict):
-        raise RecordError(field, f"must be an object, got {type(user).__name__}")
+        raise RecordError(field, f"must be an object, got {json_type(user)}")
     uid = user.get("id", user.get("user_id"))
     attrs = {}
     for k, v in user.items():

@@ -26,6 +26,7 @@ from collectors import (
     derived_conversation_id,
     feedback_of,
     first_json_objects,
+    json_type,
     jsonl_records,
     model_and_version,
     parse_ts,
@@ -55,17 +56,17 @@ class CanonicalCollector(Collector):
 
     def to_turns(self, obj: Any) -> list[dict]:
         if not isinstance(obj, dict):
-            raise RecordError(None, f"record must be a JSON object, got {type(obj).__name__}")
+            raise RecordError(None, f"record must be a JSON object, got {json_type(obj)}")
         messages = obj.get("messages")
         if messages is None:
             raise RecordError("messages", "missing messages")
         if not isinstance(messages, list):
-            raise RecordError("messages", f"must be a list, got {type(messages).__name__}")
+            raise RecordError("messages", f"must be a list, got {json_type(messages)}")
         if not messages:
             raise RecordError("messages", "empty messages")
         meta = obj.get("metadata")
         if meta is not None and not isinstance(meta, dict):
-            raise RecordError("metadata", f"must be an object, got {type(meta).__name__}")
+            raise RecordError("metadata", f"must be an object, got {json_type(meta)}")
         meta = meta or {}
         ts = parse_ts(obj.get("timestamp"))
         model, version = model_and_version(obj.get("model"), obj.get("model_version", meta.get("model_version")))
@@ -76,7 +77,7 @@ class CanonicalCollector(Collector):
         if first is None:
             first = 1
         elif isinstance(first, bool) or not isinstance(first, int):
-            raise RecordError("turn", f"must be an integer, got {type(first).__name__}")
+            raise RecordError("turn", f"must be an integer, got {json_type(first)}")
         elif first < 1:
             raise RecordError("turn", f"must be 1 or more (1 = first assistant reply), got {first}")
 
@@ -86,7 +87,7 @@ class CanonicalCollector(Collector):
         first_user = None
         for i, m in enumerate(messages):
             if not isinstance(m, dict):
-                raise RecordError(f"messages[{i}]", f"must be an object, got {type(m).__name__}")
+                raise RecordError(f"messages[{i}]", f"must be an object, got {json_type(m)}")
             raw_role = m.get("role")
             role = ROLE_ALIASES.get(raw_role) if isinstance(raw_role, str) else None
             if role is None:
@@ -97,6 +98,9 @@ class CanonicalCollector(Collector):
                 if first_user is None:
                     first_user = text
             elif role == "assistant":
+                if m.get("content") is None:  # a tool call: no reply text to monitor
+                    raise RecordError(f"messages[{i}].content", "assistant message has no text (content is null, "
+                                                                "e.g. a tool call); log the reply text")
                 mts = parse_ts(m["timestamp"], f"messages[{i}].timestamp") if m.get("timestamp") else ts
                 turns.append(Turn.make(turn_index=first - 1 + len(turns), ts=mts, user_message=last_user or "",
                                        assistant_message=text))
@@ -109,7 +113,7 @@ class CanonicalCollector(Collector):
         if conv is None or conv == "":
             conv = derived_conversation_id(str(ts), first_user, turns[0]["assistant_message"])
         elif not isinstance(conv, (str, int)) or isinstance(conv, bool):
-            raise RecordError("conversation_id", f"must be text, got {type(conv).__name__}")
+            raise RecordError("conversation_id", f"must be text, got {json_type(conv)}")
         extra = {k: v for k, v in obj.items() if k not in _KNOWN}
         rest = {k: v for k, v in meta.items() if k not in ("deployment", "model_version")}
         if rest:

@@ -26,6 +26,7 @@ from collectors import (
     derived_conversation_id,
     feedback_of,
     first_json_objects,
+    json_type,
     jsonl_records,
     model_and_version,
     parse_ts,
@@ -59,7 +60,7 @@ class OpenAICollector(Collector):
 
     def to_turns(self, obj: Any) -> list[dict]:
         if not isinstance(obj, dict):
-            raise RecordError(None, f"record must be a JSON object, got {type(obj).__name__}")
+            raise RecordError(None, f"record must be a JSON object, got {json_type(obj)}")
         req, resp = obj.get("request"), obj.get("response")
         if not isinstance(req, dict):
             raise RecordError("request", "missing request object")
@@ -79,12 +80,16 @@ class OpenAICollector(Collector):
         msg = first.get("message") if isinstance(first, dict) else None
         if not isinstance(msg, dict):
             raise RecordError("response.choices[0].message", "missing message")
+        if msg.get("content") is None:
+            calls = " (the reply is a tool call)" if msg.get("tool_calls") or msg.get("function_call") else ""
+            raise RecordError("response.choices[0].message.content",
+                              f"no reply text: content is null{calls}; only text replies become turns")
         reply = text_content(msg.get("content"), "response.choices[0].message.content")
 
         system, users, history_replies = [], [], 0
         for i, m in enumerate(messages):
             if not isinstance(m, dict):
-                raise RecordError(f"request.messages[{i}]", f"must be an object, got {type(m).__name__}")
+                raise RecordError(f"request.messages[{i}]", f"must be an object, got {json_type(m)}")
             role = ROLE_ALIASES.get(m.get("role")) if isinstance(m.get("role"), str) else None
             if role is None:
                 raise RecordError(f"request.messages[{i}].role", f"unknown role {m.get('role')!r}")
@@ -99,7 +104,7 @@ class OpenAICollector(Collector):
         ts = parse_ts(ts_value, "response.created")
         meta = obj.get("metadata", req.get("metadata")) or {}
         if not isinstance(meta, dict):
-            raise RecordError("metadata", f"must be an object, got {type(meta).__name__}")
+            raise RecordError("metadata", f"must be an object, got {json_type(meta)}")
         user_meta, rest = split_user_keys(meta)
         if isinstance(obj.get("user"), dict):
             user_meta = {**user_meta, **obj["user"]}

@@ -29,6 +29,7 @@ from collectors import (
     RecordError,
     Turn,
     iter_lines,
+    json_type,
     model_and_version,
     parse_json,
     parse_ts,
@@ -286,14 +287,14 @@ def _json_messages(value: Any, fld: str, default_role: str = "user") -> list[tup
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
-        raise RecordError(fld, f"must be a JSON list of messages, got {type(value).__name__}")
+        raise RecordError(fld, f"must be a JSON list of messages, got {json_type(value)}")
     out = []
     for i, m in enumerate(value):
         if isinstance(m, str):
             out.append((default_role, m))
             continue
         if not isinstance(m, dict):
-            raise RecordError(f"{fld}[{i}]", f"must be an object, got {type(m).__name__}")
+            raise RecordError(f"{fld}[{i}]", f"must be an object, got {json_type(m)}")
         raw_role = m.get("role", default_role)
         role = ROLE_ALIASES.get(raw_role) if isinstance(raw_role, str) else None
         if role is None:

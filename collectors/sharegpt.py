@@ -28,6 +28,7 @@ from collectors import (
     derived_conversation_id,
     feedback_of,
     first_json_objects,
+    json_type,
     jsonl_records,
     model_and_version,
     parse_ts,
@@ -79,13 +80,13 @@ class ShareGPTCollector(Collector):
 
     def to_turns(self, obj: Any) -> list[dict]:
         if not isinstance(obj, dict):
-            raise RecordError(None, f"record must be a JSON object, got {type(obj).__name__}")
+            raise RecordError(None, f"record must be a JSON object, got {json_type(obj)}")
         key = "conversations" if "conversations" in obj else "conversation"
         conv = obj.get(key)
         if conv is None:
             raise RecordError(key, "missing conversation list")
         if not isinstance(conv, list):
-            raise RecordError(key, f"must be a list, got {type(conv).__name__}")
+            raise RecordError(key, f"must be a list, got {json_type(conv)}")
         if not conv:
             raise RecordError(key, "empty messages")
         ts_raw = next((obj[k] for k in _TS_KEYS if obj.get(k) not in (None, "")), None)
@@ -97,7 +98,7 @@ class ShareGPTCollector(Collector):
         first_user = None
         for i, m in enumerate(conv):
             if not isinstance(m, dict):
-                raise RecordError(f"{key}[{i}]", f"must be an object, got {type(m).__name__}")
+                raise RecordError(f"{key}[{i}]", f"must be an object, got {json_type(m)}")
             rkey = "from" if "from" in m else "role"
             raw_role = m.get(rkey)
             role = ROLE_ALIASES.get(raw_role.lower()) if isinstance(raw_role, str) else None

@@ -34,6 +34,7 @@ from collectors import (
     Turn,
     derived_conversation_id,
     feedback_of,
+    json_type,
     model_and_version,
     parse_json,
     parse_ts,
@@ -164,7 +165,7 @@ class TabularCollector(Collector):
 
     def to_turns(self, obj: Any) -> list[dict]:
         if not isinstance(obj, dict):
-            raise RecordError(None, f"row must be an object, got {type(obj).__name__}")
+            raise RecordError(None, f"row must be an object, got {json_type(obj)}")
         mapping = self._mapping()
         used: set[str] = set()
 
@@ -178,10 +179,10 @@ class TabularCollector(Collector):
             raise RecordError(rcol, f"no assistant message (column {rcol!r} missing or empty; "
                                     f"set ingest.columns.assistant_message)")
         if not isinstance(reply, str):
-            raise RecordError(rcol, f"must be text, got {type(reply).__name__}")
+            raise RecordError(rcol, f"must be text, got {json_type(reply)}")
         prompt, pcol = get("user_message")
         if prompt is not None and not isinstance(prompt, str):
-            raise RecordError(pcol, f"must be text, got {type(prompt).__name__}")
+            raise RecordError(pcol, f"must be text, got {json_type(prompt)}")
         ts_v, tcol = get("timestamp")
         ts = parse_ts(_number_or_text(ts_v), tcol)
         model_v, mcol = get("model")

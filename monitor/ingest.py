@@ -44,6 +44,7 @@ from collectors import (
     RecordError,
     detect,
     get_collector,
+    json_type,
     jsonl_record,
     raw_text,
     registry,
@@ -335,7 +336,7 @@ class Ingestor:
         for key in ("user_message", "assistant_message", "system_prompt"):
             v = t.get(key)
             if v is not None and not isinstance(v, str):
-                raise RecordError(key, f"must be text, got {type(v).__name__}")
+                raise RecordError(key, f"must be text, got {json_type(v)}")
         counts: dict[str, int] = {}
         if self.cfg.redact_pii:
             for key in ("user_message", "assistant_message", "system_prompt"):
@@ -914,6 +915,9 @@ def _expand(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, bool]]:
                     out.append((f, True))
         elif p.is_file():
             out.append((p, False))
+        elif p.exists():
+            raise IngestError(f"{p}: not a regular file or folder (a device, pipe or socket)",
+                              "pass a log file, or a folder of them")
         else:
             raise IngestError(f"{p}: no such file or folder", "check the path")
     return out
