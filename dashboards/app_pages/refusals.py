@@ -13,11 +13,14 @@ st.title("Refusals")
 metric = st.selectbox("Metric", list(data.REFUSAL_METRICS), index=1, format_func=metric_name, key="rf_metric",
                       help="Over-refusal costs helpfulness; under-refusal (harmful compliance) costs safety.")
 st.caption(metric_help(metric))
+# Over- and under-refusal are always shown together: lowering one tends to raise the other.
+other = {"over_refusal_rate": "under_refusal_rate", "under_refusal_rate": "over_refusal_rate"}.get(metric)
 # without details (JSON of ~800 bytes a row); the table at the end loads them for its one window
-rows = guarded(data.metric_rows, c.root, c.version, (metric,), c.start, c.end, granularity=c.granularity,
-               details=False)
-if rows is None:
+both = guarded(data.metric_rows, c.root, c.version, (metric, other) if other else (metric,), c.start, c.end,
+               granularity=c.granularity, details=False)
+if both is None:
     st.stop()
+rows = both[both["metric"] == metric]
 if rows.empty:
     st.info("No refusal metrics in this window: run `monitor jobs run` after ingesting logs, or widen the window.")
     st.stop()
@@ -28,35 +31,47 @@ models = sorted(m for m in rows["model"].dropna().unique())
 model = b2.selectbox("Model version", ["all models"] + models, key="rf_model",
                      help="'all models' is the pooled rate over every version.")
 attrs = sorted({k for s in rows["segment_obj"] for k in s})
-view = rows
-if by == "model version":
-    view = rows[(rows["segment"] == "{}") & rows["deployment"].isna()]
-    if model != "all models":
-        view = view[view["model"] == model]
-    key_col = "model_label"
-elif by == "deployment":
-    view = rows[(rows["segment"] == "{}") & rows["deployment"].notna()]
-    view = view[view["model"] == model] if model != "all models" else view[view["model"].isna()]
-    view = view.assign(group=view["deployment"])
-    key_col = "group"
-    if view.empty:
-        st.info("No per-deployment rows for this metric (the logs carry no deployment, or the metric job does not "
-                "split by it).")
-else:
+attr = None
+if by == "segment":
     attr = b3.selectbox("Attribute", attrs, key="rf_attr") if attrs else None
     if attr is None:
         st.info("No segment breakdown in these metrics: the logs carry no `user.*` attributes.")
         st.stop()
-    view = rows[rows["segment_obj"].map(lambda s: list(s) == [attr]) & rows["deployment"].isna()]
-    view = view[view["model"] == model] if model != "all models" else view[view["model"].isna()]
-    view = view.assign(group=view["segment_label"])
-    key_col = "group"
+key_col = "model_label" if by == "model version" else "group"
+
+
+def select(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the chosen breakdown and model."""
+    pooled = df["model"].isna() if model == "all models" else df["model"] == model
+    if by == "model version":
+        view = df[(df["segment"] == "{}") & df["deployment"].isna()]
+        return view if model == "all models" else view[view["model"] == model]
+    if by == "deployment":
+        view = df[(df["segment"] == "{}") & df["deployment"].notna() & pooled]
+        return view.assign(group=view["deployment"])
+    view = df[df["segment_obj"].map(lambda s: list(s) == [attr]) & df["deployment"].isna() & pooled]
+    return view.assign(group=view["segment_label"])
+
+
+view = select(rows)
+if by == "deployment" and view.empty:
+    st.info("No per-deployment rows for this metric (the logs carry no deployment, or the metric job does not "
+            "split by it).")
 
 if not view.empty:
-    chart(charts.rate_lines(view, c.colors, f"{metric_name(metric)} by {by}", metric_name(metric), by=key_col),
-          key="rf_lines")
-    st.caption("Shaded bands: 95% Wilson intervals. Hollow markers: fewer than "
-               f"{c.home.config.metrics.min_n} turns (shown, never alerted on). Dotted: error-corrected rate (from reviewer labels when there are enough, else from the shared evaluation data: see the table below).")
+    panels = st.columns(2) if other else [st.container()]
+    with panels[0]:
+        chart(charts.rate_lines(view, c.colors, f"{metric_name(metric)} by {by}", metric_name(metric), by=key_col),
+              key="rf_lines")
+    if other:
+        with panels[1]:
+            chart(charts.rate_lines(select(both[both["metric"] == other]), c.colors,
+                                    f"{metric_name(other)} by {by}", metric_name(other), by=key_col),
+                  key="rf_lines_other")
+    st.caption(("Over- and under-refusal side by side: lowering one tends to raise the other. " if other else "")
+               + "Shaded bands: 95% Wilson intervals. Hollow markers: fewer than "
+               f"{c.home.config.metrics.min_n} turns (shown, never alerted on). Dotted: error-corrected rate (from "
+               "reviewer labels when there are enough, else from the shared evaluation data: see the table below).")
     table = view[["window_start", key_col, "value", "ci_low", "ci_high", "n", "small_sample", "corrected",
                   "corrected_ci_low", "corrected_ci_high"]].rename(columns={key_col: "group"})
     st.dataframe(table.sort_values(["window_start", "group"], ascending=[False, True]), hide_index=True, height=260,
@@ -65,6 +80,7 @@ if not view.empty:
                                           "corrected_ci_high")})
 
 st.subheader("Drill down to the conversations")
+DRILL_LIMIT = 100
 d1, d2, d3 = st.columns(3)
 windows = sorted(view["window_start"].dt.date.unique(), reverse=True) if not view.empty else []
 day = d1.selectbox("Window", windows, key="rf_day") if windows else None
@@ -77,13 +93,14 @@ if day is not None:
     refusal = {"full refusals": "full_refusal", "partial refusals": "partial_refusal",
                "compliance": "compliance"}.get(kind, "")
     conv = guarded(data.conversations, c.root, c.version, start, start, model="" if model == "all models" else model,
-                   refusal=refusal, prompt_harm="" if harm == "any" else harm, limit=100)
+                   refusal=refusal, refused="yes" if kind.startswith("refusals") else "",
+                   prompt_harm="" if harm == "any" else harm, limit=DRILL_LIMIT)
     if conv is not None:
-        if kind.startswith("refusals") and not conv.empty:
-            conv = conv[conv["refusal"] != "compliance"]
         if conv.empty:
             st.caption("No conversations match.")
         else:
+            st.caption(f"The newest {DRILL_LIMIT} matching conversations; search the **Conversations & review** "
+                       "page for all of them." if len(conv) >= DRILL_LIMIT else f"{len(conv)} matching conversations.")
             st.dataframe(conv[["ts", "model", "user_message", "assistant_message", "refusal", "refusal_score",
                                "prompt_harm", "prompt_harm_score", "n_labels"]], hide_index=True,
                          height=min(38 + 35 * len(conv), 300))
@@ -111,9 +128,14 @@ else:
         rlo, rhi = charts.wilson(tp, tp + fn)
         out.append({"classifier": name, "labelled turns": len(d), "precision": pct(prec),
                     "precision 95% CI": f"{pct(plo)}–{pct(phi)}", "recall": pct(rec),
-                    "recall 95% CI": f"{pct(rlo)}–{pct(rhi)}", "agreement": pct(float((t == p).mean()))})
+                    "recall 95% CI": f"{pct(rlo)}–{pct(rhi)}", "agreement": pct(float((t == p).mean())),
+                    "small n": "yes" if min(tp + fp, tp + fn) < c.home.config.metrics.min_n else ""})
     if out:
         st.dataframe(pd.DataFrame(out), hide_index=True)
+        if any(r["small n"] for r in out):
+            st.caption(f"*small n*: fewer than {c.home.config.metrics.min_n} labelled turns behind the precision or "
+                       "the recall (predicted or truly positive ones): read the interval, not the point; n/a where "
+                       "there are none yet.")
     else:
         st.caption("Labels exist but none gives a true refusal or prompt label yet.")
 
@@ -137,10 +159,12 @@ else:
     if last is not None:
         last = last[last["corrected"].notna() | last["details_obj"].map(lambda d: bool(_note(d)))].assign(
             **{"error rates from": lambda d: [(o.get("correction") or {}).get("source") for o in d["details_obj"]],
-               "note": lambda d: [_note(o) or "" for o in d["details_obj"]]})
-        st.dataframe(last[["window_start", "model_label", "segment_label", "value", "ci_low", "ci_high", "corrected",
-                           "corrected_ci_low", "corrected_ci_high", "n", "error rates from", "note"]],
-                     hide_index=True)
+               "note": lambda d: [_note(o) or "" for o in d["details_obj"]],
+               "deployment": lambda d: d["deployment"].fillna("all"),
+               "small n": lambda d: d["small_sample"].map({True: "yes", False: ""})})
+        st.dataframe(last[["window_start", "model_label", "deployment", "segment_label", "value", "ci_low", "ci_high",
+                           "corrected", "corrected_ci_low", "corrected_ci_high", "n", "small n", "error rates from",
+                           "note"]], hide_index=True)
         if last["corrected"].isna().any():
             st.caption("An empty corrected value with a note *not estimable*: under the error rates used, no true "
                        "rate reproduces the window's counts (the correction clips to 0 or 1 in nearly every "

@@ -1,0 +1,75 @@
+"""The Refusals page on a real sample home (Streamlit AppTest): over- and under-refusal together, the drill-down,
+the raw-and-corrected table and the classifier-quality table."""
+import json
+
+import pytest
+
+from test_dashboard_pages import no_exception, open_page
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    from dashboards.sample import build_sample_home
+
+    return str(build_sample_home(tmp_path_factory.mktemp("rf") / "home", n_turns=2500, days=14, seed=3).root)
+
+
+def _titles(at) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+@pytest.mark.parametrize("metric, shown", [
+    ("over_refusal_rate", ["Over-refusal", "Under-refusal"]),
+    ("under_refusal_rate", ["Under-refusal", "Over-refusal"]),
+    ("refusal_rate", ["Refusal"]),
+])
+def test_over_and_under_refusal_are_shown_together(monkeypatch, root, metric, shown):
+    at = open_page(monkeypatch, root, "app_pages/refusals.py")
+    at.selectbox(key="rf_metric").set_value(metric).run()
+    no_exception(at)
+    titles = [t for t in _titles(at) if " by " in t]
+    assert [t.split(" rate")[0].split(" (")[0] for t in titles] == shown, titles
+
+
+def test_drill_down_lists_the_refusals_of_the_window_not_a_filtered_page_of_them(monkeypatch, root):
+    from monitor.db import connect
+    from monitor.home import Home
+
+    at = open_page(monkeypatch, root, "app_pages/refusals.py")
+    no_exception(at)
+    day = at.selectbox(key="rf_day").value
+    assert at.selectbox(key="rf_kind").value == "refusals (full or partial)"
+    assert at.selectbox(key="rf_harm").value == "benign"  # the page opens on over-refusal
+    con = connect(Home.open(root))
+    expected = con.execute(
+        "SELECT count(*) FROM scored_turns WHERE CAST(ts AS DATE) = $d AND refusal <> 'compliance' "
+        "AND prompt_harm = 'benign'", {"d": day}).fetchone()[0]
+    con.close()
+    table = next(d.value for d in at.dataframe if "assistant_message" in d.value.columns)
+    assert (table["refusal"] != "compliance").all() and (table["prompt_harm"] == "benign").all()
+    assert len(table) == min(expected, 100) and expected > 0
+
+
+def test_corrected_table_names_the_deployment_and_flags_small_samples(monkeypatch, root):
+    at = open_page(monkeypatch, root, "app_pages/refusals.py")
+    table = next(d.value for d in at.dataframe if "error rates from" in d.value.columns)
+    assert {"deployment", "small n", "note"} <= set(table.columns)
+    assert not table.duplicated(subset=["model_label", "deployment", "segment_label"]).any()  # no look-alike rows
+    assert set(table["small n"]) <= {"yes", ""}
+
+
+def test_quality_table_flags_a_handful_of_labels(monkeypatch, root):
+    from monitor.db import connect
+    from monitor.home import Home
+    from monitor.review import add_label
+
+    home = Home.open(root)
+    con = connect(home)
+    tid = con.execute("SELECT turn_id FROM scored_turns LIMIT 1").fetchone()[0]
+    con.close()
+    add_label(home, tid, "Dee", refusal_label="full_refusal", prompt_label="harmful")
+    at = open_page(monkeypatch, root, "app_pages/refusals.py")
+    no_exception(at)
+    quality = next(d.value for d in at.dataframe if "recall 95% CI" in d.value.columns)
+    assert (quality["small n"] == "yes").all()
+    assert any("small n" in str(cap.value) for cap in at.caption)
