@@ -203,8 +203,10 @@ def severity_chart(alerts: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def alert_context(series: pd.DataFrame, alert: dict, colors: dict[str, str], percent: bool = True) -> go.Figure:
+def alert_context(series: pd.DataFrame, alert: dict, colors: dict[str, str], percent: bool = True,
+                  title: str | None = None) -> go.Figure:
     """The alert's metric around its window, with the window shaded and the threshold and reference drawn."""
+    num = (lambda v: f"{v:.1%}") if percent else (lambda v: f"{v:.2f}")
     if series.empty:
         fig = empty_figure("No metric rows around this window")
     else:
@@ -219,12 +221,12 @@ def alert_context(series: pd.DataFrame, alert: dict, colors: dict[str, str], per
                   line_width=0, annotation_text="alert window", annotation_position="top left")
     if alert.get("threshold") is not None:
         fig.add_hline(y=alert["threshold"], line_dash="dash", line_color="#C0392B",
-                      annotation_text=f"threshold {alert['threshold']:.2f}", annotation_position="top left")
+                      annotation_text=f"threshold {num(alert['threshold'])}", annotation_position="top left")
     if alert.get("reference") is not None:
         fig.add_hline(y=alert["reference"], line_dash="dot", line_color="#555555",
-                      annotation_text=f"reference {alert['reference']:.2f}", annotation_position="top right")
-    fig.update_layout(title=f"{alert['metric']} around the alert window", xaxis_visible=True, yaxis_visible=True,
-                      height=360)
+                      annotation_text=f"reference {num(alert['reference'])}", annotation_position="top right")
+    fig.update_layout(title=title or f"{alert['metric']} around the alert window", xaxis_visible=True,
+                      yaxis_visible=True, height=360)
     return fig
 
 

@@ -326,6 +326,27 @@ def alert(root: str, alert_id: int) -> dict | None:
     return rows[0] if rows else None
 
 
+def alert_reference(root: str, version: int, alert: dict) -> dict[str, Any]:
+    """What the alert's metric row was compared with, from that row's details: {rate, n, ci, label} ({} if none).
+
+    Disparity rules record no `reference` on the alert (they flag a significant gap), but the metric row carries
+    the reference group's rate (or mean) and n: the rest of the traffic the gap is measured against.
+    """
+    ws = pd.Timestamp(str(alert["window_start"]).rstrip("Z")).to_pydatetime()
+    we = pd.Timestamp(str(alert["window_end"]).rstrip("Z")).to_pydatetime()
+    rows = metric_rows(root, version, (alert["metric"],), ws, we, granularity=alert.get("granularity") or "day",
+                       segment=alert.get("segment") or "{}")
+    rows = rows[(rows["window_start"] == ws) & (rows["model"].fillna("") == (alert.get("model") or ""))
+                & (rows["deployment"].fillna("") == (alert.get("deployment") or ""))]
+    for d in rows["details_obj"]:
+        rate = d.get("reference_rate", d.get("reference_mean"))
+        if rate is not None:
+            ci = d.get("reference_ci") or [None, None]
+            return {"rate": rate, "n": d.get("reference_n"), "ci": tuple(ci[:2]) if len(ci) >= 2 else (None, None),
+                    "label": d.get("reference_label") or "reference", "gap": d.get("gap")}
+    return {}
+
+
 def alert_comments(root: str, alert_id: int) -> pd.DataFrame:
     return pd.DataFrame(get_home(root).state.query(
         "SELECT at, author, body FROM alert_comments WHERE alert_id=? ORDER BY id", (int(alert_id),)))

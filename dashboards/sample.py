@@ -171,16 +171,16 @@ def _disparity_rows(df, refused, benign, min_n) -> list[dict]:
                 continue
             table = np.array([[k, n - k], [kr, nr - kr]])
             p = float(chi2_contingency(table)[1]) if table.min() >= 0 and table.sum(0).min() > 0 else 1.0
-            tests.append((lang, k, n, kr / nr, p))
+            tests.append((lang, k, n, kr / nr, nr, p))
         m = len(tests)
-        ranked = sorted(range(m), key=lambda i: tests[i][4])
+        ranked = sorted(range(m), key=lambda i: tests[i][5])
         q = [1.0] * m
         prev = 1.0
         for rank in range(m, 0, -1):  # Benjamini-Hochberg step-up
             i = ranked[rank - 1]
-            prev = min(prev, tests[i][4] * m / rank)
+            prev = min(prev, tests[i][5] * m / rank)
             q[i] = prev
-        for i, (lang, k, n, ref, p) in enumerate(tests):
+        for i, (lang, k, n, ref, nr, p) in enumerate(tests):
             lo, hi = _wilson(np.array([k]), np.array([n]))
             rate = k / n
             ratio = rate / ref if ref > 0 else None
@@ -192,7 +192,8 @@ def _disparity_rows(df, refused, benign, min_n) -> list[dict]:
                     "attribute": "language", "group": lang, "gap": rate - ref, "ratio": ratio, "p_value": p,
                     "q_value": q[i], "significant": bool(q[i] < 0.05 and n >= min_n),
                     "four_fifths_flag": bool(ratio is not None and (ratio > 1.25 or ratio < 0.8)),
-                    "min_n_ok": n >= min_n, "reference_rate": ref, "source": "production"}),
+                    "min_n_ok": n >= min_n, "reference_rate": ref, "reference_n": nr,
+                    "reference_label": "rest of traffic", "source": "production"}),
             })
     return rows + _probe_rows(sorted(b["day"].unique()), min_n)
 

@@ -112,3 +112,51 @@ def test_deep_link_to_a_missing_alert_says_so_and_opens_none(monkeypatch, sample
     assert any("#999" in w.value and "does not exist" in w.value for w in at.warning)
     assert at.selectbox(key="al_pick").value is None
     assert not [b for b in at.button if b.key == "al_ack"]
+
+
+# -- alerts: disparity reference, missing values, plain names --------------------------------------------------------
+def _disparity_alert(home) -> tuple[int, dict]:
+    """A disparity alert as the disparity rule writes it (no reference, no threshold) on a sample metric row."""
+    from dashboards import data
+    from monitor.state import iso, utcnow
+
+    root = str(home.root)
+    rows = data.metric_rows(root, data.lake_version(root), ("over_refusal_disparity",), dt.datetime(2000, 1, 1),
+                            dt.datetime(2100, 1, 1))
+    r = rows[rows["details_obj"].map(lambda d: d.get("reference_rate") is not None)].iloc[-1]
+    ws = r["window_start"].to_pydatetime()
+    now = iso(utcnow())
+    with home.state.tx() as con:
+        cur = con.execute(
+            "INSERT INTO alerts (dedup_key, rule, metric, model, segment, granularity, window_start, window_end, value,"
+            " ci_low, ci_high, n, reference, threshold, severity, status, message, evidence, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,'day',?,?,?,?,?,?,NULL,NULL,'warning','firing',?,?,?,?)",
+            ("disparity|x", "disparity", "over_refusal_disparity", r["model"], r["segment"], iso(ws),
+             iso(ws + dt.timedelta(days=1)), float(r["value"]), float(r["ci_low"]), float(r["ci_high"]), int(r["n"]),
+             "over_refusal_disparity gap", json.dumps({"kind": "flag", "gap": r["details_obj"].get("gap")}), now, now))
+    return cur.lastrowid, r["details_obj"]
+
+
+def test_disparity_alert_shows_the_reference_group_rate_and_n(monkeypatch, tmp_path):
+    from dashboards.sample import build_sample_home
+
+    home = build_sample_home(tmp_path / "h", n_turns=800, days=6, seed=2)
+    alert_id, det = _disparity_alert(home)
+    at = open_page(monkeypatch, home.root, "app_pages/alerts.py", query={"alert_id": str(alert_id)})
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["Reference (rest of traffic)" if det.get("reference_label") else "Reference (reference)"] \
+        == f"{det['reference_rate']:.1%}"
+    assert tiles["Reference n"] == f"{int(det['reference_n']):,}"
+    assert "n/a" not in tiles.values()
+    # the chart is titled with the plain metric name and draws the reference
+    spec = specs(at)[0]
+    assert title(spec) == "Over-refusal gap between groups around the alert window"
+    assert any("reference" in str(a.get("text")) for a in spec["layout"].get("annotations", []))
+
+
+def test_alerts_table_shows_no_raw_none(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root, "app_pages/alerts.py")
+    table = at.dataframe[0].value
+    assert "None" not in table.astype(str).to_numpy()
+    assert not table[["model", "segment", "assigned_to"]].isna().any().any()
+    assert "all traffic" in set(table["segment"])

@@ -9,6 +9,8 @@ from dashboards import actions, charts, data
 from dashboards.ui import can_act, chart, ctx, fmt_value, guarded, is_rate, metric_help, metric_name, show_error
 from monitor.errors import MonitorError
 
+ALL_MODELS = charts.ALL_MODELS
+
 c = ctx()
 st.title("Alerts")
 if st.session_state.get("al_flash"):
@@ -59,7 +61,11 @@ if alerts.empty:
     st.stop()
 
 show = alerts[["id", "severity", "status", "metric", "model", "segment", "window_start", "value", "n",
-               "assigned_to", "message"]]
+               "assigned_to", "message"]].assign(
+    # no model is an alert on every model pooled; no segment all traffic; nobody assigned is a blank cell
+    model=alerts["model"].fillna(ALL_MODELS).replace("", ALL_MODELS),
+    segment=[data.segment_label(json.loads(s_ or "{}")) for s_ in alerts["segment"]],
+    assigned_to=alerts["assigned_to"].fillna(""))
 st.dataframe(show, hide_index=True, height=min(38 + 35 * len(show), 300),
              column_config={"value": st.column_config.NumberColumn(format="%.3f")})
 
@@ -92,13 +98,31 @@ st.markdown(f"**{a['severity'].upper()}** · status **{a['status']}**"
             + (f" · silenced until {a['silenced_until']}" if a.get("silenced_until") else "")
             + (" · backfill (never paged)" if a.get("backfill") else ""))
 st.code(a["message"], language=None)
-m = st.columns([1, 2, 1, 1, 1])  # the interval needs the room: "26.6%–49.1%"
 f = a["metric"]  # rates as percentages; value scores and drift statistics as numbers
-m[0].metric("Value", fmt_value(f, a["value"]))
-m[1].metric("95% interval", f"{fmt_value(f, a['ci_low'])}–{fmt_value(f, a['ci_high'])}")
-m[2].metric("n", f"{int(a['n']):,}" if a.get("n") is not None else "n/a")
-m[3].metric("Reference", fmt_value(f, a["reference"]))
-m[4].metric("Threshold", fmt_value(f, a["threshold"]))
+# disparity rules record no reference or threshold on the alert: the metric row has the reference group's numbers
+ref = guarded(data.alert_reference, c.root, c.version, a) if a["reference"] is None else {}
+ref = ref or {}
+# tiles in a wrapping row: each as wide as its text, so "26.6%–49.1%" is never cut to "26.…" on a narrow screen
+tiles = st.container(horizontal=True, wrap=True, gap="medium")
+tiles.metric("Value", fmt_value(f, a["value"]), width="content")
+tiles.metric("95% interval", f"{fmt_value(f, a['ci_low'])}–{fmt_value(f, a['ci_high'])}", width="content")
+tiles.metric("n", f"{int(a['n']):,}" if a.get("n") is not None else "n/a", width="content")
+if a["reference"] is not None:
+    tiles.metric("Reference", fmt_value(f, a["reference"]), width="content")
+elif ref:
+    tiles.metric(f"Reference ({ref['label']})", fmt_value(f, ref["rate"]), width="content",
+                 help="The rate (or mean) of everyone outside the group in the same window: what the gap is "
+                      "measured against.")
+    tiles.metric("Reference n", f"{int(ref['n']):,}" if ref.get("n") is not None else "n/a", width="content")
+else:
+    tiles.metric("Reference", "none", width="content", help="This rule compares with no reference.")
+if a["threshold"] is not None:
+    tiles.metric("Threshold", fmt_value(f, a["threshold"]), width="content")
+elif ref.get("gap") is not None or evidence.get("gap") is not None:
+    gap = ref.get("gap") if ref.get("gap") is not None else evidence.get("gap")
+    tiles.metric("Gap", (f"{gap * 100:+.1f} pts" if is_rate(f) else f"{gap:+.3f}"), width="content",
+                 help="Group minus reference. A disparity alert fires on a significant adverse gap (q-value below "
+                      "the false discovery rate), not on a fixed threshold.")
 with st.expander("Evidence (as recorded by the rule)"):
     st.json(evidence)
 
@@ -111,7 +135,9 @@ if rows is not None:
     series = rows[(rows["segment_obj"].map(lambda s: s == seg))
                   & (rows["model"].fillna("") == (a["model"] or ""))
                   & (rows["deployment"].fillna("") == (a.get("deployment") or ""))]
-    chart(charts.alert_context(series, a, c.colors, percent=is_rate(a["metric"])), key="al_ctx")
+    drawn = a if a["reference"] is not None or not ref else {**a, "reference": ref["rate"]}
+    chart(charts.alert_context(series, drawn, c.colors, percent=is_rate(a["metric"]),
+                               title=f"{metric_name(a['metric'])} around the alert window"), key="al_ctx")
 
 st.subheader("Example conversations")
 ex_ids = tuple(str(i) for i in (evidence.get("example_turn_ids") or []))
