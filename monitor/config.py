@@ -294,6 +294,8 @@ _AT_MOST = {"ingest.max_future_minutes": (MAX_DAYS * 1440, "a hundred years"),
             "metrics.history_days": (MAX_DAYS, "a hundred years"),
             "alerts.history_days": (MAX_DAYS, "a hundred years"),
             "probes.interval_hours": (MAX_DAYS * 24, "a hundred years"),
+            "notify.digest_minutes": (MAX_DAYS * 1440, "a hundred years"),
+            "alerts.paging_horizon_windows": (MAX_DAYS, "a hundred years of daily windows"),
             "dashboard.port": (65535, "the largest port"), "worker.port": (65535, "the largest port")}
 
 

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from monitor.config import MAX_DAYS
 from monitor.errors import MonitorError
 from monitor.home import Home
 from monitor.lake import Transaction
@@ -423,7 +424,14 @@ def apply_retention(home: Home, now: dt.datetime, days: int, *, actor: str = "wo
                              "set ingest.retention_days to a positive number of days, or 0")
     if not days:
         return RetentionSummary(0, None, dry_run)
-    cutoff = (now - dt.timedelta(days=days)).date().isoformat()
+    if days > MAX_DAYS:
+        raise RetentionError(f"retention days must be at most {MAX_DAYS:,} (a hundred years), got {days:,}",
+                             "pass a smaller --days, or 0 to keep everything")
+    try:
+        cutoff = (now - dt.timedelta(days=days)).date().isoformat()
+    except OverflowError:
+        raise RetentionError(f"{days:,} days before {iso(now)} is before the year 1",
+                             "pass a smaller --days or a later --now") from None
     summary = RetentionSummary(days, cutoff, dry_run)
     with home.lake.transaction() as tx:
         drop: dict[str, list[dict]] = {}

@@ -1,9 +1,12 @@
 """`monitor alerts`: list alerts, act on them (ack, resolve, silence, comment, assign), show the rules in force."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import click
+
+MAX_SILENCE_DAYS = 3650  # ten years: longer is not a silence but a resolve
 
 
 @click.group("alerts")
@@ -86,7 +89,17 @@ def alerts_silence(obj, alert_id, until, duration, by, note):
 
     if bool(until) == bool(duration):
         raise AlertError("give exactly one of --until and --for", "e.g. --for 2h")
-    end = parse_time(until) if until else utcnow() + parse_duration(duration)
+    if until:
+        end = parse_time(until)
+    else:
+        try:
+            span = parse_duration(duration)
+            end = utcnow() + span
+        except OverflowError:
+            span = None
+        if span is None or span > dt.timedelta(days=MAX_SILENCE_DAYS):
+            raise AlertError(f"--for {duration} is too long: a silence lasts at most {MAX_SILENCE_DAYS:,} days",
+                             "e.g. --for 30d; to close the alert instead, `monitor alerts resolve`")
     _show(silence(obj.home, alert_id, by, end, note))
 
 
