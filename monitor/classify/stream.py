@@ -17,12 +17,24 @@ def _num(x: float):
     return None if x is None or math.isnan(x) else round(float(x), 4)
 
 
-def _read_batches(path: Path, batch_size: int):
+def iter_jsonl(path: Path):
+    """Yield ``(line number, object)`` for each non-blank line of a UTF-8 JSONL file; a ClassifierError naming the
+    file, line and column for a line that is not UTF-8, not JSON or not an object."""
     from monitor.errors import ClassifierError
 
-    batch: list[dict] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    try:
+        fh = open(path, "rb")
+    except OSError as e:
+        raise ClassifierError(f"cannot read {path}: {e.strerror or e}", "check the path and its permissions") from e
+    with fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                skip = 3 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf") else 0  # the BOM is not counted
+                raise ClassifierError(
+                    f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[e.start + skip]:02x} at column {e.start + 1})",
+                    f"convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > fixed.jsonl") from None
             if not line.strip():
                 continue
             try:
@@ -33,12 +45,29 @@ def _read_batches(path: Path, batch_size: int):
             if not isinstance(row, dict):
                 raise ClassifierError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}",
                                       hint='write rows like {"prompt": "...", "response": "..."}')
-            batch.append(row)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
+            yield lineno, row
+
+
+def _read_batches(path: Path, batch_size: int):
+    batch: list[dict] = []
+    for _, row in iter_jsonl(path):
+        batch.append(row)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
     if batch:
         yield batch
+
+
+def _check_writable(dst: Path) -> None:
+    from monitor.errors import ClassifierError
+
+    folder = dst.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ClassifierError(f"cannot write {dst}: folder {what}", f"create {folder} first, or choose another --output")
+    if dst.is_dir():
+        raise ClassifierError(f"cannot write {dst}: it is a folder", "give a file name, e.g. --output scored.jsonl")
 
 
 def classify_file(input_path, output_path, clf, batch_size: int = 2048, progress=None) -> dict:
@@ -55,11 +84,17 @@ def classify_file(input_path, output_path, clf, batch_size: int = 2048, progress
         raise ClassifierError(f"input file {src} does not exist")
     if batch_size < 1:
         raise ClassifierError(f"batch_size must be >= 1, got {batch_size}")
+    _check_writable(dst)
     tmp = dst.with_name(dst.name + f".tmp-{os.getpid()}")
     counts: Counter = Counter()
     info: Counter = Counter()
     try:
-        with open(tmp, "w", encoding="utf-8") as out:
+        try:
+            out = open(tmp, "w", encoding="utf-8")
+        except OSError as e:
+            raise ClassifierError(f"cannot write {dst}: {e.strerror or e}",
+                                  "check the folder's permissions, or choose another --output") from e
+        with out:
             for batch in _read_batches(src, batch_size):
                 responses = [r.get("response") for r in batch]
                 prompts = [r.get("prompt") for r in batch]
@@ -92,7 +127,10 @@ def classify_file(input_path, output_path, clf, batch_size: int = 2048, progress
                 counts["no_text"] += sum(1 for i in range(len(batch)) if not is_text(responses[i]) and not is_text(prompts[i]))
                 if progress:
                     progress(counts["rows"])
-        os.replace(tmp, dst)
+        try:
+            os.replace(tmp, dst)
+        except OSError as e:
+            raise ClassifierError(f"cannot write {dst}: {e.strerror or e}", "choose another --output") from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -60,20 +60,23 @@ def classify_cmd(obj, input_path, output_path, backend, batch_size):
         click.echo(f"  {extra}", err=True)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise MonitorError(f"{path}:{i}: not valid JSON ({e.msg})", "one JSON object per line") from None
-            if not isinstance(row, dict):
-                raise MonitorError(f"{path}:{i}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    """The (line number, object) pairs of a labelled JSONL file."""
+    from monitor.classify.stream import iter_jsonl
+
+    return list(iter_jsonl(path))
+
+
+def _check_labels(path, numbered: list[tuple[int, dict]]) -> None:
+    """A label that is present but not one of the allowed values is an error, not a silently skipped row."""
+    from monitor.classify.evaluate import HARM_ORDER, REFUSAL_ORDER
+
+    for lineno, row in numbered:
+        for field, allowed in (("refusal_label", REFUSAL_ORDER), ("prompt_label", HARM_ORDER)):
+            value = row.get(field)
+            if value is not None and value not in allowed:
+                raise ClassifierError(f"{path}:{lineno}: {field} {value!r} is not one of {'|'.join(allowed)}",
+                                      f"fix the label, or drop the field (or set it to null) to leave the row unlabelled")
 
 
 @click.command("eval")
@@ -85,25 +88,47 @@ def _read_jsonl(path: Path) -> list[dict]:
 def eval_cmd(obj, path, backend, as_json):
     """Evaluate the classifiers on labelled rows (`refusal_label`, `prompt_label`, optional `model`).
 
-    Prints precision, recall, F1 and the confusion matrix of each classifier, overall and per model.
+    Prints precision, recall, F1 and the confusion matrix of each classifier, overall and per model. Labels must be
+    compliance|partial_refusal|full_refusal and benign|harmful. Texts the bundled classifiers were trained on
+    (e.g. all of xstest_dev.jsonl) give in-sample figures, and the report says so; docs/refusal.md has the
+    cross-validated ones.
 
     \b
     Example:
-      monitor eval ../shared/data/refusal/xstest_dev.jsonl --json
+      monitor eval labelled_replies.jsonl --json
     """
     from monitor.classify.evaluate import evaluate_rows, format_report
+    from monitor.classify.insample import notice
 
-    rows = _read_jsonl(Path(path))
-    if not rows:
-        raise MonitorError(f"{path} has no rows")
+    numbered = _read_jsonl(Path(path))
+    if not numbered:
+        raise MonitorError(f"{path} has no rows", "write one JSON object per line")
+    _check_labels(path, numbered)
+    rows = [r for _, r in numbered]
     if not any("refusal_label" in r or "prompt_label" in r for r in rows):
         raise ClassifierError(f"{path}: no row has `refusal_label` or `prompt_label`",
                               "label rows as in ../shared/data/refusal/xstest_dev.jsonl")
-    report = evaluate_rows(rows, _classifiers(obj, backend))
+    clf = _classifiers(obj, backend)
+    report = evaluate_rows(rows, clf)
+    report["in_sample"] = _in_sample(rows, clf)
+    note = notice(report["in_sample"])
     if as_json:
         click.echo(json.dumps(report, indent=2, default=float))
     else:
         click.echo(format_report(report))
+    if note:
+        click.secho(note, fg="yellow", err=True)
+
+
+def _in_sample(rows: list[dict], clf) -> dict:
+    """How many evaluated replies and prompts the classifiers were trained on (the rows evaluate_rows scores)."""
+    from monitor.classify.base import is_text
+    from monitor.classify.evaluate import HARM_ORDER, REFUSAL_ORDER
+    from monitor.classify.insample import overlap
+
+    replies = [r["response"] for r in rows if r.get("refusal_label") in REFUSAL_ORDER and is_text(r.get("response"))]
+    prompts = [r["prompt"] for r in rows if r.get("prompt_label") in HARM_ORDER and is_text(r.get("prompt"))]
+    return overlap(replies, prompts, clf.refusal_version, clf.harm_version)
 
 
 commands = [classify_cmd, eval_cmd]
