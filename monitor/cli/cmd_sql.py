@@ -70,8 +70,11 @@ def sql_command(obj, query, fmt, params, limit, timeout, list_tables):
       monitor sql --tables
       monitor sql "SELECT model_version, count(*) AS turns FROM turns GROUP BY 1 ORDER BY 1"
       monitor sql "SELECT * FROM metrics WHERE metric = \\$m ORDER BY window_start" -p m=over_refusal_rate
-      monitor sql "SELECT * FROM alerts WHERE status = 'open'" --format json
-      monitor sql "SELECT turn_id, user_message FROM scored_turns WHERE refusal" --format csv --limit 50000 > r.csv
+      monitor sql "SELECT * FROM alerts WHERE status = 'firing'" --format json
+      monitor sql "SELECT turn_id, user_message FROM scored_turns WHERE refusal <> 'compliance'" --format csv --limit 50000 > r.csv
+
+    Alert status is firing, acknowledged, silenced or resolved; refusal is compliance, partial_refusal or
+    full_refusal.
     """
     from monitor.sqlguard import run_query, schema
 
