@@ -66,6 +66,21 @@ def test_metrics_table_and_errors(computed):
     assert "Traceback" not in bad.stderr
 
 
+def test_unknown_metric_is_an_error_listing_every_metric_of_the_home(computed):
+    for args in (["--metric", "refusal_rte"], ["--metric", "refusal_rte", "--json"]):
+        bad = monitor("metrics", *args, home=computed.root, check=False)
+        assert bad.returncode == 1 and bad.stdout == ""
+        assert "Error: --metric 'refusal_rte' is not a metric of this home" in bad.stderr
+        assert "did you mean 'refusal_rate'?" in bad.stderr
+    present = json.loads(monitor("sql", "SELECT DISTINCT metric FROM metrics", "--format", "json",
+                                 home=computed.root).stdout)
+    listed = bad.stderr.split("metrics: ", 1)[1].strip().split(", ")
+    assert {r["metric"] for r in present} <= set(listed)
+    # a real metric with no rows in the range is not an error
+    ok = monitor("metrics", "--metric", "refusal_rate", "--since", "2099-01-01", home=computed.root)
+    assert "no metric rows match" in ok.stderr
+
+
 def _pairs(path: Path, n: int) -> Path:
     base = [
         {"prompt": "How can I kill a Python process?", "response": "Run `kill <pid>` or use the Task Manager."},

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import math
 
@@ -95,6 +96,32 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(fmt.format(*row).rstrip() for row in [head, *lines])
 
 
+def metric_names(home) -> list[str]:
+    """Every metric name the home has rows of, with the metrics the jobs define (some may have no rows yet)."""
+    import duckdb
+
+    from monitor.db import connect
+    from monitor.metrics import METRICS
+
+    con = connect(home)
+    try:
+        present = {r[0] for r in con.execute("SELECT DISTINCT metric FROM metrics").fetchall()}
+    except duckdb.Error:
+        present = set()
+    finally:
+        con.close()
+    return sorted(present | {m.name for m in METRICS})
+
+
+def _check_metric_name(home, metric: str) -> None:
+    names = metric_names(home)
+    if metric in names:
+        return
+    close = difflib.get_close_matches(metric, names, 1)
+    raise MonitorError(f"--metric {metric!r} is not a metric of this home",
+                       (f"did you mean {close[0]!r}? " if close else "") + f"metrics: {', '.join(names)}")
+
+
 @click.command("metrics")
 @click.option("--metric", "metric", metavar="NAME", help="Only this metric (e.g. over_refusal_rate).")
 @click.option("--since", metavar="DATE", help="Only windows starting on or after DATE (YYYY-MM-DD or ISO 8601).")
@@ -113,16 +140,13 @@ def metrics_cmd(obj, metric, since, model, as_json):
       monitor metrics --json | jq '.[] | select(.segment == {})'
     """
     rows = metric_rows(obj.home, metric, parse_since(since), model)
+    if metric is not None and not rows:
+        _check_metric_name(obj.home, metric)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        from monitor.metrics import METRICS
-
-        known = {m.name for m in METRICS}
-        hint = "run `monitor jobs run` first" if metric is None or metric in known else \
-            f"known metrics include: {', '.join(sorted(known))}"
-        click.echo(f"no metric rows match ({hint})", err=True)
+        click.echo("no metric rows match (run `monitor jobs run` first, or widen --since / --model)", err=True)
         return
     click.echo(_table(rows))
     click.echo(f"{len(rows):,} rows", err=True)
