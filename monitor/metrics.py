@@ -66,3 +66,16 @@ def get(name: str) -> Metric:
     close = difflib.get_close_matches(name, [m.name for m in METRICS], n=1)
     raise MonitorError(f"unknown metric {name!r}", f"did you mean {close[0]!r}?" if close else
                        f"known metrics: {', '.join(m.name for m in METRICS)}")
+
+
+# Every metric name the jobs write: the refusal family above, then values, drift, disparity (production, and the
+# counterfactual probes' `probe_` rows) and language checks. A name outside it is a typo: alert rules are refused
+# with a did-you-mean rather than watching nothing (monitor/alerts/rules.py). tests/test_dashboard_real.py checks
+# every metric the demo writes is listed here.
+DISPARITY_METRICS = ("refusal_disparity", "over_refusal_disparity", "under_refusal_disparity", "value_disparity")
+WRITTEN_METRICS: tuple[str, ...] = (
+    *(m.name for m in METRICS),
+    "value_mean", "value_coverage", "value_drift", "topic_drift", "prompt_mix_drift",
+    *DISPARITY_METRICS, *(f"probe_{m}" for m in DISPARITY_METRICS),
+    "language_mismatch_rate",
+)

@@ -88,12 +88,30 @@ def test_metric_stem_segment_and_model_matching():
     assert glob.matches_metric("under_refusal_rate") and not glob.matches_metric("refusal_rate")
     # No segment filter: all traffic only. "*" / any_segment: every segment. A table: that attribute.
     assert r.matches_segment({}) and not r.matches_segment({"language": "hi"})
-    anyseg = parse_rule({"name": "a", "metric": "x", "kind": "flag", "any_segment": True}, "p", "t")
+    anyseg = parse_rule({"name": "a", "metric": "refusal_rate", "kind": "flag", "any_segment": True}, "p", "t")
     assert anyseg.matches_segment({"language": "hi"}) and anyseg.matches_segment({})
-    hi = parse_rule({"name": "h", "metric": "x", "kind": "flag", "segment": {"language": "hi"}}, "p", "t")
+    hi = parse_rule({"name": "h", "metric": "refusal_rate", "kind": "flag", "segment": {"language": "hi"}}, "p", "t")
     assert hi.matches_segment({"language": "hi"}) and not hi.matches_segment({"language": "en"})
     assert not hi.matches_segment({"language": "hi", "region": "eu"})
-    every_lang = parse_rule({"name": "l", "metric": "x", "kind": "flag", "segment": {"language": "*"}}, "p", "t")
+    every_lang = parse_rule({"name": "l", "metric": "refusal_rate", "kind": "flag", "segment": {"language": "*"}}, "p", "t")
     assert every_lang.matches_segment({"language": "fr"}) and not every_lang.matches_segment({})
-    m = parse_rule({"name": "m", "metric": "x", "kind": "flag", "model": "a@1"}, "p", "t")
+    m = parse_rule({"name": "m", "metric": "refusal_rate", "kind": "flag", "model": "a@1"}, "p", "t")
     assert m.matches_model("a@1") and not m.matches_model("b") and not m.matches_model(None)
+
+
+@pytest.mark.parametrize("metric, hint", [
+    ("refusal_rte", "did you mean 'refusal_rate'"),
+    ("overrefusal_rate", "did you mean 'over_refusal_rate'"),
+    ("zzz_*", "metrics: refusal_rate"),
+])
+def test_a_rule_on_a_metric_no_job_writes_is_refused(metric, hint):
+    """A typo in a rule's metric would leave a risk unwatched with no sign of it: refused when the config is read."""
+    with pytest.raises(ConfigError, match=r"alerts.rules\[0\].metric") as e:
+        parse_rule({"name": "x", "metric": metric, "kind": "threshold", "op": ">", "value": 0.5},
+                   "alerts.rules[0]", "monitor.toml")
+    assert hint in str(e.value)
+
+
+@pytest.mark.parametrize("metric", ["refusal_rate", "disparity", "drift", "probe_*", "*_refusal_rate", "value"])
+def test_names_stems_and_globs_of_written_metrics_are_accepted(metric):
+    parse_rule({"name": "x", "metric": metric, "kind": "flag"}, "alerts.rules[0]", "monitor.toml")

@@ -179,6 +179,7 @@ def parse_rule(data: Any, path: str, origin: str) -> Rule:
     for key in _REQUIRED[kind]:
         if key not in data:
             raise _bad(origin, f"{path}.{key}", f"is required for kind '{kind}'")
+    _check_metric(data["metric"], origin, f"{path}.metric")
     name = data["name"]
     if not name or not all(c.isalnum() or c in "_-." for c in name):
         raise _bad(origin, f"{path}.name", f"must be letters, digits, _ - . only, got {name!r}")
@@ -209,6 +210,23 @@ def parse_rule(data: Any, path: str, origin: str) -> Rule:
         min_n=data.get("min_n", COMMON_KEYS["min_n"][1]), consecutive=data.get("consecutive", 1),
         granularity=data.get("granularity"), params=params, source=f"{origin} ({path})",
     )
+
+
+def _check_metric(metric: str, origin: str, path: str) -> None:
+    """A rule must watch something the jobs write: a metric name, a stem of some (`disparity`), or a glob matching
+    some (`probe_*`). Anything else is a typo that would leave a risk silently unwatched."""
+    from monitor.metrics import WRITTEN_METRICS
+
+    if any(c in metric for c in "*?["):
+        if not any(fnmatch.fnmatchcase(m, metric) for m in WRITTEN_METRICS):
+            raise _bad(origin, path, f"pattern {metric!r} matches no metric the jobs write",
+                       f"metrics: {', '.join(WRITTEN_METRICS)}")
+        return
+    if metric in WRITTEN_METRICS or any(m.endswith("_" + metric) or m.startswith(metric + "_")
+                                        for m in WRITTEN_METRICS):
+        return
+    raise _bad(origin, path, f"unknown metric {metric!r}: no job writes it",
+               _close(metric, WRITTEN_METRICS) or f"metrics: {', '.join(WRITTEN_METRICS)}")
 
 
 def _check_params(kind: str, p: dict, data: dict, path: str, origin: str) -> None:
