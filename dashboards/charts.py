@@ -265,7 +265,10 @@ def group_rates(df: pd.DataFrame, title: str, percent: bool = True) -> go.Figure
             x=d["group_label"], y=ref, mode="markers", name="reference (rest of traffic)",
             marker=dict(symbol="line-ew-open", size=26, color="#555555", line=dict(width=2)),
             hovertext=[f"{g}: reference {num(v)}" for g, v in zip(d["group_label"], ref)], hoverinfo="text"))
+    # no legend (the page's caption explains the marks): below angled group names it would cover them
     fig.update_layout(title=title, yaxis_title="rate" if percent else "mean score", **_LAYOUT)
+    fig.update_layout(showlegend=False)
+    fig.update_xaxes(tickangle=-30, automargin=True)
     if percent:
         fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig

@@ -33,7 +33,7 @@ FALLBACK_METRICS = {
     "refusal_disparity": ("Refusal gap between groups", "Refusal rate of one group compared with the reference."),
     "value_disparity": ("Value-score gap between groups",
                         "Mean value-dimension score of one group's replies compared with the reference (rest of "
-                        "traffic), tested with Welch's t-test."),
+                        "traffic)."),
     "topic_drift": ("Topic-mix drift", "How far the mix of topics users ask about moved from the reference window "
                     "(Jensen-Shannon distance): did the users change rather than the model?"),
     "prompt_mix_drift": ("Prompt-mix drift", "How far the mix of prompt-harm categories moved from the reference "
@@ -172,6 +172,23 @@ def fmt_value(metric: str, v) -> str:
         except TypeError:
             return "n/a"
     return pct(v)
+
+
+MISSING = "—"
+
+
+def as_text(df, formats: dict[str, str]):
+    """A copy of `df` with the named number columns as text ('%.2g' style formats), '—' where there is no value.
+
+    For columns where a value is often not computed (p-values of untested groups, kappa without overlap): a table
+    would show such a cell as 'None' or 'nan'.
+    """
+    out = df.copy()
+    for col, f in formats.items():
+        if col in out:
+            out[col] = [MISSING if v is None or (isinstance(v, float) and v != v) else (f % v)
+                        for v in out[col].astype(object)]
+    return out
 
 
 def pct(v) -> str:

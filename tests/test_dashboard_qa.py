@@ -160,3 +160,78 @@ def test_alerts_table_shows_no_raw_none(monkeypatch, sample_root):
     assert "None" not in table.astype(str).to_numpy()
     assert not table[["model", "segment", "assigned_to"]].isna().any().any()
     assert "all traffic" in set(table["segment"])
+
+
+# -- disparity: default attribute, labels, missing values -------------------------------------------------------------
+def _disparity_home(tmp_path):
+    """A sample home plus age_band disparity rows with nothing significant (alphabetically before 'language')."""
+    from dashboards.sample import build_sample_home
+
+    home = build_sample_home(tmp_path / "h", n_turns=1500, days=6, seed=3)
+    import pyarrow as pa
+
+    from dashboards import data
+
+    root = str(home.root)
+    lang = data.metric_rows(root, data.lake_version(root), ("over_refusal_disparity",), dt.datetime(2000, 1, 1),
+                            dt.datetime(2100, 1, 1))
+    assert lang["details_obj"].map(lambda d: d.get("significant")).any(), "the sample needs a significant gap"
+    extra = []
+    for r in lang.drop_duplicates(["window_start", "model"]).itertuples():
+        for band in ("18-24", "65+"):
+            extra.append({"metric": "over_refusal_disparity", "granularity": "day", "window_start": r.window_start,
+                          "window_end": r.window_end, "model": r.model, "deployment": None,
+                          "segment": json.dumps({"age_band": band}), "value": 0.1, "ci_low": 0.05, "ci_high": 0.15,
+                          "n": 80, "numerator": 8.0, "small_sample": False, "job": "test", "run_id": "r9",
+                          "family": "disparity", "computed_at": dt.datetime(2026, 12, 1),
+                          "details": json.dumps({"attribute": "age_band", "group": band, "gap": 0.0, "ratio": 1.0,
+                                                 "p_value": None, "q_value": None, "significant": False,
+                                                 "min_n_ok": True, "reference_rate": 0.1,
+                                                 "source": "production"})})
+    home.lake.append("metrics_log", pa.Table.from_pylist(extra))
+    return home
+
+
+def test_disparity_opens_on_the_attribute_with_significant_gaps(monkeypatch, tmp_path):
+    home = _disparity_home(tmp_path)
+    at = open_page(monkeypatch, home.root, "app_pages/disparity.py")
+    box = at.selectbox(key="dp_attr")
+    assert box.options == ["age_band", "language"] and box.value == "language"
+    # an explicit choice is kept across reruns
+    box.select("age_band")
+    at.run()
+    at.selectbox(key="dp_window").select(at.selectbox(key="dp_window").options[-1])
+    at.run()
+    assert at.selectbox(key="dp_attr").value == "age_band"
+    # age_band's groups were not tested: p and q are '—' with a caption, never None
+    table = at.dataframe[0].value
+    assert set(table["p_value"]) == {"—"} and "not computed" in texts(at)
+    assert "None" not in table.astype(str).to_numpy()
+
+
+def test_disparity_charts_label_groups_plainly_and_title_rates_as_rates(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root, "app_pages/disparity.py")
+    charts_ = specs(at)
+    prod = next(s for s in charts_ if title(s).startswith("Production traffic"))
+    assert title(prod) == "Production traffic by language"
+    assert not any("=" in str(x) for x in prod["data"][0]["x"])  # 'hi', not 'language=hi'
+    assert prod["layout"]["showlegend"] is False and prod["layout"]["xaxis"]["tickangle"] == -30
+    trend = next(s for s in charts_ if "per language group" in title(s))
+    assert title(trend) == "Over-refusal rate per language group"
+    assert "gap" not in title(trend)
+
+
+def test_value_gap_help_names_the_test_once():
+    from dashboards.ui import metric_help
+
+    caption_tail = " Significance uses Welch's t-test"
+    assert (metric_help("value_disparity") + caption_tail).count("Welch") == 1
+
+
+def test_as_text_blanks_missing_values():
+    from dashboards.ui import as_text
+
+    df = pd.DataFrame({"p": [0.0123, None, float("nan")], "k": [0.5, 1.0, None]})
+    got = as_text(df, {"p": "%.2g", "k": "%.2f"})
+    assert list(got["p"]) == ["0.012", "—", "—"] and list(got["k"]) == ["0.50", "1.00", "—"]
+

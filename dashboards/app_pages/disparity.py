@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import charts, data
-from dashboards.ui import PROBE_PREFIX, chart, ctx, guarded, metric_help, metric_name
+from dashboards.ui import MISSING, PROBE_PREFIX, as_text, chart, ctx, guarded, metric_help, metric_name
 
 ALL = "all models"
 VALUE_METRIC = "value_disparity"  # a mean score per group, not a rate: drawn and tabled as a number
@@ -62,10 +62,22 @@ rows = rows.assign(
     min_n_ok=[bool(d.get("min_n_ok", not s)) for d, s in zip(det, rows["small_sample"].fillna(False))],
     reference_rate=[d.get("reference_rate", d.get("reference_mean")) for d in det],
     window=rows["window_start"].dt.strftime("%Y-%m-%d %H:%M" if c.granularity == "hour" else "%Y-%m-%d"))
-rows["group_label"] = rows["attribute"] + "=" + rows["group"]
+# one attribute is shown at a time: a group's label is its value alone ('asia_pacific', not 'region=asia_pacific')
+rows["group_label"] = rows["group"]
 
-attr = f2.selectbox("Attribute", sorted(rows["attribute"].unique()), key="dp_attr",
-                    help="'a&b' is an intersection of two attributes, e.g. language&age_band.")
+# open on the attribute with the most significant adverse gaps in the time window (production traffic, any model;
+# value gaps have no adverse side, so there significant ones count); ties and none: alphabetical. A choice the
+# user made is kept (the widget's key holds it).
+attrs = sorted(rows["attribute"].unique())
+prod_rows = rows[rows["source"] == "production"]
+flagged = prod_rows[prod_rows["significant"] & prod_rows["adverse"]]
+if flagged.empty:
+    flagged = prod_rows[prod_rows["significant"]]
+counts = flagged.groupby("attribute").size()
+best_attr = min(attrs, key=lambda a_: (-int(counts.get(a_, 0)), a_))
+attr = f2.selectbox("Attribute", attrs, key="dp_attr", index=attrs.index(best_attr),
+                    help="Opens on the attribute with the most significant adverse gaps in the time window. "
+                         "'a&b' is an intersection of two attributes, e.g. language&age_band.")
 r = rows[rows["attribute"] == attr]
 models = sorted(r["model"].dropna().unique())
 model_opts = models + ([ALL] if r["model"].isna().any() else [])
@@ -87,19 +99,21 @@ cur = r[r["window"] == window]
 
 prod, probe = cur[cur["source"] == "production"], cur[cur["source"] == "probe"]
 left, right = st.columns(2)
-what = metric_name(metric) + (f" ({cur['dimension'].iloc[0]})" if is_value and len(cur) else "")
+# what each group's point is: a rate (over-refusal rate, ...) or a mean score of one dimension, not the gap itself
+what = (f"mean {cur['dimension'].iloc[0] if len(cur) else dim} score" if is_value
+        else metric_name(metric.replace("_disparity", "_rate")).lower())
 with left:
-    chart(charts.group_rates(prod, f"Production traffic: {what} by {attr}", percent=not is_value), key="dp_obs")
+    chart(charts.group_rates(prod, f"Production traffic by {attr}", percent=not is_value), key="dp_obs")
 with right:
     if probe.empty:
         st.info("No counterfactual probe results for this metric: enable `[probes]` in monitor.toml so the worker "
                 "sends identity-swapped prompts to the model.")
     else:
-        chart(charts.group_rates(probe, f"Counterfactual probes: {what} by {attr}", percent=not is_value),
-              key="dp_probe")
-st.caption("Diamonds: significant after correction. Hollow: below the minimum sample size. Bars: 95% intervals. "
-           "Production traffic shows what users got; probes send the same prompt with only the identity swapped, "
-           "so a gap there is the model's, not a difference in what groups ask.")
+        chart(charts.group_rates(probe, f"Counterfactual probes by {attr}", percent=not is_value), key="dp_probe")
+st.caption(f"Each point: a {attr} group's {what} in {window}. Grey tick: that group's reference (the rest of the "
+           "traffic). Diamonds: significant after correction. Hollow: below the minimum sample size, not tested. "
+           "Bars: 95% intervals. Production traffic shows what users got; probes send the same prompt with only the "
+           "identity swapped, so a gap there is the model's, not a difference in what groups ask.")
 if not prod.empty and not prod["min_n_ok"].any():
     st.warning(f"Every group in {window} is below the minimum sample size: nothing here is tested. Pick an earlier "
                "window or pool the model versions ('all models').")
@@ -108,14 +122,18 @@ table = cur[["source", "group", "value", "ci_low", "ci_high", "n", "reference_ra
              "q_value", "significant", "adverse", "four_fifths_flag", "min_n_ok"]].rename(
     columns={"value": "mean" if is_value else "rate", "reference_rate": "reference"})
 num = "%.3f"
-st.dataframe(table.sort_values(["source", "mean" if is_value else "rate"], ascending=[False, False]),
-             hide_index=True,
-             column_config={k: st.column_config.NumberColumn(format=num)
-                            for k in ("rate", "mean", "ci_low", "ci_high", "reference", "gap", "ratio")}
-             | {k: st.column_config.NumberColumn(format="%.2g") for k in ("p_value", "q_value")})
+table = table.sort_values(["source", "mean" if is_value else "rate"], ascending=[False, False])
+# p, q, gap and ratio are not computed for every group (below the minimum n; no reference rate): '—', not None
+table = as_text(table, {"reference": "%.3f", "gap": "%.3f", "ratio": "%.3f", "p_value": "%.2g", "q_value": "%.2g"})
+st.dataframe(table, hide_index=True,
+             column_config={k: st.column_config.NumberColumn(format=num) for k in ("rate", "mean", "ci_low", "ci_high")})
+if (table["p_value"] == MISSING).any():
+    st.caption("'—': not computed. Groups below the minimum sample size are not tested (no p or q), and a ratio "
+               "needs a reference above zero.")
 
 st.subheader("Group rates over time" if not is_value else "Group means over time")
 hist = r[r["source"] == "production"]
 if not hist.empty:
-    chart(charts.rate_lines(hist, c.colors, f"{what}: per {attr} group", "mean score" if is_value else "rate",
-                            by="group_label", percent=not is_value), key="dp_trend")
+    chart(charts.rate_lines(hist, c.colors, f"{what[0].upper() + what[1:]} per {attr} group",
+                            "mean score" if is_value else "rate", by="group_label", percent=not is_value),
+          key="dp_trend")
