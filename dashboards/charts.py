@@ -100,13 +100,13 @@ def over_under_side_by_side(over: pd.DataFrame, under: pd.DataFrame, colors: dic
     if over.empty and under.empty:
         return empty_figure("No refusal metrics in this window")
     fig = make_subplots(rows=1, cols=2, shared_xaxes=True, horizontal_spacing=0.08,
-                        subplot_titles=("Over-refusal (benign requests refused)",
-                                        "Under-refusal (harmful requests answered)"))
+                        subplot_titles=("Over-refusal (benign refused)", "Under-refusal (harmful answered)"))
     for col, df in ((1, over), (2, under)):
         for key, d in df.groupby("model_label", sort=True):
             for t in _band_traces(d, str(key), _color(colors, key), str(key), show_legend=col == 1):
                 fig.add_trace(t, row=1, col=col)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    fig.update_annotations(font_size=13)  # the subplot titles
     fig.update_layout(height=380, **_LAYOUT)
     return fig
 
@@ -116,28 +116,38 @@ def tradeoff_scatter(over: pd.DataFrame, under: pd.DataFrame, colors: dict[str, 
     keys = ["window_start", "model_label"]
     if over.empty or under.empty:
         return empty_figure("Needs both over- and under-refusal metrics")
-    m = over[keys + ["value", "ci_low", "ci_high", "n"]].merge(
-        under[keys + ["value", "ci_low", "ci_high", "n"]], on=keys, suffixes=("_over", "_under"))
+    cols = keys + ["value", "ci_low", "ci_high", "n", "small_sample"]
+    m = _with_small(over)[cols].merge(_with_small(under)[cols], on=keys, suffixes=("_over", "_under"))
     if m.empty:
         return empty_figure("No window has both rates")
     fig = go.Figure()
+    m["small"] = m["small_sample_over"] | m["small_sample_under"]
     for key, d in m.groupby("model_label", sort=True):
         c = _color(colors, key)
         fig.add_trace(go.Scatter(
             x=d["value_over"], y=d["value_under"], mode="markers", name=str(key),
-            marker=dict(color=c, size=9, opacity=0.85),
+            # hollow: either rate rests on a small sample (as on every other chart)
+            marker=dict(color=["white" if sm else c for sm in d["small"]], size=9, opacity=0.85,
+                        line=dict(color=c, width=1.5)),
             error_x=dict(type="data", symmetric=False, array=d["ci_high_over"] - d["value_over"],
                          arrayminus=d["value_over"] - d["ci_low_over"], color=_rgba(c, 0.4), thickness=1),
             error_y=dict(type="data", symmetric=False, array=d["ci_high_under"] - d["value_under"],
                          arrayminus=d["value_under"] - d["ci_low_under"], color=_rgba(c, 0.4), thickness=1),
-            customdata=list(zip(d["window_start"].dt.strftime("%Y-%m-%d"), d["n_over"], d["n_under"])),
+            customdata=list(zip(d["window_start"].dt.strftime("%Y-%m-%d"), d["n_over"], d["n_under"],
+                                ["<br>small sample" if sm else "" for sm in d["small"]])),
             hovertemplate=(f"{key} %{{customdata[0]}}<br>over-refusal %{{x:.1%}} (n=%{{customdata[1]}})"
-                           "<br>under-refusal %{y:.1%} (n=%{customdata[2]})<extra></extra>")))
+                           "<br>under-refusal %{y:.1%} (n=%{customdata[2]})%{customdata[3]}<extra></extra>")))
     fig.update_layout(title="Safety / helpfulness trade-off (lower-left is better)",
                       xaxis_title="over-refusal rate", yaxis_title="under-refusal rate", **_LAYOUT)
     fig.update_xaxes(tickformat=".0%", rangemode="tozero")
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     return fig
+
+
+def _with_small(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with a boolean `small_sample` column (False where the metric row did not say)."""
+    small = df["small_sample"] if "small_sample" in df else pd.Series(False, index=df.index)
+    return df.assign(small_sample=small.fillna(False).astype(bool))
 
 
 def wilson(k: float, n: float, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -279,28 +289,55 @@ def value_profile(df: pd.DataFrame, colors: dict[str, str]) -> go.Figure:
     if df.empty:
         return empty_figure("No value profile in this window")
     fig = go.Figure()
+    df = _with_small(df)
     for key, d in df.groupby("model_label", sort=True):
         # scores are never negative: a t interval reaching below 0 on a skewed, mostly-zero score is cut at 0
         lo = d["ci_low"].clip(lower=0)
+        c = _color(colors, key)
         fig.add_trace(go.Bar(
-            x=d["dimension"], y=d["value"], name=str(key), marker_color=_color(colors, key),
+            x=d["dimension"], y=d["value"], name=str(key),
+            # a small sample: a pale, hatched bar (as the feedback chart does), the model's colour on its outline
+            marker=dict(color=[_rgba(c, 0.35) if sm else c for sm in d["small_sample"]], line=dict(color=c, width=1),
+                        pattern_shape=["/" if sm else "" for sm in d["small_sample"]]),
             error_y=dict(type="data", symmetric=False, array=(d["ci_high"] - d["value"]).fillna(0),
                          arrayminus=(d["value"] - lo).fillna(0)),
-            customdata=d["n"], hovertemplate=f"{key}<br>%{{x}}: %{{y:.3f}} (n=%{{customdata:,}})<extra></extra>"))
+            customdata=list(zip(d["n"].fillna(0).astype(int), ["<br>small sample" if sm else ""
+                                                               for sm in d["small_sample"]])),
+            hovertemplate=f"{key}<br>%{{x}}: %{{y:.3f}} (n=%{{customdata[0]:,}})%{{customdata[1]}}<extra></extra>"))
     fig.update_layout(barmode="group", title="Value profile: mean score per dimension", yaxis_title="mean score",
                       **_LAYOUT)
+    fig.update_xaxes(tickangle=-35, automargin=True)
     return fig
 
 
 def drift_heatmap(df: pd.DataFrame) -> go.Figure:
-    """Drift statistic per dimension and window; cells where the test said 'drift' are marked with a dot."""
+    """Drift statistic per dimension and window; cells where the test said 'drift' are marked with a dot, cells
+    below the minimum sample size (column `small_sample`) are drawn grey with a '○' instead of in colour."""
     if df.empty:
         return empty_figure("No drift verdicts in this window")
+    df = _with_small(df)
     piv = df.pivot_table(index="dimension", columns="window", values="value", aggfunc="max")
-    flag = df.pivot_table(index="dimension", columns="window", values="drifted", aggfunc="max")
-    text = [["●" if bool(v) else "" for v in row] for row in flag.reindex_like(piv).fillna(False).to_numpy()]
-    fig = go.Figure(go.Heatmap(z=piv.to_numpy(), x=[str(c) for c in piv.columns], y=list(piv.index), text=text,
-                               texttemplate="%{text}", colorscale="OrRd", colorbar=dict(title="drift statistic"),
-                               hovertemplate="%{y} %{x}<br>statistic %{z:.3f}<extra></extra>"))
-    fig.update_layout(title="Drift by dimension (● = drift detected)", **_LAYOUT)
+    flag = df.pivot_table(index="dimension", columns="window", values="drifted", aggfunc="max").reindex_like(piv)
+    small = df.pivot_table(index="dimension", columns="window", values="small_sample",
+                           aggfunc="max").reindex_like(piv).fillna(False).astype(bool)
+    n = df.pivot_table(index="dimension", columns="window", values="n", aggfunc="max").reindex_like(piv)
+    x, y = [str(c) for c in piv.columns], list(piv.index)
+    stat = [[("n/a" if v != v else f"{v:.3f}") for v in row] for row in piv.to_numpy()]
+    ns = [[("n/a" if v != v else f"{int(v):,}") for v in row] for row in n.to_numpy()]
+    hover = [[[st_, n_] for st_, n_ in zip(sr, nr)] for sr, nr in zip(stat, ns)]
+    marks = [["●" if bool(f) else "" for f in row] for row in flag.fillna(False).to_numpy()]
+    fig = go.Figure()
+    if small.to_numpy().any():
+        # small samples: grey cells with a '○', so their statistic is not read off the colour scale
+        fig.add_trace(go.Heatmap(
+            z=piv.notna().astype(float).where(small).to_numpy(), x=x, y=y, zmin=0, zmax=1,
+            colorscale=[[0, "#dddddd"], [1, "#dddddd"]], showscale=False, customdata=hover,
+            text=[["○" if sm else "" for sm in row] for row in small.to_numpy()], texttemplate="%{text}",
+            hovertemplate=("%{y} %{x}<br>statistic %{customdata[0]} (n=%{customdata[1]}): too few replies, "
+                           "not tested<extra></extra>")))
+    fig.add_trace(go.Heatmap(z=piv.where(~small).to_numpy(), x=x, y=y, text=marks, texttemplate="%{text}",
+                             colorscale="OrRd", colorbar=dict(title="drift statistic"), customdata=hover,
+                             hovertemplate="%{y} %{x}<br>statistic %{customdata[0]} (n=%{customdata[1]})"
+                                           "<extra></extra>"))
+    fig.update_layout(title="Drift by dimension (● drift, ○ too few replies)", **_LAYOUT)
     return fig

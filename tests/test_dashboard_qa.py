@@ -235,3 +235,46 @@ def test_as_text_blanks_missing_values():
     got = as_text(df, {"p": "%.2g", "k": "%.2f"})
     assert list(got["p"]) == ["0.012", "—", "—"] and list(got["k"]) == ["0.50", "1.00", "—"]
 
+
+# -- values: the model picker filters; small samples marked ---------------------------------------------------------
+def test_values_model_picker_filters_profile_and_series(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root, "app_pages/values.py")
+    for model in at.selectbox(key="vd_model").options:
+        at.selectbox(key="vd_model").select(model)
+        at.run()
+        assert not at.exception
+        by_title = {title(s): s for s in specs(at)}
+        profile = by_title["Value profile: mean score per dimension"]
+        assert {t["name"] for t in profile["data"]} == {model}
+        series = next(s for t, s in by_title.items() if t.endswith("mean score per window"))
+        assert {t["name"] for t in series["data"] if t.get("mode") == "lines+markers"} == {model}
+
+
+def test_small_samples_are_marked_on_every_chart():
+    from dashboards import charts
+
+    colors = charts.color_map(["A"])
+    w = pd.Timestamp("2026-11-10")
+    rate = pd.DataFrame({"window_start": [w, w + pd.Timedelta(days=1)], "model_label": ["A", "A"],
+                         "value": [0.1, 0.2], "ci_low": [0.05, 0.1], "ci_high": [0.15, 0.3], "n": [500, 20],
+                         "small_sample": [False, True]})
+    fig = charts.tradeoff_scatter(rate, rate.assign(small_sample=[False, False]), colors)
+    assert list(fig.data[0].marker.color) == [colors["A"], "white"]  # hollow where a rate rests on a small n
+    prof = pd.DataFrame({"dimension": ["care", "moralizing"], "model_label": ["A", "A"], "value": [0.1, 0.47],
+                         "ci_low": [0.05, 0.2], "ci_high": [0.15, 0.7], "n": [500, 34], "small_sample": [False, True]})
+    bar = charts.value_profile(prof, colors).data[0]
+    assert list(bar.marker.pattern.shape) == ["", "/"] and bar.marker.color[0] != bar.marker.color[1]
+    heat = pd.DataFrame({"dimension": ["care", "moralizing"], "window": ["2026-11-10"] * 2, "value": [0.1, 0.47],
+                         "drifted": [False, False], "n": [500, 34], "small_sample": [False, True]})
+    fig = charts.drift_heatmap(heat)
+    grey, coloured = fig.data
+    assert grey.showscale is False and [list(r) for r in grey.text] == [[""], ["○"]]
+    z = [list(r) for r in coloured.z]
+    assert z[0] == [0.1] and pd.isna(z[1][0])  # the small cell is not on the colour scale
+    assert "○" in fig.layout.title.text
+
+
+def test_overview_subplot_titles_are_short(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root)
+    overunder = next(s for s in specs(at) if s["layout"].get("annotations"))
+    assert all(len(a["text"]) <= 32 for a in overunder["layout"]["annotations"])

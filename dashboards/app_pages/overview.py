@@ -53,8 +53,8 @@ if rows is not None and not rows.empty:
     a, b = st.columns(2)
     with a:
         chart(charts.tradeoff_scatter(over, under, c.colors), key="tradeoff")
-        st.caption("Each point is one model version in one window; bars are 95% intervals. Moving right costs "
-                   "helpfulness, moving up costs safety.")
+        st.caption("Each point is one model version in one window; bars are 95% intervals; hollow points rest on a "
+                   "small sample (either rate). Moving right costs helpfulness, moving up costs safety.")
 # from the refusal_metrics rollups (turn_count, thumbs_down_rate per window and model), not from raw turns
 vol = guarded(data.volume, c.root, c.version, c.start, c.end, granularity=c.granularity)
 if vol is not None:

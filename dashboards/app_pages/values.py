@@ -57,7 +57,8 @@ mix = rows[rows["metric"].isin(data.MIX_METRICS) & (rows["segment"] == "{}")]
 models = sorted(rows["model"].dropna().unique())
 model_opts = models + ([ALL] if rows["model"].isna().any() or not models else [])
 model = st.selectbox("Model version", model_opts, key="vd_model",
-                     help="'all models' pools every version's replies; pick a version to see its own profile.")
+                     help="'all models' pools every version's replies; pick a version to see its own profile, "
+                          "series, coverage and drift verdicts.")
 
 # -- value profile ------------------------------------------------------------------------------------------------
 st.subheader("Value profile", help=metric_help("value_mean"))
@@ -65,23 +66,24 @@ windows = sorted(means["window"].unique(), reverse=True)
 if windows:
     w = st.selectbox("Window", windows, key="vd_window")
     cur = means[means["window"] == w]
-    prof = cur[cur["model"].notna()] if model != ALL else cur[cur["model"].isna()]
+    prof = _by_model(cur, model)
     chart(charts.value_profile(prof, c.colors), key="vd_profile")
     unit = next((d.get("unit") for d in cur["details_obj"] if d.get("unit")), None)
-    st.caption("Bars: mean score per reply" + (f" ({unit})" if unit else "") + ", with 95% intervals; every model "
-               "version side by side.")
+    st.caption("Bars: mean score per reply" + (f" ({unit})" if unit else "") + f" of {model} in {w}, with 95% "
+               "intervals. Pale hatched bars: fewer replies than the minimum sample size (`values.min_n`), so read "
+               "them with care. Pick another model version above to compare.")
     dims = sorted(means["dimension"].unique())
     dim = st.selectbox("Dimension over time", dims, key="vd_dim",
                        index=dims.index("moralizing") if "moralizing" in dims else 0)
-    series = means[means["dimension"] == dim]
-    series = series[series["model"].notna()] if series["model"].notna().any() else series
+    series = _by_model(means[means["dimension"] == dim], model)
     series = series.assign(ci_low=series["ci_low"].clip(lower=0))  # scores are never negative (t interval cut at 0)
     chart(charts.rate_lines(series, c.colors, f"{dim}: mean score per window", "mean score", percent=False),
           key="vd_series")
+    st.caption("Shaded: 95% interval. Hollow markers: windows with fewer replies than the minimum sample size.")
 else:
     st.caption("No value profile rows (`value_mean`) in this window.")
 if not coverage.empty:
-    cov = coverage[coverage["model"].notna()] if coverage["model"].notna().any() else coverage
+    cov = _by_model(coverage, model)
     with st.expander(metric_name("value_coverage"), icon=":material/percent:"):
         st.caption(metric_help("value_coverage"))
         chart(charts.rate_lines(cov, c.colors, metric_name("value_coverage"), "share of replies"),
@@ -97,8 +99,13 @@ else:
     det = dm["details_obj"]
     dm = dm.assign(
         drifted=[bool(d.get("drift_detected", d.get("drifted", False))) for d in det],
-        statistic=[d.get("statistic", v) for d, v in zip(det, dm["value"])])
+        statistic=[d.get("statistic", v) for d, v in zip(det, dm["value"])],
+        # below the minimum n the test is not trusted: drawn grey in the heatmap, "too few replies" in the table
+        small_sample=[bool(sm) or d.get("min_n_ok") is False
+                      for d, sm in zip(det, dm["small_sample"].fillna(False))])
     chart(charts.drift_heatmap(dm), key="vd_heat")
+    st.caption("Colour: the drift statistic; ● the test said drift. Grey cells with ○: fewer replies than the "
+               "minimum sample size, not tested (hover for the statistic and n).")
     drift_windows = sorted(dm["window"].unique(), reverse=True)
     flagged = sorted(dm[dm["drifted"]]["window"].unique(), reverse=True)
     dw = st.selectbox("Verdicts of window", drift_windows, key="vd_dwindow",
