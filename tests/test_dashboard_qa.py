@@ -278,3 +278,33 @@ def test_overview_subplot_titles_are_short(monkeypatch, sample_root):
     at = open_page(monkeypatch, sample_root)
     overunder = next(s for s in specs(at) if s["layout"].get("annotations"))
     assert all(len(a["text"]) <= 32 for a in overunder["layout"]["annotations"])
+
+
+# -- review: refilling the queue needs a name -------------------------------------------------------------------------
+def test_refill_the_queue_without_a_name_is_refused(monkeypatch, tmp_path):
+    from dashboards.sample import build_sample_home
+
+    home = build_sample_home(tmp_path / "h", n_turns=600, days=5, seed=6)
+    at = open_page(monkeypatch, home.root, "app_pages/review.py")
+    at.button(key="rv_build").click()
+    at.run()
+    assert not at.exception
+    assert at.error and "reviewer name is required" in at.error[0].value and "Reviewer" in at.error[0].value
+    assert home.state.query("SELECT count(*) AS n FROM review_queue")[0]["n"] == 0
+    assert not home.state.query("SELECT actor FROM audit_log WHERE actor='dashboard'")
+
+
+def test_agreement_table_shows_a_dash_where_kappa_is_not_computed(monkeypatch, tmp_path):
+    from dashboards.sample import build_sample_home
+    from monitor import review
+    from monitor.db import connect
+
+    home = build_sample_home(tmp_path / "h", n_turns=600, days=5, seed=7)
+    con = connect(home)
+    tid = con.execute("SELECT turn_id FROM turns LIMIT 1").fetchone()[0]
+    con.close()
+    review.add_label(home, tid, "Cy", refusal_correct=True)  # one reviewer: nothing to agree on yet
+    at = open_page(monkeypatch, home.root, "app_pages/review.py")
+    agr = next(d.value for d in at.dataframe if "fleiss_kappa" in d.value.columns)
+    assert "None" not in agr.astype(str).to_numpy() and "nan" not in agr.astype(str).to_numpy()
+    assert set(agr["fleiss_kappa"]) == {"—"} and "'—': not computed" in texts(at)

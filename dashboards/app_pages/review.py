@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import data
-from dashboards.ui import can_act, ctx, guarded, show_error
+from dashboards.actions import ActionError
+from dashboards.ui import as_text, can_act, ctx, guarded, show_error
 from monitor import review
 from monitor.errors import MonitorError
 
@@ -29,7 +30,10 @@ if mode == "Review queue":
         size = q2.number_input("Items to add", min_value=5, max_value=500, value=50, step=5, key="rv_qsize")
         if q2.button("Refill the queue", key="rv_build"):
             try:
-                res = review.build_queue(c.home, size=int(size), actor=c.reviewer or "dashboard")
+                if not c.reviewer:  # the audit log records who built the queue: like every action, it needs a name
+                    raise ActionError("a reviewer name is required to refill the queue",
+                                      "enter your name under Reviewer in the sidebar")
+                res = review.build_queue(c.home, size=int(size), actor=c.reviewer)
                 st.session_state["rv_flash"] = (f"Added {res.added} item(s) to the queue: "
                                                 + ", ".join(f"{k} {v}" for k, v in res.by_reason.items()))
                 st.rerun()
@@ -128,12 +132,15 @@ if not all_labels:
     st.caption("No labels yet.")
 else:
     agr = pd.DataFrame(review.agreement(all_labels))
-    st.dataframe(agr, hide_index=True, column_config={
-        k: st.column_config.NumberColumn(format="%.2f") for k in ("percent_agreement", "fleiss_kappa",
-                                                                  "cohen_kappa_mean")})
+    # a statistic without enough overlap (no turn labelled twice; kappa needs two shared turns and some variation)
+    # is not computed: '—', not None
+    agr = as_text(agr, {"percent_agreement": "%.2f", "fleiss_kappa": "%.2f", "cohen_kappa_mean": "%.2f"})
+    st.dataframe(agr, hide_index=True)
     st.caption(f"{len(all_labels)} label(s) on {len({l['turn_id'] for l in all_labels})} turn(s). Agreement counts "
                "only turns labelled by two or more reviewers; kappa corrects for agreement by chance "
-               "(above 0.6 is usually read as substantial).")
+               "(above 0.6 is usually read as substantial). '—': not computed: no turn has two labels for that "
+               "question yet, or (kappa) fewer than two turns shared by a pair of reviewers or no variation in the "
+               "answers.")
     st.subheader("Export labelled data")
     e1, e2 = st.columns(2)
     fmt = e1.radio("Format", ["jsonl", "parquet"], horizontal=True, key="rv_fmt")
