@@ -385,6 +385,12 @@ def feedback_of(value: Any) -> tuple[str | None, float | None]:
     raise RecordError("feedback", f"feedback must be text, a number or an object, got {json_type(value)}")
 
 
+def unrecognised_feedback(value: Any, label: str | None, score: float | None) -> bool:
+    """Feedback given but not understood ("meh", {"stars": 4}): the turn keeps it as written in `extra.feedback`
+    rather than losing it (feedback is no reason to quarantine a conversation)."""
+    return value is not None and label is None and score is None
+
+
 def user_attributes(user: Any, field: str = "user") -> tuple[str | None, dict[str, str]]:
     """(user id, segment attributes) from a user object: scalar values as text, identifying keys left out."""
     if user is None:

@@ -31,6 +31,7 @@ from collectors import (
     model_and_version,
     parse_ts,
     text_content,
+    unrecognised_feedback,
     user_attributes,
 )
 
@@ -115,6 +116,8 @@ class CanonicalCollector(Collector):
         elif not isinstance(conv, (str, int)) or isinstance(conv, bool):
             raise RecordError("conversation_id", f"must be text, got {json_type(conv)}")
         extra = {k: v for k, v in obj.items() if k not in _KNOWN}
+        if unrecognised_feedback(obj.get("feedback"), feedback, score):
+            extra["feedback"] = obj["feedback"]
         rest = {k: v for k, v in meta.items() if k not in ("deployment", "model_version")}
         if rest:
             extra["metadata"] = rest

@@ -33,7 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from collectors import ID_KEYS, RecordError, feedback_of, model_and_version, skip_rest_of_line, user_attributes
+from collectors import (ID_KEYS, RecordError, feedback_of, model_and_version, skip_rest_of_line, unrecognised_feedback,
+                        user_attributes)
 from collectors.canonical import _KNOWN, CanonicalCollector
 from monitor.redact import merge_counts, redact
 
@@ -135,6 +136,8 @@ class FastCanonical:
                 user_id, attrs = user_attributes(user)
             fb = obj.get("feedback")
             feedback, score = (None, None) if fb is None else feedback_of(fb)
+            if unrecognised_feedback(fb, feedback, score):
+                return None  # the general path keeps it in extra
         except RecordError:
             return None
         deployment = obj.get("deployment", meta.get("deployment"))
@@ -594,9 +597,13 @@ def _columns(t: pa.Table, fast: FastCanonical, backslash: np.ndarray) -> tuple[p
     fb_label = fb_score = None
     if pc.any(pc.is_valid(fb)).as_py():
         d = fb.dictionary_encode()
-        pairs = [feedback_of(v) for v in d.dictionary.to_pylist()]
+        values = d.dictionary.to_pylist()
+        pairs = [feedback_of(v) for v in values]
         fb_label = pa.array([p[0] for p in pairs], _STR).take(d.indices)
         fb_score = pa.array([p[1] for p in pairs], pa.float64()).take(d.indices)
+        # feedback not understood is kept in extra by the general path: send those rows there
+        odd = pa.array([unrecognised_feedback(v, *p) for v, p in zip(values, pairs)], pa.bool_()).take(d.indices)
+        ok = pc.and_(ok, pc.invert(pc.fill_null(odd, False)))
 
     keep = np.flatnonzero(ok.to_numpy(zero_copy_only=False))
     bad = np.flatnonzero(~ok.to_numpy(zero_copy_only=False))

@@ -31,6 +31,7 @@ from collectors import (
     model_and_version,
     parse_ts,
     text_content,
+    unrecognised_feedback,
     user_attributes,
 )
 
@@ -125,6 +126,9 @@ class OpenAICollector(Collector):
         extra = {k: v for k, v in obj.items() if k not in ("request", "response", "metadata", "user", "feedback",
                                                           "conversation_id", "deployment", "timestamp")}
         extra.update({f"metadata.{k}": v for k, v in rest.items()})
+        raw_feedback = obj.get("feedback", meta.get("feedback"))
+        if unrecognised_feedback(raw_feedback, feedback, score):
+            extra["feedback"] = raw_feedback
         for key in ("id", "usage", "system_fingerprint"):
             if key in resp:
                 extra[f"response.{key}"] = resp[key]
