@@ -126,10 +126,18 @@ def ctx() -> Ctx:
     return c
 
 
+def error_text(e: MonitorError) -> str:
+    """'**Query refused**: DROP is not allowed  \nTry: ...': the title once, even when the message repeats it."""
+    msg = str(e.message)
+    if msg.lower().startswith(e.title.lower() + ":"):  # 'query refused: ...' under the title 'Query refused'
+        msg = msg[len(e.title) + 1:].lstrip()
+    return f"**{e.title}**: {msg}" + (f"  \nTry: {e.hint}" if e.hint else "")
+
+
 def show_error(e: Exception) -> None:
     """Show a MonitorError as a one-line error with its hint; anything else with its type."""
     if isinstance(e, MonitorError):
-        st.error(f"**{e.title}**: {e.message}" + (f"  \nTry: {e.hint}" if e.hint else ""))
+        st.error(error_text(e))
     else:
         st.error(f"{type(e).__name__}: {e}")
 

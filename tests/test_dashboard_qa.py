@@ -308,3 +308,13 @@ def test_agreement_table_shows_a_dash_where_kappa_is_not_computed(monkeypatch, t
     agr = next(d.value for d in at.dataframe if "fleiss_kappa" in d.value.columns)
     assert "None" not in agr.astype(str).to_numpy() and "nan" not in agr.astype(str).to_numpy()
     assert set(agr["fleiss_kappa"]) == {"—"} and "'—': not computed" in texts(at)
+
+
+# -- SQL: the error title once ---------------------------------------------------------------------------------------
+def test_sql_refusal_names_its_title_once(monkeypatch, sample_root):
+    at = open_page(monkeypatch, sample_root, "app_pages/sql.py")
+    at.text_area(key="sq_sql").input("DROP TABLE turns")
+    at.button(key="sq_run").click()
+    at.run()
+    msg = at.error[0].value
+    assert msg.startswith("**Query refused**: ") and msg.lower().count("query refused") == 1
