@@ -216,6 +216,15 @@ def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def refresh_training_keys() -> None:
+    """Rebuild monitor/classify/models/training_texts.json (the keys `monitor eval` uses to say when its figures are
+    in-sample) after a model file was written: it records the texts and model versions of the bundled models."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "monitor.classify.insample", "--write"], check=True, cwd=REPO)
+
+
 def update_quality(section: str, value: dict) -> None:
     """Replace one classifier's section in the bundled quality.json, keeping the other's."""
     path = MODELS / "quality.json"

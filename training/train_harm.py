@@ -20,7 +20,7 @@ import numpy as np
 
 from common import (DATA, MODELS, SEED, Vocab, balancing_benign_prompts, discrimination_prompts, benign_prompts, benign_prompts_extra, binary_stats, export_weights,
                     everyday_prompts, fit_lr, harm_probe, hh_labelled, harmful_prompts_extra, near_duplicates, weak_evidence_prompts, permissive_benign_prompts, platt,
-                    precision_threshold, read_jsonl, sigmoid, update_quality, write_json, written_instructions, written_prompts, written_tasks, xstest_prompts)
+                    precision_threshold, read_jsonl, refresh_training_keys, sigmoid, update_quality, write_json, written_instructions, written_prompts, written_tasks, xstest_prompts)
 from monitor.classify.features import HarmFeatures
 
 VERSION = "harm-lr-2026.11.7"
@@ -423,6 +423,7 @@ def main(write: bool = True, with_alpaca: bool = False, holdout_val: bool = Fals
             "tasks_eval": tasks,
         })
         print("wrote", MODELS / "harm.json", f"({(MODELS / 'harm.json').stat().st_size / 1e3:.0f} kB)")
+        refresh_training_keys()
     print(f"done in {time.time() - t0:.1f}s")
     return report
 

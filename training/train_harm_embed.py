@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import DATA, MODELS, SEED, Vocab, binary_stats, fit_lr, platt, precision_threshold, read_jsonl, sigmoid, write_json
+from common import (DATA, MODELS, SEED, Vocab, binary_stats, fit_lr, platt, precision_threshold, read_jsonl,
+                    refresh_training_keys, sigmoid, write_json)
 from monitor.classify.embedding import HEAD_FILE, LEXICAL_CLIP, Encoder, _sha256
 from monitor.classify.features import HarmFeatures
 import train_harm
@@ -377,6 +378,7 @@ def main(write: bool = True, threads: int | None = 1) -> dict:
         }
         write_json(MODELS / HEAD_FILE, spec)
         print("wrote", MODELS / HEAD_FILE, f"({(MODELS / HEAD_FILE).stat().st_size / 1e3:.0f} kB)")
+        refresh_training_keys()
     print(f"done in {time.time() - t0:.1f}s")
     return report
 

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from common import (MODELS, SEED, Vocab, binary_stats, best_f1_threshold, export_weights, fit_lr, platt,
+from common import (MODELS, SEED, refresh_training_keys, Vocab, binary_stats, best_f1_threshold, export_weights, fit_lr, platt,
                     sigmoid, update_quality, write_json, xstest_rows)
 from monitor.classify.features import RefusalFeatures
 
@@ -250,6 +250,7 @@ def main(write: bool = True) -> dict:
         })
         update_quality("joint", joint)
         print("wrote", MODELS / "refusal.json", f"({(MODELS / 'refusal.json').stat().st_size / 1e3:.0f} kB)")
+        refresh_training_keys()
     print(f"done in {time.time() - t0:.1f}s")
     return report
 
