@@ -11,6 +11,7 @@ import pytest
 
 from monitor.alerts.engine import apply, evaluate
 from monitor.notify.outbox import deliver_due
+from monitor.state import iso
 from test_alerts_engine import DAY0, THRESH, make_home, rate_row, write
 
 NOW = DAY0 + dt.timedelta(days=1, hours=1)
@@ -196,3 +197,19 @@ def test_alert_storm_becomes_one_digest_per_channel_and_interval(tmp_path):
     rep2 = deliver_due(home, NOW + dt.timedelta(minutes=16))
     assert rep2.sent == 1 and rep2.digests == 0
     assert len((home.root / "n.jsonl").read_text().splitlines()) == 2
+
+
+def test_the_retry_wait_is_capped_at_a_day(tmp_path, receiver):
+    """backoff * 2**(attempts-1) grows past any date after ~40 attempts; the wait stops growing at MAX_WAIT_S."""
+    from monitor.notify.outbox import MAX_WAIT_S
+
+    receiver.status = 500
+    home = fire(tmp_path, [{"name": "hook", "type": "webhook", "url": receiver.url}],
+                extra="[notify]\nbackoff_seconds = 60\nmax_attempts = 1000\n")
+    with home.state.tx() as con:
+        con.execute("UPDATE notify_outbox SET attempts = 400")
+    rep = deliver_due(home, NOW)
+    assert rep.failed == 1
+    [row] = home.state.query("SELECT * FROM notify_outbox")
+    assert row["attempts"] == 401
+    assert row["next_attempt_at"] == iso(NOW + dt.timedelta(seconds=MAX_WAIT_S))

@@ -1,7 +1,7 @@
 """The durable notification outbox: enqueue inside the alert transaction, deliver later with retries and digests.
 
 Rows of ``notify_outbox`` move pending -> sent, or pending -> dead after ``notify.max_attempts`` failures (each
-retry waits ``backoff_seconds * 2**(attempts-1)``), or pending -> digested when an alert storm is folded into one
+retry waits ``backoff_seconds * 2**(attempts-1)``, at most ``MAX_WAIT_S``, a day), or pending -> digested when an alert storm is folded into one
 digest row. Every attempt is a row of ``notify_attempts``. Because the outbox is in SQLite, a worker that dies
 between two runs loses nothing: the next `deliver_due`, in any process, picks the rows up. Delivery is
 at-least-once: a crash after a send but before its row is marked sent re-sends that one message.
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from monitor.alerts.rules import SEVERITY_RANK, segment_label
 from monitor.notify.base import Channel, Message, parse_channels
 from monitor.state import iso
+
+MAX_WAIT_S = 86_400.0  # the longest wait between two attempts: many attempts must not overflow the date
 
 
 def load_channels(home) -> dict[str, Channel]:
@@ -165,7 +167,7 @@ def _attempt(home, ch: Channel | None, row: dict, now: dt.datetime, cfg, rep: De
             rep.dead += 1
             rep.errors.append(error)
         else:
-            wait = cfg.backoff_seconds * 2 ** (attempts - 1)
+            wait = min(cfg.backoff_seconds * 2.0 ** min(attempts - 1, 60), MAX_WAIT_S)
             con.execute("UPDATE notify_outbox SET attempts=?, next_attempt_at=?, last_error=? WHERE id=?",
                         (attempts, iso(now + dt.timedelta(seconds=wait)), error, row["id"]))
             rep.failed += 1
