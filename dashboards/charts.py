@@ -100,13 +100,13 @@ def over_under_side_by_side(over: pd.DataFrame, under: pd.DataFrame, colors: dic
     if over.empty and under.empty:
         return empty_figure("No refusal metrics in this window")
     fig = make_subplots(rows=1, cols=2, shared_xaxes=True, horizontal_spacing=0.08,
-                        subplot_titles=("Over-refusal (benign refused)", "Under-refusal (harmful answered)"))
+                        subplot_titles=("Over-refusal", "Under-refusal"))
     for col, df in ((1, over), (2, under)):
         for key, d in df.groupby("model_label", sort=True):
             for t in _band_traces(d, str(key), _color(colors, key), str(key), show_legend=col == 1):
                 fig.add_trace(t, row=1, col=col)
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
-    fig.update_annotations(font_size=13)  # the subplot titles
+    fig.update_annotations(font_size=13)  # the subplot titles: short, so two fit side by side at 800 px
     fig.update_layout(height=380, **_LAYOUT)
     return fig
 
@@ -137,7 +137,7 @@ def tradeoff_scatter(over: pd.DataFrame, under: pd.DataFrame, colors: dict[str, 
                                 ["<br>small sample" if sm else "" for sm in d["small"]])),
             hovertemplate=(f"{key} %{{customdata[0]}}<br>over-refusal %{{x:.1%}} (n=%{{customdata[1]}})"
                            "<br>under-refusal %{y:.1%} (n=%{customdata[2]})%{customdata[3]}<extra></extra>")))
-    fig.update_layout(title="Safety / helpfulness trade-off (lower-left is better)",
+    fig.update_layout(title="Safety / helpfulness trade-off",
                       xaxis_title="over-refusal rate", yaxis_title="under-refusal rate", **_LAYOUT)
     fig.update_xaxes(tickformat=".0%", rangemode="tozero")
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
@@ -178,7 +178,7 @@ def feedback_chart(vol: pd.DataFrame, colors: dict[str, str], min_n: int = 30) -
         customdata=list(zip(g["thumbs_up"], g["thumbs_down"], g["lo"], g["hi"])),
         hovertemplate=("%{x}<br>thumbs down %{y:.1%} (95% CI %{customdata[2]:.1%}–%{customdata[3]:.1%})"
                        "<br>👍 %{customdata[0]:,}  👎 %{customdata[1]:,}<extra></extra>")))
-    fig.update_layout(title="User feedback: share of rated replies with a thumbs down", yaxis_tickformat=".0%",
+    fig.update_layout(title="Thumbs down (feedback)", yaxis_tickformat=".0%",
                       **_LAYOUT)
     return fig
 

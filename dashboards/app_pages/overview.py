@@ -54,14 +54,15 @@ if rows is not None and not rows.empty:
     with a:
         chart(charts.tradeoff_scatter(over, under, c.colors), key="tradeoff")
         st.caption("Each point is one model version in one window; bars are 95% intervals; hollow points rest on a "
-                   "small sample (either rate). Moving right costs helpfulness, moving up costs safety.")
+                   "small sample (either rate). Lower-left is better: moving right costs helpfulness, moving up costs safety.")
 # from the refusal_metrics rollups (turn_count, thumbs_down_rate per window and model), not from raw turns
 vol = guarded(data.volume, c.root, c.version, c.start, c.end, granularity=c.granularity)
 if vol is not None:
     target = b if rows is not None and not rows.empty else st.container()
     with target:
         chart(charts.feedback_chart(vol, c.colors, c.home.config.metrics.min_n), key="feedback")
-        st.caption("Thumbs up/down on scored replies, summed from the metric windows in this time window.")
+        st.caption("Share of rated replies with a thumbs down, per model version (Wilson 95% intervals; hatched "
+                   "below the minimum n): thumbs up/down on scored replies, summed over this time window.")
     chart(charts.volume_chart(vol, c.colors), key="volume")
     st.caption("Volume counts scored turns (replies the classifier has scored, as in every rate above), from the "
                "metric rollups; turns not yet scored show up after the next `monitor jobs run`.")
