@@ -274,3 +274,38 @@ def test_monitor_dashboard_serves_http(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_stopping_monitor_dashboard_stops_streamlit(tmp_path):
+    """SIGTERM to `monitor dashboard` alone (as a service manager sends it) stops the Streamlit server too."""
+    from monitor.home import Home
+
+    port = _free_port()
+    Home.open(tmp_path / "home")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MONITOR_HOME": str(tmp_path / "home")}
+    log = (tmp_path / "dashboard.log").open("wb")  # a file, not a pipe: a child left behind would hold a pipe open
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "dashboard", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        up = False
+        while time.monotonic() < deadline and proc.poll() is None and not up:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                    up = True
+            except OSError:
+                time.sleep(0.5)
+        assert up, "no answer in 60 s"
+        proc.send_signal(signal.SIGTERM)  # the wrapper only, not its process group
+        assert proc.wait(timeout=30) == 0, (tmp_path / "dashboard.log").read_text()
+        with pytest.raises(OSError):  # nothing serves the port any more
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+    finally:
+        log.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # a streamlit child left behind
+            except ProcessLookupError:
+                pass

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from importlib import resources
@@ -37,10 +38,24 @@ def run_dashboard(home_root: Path, port: int, address: str) -> int:
     cmd, env = dashboard_command(home_root, port, address)
     host = "localhost" if address in ("127.0.0.1", "0.0.0.0") else address
     click.echo(f"dashboard: http://{host}:{port}  (home {home_root}; Ctrl-C to stop)", err=True)
+    proc = subprocess.Popen(cmd, env=env)
+
+    def forward(signum, _frame):  # a service manager stops this process, not the process group: pass it on
+        proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return subprocess.call(cmd, env=env)
+        return proc.wait()
     except KeyboardInterrupt:  # Streamlit got the same SIGINT from the terminal and shuts itself down
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            proc.wait()
         return 0
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @click.command("dashboard")
@@ -60,7 +75,7 @@ def dashboard(obj, port, address):
     """
     home = obj.home
     code = run_dashboard(home.root, port or home.config.dashboard.port, address)
-    if code not in (0, -2, 130):
+    if code not in (0, -2, 130, -signal.SIGTERM, 128 + signal.SIGTERM, -signal.SIGHUP, 128 + signal.SIGHUP):
         raise MonitorError(f"the dashboard (streamlit) exited with code {code}", "see the messages above")
 
 
