@@ -31,8 +31,9 @@ MIX_METRICS = ("topic_drift", "prompt_mix_drift")
 
 @lru_cache(maxsize=8)
 def get_home(root: str) -> Home:
-    """The Home at `root`, opened once per process."""
-    return Home.open(root)
+    """The Home at `root`, opened once per process; a folder that is not a home is an error, not a new home (a
+    misspelt MONITOR_HOME must not show an empty dashboard)."""
+    return Home.open(root, create=False)
 
 
 def lake_version(root: str) -> int:

@@ -598,3 +598,11 @@ def test_settings_alert_rules_show_no_python_reprs(monkeypatch, tmp_path):
     assert "metric" in rules.columns and len(rules) > 3
     cells = {str(v) for v in rules.to_numpy().ravel()}
     assert not cells & {"None", "nan", "NaN"}
+
+
+def test_a_folder_that_is_not_a_home_is_an_error_and_is_not_created(monkeypatch, tmp_path):
+    root = tmp_path / "no-such-home"
+    at = open_page(monkeypatch, root)
+    no_exception(at)
+    assert at.error and "no monitor home at" in at.error[0].value
+    assert not root.exists()
