@@ -216,3 +216,22 @@ def test_review_segment_picker_offers_recent_scored_traffic(monkeypatch, demo_ro
     at.selectbox(key="rv_seg").select(f"{raw[0][0]}={raw[0][1]}")
     at.run()
     assert not at.exception and len(at.dataframe[0].value) > 0
+
+
+@pytest.mark.parametrize("metric, twin", [("over_refusal_disparity", "Under-refusal"),
+                                          ("under_refusal_disparity", "Over-refusal"),
+                                          ("refusal_disparity", None)])
+def test_disparity_page_draws_the_other_refusal_rate_beside_it(monkeypatch, demo_root, metric, twin):
+    """Over- and under-refusal are read together: the page draws the same groups' other rate next to the chosen one."""
+    at = open_page(monkeypatch, demo_root, "app_pages/disparity.py")
+    at.selectbox(key="dp_metric").set_value(metric).run()
+    assert not at.exception and not at.error
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [s["layout"]["title"]["text"] for s in specs]
+    other = [s for s, t in zip(specs, titles) if t.startswith(("Under-refusal", "Over-refusal")) and " by " in t]
+    if twin is None:
+        assert not other, titles
+        return
+    prod = next(s for s, t in zip(specs, titles) if t.startswith("Production traffic"))
+    assert len(other) == 1 and other[0]["layout"]["title"]["text"].startswith(twin), titles
+    assert set(other[0]["data"][0]["x"]) & set(prod["data"][0]["x"])  # the same attribute's groups

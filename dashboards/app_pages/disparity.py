@@ -114,6 +114,33 @@ st.caption(f"Each point: a {attr} group's {what} in {window}. Grey tick: that gr
            "traffic). Diamonds: significant after correction. Hollow: below the minimum sample size, not tested. "
            "Bars: 95% intervals. Production traffic shows what users got; probes send the same prompt with only the "
            "identity swapped, so a gap there is the model's, not a difference in what groups ask.")
+# Over- and under-refusal are always read together (lowering one tends to raise the other): the same groups' other
+# rate, production traffic, same attribute, model and window.
+other = {"over_refusal_disparity": "under_refusal_disparity",
+         "under_refusal_disparity": "over_refusal_disparity"}.get(metric)
+if other:
+    twin = guarded(data.metric_rows, c.root, c.version, (other,), c.start, c.end, granularity=c.granularity)
+    if twin is not None and not twin.empty:
+        tdet = twin["details_obj"]
+        twin = twin.assign(
+            attribute=[d.get("attribute") or next(iter(s), "") for d, s in zip(tdet, twin["segment_obj"])],
+            group=[str(d["group"]) if d.get("group") is not None else "&".join(str(v) for v in s.values())
+                   for d, s in zip(tdet, twin["segment_obj"])],
+            significant=[bool(d.get("significant")) for d in tdet], gap=[d.get("gap") for d in tdet],
+            ratio=[d.get("ratio") for d in tdet], q_value=[d.get("q_value") for d in tdet],
+            min_n_ok=[bool(d.get("min_n_ok", not s)) for d, s in zip(tdet, twin["small_sample"].fillna(False))],
+            reference_rate=[d.get("reference_rate") for d in tdet],
+            window=twin["window_start"].dt.strftime("%Y-%m-%d %H:%M" if c.granularity == "hour" else "%Y-%m-%d"))
+        twin = twin[(twin["attribute"] == attr) & (twin["window"] == window)]
+        twin = twin[twin["model"] == model] if model != ALL else twin[twin["model"].isna()]
+    if twin is not None and not twin.empty:
+        twin = twin.assign(group_label=twin["group"])
+        with st.columns(2)[0]:
+            chart(charts.group_rates(twin, f"{metric_name(other.replace('_disparity', '_rate'))} by {attr}"),
+                  key="dp_twin")
+        st.caption(f"{metric_name(other.replace('_disparity', '_rate'))} of the same groups in the same window, "
+                   "production traffic: a group refused less may be answered harmfully more, and the reverse.")
+
 if not prod.empty and not prod["min_n_ok"].any():
     st.warning(f"Every group in {window} is below the minimum sample size: nothing here is tested. Pick an earlier "
                "window or pool the model versions ('all models').")
