@@ -164,9 +164,9 @@ def test_alert_page_on_real_alerts(monkeypatch, demo_root):
     captions = [c.value for c in at.caption if str(c.value).startswith("turn ")]
     assert captions
     if picked["metric"] == "under_refusal_rate":
-        assert all("classifier: compliance" in c and "prompt harmful" in c for c in captions)
+        assert all("reply classified compliance" in c and "prompt harmful" in c for c in captions)
     elif picked["metric"] == "over_refusal_rate":
-        assert all("prompt benign" in c and "classifier: compliance" not in c for c in captions)
+        assert all("prompt benign" in c and "reply classified compliance" not in c for c in captions)
 
 
 def _window(demo_root):

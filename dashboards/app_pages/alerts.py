@@ -167,9 +167,9 @@ if ex is None or ex.empty:
 if ex is not None and not ex.empty:
     for _, r in ex.head(10).iterrows():
         with st.container(border=True):
-            st.caption(f"turn {r['turn_id']} · {r['model']} · {r['ts']:%Y-%m-%d %H:%M} · classifier: "
-                       f"{r.get('refusal')} ({r.get('refusal_score', float('nan')):.2f}), prompt "
-                       f"{r.get('prompt_harm')} ({r.get('prompt_harm_score', float('nan')):.2f})")
+            st.caption(f"turn {r['turn_id']} · {r['model']} · {r['ts']:%Y-%m-%d %H:%M} · reply classified "
+                       f"{r.get('refusal')} (P(refusal) {r.get('refusal_score', float('nan')):.2f}), prompt "
+                       f"{r.get('prompt_harm')} (P(harmful) {r.get('prompt_harm_score', float('nan')):.2f})")
             st.markdown(f"**User:** {r['user_message']}")
             st.markdown(f"**Assistant:** {r['assistant_message']}")
 else:
