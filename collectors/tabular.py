@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import sys
+from collections import deque
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -233,7 +234,7 @@ class _Lines:
 
     def __init__(self, f):
         self.f = f
-        self.pending: list[str] = []  # lines to read again
+        self.pending: deque[str] = deque()  # lines to read again (a deque: a swallowed run can be long)
         self.taken: list[str] = []  # lines of the current record
         self.n = 0  # physical lines read (including pending ones given back)
         self.first = 1
@@ -246,7 +247,7 @@ class _Lines:
         return self
 
     def __next__(self) -> str:
-        line = self.pending.pop(0) if self.pending else next(self.f)
+        line = self.pending.popleft() if self.pending else next(self.f)
         self.n += 1
         self.taken.append(line)
         return line
@@ -269,7 +270,7 @@ class _Lines:
     def take_first(self) -> str:
         """The current record's first line; its other lines are read again."""
         first, rest = self.taken[0], self.taken[1:]
-        self.pending = rest + self.pending
+        self.pending.extendleft(reversed(rest))
         self.n -= len(rest)
         self.taken = [first]
         return _visible(first.rstrip("\r\n"))
