@@ -76,9 +76,12 @@ def test_unknown_metric_is_an_error_listing_every_metric_of_the_home(computed):
                                  home=computed.root).stdout)
     listed = bad.stderr.split("metrics: ", 1)[1].strip().split(", ")
     assert {r["metric"] for r in present} <= set(listed)
-    # a real metric with no rows in the range is not an error
+    # a real metric with no rows in the range is not an error, nor one whose job has not run on this home yet
     ok = monitor("metrics", "--metric", "refusal_rate", "--since", "2099-01-01", home=computed.root)
     assert "no metric rows match" in ok.stderr
+    assert "value_drift" not in {r["metric"] for r in present}
+    ok = monitor("metrics", "--metric", "value_drift", home=computed.root)
+    assert ok.returncode == 0 and "no metric rows match" in ok.stderr
 
 
 def _pairs(path: Path, n: int) -> Path:

@@ -97,11 +97,11 @@ def _table(rows: list[dict]) -> str:
 
 
 def metric_names(home) -> list[str]:
-    """Every metric name the home has rows of, with the metrics the jobs define (some may have no rows yet)."""
+    """Every metric name the home has rows of, with every metric the jobs write (some may have no rows yet)."""
     import duckdb
 
     from monitor.db import connect
-    from monitor.metrics import METRICS
+    from monitor.metrics import WRITTEN_METRICS
 
     con = connect(home)
     try:
@@ -110,7 +110,7 @@ def metric_names(home) -> list[str]:
         present = set()
     finally:
         con.close()
-    return sorted(present | {m.name for m in METRICS})
+    return sorted(present | set(WRITTEN_METRICS))
 
 
 def _check_metric_name(home, metric: str) -> None:
