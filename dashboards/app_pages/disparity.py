@@ -1,4 +1,6 @@
 """Disparity: per attribute, per-group rates with intervals, gaps, ratios, corrected significance, small-n marked."""
+import datetime as dt
+
 import pandas as pd
 import streamlit as st
 
@@ -47,23 +49,28 @@ if rows.empty:
     st.info(f"No {metric_name(metric)} rows in this window: widen the time window.")
     st.stop()
 
-det = rows["details_obj"]
-seg = rows["segment_obj"]
-rows = rows.assign(
-    source=["probe" if (d.get("source") == "probe" or m.startswith(PROBE_PREFIX)) else "production"
-            for d, m in zip(det, rows["metric"])],
-    attribute=[d.get("attribute") or next((k for k in s if k != "dimension"), "") for d, s in zip(det, seg)],
-    group=[str(d["group"]) if d.get("group") is not None else
-           "&".join(str(v) for k, v in s.items() if k != "dimension") for d, s in zip(det, seg)],
-    dimension=[s.get("dimension") or d.get("dimension") or "" for d, s in zip(det, seg)],
-    gap=[d.get("gap") for d in det], ratio=[d.get("ratio") for d in det], p_value=[d.get("p_value") for d in det],
-    q_value=[d.get("q_value") for d in det], significant=[bool(d.get("significant")) for d in det],
-    adverse=[bool(d.get("adverse")) for d in det], four_fifths_flag=[bool(d.get("four_fifths_flag")) for d in det],
-    min_n_ok=[bool(d.get("min_n_ok", not s)) for d, s in zip(det, rows["small_sample"].fillna(False))],
-    reference_rate=[d.get("reference_rate", d.get("reference_mean")) for d in det],
-    window=rows["window_start"].dt.strftime("%Y-%m-%d %H:%M" if c.granularity == "hour" else "%Y-%m-%d"))
-# one attribute is shown at a time: a group's label is its value alone ('asia_pacific', not 'region=asia_pacific')
-rows["group_label"] = rows["group"]
+
+def parsed(df: pd.DataFrame) -> pd.DataFrame:
+    """Disparity rows with the fields of their details as columns."""
+    det, seg = df["details_obj"], df["segment_obj"]
+    return df.assign(
+        source=["probe" if (d.get("source") == "probe" or m.startswith(PROBE_PREFIX)) else "production"
+                for d, m in zip(det, df["metric"])],
+        attribute=[d.get("attribute") or next((k for k in s if k != "dimension"), "") for d, s in zip(det, seg)],
+        group=[str(d["group"]) if d.get("group") is not None else
+               "&".join(str(v) for k, v in s.items() if k != "dimension") for d, s in zip(det, seg)],
+        dimension=[s.get("dimension") or d.get("dimension") or "" for d, s in zip(det, seg)],
+        gap=[d.get("gap") for d in det], ratio=[d.get("ratio") for d in det], p_value=[d.get("p_value") for d in det],
+        q_value=[d.get("q_value") for d in det], significant=[bool(d.get("significant")) for d in det],
+        adverse=[bool(d.get("adverse")) for d in det], four_fifths_flag=[bool(d.get("four_fifths_flag")) for d in det],
+        min_n_ok=[bool(d.get("min_n_ok", not s)) for d, s in zip(det, df["small_sample"].fillna(False))],
+        reference_rate=[d.get("reference_rate", d.get("reference_mean")) for d in det],
+        window=df["window_start"].dt.strftime("%Y-%m-%d %H:%M" if c.granularity == "hour" else "%Y-%m-%d"),
+        # one attribute is shown at a time: a group's label is its value alone ('asia_pacific', not 'region=...')
+        group_label=lambda d: d["group"])
+
+
+rows = parsed(rows)
 
 # open on the attribute with the most significant adverse gaps in the time window (production traffic, any model;
 # value gaps have no adverse side, so there significant ones count); ties and none: alphabetical. A choice the
@@ -119,22 +126,15 @@ st.caption(f"Each point: a {attr} group's {what} in {window}. Grey tick: that gr
 other = {"over_refusal_disparity": "under_refusal_disparity",
          "under_refusal_disparity": "over_refusal_disparity"}.get(metric)
 if other:
-    twin = guarded(data.metric_rows, c.root, c.version, (other,), c.start, c.end, granularity=c.granularity)
+    # the chosen window only: every row of a month is seconds of JSON parsing
+    ws = cur["window_start"].iloc[0].to_pydatetime() if len(cur) else None
+    twin = guarded(data.metric_rows, c.root, c.version, (other,), ws, ws + dt.timedelta(microseconds=1),
+                   granularity=c.granularity) if ws is not None else None
     if twin is not None and not twin.empty:
-        tdet = twin["details_obj"]
-        twin = twin.assign(
-            attribute=[d.get("attribute") or next(iter(s), "") for d, s in zip(tdet, twin["segment_obj"])],
-            group=[str(d["group"]) if d.get("group") is not None else "&".join(str(v) for v in s.values())
-                   for d, s in zip(tdet, twin["segment_obj"])],
-            significant=[bool(d.get("significant")) for d in tdet], gap=[d.get("gap") for d in tdet],
-            ratio=[d.get("ratio") for d in tdet], q_value=[d.get("q_value") for d in tdet],
-            min_n_ok=[bool(d.get("min_n_ok", not s)) for d, s in zip(tdet, twin["small_sample"].fillna(False))],
-            reference_rate=[d.get("reference_rate") for d in tdet],
-            window=twin["window_start"].dt.strftime("%Y-%m-%d %H:%M" if c.granularity == "hour" else "%Y-%m-%d"))
+        twin = parsed(twin)
         twin = twin[(twin["attribute"] == attr) & (twin["window"] == window)]
         twin = twin[twin["model"] == model] if model != ALL else twin[twin["model"].isna()]
     if twin is not None and not twin.empty:
-        twin = twin.assign(group_label=twin["group"])
         with st.columns(2)[0]:
             chart(charts.group_rates(twin, f"{metric_name(other.replace('_disparity', '_rate'))} by {attr}"),
                   key="dp_twin")
