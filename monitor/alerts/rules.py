@@ -79,6 +79,17 @@ KIND_KEYS: dict[str, dict[str, tuple]] = {
 _REQUIRED = {"threshold": ("op", "value"), "relative": (), "test": (), "cusum": (), "page_hinkley": (), "flag": ()}
 
 
+def metric_matches(want: str, metric: str) -> bool:
+    """Whether a rule's `metric` value `want` (exact name, glob, or a stem such as `disparity`) covers `metric`."""
+    if any(c in want for c in "*?["):
+        return fnmatch.fnmatchcase(metric, want)
+    if metric == want:
+        return True
+    if want in KNOWN_METRICS:
+        return False
+    return metric.endswith("_" + want) or metric.startswith(want + "_")
+
+
 @dataclass(frozen=True)
 class Rule:
     """One validated alert rule; `params` holds the kind-specific keys with defaults filled in."""
@@ -99,14 +110,7 @@ class Rule:
 
     def matches_metric(self, metric: str) -> bool:
         """Whether this rule watches `metric` (exact name, glob, or a stem such as `disparity`)."""
-        want = self.metric
-        if any(c in want for c in "*?["):
-            return fnmatch.fnmatchcase(metric, want)
-        if metric == want:
-            return True
-        if want in KNOWN_METRICS:
-            return False
-        return metric.endswith("_" + want) or metric.startswith(want + "_")
+        return metric_matches(self.metric, metric)
 
     def matches_model(self, model: str | None) -> bool:
         return self.model in (None, "*") or model == self.model
@@ -217,14 +221,11 @@ def _check_metric(metric: str, origin: str, path: str) -> None:
     some (`probe_*`). Anything else is a typo that would leave a risk silently unwatched."""
     from monitor.metrics import WRITTEN_METRICS
 
+    if any(metric_matches(metric, m) for m in WRITTEN_METRICS):
+        return
     if any(c in metric for c in "*?["):
-        if not any(fnmatch.fnmatchcase(m, metric) for m in WRITTEN_METRICS):
-            raise _bad(origin, path, f"pattern {metric!r} matches no metric the jobs write",
-                       f"metrics: {', '.join(WRITTEN_METRICS)}")
-        return
-    if metric in WRITTEN_METRICS or any(m.endswith("_" + metric) or m.startswith(metric + "_")
-                                        for m in WRITTEN_METRICS):
-        return
+        raise _bad(origin, path, f"pattern {metric!r} matches no metric the jobs write",
+                   f"metrics: {', '.join(WRITTEN_METRICS)}")
     raise _bad(origin, path, f"unknown metric {metric!r}: no job writes it",
                _close(metric, WRITTEN_METRICS) or f"metrics: {', '.join(WRITTEN_METRICS)}")
 
