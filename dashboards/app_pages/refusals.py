@@ -139,6 +139,7 @@ else:
     else:
         st.caption("Labels exist but none gives a true refusal or prompt label yet.")
 
+
 def _note(details: dict) -> str | None:
     return details.get("correction_note")
 
