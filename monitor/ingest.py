@@ -389,8 +389,7 @@ class Ingestor:
         finally:
             con.unregister("batch")
 
-    def _clashes(self, tx, turns: pa.Table, rows: list[int], suspect: np.ndarray, n_slow: int, b: _Batch
-                 ) -> tuple[set[int], dict[int, str]]:
+    def _clashes(self, tx, turns: pa.Table, rows: list[int], suspect: np.ndarray) -> tuple[set[int], dict[int, str]]:
         """Split batch rows whose turn_id is taken (in the lake or by another row of the run) with other content
         into duplicates (the same prompt and reply, e.g. a conversation logged again later with one more
         exchange) and conflicts (a different reply: row -> quarantine reason)."""
@@ -571,7 +570,7 @@ class Ingestor:
                 # A turn_id already taken, by a stored turn or earlier in this run, with other content.
                 check = (same_turn | set(np.flatnonzero(suspect).tolist())) - dup_t
                 if check:
-                    same, conflicts = self._clashes(tx, turns, sorted(check), suspect, n_slow, b)
+                    same, conflicts = self._clashes(tx, turns, sorted(check), suspect)
                     dup_t |= same
                     q_conf = self._conflict_rows(turns, conflicts, n_slow, b)
                     if q_conf is not None:
