@@ -140,3 +140,18 @@ def test_batches_commit_turns_segments_and_quarantine_together(tmp_path):
     assert count(home, "SELECT count(*) FROM segments s ANTI JOIN turns t USING (turn_id)") == 0
     # 5 + 2 good lines of the second file, one of which (c-100) the first file already delivered.
     assert count(home, "SELECT count(DISTINCT turn_id) FROM turns") == count(home, "SELECT count(*) FROM turns") == 6
+
+
+def test_quarantine_list_shows_the_reason_of_a_failed_retry(home):
+    """A retry with another format fails differently: the list says why the record fails now, and why it did."""
+    runner = CliRunner()
+    runner.invoke(cli, ["--home", str(home.root), "ingest", str(LOGS / "unknown_role.jsonl")])
+    r = runner.invoke(cli, ["--home", str(home.root), "quarantine", "retry", "--all", "--format", "openai"])
+    assert "1 still quarantined" in r.output, r.output
+    r = runner.invoke(cli, ["--home", str(home.root), "quarantine", "list"])
+    line = r.output.strip()
+    assert "retried" in line and line.index("request: missing request object") < line.index("first: messages[1].role")
+    # Retried with the original format again: the same reason as at first, said once.
+    runner.invoke(cli, ["--home", str(home.root), "quarantine", "retry", "--all"])
+    line = runner.invoke(cli, ["--home", str(home.root), "quarantine", "list"]).output.strip()
+    assert line.endswith("messages[1].role: unknown role 'narrator'") and "first:" not in line

@@ -32,6 +32,17 @@ def _resolve(home, prefix: str) -> dict:
     return rows[0]
 
 
+def _latest_reason(r: dict) -> str:
+    """Why the record is quarantined now: after a failed retry, the retry's reason (a new format or config can
+    fail differently from the first ingest), with the first one beside it when they differ."""
+    first = f"{r['field']}: {r['reason']}" if r["field"] else r["reason"]
+    prefix = "still failing: "
+    if r["status"] != "retried" or not (r["note"] or "").startswith(prefix):
+        return first
+    latest = r["note"][len(prefix):]
+    return first if latest == first else f"{latest} (on retry; first: {first})"
+
+
 @quarantine_group.command("list")
 @click.option("--all", "include_resolved", is_flag=True, help="Include records already re-ingested or dismissed.")
 @click.option("--limit", default=50, show_default=True, help="Rows to show (0 = all).")
@@ -57,8 +68,7 @@ def q_list(obj, include_resolved, limit, as_json):
         return
     for r in shown:
         where = f"{r['source_file']}:{r['source_line']}"
-        field = f"{r['field']}: " if r["field"] else ""
-        click.echo(f"{r['quarantine_id'][:12]}  {r['status']:<8} {where}  {field}{r['reason']}")
+        click.echo(f"{r['quarantine_id'][:12]}  {r['status']:<8} {where}  {_latest_reason(r)}")
     if len(shown) < len(rows):
         click.echo(f"... {len(rows) - len(shown)} more (use --limit 0)")
 
