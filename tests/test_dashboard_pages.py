@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from monitor.db import connect
+
 APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
 PAGES = ["app_pages/overview.py", "app_pages/alerts.py", "app_pages/refusals.py", "app_pages/values.py", "app_pages/disparity.py",
          "app_pages/review.py", "app_pages/sql.py", "app_pages/settings.py"]
@@ -153,6 +155,26 @@ def test_labelling_writes_a_label(monkeypatch, tmp_path):
     at.run()
     no_exception(at)
     assert at.get("download_button")
+    assert home.state.query("SELECT actor FROM audit_log WHERE action='labels.export'") == [{"actor": "Cy"}]
+
+
+def test_label_export_needs_a_reviewer_name(monkeypatch, tmp_path):
+    """The export is audited by name, like every other action: without one it is refused, not logged as 'dashboard'."""
+    from dashboards.sample import build_sample_home
+    from monitor import review
+
+    home = build_sample_home(tmp_path / "h", n_turns=300, days=3, seed=5)
+    con = connect(home)
+    tid = con.execute("SELECT turn_id FROM turns LIMIT 1").fetchone()[0]
+    con.close()
+    review.add_label(home, tid, "Cy", refusal_label="compliance")  # the export section shows once a label exists
+    at = open_page(monkeypatch, home.root, "app_pages/review.py", reviewer="")
+    at.button(key="rv_export").click()
+    at.run()
+    no_exception(at)
+    assert not at.get("download_button")
+    assert "reviewer name is required to export" in " ".join(e.value for e in at.error)
+    assert home.state.query("SELECT actor FROM audit_log WHERE action='labels.export'") == []
 
 
 def test_search_filters_conversations(monkeypatch, sample_root):

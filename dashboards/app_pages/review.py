@@ -146,7 +146,10 @@ else:
     fmt = e1.radio("Format", ["jsonl", "parquet"], horizontal=True, key="rv_fmt")
     if e2.button("Prepare export", key="rv_export"):
         try:
-            st.session_state["rv_export_data"] = (fmt, review.export_labels(c.home, fmt, c.reviewer or "dashboard"))
+            if not c.reviewer:  # the audit log records who took the labelled data away
+                raise ActionError("a reviewer name is required to export labels",
+                                  "enter your name under Reviewer in the sidebar")
+            st.session_state["rv_export_data"] = (fmt, review.export_labels(c.home, fmt, c.reviewer))
         except MonitorError as e:
             show_error(e)
     prepared = st.session_state.get("rv_export_data")
