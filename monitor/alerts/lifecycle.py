@@ -105,15 +105,27 @@ def resolve(home, alert_id: int, by: str, note: str | None = None, now: dt.datet
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+MAX_SILENCE_DAYS = 3650  # ten years: longer is not a silence but a resolve
+
+
+class DurationRangeError(AlertError):
+    title = "Duration out of range"
 
 
 def parse_duration(text: str) -> dt.timedelta:
-    """'90m', '2h', '1.5d', '1w' -> timedelta."""
+    """'90m', '2h', '1.5d', '1w' -> timedelta, more than zero and at most MAX_SILENCE_DAYS."""
     m = _DURATION.match(text or "")
     if not m:
         raise AlertError(f"cannot read duration {text!r}", "use a number and a unit: 30m, 2h, 1d, 1w")
-    n, unit = float(m.group(1)), m.group(2)
-    return dt.timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit])
+    # Checked as a number before a timedelta is built: '99999999999999999999w' would overflow it.
+    seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+    if seconds > MAX_SILENCE_DAYS * 86400:
+        raise DurationRangeError(f"{text.strip()} is too long: a silence lasts at most {MAX_SILENCE_DAYS:,} days",
+                                 "e.g. 30d; to close the alert instead, `monitor alerts resolve`")
+    if seconds <= 0:
+        raise DurationRangeError(f"{text.strip()} is no time at all: a silence must last more than zero",
+                                 "e.g. 30m, 2h, 1d")
+    return dt.timedelta(seconds=seconds)
 
 
 def parse_time(text: str) -> dt.datetime:
