@@ -79,19 +79,49 @@ def _band_traces(d: pd.DataFrame, name: str, color: str, group: str, show_legend
     return traces
 
 
+SMALL_MULTIPLES_ABOVE = 3  # more lines than this, each with its band, overlap into an unreadable tangle
+
+
 def rate_lines(df: pd.DataFrame, colors: dict[str, str], title: str, y_title: str = "rate",
                by: str = "model_label", percent: bool = True) -> go.Figure:
-    """Rate over time, one line per `by` value, each with its 95% interval band."""
+    """Rate over time, one line per `by` value, each with its 95% interval band; with more than
+    `SMALL_MULTIPLES_ABOVE` values, one small panel per value instead, stacked on shared axes."""
     if df.empty:
         return empty_figure("No data in this window")
+    groups = list(df.groupby(by, sort=True))
+    if len(groups) > SMALL_MULTIPLES_ABOVE:
+        return _rate_panels(groups, colors, title, y_title, by, percent)
     fig = go.Figure()
-    for key, d in df.groupby(by, sort=True):
-        color = _color(colors, key) if by == "model_label" else PALETTE[len(fig.data) // 3 % len(PALETTE)]
+    for i, (key, d) in enumerate(groups):
+        color = _color(colors, key) if by == "model_label" else PALETTE[i % len(PALETTE)]
         for t in _band_traces(d, str(key), color, str(key), percent=percent):
             fig.add_trace(t)
     fig.update_layout(title=title, yaxis_title=y_title, **_LAYOUT)
     if percent:
         fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return fig
+
+
+def _rate_panels(groups: list, colors: dict[str, str], title: str, y_title: str, by: str,
+                 percent: bool) -> go.Figure:
+    """Small multiples: one row per group, the same time and rate axes on every row, so levels compare."""
+    n = len(groups)
+    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, shared_yaxes=True, vertical_spacing=min(0.06, 0.3 / n),
+                        subplot_titles=[str(k) for k, _ in groups])
+    for i, (key, d) in enumerate(groups):
+        color = _color(colors, key) if by == "model_label" else PALETTE[i % len(PALETTE)]
+        for t in _band_traces(d, str(key), color, str(key), show_legend=False, percent=percent):
+            fig.add_trace(t, row=i + 1, col=1)
+    layout = {**_LAYOUT, "margin": dict(l=40, r=20, t=70, b=30)}
+    fig.update_layout(title=title, height=120 + 110 * n, showlegend=False, **layout)
+    fig.update_yaxes(title_text=None)
+    fig.update_yaxes(title_text=y_title, row=(n + 1) // 2, col=1)
+    top = max(float(pd.concat([d["ci_high"].fillna(d["value"]) for _, d in groups]).max()), 0.0)
+    if percent:  # one range for every row: shared_yaxes alone links rows only within a column
+        fig.update_yaxes(tickformat=".0%", range=[0, top * 1.05 if top > 0 else 1], matches="y")
+    else:
+        fig.update_yaxes(matches="y")
+    fig.update_annotations(font_size=12)
     return fig
 
 

@@ -274,6 +274,28 @@ def test_small_samples_are_marked_on_every_chart():
     assert "○" in fig.layout.title.text
 
 
+def test_many_groups_are_drawn_as_small_multiples_on_one_scale():
+    """Five segment groups overlaid were five bands and five dotted lines in one tangle: one panel per group now,
+    every panel on the same time and rate axes; three groups or fewer stay overlaid."""
+    from dashboards import charts
+
+    w = pd.Timestamp("2026-11-10")
+    groups = ["ar", "de", "en", "es", "fr"]
+    df = pd.DataFrame([{"window_start": w + pd.Timedelta(days=d), "group": g, "value": 0.1 * (i + 1),
+                        "ci_low": 0.1 * i, "ci_high": 0.1 * (i + 1.5), "n": 200, "small_sample": False,
+                        "corrected": 0.1 * (i + 1) - 0.01} for i, g in enumerate(groups) for d in range(3)])
+    fig = charts.rate_lines(df, {}, "Over-refusal rate by segment", "rate", by="group")
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == groups
+    axes = {t.yaxis for t in fig.data}
+    assert len(axes) == 5 and len(fig.data) == 5 * 4  # band (2), line, corrected line per group
+    ranges = [tuple(getattr(fig.layout, "yaxis" + ("" if k == 1 else str(k))).range) for k in range(1, 6)]
+    assert ranges == [(0, pytest.approx(0.55 * 1.05))] * 5  # one scale (top: the highest upper bound)
+    assert len({t.line.color for t in fig.data if t.mode == "lines+markers"}) == 5
+    few = charts.rate_lines(df[df["group"].isin(groups[:3])], {}, "t", by="group")
+    assert not few.layout.annotations and {t.yaxis for t in few.data} == {None}
+
+
 def test_overview_subplot_titles_are_short(monkeypatch, sample_root):
     at = open_page(monkeypatch, sample_root)
     overunder = next(s for s in specs(at) if s["layout"].get("annotations"))
