@@ -84,6 +84,9 @@ ATTACKS = [
     ("SELECT * FROM query('SELECT 1')", "query"),
     ("SELECT * FROM turns, LATERAL (SELECT * FROM read_text('/etc/passwd'))", "read_text"),
     ("SELECT (SELECT count(*) FROM read_csv('/etc/passwd')) AS n", "read_csv"),
+    # LATERAL f() is not a Table node in sqlglot's tree: the allow-list of table functions must still apply
+    ("SELECT * FROM turns, LATERAL duckdb_databases()", "duckdb_databases"),
+    ("SELECT * FROM turns t JOIN LATERAL test_all_types() ON true", "test_all_types"),
     ("SELECT * FROM duckdb_settings()", "refused"),
     ("SELECT * FROM checkpoint()", "refused"),
     ("SET threads = 1", "refused"),
@@ -178,6 +181,8 @@ LEGIT = [
     ("SELECT count(*) FROM turns WHERE deployment = 'api' EXCEPT SELECT 0", [(20,)]),
     ("VALUES (1, 'x'), (2, 'y')", [(1, "x"), (2, "y")]),
     ("SELECT sum(range) FROM range(5)", [(10,)]),
+    ("SELECT count(*) FROM turns, LATERAL unnest([1, 2])", [(120,)]),
+    ("SELECT count(*) FROM turns t JOIN segments s ON starts_with(t.turn_id, s.turn_id)", [(0,)]),
     ("SELECT count(*) FROM turns t JOIN segments s USING (turn_id)", [(0,)]),
     ("SELECT count(*) FROM information_schema.tables WHERE table_name = 'turns'", [(1,)]),
     ("SELECT count(*) FROM main.turns", [(60,)]),
