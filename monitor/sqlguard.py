@@ -210,6 +210,12 @@ def validate_select(sql: str, tables: set[str] | None = None) -> str:
                 raise _refuse(f"the query {why} ({type(node).__name__.upper()})")
         if isinstance(node, exp.Func) and _FORBIDDEN_FUNCTION.match(_func_name(node)):
             raise _refuse(f"function {_func_name(node).lower()}() reads files, the network or settings")
+    # A table function is a Func right under a FROM item: `FROM f()`, `JOIN f()`, and also `, LATERAL f()`, which is
+    # not a Table node in sqlglot's tree (so checking tables alone let `LATERAL duckdb_databases()` through).
+    for node in root.find_all(exp.Func):
+        if isinstance(node.parent, exp.Table) or (
+                isinstance(node.parent, (exp.Lateral, exp.From, exp.Join)) and node.arg_key == "this"):
+            _check_table_function(node)
     cte_names = {c.alias_or_name.lower() for c in root.find_all(exp.CTE)}
     known = {t.lower() for t in tables} if tables is not None else None
     for table in root.find_all(exp.Table):
@@ -217,13 +223,16 @@ def validate_select(sql: str, tables: set[str] | None = None) -> str:
     return text
 
 
+def _check_table_function(func: exp.Func) -> None:
+    name = _func_name(func).lower()
+    if name not in ALLOWED_TABLE_FUNCTIONS:
+        raise _refuse(f"table function {name}() is not allowed (only {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))})")
+
+
 def _check_table(table: exp.Table, cte_names: set[str], known: set[str] | None) -> None:
     target = table.this
     if isinstance(target, exp.Func):
-        name = _func_name(target).lower()
-        if name not in ALLOWED_TABLE_FUNCTIONS:
-            raise _refuse(f"table function {name}() is not allowed (only {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))})")
-        return
+        return  # checked with the other table functions
     if not isinstance(target, exp.Identifier):
         raise _refuse(f"unsupported FROM item {table.sql('duckdb')[:60]!r}")
     name = target.name
