@@ -186,6 +186,9 @@ def validate_select(sql: str, tables: set[str] | None = None) -> str:
         msg = str(e).splitlines()[0]
         raise _refuse(f"could not parse the query as one DuckDB SELECT ({msg})",
                       "check the syntax; only SELECT / WITH / VALUES / DESCRIBE / SHOW TABLES are allowed") from e
+    except RecursionError as e:  # sqlglot's parser recurses ~20 frames per level: ~45 nested parentheses is enough
+        raise _refuse("the query nests too deeply to be checked",
+                      "move inner subqueries into WITH clauses and drop redundant parentheses") from e
     if len(statements) != 1:
         raise _refuse(f"{len(statements)} statements given; run one query at a time", "remove the ';' and what follows")
     root = statements[0]

@@ -249,6 +249,18 @@ def test_duckdb_errors_become_one_line_query_errors(home):
         run_query(home, "SELEC 1")
 
 
+@pytest.mark.parametrize("sql", [
+    "SELECT " + "(" * 200 + "1" + ")" * 200,
+    "SELECT count(*) FROM " + "(SELECT * FROM " * 150 + "turns" + ") AS s" * 150,
+])
+def test_query_nested_too_deeply_is_refused_not_a_crash(home, sql):
+    # sqlglot's recursive parser hit Python's recursion limit at ~45 levels: a RecursionError, a traceback in the CLI
+    with pytest.raises(SqlGuardError) as err:
+        run_query(home, sql)
+    assert "nests too deeply" in str(err.value)
+    assert "WITH" in err.value.hint
+
+
 def test_validate_select_without_catalog_still_refuses_paths():
     assert validate_select("SELECT * FROM anything") == "SELECT * FROM anything"
     with pytest.raises(SqlGuardError):
