@@ -3,8 +3,9 @@
 Rows of ``notify_outbox`` move pending -> sent, or pending -> dead after ``notify.max_attempts`` failures (each
 retry waits ``backoff_seconds * 2**(attempts-1)``, at most ``MAX_WAIT_S``, a day), or pending -> digested when an alert storm is folded into one
 digest row. Every attempt is a row of ``notify_attempts``. Because the outbox is in SQLite, a worker that dies
-between two runs loses nothing: the next `deliver_due`, in any process, picks the rows up. Delivery is
-at-least-once: a crash after a send but before its row is marked sent re-sends that one message.
+between two runs loses nothing: the next `deliver_due`, in any process, picks the rows up. A row is claimed
+before it is sent, so two deliverers at once (the worker and a `monitor jobs run`) never send it twice. Delivery
+is at-least-once: a crash after a send but before its row is marked sent re-sends that one message.
 """
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from monitor.notify.base import Channel, Message, parse_channels
 from monitor.state import iso
 
 MAX_WAIT_S = 86_400.0  # the longest wait between two attempts: many attempts must not overflow the date
+# A row being sent is claimed by moving its next attempt this far ahead, so that a second deliverer (a
+# `monitor jobs run` beside the worker, a second worker) skips it. Far longer than any send's timeout; if the
+# claiming process dies mid-send, the row is due again after it (at-least-once, never lost).
+CLAIM_S = 900.0
 
 
 def load_channels(home) -> dict[str, Channel]:
@@ -75,8 +80,19 @@ def _message(row: dict) -> Message:
                    alert_ids=json.loads(row["alert_ids"]))
 
 
-def _make_digest(home, channel: str, rows: list[dict], now_s: str) -> int:
-    """Fold due alert rows of one channel into one digest row, atomically; returns the digest's outbox id."""
+def _make_digest(home, channel: str, rows: list[dict], now_s: str) -> int | None:
+    """Fold due alert rows of one channel into one digest row, atomically; returns its outbox id (None: no rows)."""
+    with home.state.tx() as con:
+        # Only the rows still pending are folded: another deliverer may have sent or digested some meanwhile.
+        rows = [r for r in rows if con.execute(
+            "UPDATE notify_outbox SET status='digested' WHERE id=? AND status='pending' AND attempts=0",
+            (r["id"],)).rowcount]
+        if not rows:
+            return None
+        return _insert_digest(home, con, channel, rows, now_s)
+
+
+def _insert_digest(home, con, channel: str, rows: list[dict], now_s: str) -> int:
     alerts, links, ids = [], [], []
     for r in rows:
         p = json.loads(r["payload"])
@@ -89,18 +105,16 @@ def _make_digest(home, channel: str, rows: list[dict], now_s: str) -> int:
     sev_text = ", ".join(f"{counts[s]} {s}" for s in sorted(counts, key=SEVERITY_RANK.get, reverse=True))
     subject = f"[DIGEST] {len(rows)} alerts ({sev_text})"
     body = "\n".join(f"- {r['body']}" for r in rows)
-    with home.state.tx() as con:
-        did = con.execute(
-            "INSERT INTO notify_outbox (channel, kind, alert_ids, subject, body, payload, status, attempts, "
-            "next_attempt_at, created_at) VALUES (?, 'digest', ?, ?, ?, ?, 'pending', 0, ?, ?)",
-            (channel, json.dumps(ids), subject, f"{len(rows)} alerts:\n{body}",
-             json.dumps({"alerts": alerts, "links": links}, default=str), now_s, now_s),
-        ).lastrowid
-        for r in rows:
-            con.execute("UPDATE notify_outbox SET status='digested', last_error=? WHERE id=? AND status='pending'",
-                        (f"grouped into digest #{did}", r["id"]))
-        home.state.audit(con, "worker", "notify.digest", f"outbox:{did}",
-                         {"channel": channel, "grouped": [r["id"] for r in rows]})
+    did = con.execute(
+        "INSERT INTO notify_outbox (channel, kind, alert_ids, subject, body, payload, status, attempts, "
+        "next_attempt_at, created_at) VALUES (?, 'digest', ?, ?, ?, ?, 'pending', 0, ?, ?)",
+        (channel, json.dumps(ids), subject, f"{len(rows)} alerts:\n{body}",
+         json.dumps({"alerts": alerts, "links": links}, default=str), now_s, now_s),
+    ).lastrowid
+    for r in rows:
+        con.execute("UPDATE notify_outbox SET last_error=? WHERE id=?", (f"grouped into digest #{did}", r["id"]))
+    home.state.audit(con, "worker", "notify.digest", f"outbox:{did}",
+                     {"channel": channel, "grouped": [r["id"] for r in rows]})
     return did
 
 
@@ -130,12 +144,22 @@ def deliver_due(home, now: dt.datetime, channels: dict[str, Channel] | None = No
             rows = [r for r in rows if r not in fresh]
         elif len(fresh) > cfg.digest_threshold:
             did = _make_digest(home, name, fresh, now_s)
-            rep.digests += 1
-            rows = [r for r in rows if r not in fresh] + home.state.query(
-                "SELECT * FROM notify_outbox WHERE id=?", (did,))
+            rows = [r for r in rows if r not in fresh]
+            if did is not None:
+                rep.digests += 1
+                rows += home.state.query("SELECT * FROM notify_outbox WHERE id=?", (did,))
         for r in rows:
-            _attempt(home, channels.get(name), r, now, cfg, rep)
+            if _claim(home, r, now):
+                _attempt(home, channels.get(name), r, now, cfg, rep)
     return rep
+
+
+def _claim(home, row: dict, now: dt.datetime) -> bool:
+    """Take a due row for this process; False when another deliverer took (or finished) it first."""
+    with home.state.tx() as con:
+        return con.execute(
+            "UPDATE notify_outbox SET next_attempt_at=? WHERE id=? AND status='pending' AND next_attempt_at=?",
+            (iso(now + dt.timedelta(seconds=CLAIM_S)), row["id"], row["next_attempt_at"])).rowcount == 1
 
 
 def _attempt(home, ch: Channel | None, row: dict, now: dt.datetime, cfg, rep: DeliveryReport) -> None:
