@@ -19,7 +19,8 @@ Rows (family `values`, dimension in the segment key as in value_mean):
 - ``value_drift``: one per dimension and group, on scored replies. value = the method's statistic (default
   |standardised mean difference|), details = {dimension, family, statistic, statistic_name, method, threshold,
   drift_detected, p_value, effect_size, direction, mean_current, mean_reference, n_current, n_reference,
-  reference: {kind, start, end, model, n, stratified_by, dropped_share}, min_n_ok}.
+  reference: {kind, start, end, model, n, stratified_by, dropped_share, and for a reweighted reference replies,
+  copies, effective_n}, min_n_ok}; n_reference of a reweighted reference is its effective n.
 - ``topic_drift`` and ``prompt_mix_drift``: Jensen-Shannon distance of the user-message topic mix and of the
   prompt-harm categories (latest `scores`), all replies: did the users change rather than the model?
 
@@ -55,7 +56,7 @@ log = logging.getLogger("monitor.jobs.value_drift")
 STATE_KEY = "value_drift.state"
 WATERMARK_KEY = "value_drift.watermark"
 INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these gets rows for it
-LOGIC_VERSION = 1
+LOGIC_VERSION = 2  # bump when the computation changes, to recompute every window once
 METRIC_NAMES = ("value_drift", "topic_drift", "prompt_mix_drift")
 MIX_COLUMNS = (("topic_drift", "topic"), ("prompt_mix_drift", "prompt_category"))
 # True: always load one row per reply (the general path), e.g. for tests comparing the two paths.
@@ -150,16 +151,28 @@ def compare_group(cur: pd.DataFrame, ref: pd.DataFrame, dims: list[str], familie
     base_ok = len(cur_s) >= min_n and len(ref_s) >= min_n
     if not base_ok and not always:
         return rows
+    # A reweighted reference (baseline_model) holds copies of replies: the default test counts each reply once,
+    # with its number of copies as its weight, so n_reference is the effective n (D.mean_shift_weighted).
+    weighted = D.COPY_OF in ref_s.columns and D.resolve_method(method, "num") == D.MEAN_SHIFT
     for dim in dims:
         c, r = cur_s[dim].dropna(), ref_s[dim].dropna()
-        ok = len(c) >= min_n and len(r) >= min_n
-        if len(c) < 2 or len(r) < 2:
+        n_ref, info = len(r), ref_info
+        if weighted:
+            by_reply = ref_s.loc[r.index].groupby(D.COPY_OF)[dim]
+            copies = by_reply.size()
+            effect, p, n_eff = D.mean_shift_weighted(by_reply.first(), copies, c)
+            n_ref = round(n_eff)
+            info = {**ref_info, "replies": len(copies), "copies": len(r), "effective_n": round(n_eff, 1)}
+        ok = len(c) >= min_n and n_ref >= min_n
+        if len(c) < 2 or n_ref < 2:
             if not always:
                 continue
             res = None
+        elif weighted:
+            res = D.mean_shift_drift(effect, p, float(c.mean()), float(r.mean()), threshold)
         else:
             res = D.column_drift(r, c, "num", method, threshold)
-        rows.append(_row("value_drift", key, dim, families.get(dim), res, len(c), len(r), ref_info, ok, min_n))
+        rows.append(_row("value_drift", key, dim, families.get(dim), res, len(c), n_ref, info, ok, min_n))
     for metric, col in MIX_COLUMNS:
         c, r = cur[col].dropna(), ref[col].dropna()
         ok = len(c) >= min_n and len(r) >= min_n

@@ -1,0 +1,88 @@
+"""baseline_model drift: the reweighted reference holds copies of replies, and a copy is not new evidence."""
+import datetime as dt
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor.jobs import value_drift as V
+from monitor.values import drift as D
+
+W = dt.datetime(2026, 11, 10)
+
+
+def test_copying_every_reply_adds_no_evidence():
+    ref = np.array([1.0] * 12 + [0.0] * 48)  # 20% of replies moralize
+    cur = np.array([1.0] * 80 + [0.0] * 120)  # 40%
+    effect, p, n_eff = D.mean_shift_weighted(ref, np.full(60, 5.0), cur)
+    # Five copies of each of 60 replies are 60 replies' evidence: the same numbers as the 60 replies once.
+    assert n_eff == pytest.approx(60)
+    assert (effect, p) == pytest.approx(D.mean_shift(ref, cur), rel=1e-9)
+    # The copies taken as 300 independent replies claim far more certainty.
+    assert p > D.ALPHA and D.mean_shift(np.repeat(ref, 5), cur)[1] < p / 1000
+
+
+def test_effective_n_is_kish():
+    # Weights 4, 1, 1, 1, 1: (sum w)^2 / sum w^2 = 64 / 20 = 3.2.
+    assert D.mean_shift_weighted([1.0, 0.0, 2.0, 0.0, 1.0], [4, 1, 1, 1, 1], [0.0, 1.0, 2.0])[2] == pytest.approx(3.2)
+
+
+def _frame():
+    """Baseline A: 990 bread replies (moralizing 0) and 10 crime replies, one moralizing (2.0). Model B: 150 of
+    each topic, and on crime questions it moralizes in half its replies."""
+    rows = []
+    for i in range(990):
+        rows.append(("A", "bread", 0.0))
+    for i in range(10):
+        rows.append(("A", "crime", 2.0 if i == 0 else 0.0))
+    for i in range(150):
+        rows.append(("B", "bread", 0.0))
+        rows.append(("B", "crime", 2.0 if i % 2 else 0.0))
+    return pd.DataFrame({"turn_id": [f"t{i}" for i in range(len(rows))], "window_start": W,
+                         "model": [r[0] for r in rows], "topic": [r[1] for r in rows],
+                         "prompt_category": "benign", "scored": True, "moralizing": [r[2] for r in rows]})
+
+
+def _rows(min_n):
+    cfg = SimpleNamespace(reference="baseline_model", reference_days=7, baseline_model="A", baseline_start=None,
+                          baseline_end=None)
+    ref = V.Reference(cfg, "day")
+    segs = pd.DataFrame(columns=["turn_id", "attribute", "value"])
+    rows = V.compute(_frame(), segs, [W], ref, ["moralizing"], {"moralizing": "normative"}, None, None, min_n, "day")
+    return [r for r in rows if r["metric"] == "value_drift"]
+
+
+def test_baseline_model_counts_the_reference_by_its_effective_size():
+    (row,) = _rows(min_n=100)
+    d = json.loads(row["details"])
+    # The 1,000 reference rows become 500 bread rows (500 of the 990 bread replies once) and 500 crime rows (the
+    # 10 crime replies copied 50 times each): Kish n = 1000^2 / (500 + 10 x 50^2) = 39.2.
+    w = np.array([1.0] * 500 + [50.0] * 10)
+    kish = w.sum() ** 2 / (w ** 2).sum()
+    assert d["reference"]["effective_n"] == pytest.approx(kish, abs=0.05) and kish == pytest.approx(39.2, abs=0.1)
+    assert d["n_reference"] == round(kish) and d["reference"]["replies"] == 510 and d["reference"]["copies"] == 1000
+    # 39 effective replies are below min_n: reported, not a verdict.
+    assert row["small_sample"] and not d["drift_detected"]
+
+
+def test_baseline_model_p_value_is_that_of_the_effective_sample():
+    (row,) = _rows(min_n=20)
+    d = json.loads(row["details"])
+    # Independent computation: the reference as 39 replies with its weighted mean, spread and non-zero share.
+    w = np.array([1.0] * 500 + [50.0] * 10)
+    x = np.array([0.0] * 500 + [2.0] + [0.0] * 9)
+    n = round(w.sum() ** 2 / (w ** 2).sum())
+    mean = (w * x).sum() / w.sum()
+    m2 = n * (w * (x - mean) ** 2).sum() / w.sum()
+    pos = round(n * w[x > 0].sum() / w.sum())
+    cur = np.array([0.0] * 150 + [2.0 if i % 2 else 0.0 for i in range(150)])
+    want = D.mean_shift_stats([n], [mean], [m2], [pos], [True], [300], [cur.mean()],
+                              [((cur - cur.mean()) ** 2).sum()], [(cur > 0).sum()], [True])
+    assert d["effect_size"] == pytest.approx(want[0][0], rel=1e-9)
+    assert d["p_value"] == pytest.approx(want[1][0], rel=1e-9)
+    # B moralizes more on crime questions, but one moralizing crime reply of A's copied 51 times is weak evidence
+    # of how A answers them: not the p < 1e-4 the 1,000 copies taken as replies would claim.
+    assert d["p_value"] > D.ALPHA and not d["drift_detected"]
+    assert D.mean_shift(np.repeat(x, w.astype(int)), cur)[1] < D.ALPHA
