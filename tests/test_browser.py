@@ -236,6 +236,14 @@ def test_every_page_on_the_demo_home(request, tmp_path_factory):
                 errors = page.locator('[data-testid="stAlertContentError"]')
                 assert errors.count() == 0, f"error shown on {title} (demo home): {errors.first.inner_text()[:500]}"
                 assert path.stat().st_size > 10_000, f"screenshot {path} looks empty"
+            # a narrow window (800 px, sidebar open): the Disparity filters show their whole value
+            page.set_viewport_size({"width": 800, "height": 1400})
+            go(page, "Disparity")
+            boxes = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMain"] input[role="combobox"]')]
+                .map(e => [e.getAttribute('aria-label'), e.value, e.scrollWidth, e.clientWidth])""")
+            assert len(boxes) >= 4, boxes
+            cut = [b for b in boxes if b[2] > b[3]]
+            assert not cut, f"Disparity filters truncated at 800 px (label, value, text width, box width): {cut}"
         finally:
             browser.close()
 

@@ -22,7 +22,7 @@ if keys.empty:
     st.stop()
 keys = keys.assign(base=[m[len(PROBE_PREFIX):] if m.startswith(PROBE_PREFIX) else m for m in keys["metric"]])
 
-f1, f2, f3, f4 = st.columns(4)
+(f1, f2), (f3, f4) = st.columns([3, 2]), st.columns(2)  # four across truncated the names at 800 px
 order = ["over_refusal_disparity", "under_refusal_disparity", "refusal_disparity", VALUE_METRIC]
 metrics = sorted(keys["base"].unique(), key=lambda m: (order.index(m) if m in order else len(order), m))
 metric = f1.selectbox("Metric", metrics, format_func=metric_name, key="dp_metric",
@@ -116,7 +116,7 @@ with right:
         st.info("No counterfactual probe results for this metric: enable `[probes]` in monitor.toml so the worker "
                 "sends identity-swapped prompts to the model.")
     else:
-        chart(charts.group_rates(probe, f"Counterfactual probes by {attr}", percent=not is_value), key="dp_probe")
+        chart(charts.group_rates(probe, f"Probes by {attr}", percent=not is_value), key="dp_probe")
 st.caption(f"Each point: a {attr} group's {what} in {window}. Grey tick: that group's reference (the rest of the "
            "traffic). Diamonds: significant after correction. Hollow: below the minimum sample size, not tested. "
            "Bars: 95% intervals. Production traffic shows what users got; probes send the same prompt with only the "
