@@ -264,7 +264,7 @@ def test_disparity_page_shows_probes_beside_production(monkeypatch, sample_root)
     assert box.value == "over_refusal_disparity" and box.options == ["Over-refusal gap between groups"]
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert any(t.startswith("Production traffic") for t in titles)
-    assert any(t.startswith("Counterfactual probes") for t in titles)
+    assert any(t.startswith("Probes by ") for t in titles)
     table = at.dataframe[0].value
     assert set(table["source"]) == {"production", "probe"}
     probe_hi = table[(table["source"] == "probe") & (table["group"] == "hi")]
