@@ -2,7 +2,7 @@
 
 Layers, each enough on its own for the common attacks, together for the uncommon ones:
 1. sqlglot (DuckDB dialect) must see exactly one query statement (SELECT, WITH ... SELECT, VALUES, a set operation,
-   DESCRIBE/SHOW TABLES/SUMMARIZE), no write or session nodes anywhere in the tree, only known tables and CTE names
+   DESCRIBE/SHOW TABLES/SUMMARIZE, a PIVOT with its ON values listed), no write or session nodes anywhere in the tree, only known tables and CTE names
    in FROM (so ``FROM '/etc/passwd'`` is refused) and only allow-listed table functions (``range``, ``unnest``...).
 2. DuckDB's own parser must also see exactly one statement of type SELECT; that parsed statement is what runs, so a
    difference between the two parsers (a comment trick, say) cannot smuggle a second statement through.
@@ -52,7 +52,8 @@ _FORBIDDEN_FUNCTION = re.compile(
 # Schemas whose built-in views are fine to read.
 _SYSTEM_SCHEMAS = {"information_schema", "pg_catalog"}
 _ALLOWED_CATALOGS = {"", "memory", "system", "temp"}
-_ALLOWED_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Describe, exp.Summarize, exp.Show)
+_ALLOWED_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Describe, exp.Summarize, exp.Show, exp.Pivot)
+_PIVOT_HINT = "list the values after ON, e.g. PIVOT turns ON model_version IN ('2026.10', '2026.11') USING count(*)"
 _WHY = {
     exp.Insert: "writes rows", exp.Update: "writes rows", exp.Delete: "deletes rows", exp.Merge: "writes rows",
     exp.Create: "creates objects", exp.Drop: "drops objects", exp.Alter: "changes the schema",
@@ -195,9 +196,6 @@ def validate_select(sql: str, tables: set[str] | None = None) -> str:
     if isinstance(root, exp.Command):
         word = str(root.this).upper()
         raise _refuse(f"{word} statements are not allowed: only read-only queries (SELECT) run here")
-    if isinstance(root, exp.Pivot):
-        raise _refuse("a PIVOT statement defines types before it runs, so it is not a plain read",
-                      "use conditional aggregates instead: count(*) FILTER (WHERE model_version = '...')")
     if not isinstance(root, _ALLOWED_ROOTS):
         word = _STMT_WORD.match(text)
         name = word.group(1).upper() if word else type(root).__name__
@@ -207,6 +205,13 @@ def validate_select(sql: str, tables: set[str] | None = None) -> str:
         raise _refuse(f"SHOW {root.name} is not allowed", "use SHOW TABLES or DESCRIBE <table>")
     if isinstance(root, exp.Select) and root.args.get("into"):
         raise _refuse("SELECT ... INTO writes a table", "drop the INTO clause")
+    for pivot in root.find_all(exp.Pivot):
+        # DuckDB runs `PIVOT t ON c USING ...` as two statements: one creates an ENUM type of c's values. With the
+        # values listed (`ON c IN (...)`) it is one plain SELECT.
+        if pivot.this is not None and not pivot.args.get("unpivot") and not all(
+                isinstance(e, exp.In) for e in pivot.expressions):
+            raise _refuse("a PIVOT without its list of ON values creates a type before it runs, so it is not a "
+                          "plain read", _PIVOT_HINT)
     for node in root.walk():
         for kind, why in _WHY.items():
             if isinstance(node, kind):
@@ -300,7 +305,9 @@ def run_query(home, sql: str, params: dict | None = None, row_limit: int = 1000,
             raise _wrap_duckdb_error(e, tables) from e
         if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
             kinds = ", ".join(str(s.type).split(".")[-1] for s in statements)
-            raise _refuse(f"DuckDB reads this as {kinds or 'no statement'}, not one SELECT")
+            # MULTI: a PIVOT that DuckDB runs as CREATE TYPE + SELECT, e.g. `ON lower(c) IN (...)`
+            raise _refuse(f"DuckDB reads this as {kinds or 'no statement'}, not one SELECT",
+                          _PIVOT_HINT if "MULTI" in kinds else HINT_TABLES)
         stmt = statements[0]
         wanted = set(stmt.named_parameters)
         given = {k.lstrip("$:"): v for k, v in (params or {}).items()}

@@ -86,6 +86,9 @@ ATTACKS = [
     ("SELECT (SELECT count(*) FROM read_csv('/etc/passwd')) AS n", "read_csv"),
     # LATERAL f() is not a Table node in sqlglot's tree: the allow-list of table functions must still apply
     ("SELECT * FROM turns, LATERAL duckdb_databases()", "duckdb_databases"),
+    # without its IN list a PIVOT is CREATE TYPE + SELECT: refused, saying how to write it
+    ("PIVOT turns ON model_version USING count(*)", "ON model_version IN ("),
+    ("SELECT * FROM (PIVOT turns ON model_version USING count(*))", "ON model_version IN ("),
     ("SELECT * FROM turns t JOIN LATERAL test_all_types() ON true", "test_all_types"),
     ("SELECT * FROM duckdb_settings()", "refused"),
     ("SELECT * FROM checkpoint()", "refused"),
@@ -182,6 +185,12 @@ LEGIT = [
     ("VALUES (1, 'x'), (2, 'y')", [(1, "x"), (2, "y")]),
     ("SELECT sum(range) FROM range(5)", [(10,)]),
     ("SELECT count(*) FROM turns, LATERAL unnest([1, 2])", [(120,)]),
+    ("PIVOT (SELECT deployment FROM turns) ON deployment IN ('api', 'web') USING count(*)", [(20, 40)]),
+    ("SELECT * FROM (PIVOT turns ON deployment IN ('api', 'web') USING count(*) GROUP BY model_version) ORDER BY 1",
+     [("2026.10", 10, 20), ("2026.11", 10, 20)]),
+    ("SELECT * FROM turns PIVOT (count(*) FOR deployment IN ('api', 'web') GROUP BY model_version) ORDER BY 1",
+     [("2026.10", 10, 20), ("2026.11", 10, 20)]),
+    ("UNPIVOT (SELECT 1 AS a, 2 AS b) ON a, b INTO NAME k VALUE v", [("a", 1), ("b", 2)]),
     ("SELECT count(*) FROM turns t JOIN segments s ON starts_with(t.turn_id, s.turn_id)", [(0,)]),
     ("SELECT count(*) FROM turns t JOIN segments s USING (turn_id)", [(0,)]),
     ("SELECT count(*) FROM information_schema.tables WHERE table_name = 'turns'", [(1,)]),

@@ -62,8 +62,8 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
 def sql_command(obj, query, fmt, params, limit, timeout, list_tables):
     """Run one read-only query (DuckDB SQL) over the monitor's tables and views.
 
-    Only SELECT, WITH ... SELECT, VALUES, DESCRIBE, SHOW TABLES and SUMMARIZE run; anything that writes, attaches,
-    installs, reads or writes files, or changes settings is refused.
+    Only SELECT, WITH ... SELECT, VALUES, PIVOT (with its values listed: ON col IN (...)), DESCRIBE, SHOW TABLES and
+    SUMMARIZE run; anything that writes, attaches, installs, reads or writes files, or changes settings is refused.
 
     \b
     Examples:
