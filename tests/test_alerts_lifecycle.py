@@ -1,10 +1,12 @@
-"""The alert lifecycle's own input checks: durations and silence ends are refused out of range, whoever calls."""
+"""The alert lifecycle: durations refused out of range by the function itself; a silence that ends pages again once."""
 import datetime as dt
 
 import pytest
 
+from monitor.alerts import lifecycle
 from monitor.alerts.lifecycle import MAX_SILENCE_DAYS, AlertError, DurationRangeError, parse_duration
 from monitor.errors import MonitorError
+from test_alerts_engine import DAY0, THRESH, make_home, outbox, rate_row, run, write
 
 
 @pytest.mark.parametrize("text, expected", [("90m", dt.timedelta(minutes=90)), ("1.5d", dt.timedelta(hours=36)),
@@ -30,3 +32,36 @@ def test_durations_out_of_range_are_refused_by_the_function_itself(text, words):
 def test_unreadable_duration_is_still_a_read_error():
     with pytest.raises(AlertError, match="cannot read duration"):
         parse_duration("2 fortnights")
+
+
+# -- a silence that ends on an incident still going on pages it again, once ----------------------------------
+def _silenced_incident(tmp_path):
+    home = make_home(tmp_path, [THRESH], [{"name": "log", "type": "log"}])
+    write(home, [rate_row(0, 30, 100)])
+    t = DAY0 + dt.timedelta(days=1, hours=1)
+    run(home, t)  # paged once
+    lifecycle.silence(home, 1, "dana", until=t + dt.timedelta(hours=6), now=t)
+    return home, t
+
+
+def test_silence_end_pages_the_latest_window_once(tmp_path):
+    home, t = _silenced_incident(tmp_path)
+    write(home, [rate_row(1, 50, 100)])  # escalates to critical while silenced: nobody paged yet
+    run(home, t + dt.timedelta(hours=2))
+    assert [o["kind"] for o in outbox(home)] == ["alert"]
+    res = run(home, t + dt.timedelta(hours=7))
+    assert res.unsilenced == 2 and res.notifications == 1
+    last = outbox(home)[-1]
+    assert last["kind"] == "unsilenced" and last["alert_ids"] == "[2]"
+    assert last["subject"] == "[SILENCE ENDED CRITICAL] over_refusal_rate, m1, all traffic: too_high"
+    assert run(home, t + dt.timedelta(hours=8)).notifications == 0  # the next run does not page it again
+    write(home, [rate_row(2, 50, 100)])  # the incident goes on at the paged severity: a continuation
+    assert run(home, t + dt.timedelta(days=1)).notifications == 0
+    assert len(outbox(home)) == 2
+
+
+def test_silence_end_after_recovery_pages_nobody(tmp_path):
+    home, t = _silenced_incident(tmp_path)
+    write(home, [rate_row(1, 10, 100)])  # recovered while silenced: resolved, not unsilenced
+    res = run(home, t + dt.timedelta(hours=7))
+    assert res.resolved == 1 and res.unsilenced == 0 and len(outbox(home)) == 1

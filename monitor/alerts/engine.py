@@ -1089,16 +1089,32 @@ def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker",
                 home.state.audit(con, actor, "alert.resolve", f"alert:{r['id']}",
                                  {"auto": True, "from": r["status"], "recovered_window": iso(ws)})
                 res.resolved += 1
-        for r in con.execute("SELECT id FROM alerts WHERE status='silenced' AND silenced_until<=?",
+        ended: set[str] = set()
+        for r in con.execute("SELECT id, series_key FROM alerts WHERE status='silenced' AND silenced_until<=?",
                              (now_s,)).fetchall():
             con.execute("UPDATE alerts SET status='firing', updated_at=? WHERE id=?", (now_s, r["id"]))
             home.state.audit(con, actor, "alert.unsilence", f"alert:{r['id']}", {"reason": "silence expired"})
             res.unsilenced += 1
+            ended.add(r["series_key"])
+        for series_key in sorted(ended):
+            _page_after_silence(home, con, series_key, now_s, channels, res)
         if remember is not None:
             home.state.put(STATE_KEY, remember, con=con)
         else:
             con.execute("DELETE FROM kv WHERE key=?", (STATE_KEY,))
     return res
+
+
+def _page_after_silence(home, con, series_key: str, now_s: str, channels, res: ApplyResult) -> None:
+    """A silence ended on a series that has not recovered: page its latest window once, as it fires again."""
+    from monitor.notify.outbox import enqueue
+
+    row = con.execute(f"SELECT * FROM alerts WHERE series_key=? AND status IN ({','.join('?' * len(OPEN))}) "
+                      "ORDER BY window_start DESC LIMIT 1", (series_key, *OPEN)).fetchone()
+    if row is None or row["status"] != "firing" or row["backfill"]:
+        return  # someone acknowledged a later window meanwhile, or the incident was only ever backfill
+    res.notifications += enqueue(home, con, channels, [dict(row)], "unsilenced", now_s)
+    con.execute("UPDATE alerts SET notified_severity=? WHERE id=?", (row["severity"], row["id"]))
 
 
 _COLUMNS = ("dedup_key", "series_key", "rule", "metric", "model", "deployment", "segment", "granularity",

@@ -32,7 +32,7 @@ class Message:
     body: str
     payload: dict[str, Any] = field(default_factory=dict)
     severity: str = "warning"
-    kind: str = "alert"  # alert | escalation | digest
+    kind: str = "alert"  # alert | escalation | unsilenced | digest
     alert_ids: list[int] = field(default_factory=list)
 
 

@@ -36,7 +36,7 @@ def _parse_iso(s: str) -> dt.datetime:
 
 def _subject(row: dict, kind: str) -> str:
     where = ", ".join(x for x in (row["metric"], row["model"] or "all models", segment_label(row["segment"])) if x)
-    tag = "ESCALATED " if kind == "escalation" else ""
+    tag = {"escalation": "ESCALATED ", "unsilenced": "SILENCE ENDED "}.get(kind, "")
     return f"[{tag}{row['severity'].upper()}] {where}: {row['rule']}"
 
 
