@@ -98,7 +98,9 @@ class EmailChannel(Channel):
     def send(self, message: Message) -> None:
         o = self.opts
         msg = EmailMessage()
-        msg["Subject"] = message.subject
+        # A header is one line: segment values come from the logs and may hold a line break ("hi\r\nBcc: ..."),
+        # which email refuses (every attempt would fail and the page be lost) or would let a header through.
+        msg["Subject"] = " ".join(message.subject.split())
         msg["From"] = o["from"]
         msg["To"] = ", ".join(o["to"])
         msg.set_content(message.body)
