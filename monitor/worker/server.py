@@ -33,6 +33,10 @@ from monitor.home import Home
 log = logging.getLogger("monitor.worker.http")
 
 
+class WorkerError(MonitorError):
+    title = "Worker error"
+
+
 def spool_dir(home: Home) -> Path:
     d = home.root / "spool"
     d.mkdir(parents=True, exist_ok=True)
@@ -252,4 +256,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def make_server(home: Home, host: str | None = None, port: int | None = None) -> WorkerHTTPServer:
     wc = home.config.worker
-    return WorkerHTTPServer(home, (host or wc.host, wc.port if port is None else port))
+    addr = (host or wc.host, wc.port if port is None else port)
+    try:
+        return WorkerHTTPServer(home, addr)
+    except OSError as e:  # the port is taken (often by a worker already running on it), or the address is wrong
+        raise WorkerError(f"cannot listen on {addr[0]}:{addr[1]}: {e.strerror or e}",
+                          "is a worker already running? pick another --port, or 0 for any free port") from e
