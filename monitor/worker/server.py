@@ -194,7 +194,13 @@ class Handler(BaseHTTPRequestHandler):
         return False
 
     def _body(self) -> bytes | None:
-        length = int(self.headers.get("Content-Length") or 0)
+        given = self.headers.get("Content-Length") or "0"
+        length = int(given) if given.strip().isdigit() else -1
+        if length < 0:
+            # Unreadable ('abc') or negative: how much to read is unknown, so the connection cannot be reused.
+            self._reply(HTTPStatus.BAD_REQUEST, {"error": f"Content-Length {given!r} is not a number of bytes"})
+            self.close_connection = True
+            return None
         if length > self.server.max_bytes:
             self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                         {"error": f"payload of {length} bytes exceeds the limit of {self.server.max_bytes}",
