@@ -203,6 +203,9 @@ def validate_select(sql: str, tables: set[str] | None = None) -> str:
                       "SUMMARIZE run here")
     if isinstance(root, exp.Show) and str(root.name).upper() not in {"TABLES", "ALL TABLES"}:
         raise _refuse(f"SHOW {root.name} is not allowed", "use SHOW TABLES or DESCRIBE <table>")
+    if isinstance(root, exp.Summarize) and isinstance(root.this, exp.Literal):
+        # `SUMMARIZE 'x.parquet'`: sqlglot keeps the string as a literal, not a table, but DuckDB scans the file
+        raise _refuse(f"{root.this.name!r} looks like a file; reading files is not allowed", "e.g. SUMMARIZE turns")
     if isinstance(root, exp.Select) and root.args.get("into"):
         raise _refuse("SELECT ... INTO writes a table", "drop the INTO clause")
     for pivot in root.find_all(exp.Pivot):

@@ -155,6 +155,14 @@ def test_lock_down_stops_what_the_parser_would_miss(home, tmp_path):
     assert not (home.lake.root / "x.csv").exists()
 
 
+def test_summarize_of_a_file_is_refused_by_the_parser_check(home):
+    # sqlglot keeps `SUMMARIZE '<path>'` as a string literal, not a table; the lock-down lets the lake's own files
+    # through, so without this check the query read a lake file directly
+    lake_file = home.lake.files("turns")[0]
+    with pytest.raises(SqlGuardError, match="looks like a file"):
+        run_query(home, f"SUMMARIZE '{lake_file}'")
+
+
 @pytest.mark.parametrize("sql", [
     # a recursive CTE that never ends
     "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
