@@ -1,6 +1,9 @@
-"""`monitor serve` refuses to start with a one-line error, not a traceback, when it cannot listen."""
+"""`monitor serve` refuses to start with a one-line error, not a traceback: it cannot listen, or alerting is broken."""
 import socket
+import subprocess
+import sys
 
+import pytest
 from click.testing import CliRunner
 
 from monitor.cli import cli
@@ -15,3 +18,19 @@ def test_port_in_use_is_a_one_line_error(tmp_path):
     assert r.exit_code == 1, r.output
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr
     assert "Try: is a worker already running?" in r.stderr and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("toml, words", [
+    ('[[notify.channels]]\nname = "x"\ntype = "webhok"\nurl = "http://127.0.0.1:1/"\n',
+     "'notify.channels[0].type' must be one of email, log, slack, webhook, got 'webhok'"),
+    ('[[alerts.rules]]\nname = "x"\nmetric = "over_refusal_rat"\nkind = "threshold"\nop = ">"\nvalue = 0.1\n',
+     "alerts.rules[0].metric"),
+])
+def test_broken_alerting_config_stops_the_worker_at_start(tmp_path, toml, words):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "monitor.toml").write_text(toml)
+    r = subprocess.run([sys.executable, "-m", "monitor", "--home", str(home), "serve", "--port", "0"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert words in r.stderr and "Traceback" not in r.stderr and "monitor worker:" not in r.stdout
