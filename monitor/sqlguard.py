@@ -46,7 +46,7 @@ _FORBIDDEN_FUNCTION = re.compile(
     r"^(read_\w+|\w+_scan|scan_\w+|glob|sniff_csv|parquet_\w+|query|query_table|json_execute_serialized_sql|"
     r"iceberg_\w+|delta_\w+|sqlite_\w+|postgres_\w+|mysql_\w+|http\w*|s3_\w+|checkpoint|force_checkpoint|"
     r"enable_\w+|disable_\w+|truncate_duckdb_logs|\w*external_resource\w*|\w*grammar_extension\w*|"
-    r"duckdb_settings|duckdb_secrets|which_secret|load_\w+|install_\w+|getenv|read_duckdb)$",
+    r"duckdb_settings|current_setting|duckdb_secrets|which_secret|load_\w+|install_\w+|getenv|read_duckdb)$",
     re.IGNORECASE,
 )
 # Schemas whose built-in views are fine to read.
@@ -251,6 +251,8 @@ def _check_table(table: exp.Table, cte_names: set[str], known: set[str] | None) 
     if catalog not in _ALLOWED_CATALOGS:
         raise _refuse(f"database {table.catalog!r} is not available")
     if schema in _SYSTEM_SCHEMAS:
+        if name.lower() == "pg_settings":  # duckdb_settings() under another name: allowed_paths lists the lake's files
+            raise _refuse("pg_catalog.pg_settings reads the connection's settings")
         return
     if schema not in {"", "main"}:
         raise _refuse(f"schema {table.db!r} is not available")

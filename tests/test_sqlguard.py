@@ -91,6 +91,9 @@ ATTACKS = [
     ("SELECT * FROM (PIVOT turns ON model_version USING count(*))", "ON model_version IN ("),
     ("SELECT * FROM turns t JOIN LATERAL test_all_types() ON true", "test_all_types"),
     ("SELECT * FROM duckdb_settings()", "refused"),
+    # the same settings by other names (allowed_paths holds the path of every lake file)
+    ("SELECT current_setting('allowed_paths')", "current_setting"),
+    ("SELECT * FROM pg_catalog.pg_settings", "settings"),
     ("SELECT * FROM checkpoint()", "refused"),
     ("SET threads = 1", "refused"),
     ("SET enable_external_access = true", "refused"),
