@@ -38,6 +38,18 @@ DETECTOR_VERSION = "2"  # bump when the detector rows' computation changes, to r
 DATES_PER_QUERY = 31  # windows are computed in chunks of this many event dates (31 day windows, 744 hour windows)
 
 
+def watermark_identity(cfg) -> str:
+    """IDENTITY and every setting the rows depend on: changing one (min_n, fdr, reference group...) recomputes
+    every window once, so stored verdicts never mix old and new settings."""
+    d, m = cfg.disparity, cfg.metrics
+    blob = json.dumps({"v": IDENTITY, "granularity": m.granularity, "confidence": m.confidence,
+                       "exclude": list(m.exclude_attributes), "attributes": list(d.attributes),
+                       "reference_group": dict(d.reference_group), "intersections": [list(x) for x in d.intersections],
+                       "max_groups": d.max_groups_per_attribute, "min_n": d.min_n, "fdr": d.fdr,
+                       "detect_language": d.detect_language}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def compute_windows(home, manifest: dict, windows: list[dt.datetime], job: str, run_id: str, now: dt.datetime,
                     present: list[str]) -> int:
     """Recompute every rate, value and language-mismatch disparity row of these windows into metrics_log."""
@@ -115,7 +127,8 @@ def run_disparity(ctx: JobContext) -> int:
     con = scoped_connect(home, manifest, None, state=("labels",))
     try:
         present = segment_attributes(home, con, manifest)
-        delta = Delta.open(home, WATERMARK_KEY, IDENTITY, manifest=manifest)
+        identity = watermark_identity(home.config)
+        delta = Delta.open(home, WATERMARK_KEY, identity, manifest=manifest)
         # Every query reads turns of the touched windows (which lie in the new input files' dates) or of the
         # detector's rolling window: views over those partitions only, so a run costs the same whatever the history.
         lo, hi = range_dates(*detector_window(ctx.now))
@@ -126,7 +139,7 @@ def run_disparity(ctx: JobContext) -> int:
         windows = touched_windows(con, delta, INPUTS, granularity)
         written = compute_windows(home, manifest, windows, "disparity", ctx.run_id, utcnow(), present) if windows \
             else 0
-        delta.save(WATERMARK_KEY, IDENTITY)
+        delta.save(WATERMARK_KEY, identity)
         # After the windows (the detector check reads the new files on its own).
         written += write_detector_rows(home, con, manifest, "disparity", ctx.run_id, ctx.now, present)
         log.info("disparity: %d window(s) recomputed, %d rows", len(windows), written)
