@@ -33,8 +33,15 @@ def _post(url: str, payload: dict, headers: dict, timeout: float, what: str) -> 
 
 def _check_url(opts: dict, path: str, origin: str, key: str = "url") -> None:
     url = opts.get(key) or ""
-    if not url.startswith(("http://", "https://")):
+    if not url.startswith(("http://", "https://")) or not url.split("://", 1)[1].strip("/"):
         raise ConfigError(f"{origin}: '{path}.{key}' must be an http(s) URL, got {url!r}")
+    _check_timeout(opts, path, origin)
+
+
+def _check_timeout(opts: dict, path: str, origin: str) -> None:
+    # A zero or negative timeout fails every send: the alerts it carries would all end up dead.
+    if not opts["timeout_s"] > 0:
+        raise ConfigError(f"{origin}: '{path}.timeout_s' must be more than 0 seconds, got {opts['timeout_s']!r}")
 
 
 class WebhookChannel(Channel):
@@ -46,6 +53,11 @@ class WebhookChannel(Channel):
     @classmethod
     def check(cls, opts, path, origin):
         _check_url(opts, path, origin)
+        bad = {k: v for k, v in (opts["headers"] or {}).items() if not isinstance(v, str)}
+        if bad:
+            key, value = next(iter(bad.items()))
+            raise ConfigError(f"{origin}: '{path}.headers.{key}' must be a string, got {type(value).__name__} "
+                              f"{value!r}", f'{key} = "{value}"')
 
     def send(self, message: Message) -> None:
         payload = {"kind": message.kind, "subject": message.subject, "text": message.body,
@@ -94,6 +106,10 @@ class EmailChannel(Channel):
                               f"got {opts['security']!r}")
         if not opts["to"] or not all("@" in a for a in opts["to"]):
             raise ConfigError(f"{origin}: '{path}.to' must be a list of email addresses, got {opts['to']!r}")
+        if not 0 < opts["port"] < 65536:
+            raise ConfigError(f"{origin}: '{path}.port' must be a TCP port (1-65535), got {opts['port']!r}",
+                              "587 for starttls, 465 for ssl, 25 for none")
+        _check_timeout(opts, path, origin)
 
     def send(self, message: Message) -> None:
         o = self.opts
@@ -135,6 +151,12 @@ class LogFileChannel(Channel):
 
     type = "log"
     options = {"path": (str, "notifications.jsonl", False)}
+
+    @classmethod
+    def check(cls, opts, path, origin):
+        if not opts["path"].strip():
+            raise ConfigError(f"{origin}: '{path}.path' must name a file, got {opts['path']!r}",
+                              'path = "notifications.jsonl" (relative paths are inside the home)')
 
     def send(self, message: Message) -> None:
         path = Path(self.opts["path"])
