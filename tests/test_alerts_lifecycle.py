@@ -65,3 +65,11 @@ def test_silence_end_after_recovery_pages_nobody(tmp_path):
     write(home, [rate_row(1, 10, 100)])  # recovered while silenced: resolved, not unsilenced
     res = run(home, t + dt.timedelta(hours=7))
     assert res.resolved == 1 and res.unsilenced == 0 and len(outbox(home)) == 1
+
+
+def test_a_silence_end_beyond_the_range_is_refused_too(tmp_path):
+    home, t = _silenced_incident(tmp_path)
+    with pytest.raises(DurationRangeError, match="silence end 9999-12-31T00:00:00Z is too far"):
+        lifecycle.silence(home, 1, "dana", until=dt.datetime(9999, 12, 31), now=t)
+    ok = lifecycle.silence(home, 1, "dana", until=t + dt.timedelta(days=MAX_SILENCE_DAYS), now=t)
+    assert ok["status"] == "silenced"

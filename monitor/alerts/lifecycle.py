@@ -143,6 +143,9 @@ def silence(home, alert_id: int, by: str, until: dt.datetime, note: str | None =
     by, now = _actor(by), now or utcnow()
     if until <= now:
         raise AlertError(f"silence end {iso(until)} is not in the future", "pass a later --until or a --for")
+    if until - now > dt.timedelta(days=MAX_SILENCE_DAYS):  # the same bound as parse_duration, for --until too
+        raise DurationRangeError(f"silence end {iso(until)} is too far: a silence lasts at most "
+                                 f"{MAX_SILENCE_DAYS:,} days", "to close the alert instead, `monitor alerts resolve`")
     with home.state.tx() as con:
         a = _load(con, alert_id)
         if a["status"] == "resolved":
