@@ -280,8 +280,18 @@ def _wrap_duckdb_error(e: duckdb.Error, tables: set[str]) -> QueryError:
         close = difflib.get_close_matches(m.group(2).lower(), sorted(t.lower() for t in tables), n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else HINT_TABLES
     else:
-        extra = [ln.strip() for ln in text.splitlines()[1:] if ln.strip().startswith(("Did you mean", "Candidate"))]
-        hint = extra[0] if extra else None
+        lines = [ln.strip() for ln in text.splitlines()[1:]]
+        at = next((i for i, ln in enumerate(lines) if ln.startswith(("Did you mean", "Candidate"))), None)
+        if at is not None:
+            hint = lines[at]
+            # "Candidate functions:" lists them on the lines below, one per line, up to a blank line
+            if hint.endswith(":"):
+                below = []
+                for ln in lines[at + 1:]:
+                    if not ln:
+                        break
+                    below.append(ln)
+                hint = f"{hint} {'; '.join(below)}" if below else hint
     if isinstance(e, duckdb.PermissionException):
         return SqlGuardError(f"query refused: {first}", HINT_TABLES)
     return QueryError(f"query failed: {first}", hint)

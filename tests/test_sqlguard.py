@@ -267,6 +267,11 @@ def test_duckdb_errors_become_one_line_query_errors(home):
     assert err.value.message.startswith("query failed: Binder Error")
     with pytest.raises(QueryError, match="parse"):
         run_query(home, "SELEC 1")
+    # DuckDB lists the candidate functions below a "Candidate functions:" line: the hint carries them, on one line
+    with pytest.raises(QueryError) as err:
+        run_query(home, "SELECT substr(user_message) FROM turns")
+    assert err.value.hint.startswith("Candidate functions: substr(")
+    assert "\n" not in err.value.hint
 
 
 @pytest.mark.parametrize("sql", [
