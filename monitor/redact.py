@@ -1,4 +1,5 @@
-"""Personal-data redaction: e-mails, phones, payment cards, IP addresses and secrets become typed placeholders.
+"""Personal-data redaction: e-mails, phones, payment cards, US social security numbers, IP addresses and secrets
+become typed placeholders.
 
 Runs on every message before anything is stored (``ingest.redact_pii``, on by default) and on the raw text of
 quarantined records. Each detector is guarded by a cheap substring test so the common case, a message with no
@@ -14,6 +15,7 @@ PLACEHOLDERS = {
     "email": "[EMAIL]",
     "phone": "[PHONE]",
     "card": "[CARD]",
+    "ssn": "[SSN]",
     "ip": "[IP]",
     "api_key": "[API_KEY]",
     "token": "[TOKEN]",
@@ -38,6 +40,9 @@ _DIGITS = re.compile(
     r"(?<![\w.])(?P<ip>(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(?![\w.]*\d)"
     r"|(?<![\w.+])(?P<num>\+?\(?\d(?:[ .()-]{0,2}\d){6,18})(?!\w)"
 )
+# A US social security number as written, 3-2-4 digits with dashes or spaces, in the ranges ever issued: area
+# 001-899 but not 666, group 01-99, serial 0001-9999. (A bare run of nine digits is left alone, like other numbers.)
+_SSN = re.compile(r"(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 # Cheap gate: any 7+ character run of digits and separators (both an IPv4 address and a phone need one).
 _DIGIT_GATE = re.compile(r"\d[\d .()-]{5,}\d")
@@ -67,6 +72,9 @@ def _digits(m: re.Match, counts: dict[str, int]) -> str:
     if 13 <= n <= 19 and not text.startswith("+") and luhn_ok(digits):
         counts["card"] = counts.get("card", 0) + 1
         return PLACEHOLDERS["card"]
+    if n == 9 and _SSN.fullmatch(text):
+        counts["ssn"] = counts.get("ssn", 0) + 1
+        return PLACEHOLDERS["ssn"]
     # A phone number: international (+...), or 10-15 digits grouped with separators, or a (555) area code.
     # Bare runs of digits without separators (order numbers, years) are left alone.
     grouped = any(c in text for c in " .-()")

@@ -10,6 +10,7 @@ from monitor.redact import luhn_ok, redact
     ("my number is 555-123-4567.", "my number is [PHONE].", {"phone": 1}),
     ("card 4111 1111 1111 1111 exp 12/27", "card [CARD] exp 12/27", {"card": 1}),
     ("card 5500-0000-0000-0004", "card [CARD]", {"card": 1}),
+    ("my SSN is 123-45-6789, theirs 078 05 1120.", "my SSN is [SSN], theirs [SSN].", {"ssn": 2}),
     ("server 192.168.10.24 is down", "server [IP] is down", {"ip": 1}),
     ("ping 2001:db8:85a3::8a2e:370:7334 now", "ping [IP] now", {"ip": 1}),
     ("key sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t", "key [API_KEY]", {"api_key": 1}),
@@ -28,6 +29,7 @@ def test_redacts(text, expected, counts):
     "The meeting is at 12:30:45 in room 101.",
     "Order 4111111111111112 failed the checksum",  # not Luhn-valid: not a card, no separators: not a phone
     "Bake at 230 C for 35 minutes; serves 4.",
+    "Never issued: 000-12-3456, 666-12-3456, 912-34-5678, 123-00-4567, 123-45-0000; mixed 123-45 6789.",
     "",
 ])
 def test_leaves_ordinary_text_alone(text):
