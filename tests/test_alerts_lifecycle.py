@@ -73,3 +73,27 @@ def test_a_silence_end_beyond_the_range_is_refused_too(tmp_path):
         lifecycle.silence(home, 1, "dana", until=dt.datetime(9999, 12, 31), now=t)
     ok = lifecycle.silence(home, 1, "dana", until=t + dt.timedelta(days=MAX_SILENCE_DAYS), now=t)
     assert ok["status"] == "silenced"
+
+
+# -- an alert whose own window is recomputed below the rule resolves now, not a window later -----------------
+def test_a_window_revised_below_the_threshold_resolves_its_alert(tmp_path):
+    from monitor.alerts.engine import apply, evaluate_incremental
+
+    for incremental in (False, True):
+        home = make_home(tmp_path / str(incremental), [THRESH], [{"name": "log", "type": "log"}])
+        write(home, [rate_row(0, 9, 100), rate_row(1, 30, 100)])  # day 1 breaches on its first 100 turns
+        t = DAY0 + dt.timedelta(days=1, hours=10)
+        full_day = {**rate_row(1, 45, 300), "computed_at": t + dt.timedelta(hours=14, minutes=30)}  # 0.15 in full
+
+        def step(now):
+            if incremental:
+                alerts, state = evaluate_incremental(home, now)
+                return apply(home, alerts, now, remember=state)
+            return run(home, now)
+
+        assert step(t).new == 1
+        write(home, [full_day])
+        res = step(t + dt.timedelta(hours=15))
+        assert res.resolved == 1, incremental
+        [a] = lifecycle.list_alerts(home)
+        assert a["status"] == "resolved" and a["resolved_by"] == "worker"

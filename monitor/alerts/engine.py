@@ -1,9 +1,9 @@
 """Evaluate the alert rules over the metric history, then record the resulting alerts and their lifecycle.
 
 `evaluate` is a pure read: metric rows in, `AlertRow`s (with their evidence and message) out. `apply` is the
-only writer: it upserts alerts by `dedup_key`, resolves alerts whose series recovered in a later window, ends
-expired silences, audits every change and puts notifications in the outbox (never for backfill or silenced
-alerts, and for an ongoing incident only when its severity rises).
+only writer: it upserts alerts by `dedup_key`, resolves alerts whose series recovered (in a later window, or in the
+alert's own window recomputed with more data), ends expired silences, audits every change and puts notifications
+in the outbox (never for backfill or silenced alerts, and for an ongoing incident only when its severity rises).
 
 A *series* is one (rule, metric, granularity, model, deployment, segment); an alert is one window of a series
 that breached. A new breaching window of a series that already has an open alert is recorded (with the
@@ -1081,8 +1081,10 @@ def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker",
         for series_key, ws in getattr(alerts, "recovered", []):
             if series_key not in open_series:
                 continue
+            # `<=`: the latest window itself may be the alert's, recomputed with more data (a partial day that
+            # breached on its first 100 turns and is fine on the full day), and must not stay firing on stale values.
             for r in con.execute(
-                f"SELECT id, status FROM alerts WHERE series_key=? AND window_start<? AND status IN "
+                f"SELECT id, status FROM alerts WHERE series_key=? AND window_start<=? AND status IN "
                 f"({','.join('?' * len(OPEN))})", (series_key, iso(ws), *OPEN)).fetchall():
                 con.execute("UPDATE alerts SET status='resolved', resolved_at=?, resolved_by=?, updated_at=? "
                             "WHERE id=?", (now_s, actor, now_s, r["id"]))
