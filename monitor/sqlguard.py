@@ -227,11 +227,35 @@ def validate_select(sql: str, tables: set[str] | None = None) -> str:
         if isinstance(node.parent, exp.Table) or (
                 isinstance(node.parent, (exp.Lateral, exp.From, exp.Join)) and node.arg_key == "this"):
             _check_table_function(node)
-    cte_names = {c.alias_or_name.lower() for c in root.find_all(exp.CTE)}
     known = {t.lower() for t in tables} if tables is not None else None
     for table in root.find_all(exp.Table):
-        _check_table(table, cte_names, known)
+        _check_table(table, known)
     return text
+
+
+def _cte_in_scope(table: exp.Table) -> bool:
+    """Whether the table's name is a CTE that DuckDB resolves it to where it stands (else it reads the catalog)."""
+    # A CTE name does not cover the whole query: `(WITH pg_settings AS (...) SELECT 1), pg_settings` reads the
+    # system view outside the subquery, and so does `WITH pg_settings AS (SELECT * FROM pg_settings)` inside the
+    # CTE's own body. DuckDB's rules: the query under a WITH sees all of its CTEs; a CTE's body sees the CTEs
+    # before it, and itself too under WITH RECURSIVE; names not found go on to the enclosing WITH, then the catalog.
+    if table.db or table.catalog:  # `main.x` is never the CTE x
+        return False
+    name = table.name.lower()
+    path: list[exp.Expression] = [table]
+    node = table.parent
+    while node is not None:
+        with_ = node.args.get("with_") or node.args.get("with")
+        if isinstance(with_, exp.With):
+            names = [c.alias_or_name.lower() for c in with_.expressions]
+            if path[-1] is with_ and isinstance(path[-2], exp.CTE):
+                i = next(k for k, c in enumerate(with_.expressions) if c is path[-2])
+                names = names[:i + 1] if with_.args.get("recursive") else names[:i]
+            if name in names:
+                return True
+        path.append(node)
+        node = node.parent
+    return False
 
 
 def _check_table_function(func: exp.Func) -> None:
@@ -240,7 +264,7 @@ def _check_table_function(func: exp.Func) -> None:
         raise _refuse(f"table function {name}() is not allowed (only {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))})")
 
 
-def _check_table(table: exp.Table, cte_names: set[str], known: set[str] | None) -> None:
+def _check_table(table: exp.Table, known: set[str] | None) -> None:
     target = table.this
     if isinstance(target, exp.Func):
         return  # checked with the other table functions
@@ -259,7 +283,7 @@ def _check_table(table: exp.Table, cte_names: set[str], known: set[str] | None) 
     # DuckDB turns an unknown name such as '/etc/passwd' or "data.csv" into a file scan: refuse path-like names.
     if any(ch in name for ch in "/\\.:~*?") or re.search(r"\.\w{2,8}$", name):
         raise _refuse(f"{name!r} looks like a file; reading files is not allowed")
-    if known is not None and name.lower() not in known and name.lower() not in cte_names:
+    if known is not None and name.lower() not in known and not _cte_in_scope(table):
         close = difflib.get_close_matches(name.lower(), sorted(known), n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else HINT_TABLES
         raise _refuse(f"unknown table {name!r}", hint)

@@ -111,6 +111,11 @@ ATTACKS = [
     ("VACUUM", "refused"),
     ("SELECT * FROM other_db.main.turns", "database"),
     ("SELECT * FROM os", "unknown table"),
+    # a CTE name covers only its scope: elsewhere the same name reads DuckDB's catalog (system views)
+    ("SELECT * FROM (WITH duckdb_databases AS (SELECT 1) SELECT 1), duckdb_databases", "unknown table"),
+    ("WITH sqlite_master AS (SELECT * FROM sqlite_master) SELECT * FROM sqlite_master", "unknown table"),
+    ("WITH b AS (SELECT * FROM sqlite_master), sqlite_master AS (SELECT 1) SELECT * FROM b", "unknown table"),
+    ("WITH duckdb_logs AS (SELECT 1) SELECT * FROM main.duckdb_logs", "unknown table"),
     ("", "empty"),
 ]
 
@@ -192,6 +197,10 @@ LEGIT = [
     ("SELECT turn_id, row_number() OVER (PARTITION BY model_version ORDER BY ts) AS rn FROM turns "
      "QUALIFY rn = 1 ORDER BY turn_id", [("t0", 1), ("t30", 1)]),
     ("SELECT 'a' AS x UNION ALL SELECT 'b' ORDER BY x", [("a",), ("b",)]),
+    ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r ORDER BY n",
+     [(1,), (2,), (3,)]),
+    ("WITH a AS (SELECT 2 AS x), c AS (WITH d AS (SELECT * FROM a) SELECT * FROM d) SELECT * FROM c, a", [(2, 2)]),
+    ("WITH a AS (SELECT 1 AS x) SELECT (SELECT max(x) FROM a) AS m UNION ALL (SELECT x FROM a)", [(1,), (1,)]),
     ("SELECT count(*) FROM turns WHERE deployment = 'api' EXCEPT SELECT 0", [(20,)]),
     ("VALUES (1, 'x'), (2, 'y')", [(1, "x"), (2, "y")]),
     ("SELECT sum(range) FROM range(5)", [(10,)]),
