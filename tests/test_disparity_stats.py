@@ -144,3 +144,33 @@ def test_intersection_groups_below_min_n_are_pooled():
     df["pair"] = True
     out = bound_groups(df, Settings(max_groups=10, min_n=50))
     assert set(out["group"]) == {"hi&18-24", "en&18-24", OTHER}
+
+
+def test_two_models_with_equal_counts_are_two_hypotheses():
+    import numpy as np
+    from scipy.stats import chi2_contingency
+    from statsmodels.stats.multitest import multipletests
+
+    per_model = {"hi": (100, 30), "en": (100, 15)}
+    both = {"hi": (200, 60), "en": (200, 30)}
+    df = pd.concat([_counts(per_model, model="assistant@a"), _counts(per_model, model="assistant@b"),
+                    _counts(both)], ignore_index=True)
+    res = compare(df, Settings(min_n=50, fdr=0.05))
+    # Model a's and model b's tables happen to be equal, but they are different traffic: 2 groups x 2 metrics x
+    # (a, b, all models) = 12 hypotheses, not 8.
+    assert {r["bh_family_size"] for r in res} == {12}
+
+    def p(k, n, k_ref, n_ref):
+        return chi2_contingency(np.array([[k, n - k], [k_ref, n_ref - k_ref]]), correction=False)[1]
+
+    one = [p(30, 100, 15, 100), p(15, 100, 30, 100)] * 4  # a and b, hi and en, two metrics
+    ps = one + [p(60, 200, 30, 200), p(30, 200, 60, 200)] * 2
+    q = multipletests(ps, 0.05, "fdr_bh")[1]
+    hi_a = next(r for r in res if r["model"] == "assistant@a" and r["group"] == "hi")
+    hi_all = next(r for r in res if r["model"] is None and r["group"] == "hi")
+    assert hi_a["q_value"] == pytest.approx(q[0], rel=1e-12)
+    assert hi_all["q_value"] == pytest.approx(q[8], rel=1e-12)
+    # One model in the window: its rows are the all-models rows' twins, one hypothesis each.
+    res = compare(pd.concat([_counts(per_model, model="assistant@a"), _counts(per_model)], ignore_index=True),
+                  Settings(min_n=50, fdr=0.05))
+    assert {r["bh_family_size"] for r in res} == {4}

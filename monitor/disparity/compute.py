@@ -576,11 +576,15 @@ VALUE_MIN_EFFECT = 0.06  # |A - 0.5| for the Vargha-Delaney A (AUC) of a value g
 def apply_bh(results: list[dict], fdr: float) -> None:
     """Benjamini-Hochberg per (window, source) over every tested result given, rates and values together."""
     # A window with a single model version has identical "that model" and "all models" tables: the same
-    # hypothesis, so it counts once in the family and both rows get its q-value.
+    # hypothesis, so it counts once in the family and both rows get its q-value. Only a model's row equal to the
+    # all-models row is that row's twin: two models with the same counts are two hypotheses.
+    tested = [r for r in results if r["p_value"] is not None]
+    all_models = {(r["window_start"], r["source"], r["hypothesis"]) for r in tested if r["model"] is None}
     families: dict[tuple, dict[tuple, list[dict]]] = {}
-    for r in results:
-        if r["p_value"] is not None:
-            families.setdefault((r["window_start"], r["source"]), {}).setdefault(r["hypothesis"], []).append(r)
+    for r in tested:
+        fam = (r["window_start"], r["source"])
+        twin = r["model"] is None or (*fam, r["hypothesis"]) in all_models
+        families.setdefault(fam, {}).setdefault((None if twin else r["model"], r["hypothesis"]), []).append(r)
     for fam in families.values():
         hyps = list(fam.values())
         reject, q = benjamini_hochberg([h[0]["p_value"] for h in hyps], fdr)
