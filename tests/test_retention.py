@@ -440,6 +440,24 @@ def test_apply_retention_drops_old_partitions(home):
     assert len(home.state.query("SELECT * FROM audit_log WHERE action = 'retention.apply'")) == 1
 
 
+def test_forget_and_retention_drop_the_cached_sums_of_their_dates(home):
+    # cache/partials holds per-day sums of the metrics jobs; a day's sums still counted the deleted turns
+    parts = home.root / "cache" / "partials"
+
+    def days():
+        return sorted({p.stem for p in parts.glob("*/*.parquet")})
+
+    assert days() == ["2026-11-03", "2026-11-04"]
+    forget_user(home, "u-8", "ops", "erasure request", dry_run=True)
+    assert days() == ["2026-11-03", "2026-11-04"]
+    forget_user(home, "u-8", "ops", "erasure request")  # u-8's one turn is dated 2026-11-04
+    assert days() == ["2026-11-03"]
+    apply_retention(home, NOW, 2, dry_run=True)
+    assert days() == ["2026-11-03"]
+    apply_retention(home, NOW, 1)  # drops 2026-11-03
+    assert days() == []
+
+
 def test_retention_job_follows_config(home):
     from monitor.jobs import discover, run_job
 
