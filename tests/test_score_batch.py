@@ -25,3 +25,49 @@ def test_scores_match_the_per_element_conversion():
         assert got == want
         assert [type(x) for x in got] == [type(x) for x in want]
         assert [math.copysign(1, x) for x in got if x is not None] == [math.copysign(1, x) for x in want if x is not None]
+
+
+def test_a_run_overlapping_another_never_scores_a_turn_twice(tmp_path):
+    # The worker's scheduled run and an operator's `monitor jobs run` at once: the second run commits all its rows
+    # while the first is scoring its first batch (both read the same pending turns). The first run's commits must
+    # find them under the writer lock and drop them, not append a second score row per turn.
+    import datetime as dt
+    import itertools
+
+    import duckdb
+    import orjson
+
+    from monitor.demo import records
+    from monitor.home import Home
+    from monitor.ingest import ingest_paths
+    from monitor.jobs import JobContext
+    from monitor.jobs.score import load_configured_classifiers, run_score
+
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in itertools.islice(records(), 300)))
+    home = Home.open(tmp_path / "home")
+    ingest_paths(home, [path])
+    now = dt.datetime(2026, 11, 20)
+    clf = load_configured_classifiers(home)
+
+    class Interrupted:
+        """The first run's classifiers: before its first batch is scored, another run scores everything."""
+
+        def __init__(self):
+            self.other = None
+
+        def __getattr__(self, name):
+            return getattr(clf, name)
+
+        def score_refusal(self, *a, **kw):
+            if self.other is None:
+                self.other = run_score(JobContext(home, now), clf=clf, batch_rows=100)
+            return clf.score_refusal(*a, **kw)
+
+    first = Interrupted()
+    mine = run_score(JobContext(home, now), clf=first, batch_rows=100)
+    assert first.other == 300 and mine == 0
+    files = [str(p) for p in home.lake.files("scores")]
+    n, distinct = duckdb.connect().execute("SELECT count(*), count(DISTINCT turn_id) FROM read_parquet($f)",
+                                           {"f": files}).fetchall()[0]
+    assert (n, distinct) == (300, 300)
