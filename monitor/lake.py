@@ -53,6 +53,26 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_parquet(data: pa.Table, tmp: Path, **options) -> None:
+    """Write `data` to the temporary file `tmp`; a failure (disk full, folder not writable) is one StorageError."""
+    with _writing(tmp):
+        pq.write_table(data, tmp, **options)
+
+
+@contextlib.contextmanager
+def _writing(tmp: Path) -> Iterator[None]:
+    # pyarrow's error names neither the file nor the folder ("[Errno 28] Error writing bytes to file"): say which
+    # lake it was and that nothing was published, and leave no partial file behind.
+    try:
+        yield
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StorageError(f"cannot write to the lake at {tmp.parent.parent}: {e}",
+                           "free some disk space or make the folder writable, then run it again (nothing of this "
+                           "commit was published)") from e
+
+
 def conform(table: pa.Table, spec: Table) -> pa.Table:
     """Cast a batch to the table's schema: missing columns become nulls, extra columns are an error."""
     extra = set(table.column_names) - set(spec.schema.names)
@@ -89,10 +109,11 @@ class Transaction:
             rel = Path(table, *[f"{k}={v}" for k, v in part_values], f"part-{uuid.uuid4().hex}.parquet")
             tmp = self.lake.tmp_dir / f"{uuid.uuid4().hex}.parquet"
             stored = part.drop_columns(list(spec.partition))
-            pq.write_table(stored, tmp, compression="zstd", **_write_options(table, stored.schema.names))
+            write_parquet(stored, tmp, compression="zstd", **_write_options(table, stored.schema.names))
             final = self.lake.root / rel
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
+            with _writing(tmp):
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
             self.pending.setdefault(table, []).append(
                 {"path": str(rel), "rows": part.num_rows, "s": schema_fingerprint(stored.schema)})
         return data.num_rows
@@ -132,7 +153,7 @@ class Transaction:
                 data = pf.read(columns=stored).filter(mask)
                 rel = Path(e["path"]).parent / f"part-{uuid.uuid4().hex}.parquet"
                 tmp = self.lake.tmp_dir / f"{uuid.uuid4().hex}.parquet"
-                pq.write_table(data, tmp, compression="zstd")
+                write_parquet(data, tmp, compression="zstd")
                 os.replace(tmp, self.lake.root / rel)
                 self.pending.setdefault(table, []).append(
                     {**e, "path": str(rel), "rows": data.num_rows, "s": schema_fingerprint(data.schema),
@@ -256,7 +277,7 @@ class Lake:
             tables.setdefault(table, []).extend({**e, "v": e.get("v", version)} for e in entries)
         new = {"version": version, "tables": tables, "retired": retired, "committed_at": now}
         tmp = self.tmp_dir / f"manifest-{uuid.uuid4().hex}.json"
-        with open(tmp, "wb") as f:
+        with _writing(tmp), open(tmp, "wb") as f:
             f.write(orjson.dumps(new))  # json.dump encodes in pure Python: 0.2 s per commit at 2,000 files
             f.flush()
             os.fsync(f.fileno())
@@ -289,7 +310,7 @@ class Lake:
                 names = [n for n in spec.schema.names if n not in spec.partition]
                 data = data.select([n for n in names if n in data.column_names])
                 data = sort_for_storage(data, spec)
-                pq.write_table(data, tmp, compression="zstd", row_group_size=spec.row_group_rows)
+                write_parquet(data, tmp, compression="zstd", row_group_size=spec.row_group_rows)
                 os.replace(tmp, self.root / rel)
                 tx.pending.setdefault(table, []).append(
                     {"path": str(rel), "rows": data.num_rows, "s": schema_fingerprint(data.schema),

@@ -14,10 +14,9 @@ import uuid
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 
 from monitor.home import Home
-from monitor.lake import sort_for_storage
+from monitor.lake import sort_for_storage, write_parquet
 from monitor.resources import load_sql
 from monitor.schema import METRICS, schema_fingerprint
 
@@ -51,7 +50,7 @@ def prune_superseded_metrics(home: Home, now: dt.datetime, history_days: float, 
                     continue
                 tmp = home.lake.tmp_dir / f"{uuid.uuid4().hex}.parquet"
                 kept = sort_for_storage(kept, METRICS)
-                pq.write_table(kept, tmp, compression="zstd", row_group_size=METRICS.row_group_rows)
+                write_parquet(kept, tmp, compression="zstd", row_group_size=METRICS.row_group_rows)
                 rel = Path(folder, f"part-{uuid.uuid4().hex}.parquet")
                 os.replace(tmp, home.lake.root / rel)
                 # The newest commit of the inputs, as compaction does: nothing here is new data.
