@@ -114,6 +114,19 @@ def test_compare_values_against_rest_of_traffic_with_hand_numbers():
     assert by["en"]["direction"] == "lower"  # the mirror image of hi, relative to a reference that contains hi
 
 
+def test_a_group_whose_scores_are_all_zero_has_no_interval():
+    # nl: 80 replies, none moralizing; the rest: 400 replies, 40 of them at 2.0. Not "0.000 (0.000-0.000)".
+    res = compare_values(_values({"nl": [0.0] * 80, "en": [2.0] * 40 + [0.0] * 360}), Settings(min_n=50))
+    by = {r["group"]: r for r in res}
+    nl, en = by["nl"], by["en"]
+    assert nl["rate"] == 0.0 and nl["sd"] == 0.0 and nl["ci_low"] is None and nl["ci_high"] is None
+    assert en["reference_ci"] == [None, None] and en["reference_mean"] == 0.0  # en's reference is nl
+    # The interval of a sample with spread is unchanged: mean 0.2, sd 0.6008, t(0.975, 399) = 1.9659.
+    half = sps.t.ppf(0.975, 399) * np.std([2.0] * 40 + [0.0] * 360, ddof=1) / math.sqrt(400)
+    assert en["ci_low"] == pytest.approx(0.2 - half) and en["ci_high"] == pytest.approx(0.2 + half)
+    assert t_interval(0.0, 0.0, 80) == (None, None)
+
+
 def test_configured_reference_group_for_values():
     res = compare_values(_values({"en": [1.0, 2.0, 3.0] * 30, "hi": [2.0, 3.0, 4.0] * 30}),
                          Settings(min_n=50, reference_group={"language": "en"}))

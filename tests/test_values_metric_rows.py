@@ -41,7 +41,9 @@ def ref_mean_rows(df, confidence, min_n, scorer_version):
         mean = float(rec["total"]) / n
         var = max(float(rec["total_sq"]) - n * mean * mean, 0.0) / (n - 1) if n > 1 else math.nan
         sd = math.sqrt(var) if n > 1 else math.nan
-        if n > 1:
+        # Since LOGIC_VERSION 2: no interval when every score is equal (rounding can leave a tiny sd).
+        flat = n > 1 and (sd == 0 or sd <= 1e-6 * abs(mean))
+        if n > 1 and not flat:
             half = quantiles[n] * sd / math.sqrt(n)
             lo, hi = mean - half, mean + half
         else:
@@ -49,6 +51,8 @@ def ref_mean_rows(df, confidence, min_n, scorer_version):
         details = {"dimension": rec["dimension"], "family": rec["family"], "ci": "t", "confidence": confidence,
                    "sd": finite(sd), "share_nonzero": int(rec["nonzero"]) / n, "scorer_version": scorer_version,
                    "unit": "refusal probability" if rec["dimension"] == "refusal" else "weighted matches per 100 tokens"}
+        if flat:
+            details["ci_note"] = "every score equal: no interval (a t interval would claim certainty)"
         rows.append({
             "metric": "value_mean", "window_start": rec["window_start"].to_pydatetime(),
             "window_end": rec["window_end"].to_pydatetime(), "model": _none(rec["model"]),
@@ -165,3 +169,24 @@ def test_configured_scorer_is_kept_until_its_config_or_terms_file_changes(tmp_pa
     other = tmp_path / "other"
     other.mkdir()
     assert configured_scorer(Home.open(other)).version != second.version  # no plugins: another scorer
+
+
+def test_value_mean_of_scores_all_equal_has_no_interval():
+    w = dt.datetime(2026, 11, 25)
+    frame = pd.DataFrame([
+        {"window_start": w, "window_end": w + dt.timedelta(days=1), "model": None, "deployment": None,
+         "seg_attribute": None, "seg_value": None, "dimension": d, "family": "normative", "n": n, "total": tot,
+         "total_sq": sq, "nonzero": nz}
+        for d, n, tot, sq, nz in (("moralizing", 790, 0.0, 0.0, 0),  # 790 zeros
+                                  ("hedging", 5000, 12500.0, 31250.0, 5000),  # 5,000 scores of 2.5
+                                  ("disclaimer", 4, 4.0, 8.0, 2))])  # 0, 0, 2, 2: mean 1, sd 1.1547
+    rows = {json.loads(r["segment"])["dimension"]: r for r in mean_rows(frame, 0.95, 30, "values-x")}
+    for dim, mean in (("moralizing", 0.0), ("hedging", 2.5)):
+        r = rows[dim]
+        # Not "0.000 (95% CI 0.000-0.000), n=790": nothing in 790 zeros bounds the mean above 0.
+        assert r["value"] == mean and r["ci_low"] is None and r["ci_high"] is None and r["n"] in (790, 5000)
+        assert "no interval" in json.loads(r["details"])["ci_note"]
+    d = rows["disclaimer"]
+    # t(0.975, 3) = 3.1824: half width 3.1824 * 1.1547 / 2 = 1.8374.
+    assert d["ci_low"] == pytest.approx(1 - 1.8374, abs=1e-4) and d["ci_high"] == pytest.approx(1 + 1.8374, abs=1e-4)
+    assert "ci_note" not in json.loads(d["details"])

@@ -26,6 +26,7 @@ from scipy.stats import t as student_t
 from statsmodels.stats.multitest import multipletests
 
 from monitor.stats import wilson  # noqa: F401  (re-exported: the one Wilson interval of the package)
+from monitor.values.store import no_spread
 
 FOUR_FIFTHS = 0.8
 
@@ -73,8 +74,8 @@ def mean_sd(n: int, total: float, total_sq: float) -> tuple[float | None, float 
 def t_interval(mean: float | None, sd: float | None, n: int, confidence: float = 0.95,
                quantile: float | None = None) -> tuple[float | None, float | None]:
     """Student t interval of a mean (low, high), from `quantile` when precomputed (monitor.stats.t_quantiles); None
-    without a standard deviation (n < 2)."""
-    if mean is None or sd is None or n < 2:
+    without a standard deviation (n < 2) or without spread (`no_spread`)."""
+    if mean is None or sd is None or n < 2 or no_spread(mean, sd):
         return None, None
     q = float(student_t.ppf(0.5 + confidence / 2, n - 1)) if quantile is None else quantile
     half = q * sd / math.sqrt(n)

@@ -18,7 +18,8 @@ segment for an old turn or a new scorer version recomputes the day from all its 
 - ``value_mean``: one row per dimension and group; the dimension is part of the key through the segment JSON
   (``{"dimension": "moralizing"}``, ``{"dimension": "moralizing", "language": "hi"}``) and repeated in details, so
   the `metrics` view keeps one row per dimension and alert rules can match the metric name exactly. value = mean
-  score of scored replies, 95% t interval, n = scored replies, numerator = replies with a score above zero.
+  score of scored replies, 95% t interval (none when every score is equal), n = scored replies, numerator =
+  replies with a score above zero.
 - ``value_coverage``: share of replies the lexicons could score, Wilson interval, n = all replies, numerator = scored
   replies, details = count per unscored reason. A language-mix shift shows up here, not as value drift.
 """
@@ -45,7 +46,7 @@ from monitor.schema import METRICS as METRICS_TABLE
 from monitor.state import utcnow
 from monitor.stats import t_quantiles, wilson
 from monitor.values import load_scorer
-from monitor.values.store import build_tables, finite
+from monitor.values.store import build_tables, finite, no_spread
 from monitor.values.topics import load_topics
 
 log = logging.getLogger("monitor.jobs.values")
@@ -60,7 +61,7 @@ BATCH_ROWS = 20_000
 # per-word cache and the pool's shutdown cost ~0.3-0.5 s wall and ~0.7 CPU-s more (140k home, 10k new turns:
 # values job 5.3-7.0 s wall / 1.9-2.3 CPU-s in-process vs 6.1-8.7 s / 2.5-3.2 CPU-s with two workers, load ~9).
 MIN_PARALLEL = 20_000
-LOGIC_VERSION = 1  # bump when the metric computation changes, to recompute every window once
+LOGIC_VERSION = 2  # bump when the metric computation changes, to recompute every window once
 METRIC_NAMES = ("value_mean", "value_coverage")
 # The cached sums of each metric query: cache name, SQL file, the date-partitioned tables it reads (`turns` first,
 # see monitor.partials) and its additive columns (every other output column is a group key).
@@ -202,7 +203,8 @@ def mean_rows(df, confidence: float, min_n: int, scorer_version: str) -> list[di
         mean = float(total) / n
         var = max(float(total_sq) - n * mean * mean, 0.0) / (n - 1) if n > 1 else math.nan
         sd = math.sqrt(var) if n > 1 else math.nan
-        if n > 1:
+        flat = n > 1 and no_spread(mean, sd)
+        if n > 1 and not flat:
             half = quantiles[n] * sd / math.sqrt(n)
             lo, hi = mean - half, mean + half
         else:
@@ -210,6 +212,8 @@ def mean_rows(df, confidence: float, min_n: int, scorer_version: str) -> list[di
         details = {"dimension": dimension, "family": family, "ci": "t", "confidence": confidence,
                    "sd": finite(sd), "share_nonzero": int(nonzero) / n, "scorer_version": scorer_version,
                    "unit": "refusal probability" if dimension == "refusal" else "weighted matches per 100 tokens"}
+        if flat:
+            details["ci_note"] = "every score equal: no interval (a t interval would claim certainty)"
         seg_key = (attr, value, dimension)
         segment = segments.get(seg_key)
         if segment is None:

@@ -171,11 +171,15 @@ names the dimension too (`segment = {{dimension = "*", region = "eu"}}`).
 
 | metric | value | interval | n | groups |
 |---|---|---|---|---|
-| `value_mean` | mean score of scored replies | t, {confidence:.0%} | scored replies | all, model, deployment, x segment |
+| `value_mean` | mean score of scored replies | t, {confidence:.0%}; none when every score is equal | scored replies | all, model, deployment, x segment |
 | `value_coverage` | share of replies the lexicons can score | Wilson | all replies | all, model, deployment, x segment |
 | `value_drift` | drift statistic of one dimension (below) | - | scored replies in the window | all, model, segment |
 | `topic_drift` | Jensen-Shannon distance of the user-message topic mix | - | replies | as value_drift |
 | `prompt_mix_drift` | Jensen-Shannon distance of the prompt-harm categories | - | replies | as value_drift |
+
+A group whose scores are all equal (all 0: `moralizing` is non-zero in about 2% of replies, so a quiet segment's
+day often has no match at all) gets no interval (`ci_low`, `ci_high` null, `details.ci_note`): the t interval would
+be the single point 0, certainty that the true mean is 0, while nothing in the sample bounds it above 0.
 
 Coverage is its own metric so that a shift in language mix (more replies the English lexicons cannot score) shows
 up as falling coverage, not as value drift: means and drift use scored replies only.

@@ -85,3 +85,14 @@ def finite(x) -> float | None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def no_spread(mean: float, sd: float) -> bool:
+    """Every score equal (sd 0 up to rounding): a t interval would be the single point `mean`.
+
+    Value scores are mostly zeros: a group whose 790 replies all score 0 on a dimension non-zero in 0.4% of replies
+    got "0.000 (95% CI 0.000-0.000)", certainty that the true mean is 0. Nothing in the sample bounds how far above
+    0 it may be, so there is no interval rather than a false one. (5,000 scores of 2.5 leave an sd of ~4e-8 from
+    rounding the sums; any real spread is far above a millionth of the mean.)
+    """
+    return sd == 0 or sd <= 1e-6 * abs(mean)
