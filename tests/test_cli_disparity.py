@@ -106,6 +106,26 @@ def test_errors_name_the_valid_choices(home):
     assert p.returncode == 1 and "did you mean 'over_refusal_disparity'" in p.stderr
     p = monitor("--attribute", "langauge", home=home, check=False)
     assert p.returncode == 1 and "did you mean 'language'" in p.stderr
+    # The window has rows, but not of this dimension or metric: an error naming what it has, not an empty answer.
+    p = monitor("--dimension", "moralising", home=home, check=False)
+    assert p.returncode == 1 and "did you mean 'moralizing'" in p.stderr and "no value_disparity rows" in p.stderr
+    p = monitor("--metric", "under_refusal_disparity", "--json", home=home, check=False)
+    assert p.returncode == 1 and p.stdout == "" and "over_refusal_disparity" in p.stderr
+
+
+def test_a_block_without_a_tested_group_does_not_claim_a_family_of_zero():
+    from monitor.cli.cmd_disparity import render
+
+    # Two groups below min n: reported, in no BH family (the window's family, of other tests, may be large).
+    rows = [{"metric": "over_refusal_disparity", "source": "production", "window_start": "2026-11-14T00:00:00Z",
+             "model": "assistant@2026.10", "attribute": "language", "group": g, "dimension": None, "n": n,
+             "value": 0.1, "ci_low": 0.05, "ci_high": 0.2, "reference_label": "rest of traffic",
+             "reference_value": 0.1, "reference_n": 30, "gap": 0.0, "ratio": 1.0, "four_fifths_ratio": 1.0,
+             "four_fifths_flag": False, "p_value": None, "q_value": None, "significant": False, "adverse": False,
+             "direction": None, "small_sample": True, "is_reference": False, "bh_family_size": None, "fdr": 0.05,
+             "min_n": 50} for g, n in (("hi", 30), ("en", 30))]
+    title = render(rows).splitlines()[0]
+    assert "BH family 0 tests" not in title and "no group tested" in title
 
 
 def test_empty_home_says_what_to_do(tmp_path):

@@ -83,7 +83,21 @@ def disparity_rows(home, attribute: str | None = None, day: dt.date | None = Non
             if k not in row:
                 row[k] = d.get(k)
         out.append({k: row[k] for k in _JSON_FIELDS})
+    if raw and not out:
+        _explain_filtered(raw, metrics, dimension)
     return out
+
+
+def _explain_filtered(raw: list[dict], metrics: tuple[str, ...], dimension: str | None) -> None:
+    """The window has disparity rows, but none of the chosen metrics or dimension: name those it has."""
+    if dimension is not None:
+        dims = sorted({json.loads(r["details"] or "{}").get("dimension") for r in raw} - {None})
+        close = difflib.get_close_matches(dimension, dims, 1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise MonitorError(f"no value_disparity rows for dimension {dimension!r} in this window",
+                           hint + f"dimensions: {', '.join(dims) or 'none (no value scores in this window)'}")
+    present = sorted({_base(r["metric"]) for r in raw})
+    raise MonitorError(f"no {' / '.join(metrics)} rows in this window", f"metrics with rows: {', '.join(present)}")
 
 
 def _explain_empty(choices, attribute, day, model) -> None:
@@ -144,9 +158,11 @@ def render(rows: list[dict]) -> str:
         value_metric = first["dimension"] is not None
         what = f"{first['metric']}" + (f" [{first['dimension']}]" if value_metric else "")
         ref = next((r["reference_label"] for r in grp if r["reference_label"]), "rest of traffic")
+        # The window's family size, as the tested rows carry it; a block without a tested row was in no family.
         fam = max((r["bh_family_size"] or 0) for r in grp)
+        tests = f"BH family {fam} tests" if fam else "no group tested"
         title = (f"{what} by {first['attribute']}, window {first['window_start'][:16].replace('T', ' ')}, "
-                 f"{first['model'] or 'all models'}; reference: {ref}; BH family {fam} tests, "
+                 f"{first['model'] or 'all models'}; reference: {ref}; {tests}, "
                  f"FDR {first['fdr']}, min n {first['min_n']}")
         head = ("group", "n", "mean" if value_metric else "rate", "95% CI", "ref", "ref n", "gap", "ratio",
                 "4/5", "p", "q", "finding", "small n")
