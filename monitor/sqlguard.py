@@ -33,6 +33,8 @@ from monitor.errors import QueryError, SqlGuardError
 
 HINT_TABLES = "query the monitor's tables instead; list them with: monitor sql 'SHOW TABLES'"
 DEFAULT_MEMORY_LIMIT = "4GB"
+# The checks parse in Python, before the timer starts: ~10 s per million characters on a busy core.
+MAX_QUERY_CHARS = 1_000_000
 
 # Table functions a query may call in FROM: they compute, they do not read files, the network or settings.
 ALLOWED_TABLE_FUNCTIONS = frozenset({
@@ -175,6 +177,9 @@ def validate_select(sql: str, tables: set[str] | None = None) -> str:
     """Return the query (with `:name` rewritten to `$name`) if it is one read-only query, else raise SqlGuardError."""
     if not sql or not sql.strip():
         raise _refuse("the query is empty", "e.g. monitor sql 'SELECT count(*) FROM turns'")
+    if len(sql) > MAX_QUERY_CHARS:
+        raise _refuse(f"the query is {len(sql):,} characters long, more than the {MAX_QUERY_CHARS:,} that are checked",
+                      "select the rows with a subquery or a join instead of a long literal list")
     text = _colon_params_to_dollar(sql.strip())
     try:
         with _quiet_sqlglot():

@@ -295,6 +295,18 @@ def test_query_nested_too_deeply_is_refused_not_a_crash(home, sql):
     assert "WITH" in err.value.hint
 
 
+def test_query_too_long_to_check_is_refused_at_once(home):
+    # parsing in Python is not under the time limit: 2 MB of IN list took ~20 s to check before it could run
+    import time
+
+    sql = "SELECT count(*) FROM turns WHERE turn_index IN (" + ",".join(["1"] * 1_000_000) + ")"
+    t0 = time.perf_counter()
+    with pytest.raises(SqlGuardError) as err:
+        run_query(home, sql)
+    assert time.perf_counter() - t0 < 2
+    assert f"{len(sql):,} characters" in str(err.value) and "subquery" in err.value.hint
+
+
 def test_validate_select_without_catalog_still_refuses_paths():
     assert validate_select("SELECT * FROM anything") == "SELECT * FROM anything"
     with pytest.raises(SqlGuardError):
