@@ -33,6 +33,9 @@ SNIFF_BYTES = 256 * 1024
 # Keys of user attributes that identify a person: kept as user_id or dropped, never a segment.
 ID_KEYS = frozenset({"id", "user_id", "userid", "uid", "email", "name", "hashed_ip", "ip", "ip_address", "phone"})
 EPOCH = dt.datetime(1970, 1, 1)
+# The UTF-8 byte-order mark that Windows tools (Notepad, PowerShell's Out-File, Excel exports) put at the start of a
+# file, and that `cat` carries into the middle of concatenated exports. orjson refuses it; it is not data.
+BOM = b"\xef\xbb\xbf"
 
 
 class RecordError(Exception):
@@ -131,7 +134,7 @@ def detect(path: Path, config: Config | None = None) -> Collector | None:
         if fnmatch.fnmatch(str(path), pattern) or fnmatch.fnmatch(path.name, pattern):
             return get_collector(name, config)
     with open(path, "rb") as f:
-        head = f.read(SNIFF_BYTES)
+        head = strip_bom(f.read(SNIFF_BYTES))
     if not head.strip():
         return None
     collectors = [cls(config) for cls in registry().values()]
@@ -164,8 +167,17 @@ def first_json_objects(head: bytes, limit: int = 20) -> list[dict]:
 
 
 # -- reading helpers -----------------------------------------------------------------------------------------
+def strip_bom(data: bytes) -> bytes:
+    """`data` without a leading UTF-8 byte-order mark."""
+    return data[3:] if data[:3] == BOM else data
+
+
 def parse_json(raw: str | bytes) -> Any:
     """orjson.loads with the reason worded for a quarantine row (invalid UTF-8 told apart from bad JSON)."""
+    if isinstance(raw, bytes):
+        raw = strip_bom(raw)
+    elif raw[:1] == "\ufeff":
+        raw = raw[1:]
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as e:

@@ -33,6 +33,7 @@ from collectors import (
     model_and_version,
     parse_json,
     parse_ts,
+    strip_bom,
     text_content,
     user_attributes,
 )
@@ -110,7 +111,7 @@ class OtlpCollector(Collector):
         with open(path, "rb") as f:
             first = f.readline(self.ingest.max_line_bytes + 1)
         try:
-            orjson.loads(first)
+            orjson.loads(strip_bom(first))
             jsonl = True
         except orjson.JSONDecodeError:
             jsonl = False  # a pretty-printed single document

@@ -32,6 +32,7 @@ from collectors import (
     jsonl_records,
     model_and_version,
     parse_ts,
+    strip_bom,
     text_content,
     user_attributes,
 )
@@ -57,7 +58,7 @@ class ShareGPTCollector(Collector):
 
     def records(self, path: Path) -> Iterator[RawRecord]:
         with open(path, "rb") as f:
-            start = f.read(64).lstrip()
+            start = strip_bom(f.read(64)).lstrip()
         if start[:1] != b"[":
             yield from jsonl_records(path, self.ingest)
             return
@@ -67,7 +68,7 @@ class ShareGPTCollector(Collector):
                               "convert it to JSONL (one conversation per line)")
         blob = path.read_bytes()
         try:
-            data = orjson.loads(blob)
+            data = orjson.loads(strip_bom(blob))
         except orjson.JSONDecodeError as e:
             # The whole array is one record when it does not parse: quarantine it (prefix) with the reason.
             yield RawRecord(1, blob[:4096], None, RecordError(None, f"malformed JSON array: {e}"), size)
