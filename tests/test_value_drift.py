@@ -114,3 +114,23 @@ def test_default_methods_do_not_import_evidently():
             "print('evidently' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_column_above_zero_everywhere_can_drift():
+    # The refusal probability is above 0 in every reply: the share above zero is 1 on both sides and Fisher's
+    # p = 1 carries no information. The verdict is the pooled t-test's (it used to be max(p_t, 1) = 1: never).
+    ref = pd.Series(np.linspace(0.05, 0.65, 400))  # mean 0.35
+    cur = pd.Series(np.linspace(0.15, 0.75, 300))  # mean 0.45: the assistant refuses more
+    res = D.column_drift(ref, cur, "num")
+    p_t = stats.ttest_ind(cur, ref, equal_var=True).pvalue
+    sp = np.sqrt((399 * ref.var() + 299 * cur.var()) / 698)
+    assert res.p_value == pytest.approx(p_t, rel=1e-9) and p_t < D.ALPHA
+    assert res.score == pytest.approx(0.1 / sp, rel=1e-9) and res.drift_detected
+    m2 = lambda x: float(((x - x.mean()) ** 2).sum())  # noqa: E731
+    effect, p = D.mean_shift_stats([400], [ref.mean()], [m2(ref)], [400], [True], [300], [cur.mean()], [m2(cur)],
+                                   [300], [True])
+    assert p[0] == pytest.approx(p_t, rel=1e-9) and effect[0] == pytest.approx(0.1 / sp, rel=1e-9)
+    # One reply at exactly 0 and the share test applies again (as for the lexicon scores).
+    ref0 = ref.copy()
+    ref0.iloc[0] = 0.0
+    assert D.column_drift(ref0, cur, "num").p_value >= stats.fisher_exact([[300, 0], [399, 1]])[1]

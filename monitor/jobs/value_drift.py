@@ -56,7 +56,7 @@ log = logging.getLogger("monitor.jobs.value_drift")
 STATE_KEY = "value_drift.state"
 WATERMARK_KEY = "value_drift.watermark"
 INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these gets rows for it
-LOGIC_VERSION = 2  # bump when the computation changes, to recompute every window once
+LOGIC_VERSION = 3  # bump when the computation changes, to recompute every window once
 METRIC_NAMES = ("value_drift", "topic_drift", "prompt_mix_drift")
 MIX_COLUMNS = (("topic_drift", "topic"), ("prompt_mix_drift", "prompt_category"))
 # True: always load one row per reply (the general path), e.g. for tests comparing the two paths.

@@ -208,7 +208,9 @@ for an effect and for evidence:
   `details.effect_size` keeps the sign and `details.direction` says `up` or `down`;
 - verdict (`details.drift_detected`): |d| >= **{threshold}** (a "small" effect) **and** p < **{alpha}**, where p is the
   larger of a pooled-variance t-test on the mean and Fisher's exact test on the share of replies scoring above zero
-  (an intersection-union test: both must reject). {alpha} is 0.001 per group split over the ~24 dimensions.
+  (an intersection-union test: both must reject). {alpha} is 0.001 per group split over the ~24 dimensions. When
+  every reply on both sides scores above zero, as the `refusal` probability does, that share is 1 on both sides and
+  says nothing, and p is the t-test's (Fisher's p = 1 there used to keep `refusal` from ever drifting).
 
 Why each part: a pooled (Student) variance because the null is "one distribution": with Welch's test a day that
 happened to miss the tail had a tiny variance of its own and a dip of d = -0.25 on 184 replies came out p = 5e-5

@@ -10,7 +10,8 @@ asks for both an effect and evidence:
 - statistic: |standardised mean difference| d = |mean_cur - mean_ref| / pooled sd;
 - verdict: drift when d >= threshold (default 0.2, a "small" effect) **and** p < ALPHA (1e-4: 0.001 per group,
   split over the ~24 dimensions compared in it), where p is the larger of a pooled-variance t-test on the mean and
-  Fisher's exact test on the share of replies scoring above zero (an intersection-union test: both must agree).
+  Fisher's exact test on the share of replies scoring above zero (an intersection-union test: both must agree);
+  the t-test's alone when every reply scores above zero (the `refusal` probability), where that share says nothing.
 
 The mean is what the oversight team reads ("replies moralise more"); the t-test uses the pooled variance because
 its null is "one distribution" (see `mean_shift`); with n in the hundreds the mean of these scores is close enough
@@ -63,11 +64,13 @@ def mean_shift(ref, cur) -> tuple[float, float]:
         return (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
     t = diff / (pooled * math.sqrt(1 / nr + 1 / nc))
     p = float(2 * stats.t.sf(abs(t), nr + nc - 2))
-    if r.min() >= 0 and c.min() >= 0:
+    kr, kc = int((r > 0).sum()), int((c > 0).sum())
+    if r.min() >= 0 and c.min() >= 0 and kr + kc < nr + nc:
         # Intersection-union with Fisher's exact test on the share of replies scoring above zero: both must
         # reject, so the level stays ALPHA. For rare dimensions (a handful of non-zero replies a day) the t-test's
         # normal approximation fails and a burst of 8 where 3 are expected looked like d = 0.23, p < 1e-4.
-        kr, kc = int((r > 0).sum()), int((c > 0).sum())
+        # When every reply scores above zero (the `refusal` probability) the share is 1 on both sides and says
+        # nothing: Fisher's p = 1 there would keep the column from ever drifting.
         p = max(p, float(stats.fisher_exact([[kc, nc - kc], [kr, nr - kr]])[1]))
     return float(diff / pooled), p
 
@@ -118,7 +121,9 @@ def mean_shift_stats(n_ref, mean_ref, m2_ref, pos_ref, nonneg_ref, n_cur, mean_c
         t = diff / (pooled * np.sqrt(1 / nr + 1 / nc))
         effect = diff / pooled
     p = 2 * stats.t.sf(np.abs(t), nr + nc - 2)
-    fisher = ~flat & np.asarray(nonneg_ref, dtype=bool) & np.asarray(nonneg_cur, dtype=bool)
+    # As in `mean_shift`: no Fisher test when every reply of both sides scores above zero.
+    every = np.asarray(pos_ref, dtype=float) + np.asarray(pos_cur, dtype=float) >= nr + nc
+    fisher = ~flat & np.asarray(nonneg_ref, dtype=bool) & np.asarray(nonneg_cur, dtype=bool) & ~every
     if fisher.any():
         kr, kc = np.asarray(pos_ref, dtype=np.int64)[fisher], np.asarray(pos_cur, dtype=np.int64)[fisher]
         nri, nci = np.asarray(n_ref, dtype=np.int64)[fisher], np.asarray(n_cur, dtype=np.int64)[fisher]
