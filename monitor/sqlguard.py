@@ -200,6 +200,9 @@ def validate_select(sql: str, tables: set[str] | None = None) -> str:
     root = statements[0]
     if isinstance(root, exp.Command):
         word = str(root.this).upper()
+        if word == "SHOW":  # `SHOW turns` (DuckDB's DESCRIBE), `SHOW DATABASES`, ...: only SHOW TABLES runs here
+            raise _refuse(f"SHOW {str(root.expression or '').strip()[:40]} is not allowed here",
+                          "use DESCRIBE <table> for its columns, or SHOW TABLES")
         raise _refuse(f"{word} statements are not allowed: only read-only queries (SELECT) run here")
     if not isinstance(root, _ALLOWED_ROOTS):
         word = _STMT_WORD.match(text)

@@ -230,6 +230,14 @@ def test_legit_query_runs(home, sql, expected):
     assert _snapshot(home.root) == before
 
 
+def test_show_of_a_table_points_to_describe(home):
+    # DuckDB reads `SHOW turns` as DESCRIBE turns; the refusal used to say SHOW was not allowed at all
+    with pytest.raises(SqlGuardError) as err:
+        run_query(home, "SHOW turns")
+    assert "SHOW turns is not allowed" in str(err.value)
+    assert "DESCRIBE <table>" in err.value.hint and "SHOW TABLES" in err.value.hint
+
+
 def test_describe_show_summarize(home):
     assert ("turns",) in run_query(home, "SHOW TABLES").rows
     cols = [r[0] for r in run_query(home, "DESCRIBE turns").rows]
