@@ -97,3 +97,36 @@ def test_a_window_revised_below_the_threshold_resolves_its_alert(tmp_path):
         assert res.resolved == 1, incremental
         [a] = lifecycle.list_alerts(home)
         assert a["status"] == "resolved" and a["resolved_by"] == "worker"
+
+
+def test_a_window_going_over_under_over_the_line_is_one_incident_paged_once(tmp_path):
+    from monitor.alerts.engine import apply, evaluate_incremental
+
+    for incremental in (False, True):
+        home = make_home(tmp_path / str(incremental), [THRESH], [{"name": "log", "type": "log"}])
+        write(home, [rate_row(0, 9, 100), rate_row(1, 30, 100)])
+        t = DAY0 + dt.timedelta(days=1, hours=10)
+
+        def step(now, k=None, n=None):
+            if k is not None:
+                write(home, [{**rate_row(1, k, n), "computed_at": now - dt.timedelta(minutes=5)}])
+            if incremental:
+                alerts, state = evaluate_incremental(home, now)
+                return apply(home, alerts, now, remember=state)
+            return run(home, now)
+
+        assert step(t).notifications == 1
+        late = t + dt.timedelta(hours=15)  # after the first computed_at of day 1 (its window end)
+        assert step(late, 45, 300).resolved == 1  # 0.15: fine on more turns
+        res = step(late + dt.timedelta(hours=1), 100, 400)  # 0.25: over again
+        [a] = lifecycle.list_alerts(home)
+        assert a["status"] == "firing" and a["value"] == 0.25 and res.notifications == 0, incremental
+        assert len(outbox(home)) == 1
+        assert step(late + dt.timedelta(hours=2), 180, 400).notifications == 1  # 0.45: escalates, pages
+        assert [o["kind"] for o in outbox(home)] == ["alert", "escalation"]
+        # A later window that recovers closes it; its own window changing after that does not reopen it.
+        write(home, [rate_row(2, 10, 300)])
+        assert step(late + dt.timedelta(days=1)).resolved == 1
+        step(late + dt.timedelta(days=1, hours=1), 120, 400)
+        [a] = [x for x in lifecycle.list_alerts(home) if x["window_start"].startswith("2026-11-02")]
+        assert a["status"] == "resolved" and a["value"] == 0.3, incremental

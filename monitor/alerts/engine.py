@@ -1067,13 +1067,16 @@ def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker",
     res = ApplyResult()
     now_s = iso(now)
     url = home.config.alerts.dashboard_url
+    recovered_at: dict[str, dt.datetime] = {}
+    for series_key, ws in getattr(alerts, "recovered", []):
+        recovered_at[series_key] = max(ws, recovered_at.get(series_key, ws))
     with home.state.tx() as con:
         for a in alerts:
             cur = con.execute("SELECT * FROM alerts WHERE dedup_key=?", (a.dedup_key,)).fetchone()
             if cur is None:
                 _insert(home, con, a, now_s, url, channels, res, actor)
             else:
-                _update(home, con, dict(cur), a, now_s, url, channels, res, actor)
+                _update(home, con, dict(cur), a, now_s, url, channels, res, actor, recovered_at.get(a.series_key))
         # Thousands of series recover every run, almost none with an open alert: ask only about those that have one
         # (resolving below only closes alerts, so no other series gains one meanwhile).
         open_series = {r[0] for r in con.execute(
@@ -1169,8 +1172,14 @@ def _insert(home, con, a: AlertRow, now_s: str, url: str, channels, res: ApplyRe
     con.execute("UPDATE alerts SET notified_severity=? WHERE id=?", (a.severity, aid))
 
 
+def _auto_resolved(con, alert_id: int) -> bool:
+    row = con.execute("SELECT details FROM audit_log WHERE target=? AND action='alert.resolve' ORDER BY id DESC "
+                      "LIMIT 1", (f"alert:{alert_id}",)).fetchone()
+    return row is not None and bool(json.loads(row["details"]).get("auto"))
+
+
 def _update(home, con, cur: dict, a: AlertRow, now_s: str, url: str, channels, res: ApplyResult,
-            actor: str) -> None:
+            actor: str, recovered_at: dt.datetime | None = None) -> None:
     from monitor.notify.outbox import enqueue
 
     vals = _values(a)
@@ -1183,6 +1192,13 @@ def _update(home, con, cur: dict, a: AlertRow, now_s: str, url: str, channels, r
     changed = {k: v for k, v in vals.items() if cur.get(k) != v and k not in ("evidence",)}
     if not changed:
         return
+    # Its window, recomputed, breaches again after it resolved itself on an earlier recomputation (a partial day
+    # going over, under, over the line), and no later window has recovered: the incident is open again. It was
+    # paged already, so it pages again only on escalation (below).
+    if cur["status"] == "resolved" and (recovered_at is None or recovered_at < a.window_start) \
+            and cur["resolved_by"] == actor and _auto_resolved(con, cur["id"]):
+        changed.update(status="firing", resolved_at=None, resolved_by=None)
+        home.state.audit(con, actor, "alert.reopen", f"alert:{cur['id']}", {"reason": "its window breaches again"})
     sets = ", ".join(f"{k}=?" for k in changed)
     con.execute(f"UPDATE alerts SET {sets}, updated_at=? WHERE id=?", (*changed.values(), now_s, cur["id"]))
     con.execute("UPDATE alerts SET evidence=? WHERE id=?", (vals["evidence"], cur["id"]))
@@ -1191,8 +1207,8 @@ def _update(home, con, cur: dict, a: AlertRow, now_s: str, url: str, channels, r
     home.state.audit(con, actor, "alert.escalate" if escalated else "alert.update", f"alert:{cur['id']}",
                      {k: [cur.get(k), v] for k, v in changed.items() if k != "message"})
     res.updated += 1
-    notified = cur.get("notified_severity")
-    if escalated and not cur["backfill"] and cur["status"] in ("firing", "acknowledged") and (
+    notified, status = cur.get("notified_severity"), changed.get("status", cur["status"])
+    if escalated and not cur["backfill"] and status in ("firing", "acknowledged") and (
             notified is None or SEVERITY_RANK[new_sev] > SEVERITY_RANK[notified]):
         res.escalated += 1
         row = dict(con.execute("SELECT * FROM alerts WHERE id=?", (cur["id"],)).fetchone())
