@@ -80,6 +80,10 @@ WINDOW_CHUNKS = 6
 SHARED_DIR: str | None = "/dev/shm"
 _SHARED_PREFIX = "alignment-monitor-ingest-"
 WORKER_TIMEOUT_S = 300.0
+# An inbox file whose last line has no newline yet and that changed this recently is still being copied or written:
+# read now, its cut-off last record would be quarantined as malformed (and ingested whole on the next pass). It is
+# left for a later pass instead. A finished file without a final newline is read once it is this old.
+INBOX_SETTLE_S = 2.0
 _TS_FLOOR = dt.datetime(1990, 1, 1)
 
 
@@ -922,6 +926,19 @@ def _expand(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, bool]]:
     return out
 
 
+def _still_written(path: Path) -> str | None:
+    """Why an inbox file is left for a later pass (its last line unterminated and changed just now), else None."""
+    st = path.stat()
+    age = time.time() - st.st_mtime
+    if st.st_size == 0 or age >= INBOX_SETTLE_S:
+        return None
+    with open(path, "rb") as f:
+        f.seek(st.st_size - 1)
+        if f.read(1) == b"\n":
+            return None
+    return f"still being written (last line unterminated, changed {max(age, 0):.1f} s ago): read on a later pass"
+
+
 def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None = None, progress: bool = False,
                  source: str = "production", now: dt.datetime | None = None) -> IngestSummary:
     """Ingest files and folders (a folder is an inbox: files already ingested, by content hash, are skipped)."""
@@ -946,6 +963,9 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
             summary.files.append(fs)
             if error:
                 fs.skipped, fs.note = True, error
+                continue
+            if from_folder and (busy := _still_written(path)):
+                fs.skipped, fs.note = True, busy
                 continue
             digest = file_hash(path)
             if from_folder:
