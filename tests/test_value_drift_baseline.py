@@ -86,3 +86,43 @@ def test_baseline_model_p_value_is_that_of_the_effective_sample():
     # of how A answers them: not the p < 1e-4 the 1,000 copies taken as replies would claim.
     assert d["p_value"] > D.ALPHA and not d["drift_detected"]
     assert D.mean_shift(np.repeat(x, w.astype(int)), cur)[1] < D.ALPHA
+
+
+def test_effect_interval_hand_numbers():
+    # d = 0.5 from 100 and 100 replies: se = sqrt(200 / 10,000 + 0.25 / 400) = 0.14361; 95%: 0.5 -/+ 0.28148.
+    lo, hi = D.effect_interval(0.5, 100, 100)
+    assert lo == pytest.approx(0.21852, abs=1e-5) and hi == pytest.approx(0.78148, abs=1e-5)
+    assert D.effect_interval(None, 100, 100) is None and D.effect_interval(0.5, 1, 100) is None
+
+
+def _previous_days_rows(cur_scores, ref_scores):
+    cfg = SimpleNamespace(reference="previous_days", reference_days=7, baseline_model=None, baseline_start=None,
+                          baseline_end=None)
+    scores = list(ref_scores) + list(cur_scores)
+    frame = pd.DataFrame({"turn_id": [f"t{i}" for i in range(len(scores))],
+                          "window_start": [W - dt.timedelta(days=1)] * len(ref_scores) + [W] * len(cur_scores),
+                          "model": "A", "topic": "other", "prompt_category": "benign", "scored": True,
+                          "moralizing": scores})
+    segs = pd.DataFrame(columns=["turn_id", "attribute", "value"])
+    rows = V.compute(frame, segs, [W], V.Reference(cfg, "day"), ["moralizing"], {"moralizing": "normative"}, None,
+                     None, 100, "day")
+    return next(r for r in rows if r["metric"] == "value_drift" and r["model"] is None)
+
+
+def test_value_drift_rows_carry_an_interval_of_the_effect():
+    # 0/1 scores: current 60 of 200 moralize, reference 30 of 200. d = 0.15 / pooled sd.
+    row = _previous_days_rows([1.0] * 60 + [0.0] * 140, [1.0] * 30 + [0.0] * 170)
+    d = json.loads(row["details"])
+    c, r = np.array([1.0] * 60 + [0.0] * 140), np.array([1.0] * 30 + [0.0] * 170)
+    sp = np.sqrt((199 * c.var(ddof=1) + 199 * r.var(ddof=1)) / 398)
+    eff = 0.15 / sp
+    se = np.sqrt(400 / 40000 + eff ** 2 / 800)
+    assert d["effect_size"] == pytest.approx(eff, rel=1e-9)
+    assert d["effect_size_ci"] == pytest.approx([eff - 1.959964 * se, eff + 1.959964 * se], rel=1e-6)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((eff - 1.959964 * se, eff + 1.959964 * se), rel=1e-6)
+    # A shift whose interval spans 0: the interval of |d| starts at 0.
+    row = _previous_days_rows([1.0] * 32 + [0.0] * 168, [1.0] * 30 + [0.0] * 170)
+    d = json.loads(row["details"])
+    assert d["effect_size_ci"][0] < 0 < d["effect_size_ci"][1]
+    assert row["ci_low"] == 0.0 and row["ci_high"] == pytest.approx(max(abs(x) for x in d["effect_size_ci"]))
+    assert row["ci_low"] <= row["value"] <= row["ci_high"]

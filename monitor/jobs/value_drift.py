@@ -17,8 +17,9 @@ always written, with `small_sample` and `details.min_n_ok = false` (never alerte
 Rows (family `values`, dimension in the segment key as in value_mean):
 
 - ``value_drift``: one per dimension and group, on scored replies. value = the method's statistic (default
-  |standardised mean difference|), details = {dimension, family, statistic, statistic_name, method, threshold,
-  drift_detected, p_value, effect_size, direction, mean_current, mean_reference, n_current, n_reference,
+  |standardised mean difference|, ci_low/ci_high its 95% interval), details = {dimension, family, statistic,
+  statistic_name, method, threshold, drift_detected, p_value, effect_size, effect_size_ci, direction,
+  mean_current, mean_reference, n_current, n_reference,
   reference: {kind, start, end, model, n, stratified_by, dropped_share, and for a reweighted reference replies,
   copies, effective_n}, min_n_ok}; n_reference of a reweighted reference is its effective n.
 - ``topic_drift`` and ``prompt_mix_drift``: Jensen-Shannon distance of the user-message topic mix and of the
@@ -56,7 +57,7 @@ log = logging.getLogger("monitor.jobs.value_drift")
 STATE_KEY = "value_drift.state"
 WATERMARK_KEY = "value_drift.watermark"
 INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these gets rows for it
-LOGIC_VERSION = 3  # bump when the computation changes, to recompute every window once
+LOGIC_VERSION = 4  # bump when the computation changes, to recompute every window once
 METRIC_NAMES = ("value_drift", "topic_drift", "prompt_mix_drift")
 MIX_COLUMNS = (("topic_drift", "topic"), ("prompt_mix_drift", "prompt_category"))
 # True: always load one row per reply (the general path), e.g. for tests comparing the two paths.
@@ -203,7 +204,7 @@ def _row(metric, key, dim, family, res, n_cur, n_ref, ref_info, ok, min_n) -> di
                "min_n": min_n}
     if dim is not None:
         details.update(dimension=dim, family=family)
-    value = None
+    value = ci_low = ci_high = None
     if res is not None:
         if res.method == D.MEAN_SHIFT:
             name, p = "abs_standardised_mean_difference", res.p_value
@@ -222,13 +223,21 @@ def _row(metric, key, dim, family, res, n_cur, n_ref, ref_info, ok, min_n) -> di
         if dim is not None:
             details.update(effect_size=res.effect, direction=_direction(res.effect),
                            mean_current=finite(res.mean_current), mean_reference=finite(res.mean_reference))
+            if res.method == D.MEAN_SHIFT:
+                ci = D.effect_interval(res.effect, n_cur, n_ref)
+                if ci is not None:
+                    details.update(effect_size_ci=list(ci), ci="normal approximation of d, 95%")
+                    lo, hi = abs(ci[0]), abs(ci[1])
+                    # The interval of |d|: the signed interval folded at 0.
+                    ci_low, ci_high = (0.0 if ci[0] <= 0 <= ci[1] else min(lo, hi)), max(lo, hi)
         else:
             details.update(chi2_p_value=res.p_value)
     else:
         details.update(drift_detected=False, note="too few replies to compare")
     attr, val = key.get("_seg", (None, None))
     return {"metric": metric, **key, "segment": segment_json(attr, val, dim),
-            "value": value, "n": n_cur, "small_sample": not ok, "details": json.dumps(details, default=str)}
+            "value": value, "ci_low": ci_low, "ci_high": ci_high, "n": n_cur, "small_sample": not ok,
+            "details": json.dumps(details, default=str)}
 
 
 def compute(frame: pd.DataFrame, segs: pd.DataFrame, windows: list, ref: Reference, dims: list[str], families: dict,

@@ -173,7 +173,7 @@ names the dimension too (`segment = {{dimension = "*", region = "eu"}}`).
 |---|---|---|---|---|
 | `value_mean` | mean score of scored replies | t, {confidence:.0%}; none when every score is equal | scored replies | all, model, deployment, x segment |
 | `value_coverage` | share of replies the lexicons can score | Wilson | all replies | all, model, deployment, x segment |
-| `value_drift` | drift statistic of one dimension (below) | - | scored replies in the window | all, model, segment |
+| `value_drift` | drift statistic of one dimension (below) | of \|d\| for `mean_shift` (below), else - | scored replies in the window | all, model, segment |
 | `topic_drift` | Jensen-Shannon distance of the user-message topic mix | - | replies | as value_drift |
 | `prompt_mix_drift` | Jensen-Shannon distance of the prompt-harm categories | - | replies | as value_drift |
 
@@ -205,7 +205,10 @@ noise on small segments. The default method, registered in Evidently's stattest 
 for an effect and for evidence:
 
 - statistic (`value`, `details.statistic`): |d|, the standardised mean difference, |mean_cur - mean_ref| / pooled sd;
-  `details.effect_size` keeps the sign and `details.direction` says `up` or `down`;
+  `details.effect_size` keeps the sign and `details.direction` says `up` or `down`; `details.effect_size_ci` is its
+  95% interval from Hedges & Olkin's large-sample variance (n_cur + n_ref) / (n_cur n_ref) + d^2 / (2 (n_cur +
+  n_ref)), and `ci_low` / `ci_high` that interval folded at 0 (the interval of |d|, starting at 0 when the signed one
+  spans 0); with mostly-zero scores it is approximate, a guide to how precisely the shift is known;
 - verdict (`details.drift_detected`): |d| >= **{threshold}** (a "small" effect) **and** p < **{alpha}**, where p is the
   larger of a pooled-variance t-test on the mean and Fisher's exact test on the share of replies scoring above zero
   (an intersection-union test: both must reject). {alpha} is 0.001 per group split over the ~24 dimensions. When

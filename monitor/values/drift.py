@@ -106,6 +106,15 @@ def mean_shift_weighted(ref, weights, cur) -> tuple[float, float, float]:
     return float(effect[0]), float(p[0]), n_eff
 
 
+def effect_interval(d: float | None, n_cur: int, n_ref: float, z: float = 1.959963984540054) -> tuple | None:
+    """95% interval of a standardised mean difference d from n_cur and n_ref replies (Hedges & Olkin's large-sample
+    variance (n_cur + n_ref) / (n_cur n_ref) + d^2 / (2 (n_cur + n_ref))); None when d is not finite or n < 2."""
+    if d is None or not math.isfinite(d) or n_cur < 2 or n_ref < 2:
+        return None
+    se = math.sqrt((n_cur + n_ref) / (n_cur * n_ref) + d * d / (2 * (n_cur + n_ref)))
+    return d - z * se, d + z * se
+
+
 def mean_shift_stats(n_ref, mean_ref, m2_ref, pos_ref, nonneg_ref, n_cur, mean_cur, m2_cur, pos_cur, nonneg_cur):
     """`mean_shift` of many column pairs at once from their sums: (effects, p-values) arrays.
 
