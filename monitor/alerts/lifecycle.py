@@ -59,6 +59,13 @@ def comments(home, alert_id: int) -> list[dict]:
     return home.state.query("SELECT * FROM alert_comments WHERE alert_id=? ORDER BY id", (alert_id,))
 
 
+def notifications(home, alert_id: int) -> list[dict]:
+    """The outbox rows that carry an alert (its own, escalations, digests), oldest first."""
+    return home.state.query(
+        "SELECT id, channel, kind, status, attempts, last_error, created_at, sent_at FROM notify_outbox "
+        "WHERE EXISTS (SELECT 1 FROM json_each(alert_ids) WHERE value=?) ORDER BY id", (alert_id,))
+
+
 def _actor(by: str) -> str:
     by = (by or "").strip()
     if not by:

@@ -1,4 +1,4 @@
-"""`monitor alerts`: list alerts, act on them (ack, resolve, silence, comment, assign), show the rules in force."""
+"""`monitor alerts`: list and show alerts, act on them (ack, resolve, silence, comment, assign), show the rules."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ def alerts_group():
     \b
     Examples:
       monitor alerts list --status firing
+      monitor alerts show 12
       monitor alerts ack 12 --by dana --note "looking at the hi locale"
       monitor alerts silence 12 --for 2h --by dana
     """
@@ -46,6 +47,36 @@ def _show(a: dict) -> None:
                + (f" by {a['acknowledged_by']}" if a["status"] == "acknowledged" else "")
                + (f" until {a['silenced_until']}" if a["status"] == "silenced" else "")
                + (f"; assigned to {a['assigned_to']}" if a.get("assigned_to") else ""))
+
+
+@alerts_group.command("show")
+@click.argument("alert_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the alert object with its comments and notifications.")
+@click.pass_obj
+def alerts_show(obj, alert_id, as_json):
+    """Show one alert: its evidence, who acted on it, its comments and where it was notified."""
+    from monitor.alerts.lifecycle import comments, get_alert, notifications, to_json
+
+    a = to_json(get_alert(obj.home, alert_id))
+    notes, sent = comments(obj.home, alert_id), notifications(obj.home, alert_id)
+    if as_json:
+        click.echo(json.dumps({**a, "comments": notes, "notifications": sent}, indent=2, default=str))
+        return
+    _show(a)
+    click.echo(f"  {a['severity']}, rule {a['rule']}, window {a['window_start']} - {a['window_end']}"
+               + (", backfill (never notified)" if a["backfill"] else ""))
+    click.echo(f"  {a['message']}")
+    if a["ack_note"]:
+        click.echo(f"  ack note: {a['ack_note']}")
+    if a["status"] == "resolved":
+        click.echo(f"  resolved at {a['resolved_at']} by {a['resolved_by']}")
+    for c in notes:
+        click.echo(f"  comment {c['at']} {c['author']}: {c['body']}")
+    for n in sent:
+        tries = f"{n['attempts']} attempt(s)" + (f", last error: {n['last_error']}" if n["last_error"] else "")
+        click.echo(f"  notified #{n['id']} {n['channel']} ({n['kind']}): {n['status']}, {tries}")
+    if not sent:
+        click.echo("  notified: nowhere" + (" (backfill)" if a["backfill"] else ""))
 
 
 @alerts_group.command("ack")
