@@ -215,6 +215,18 @@ def _same_exchange(user: str, reply: str, held_user: str, held_reply: str) -> bo
     return redact(user)[0] == redact(held_user)[0] and redact(reply)[0] == redact(held_reply)[0]
 
 
+def shown_path(path: Path) -> str:
+    """A path as text that can be stored and printed: bytes of a file name that are not UTF-8 become \\xNN escapes."""
+    # Linux file names are bytes; one copied from another system (b"caf\xe9.jsonl", Latin-1) comes back from the
+    # file system as a lone surrogate, which SQLite, Arrow and the terminal all refuse to encode.
+    text = str(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _read_lines(path: str, wanted: set[int]) -> dict[int, bytes]:
     """Lines `wanted` (1-based numbers) of a file, read again for the quarantine (a fast-path row keeps no raw text)."""
     out: dict[int, bytes] = {}
@@ -256,6 +268,7 @@ class Ingestor:
         self._catalog_at = 0.0
         self._wrote = False
         self.retried: dict[str, str] = {}  # quarantine id -> outcome (retry mode)
+        self._opened: dict[str, str] = {}  # source_file as stored -> the path to open (see shown_path)
         self._bg: threading.Thread | None = None  # the background commit in progress (fast path)
         self._bg_result: Any = None
 
@@ -441,7 +454,7 @@ class Ingestor:
         for i in conflicts:
             if i >= n_slow:
                 fast_lines.setdefault(turns["source_file"][i].as_py(), set()).add(turns["source_line"][i].as_py())
-        reread = {f: _read_lines(f, lines) for f, lines in fast_lines.items()}
+        reread = {f: _read_lines(self._opened.get(f, f), lines) for f, lines in fast_lines.items()}
         q: dict[str, list] = {c: [] for c in _Batch.Q_COLS}
         for i, reason in sorted(conflicts.items()):
             tag = b.tags[i] if i < n_slow else None
@@ -844,7 +857,8 @@ class Ingestor:
             fs.note = "empty file"
             return fs
         self._fmt = fs.format = collector.name
-        source_file = str(path)
+        source_file = shown_path(path)
+        self._opened[source_file] = str(path)
         bar = None
         if self.progress and sys.stderr.isatty():
             size = path.stat().st_size
@@ -959,7 +973,7 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
     ing = Ingestor(home, source=source, progress=progress, now=now)
     try:
         for path, from_folder, collector, error in plan:
-            fs = FileSummary(str(path))
+            fs = FileSummary(shown_path(path))
             summary.files.append(fs)
             if error:
                 fs.skipped, fs.note = True, error
@@ -978,7 +992,7 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
                     "INSERT INTO ingested_files (content_hash, path, format, status, started_at) VALUES (?,?,?,?,?) "
                     "ON CONFLICT(content_hash) DO UPDATE SET path=excluded.path, format=excluded.format, "
                     "status='running', started_at=excluded.started_at, finished_at=NULL",
-                    (digest, str(path), collector.name if collector else None, "running", iso(utcnow())),
+                    (digest, fs.path, collector.name if collector else None, "running", iso(utcnow())),
                 )
             ing.ingest_file(path, collector, fs)
             with home.state.tx() as con:
