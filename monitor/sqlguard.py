@@ -173,6 +173,34 @@ def _func_name(node: exp.Expression) -> str:
     return node.sql_name() if isinstance(node, exp.Func) else type(node).__name__
 
 
+def _arity_error(text: str, e: Exception) -> str | None:
+    """A one-line message naming the function of a wrong-arity call that sqlglot refused, else None."""
+    # sqlglot checks argument counts while parsing and words it after its own classes ("Required keyword: 'format'
+    # missing for <class 'sqlglot.expressions.temporal.TimeToStr'>"); name the call as written instead.
+    errors = getattr(e, "errors", None) or []
+    if not errors:
+        return None
+    err = errors[0]
+    desc = str(err.get("description", ""))
+    if not desc.startswith(("Required keyword", "The number of provided arguments")) or not err.get("line"):
+        return None
+    lines = text.split("\n")
+    end = sum(len(ln) + 1 for ln in lines[:err["line"] - 1]) + err["col"] - 1  # the call's closing parenthesis
+    depth, i = 0, min(end, len(text) - 1)
+    while i >= 0:
+        depth += {")": 1, "(": -1}.get(text[i], 0)
+        if depth == 0 and text[i] == "(":
+            break
+        i -= 1
+    name = re.search(r"([A-Za-z_][\w.]*)\s*$", text[:max(i, 0)])
+    if i < 0 or name is None:
+        return None
+    where = f"line {err['line']}, col {err['col']}"
+    if desc.startswith("Required keyword"):
+        return f"{name.group(1)}() is missing an argument ({where})"
+    return f"{name.group(1)}() has too many arguments ({where})"
+
+
 def validate_select(sql: str, tables: set[str] | None = None) -> str:
     """Return the query (with `:name` rewritten to `$name`) if it is one read-only query, else raise SqlGuardError."""
     if not sql or not sql.strip():
@@ -189,6 +217,9 @@ def validate_select(sql: str, tables: set[str] | None = None) -> str:
         first = word.group(1).upper() if word else ""
         if first in {"EXPORT", "IMPORT", "CREATE", "COPY", "ATTACH", "INSTALL", "LOAD", "CALL", "SET", "RESET"}:
             raise _refuse(f"{first} statements are not allowed: only read-only queries (SELECT) run here") from e
+        arity = _arity_error(text, e)
+        if arity:
+            raise _refuse(arity, "check the function's arguments (DuckDB's documentation lists them)") from e
         msg = str(e).splitlines()[0]
         raise _refuse(f"could not parse the query as one DuckDB SELECT ({msg})",
                       "check the syntax; only SELECT / WITH / VALUES / DESCRIBE / SHOW TABLES are allowed") from e

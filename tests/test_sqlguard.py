@@ -230,6 +230,20 @@ def test_legit_query_runs(home, sql, expected):
     assert _snapshot(home.root) == before
 
 
+@pytest.mark.parametrize("sql, words", [
+    ("SELECT strftime(ts) FROM turns", "strftime() is missing an argument (line 1, col 19)"),
+    ("SELECT count(*) FROM turns\nWHERE date_trunc(ts) > now()", "date_trunc() is missing an argument (line 2"),
+    ("SELECT lower(upper(model, 1)) FROM turns", "upper() has too many arguments"),
+])
+def test_wrong_arity_names_the_function_not_sqlglot_classes(home, sql, words):
+    # sqlglot checks argument counts while parsing: "Required keyword: 'format' missing for <class
+    # 'sqlglot.expressions.temporal.TimeToStr'>" told the analyst nothing about strftime
+    with pytest.raises(SqlGuardError) as err:
+        run_query(home, sql)
+    assert words in str(err.value) and "sqlglot" not in str(err.value)
+    assert "arguments" in err.value.hint
+
+
 def test_show_of_a_table_points_to_describe(home):
     # DuckDB reads `SHOW turns` as DESCRIBE turns; the refusal used to say SHOW was not allowed at all
     with pytest.raises(SqlGuardError) as err:
