@@ -953,6 +953,14 @@ def _still_written(path: Path) -> str | None:
     return f"still being written (last line unterminated, changed {max(age, 0):.1f} s ago): read on a later pass"
 
 
+def _gone(path: Path, from_folder: bool) -> str:
+    """The note of an inbox file deleted or moved away after the folder was listed (a named file is an error)."""
+    if not from_folder:
+        raise IngestError(f"{shown_path(path)}: the file was deleted or moved away before it was read",
+                          "check the path and ingest it again")
+    return "deleted or moved away before it was read"
+
+
 def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None = None, progress: bool = False,
                  source: str = "production", now: dt.datetime | None = None) -> IngestSummary:
     """Ingest files and folders (a folder is an inbox: files already ingested, by content hash, are skipped)."""
@@ -969,6 +977,9 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
                 raise
             plan.append((path, from_folder, None, e.message))
             continue
+        except FileNotFoundError:
+            plan.append((path, from_folder, None, _gone(path, from_folder)))
+            continue
         plan.append((path, from_folder, collector, None))
     ing = Ingestor(home, source=source, progress=progress, now=now)
     try:
@@ -978,10 +989,14 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
             if error:
                 fs.skipped, fs.note = True, error
                 continue
-            if from_folder and (busy := _still_written(path)):
-                fs.skipped, fs.note = True, busy
+            try:
+                if from_folder and (busy := _still_written(path)):
+                    fs.skipped, fs.note = True, busy
+                    continue
+                digest = file_hash(path)
+            except FileNotFoundError:
+                fs.skipped, fs.note = True, _gone(path, from_folder)
                 continue
-            digest = file_hash(path)
             if from_folder:
                 seen = home.state.query("SELECT status FROM ingested_files WHERE content_hash=?", (digest,))
                 if seen and seen[0]["status"] == "done":
