@@ -357,6 +357,8 @@ def _wrap_duckdb_error(e: duckdb.Error, tables: set[str]) -> QueryError:
                 hint = f"{hint} {'; '.join(below)}" if below else hint
     if isinstance(e, duckdb.PermissionException):
         return SqlGuardError(f"query refused: {first}", HINT_TABLES)
+    if isinstance(e, duckdb.OutOfMemoryException):
+        hint = "aggregate or filter before collecting rows into lists or strings; add a LIMIT"
     if "max_expression_depth" in first:  # DuckDB suggests a SET, which the guard refuses
         first = first.split(' Use "SET', 1)[0]
         hint = "move inner parts into WITH clauses, or split a long chain of operators"

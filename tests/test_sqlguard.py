@@ -252,6 +252,18 @@ def test_expression_depth_error_does_not_suggest_a_set(home):
     assert "WITH" in err.value.hint
 
 
+def test_out_of_memory_says_what_to_try(home):
+    from monitor.sqlguard import guarded_connection
+
+    con = guarded_connection(home, memory_limit="64MB")
+    try:
+        with pytest.raises(QueryError) as err:
+            run_query(home, "SELECT len(list(range)) FROM range(100000000)", con=con)
+    finally:
+        con.close()
+    assert "Out of Memory" in str(err.value) and "LIMIT" in err.value.hint
+
+
 def test_show_of_a_table_points_to_describe(home):
     # DuckDB reads `SHOW turns` as DESCRIBE turns; the refusal used to say SHOW was not allowed at all
     with pytest.raises(SqlGuardError) as err:
