@@ -46,6 +46,31 @@ def test_utf8_bom_is_accepted(tmp_path):
     assert _run("eval", str(f)).exit_code == 0
 
 
+@pytest.mark.parametrize("row, message", [
+    ({"prompt": 123}, "field 'prompt' must be text, got a number"),
+    ({"prompt": "hi", "response": ["I can't"]}, "field 'response' must be text, got a list"),
+    ([1, 2], "expected a JSON object, got a list"),
+])
+def test_a_wrong_type_is_an_error_naming_line_and_field_not_a_silent_null(tmp_path, row, message):
+    """A prompt of 123 used to come out unscored (null labels, counted as 'no_text') as if it had no text."""
+    src = _write(tmp_path / "t.jsonl", [LABELLED[0], row])
+    for args in (["classify", "--input", str(src), "--output", str(tmp_path / "o.jsonl")], ["eval", str(src)]):
+        r = _run(*args)
+        assert r.exit_code == 1, r.output
+        assert f"Error: {src}:2: {message}" in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_absent_or_null_prompt_and_response_are_rows_with_nothing_to_score(tmp_path):
+    src = _write(tmp_path / "t.jsonl", [{"prompt": None, "response": "Sure."}, {"id": 7}])
+    r = _run("classify", "--input", str(src), "--output", str(tmp_path / "o.jsonl"))
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert rows[0]["refusal"] == "compliance" and rows[0]["prompt_harm"] is None
+    assert rows[1] == {"id": 7, "refusal": None, "refusal_score": None, "prompt_harm": None,
+                       "prompt_harm_score": None, "prompt_harm_category": None}
+
+
 def test_output_in_missing_folder_is_a_one_line_error(tmp_path):
     src = _write(tmp_path / "e.jsonl", LABELLED)
     r = _run("classify", "--input", str(src), "--output", str(tmp_path / "nonexistent" / "dir" / "o.jsonl"))

@@ -19,7 +19,9 @@ def _num(x: float):
 
 def iter_jsonl(path: Path):
     """Yield ``(line number, object)`` for each non-blank line of a UTF-8 JSONL file; a ClassifierError naming the
-    file, line and column for a line that is not UTF-8, not JSON or not an object."""
+    file, line and column (or field) for a line that is not UTF-8, not JSON, not an object, or whose `prompt` or
+    `response` is neither text nor null."""
+    from collectors import json_type
     from monitor.errors import ClassifierError
 
     try:
@@ -43,8 +45,12 @@ def iter_jsonl(path: Path):
                 raise ClassifierError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})",
                                       hint="each line must be one JSON object with 'prompt' and/or 'response'") from e
             if not isinstance(row, dict):
-                raise ClassifierError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}",
+                raise ClassifierError(f"{path}:{lineno}: expected a JSON object, got {json_type(row)}",
                                       hint='write rows like {"prompt": "...", "response": "..."}')
+            for field in ("prompt", "response"):  # absent or null: nothing to score; anything else but text: an error
+                if row.get(field) is not None and not isinstance(row[field], str):
+                    raise ClassifierError(f"{path}:{lineno}: field {field!r} must be text, got {json_type(row[field])}",
+                                          hint=f"write the {field} as a JSON string, or null when there is none")
             yield lineno, row
 
 
