@@ -248,6 +248,18 @@ def _check_params(kind: str, p: dict, data: dict, path: str, origin: str) -> Non
         if p.get(key) is not None and p[key] <= 1:
             raise _bad(origin, f"{path}.{key}", f"must be > 1 (a ratio of the larger to the smaller rate), "
                        f"got {p[key]}", "for a drop use direction = \"down\" with a ratio above 1")
+    if kind == "threshold" and p["critical_value"] is not None:
+        up = p["op"] in (">", ">=")
+        if (p["critical_value"] <= p["value"]) if up else (p["critical_value"] >= p["value"]):
+            raise _bad(origin, f"{path}.critical_value", f"must be {'above' if up else 'below'} value "
+                       f"({p['value']}) for op '{p['op']}', got {p['critical_value']}: every breach would be critical",
+                       'for that, set severity = "critical" instead')
+    if kind in ("relative", "test") and p["min_reference_windows"] > p["reference_windows"]:
+        # The reference holds at most reference_windows windows: more could never be found, and the rule never fire.
+        if "min_reference_windows" in data:
+            raise _bad(origin, f"{path}.min_reference_windows", f"must be at most reference_windows "
+                       f"({p['reference_windows']}), got {p['min_reference_windows']}: the rule could never fire")
+        p["min_reference_windows"] = p["reference_windows"]  # the default (3) asks more than a short reference has
     if kind == "relative" and p["max_ratio"] is None and p["min_delta"] is None:
         raise _bad(origin, f"{path}", "needs max_ratio or min_delta (kind 'relative')")
     for key in ("reference_windows", "warmup"):
