@@ -17,6 +17,9 @@ MAIL = {"name": "mail", "type": "email", "host": "smtp.example.org", "from": "m@
     ({**MAIL, "port": 99999}, "'notify.channels[0].port' must be a TCP port (1-65535), got 99999"),
     ({**MAIL, "timeout_s": 0.0}, "'notify.channels[0].timeout_s' must be more than 0 seconds"),
     ({"name": "f", "type": "log", "path": " "}, "'notify.channels[0].path' must name a file"),
+    ({**MAIL, "from": "monitor"}, "'notify.channels[0].from' must be an email address, got 'monitor'"),
+    ({**MAIL, "security": "none", "user_env": "U", "password_env": "P"},
+     "would send the password to smtp.example.org in clear"),
 ])
 def test_option_that_fails_every_send_is_refused(channel, words):
     with pytest.raises(ConfigError) as e:
@@ -26,5 +29,7 @@ def test_option_that_fails_every_send_is_refused(channel, words):
 
 def test_good_options_are_accepted():
     chans = parse_channels([{**HOOK, "headers": {"Authorization": "Bearer x"}, "timeout_s": 2.5},
-                            {**MAIL, "port": 465, "security": "ssl"}, {"name": "f", "type": "log"}], "monitor.toml")
-    assert sorted(chans) == ["f", "hook", "mail"]
+                            {**MAIL, "port": 465, "security": "ssl"}, {"name": "f", "type": "log"},
+                            {**MAIL, "name": "relay", "host": "127.0.0.1", "security": "none", "user_env": "U",
+                             "password_env": "P"}], "monitor.toml")
+    assert sorted(chans) == ["f", "hook", "mail", "relay"]

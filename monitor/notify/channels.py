@@ -106,6 +106,12 @@ class EmailChannel(Channel):
                               f"got {opts['security']!r}")
         if not opts["to"] or not all("@" in a for a in opts["to"]):
             raise ConfigError(f"{origin}: '{path}.to' must be a list of email addresses, got {opts['to']!r}")
+        if "@" not in (opts["from"] or ""):
+            raise ConfigError(f"{origin}: '{path}.from' must be an email address, got {opts['from']!r}")
+        if (opts["user_env"] or opts["password_env"]) and opts["security"] == "none" \
+                and opts["host"] not in ("localhost", "127.0.0.1", "::1"):
+            raise ConfigError(f"{origin}: '{path}.security' is \"none\" with credentials: the SMTP login would send "
+                              f"the password to {opts['host']} in clear", 'security = "starttls" (or "ssl")')
         if not 0 < opts["port"] < 65536:
             raise ConfigError(f"{origin}: '{path}.port' must be a TCP port (1-65535), got {opts['port']!r}",
                               "587 for starttls, 465 for ssl, 25 for none")
