@@ -2,8 +2,9 @@
 
 Layers, each enough on its own for the common attacks, together for the uncommon ones:
 1. sqlglot (DuckDB dialect) must see exactly one query statement (SELECT, WITH ... SELECT, VALUES, a set operation,
-   DESCRIBE/SHOW TABLES/SUMMARIZE, a PIVOT with its ON values listed), no write or session nodes anywhere in the tree, only known tables and CTE names
-   in FROM (so ``FROM '/etc/passwd'`` is refused) and only allow-listed table functions (``range``, ``unnest``...).
+   DESCRIBE/SHOW TABLES/SUMMARIZE, a PIVOT with its ON values listed), no write or session nodes anywhere in the
+   tree, only known tables and the CTE names in scope in FROM (so ``FROM '/etc/passwd'`` is refused) and only
+   allow-listed table functions (``range``, ``unnest``...), LATERAL ones included.
 2. DuckDB's own parser must also see exactly one statement of type SELECT; that parsed statement is what runs, so a
    difference between the two parsers (a comment trick, say) cannot smuggle a second statement through.
 3. The connection is in memory, may read only the lake files of its manifest, has external access disabled and its
@@ -388,7 +389,7 @@ def run_query(home, sql: str, params: dict | None = None, row_limit: int = 1000,
             raise _wrap_duckdb_error(e, tables) from e
         if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
             kinds = ", ".join(str(s.type).split(".")[-1] for s in statements)
-            # MULTI: a PIVOT that DuckDB runs as CREATE TYPE + SELECT, e.g. `ON lower(c) IN (...)`
+            # MULTI: a PIVOT that DuckDB runs as CREATE TYPE + SELECT, e.g. `ON c || 'x' IN (...)`
             raise _refuse(f"DuckDB reads this as {kinds or 'no statement'}, not one SELECT",
                           _PIVOT_HINT if "MULTI" in kinds else HINT_TABLES)
         stmt = statements[0]
