@@ -86,10 +86,10 @@ ATTACKS = [
     ("SELECT (SELECT count(*) FROM read_csv('/etc/passwd')) AS n", "read_csv"),
     # LATERAL f() is not a Table node in sqlglot's tree: the allow-list of table functions must still apply
     ("SELECT * FROM turns, LATERAL duckdb_databases()", "duckdb_databases"),
+    ("SELECT * FROM turns t JOIN LATERAL test_all_types() ON true", "test_all_types"),
     # without its IN list a PIVOT is CREATE TYPE + SELECT: refused, saying how to write it
     ("PIVOT turns ON model_version USING count(*)", "ON model_version IN ("),
     ("SELECT * FROM (PIVOT turns ON model_version USING count(*))", "ON model_version IN ("),
-    ("SELECT * FROM turns t JOIN LATERAL test_all_types() ON true", "test_all_types"),
     ("SELECT * FROM duckdb_settings()", "refused"),
     # the same settings by other names (allowed_paths holds the path of every lake file)
     ("SELECT current_setting('allowed_paths')", "current_setting"),
