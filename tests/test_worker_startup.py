@@ -34,3 +34,14 @@ def test_broken_alerting_config_stops_the_worker_at_start(tmp_path, toml, words)
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stderr
     assert words in r.stderr and "Traceback" not in r.stderr and "monitor worker:" not in r.stdout
+
+
+def test_an_interval_beyond_a_year_is_a_one_line_error(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "monitor.toml").write_text("[worker]\njobs_interval_s = 1e12\n")
+    r = subprocess.run([sys.executable, "-m", "monitor", "--home", str(home), "serve", "--port", "0"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "'worker.jobs_interval_s' is 1e+12 s: a schedule runs at least once a year" in r.stderr
+    assert "Traceback" not in r.stderr

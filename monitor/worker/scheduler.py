@@ -26,6 +26,7 @@ log = logging.getLogger("monitor.worker")
 # machine responsive for the HTTP endpoint and makes job durations meaningful.
 _RUN_LOCK = threading.Lock()
 RETRY_DELAYS_S = (30, 120, 600)
+MAX_INTERVAL_S = 366 * 86400.0  # a year: a longer schedule is a typo, and far longer ones overflow the next run date
 LAST_RESULTS: dict[str, JobResult] = {}
 
 
@@ -95,6 +96,11 @@ def build_scheduler(home: Home) -> BackgroundScheduler:
     now = dt.datetime.now(dt.timezone.utc)
     for key in groups():
         seconds = float(getattr(wc, key, wc.jobs_interval_s))
+        if seconds > MAX_INTERVAL_S:
+            from monitor.worker.server import WorkerError
+
+            raise WorkerError(f"'worker.{key}' is {seconds:g} s: a schedule runs at least once a year "
+                              f"({MAX_INTERVAL_S:,.0f} s)", f"set worker.{key} to {MAX_INTERVAL_S:.0f} or less")
         sched.add_job(
             "monitor.worker.scheduler:run_group",
             trigger="interval",
