@@ -160,6 +160,24 @@ def test_dead_after_max_attempts_is_audited(tmp_path):
     assert json.loads(dead["details"])["alert_ids"] == [1]
 
 
+def test_a_failed_delivery_stores_no_secret_from_the_url(tmp_path, receiver):
+    """A Slack or webhook URL's path is the credential; delivery errors are stored in the outbox, the attempts and
+    the audit log, all readable with `monitor sql`: they name the scheme and host only."""
+    secret = "T0SECRET/B0SECRET/xoxsecrettoken"
+    port = free_port()  # nothing listens: connection refused
+    receiver.status = 403
+    home = fire(tmp_path, [{"name": "down", "type": "slack", "url": f"http://127.0.0.1:{port}/services/{secret}",
+                            "timeout_s": 2},
+                           {"name": "refused", "type": "webhook", "url": f"{receiver.url}/{secret}?token={secret}"}],
+                extra="[notify]\nbackoff_seconds = 1\nmax_attempts = 1\n")
+    rep = deliver_due(home, NOW)
+    assert rep.dead == 2
+    stored = json.dumps([home.state.query("SELECT * FROM notify_outbox"), home.state.query("SELECT * FROM notify_attempts"),
+                         home.state.query("SELECT * FROM audit_log")]) + json.dumps(rep.errors)
+    assert "SECRET" not in stored and "xoxsecret" not in stored
+    assert f"slack webhook http://127.0.0.1:{port}/...: ConnectError" in stored and "HTTP 403" in stored
+
+
 def test_outbox_survives_a_restart(tmp_path):
     port = free_port()
     home = fire(tmp_path, [{"name": "hook", "type": "webhook", "url": f"http://127.0.0.1:{port}/hook",

@@ -22,13 +22,23 @@ from monitor.notify.base import Channel, Message
 _NUM = (int, float)
 
 
+def public_url(url: str) -> str:
+    """`url` fit for an error message, which is stored (outbox, attempts, audit log) and readable with `monitor sql`:
+    scheme and host only. A Slack or webhook URL's path and query are often the credential itself."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]  # user:password@ dropped too
+    return f"{scheme}://{host}/..." if rest.rstrip("/") != host else f"{scheme}://{host}"
+
+
 def _post(url: str, payload: dict, headers: dict, timeout: float, what: str) -> None:
+    shown = public_url(url)
     try:
         r = httpx.post(url, json=payload, headers=headers, timeout=timeout)
     except httpx.HTTPError as e:
-        raise NotifyError(f"{what} {url}: {type(e).__name__}: {e}", "is the receiver up and reachable?") from e
+        raise NotifyError(f"{what} {shown}: {type(e).__name__}: {str(e).replace(url, shown)}",
+                          "is the receiver up and reachable?") from e
     if r.status_code >= 300:
-        raise NotifyError(f"{what} {url}: HTTP {r.status_code} {r.text[:200]!r}")
+        raise NotifyError(f"{what} {shown}: HTTP {r.status_code} {r.text[:200].replace(url, shown)!r}")
 
 
 def _check_url(opts: dict, path: str, origin: str, key: str = "url") -> None:
