@@ -18,6 +18,7 @@ import datetime as dt
 import decimal
 import difflib
 import logging
+import math
 import re
 import threading
 import time
@@ -89,11 +90,13 @@ class QueryResult:
         return pd.DataFrame.from_records(self.rows, columns=self.columns)
 
     def records(self) -> list[dict[str, Any]]:
-        """The rows as JSON-ready dicts (timestamps ISO 8601, decimals as floats)."""
+        """The rows as JSON-ready dicts (timestamps ISO 8601, decimals as floats, NaN and infinities as null)."""
         return [{c: _jsonable(v) for c, v in zip(self.columns, row)} for row in self.rows]
 
 
 def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):  # JSON has no NaN or Infinity: strict parsers reject them
+        return None
     if isinstance(v, (dt.datetime, dt.date, dt.time)):
         return v.isoformat()
     if isinstance(v, decimal.Decimal):

@@ -46,6 +46,15 @@ def test_csv_and_json_formats(home):
                                     {"ts": "2026-11-01T01:00:00", "deployment": "web"}]
 
 
+def test_json_is_strict_json_nan_and_infinity_are_null(home):
+    """A variance of one row or a division by zero gives NaN or Infinity: not JSON, rejected by strict parsers."""
+    r = _run(home, "SELECT 'nan'::DOUBLE AS a, 'inf'::DOUBLE AS b, [1.5, '-inf'::DOUBLE] AS c, 2.5 AS d",
+             "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == [
+        {"a": None, "b": None, "c": [1.5, None], "d": 2.5}]
+
+
 def test_params_and_truncated_notice(home):
     r = _run(home, "SELECT turn_id FROM turns WHERE model_version = $v ORDER BY turn_id", "-p", "v=2026.11",
              "--limit", "5", "--format", "csv")

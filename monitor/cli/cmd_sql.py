@@ -97,7 +97,7 @@ def sql_command(obj, query, fmt, params, limit, timeout, list_tables):
     res = run_query(home, query, _parse_params(params), row_limit=limit or cfg.sql_row_limit,
                     time_limit_s=timeout or cfg.sql_time_limit_s)
     if fmt == "json":
-        click.echo(json.dumps(res.records(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(res.records(), indent=2, ensure_ascii=False, allow_nan=False))
     elif fmt == "csv":
         click.echo(format_csv(res.columns, res.rows))
     else:
