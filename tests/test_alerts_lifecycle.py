@@ -130,3 +130,19 @@ def test_a_window_going_over_under_over_the_line_is_one_incident_paged_once(tmp_
         step(late + dt.timedelta(days=1, hours=1), 120, 400)
         [a] = [x for x in lifecycle.list_alerts(home) if x["window_start"].startswith("2026-11-02")]
         assert a["status"] == "resolved" and a["value"] == 0.3, incremental
+
+
+def test_an_alert_closed_by_a_later_recovery_is_not_reopened_by_its_own_late_data(tmp_path):
+    home = make_home(tmp_path, [THRESH], [{"name": "log", "type": "log"}])
+    write(home, [rate_row(0, 9, 100), rate_row(1, 30, 100), rate_row(2, 10, 100)])  # day 2 recovers
+    t = DAY0 + dt.timedelta(days=3, hours=1)
+    run(home, t)
+    [a] = lifecycle.list_alerts(home)
+    assert a["status"] == "resolved"
+    # Day 3 starts a new incident; late data then changes day 1, still breaching: day 2's recovery stands.
+    write(home, [rate_row(3, 35, 100), {**rate_row(1, 33, 100), "computed_at": t + dt.timedelta(hours=1)}])
+    run(home, t + dt.timedelta(days=1, hours=2))
+    by_day = {x["window_start"][:10]: x for x in lifecycle.list_alerts(home)}
+    assert by_day["2026-11-02"]["status"] == "resolved" and by_day["2026-11-02"]["value"] == 0.33
+    assert by_day["2026-11-04"]["status"] == "firing"
+    assert not [r for r in home.state.query("SELECT action FROM audit_log") if r["action"] == "alert.reopen"]

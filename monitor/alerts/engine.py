@@ -1172,10 +1172,12 @@ def _insert(home, con, a: AlertRow, now_s: str, url: str, channels, res: ApplyRe
     con.execute("UPDATE alerts SET notified_severity=? WHERE id=?", (a.severity, aid))
 
 
-def _auto_resolved(con, alert_id: int) -> bool:
+def _resolved_by_own_window(con, alert: dict) -> bool:
+    """Whether the alert was last resolved automatically by its own window evaluating fine (not a later one's)."""
     row = con.execute("SELECT details FROM audit_log WHERE target=? AND action='alert.resolve' ORDER BY id DESC "
-                      "LIMIT 1", (f"alert:{alert_id}",)).fetchone()
-    return row is not None and bool(json.loads(row["details"]).get("auto"))
+                      "LIMIT 1", (f"alert:{alert['id']}",)).fetchone()
+    details = json.loads(row["details"]) if row is not None else {}
+    return bool(details.get("auto")) and details.get("recovered_window") == alert["window_start"]
 
 
 def _update(home, con, cur: dict, a: AlertRow, now_s: str, url: str, channels, res: ApplyResult,
@@ -1196,7 +1198,7 @@ def _update(home, con, cur: dict, a: AlertRow, now_s: str, url: str, channels, r
     # going over, under, over the line), and no later window has recovered: the incident is open again. It was
     # paged already, so it pages again only on escalation (below).
     if cur["status"] == "resolved" and (recovered_at is None or recovered_at < a.window_start) \
-            and cur["resolved_by"] == actor and _auto_resolved(con, cur["id"]):
+            and cur["resolved_by"] == actor and _resolved_by_own_window(con, cur):
         changed.update(status="firing", resolved_at=None, resolved_by=None)
         home.state.audit(con, actor, "alert.reopen", f"alert:{cur['id']}", {"reason": "its window breaches again"})
     sets = ", ".join(f"{k}=?" for k in changed)
