@@ -33,6 +33,9 @@ from monitor.home import Home
 log = logging.getLogger("monitor.worker.http")
 
 
+ENDPOINTS = ("/v1/logs", "/v1/traces", "/healthz", "/metrics")
+
+
 class WorkerError(MonitorError):
     title = "Worker error"
 
@@ -180,7 +183,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        self.server.requests.labels(self.path.split("?")[0], str(code)).inc()
+        path = self.path.split("?")[0]
+        # Any other path is one label value: a scanner trying thousands of URLs must not grow the registry forever.
+        self.server.requests.labels(path if path in ENDPOINTS else "other", str(code)).inc()
 
     def _authorised(self) -> bool:
         token = self.server.token
