@@ -97,7 +97,10 @@ class TabularCollector(Collector):
                 except StopIteration:
                     return
                 except csv.Error as e:
-                    yield RawRecord(lines.first, lines.text(), None, RecordError(None, f"CSV error: {e}"))
+                    raw, reason = lines.text(), f"CSV error: {e}"
+                    if len(raw) > self.ingest.max_line_bytes:  # a field over the limit: kept short, as in JSONL
+                        raw, reason = raw[:4096], f"{reason}; raw text truncated to 4 KB"
+                    yield RawRecord(lines.first, raw, None, RecordError(None, reason))
                     reader = csv.reader(lines, delimiter=delim)  # the reader cannot go on after an error
                     continue
                 first, last = lines.first, lines.last

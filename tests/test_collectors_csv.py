@@ -45,3 +45,18 @@ def test_retry_of_a_row_with_the_wrong_field_count_fails_clearly(tmp_path):
     assert out.still_quarantined == 1
     note = out.results[0]["note"]
     assert "did not split into the header's columns" in note and "got list" not in note
+
+
+def test_a_field_over_max_line_bytes_is_quarantined_with_4_kb_of_raw_text(tmp_path):
+    # As for a JSONL line over the limit: the quarantine keeps a prefix, not megabytes (which redaction then scans).
+    root = tmp_path / "home"
+    root.mkdir()
+    (root / "monitor.toml").write_text("[ingest]\nmax_line_bytes = 100000\n")
+    home = Home.open(root)
+    f = tmp_path / "huge_field.csv"
+    f.write_text(HEADER + row(1) + f'x2,2026-11-05T08:02:00Z,m,q,"{"z" * 300_000}",en\n' + row(3))
+    s = ingest_paths(home, [f])
+    assert (s.read, s.ingested, s.duplicates, s.quarantined) == (3, 2, 0, 1)
+    (q,) = quarantine_rows(home)
+    assert q["source_line"] == 3 and q["raw"].startswith("x2,2026-11-05T08:02:00Z,m,q,") and len(q["raw"]) == 4096
+    assert "field larger than field limit (100000)" in q["reason"] and "truncated to 4 KB" in q["reason"]
