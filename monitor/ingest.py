@@ -85,6 +85,7 @@ WORKER_TIMEOUT_S = 300.0
 # left for a later pass instead. A finished file without a final newline is read once it is this old.
 INBOX_SETTLE_S = 2.0
 _TS_FLOOR = dt.datetime(1990, 1, 1)
+ALREADY_INGESTED = "already ingested (same content hash)"  # the note of an inbox file skipped as seen before
 
 
 @dataclass
@@ -156,9 +157,15 @@ class IngestSummary:
             f" ({self.forgotten:,} of them deleted earlier by `monitor forget`, kept out)" if self.forgotten else "")
         parts = [f"ingested {self.ingested:,} turns {where}", dups, f"{self.quarantined:,} quarantined",
                  f"read {self.read:,} = {self.ingested:,} + {self.duplicates:,} + {self.quarantined:,}"]
-        if self.files_skipped:
-            parts.append(f"{self.files_skipped} file(s) skipped (already ingested)")
-        notes = [f"{f.path}: {f.note}" for f in done if f.note]
+        # Only files seen before are "already ingested"; the others skipped (no known format, still being written,
+        # gone) were not read at all, and each says why.
+        seen = sum(1 for f in self.files if f.skipped and f.note == ALREADY_INGESTED)
+        unread = [f for f in self.files if f.skipped and f.note != ALREADY_INGESTED]
+        if seen:
+            parts.append(f"{seen} file(s) skipped (already ingested)")
+        if unread:
+            parts.append(f"{len(unread)} file(s) not read")
+        notes = [f"{f.path}: {f.note}" for f in done + unread if f.note]
         return "; ".join(parts) + ("" if not notes else " [" + "; ".join(notes) + "]")
 
 
@@ -975,7 +982,7 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
         except FormatError as e:
             if not from_folder:
                 raise
-            plan.append((path, from_folder, None, e.message))
+            plan.append((path, from_folder, None, e.message.removeprefix(f"{path}: ")))  # the note names the file
             continue
         except FileNotFoundError:
             plan.append((path, from_folder, None, _gone(path, from_folder)))
@@ -1000,7 +1007,7 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
             if from_folder:
                 seen = home.state.query("SELECT status FROM ingested_files WHERE content_hash=?", (digest,))
                 if seen and seen[0]["status"] == "done":
-                    fs.skipped, fs.note = True, "already ingested (same content hash)"
+                    fs.skipped, fs.note = True, ALREADY_INGESTED
                     continue
             with home.state.tx() as con:
                 con.execute(

@@ -112,3 +112,17 @@ def test_collector_crash_is_quarantined_not_fatal(home, monkeypatch):
     s = ingest_paths(home, [LOGS / "future_timestamp.jsonl"])
     assert (s.ingested, s.quarantined) == (2, 1)
     assert "KeyError" in quarantine_rows(home)[0]["reason"]
+
+
+def test_summary_line_tells_files_not_read_from_files_already_ingested(home, tmp_path):
+    # A file in no known format was reported as "skipped (already ingested)": it was never read.
+    d = tmp_path / "inbox"
+    d.mkdir()
+    (d / "a.jsonl").write_bytes((LOGS / "canonical_conversations.jsonl").read_bytes())
+    ingest_paths(home, [d])
+    (d / "notes.txt").write_bytes((LOGS / "not_a_log.txt").read_bytes())
+    r = CliRunner().invoke(cli, ["--home", str(home.root), "ingest", str(d)])
+    assert r.exit_code == 0, r.output
+    line = r.output.splitlines()[0]
+    assert "1 file(s) skipped (already ingested)" in line and "1 file(s) not read" in line, line
+    assert f"[{d / 'notes.txt'}: not in any known log format (looked for: " in line, line
