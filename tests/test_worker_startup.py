@@ -1,4 +1,5 @@
 """`monitor serve` refuses to start with a one-line error, not a traceback: it cannot listen, or alerting is broken."""
+import logging
 import socket
 import subprocess
 import sys
@@ -45,3 +46,17 @@ def test_an_interval_beyond_a_year_is_a_one_line_error(tmp_path):
     assert r.returncode == 1, r.stderr
     assert "'worker.jobs_interval_s' is 1e+12 s: a schedule runs at least once a year" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+
+@pytest.mark.parametrize("channels, warned", [("", True), ('[[notify.channels]]\nname = "f"\ntype = "log"\n', False)])
+def test_a_worker_without_channels_says_nobody_is_paged(tmp_path, caplog, channels, warned):
+    from monitor.home import Home
+    from monitor.worker import check_alerting
+
+    root = tmp_path / "home"
+    root.mkdir()
+    (root / "monitor.toml").write_text(channels)
+    with caplog.at_level(logging.WARNING, logger="monitor.worker"):
+        check_alerting(Home.open(root))
+    assert ("no notification channels" in caplog.text and "nobody is paged" in caplog.text) == warned

@@ -10,17 +10,25 @@ from monitor.home import Home
 log = logging.getLogger("monitor.worker")
 
 
-def serve(home: Home, host: str | None = None, port: int | None = None, ready: threading.Event | None = None) -> None:
-    """Run the scheduler and the HTTP server until SIGTERM/SIGINT, then stop both without losing accepted data."""
+def check_alerting(home: Home) -> None:
+    """Refuse invalid alert rules or channels now, and warn when no channel would page anyone."""
     from monitor.alerts.rules import effective_rules
     from monitor.notify.outbox import load_channels
+
+    # Rules and channels are only read by the alerts and notify jobs: a typo in one would otherwise leave the
+    # worker running for days with alerting failing in a log nobody reads.
+    effective_rules(home.config)
+    if not load_channels(home):
+        log.warning("no notification channels ([[notify.channels]] in %s): alerts are recorded, nobody is paged",
+                    home.config_file or home.root / "monitor.toml")
+
+
+def serve(home: Home, host: str | None = None, port: int | None = None, ready: threading.Event | None = None) -> None:
+    """Run the scheduler and the HTTP server until SIGTERM/SIGINT, then stop both without losing accepted data."""
     from monitor.worker.scheduler import build_scheduler
     from monitor.worker.server import make_server, recover_spool
 
-    # Alert rules and channels are only read by the alerts and notify jobs: check them now, or a typo in one
-    # would leave the worker running for days with alerting failing in a log nobody reads.
-    effective_rules(home.config)
-    load_channels(home)
+    check_alerting(home)
     recovered = recover_spool(home)
     if recovered:
         log.info("re-ingested %d request bodies left in the spool by an earlier run", recovered)
