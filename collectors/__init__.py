@@ -137,6 +137,10 @@ def detect(path: Path, config: Config | None = None) -> Collector | None:
         head = strip_bom(f.read(SNIFF_BYTES))
     if not head.strip():
         return None
+    for magic, (kind, hint) in _NOT_TEXT.items():
+        # First: a zip archive that stores its members uncompressed holds JSON lines a sniffer would take.
+        if head.startswith(magic):
+            raise FormatError(f"{path}: {kind}, not a log as such", hint.format(path=path))
     collectors = [cls(config) for cls in registry().values()]
     for c in collectors:
         if c.sniff(head, path):
@@ -144,6 +148,18 @@ def detect(path: Path, config: Config | None = None) -> Collector | None:
     looked = ", ".join(c.name for c in collectors)
     raise FormatError(f"{path}: not in any known log format (looked for: {looked})",
                       "pass --format NAME if you know it; docs/formats.md shows what each format looks like")
+
+
+# Files that hold a log in another envelope, by their first bytes (Parquet's PAR1 is read by `tabular`).
+_NOT_TEXT = {
+    b"\x1f\x8b": ("gzip-compressed", "decompress it first (gunzip -k {path}), then ingest the result"),
+    b"\x28\xb5\x2f\xfd": ("zstd-compressed", "decompress it first (zstd -d {path}), then ingest the result"),
+    b"BZh": ("bzip2-compressed", "decompress it first (bunzip2 -k {path}), then ingest the result"),
+    b"\xfd7zXZ\x00": ("xz-compressed", "decompress it first (unxz -k {path}), then ingest the result"),
+    b"PK\x03\x04": ("a zip archive", "extract it first (unzip {path}), then ingest the files"),
+    b"\xff\xfe": ("UTF-16 text", "convert it to UTF-8 first (iconv -f UTF-16 -t UTF-8 {path})"),
+    b"\xfe\xff": ("UTF-16 text", "convert it to UTF-8 first (iconv -f UTF-16 -t UTF-8 {path})"),
+}
 
 
 def first_json_objects(head: bytes, limit: int = 20) -> list[dict]:

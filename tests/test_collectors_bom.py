@@ -1,5 +1,6 @@
 """A UTF-8 byte-order mark (Windows exports) is not data: a file starting with one, or a line of concatenated exports
-carrying one, reads exactly like the same file without it, in every format."""
+carrying one, reads exactly like the same file without it, in every format. A log in another envelope (gzip, zip,
+UTF-16) is named as such, with what to run, not "in no known log format"."""
 import shutil
 from pathlib import Path
 
@@ -60,3 +61,26 @@ def test_a_record_quarantined_for_its_bom_is_ingested_on_retry(home, tmp_path):
     s = ingest_paths(home, [f])
     assert (s.ingested, s.quarantined) == (s.read, 0)
     assert quarantine_rows(home) == [] and retry_quarantined(home).retried == 0
+
+
+@pytest.mark.parametrize("kind,words", [("gzip", "gzip-compressed"), ("utf16", "UTF-16 text"), ("zip", "zip archive")])
+def test_a_compressed_or_utf16_log_is_named_as_such(home, tmp_path, kind, words):
+    import gzip
+    import zipfile
+
+    from monitor.errors import FormatError
+
+    data = (LOGS / "canonical_conversations.jsonl").read_bytes()
+    f = tmp_path / "export.jsonl"
+    if kind == "gzip":
+        f.write_bytes(gzip.compress(data))
+    elif kind == "utf16":
+        f.write_bytes(data.decode("utf-8").encode("utf-16"))
+    else:
+        with zipfile.ZipFile(f, "w") as z:
+            z.writestr("export.jsonl", data)
+    with pytest.raises(FormatError) as e:
+        ingest_paths(home, [f])
+    assert e.value.message == (f"{f}: {words}, not a log as such" if kind != "zip" else
+                               f"{f}: a zip archive, not a log as such")
+    assert str(f) in e.value.hint
