@@ -951,7 +951,9 @@ def _still_written(path: Path) -> str | None:
     """Why an inbox file is left for a later pass (its last line unterminated and changed just now), else None."""
     st = path.stat()
     age = time.time() - st.st_mtime
-    if st.st_size == 0 or age >= INBOX_SETTLE_S:
+    # A time stamp from the future (copied with `rsync -t` from a machine whose clock is ahead) says nothing about
+    # a write in progress: only a change within the last INBOX_SETTLE_S seconds does.
+    if st.st_size == 0 or not 0 <= age < INBOX_SETTLE_S:
         return None
     with open(path, "rb") as f:
         f.seek(st.st_size - 1)

@@ -45,3 +45,10 @@ def test_a_half_written_inbox_file_waits_then_is_read_whole(tmp_path):
     os.utime(whole, (past, past))
     third = _ingest(root, inbox)
     assert third["files_skipped"] == 1 and third["quarantined"] == 0 and third["read"] > 0, third
+    # So is one stamped an hour ahead (copied with its time from a machine whose clock is fast): not left for ever.
+    ahead = inbox / "from_a_fast_clock.jsonl"
+    ahead.write_bytes(data.rstrip(b"\n").replace(b'"c-1', b'"e-1'))
+    future = time.time() + 3600
+    os.utime(ahead, (future, future))
+    fourth = _ingest(root, inbox)
+    assert fourth["files_skipped"] == 2 and fourth["quarantined"] == 0 and fourth["read"] > 0, fourth
