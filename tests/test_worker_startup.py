@@ -1,5 +1,6 @@
 """`monitor serve` refuses to start with a one-line error, not a traceback: it cannot listen, or alerting is broken."""
 import logging
+import platform
 import socket
 import subprocess
 import sys
@@ -60,3 +61,27 @@ def test_a_worker_without_channels_says_nobody_is_paged(tmp_path, caplog, channe
     with caplog.at_level(logging.WARNING, logger="monitor.worker"):
         check_alerting(Home.open(root))
     assert ("no notification channels" in caplog.text and "nobody is paged" in caplog.text) == warned
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "aarch64") or sys.platform != "linux",
+                    reason="tgkill syscall number known for Linux x86_64 / aarch64 only")
+def test_sigterm_received_by_a_non_main_thread_stops_the_worker(tmp_path):
+    """A service manager's SIGTERM goes to the process; the kernel hands it to any thread (here: the last one)."""
+    import ctypes
+    import os
+    import signal
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "monitor.toml").write_text('[[notify.channels]]\nname = "f"\ntype = "log"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--home", str(home), "serve", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().startswith("monitor worker: http://")
+        thread = max(int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid)
+        tgkill = {"x86_64": 234, "aarch64": 131}[platform.machine()]
+        assert ctypes.CDLL(None, use_errno=True).syscall(tgkill, proc.pid, thread, signal.SIGTERM) == 0
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.communicate()

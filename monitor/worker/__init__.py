@@ -50,7 +50,10 @@ def serve(home: Home, host: str | None = None, port: int | None = None, ready: t
     print(f"monitor worker: http://{h}:{p}  home={home.root}", flush=True)
     if ready:
         ready.set()
-    stop.wait()
+    # A timed wait, not stop.wait(): the kernel may deliver SIGTERM to any thread (scheduler, HTTP), and Python runs
+    # the handler only when the main thread next executes bytecode; blocked in an untimed wait it never would.
+    while not stop.wait(0.5):
+        pass
     server.shutdown()       # stop accepting; in-flight requests finish (block_on_close)
     server.server_close()
     sched.shutdown(wait=True)  # let a running job finish its commit
