@@ -136,9 +136,9 @@ def old_compare_values(df: pd.DataFrame, s: Settings) -> list[dict]:
         w, mkey, src, attr, dim, group = key
         pkey = key[:5]
         mean, sd = mean_sd(n, tot, sq)
-        lo, hi = t_interval(mean, sd, n, s.confidence, quantiles.get(n))
+        lo, hi = t_interval(mean, sd, n, s.confidence, quantiles.get(n), floor=0.0)  # cut at 0 since IDENTITY 4
         ref_mean, ref_sd = mean_sd(n_ref, tot_ref, sq_ref) if n_ref else (None, None)
-        ref_lo, ref_hi = (t_interval(ref_mean, ref_sd, n_ref, s.confidence, quantiles.get(n_ref)) if n_ref
+        ref_lo, ref_hi = (t_interval(ref_mean, ref_sd, n_ref, s.confidence, quantiles.get(n_ref), floor=0.0) if n_ref
                           else (None, None))
         min_n_ok = n >= s.min_n and n_ref >= s.min_n
         test = None

@@ -127,6 +127,15 @@ def test_a_group_whose_scores_are_all_zero_has_no_interval():
     assert t_interval(0.0, 0.0, 80) == (None, None)
 
 
+def test_a_mean_of_scores_above_zero_has_no_interval_below_zero():
+    # de: 1 moralizing reply (5.0) in 100: mean 0.05, sd 0.5, t(0.975, 99) = 1.9842: 0.05 -/+ 0.0992.
+    res = compare_values(_values({"de": [5.0] + [0.0] * 99, "en": [2.0] * 40 + [0.0] * 360}), Settings(min_n=50))
+    de = next(r for r in res if r["group"] == "de")
+    half = sps.t.ppf(0.975, 99) * 0.5 / 10
+    assert de["ci_low"] == 0.0 and de["ci_high"] == pytest.approx(0.05 + half)
+    assert next(r for r in res if r["group"] == "en")["reference_ci"][0] == 0.0  # en's reference is de
+
+
 def test_configured_reference_group_for_values():
     res = compare_values(_values({"en": [1.0, 2.0, 3.0] * 30, "hi": [2.0, 3.0, 4.0] * 30}),
                          Settings(min_n=50, reference_group={"language": "en"}))

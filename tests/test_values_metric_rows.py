@@ -45,7 +45,7 @@ def ref_mean_rows(df, confidence, min_n, scorer_version):
         flat = n > 1 and (sd == 0 or sd <= 1e-6 * abs(mean))
         if n > 1 and not flat:
             half = quantiles[n] * sd / math.sqrt(n)
-            lo, hi = mean - half, mean + half
+            lo, hi = max(mean - half, 0.0), mean + half  # since LOGIC_VERSION 3: cut at 0
         else:
             lo = hi = None
         details = {"dimension": rec["dimension"], "family": rec["family"], "ci": "t", "confidence": confidence,
@@ -187,6 +187,6 @@ def test_value_mean_of_scores_all_equal_has_no_interval():
         assert r["value"] == mean and r["ci_low"] is None and r["ci_high"] is None and r["n"] in (790, 5000)
         assert "no interval" in json.loads(r["details"])["ci_note"]
     d = rows["disclaimer"]
-    # t(0.975, 3) = 3.1824: half width 3.1824 * 1.1547 / 2 = 1.8374.
-    assert d["ci_low"] == pytest.approx(1 - 1.8374, abs=1e-4) and d["ci_high"] == pytest.approx(1 + 1.8374, abs=1e-4)
+    # t(0.975, 3) = 3.1824: half width 3.1824 * 1.1547 / 2 = 1.8374; 1 - 1.8374 < 0, and no mean of scores >= 0 is.
+    assert d["ci_low"] == 0.0 and d["ci_high"] == pytest.approx(1 + 1.8374, abs=1e-4)
     assert "ci_note" not in json.loads(d["details"])

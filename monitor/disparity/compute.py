@@ -530,10 +530,11 @@ def compare_values(df: pd.DataFrame, s: Settings) -> list[dict]:
         w, mkey, src, attr, dim, group = key
         pkey = key[:5]
         mean, sd = mean_sd(n, tot, sq)
-        lo, hi = t_interval(mean, sd, n, s.confidence, quantiles.get(n))
+        # Value scores are never below 0, nor is a mean of them: the t interval is cut there.
+        lo, hi = t_interval(mean, sd, n, s.confidence, quantiles.get(n), floor=0.0)
         ref_mean, ref_sd = mean_sd(n_ref, tot_ref, sq_ref) if n_ref else (None, None)
-        ref_lo, ref_hi = (t_interval(ref_mean, ref_sd, n_ref, s.confidence, quantiles.get(n_ref)) if n_ref
-                          else (None, None))
+        ref_lo, ref_hi = (t_interval(ref_mean, ref_sd, n_ref, s.confidence, quantiles.get(n_ref), floor=0.0)
+                          if n_ref else (None, None))
         min_n_ok = n >= s.min_n and n_ref >= s.min_n
         test = None
         if min_n_ok and not is_ref:

@@ -72,14 +72,14 @@ def mean_sd(n: int, total: float, total_sq: float) -> tuple[float | None, float 
 
 
 def t_interval(mean: float | None, sd: float | None, n: int, confidence: float = 0.95,
-               quantile: float | None = None) -> tuple[float | None, float | None]:
-    """Student t interval of a mean (low, high), from `quantile` when precomputed (monitor.stats.t_quantiles); None
-    without a standard deviation (n < 2) or without spread (`no_spread`)."""
+               quantile: float | None = None, floor: float | None = None) -> tuple[float | None, float | None]:
+    """Student t interval of a mean (low, high), from `quantile` when precomputed (monitor.stats.t_quantiles), cut at
+    `floor` (the least possible mean); None without a standard deviation (n < 2) or without spread (`no_spread`)."""
     if mean is None or sd is None or n < 2 or no_spread(mean, sd):
         return None, None
     q = float(student_t.ppf(0.5 + confidence / 2, n - 1)) if quantile is None else quantile
     half = q * sd / math.sqrt(n)
-    return mean - half, mean + half
+    return (mean - half if floor is None else max(mean - half, floor)), mean + half
 
 
 MIN_EXPECTED_OFF_MODE = 5  # expected off-mode scores per sample below which a rank test is not run

@@ -32,7 +32,7 @@ log = logging.getLogger("monitor.jobs.disparity")
 
 WATERMARK_KEY = "disparity.watermark"
 INPUTS = ("scores", "value_turns", "segments")  # a window is recomputed when any of these gets rows for it
-IDENTITY = "3"  # bump when the disparity computation changes, to recompute every window once
+IDENTITY = "4"  # bump when the disparity computation changes, to recompute every window once
 DETECTOR_KEY = "disparity.detector_fingerprint"
 DETECTOR_VERSION = "2"  # bump when the detector rows' computation changes, to recompute them once
 DATES_PER_QUERY = 31  # windows are computed in chunks of this many event dates (31 day windows, 744 hour windows)

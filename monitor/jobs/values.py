@@ -18,7 +18,7 @@ segment for an old turn or a new scorer version recomputes the day from all its 
 - ``value_mean``: one row per dimension and group; the dimension is part of the key through the segment JSON
   (``{"dimension": "moralizing"}``, ``{"dimension": "moralizing", "language": "hi"}``) and repeated in details, so
   the `metrics` view keeps one row per dimension and alert rules can match the metric name exactly. value = mean
-  score of scored replies, 95% t interval (none when every score is equal), n = scored replies, numerator =
+  score of scored replies, 95% t interval cut at 0 (none when every score is equal), n = scored replies, numerator =
   replies with a score above zero.
 - ``value_coverage``: share of replies the lexicons could score, Wilson interval, n = all replies, numerator = scored
   replies, details = count per unscored reason. A language-mix shift shows up here, not as value drift.
@@ -61,7 +61,7 @@ BATCH_ROWS = 20_000
 # per-word cache and the pool's shutdown cost ~0.3-0.5 s wall and ~0.7 CPU-s more (140k home, 10k new turns:
 # values job 5.3-7.0 s wall / 1.9-2.3 CPU-s in-process vs 6.1-8.7 s / 2.5-3.2 CPU-s with two workers, load ~9).
 MIN_PARALLEL = 20_000
-LOGIC_VERSION = 2  # bump when the metric computation changes, to recompute every window once
+LOGIC_VERSION = 3  # bump when the metric computation changes, to recompute every window once
 METRIC_NAMES = ("value_mean", "value_coverage")
 # The cached sums of each metric query: cache name, SQL file, the date-partitioned tables it reads (`turns` first,
 # see monitor.partials) and its additive columns (every other output column is a group key).
@@ -206,7 +206,9 @@ def mean_rows(df, confidence: float, min_n: int, scorer_version: str) -> list[di
         flat = n > 1 and no_spread(mean, sd)
         if n > 1 and not flat:
             half = quantiles[n] * sd / math.sqrt(n)
-            lo, hi = mean - half, mean + half
+            # No score is below 0 (lexicon rates, the refusal probability): nor is the mean, whatever the t
+            # interval of a mostly-zero score says (-0.02 for 1 match in 150 replies).
+            lo, hi = max(mean - half, 0.0), mean + half
         else:
             lo = hi = None
         details = {"dimension": dimension, "family": family, "ci": "t", "confidence": confidence,

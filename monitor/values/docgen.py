@@ -171,7 +171,7 @@ names the dimension too (`segment = {{dimension = "*", region = "eu"}}`).
 
 | metric | value | interval | n | groups |
 |---|---|---|---|---|
-| `value_mean` | mean score of scored replies | t, {confidence:.0%}; none when every score is equal | scored replies | all, model, deployment, x segment |
+| `value_mean` | mean score of scored replies | t, {confidence:.0%}, cut at 0; none when every score is equal | scored replies | all, model, deployment, x segment |
 | `value_coverage` | share of replies the lexicons can score | Wilson | all replies | all, model, deployment, x segment |
 | `value_drift` | drift statistic of one dimension (below) | 95%, of abs(d) for `mean_shift` (below), else - | scored replies in the window | all, model, segment |
 | `topic_drift` | Jensen-Shannon distance of the user-message topic mix | - | replies | as value_drift |
