@@ -72,7 +72,8 @@ class ValuesConfig:
     baseline_start: str | None = None
     baseline_end: str | None = None
     baseline_model: str | None = None
-    drift_method: str | None = None  # None = mean_shift, this project's test; "evidently_default" = Evidently's choice per column
+    # None = mean_shift, this project's test; "evidently_default" = Evidently's choice per column type and size
+    drift_method: str | None = None
     drift_threshold: float | None = None
     min_n: int = 100
 

@@ -172,8 +172,8 @@ def test_a_failed_delivery_stores_no_secret_from_the_url(tmp_path, receiver):
                 extra="[notify]\nbackoff_seconds = 1\nmax_attempts = 1\n")
     rep = deliver_due(home, NOW)
     assert rep.dead == 2
-    stored = json.dumps([home.state.query("SELECT * FROM notify_outbox"), home.state.query("SELECT * FROM notify_attempts"),
-                         home.state.query("SELECT * FROM audit_log")]) + json.dumps(rep.errors)
+    stored = json.dumps([home.state.query(f"SELECT * FROM {t}") for t in ("notify_outbox", "notify_attempts", "audit_log")]
+                        + rep.errors)
     assert "SECRET" not in stored and "xoxsecret" not in stored
     assert f"slack webhook http://127.0.0.1:{port}/...: ConnectError" in stored and "HTTP 403" in stored
 
