@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+import signal
 
 import numpy as np
 import orjson
@@ -189,6 +190,9 @@ _worker: FastCanonical | None = None
 def init_worker(now: dt.datetime, max_future_minutes: int, redact_pii: bool, source_format: str) -> None:
     """Set up a worker process (multiprocessing initializer) to run `chunk_rows`."""
     global _worker
+    # Ctrl-C reaches the whole process group: the ingesting process stops the pool itself, so a worker printing
+    # "Process ForkPoolWorker-2: Traceback ... KeyboardInterrupt" over the one-line message is only noise.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = FastCanonical(now, max_future_minutes, redact_pii, source_format)
 
 

@@ -146,3 +146,26 @@ def test_concurrent_readers_and_compaction_during_large_ingest(tmp_path, big_fil
         assert counts[-1] == ROWS, f"{name}: final count {counts[-1]}"
     assert len(set(_read_log(logs["sql"]))) >= 2, "the sql reader never saw the ingest in progress"
     assert _counts(home) == (ROWS, ROWS)
+
+
+def test_ctrl_c_reaching_the_parse_workers_prints_nothing_and_the_ingest_goes_on(tmp_path, big_file):
+    # Ctrl-C signals the whole foreground process group. Here only the fast path's worker processes get it: they
+    # must neither die with a KeyboardInterrupt traceback on stderr nor lose their chunk (the ingest completes).
+    home = _home(tmp_path)
+    proc = subprocess.Popen(_ingest_cmd(home, big_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    workers: list[int] = []
+    deadline = time.time() + 60
+    while len(workers) < 2 and time.time() < deadline and proc.poll() is None:
+        kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        workers = [int(k) for k in kids]
+        time.sleep(0.02)
+    assert workers, "the ingest started no worker processes"
+    time.sleep(0.3)  # past their initializer
+    for pid in workers:
+        os.kill(pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    assert b"KeyboardInterrupt" not in err and b"ForkPoolWorker" not in err, err.decode()
+    import json
+
+    assert json.loads(out)["read"] == ROWS and _counts(home) == (ROWS, ROWS)
