@@ -71,3 +71,60 @@ def test_a_run_overlapping_another_never_scores_a_turn_twice(tmp_path):
     n, distinct = duckdb.connect().execute("SELECT count(*), count(DISTINCT turn_id) FROM read_parquet($f)",
                                            {"f": files}).fetchall()[0]
     assert (n, distinct) == (300, 300)
+
+
+def test_a_scoring_process_killed_mid_batch_does_not_hang_the_run(tmp_path, monkeypatch):
+    # The OOM killer (or a stray kill) takes out one scoring process while it holds a batch: the pool loses that
+    # task, and waiting for its answer waited for ever (the worker's scheduled jobs with it). After the timeout the
+    # batch is scored in this process; every turn gets exactly one score row.
+    import datetime as dt
+    import itertools
+    import os
+    import signal
+    import threading
+
+    import duckdb
+    import orjson
+
+    import monitor.jobs.score as score_mod
+    from monitor.demo import records
+    from monitor.home import Home
+    from monitor.ingest import ingest_paths
+    from monitor.jobs import JobContext
+    from monitor.jobs.score import load_configured_classifiers, run_score
+
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in itertools.islice(records(), 400)))
+    root = tmp_path / "home"
+    root.mkdir()
+    (root / "monitor.toml").write_text("[classifiers]\nworkers = 2\n")
+    home = Home.open(root)
+    ingest_paths(home, [path])
+    clf = load_configured_classifiers(home)
+    parent, marker = os.getpid(), tmp_path / "killed"
+
+    class DiesOnce:
+        """In a scoring process, the first batch kills that process (SIGKILL: no answer, no exception)."""
+
+        def __getattr__(self, name):
+            return getattr(clf, name)
+
+        def score_refusal(self, *a, **kw):
+            if os.getpid() != parent and not marker.exists():
+                marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return clf.score_refusal(*a, **kw)
+
+    monkeypatch.setattr(score_mod, "WORKER_TIMEOUT_S", 3.0, raising=False)
+    result = []
+    t = threading.Thread(target=lambda: result.append(
+        run_score(JobContext(home, dt.datetime(2026, 11, 20)), clf=DiesOnce(), batch_rows=100, min_parallel=100)),
+        daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the score run hangs on the killed process's batch"
+    assert marker.exists() and result == [400]
+    files = [str(p) for p in home.lake.files("scores")]
+    n, distinct = duckdb.connect().execute("SELECT count(*), count(DISTINCT turn_id) FROM read_parquet($f)",
+                                           {"f": files}).fetchall()[0]
+    assert (n, distinct) == (400, 400)

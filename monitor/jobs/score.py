@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import multiprocessing
 import os
+import signal
 from collections import deque
 
 import duckdb
@@ -33,6 +34,9 @@ from monitor.state import utcnow
 log = logging.getLogger("monitor.jobs.score")
 
 BATCH_ROWS = 20_000
+# A batch a scoring process has not answered in this long (it was killed, e.g. by the OOM killer, and the pool lost
+# its task: waiting longer would wait for ever) is scored here instead.
+WORKER_TIMEOUT_S = 300.0
 MIN_PARALLEL = 4_000  # below this, forking the workers costs more than it saves
 WATERMARK_KEY = "score.turns_watermark"
 
@@ -100,6 +104,7 @@ _CLF = None  # the classifiers of a forked scoring worker (inherited from the pa
 
 def _init_worker(clf) -> None:
     global _CLF
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent stops the pool itself
     _CLF = clf
 
 
@@ -120,13 +125,23 @@ def score_in_order(cur, batch_rows: int, pool, n_workers: int, local, remote, co
             commit(local(rows), len(rows))
             continue
         args, fn = remote(rows)
-        inflight.append((pool.apply_async(fn, args), len(rows)))
+        inflight.append((pool.apply_async(fn, args), rows))
         if len(inflight) > n_workers:  # keep every worker busy, commit in order
-            res, n = inflight.popleft()
-            commit(res.get(), n)
+            res, rows = inflight.popleft()
+            commit(_answer(res, rows, local), len(rows))
     while inflight:
-        res, n = inflight.popleft()
-        commit(res.get(), n)
+        res, rows = inflight.popleft()
+        commit(_answer(res, rows, local), len(rows))
+
+
+def _answer(res, rows: list[tuple], local) -> pa.Table:
+    """A scoring process's result for `rows`, or `local(rows)` if none came within WORKER_TIMEOUT_S."""
+    try:
+        return res.get(timeout=WORKER_TIMEOUT_S)
+    except multiprocessing.TimeoutError:
+        log.warning("a scoring process gave no answer in %.0f s (killed?); scoring its %d turns here",
+                    WORKER_TIMEOUT_S, len(rows))
+        return local(rows)
 
 
 def worker_count(home, backend: str, pending: int, min_parallel: int = MIN_PARALLEL) -> int:
