@@ -32,7 +32,9 @@ _KEYS = re.compile(
     r"|xox[baprs]-[A-Za-z0-9-]{10,}"  # Slack
     r"|AIza[0-9A-Za-z_-]{35})"  # Google API key
 )
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# A match starts only where a run of local-part characters starts: without the look-behind, a long run of letters
+# after an "@" (an inline base64 image) was retried from each of its positions, quadratic in its length.
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # One scan for every digit-based candidate: IPv4 addresses, then runs of 7+ digits with single separators (card
 # and phone candidates, validated in `_digits`). Python's `re` pays per alternative per position, so the
 # digit-free majority of messages skips this scan entirely.

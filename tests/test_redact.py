@@ -55,3 +55,19 @@ def test_quarantined_raw_text_is_redacted_too(home, tmp_path):
     ingest_paths(home, [f])
     (q,) = quarantine_rows(home)
     assert q["reason"] == "missing timestamp" and "[EMAIL]" in q["raw"] and "bob@" not in q["raw"]
+
+
+def test_an_email_match_starts_only_at_the_start_of_a_run():
+    """The look-behind that keeps the e-mail scan linear: no match may begin inside a run of local-part characters,
+    so a long run after an '@' is scanned once, not once per position."""
+    from monitor.redact import _EMAIL
+
+    assert _EMAIL.search("xa@b.com", 1) is None and _EMAIL.search("xa@b.com").group(0) == "xa@b.com"
+    assert redact("mail é-jo.doe@x.org or (jo@y.io)") == ("mail é[EMAIL] or ([EMAIL])", {"email": 2})
+
+
+@pytest.mark.timeout(120)  # a hang guard, not a speed target: the quadratic scan took ~20 minutes on this input
+def test_an_inline_image_after_an_at_sign_does_not_stall_redaction():
+    text = "logo: data:image/png;base64," + "iVBORw0KGgoAAAANSUhEUgAA" * 45_000 + " questions to help@example.org"
+    out, counts = redact(text)
+    assert counts == {"email": 1} and out.endswith("questions to [EMAIL]")
