@@ -7,7 +7,9 @@ functions with APScheduler by their textual reference ``monitor.jobs:run_job``.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import gc
 import importlib
 import logging
@@ -16,7 +18,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from monitor.errors import JobError, MonitorError
 from monitor.home import Home
@@ -91,8 +93,33 @@ def ordered(jobs: dict[str, Job]) -> list[Job]:
     return out
 
 
+@contextlib.contextmanager
+def _one_run_at_a_time(home: Home, name: str) -> Iterator[None]:
+    """Hold the job's lock for the home, across processes: the worker's scheduled run and a `monitor jobs run` at
+    once would each compute the same new windows and write their rows twice. The second run waits, then finds
+    the work done (jobs are incremental)."""
+    folder = home.root / ".locks"
+    folder.mkdir(exist_ok=True)
+    with open(folder / f"job-{name}.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("job %s: another run is in progress in this home; waiting for it to finish", name)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run_job(home: Home, job: Job, now: dt.datetime | None = None, backfill: bool = False) -> JobResult:
-    """Run one job, recording its run in `job_runs`; errors are caught and reported in the result."""
+    """Run one job, recording its run in `job_runs`; errors are caught and reported in the result. Runs of one job
+    in one home never overlap (`_one_run_at_a_time`)."""
+    with _one_run_at_a_time(home, job.name):
+        return _run_job(home, job, now, backfill)
+
+
+def _run_job(home: Home, job: Job, now: dt.datetime | None, backfill: bool) -> JobResult:
     ctx = JobContext(home, now or utcnow(), backfill=backfill)
     with home.state.tx() as con:
         run_id = con.execute(
