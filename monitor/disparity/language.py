@@ -10,6 +10,7 @@ it agreed with the high-accuracy mode on 99.8% of those and the whole pass took 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import multiprocessing
 import os
 from functools import lru_cache
@@ -30,6 +31,9 @@ MIN_PARALLEL = 4_000  # new turns from which detection is shared between two for
 UNKNOWN = "unknown"
 ATTRIBUTE = "detected_language"
 WATERMARK_KEY = "disparity.language_watermark"
+WORKER_TIMEOUT_S = 300.0  # a batch of 20,000 messages takes a few seconds; no answer by then means a dead process
+
+log = logging.getLogger("monitor.disparity.language")
 
 
 @lru_cache(maxsize=2)
@@ -81,8 +85,7 @@ def detect_new_turns(home, batch: int = 20_000) -> list[dt.datetime]:
         for start in range(0, len(rows), batch):
             chunk = rows[start:start + batch]
             texts = [r[3] for r in chunk]
-            values = pool.map(detect, texts, chunksize=max(1, len(texts) // (4 * n_workers))) if pool else \
-                [detect(t) for t in texts]
+            values = _detect_all(pool, texts, n_workers)
             _append(home, chunk, values)
             touched += [r[2] for r in chunk]
     finally:
@@ -90,6 +93,21 @@ def detect_new_turns(home, batch: int = 20_000) -> list[dt.datetime]:
             pool.terminate()
     delta.save(WATERMARK_KEY, ATTRIBUTE)
     return touched
+
+
+def _detect_all(pool, texts: list[str], n_workers: int) -> list[str]:
+    """Each text's language, shared between the pool's processes when there is a pool. A process killed mid-batch
+    (the OOM killer, a stray signal) never answers: after WORKER_TIMEOUT_S the batch is detected here instead of
+    the job waiting for ever (and with it every job the worker schedules)."""
+    if pool is None:
+        return [detect(t) for t in texts]
+    res = pool.map_async(detect, texts, chunksize=max(1, len(texts) // (4 * n_workers)))
+    try:
+        return res.get(timeout=WORKER_TIMEOUT_S)
+    except multiprocessing.TimeoutError:
+        log.warning("a language-detection process gave no answer in %.0f s (killed?); detecting its batch of %d "
+                    "here", WORKER_TIMEOUT_S, len(texts))
+        return [detect(t) for t in texts]
 
 
 def _append(home, chunk: list[tuple], values: list[str]) -> None:
