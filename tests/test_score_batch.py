@@ -28,45 +28,48 @@ def test_scores_match_the_per_element_conversion():
 
 
 def test_a_run_overlapping_another_never_scores_a_turn_twice(tmp_path):
-    # The worker's scheduled run and an operator's `monitor jobs run` at once: the second run commits all its rows
-    # while the first is scoring its first batch (both read the same pending turns). The first run's commits must
-    # find them under the writer lock and drop them, not append a second score row per turn.
+    # The worker's scheduled run and an operator's `monitor jobs run` at once: the second run is started while the
+    # first is scoring its first batch (both would read the same pending turns). The job's lock makes the second
+    # wait; it then finds nothing pending, instead of appending a second score row per turn.
     import datetime as dt
     import itertools
+    import threading
 
     import duckdb
     import orjson
 
+    import monitor.jobs.score as score_mod
     from monitor.demo import records
     from monitor.home import Home
     from monitor.ingest import ingest_paths
-    from monitor.jobs import JobContext
-    from monitor.jobs.score import load_configured_classifiers, run_score
+    from monitor.jobs import Job, run_job
 
     path = tmp_path / "r.jsonl"
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in itertools.islice(records(), 300)))
     home = Home.open(tmp_path / "home")
     ingest_paths(home, [path])
     now = dt.datetime(2026, 11, 20)
-    clf = load_configured_classifiers(home)
+    clf = score_mod.load_configured_classifiers(home)
+    results, others = [], []
 
-    class Interrupted:
-        """The first run's classifiers: before its first batch is scored, another run scores everything."""
-
-        def __init__(self):
-            self.other = None
+    class StartsAnother:
+        """The first run's classifiers: on its first batch, another run of the job is started beside it."""
 
         def __getattr__(self, name):
             return getattr(clf, name)
 
         def score_refusal(self, *a, **kw):
-            if self.other is None:
-                self.other = run_score(JobContext(home, now), clf=clf, batch_rows=100)
+            if not others:
+                others.append(threading.Thread(target=lambda: results.append(run_job(home, job, now))))
+                others[0].start()
+                others[0].join(1.0)  # without the lock it runs (and scores everything) now
             return clf.score_refusal(*a, **kw)
 
-    first = Interrupted()
-    mine = run_score(JobContext(home, now), clf=first, batch_rows=100)
-    assert first.other == 300 and mine == 0
+    job = Job("score", lambda ctx: score_mod.run_score(ctx, clf=clf, batch_rows=100))
+    first = run_job(home, Job("score", lambda ctx: score_mod.run_score(ctx, clf=StartsAnother(), batch_rows=100)),
+                    now)
+    others[0].join(60)
+    assert (first.status, first.rows) == ("ok", 300) and [(r.status, r.rows) for r in results] == [("ok", 0)]
     files = [str(p) for p in home.lake.files("scores")]
     n, distinct = duckdb.connect().execute("SELECT count(*), count(DISTINCT turn_id) FROM read_parquet($f)",
                                            {"f": files}).fetchall()[0]

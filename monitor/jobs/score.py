@@ -18,14 +18,12 @@ import os
 import signal
 from collections import deque
 
-import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from monitor.db import scoped_connect
 from monitor.errors import ClassifierError
-from monitor.incremental import _DATE, Delta
+from monitor.incremental import Delta
 from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.schema import SCORES
@@ -174,18 +172,12 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS, min_paral
     con = scoped_connect(home, delta.manifest, dates)
     written = skipped = 0
 
-    seen = {e["path"] for e in delta.manifest["tables"].get("scores", [])}  # files this run's pending query read
-    identity_params = {"refusal_version": clf.refusal_version, "harm_version": clf.harm_version, "backend": backend}
-
+    # No other run of this job commits meanwhile (`run_job` holds the job's lock), so the pending turns read above
+    # stay pending until this run scores them.
     def commit(table: pa.Table, n_rows: int) -> None:
         nonlocal written, skipped
         skipped += n_rows - table.num_rows
-        with home.lake.transaction() as tx:
-            # Another run (the worker's and a `monitor jobs run` at once) may have scored these turns since this run
-            # read the lake: the scores files it did not read are checked here, under the writer lock.
-            table = _not_scored_in(tx, table, seen, identity_params)
-            written += tx.add("scores", table)
-            seen.update(e["path"] for e in tx.pending.get("scores", []))
+        written += home.lake.append("scores", table)
         log.info("scored %d turns (%d so far)", table.num_rows, written)
 
     try:
@@ -206,30 +198,6 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS, min_paral
     else:
         delta.save(WATERMARK_KEY, identity)
     return written
-
-
-def _not_scored_in(tx, table: pa.Table, seen: set[str], identity: dict) -> pa.Table:
-    """The rows of `table` whose turn has no score of this identity in the scores files committed outside `seen`."""
-    dates = set(table.column("date").to_pylist())
-    files = [str(tx.lake.root / e["path"]) for e in tx.manifest["tables"].get("scores", [])
-             if e["path"] not in seen and _date_of(e["path"]) in dates]
-    if not files or table.num_rows == 0:
-        return table
-    con = duckdb.connect(":memory:")
-    try:
-        con.register("batch", table.select(["turn_id"]))
-        done = {r[0] for r in con.execute(load_sql("ingest/existing_scores.sql").sql, {"files": files, **identity}).fetchall()}
-    finally:
-        con.close()
-    if not done:
-        return table
-    log.info("%d turns were scored meanwhile by another run; their rows are dropped", len(done))
-    return table.filter(pc.invert(pc.is_in(table.column("turn_id"), pa.array(sorted(done), pa.string()))))
-
-
-def _date_of(path: str) -> str | None:
-    m = _DATE.search(path)
-    return m.group(1) if m else None
 
 
 def _depends() -> tuple[str, ...]:
