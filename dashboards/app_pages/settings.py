@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboards.ui import ctx, show_error
 from monitor.errors import MonitorError
+from monitor.notify.channels import public_url
 
 c = ctx()
 st.title("Settings")
@@ -32,9 +33,7 @@ def _masked(value, key: str = "", under_headers: bool = False):
     if under_headers or any(w in low for w in SECRET_WORDS):
         return MASK
     if isinstance(value, str) and "://" in value:
-        scheme, rest = value.split("://", 1)
-        host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]  # user:password@ dropped too
-        return f"{scheme}://{host}/{MASK}" if rest != host else f"{scheme}://{host}"
+        return public_url(value, MASK)
     return value
 
 

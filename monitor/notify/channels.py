@@ -22,12 +22,13 @@ from monitor.notify.base import Channel, Message
 _NUM = (int, float)
 
 
-def public_url(url: str) -> str:
-    """`url` fit for an error message, which is stored (outbox, attempts, audit log) and readable with `monitor sql`:
-    scheme and host only. A Slack or webhook URL's path and query are often the credential itself."""
+def public_url(url: str, hidden: str = "...") -> str:
+    """`url` fit to be shown or stored (an error message is kept in the outbox, the attempts and the audit log,
+    readable with `monitor sql`; the dashboard shows the config): scheme and host, the rest as `hidden`. A Slack or
+    webhook URL's path and query are often the credential itself."""
     scheme, _, rest = url.partition("://")
     host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]  # user:password@ dropped too
-    return f"{scheme}://{host}/..." if rest.rstrip("/") != host else f"{scheme}://{host}"
+    return f"{scheme}://{host}/{hidden}" if rest.rstrip("/") != host else f"{scheme}://{host}"
 
 
 def _post(url: str, payload: dict, headers: dict, timeout: float, what: str) -> None:
