@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from monitor.resources import load_sql
 META_KEY = b"monitor.partials"
 KEEP_DATES = 62  # cache files kept per name: the recent days incremental runs touch; older days are recomputed
 _DATE_AT = "date="
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _OVERLAPS: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}  # (old files, new files) -> overlap, see _overlap
 _OVERLAPS_MAX = 256
 
@@ -76,7 +78,7 @@ class DateSums:
 
     @property
     def folder(self) -> Path:
-        return self.home.root / "cache" / "partials" / self.name
+        return root(self.home) / self.name
 
     @property
     def key(self) -> str:
@@ -244,6 +246,22 @@ class DateSums:
         files = sorted(self.folder.glob("*.parquet"))
         for p in files[:-KEEP_DATES]:
             p.unlink(missing_ok=True)
+
+
+def root(home) -> Path:
+    """The folder of every `DateSums` cache of a home."""
+    return home.root / "cache" / "partials"
+
+
+def drop_dates(home, dates: Iterable[str] = (), before: str | None = None) -> None:
+    """Delete every cache's sums of these event dates and of dates before `before` (forget, retention): the sums
+    still count the deleted turns. Correctness does not need it (a day whose files changed is recomputed), but
+    aggregates of erased data should not stay on disk; the next run that needs the day recomputes it."""
+    dates = set(dates)
+    for path in root(home).glob("*/*.parquet"):
+        day = path.stem
+        if day in dates or (before is not None and _DAY.match(day) and day < before):
+            path.unlink(missing_ok=True)
 
 
 def _ids_select(paths: list[str]) -> str:

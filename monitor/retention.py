@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from monitor import partials
 from monitor.config import MAX_DAYS
 from monitor.errors import MonitorError
 from monitor.home import Home
@@ -340,18 +341,6 @@ def _finish(home: Home) -> None:
     write_catalog(home)
 
 
-def _drop_partials(home: Home, dates: Iterable[str] = (), before: str | None = None) -> None:
-    """Delete the metrics jobs' cached sums of these event dates and of dates before `before` (cache/partials)."""
-    # The cache of a day (cache/partials/<name>/<date>.parquet, monitor/partials.py) still counts the deleted turns
-    # in its sums; the next run that needs the day recomputes it from the lake's remaining rows.
-    dates = set(dates)
-    root = home.root / "cache" / "partials"
-    for path in root.glob("*/*.parquet") if root.is_dir() else ():
-        day = path.stem
-        if day in dates or (before is not None and _DATE.match(day) and day < before):
-            path.unlink(missing_ok=True)
-
-
 def forget_user(home: Home, user_id: str, actor: str, reason: str, *, dry_run: bool = False) -> ForgetSummary:
     """Delete every row of one user from the lake and the review state in one commit, recording one audit entry."""
     _check_request(user_id, actor, reason)
@@ -415,7 +404,7 @@ def forget_user(home: Home, user_id: str, actor: str, reason: str, *, dry_run: b
                 home.state.audit(c, actor, "user.forget.incomplete", f"user:sha256:{summary.user_sha256}",
                                  {"audit_id": summary.audit_id, "error": f"{type(e).__name__}: {e}"})
         raise
-    _drop_partials(home, {d for table, files in plan.files.items() if table != "quarantine"
+    partials.drop_dates(home, {d for table, files in plan.files.items() if table != "quarantine"
                           for f in files if (d := _partition_date(f))})
     _finish(home)
     return summary
@@ -478,7 +467,7 @@ def apply_retention(home: Home, now: dt.datetime, days: int, *, actor: str = "wo
             details = {"days": days, "cutoff": cutoff, "now": iso(now), "rows": summary.rows,
                        "files": summary.files, "lake_version": summary.lake_version}
             summary.audit_id = _audit(home, con, actor, "retention.apply", f"lake:before:{cutoff}", details)
-    _drop_partials(home, before=cutoff)
+    partials.drop_dates(home, before=cutoff)
     _finish(home)
     return summary
 
