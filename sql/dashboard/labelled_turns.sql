@@ -4,7 +4,7 @@
 -- aggregate, not the `scored_turns` view's ranking of every score row in the lake).
 -- Parameters: none.
 -- Columns: label_id, turn_id, reviewer, labelled_at, refusal_label, prompt_label, refusal_correct, over_refusal,
---   harmful_compliance, value_concern, note, conversation_id, ts, model, model_version, deployment, user_attrs,
+--   harmful_compliance, value_concern, note, sample, conversation_id, ts, model, model_version, deployment, user_attrs,
 --   user_message, assistant_message, predicted_refusal, refusal_score, predicted_prompt_harm, prompt_harm_score,
 --   refusal_version, harm_version.
 WITH ids AS (
@@ -21,7 +21,7 @@ WITH ids AS (
     FROM turns WHERE turn_id IN (SELECT turn_id FROM ids)
 )
 SELECT l.id AS label_id, l.turn_id, l.reviewer, l."at" AS labelled_at, l.refusal_label, l.prompt_label,
-       l.refusal_correct, l.over_refusal, l.harmful_compliance, l.value_concern, l.note,
+       l.refusal_correct, l.over_refusal, l.harmful_compliance, l.value_concern, l.note, l.sample,
        t.conversation_id, t.ts, t.model, t.model_version, t.deployment, t.user_attrs, t.user_message,
        t.assistant_message, s.refusal AS predicted_refusal, s.refusal_score, s.prompt_harm AS predicted_prompt_harm,
        s.prompt_harm_score, s.refusal_version, s.harm_version

@@ -2,8 +2,9 @@
 -- from which the refusal_metrics job measures the classifiers' errors for the error-corrected rates.
 -- Several reviewers may label a turn: each truth is the majority of their votes (refused = full or partial
 -- refusal), ties broken by the most recent label (by `at`, then row id). A truth nobody gave is NULL.
--- `queue_reason` says how the turn reached a reviewer: a review_queue reason (uncertain_refusal,
--- uncertain_harm, alert_example, stratified) or 'unqueued' (labelled outside the queue).
+-- `queue_reason` says how the turn reached a reviewer: 'imported_targeted' when any of its labels was imported as
+-- a targeted (non-random) sample (`monitor labels import --sample targeted`), else a review_queue reason
+-- (uncertain_refusal, uncertain_harm, alert_example, stratified) or 'unqueued' (labelled outside the queue).
 -- Parameters:
 --   $granularity  'day' | 'hour': window of the turn, as in sql/metrics/refusal_rates.sql
 -- Output columns:
@@ -25,7 +26,8 @@ WITH votes AS (
         count(*) FILTER (WHERE prompt_label = 'harmful') AS h_yes,
         count(*) FILTER (WHERE prompt_label = 'benign') AS h_no,
         arg_max(prompt_label = 'harmful', "at" || '#' || lpad(CAST(id AS VARCHAR), 12, '0'))
-            FILTER (WHERE prompt_label IS NOT NULL) AS h_latest
+            FILTER (WHERE prompt_label IS NOT NULL) AS h_latest,
+        count(*) FILTER (WHERE sample = 'targeted') AS targeted
     FROM labels
     GROUP BY turn_id
 ),
@@ -62,7 +64,7 @@ SELECT
     l.s.refusal IN ('full_refusal', 'partial_refusal') AS pred_refused,
     CASE WHEN l.s.prompt_harm IS NULL THEN NULL ELSE l.s.prompt_harm = 'harmful' END AS pred_harmful,
     v.reviewers,
-    coalesce(q.reason, 'unqueued') AS queue_reason,
+    CASE WHEN v.targeted > 0 THEN 'imported_targeted' ELSE coalesce(q.reason, 'unqueued') END AS queue_reason,
     coalesce(g.segments, []) AS segments
 FROM votes AS v
 JOIN labelled AS t ON t.turn_id = v.turn_id

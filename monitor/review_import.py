@@ -1,0 +1,254 @@
+"""Bulk import of reviewer labels made outside the dashboard (an annotation tool, a vendor, a spreadsheet).
+
+A file (JSONL, CSV or Parquet; `monitor labels export` output re-imports as is) holds one label per row: `turn_id`,
+optionally `reviewer` (else the importer's `--reviewer`), `sample` (else `--sample`) and any of the label fields
+the dashboard form has. The import is all or nothing: every row is checked first (known columns, allowed values,
+a turn that is in the lake, one answer per turn and reviewer) and any error imports nothing, with each error
+named by file, line and field. Each row then counts once as added, updated (the reviewer's earlier label on
+that turn is replaced, as relabelling in the dashboard does), unchanged (the same label is stored already) or
+repeated (the same row earlier in the file): the four add up to the rows read.
+
+`sample` says how the labelled turns were chosen, because the error-corrected rates measure the classifiers on
+the labels: labels on turns picked *because* they looked wrong (uncertain scores, an incident, a keyword search)
+overstate the classifiers' errors, so `targeted` labels are kept out of the error rates; only `random` ones count.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from monitor.home import Home
+from monitor.review import LABEL_FIELDS, PROMPT_LABELS, REFUSAL_LABELS, ReviewError, _choice, _flag
+from monitor.state import iso, utcnow
+
+SAMPLES = ("random", "targeted")
+# Columns of `monitor labels export` (sql/dashboard/labelled_turns.sql) that describe the turn or the classifier,
+# not the label: read and ignored, so an export re-imports as is.
+EXPORT_ONLY = ("label_id", "labelled_at", "conversation_id", "ts", "model", "model_version", "deployment",
+               "user_attrs", "user_message", "assistant_message", "predicted_refusal", "refusal_score",
+               "predicted_prompt_harm", "prompt_harm_score", "refusal_version", "harm_version")
+KNOWN = ("turn_id", "reviewer", "sample", *LABEL_FIELDS, *EXPORT_ONLY)
+FLAGS = ("refusal_correct", "over_refusal", "harmful_compliance")
+MAX_ERRORS = 200  # errors kept (the CLI prints the first 20); counting goes on
+
+
+class LabelImportError(ReviewError):
+    title = "Label import error"
+
+    def __init__(self, errors: list[str], total: int, hint: str | None = None):
+        self.errors, self.total = errors, total
+        more = f" (and {total - 1} more error{'s' if total > 2 else ''})" if total > 1 else ""
+        super().__init__(f"{errors[0]}{more}; nothing was imported", hint or "fix the file and import it again")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows: int
+    added: int
+    updated: int
+    unchanged: int
+    repeated: int
+    dry_run: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_rows(path: Path) -> Iterator[tuple[str, dict | str]]:
+    """(where, row) per record of a JSONL, CSV or Parquet file; `row` is the error text for an unreadable line."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise ReviewError(f"{path}: not a readable Parquet file ({e})") from e
+        for i, row in enumerate(table.to_pylist(), 1):
+            yield f"{path}: row {i}", row
+        return
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ReviewError(f"cannot read {path}: {e.strerror or e}") from e
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ReviewError(f"{path}: not UTF-8 text (byte {e.start})", "save the file as UTF-8") from e
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+        start = 2
+        try:
+            for row in reader:
+                where = f"{path}:{start}"
+                start = reader.line_num + 1
+                if None in row:
+                    yield where, f"more cells than the header has ({len(reader.fieldnames or [])} columns)"
+                    continue
+                yield where, {k: (v if v != "" else None) for k, v in row.items()}
+        except csv.Error as e:
+            yield f"{path}:{reader.line_num}", f"not valid CSV ({e})"
+        return
+    if suffix not in (".jsonl", ".ndjson", ".json"):
+        raise ReviewError(f"{path}: unknown label file type {suffix or '(none)'!r}",
+                          "use .jsonl (one JSON object per line), .csv or .parquet")
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield f"{path}:{n}", f"not valid JSON ({e.msg} at column {e.colno})"
+            continue
+        yield f"{path}:{n}", row if isinstance(row, dict) else f"not a JSON object (got {type(row).__name__})"
+
+
+def _check(row: dict, reviewer: str | None, sample: str | None) -> tuple[dict, list[str]]:
+    """The label row to store, and the problems of this input row (field-named)."""
+    errors: list[str] = []
+    unknown = [k for k in row if k not in KNOWN]
+    for k in unknown:
+        close = difflib.get_close_matches(str(k), KNOWN, n=1)
+        errors.append(f"unknown column {k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    turn_id = row.get("turn_id")
+    if not isinstance(turn_id, str) or not turn_id.strip():
+        errors.append("field 'turn_id' is missing or empty")
+    out: dict[str, Any] = {"turn_id": turn_id.strip() if isinstance(turn_id, str) else None}
+    who = row.get("reviewer") if row.get("reviewer") is not None else reviewer
+    if not isinstance(who, str) or not who.strip():
+        errors.append("field 'reviewer': no reviewer (give the column or --reviewer)")
+    out["reviewer"] = who.strip() if isinstance(who, str) else None
+    how = row.get("sample") if row.get("sample") is not None else sample
+    if how is not None and how not in SAMPLES:
+        errors.append(f"field 'sample' must be one of {', '.join(SAMPLES)}, got {how!r}")
+    out["sample"] = how
+    for f in LABEL_FIELDS:
+        v = row.get(f)
+        try:
+            if f == "refusal_label":
+                out[f] = _choice(f, v, REFUSAL_LABELS)
+            elif f == "prompt_label":
+                out[f] = _choice(f, v, PROMPT_LABELS)
+            elif f in FLAGS:
+                out[f] = _flag(f, {"1": 1, "0": 0}.get(v, v) if isinstance(v, str) else v)
+            else:
+                if v is not None and not isinstance(v, str):
+                    raise ReviewError(f"label field '{f}' must be text, got {v!r}")
+                out[f] = (v or "").strip() or None
+        except ReviewError as e:
+            errors.append(e.message.replace("label field", "field", 1))
+    if not errors and all(out[f] is None for f in LABEL_FIELDS):
+        errors.append(f"no answer: give at least one of {', '.join(LABEL_FIELDS)}")
+    return out, errors
+
+
+def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | None = None,
+                  sample: str | None = None, dry_run: bool = False) -> ImportResult:
+    """Check every row of a label file, then store all of them in one transaction (audited), or none.
+
+    Rows without a `reviewer` are labels by `reviewer` (default: the importing `actor`)."""
+    from monitor.db import connect
+
+    actor = (actor or "").strip()
+    if not actor:
+        raise ReviewError("a reviewer name is required to import labels", "pass --reviewer NAME")
+    if sample is not None and sample not in SAMPLES:
+        raise ReviewError(f"--sample must be one of {', '.join(SAMPLES)}, got {sample!r}")
+    default_reviewer = (reviewer if reviewer is not None else actor).strip() or None
+    path = Path(path)
+    errors: list[tuple[int, str]] = []  # (row number, text): reported in file order
+    total_errors = 0
+
+    def fail(where: str, msg: str, order: int) -> None:
+        nonlocal total_errors
+        total_errors += 1
+        errors.append((order, f"{where}: {msg}"))
+
+    rows: list[tuple[str, dict]] = []
+    order_of: dict[str, int] = {}
+    seen: dict[tuple[str, str], tuple[str, dict]] = {}
+    repeated = 0
+    n_read = 0
+    no_sample: list[str] = []
+    for where, row in read_rows(path):
+        n_read += 1
+        order_of[where] = n_read
+        if isinstance(row, str):
+            fail(where, row, n_read)
+            continue
+        label, problems = _check(row, default_reviewer, sample)
+        for p in problems:
+            fail(where, p, n_read)
+        if problems:
+            continue
+        if label["sample"] is None:
+            no_sample.append(where)
+            continue
+        key = (label["turn_id"], label["reviewer"])
+        if key in seen:
+            first_where, first = seen[key]
+            if first == label:
+                repeated += 1
+            else:
+                fail(where, f"field 'turn_id': turn {key[0]} is labelled again by {key[1]} with other answers"
+                            f" (first at {first_where})", n_read)
+            continue
+        seen[key] = (where, label)
+        rows.append((where, label))
+    if n_read == 0:
+        raise ReviewError(f"{path}: no label rows", "one label per line (JSONL) or per row (CSV, Parquet)")
+    if no_sample:
+        # One error, not one per row: the missing piece is a decision about the whole file.
+        others = f" and {len(no_sample) - 1:,} more rows" if len(no_sample) > 1 else ""
+        fail(no_sample[0], f"field 'sample' is missing here{others}: say how the labelled turns were chosen, with"
+                           " a 'sample' column or --sample random|targeted", order_of[no_sample[0]])
+    if rows:
+        ids = sorted({label["turn_id"] for _, label in rows})
+        con = connect(home)
+        try:
+            known = {r[0] for r in con.execute(
+                "SELECT DISTINCT turn_id FROM turns WHERE turn_id IN (SELECT unnest($ids::VARCHAR[]))",
+                {"ids": ids}).fetchall()}
+        finally:
+            con.close()
+        for where, label in rows:
+            if label["turn_id"] not in known:
+                fail(where, f"field 'turn_id': no turn {label['turn_id']!r} in this home's lake"
+                            " (another home's export, a forgotten user, or not ingested yet)", order_of[where])
+    if total_errors:
+        raise LabelImportError([text for _, text in sorted(errors, key=lambda e: e[0])][:MAX_ERRORS], total_errors)
+    counts = Counter()
+    fields = ("sample", *LABEL_FIELDS)
+    with home.state.tx() as con:
+        stored = {(r[0], r[1]): r[2:] for r in con.execute(
+            f"SELECT turn_id, reviewer, {', '.join(fields)} FROM labels").fetchall()}
+        now = iso(utcnow())
+        for _, label in rows:
+            key = (label["turn_id"], label["reviewer"])
+            values = tuple(label[f] for f in fields)
+            old = stored.get(key)
+            if old == values:
+                counts["unchanged"] += 1
+                continue
+            counts["updated" if old is not None else "added"] += 1
+            if dry_run:
+                continue
+            con.execute(
+                f"INSERT INTO labels (turn_id, reviewer, at, {', '.join(fields)}) VALUES (?,?,?{',?' * len(fields)})"
+                " ON CONFLICT(turn_id, reviewer) DO UPDATE SET at=excluded.at, "
+                + ", ".join(f"{f}=excluded.{f}" for f in fields),
+                (*key, now, *values))
+            home.state.audit(con, actor, "label.import", f"turn:{key[0]}",
+                             {"reviewer": key[1], "replaced": old is not None, **{f: label[f] for f in fields}})
+        result = ImportResult(rows=n_read, added=counts["added"], updated=counts["updated"],
+                              unchanged=counts["unchanged"], repeated=repeated, dry_run=dry_run)
+        if not dry_run:
+            home.state.audit(con, actor, "labels.import", "labels", {"file": str(path), **result.as_dict()})
+    return result

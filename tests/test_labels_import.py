@@ -1,0 +1,198 @@
+"""`monitor labels import/export/agreement` (monitor/review_import.py): labels made outside the dashboard come in
+all or nothing, every row counted once, errors named by file, line and field, and targeted samples kept out of the
+classifiers' error rates."""
+import csv
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from monitor import review
+from monitor.cli import cli
+from monitor.review_import import LabelImportError, import_labels
+
+
+@pytest.fixture()
+def home(tmp_path):
+    from dashboards.sample import build_sample_home
+
+    return build_sample_home(tmp_path / "home", n_turns=600, days=4, seed=5, alerts=False)
+
+
+def _ids(home, n):
+    from monitor.db import connect
+
+    con = connect(home)
+    try:
+        return [r[0] for r in con.execute("SELECT turn_id FROM turns ORDER BY turn_id LIMIT ?", [n]).fetchall()]
+    finally:
+        con.close()
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_import_counts_add_up_and_reimport_changes_nothing(home, tmp_path):
+    a, b, c = _ids(home, 3)
+    f = _jsonl(tmp_path / "batch.jsonl", [
+        {"turn_id": a, "refusal_label": "compliance", "prompt_label": "benign"},
+        {"turn_id": b, "refusal_label": "full_refusal", "prompt_label": "harmful", "over_refusal": "no"},
+        {"turn_id": b, "refusal_label": "full_refusal", "prompt_label": "harmful", "over_refusal": "no"},
+        {"turn_id": c, "prompt_label": "benign", "reviewer": "vendor-7", "note": "  ok  "},
+    ])
+    r = import_labels(home, f, "jane", reviewer="jane", sample="random")
+    assert (r.rows, r.added, r.updated, r.unchanged, r.repeated) == (4, 3, 0, 0, 1)
+    stored = {(x["turn_id"], x["reviewer"]): x for x in review.labels(home)}
+    assert set(stored) == {(a, "jane"), (b, "jane"), (c, "vendor-7")}
+    assert stored[(b, "jane")]["over_refusal"] == 0 and stored[(c, "vendor-7")]["note"] == "ok"
+    assert {x["sample"] for x in stored.values()} == {"random"}
+    again = import_labels(home, f, "jane", reviewer="jane", sample="random")
+    assert (again.added, again.updated, again.unchanged, again.repeated) == (0, 0, 3, 1)
+    # A changed answer replaces the reviewer's own label, as relabelling in the dashboard does.
+    _jsonl(f, [{"turn_id": a, "refusal_label": "partial_refusal", "prompt_label": "benign"}])
+    r3 = import_labels(home, f, "jane", sample="random", reviewer="jane")
+    assert (r3.added, r3.updated) == (0, 1)
+    assert [x["refusal_label"] for x in review.labels(home, [a])] == ["partial_refusal"]
+    audit = home.state.query("SELECT action, actor, details FROM audit_log WHERE action LIKE 'label%' ORDER BY id")
+    assert [x["action"] for x in audit].count("label.import") == 4  # 3 added + 1 updated; unchanged rows write nothing
+    summary = [json.loads(x["details"]) for x in audit if x["action"] == "labels.import"]
+    assert [(s["added"], s["unchanged"], s["updated"]) for s in summary] == [(3, 0, 0), (0, 3, 0), (0, 0, 1)]
+
+
+def test_one_bad_row_imports_nothing_and_every_error_names_line_and_field(home, tmp_path):
+    a, b = _ids(home, 2)
+    f = tmp_path / "bad.jsonl"
+    f.write_text("\n".join([
+        json.dumps({"turn_id": a, "prompt_label": "benign"}),
+        json.dumps({"turn_id": b, "refusal_lable": "compliance"}),
+        json.dumps({"turn_id": "no-such-turn", "prompt_label": "harmful"}),
+        json.dumps({"turn_id": a, "prompt_label": "harmfull"}),
+        "[1, 2]",
+        "{broken",
+        json.dumps({"turn_id": b, "harmful_compliance": "maybe"}),
+        json.dumps({"turn_id": a, "prompt_label": "harmful"}),
+    ]) + "\n")
+    with pytest.raises(LabelImportError) as err:
+        import_labels(home, f, "jane", reviewer="jane", sample="random")
+    errors = err.value.errors
+    assert errors == [
+        f"{f}:2: unknown column 'refusal_lable' (did you mean 'refusal_label'?)",
+        f"{f}:3: field 'turn_id': no turn 'no-such-turn' in this home's lake (another home's export, a forgotten "
+        "user, or not ingested yet)",
+        f"{f}:4: field 'prompt_label' must be one of harmful, benign, got 'harmfull'",
+        f"{f}:5: not a JSON object (got list)",
+        f"{f}:6: not valid JSON (Expecting property name enclosed in double quotes at column 2)",
+        f"{f}:7: field 'harmful_compliance' must be yes/no (true/false), got 'maybe'",
+        f"{f}:8: field 'turn_id': turn {a} is labelled again by jane with other answers (first at {f}:1)",
+    ]
+    assert err.value.total == 7 and "nothing was imported" in err.value.message
+    assert review.labels(home) == []  # row 1 was fine, and still nothing is stored
+    res = CliRunner().invoke(cli, ["--home", str(home.root), "labels", "import", str(f), "--by", "jane",
+                                   "--sample", "random"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith(f"Error: {f}:2: unknown column") and "(and 6 more errors)" in lines[0]
+    assert sum(f"{f}:" in x for x in lines) == 7 and lines[-1].startswith("  Try:")
+
+
+def test_how_the_turns_were_chosen_must_be_said_once(home, tmp_path):
+    a, b = _ids(home, 2)
+    f = _jsonl(tmp_path / "nosample.jsonl", [{"turn_id": a, "prompt_label": "benign"},
+                                              {"turn_id": b, "prompt_label": "benign"}])
+    with pytest.raises(LabelImportError) as err:
+        import_labels(home, f, "jane", reviewer="jane")
+    assert err.value.errors == [f"{f}:1: field 'sample' is missing here and 1 more rows: say how the labelled turns "
+                                "were chosen, with a 'sample' column or --sample random|targeted"]
+    _jsonl(f, [{"turn_id": a, "prompt_label": "benign", "sample": "random"},
+               {"turn_id": b, "prompt_label": "benign", "sample": "by hand"}])
+    with pytest.raises(LabelImportError, match=r"nosample.jsonl:2: field 'sample' must be one of random, targeted"):
+        import_labels(home, f, "jane", reviewer="jane")
+    with pytest.raises(review.ReviewError, match="reviewer name is required"):
+        import_labels(home, f, "  ", sample="random")
+
+
+def test_csv_cells_and_a_multiline_note_keep_their_line_numbers(home, tmp_path):
+    a, b, c = _ids(home, 3)
+    f = tmp_path / "sheet.csv"
+    with f.open("w", newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark is not data
+        w = csv.writer(fh)
+        w.writerow(["turn_id", "refusal_label", "prompt_label", "harmful_compliance", "note"])
+        w.writerow([a, "compliance", "harmful", "1", "line one\nline two"])
+        w.writerow([b, "", "benign", "no", ""])
+        w.writerow([c, "complied", "", "", ""])
+    with pytest.raises(LabelImportError) as err:
+        import_labels(home, f, "jane", reviewer="jane", sample="targeted")
+    assert err.value.errors == [f"{f}:5: field 'refusal_label' must be one of full_refusal, partial_refusal, "
+                                "compliance, got 'complied'"]
+    rows = f.read_text(encoding="utf-8-sig").splitlines()
+    f.write_text("\n".join(rows[:-1]) + "\n", encoding="utf-8")
+    r = import_labels(home, f, "jane", reviewer="jane", sample="targeted")
+    assert (r.rows, r.added) == (2, 2)
+    got = {x["turn_id"]: x for x in review.labels(home)}
+    assert got[a]["harmful_compliance"] == 1 and got[a]["note"] == "line one\nline two"
+    assert got[b]["refusal_label"] is None and got[b]["harmful_compliance"] == 0 and got[b]["sample"] == "targeted"
+
+
+def test_an_export_reimports_as_is_jsonl_and_parquet(home, tmp_path):
+    ids = _ids(home, 4)
+    for t in ids[:2]:
+        review.add_label(home, t, "ana", refusal_label="compliance", prompt_label="benign")
+    _jsonl(tmp_path / "v.jsonl", [{"turn_id": ids[2], "prompt_label": "harmful", "reviewer": "vendor"}])
+    import_labels(home, tmp_path / "v.jsonl", "ana", sample="random")
+    runner = CliRunner()
+    base = ["--home", str(home.root), "labels"]
+    res = runner.invoke(cli, [*base, "export", "--by", "ana", "-o", str(tmp_path / "all.parquet")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, [*base, "export", "--by", "ana"])
+    exported = [json.loads(x) for x in res.stdout.splitlines()]
+    assert len(exported) == 3 and {x["sample"] for x in exported} == {None, "random"}
+    (tmp_path / "all.jsonl").write_text(res.stdout)
+    for name in ("all.jsonl", "all.parquet"):
+        res = runner.invoke(cli, [*base, "import", str(tmp_path / name), "--by", "ana", "--sample", "random",
+                                  "--dry-run", "--json"])
+        assert res.exit_code == 0, res.output
+        # The two dashboard labels had no sample; --sample gives them one, which is a change.
+        assert json.loads(res.stdout) == {"rows": 3, "added": 0, "updated": 2, "unchanged": 1, "repeated": 0,
+                                          "dry_run": True}
+    assert {x["sample"] for x in review.labels(home)} == {None, "random"}  # the dry runs stored nothing
+    res = runner.invoke(cli, [*base, "export", "--by", "ana", "-o", "-", "--format", "parquet"])
+    assert res.exit_code == 1 and "pass --output FILE.parquet" in res.output
+
+
+def test_agreement_command_reports_kappa(home, tmp_path):
+    ids = _ids(home, 6)
+    rows = [{"turn_id": t, "prompt_label": lab, "reviewer": who}
+            for who, labs in (("r1", "HHBBHB"), ("r2", "HHBBBB"))
+            for t, lab in zip(ids, labs)]
+    for r in rows:
+        r["prompt_label"] = {"H": "harmful", "B": "benign"}[r["prompt_label"]]
+    import_labels(home, _jsonl(tmp_path / "two.jsonl", rows), "lead", sample="random")
+    res = CliRunner().invoke(cli, ["--home", str(home.root), "labels", "agreement", "--json"])
+    got = {r["field"]: r for r in json.loads(res.stdout)}["prompt_label"]
+    # 5 of 6 items agree; Cohen's kappa by hand: p_o = 5/6, p_e = (3/6)(2/6) + (3/6)(4/6) = 1/2, kappa = 2/3.
+    assert (got["items"], got["reviewers"]) == (6, 2)
+    assert got["percent_agreement"] == pytest.approx(5 / 6) and got["cohen_kappa_mean"] == pytest.approx(2 / 3)
+
+
+def test_targeted_imports_stay_out_of_the_classifiers_error_rates(home, tmp_path):
+    from monitor.jobs import JobContext
+    from monitor.jobs.refusal_metrics import STATE_KEY, run_refusal_metrics
+
+    ids = _ids(home, 90)
+    rnd = [{"turn_id": t, "refusal_label": "compliance", "prompt_label": "benign"} for t in ids[:60]]
+    tgt = [{"turn_id": t, "refusal_label": "full_refusal", "prompt_label": "harmful"} for t in ids[60:]]
+    import_labels(home, _jsonl(tmp_path / "rnd.jsonl", rnd), "lead", sample="random")
+    import_labels(home, _jsonl(tmp_path / "tgt.jsonl", tgt), "lead", sample="targeted")
+    run_refusal_metrics(JobContext(home, dt.datetime(2026, 11, 21)), draws=50)
+    note = home.state.get(STATE_KEY)["labels"]
+    assert (note["labelled_turns"], note["random_sample"], note["targeted_excluded"]) == (90, 60, 30)
+
+
+def test_labels_command_is_listed_in_the_help():
+    out = subprocess.run([sys.executable, "-m", "monitor", "labels", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "import" in out.stdout and "agreement" in out.stdout
