@@ -4,7 +4,8 @@ Layers, each enough on its own for the common attacks, together for the uncommon
 1. sqlglot (DuckDB dialect) must see exactly one query statement (SELECT, WITH ... SELECT, VALUES, a set operation,
    DESCRIBE/SHOW TABLES/SUMMARIZE, a PIVOT with its ON values listed), no write or session nodes anywhere in the
    tree, only known tables and the CTE names in scope in FROM (so ``FROM '/etc/passwd'`` is refused) and only
-   allow-listed table functions (``range``, ``unnest``...), LATERAL ones included.
+   allow-listed table functions (``range``, ``unnest``...), LATERAL ones included; a function that builds one value
+   of a constant size (``repeat('x', 3000000000)``, a ``range(n)`` list) is refused above ``MAX_VALUE_SIZE``.
 2. DuckDB's own parser must also see exactly one statement of type SELECT; that parsed statement is what runs, so a
    difference between the two parsers (a comment trick, say) cannot smuggle a second statement through.
 3. The connection is in memory, may read only the lake files of its manifest, has external access disabled and its
@@ -53,6 +54,14 @@ _FORBIDDEN_FUNCTION = re.compile(
     r"duckdb_settings|current_setting|duckdb_secrets|which_secret|load_\w+|install_\w+|getenv|read_duckdb)$",
     re.IGNORECASE,
 )
+# The most characters or elements one value built by repeat(), lpad(), a range() list... may have when the size is a
+# constant. DuckDB builds such a value in one step that checks neither the interrupt nor its memory limit:
+# `repeat('x', 3000000000)` ran 26 s past a 5 s limit and took 3 GB. Sizes computed from the data are left to the
+# query process's hard limits (run_query).
+MAX_VALUE_SIZE = 10_000_000
+_HUGE_HINT = (f"use a size up to {MAX_VALUE_SIZE:,}: DuckDB builds such a value in one step that neither the time "
+              "limit nor the memory limit can stop")
+_LIST_HINT = "for rows use FROM range(n), which streams and can be stopped; a list is built whole, in one step"
 # Schemas whose built-in views are fine to read.
 _SYSTEM_SCHEMAS = {"information_schema", "pg_catalog"}
 _ALLOWED_CATALOGS = {"", "memory", "system", "temp"}
@@ -270,6 +279,8 @@ def validate_select(sql: str, tables: set[str] | None = None) -> str:
         if isinstance(node.parent, exp.Table) or (
                 isinstance(node.parent, (exp.Lateral, exp.From, exp.Join)) and node.arg_key == "this"):
             _check_table_function(node)
+        else:
+            _check_value_size(node)
     known = {t.lower() for t in tables} if tables is not None else None
     for table in root.find_all(exp.Table):
         _check_table(table, known)
@@ -305,6 +316,86 @@ def _check_table_function(func: exp.Func) -> None:
     name = _func_name(func).lower()
     if name not in ALLOWED_TABLE_FUNCTIONS:
         raise _refuse(f"table function {name}() is not allowed (only {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))})")
+
+
+def _const_number(node: exp.Expression | None) -> float | None:
+    """The value of a constant numeric expression (`3000000000`, `3 * 10 ** 9`, `'1e9'::BIGINT`), else None."""
+    try:
+        if isinstance(node, exp.Literal):
+            return float(str(node.this).replace("_", ""))
+        if isinstance(node, (exp.Paren, exp.Cast, exp.TryCast)):
+            return _const_number(node.this)
+        if isinstance(node, exp.Neg):
+            v = _const_number(node.this)
+            return None if v is None else -v
+        ops = {exp.Add: lambda a, b: a + b, exp.Sub: lambda a, b: a - b, exp.Mul: lambda a, b: a * b,
+               exp.Div: lambda a, b: a / b, exp.IntDiv: lambda a, b: a // b, exp.Pow: lambda a, b: a ** b}
+        op = ops.get(type(node))
+        if op is not None:
+            a, b = _const_number(node.this), _const_number(node.expression)
+            return None if a is None or b is None else float(op(a, b))
+    except (ValueError, ZeroDivisionError):
+        return None
+    except OverflowError:
+        return math.inf
+    return None
+
+
+def _series_length(node: exp.GenerateSeries) -> float | None:
+    """The number of elements of a `range(...)` / `generate_series(...)` list with constant numeric bounds."""
+    start, end = _const_number(node.args.get("start")), _const_number(node.args.get("end"))
+    step = _const_number(node.args.get("step")) if node.args.get("step") is not None else 1.0
+    if start is None or end is None or not step:
+        return None
+    span = (end - start) / step
+    return max(0.0, math.ceil(span) if node.args.get("is_end_exclusive") else math.floor(span) + 1)
+
+
+def _format_width(fmt: exp.Expression | None) -> float | None:
+    """The widest field width or precision in a constant printf() / format() pattern (`'%1000000000d'`)."""
+    if not isinstance(fmt, exp.Literal) or not fmt.is_string:
+        return None
+    widths = [int(w) for w in re.findall(r"(?:%[-+ #0]*|\{[^{}:]*:[^{}0-9]*)(\d+)", fmt.this)]
+    widths += [int(p) for p in re.findall(r"(?:%[-+ #0]*\d*|\{[^{}:]*:[^{}.]*)\.(\d+)", fmt.this)]
+    return float(max(widths)) if widths else None
+
+
+def _value_size(func: exp.Func) -> tuple[str, float | None, str, str]:
+    """(function name, the size of the one value it builds when its arguments are constants, its unit, hint)."""
+    name = _func_name(func).lower()
+    args = func.expressions if isinstance(func, exp.Anonymous) else []
+    if isinstance(func, exp.Repeat):
+        times, this = _const_number(func.args.get("times")), func.this
+        if isinstance(this, exp.Literal) and this.is_string:
+            unit, what = max(1, len(this.this)), "characters"
+        elif isinstance(this, exp.Array):
+            unit, what = max(1, len(this.expressions)), "elements"
+        else:
+            unit, what = 1, "characters or elements"
+        return "repeat", None if times is None else times * unit, what, _HUGE_HINT
+    if isinstance(func, exp.Pad):
+        name = "lpad" if func.args.get("is_left") else "rpad"
+        return name, _const_number(func.expression), "characters", _HUGE_HINT
+    if isinstance(func, exp.GenerateSeries):
+        name = "range" if func.args.get("is_end_exclusive") else "generate_series"
+        return name, _series_length(func), "elements", _LIST_HINT
+    if isinstance(func, exp.Format):
+        return "format", _format_width(func.this), "characters", _HUGE_HINT
+    if name in {"list_resize", "array_resize"} and len(args) >= 2:
+        return name, _const_number(args[1]), "elements", _HUGE_HINT
+    if name == "bitstring" and len(args) >= 2:
+        return name, _const_number(args[1]), "bits", _HUGE_HINT
+    if name == "printf" and args:
+        return name, _format_width(args[0]), "characters", _HUGE_HINT
+    return name, None, "", ""
+
+
+def _check_value_size(func: exp.Func) -> None:
+    name, size, unit, hint = _value_size(func)
+    if size is not None and abs(size) > MAX_VALUE_SIZE:
+        shown = f"{size:,.0f}" if math.isfinite(size) else "more than 10^308"
+        raise _refuse(f"{name}() would build one value of {shown} {unit}, more than the {MAX_VALUE_SIZE:,} allowed",
+                      hint)
 
 
 def _check_table(table: exp.Table, known: set[str] | None) -> None:

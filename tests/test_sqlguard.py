@@ -189,6 +189,43 @@ def test_query_that_never_ends_is_stopped(home, sql):
     assert took < 8, f"interrupt took {took:.1f}s"
 
 
+
+# DuckDB builds each of these values in one step that checks neither the interrupt nor the memory limit:
+# `repeat('x', 3000000000)` ran 26 s past a 5 s limit and took 3 GB. Checked without running anything.
+@pytest.mark.parametrize("sql, words", [
+    ("SELECT repeat('x', 3000000000)", "repeat() would build one value of 3,000,000,000 characters"),
+    ("SELECT length(repeat('ab', 3 * 10 ** 7)) FROM turns", "60,000,000 characters"),
+    ("SELECT repeat([1, 2], 6e6)", "12,000,000 elements"),
+    ("SELECT lpad(turn_id, 1000000000, ' ') FROM turns", "lpad() would build"),
+    ("SELECT rpad('x', CAST(2000000000 AS BIGINT), 'y')", "rpad() would build"),
+    ("SELECT len(range(100000000))", "range() would build one value of 100,000,000 elements"),
+    ("SELECT count(*) FROM (SELECT unnest(generate_series(1, 50000000)))", "generate_series()"),
+    ("SELECT count(*) FROM unnest(range(0, 3000000000, 2))", "1,500,000,000 elements"),
+    ("SELECT len(list_resize([1], 200000000))", "list_resize()"),
+    ("SELECT len(array_resize([1], 200000000, 0))", "array_resize()"),
+    ("SELECT printf('%1000000000d', 1)", "printf() would build"),
+    ("SELECT format('{:>1000000000}', 'x')", "format() would build"),
+    ("SELECT bitstring('1', 1000000000)", "bitstring() would build one value of 1,000,000,000 bits"),
+])
+def test_huge_constant_value_is_refused_before_it_runs(sql, words):
+    with pytest.raises(SqlGuardError) as err:
+        validate_select(sql)
+    assert words in str(err.value) and "10,000,000 allowed" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert ("FROM range(n)" if "range" in sql or "series" in sql else "size up to 10,000,000") in err.value.hint
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ("SELECT repeat('-', 3) AS r, lpad('7', 3, '0') AS p, rpad('a', 2, '.') AS q", [("---", "007", "a.")]),
+    ("SELECT range(3) AS r, generate_series(1, 3) AS g, list_resize([1], 2) AS l", [([0, 1, 2], [1, 2, 3], [1, None])]),
+    ("SELECT printf('%05.1f', 2.25) AS p, format('{:>3}', 'x') AS f", [("002.2", "  x")]),
+    # rows from the table function stream and can be stopped: no cap on its bounds
+    ("SELECT count(*) FROM (SELECT * FROM range(1000000000000) LIMIT 5)", [(5,)]),
+    ("SELECT max(length(repeat(turn_id, turn_index + 2))) FROM turns", [(9,)]),
+])
+def test_small_or_data_sized_values_still_run(home, sql, expected):
+    assert run_query(home, sql).rows == expected
+
 LEGIT = [
     ("SELECT count(*) AS n FROM turns", [(60,)]),
     ("FROM turns SELECT count(*)", [(60,)]),
