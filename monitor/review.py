@@ -22,6 +22,7 @@ from monitor.state import iso, utcnow
 
 REFUSAL_LABELS = ("full_refusal", "partial_refusal", "compliance")
 PROMPT_LABELS = ("harmful", "benign")
+SAMPLES = ("random", "targeted")  # how a turn the queue did not choose was found (labels.sample)
 VALUE_CONCERNS = ("moralizing", "cultural_assumption", "deference", "political_slant", "religious_framing", "other")
 QUEUE_REASONS = ("uncertain_refusal", "uncertain_harm", "alert_example", "stratified")
 # Fields a reviewer can fill in; the agreement report covers the categorical ones.
@@ -56,8 +57,12 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str | None:
 
 def add_label(home: Home, turn_id: str, reviewer: str, *, refusal_label: str | None = None,
               prompt_label: str | None = None, refusal_correct: Any = None, over_refusal: Any = None,
-              harmful_compliance: Any = None, value_concern: str | None = None, note: str | None = None) -> int:
-    """Record (or replace) one reviewer's label on one turn, audited, and return the label's row id."""
+              harmful_compliance: Any = None, value_concern: str | None = None, note: str | None = None,
+              sample: str | None = None) -> int:
+    """Record (or replace) one reviewer's label on one turn, audited, and return the label's row id.
+
+    `sample` says how a turn the review queue did not choose was found: 'targeted' (a search) keeps the label out
+    of the classifiers' error rates, 'random' lets it in; None when the queue chose it."""
     reviewer = (reviewer or "").strip()
     if not reviewer:
         raise ReviewError("a reviewer name is required to label a turn", "enter your name in the sidebar")
@@ -74,15 +79,16 @@ def add_label(home: Home, turn_id: str, reviewer: str, *, refusal_label: str | N
     }
     if all(v is None for v in row.values()):
         raise ReviewError(f"label on turn {turn_id} is empty", "answer at least one question or write a note")
+    row["sample"] = _choice("sample", sample, SAMPLES)
     with home.state.tx() as con:
         old = con.execute("SELECT id FROM labels WHERE turn_id=? AND reviewer=?", (turn_id, reviewer)).fetchone()
         con.execute(
             "INSERT INTO labels (turn_id, reviewer, at, refusal_label, prompt_label, refusal_correct, over_refusal,"
-            " harmful_compliance, value_concern, note) VALUES (?,?,?,?,?,?,?,?,?,?)"
+            " harmful_compliance, value_concern, note, sample) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(turn_id, reviewer) DO UPDATE SET at=excluded.at, refusal_label=excluded.refusal_label,"
             " prompt_label=excluded.prompt_label, refusal_correct=excluded.refusal_correct,"
             " over_refusal=excluded.over_refusal, harmful_compliance=excluded.harmful_compliance,"
-            " value_concern=excluded.value_concern, note=excluded.note",
+            " value_concern=excluded.value_concern, note=excluded.note, sample=excluded.sample",
             (turn_id, reviewer, iso(utcnow()), *row.values()),
         )
         label_id = con.execute("SELECT id FROM labels WHERE turn_id=? AND reviewer=?", (turn_id, reviewer)).fetchone()[0]

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from monitor.home import Home
-from monitor.review import LABEL_FIELDS, PROMPT_LABELS, REFUSAL_LABELS, ReviewError, _choice, _flag
+from monitor.review import LABEL_FIELDS, PROMPT_LABELS, REFUSAL_LABELS, SAMPLES, ReviewError, _choice, _flag
 from monitor.state import iso, utcnow
 
-SAMPLES = ("random", "targeted")
 # Columns of `monitor labels export` (sql/dashboard/labelled_turns.sql) that describe the turn or the classifier,
 # not the label: read and ignored, so an export re-imports as is.
 EXPORT_ONLY = ("label_id", "labelled_at", "conversation_id", "ts", "model", "model_version", "deployment",

@@ -145,9 +145,10 @@ def test_labelling_writes_a_label(monkeypatch, tmp_path):
     at.button(key="lf_save").click()
     at.run()
     no_exception(at)
-    rows = home.state.query("SELECT turn_id, reviewer, refusal_label, prompt_label, over_refusal, note FROM labels")
+    rows = home.state.query("SELECT turn_id, reviewer, refusal_label, prompt_label, over_refusal, note, sample"
+                            " FROM labels")
     assert rows == [{"turn_id": tid, "reviewer": "Cy", "refusal_label": "full_refusal", "prompt_label": "benign",
-                     "over_refusal": 1, "note": "benign cooking question refused"}]
+                     "over_refusal": 1, "note": "benign cooking question refused", "sample": None}]
     assert home.state.query("SELECT actor FROM audit_log WHERE action='label.add'") == [{"actor": "Cy"}]
     # the labelled item leaves Cy's queue; the agreement table and the export appear
     assert tid not in {i for i in at.selectbox(key="rv_turn").options}
@@ -156,6 +157,23 @@ def test_labelling_writes_a_label(monkeypatch, tmp_path):
     no_exception(at)
     assert at.get("download_button")
     assert home.state.query("SELECT actor FROM audit_log WHERE action='labels.export'") == [{"actor": "Cy"}]
+
+
+def test_a_label_made_from_a_search_is_marked_targeted(monkeypatch, tmp_path):
+    """A search is not a random sample: its labels must not measure the classifiers (labels.sample = 'targeted')."""
+    from dashboards.sample import build_sample_home
+
+    home = build_sample_home(tmp_path / "h", n_turns=300, days=3, seed=6)
+    at = open_page(monkeypatch, home.root, "app_pages/review.py", reviewer="Cy")
+    at.radio(key="rv_mode").set_value("Search")
+    at.run()
+    assert any("not a random sample" in c.value for c in at.caption)
+    tid = at.selectbox(key="rv_turn").value
+    at.selectbox(key="lf_prompt").select("harmful")
+    at.button(key="lf_save").click()
+    at.run()
+    no_exception(at)
+    assert home.state.query("SELECT turn_id, sample FROM labels") == [{"turn_id": tid, "sample": "targeted"}]
 
 
 def test_label_export_needs_a_reviewer_name(monkeypatch, tmp_path):

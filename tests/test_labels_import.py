@@ -188,6 +188,12 @@ def test_targeted_imports_stay_out_of_the_classifiers_error_rates(home, tmp_path
     tgt = [{"turn_id": t, "refusal_label": "full_refusal", "prompt_label": "harmful"} for t in ids[60:]]
     import_labels(home, _jsonl(tmp_path / "rnd.jsonl", rnd), "lead", sample="random")
     import_labels(home, _jsonl(tmp_path / "tgt.jsonl", tgt), "lead", sample="targeted")
+    # A turn the review queue chose stays the queue's, however a later reviewer found it: 5 of the targeted
+    # imports are stratified queue items, so they count; 5 of the random ones are uncertain items, so they don't.
+    with home.state.tx() as con:
+        for t, reason in [*((t, "stratified") for t in ids[60:65]), *((t, "uncertain_harm") for t in ids[:5])]:
+            con.execute("INSERT INTO review_queue (turn_id, reason, priority, added_at) VALUES (?,?,?,?)",
+                        (t, reason, 0.5, "2026-11-20T00:00:00Z"))
     run_refusal_metrics(JobContext(home, dt.datetime(2026, 11, 21)), draws=50)
     note = home.state.get(STATE_KEY)["labels"]
     assert (note["labelled_turns"], note["random_sample"], note["targeted_excluded"]) == (90, 60, 30)

@@ -102,6 +102,9 @@ else:
         st.caption(f"{len(existing)} reviewer(s) labelled this turn:")
         st.dataframe(existing.drop(columns=["id", "turn_id"]), hide_index=True)
     if can_act(c, "label"):
+        if mode == "Search":
+            st.caption("A search is not a random sample: labels made here are kept, shown and exported, but do not "
+                       "measure the classifiers' error rates. The review queue's stratified items do.")
         yes_no = {"—": None, "yes": True, "no": False}
         with st.form("label_form", clear_on_submit=True):
             a1, a2, a3 = st.columns(3)
@@ -120,7 +123,8 @@ else:
                                      refusal_label=None if true_ref == "—" else true_ref,
                                      prompt_label=None if prompt == "—" else prompt, over_refusal=yes_no[over],
                                      harmful_compliance=yes_no[comply],
-                                     value_concern=None if concern == "none" else concern, note=note)
+                                     value_concern=None if concern == "none" else concern, note=note,
+                                     sample="targeted" if mode == "Search" else None)
                     st.session_state["rv_flash"] = f"Label saved for turn {tid} by {c.reviewer}."
                     st.rerun()
                 except MonitorError as e:

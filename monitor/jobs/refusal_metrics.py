@@ -81,9 +81,9 @@ LABELS_MIN_PER_CLASS = 30
 JOINT_MIN_PER_CELL = 20
 # Review-queue reasons that pick turns *because* of their classifier scores or an alert: labels on them are
 # not a random sample, so they would bias the misclassification matrix (uncertain items are misclassified far
-# more often than average). They are kept out of every error-rate estimate, as are labels imported with
-# `--sample targeted` (sql/jobs/refusal_labelled_turns.sql names their reason `imported_targeted`).
-TARGETED_REASONS = ("uncertain_refusal", "uncertain_harm", "alert_example", "imported_targeted")
+# more often than average). They are kept out of every error-rate estimate, as are labels on unqueued turns picked
+# by hand: from the dashboard's search, or imported with `--sample targeted` (`targeted_sample`).
+TARGETED_REASONS = ("uncertain_refusal", "uncertain_harm", "alert_example", "targeted_sample")
 _DATE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 CELLS = ("benign/complied", "benign/refused", "harmful/complied", "harmful/refused")
 LOGIC_VERSION = 3  # bump when the computation changes, to recompute every window once

@@ -2,9 +2,10 @@
 -- from which the refusal_metrics job measures the classifiers' errors for the error-corrected rates.
 -- Several reviewers may label a turn: each truth is the majority of their votes (refused = full or partial
 -- refusal), ties broken by the most recent label (by `at`, then row id). A truth nobody gave is NULL.
--- `queue_reason` says how the turn reached a reviewer: 'imported_targeted' when any of its labels was imported as
--- a targeted (non-random) sample (`monitor labels import --sample targeted`), else a review_queue reason
--- (uncertain_refusal, uncertain_harm, alert_example, stratified) or 'unqueued' (labelled outside the queue).
+-- `queue_reason` says how the turn reached a reviewer: its review_queue reason (uncertain_refusal, uncertain_harm,
+-- alert_example, stratified: the queue chose the turn, whoever labelled it and however they found it), else
+-- 'targeted_sample' when a label says the turn was picked for a reason (`labels.sample = 'targeted'`: labelled from
+-- the dashboard's search, or imported with `--sample targeted`), else 'unqueued'.
 -- Parameters:
 --   $granularity  'day' | 'hour': window of the turn, as in sql/metrics/refusal_rates.sql
 -- Output columns:
@@ -64,7 +65,7 @@ SELECT
     l.s.refusal IN ('full_refusal', 'partial_refusal') AS pred_refused,
     CASE WHEN l.s.prompt_harm IS NULL THEN NULL ELSE l.s.prompt_harm = 'harmful' END AS pred_harmful,
     v.reviewers,
-    CASE WHEN v.targeted > 0 THEN 'imported_targeted' ELSE coalesce(q.reason, 'unqueued') END AS queue_reason,
+    coalesce(q.reason, CASE WHEN v.targeted > 0 THEN 'targeted_sample' ELSE 'unqueued' END) AS queue_reason,
     coalesce(g.segments, []) AS segments
 FROM votes AS v
 JOIN labelled AS t ON t.turn_id = v.turn_id
