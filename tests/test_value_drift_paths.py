@@ -154,6 +154,9 @@ def test_sums_path_writes_the_rows_of_the_per_reply_path(tmp_path, monkeypatch, 
     # The edge cases are there: groups below min_n, no reference, untestable dimensions, segments, three models.
     assert any(r["small_sample"] for r in new) and any(not r["small_sample"] for r in new)
     assert any(d.get("note") for d in details) and any(d.get("n_reference") == 0 for d in details)
+    # Mix drift rows carry their interval (a seeded bootstrap of the counts: the same on both paths).
+    cis = [(r["ci_low"], r["ci_high"]) for r in new if r["metric"] == "topic_drift" and not math.isnan(r["ci_low"])]
+    assert cis and all(0 <= lo <= hi for lo, hi in cis)
     assert {r["model"] for r in new} >= {"m1", "m2", "unknown", None}
     segs = {tuple(sorted(k for k in json.loads(r["segment"]) if k != "dimension")) for r in new}
     assert ("region",) in segs and ("plan",) in segs

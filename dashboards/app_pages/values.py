@@ -185,6 +185,9 @@ if not mm.empty:
         st.dataframe(pd.DataFrame({
             "metric": [metric_name(m) for m in last["metric"]], "window": last["window"],
             "distance": last["value"],
+            # of the distance between the traffic mixes (bias-corrected: may lie below a small sample's distance)
+            "95% interval": [f"{lo:.3f}-{hi:.3f}" if pd.notna(lo) and pd.notna(hi) else ""
+                             for lo, hi in zip(last["ci_low"], last["ci_high"])],
             "drift": ["DRIFT" if o.get("drift_detected") else "stable" for o in last["details_obj"]],
             "threshold": [o.get("threshold") for o in last["details_obj"]], "n": last["n"],
             "largest changes": [", ".join(f"{x.get('category')} {x.get('reference', 0):.0%}→{x.get('current', 0):.0%}"

@@ -23,7 +23,8 @@ Rows (family `values`, dimension in the segment key as in value_mean):
   reference: {kind, start, end, model, n, stratified_by, dropped_share, and for a reweighted reference replies,
   copies, effective_n}, min_n_ok}; n_reference of a reweighted reference is its effective n.
 - ``topic_drift`` and ``prompt_mix_drift``: Jensen-Shannon distance of the user-message topic mix and of the
-  prompt-harm categories (latest `scores`), all replies: did the users change rather than the model?
+  prompt-harm categories (latest `scores`), all replies: did the users change rather than the model? ci_low/ci_high:
+  a seeded, bias-corrected bootstrap interval of the distance between the two traffic mixes (`D.js_interval`).
 
 Incremental: windows holding turns processed by the values job since the watermark are recomputed, plus the
 windows whose reference they fall in. A config or scorer change recomputes everything.
@@ -57,7 +58,7 @@ log = logging.getLogger("monitor.jobs.value_drift")
 STATE_KEY = "value_drift.state"
 WATERMARK_KEY = "value_drift.watermark"
 INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these gets rows for it
-LOGIC_VERSION = 4  # bump when the computation changes, to recompute every window once
+LOGIC_VERSION = 5  # bump when the computation changes, to recompute every window once
 METRIC_NAMES = ("value_drift", "topic_drift", "prompt_mix_drift")
 MIX_COLUMNS = (("topic_drift", "topic"), ("prompt_mix_drift", "prompt_category"))
 # True: always load one row per reply (the general path), e.g. for tests comparing the two paths.
@@ -195,6 +196,15 @@ def _mix_row(metric, col, key, res, shares, n_cur, n_ref, ref_info, ok, min_n) -
         det = json.loads(row["details"])
         det["largest_changes"] = moved[:5]
         det["column"] = col
+        lo, hi, note = D.js_interval(rc, cc)
+        if note:
+            det["ci_note"] = note
+        else:
+            row["ci_low"], row["ci_high"] = lo, hi
+            det["ci"] = D.JS_INTERVAL
+            if row["value"] is not None and row["value"] > hi:
+                det["ci_note"] = ("the distance of two samples this small is biased upward; the interval, of the "
+                                  "distance between the traffic mixes, is corrected for it")
         row["details"] = json.dumps(det)
     return row
 
