@@ -120,6 +120,8 @@ class NotifyConfig:
     backoff_seconds: float = 30.0
     # More than this many alerts due for one channel at once are sent as one digest message.
     digest_threshold: int = 3
+    # A scope joining an incident already notified on a channel is an update, sent at most once per this interval.
+    group_interval_minutes: int = 60
 
 
 @dataclass
@@ -287,7 +289,7 @@ _POSITIVE = ("metrics.min_n", "disparity.min_n", "values.min_n", "ingest.batch_r
              "worker.compact_interval_s", "worker.retention_interval_s", "dashboard.sql_row_limit",
              "dashboard.sql_time_limit_s", "dashboard.port")
 _NON_NEGATIVE = ("ingest.max_future_minutes", "alerts.paging_horizon_windows", "notify.digest_minutes",
-                 "notify.backoff_seconds", "notify.digest_threshold", "worker.port")
+                 "notify.backoff_seconds", "notify.digest_threshold", "notify.group_interval_minutes", "worker.port")
 MAX_DAYS = 36_500  # a hundred years: the longest period a day count in the config or on the command line may span
 _AT_MOST = {"ingest.max_future_minutes": (MAX_DAYS * 1440, "a hundred years"),
             "ingest.retention_days": (MAX_DAYS, "a hundred years"),
@@ -296,6 +298,7 @@ _AT_MOST = {"ingest.max_future_minutes": (MAX_DAYS * 1440, "a hundred years"),
             "alerts.history_days": (MAX_DAYS, "a hundred years"),
             "probes.interval_hours": (MAX_DAYS * 24, "a hundred years"),
             "notify.digest_minutes": (MAX_DAYS * 1440, "a hundred years"),
+            "notify.group_interval_minutes": (MAX_DAYS * 1440, "a hundred years"),
             "alerts.paging_horizon_windows": (MAX_DAYS, "a hundred years of daily windows"),
             "dashboard.port": (65535, "the largest port"), "worker.port": (65535, "the largest port")}
 

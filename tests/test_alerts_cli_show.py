@@ -31,9 +31,10 @@ def test_show_gives_comments_and_deliveries(tmp_path):
 
 
 def test_digest_deliveries_are_listed_for_each_alert(tmp_path):
-    home = make_home(tmp_path, [{**THRESH, "any_segment": True}], [{"name": "file", "type": "log"}],
-                     extra="[notify]\ndigest_threshold = 1\n")
-    write(home, [rate_row(0, 30, 100), rate_row(0, 30, 100, segment={"language": "hi"})])
+    # Two rules on one window: two incidents, two messages, above the threshold of 1 -> one digest.
+    home = make_home(tmp_path, [THRESH, {**THRESH, "name": "also_high", "value": 0.25}],
+                     [{"name": "file", "type": "log"}], extra="[notify]\ndigest_threshold = 1\n")
+    write(home, [rate_row(0, 30, 100)])
     run(home, NOW)
     deliver_due(home, NOW)
     kinds = [(n["kind"], n["status"]) for n in lifecycle.notifications(home, 2)]

@@ -198,8 +198,13 @@ def test_outbox_survives_a_restart(tmp_path):
 
 
 def test_alert_storm_becomes_one_digest_per_channel_and_interval(tmp_path):
-    home = fire(tmp_path, [{"name": "file", "type": "log", "path": "n.jsonl"}], n_alerts=6,
-                extra="[notify]\ndigest_minutes = 15\ndigest_threshold = 3\n")
+    # Six rules breaching on one window: six incidents (the scopes of one rule would be one message).
+    rules = [{**THRESH, "name": f"high_{i}", "value": 0.2 + i / 100} for i in range(6)]
+    rules.append({**THRESH, "name": "under", "metric": "under_refusal_rate"})
+    home = make_home(tmp_path, rules, [{"name": "file", "type": "log", "path": "n.jsonl"}],
+                     extra="[notify]\ndigest_minutes = 15\ndigest_threshold = 3\n")
+    write(home, [rate_row(0, 30, 100)])
+    assert apply(home, evaluate(home, NOW), NOW).new == 6
     rep = deliver_due(home, NOW)
     assert rep.digests == 1 and rep.sent == 1
     [line] = [json.loads(x) for x in (home.root / "n.jsonl").read_text().splitlines()]
@@ -207,8 +212,8 @@ def test_alert_storm_becomes_one_digest_per_channel_and_interval(tmp_path):
     assert line["subject"] == "[DIGEST] 6 alerts (6 warning)" and line["text"].count("\n- ") == 6
     statuses = [r["status"] for r in home.state.query("SELECT status FROM notify_outbox ORDER BY id")]
     assert statuses == ["digested"] * 6 + ["sent"]
-    # One more alert within the interval waits for it to end, then goes out on its own.
-    write(home, [rate_row(0, 30, 100, segment={"language": "ja"})])
+    # One more incident within the interval waits for it to end, then goes out on its own.
+    write(home, [rate_row(0, 30, 100, metric="under_refusal_rate")])
     later = NOW + dt.timedelta(minutes=5)
     apply(home, evaluate(home, later), later)
     assert deliver_due(home, later).held == 1

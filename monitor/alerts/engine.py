@@ -3,7 +3,8 @@
 `evaluate` is a pure read: metric rows in, `AlertRow`s (with their evidence and message) out. `apply` is the
 only writer: it upserts alerts by `dedup_key`, resolves alerts whose series recovered (in a later window, or in the
 alert's own window recomputed with more data), ends expired silences, audits every change and puts notifications
-in the outbox (never for backfill or silenced alerts, and for an ongoing incident only when its severity rises).
+in the outbox (never for backfill or silenced alerts, and for an ongoing incident only when its severity rises),
+one message per incident: the alerts of one rule and metric in one window and direction (`incident_key`).
 
 A *series* is one (rule, metric, granularity, model, deployment, segment); an alert is one window of a series
 that breached. A new breaching window of a series that already has an open alert is recorded (with the
@@ -65,6 +66,19 @@ class AlertRow:
     message: str
     evidence: dict = field(default_factory=dict)
     backfill: bool = False
+    incident_key: str = ""
+
+
+def incident_key(rule: str, metric: str, granularity: str, window_start: str, evidence: dict) -> str:
+    """The incident an alert belongs to: rule | metric | granularity | window start | direction.
+
+    The alerts of one regression (all models, the model, a deployment, each segment) share it, and are notified as
+    one message. The direction keeps a rise and a fall of one metric apart (a two-sided rule); flags have none.
+    sql/state/050_incidents.sql computes the same key for alerts stored before it.
+    """
+    direction = evidence.get("direction") or {">": "up", ">=": "up", "<": "down", "<=": "down"}.get(
+        evidence.get("op"), "")
+    return "|".join([rule, metric, granularity, window_start, direction])
 
 
 class AlertList(list):
@@ -280,6 +294,7 @@ def _walk(rule: Rule, sid: tuple, points: list[_Point], start: int, prior, run: 
             evidence={"kind": rule.kind, "consecutive": run, **verdict.evidence}, backfill=bool(old),
         )
         a.message = message(a, rule, cfg.metrics.confidence)
+        a.incident_key = incident_key(rule.name, metric, gran, iso(ws), a.evidence)
         alerts.append(a)
     return alerts, codes, runs
 
@@ -963,7 +978,8 @@ def _sequential(rule: Rule, points: list[_Point]) -> list[_Verdict | None]:
             s_dn = max(0.0, s_dn - z - prm["k"])
             stat = {"up": s_up, "down": s_dn, "both": max(s_up, s_dn)}[prm["direction"]]
             breach = stat > prm["h"]
-            ev = {"cusum": round(stat, 3), "k": prm["k"], "h": prm["h"], "baseline_sd": sigma}
+            ev = {"cusum": round(stat, 3), "k": prm["k"], "h": prm["h"], "baseline_sd": sigma,
+                  "direction": prm["direction"]}
             out.append(_Verdict(breach, reference=mu0, threshold=prm["h"], evidence=ev))
         else:
             m_up += p.v - mean - prm["delta"]
@@ -972,7 +988,8 @@ def _sequential(rule: Rule, points: list[_Point]) -> list[_Verdict | None]:
             ph_up, ph_dn = m_up - min_up, m_dn - min_dn
             stat = {"up": ph_up, "down": ph_dn, "both": max(ph_up, ph_dn)}[prm["direction"]]
             breach = stat > prm["lambda"]
-            ev = {"page_hinkley": round(stat, 6), "delta": prm["delta"], "lambda": prm["lambda"]}
+            ev = {"page_hinkley": round(stat, 6), "delta": prm["delta"], "lambda": prm["lambda"],
+                  "direction": prm["direction"]}
             out.append(_Verdict(breach, reference=mu0, threshold=prm["lambda"], evidence=ev))
     return out
 
@@ -1060,10 +1077,13 @@ def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker",
 
     `remember` is the state of `evaluate_incremental`, saved in the same transaction; without it the saved state
     is dropped (the alerts no longer follow from it), so the next incremental run evaluates everything.
+    Notifications are decided per alert, then queued per incident (`monitor.notify.outbox.enqueue_incidents`):
+    the scopes of one regression become one message.
     """
-    from monitor.notify.outbox import enqueue, load_channels
+    from monitor.notify.outbox import enqueue_incidents, load_channels
 
     channels = load_channels(home)
+    pages: list[tuple[dict, str]] = []  # (alert row as paged, kind), queued per incident before the commit
     res = ApplyResult()
     now_s = iso(now)
     url = home.config.alerts.dashboard_url
@@ -1074,9 +1094,9 @@ def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker",
         for a in alerts:
             cur = con.execute("SELECT * FROM alerts WHERE dedup_key=?", (a.dedup_key,)).fetchone()
             if cur is None:
-                _insert(home, con, a, now_s, url, channels, res, actor)
+                _insert(home, con, a, now_s, url, pages, res, actor)
             else:
-                _update(home, con, dict(cur), a, now_s, url, channels, res, actor, recovered_at.get(a.series_key))
+                _update(home, con, dict(cur), a, now_s, url, pages, res, actor, recovered_at.get(a.series_key))
         # Thousands of series recover every run, almost none with an open alert: ask only about those that have one
         # (resolving below only closes alerts, so no other series gains one meanwhile).
         open_series = {r[0] for r in con.execute(
@@ -1102,7 +1122,8 @@ def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker",
             res.unsilenced += 1
             ended.add(r["series_key"])
         for series_key in sorted(ended):
-            _page_after_silence(home, con, series_key, now_s, channels, res)
+            _page_after_silence(con, series_key, pages)
+        res.notifications += enqueue_incidents(home, con, channels, pages, now_s)
         if remember is not None:
             home.state.put(STATE_KEY, remember, con=con)
         else:
@@ -1110,21 +1131,19 @@ def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker",
     return res
 
 
-def _page_after_silence(home, con, series_key: str, now_s: str, channels, res: ApplyResult) -> None:
+def _page_after_silence(con, series_key: str, pages: list) -> None:
     """A silence ended on a series that has not recovered: page its latest window once, as it fires again."""
-    from monitor.notify.outbox import enqueue
-
     row = con.execute(f"SELECT * FROM alerts WHERE series_key=? AND status IN ({','.join('?' * len(OPEN))}) "
                       "ORDER BY window_start DESC LIMIT 1", (series_key, *OPEN)).fetchone()
     if row is None or row["status"] != "firing" or row["backfill"]:
         return  # someone acknowledged a later window meanwhile, or the incident was only ever backfill
-    res.notifications += enqueue(home, con, channels, [dict(row)], "unsilenced", now_s)
+    pages.append((dict(row), "unsilenced"))
     con.execute("UPDATE alerts SET notified_severity=? WHERE id=?", (row["severity"], row["id"]))
 
 
 _COLUMNS = ("dedup_key", "series_key", "rule", "metric", "model", "deployment", "segment", "granularity",
             "window_start", "window_end", "value", "ci_low", "ci_high", "n", "reference", "reference_n",
-            "threshold", "p_value", "severity", "message", "evidence", "backfill")
+            "threshold", "p_value", "severity", "message", "evidence", "backfill", "incident_key")
 
 
 def _values(a: AlertRow) -> dict:
@@ -1136,9 +1155,7 @@ def _values(a: AlertRow) -> dict:
     return {k: d[k] for k in _COLUMNS}
 
 
-def _insert(home, con, a: AlertRow, now_s: str, url: str, channels, res: ApplyResult, actor: str) -> None:
-    from monitor.notify.outbox import enqueue
-
+def _insert(home, con, a: AlertRow, now_s: str, url: str, pages: list, res: ApplyResult, actor: str) -> None:
     prev = con.execute(
         f"SELECT * FROM alerts WHERE series_key=? AND window_start<? AND status IN ({','.join('?' * len(OPEN))}) "
         "ORDER BY window_start DESC LIMIT 1", (a.series_key, iso(a.window_start), *OPEN)).fetchone()
@@ -1148,6 +1165,15 @@ def _insert(home, con, a: AlertRow, now_s: str, url: str, channels, res: ApplyRe
         # The incident continues: whoever acknowledged or silenced it has already seen it.
         status = prev["status"]
         carry = {k: prev[k] for k in ("acknowledged_by", "ack_note", "silenced_until", "assigned_to")}
+    joined = None
+    if status == "firing" and not a.backfill:
+        # A scope joining an incident whose every open alert is silenced is silenced with them: whoever silenced
+        # the incident does not want its next scope paged either. (An acknowledged incident still gets an update.)
+        others = con.execute(f"SELECT status, silenced_until FROM alerts WHERE incident_key=? AND status IN "
+                             f"({','.join('?' * len(OPEN))})", (a.incident_key, *OPEN)).fetchall()
+        if others and all(o["status"] == "silenced" for o in others):
+            status, joined = "silenced", a.incident_key
+            carry = {"silenced_until": max(o["silenced_until"] for o in others)}
     cols = list(vals) + ["status", "created_at", "updated_at"] + list(carry)
     params = list(vals.values()) + [status, now_s, now_s] + list(carry.values())
     aid = con.execute(f"INSERT INTO alerts ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
@@ -1156,7 +1182,8 @@ def _insert(home, con, a: AlertRow, now_s: str, url: str, channels, res: ApplyRe
     con.execute("UPDATE alerts SET message=? WHERE id=?", (msg, aid))
     home.state.audit(con, actor, "alert.fire", f"alert:{aid}",
                      {"rule": a.rule, "severity": a.severity, "backfill": a.backfill, "status": status,
-                      "continues": prev["id"] if prev is not None else None})
+                      "continues": prev["id"] if prev is not None else None,
+                      **({"joins_silenced_incident": joined} if joined else {})})
     res.new += 1
     res.ids.append(aid)
     already = prev["notified_severity"] if prev is not None else None
@@ -1167,8 +1194,7 @@ def _insert(home, con, a: AlertRow, now_s: str, url: str, channels, res: ApplyRe
     if already is not None and SEVERITY_RANK[a.severity] <= SEVERITY_RANK[already]:
         return  # an ongoing incident pages once; only a rise in severity pages again
     row = dict(con.execute("SELECT * FROM alerts WHERE id=?", (aid,)).fetchone())
-    kind = "escalation" if already is not None else "alert"
-    res.notifications += enqueue(home, con, channels, [row], kind, now_s)
+    pages.append((row, "escalation" if already is not None else "alert"))
     con.execute("UPDATE alerts SET notified_severity=? WHERE id=?", (a.severity, aid))
 
 
@@ -1180,10 +1206,8 @@ def _resolved_by_own_window(con, alert: dict) -> bool:
     return bool(details.get("auto")) and details.get("recovered_window") == alert["window_start"]
 
 
-def _update(home, con, cur: dict, a: AlertRow, now_s: str, url: str, channels, res: ApplyResult,
+def _update(home, con, cur: dict, a: AlertRow, now_s: str, url: str, pages: list, res: ApplyResult,
             actor: str, recovered_at: dt.datetime | None = None) -> None:
-    from monitor.notify.outbox import enqueue
-
     vals = _values(a)
     text = a.message
     if a.backfill and not cur["backfill"] and text.endswith("; backfill"):
@@ -1191,7 +1215,11 @@ def _update(home, con, cur: dict, a: AlertRow, now_s: str, url: str, channels, r
     vals["message"] = f"{text}; {alert_link(url, cur['id'])}"
     # Backfill is decided when the alert is first seen: a live alert re-evaluated days later stays live.
     vals["backfill"] = cur["backfill"]
-    changed = {k: v for k, v in vals.items() if cur.get(k) != v and k not in ("evidence",)}
+    # The evidence and incident key follow the values: an alert stored before incidents existed gets its key here
+    # without counting as a change.
+    changed = {k: v for k, v in vals.items() if cur.get(k) != v and k not in ("evidence", "incident_key")}
+    if cur.get("incident_key") != vals["incident_key"]:
+        con.execute("UPDATE alerts SET incident_key=? WHERE id=?", (vals["incident_key"], cur["id"]))
     if not changed:
         return
     # Its window, recomputed, breaches again after it resolved itself on an earlier recomputation (a partial day
@@ -1214,5 +1242,5 @@ def _update(home, con, cur: dict, a: AlertRow, now_s: str, url: str, channels, r
             notified is None or SEVERITY_RANK[new_sev] > SEVERITY_RANK[notified]):
         res.escalated += 1
         row = dict(con.execute("SELECT * FROM alerts WHERE id=?", (cur["id"],)).fetchone())
-        res.notifications += enqueue(home, con, channels, [row], "escalation", now_s)
+        pages.append((row, "escalation"))
         con.execute("UPDATE alerts SET notified_severity=? WHERE id=?", (new_sev, cur["id"]))

@@ -2,6 +2,8 @@
 
 Every function takes the acting person's name, changes the alert in one transaction and writes an audit-log
 entry in the same transaction, so the audit log can never miss a change nor record one that did not happen.
+`ack`, `resolve` and `silence` take `incident=True` to act on every open alert of the alert's incident (the
+scopes one message listed), each audited on its own.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def to_json(row: dict) -> dict:
         "assigned_to": row.get("assigned_to"), "silenced_until": row.get("silenced_until"),
         "resolved_at": row.get("resolved_at"), "resolved_by": row.get("resolved_by"),
         "created_at": row.get("created_at"), "updated_at": row.get("updated_at"),
+        "incident_key": row.get("incident_key"),
     }
 
 
@@ -53,6 +56,23 @@ def get_alert(home, alert_id: int) -> dict:
     if not rows:
         raise AlertError(f"no alert with id {alert_id}", "see `monitor alerts list`")
     return rows[0]
+
+
+def incident(home, alert_id: int) -> list[dict]:
+    """Every alert of the alert's incident (itself included), most recent id last."""
+    a = get_alert(home, alert_id)
+    if not a.get("incident_key"):
+        return [a]
+    return home.state.query("SELECT * FROM alerts WHERE incident_key=? ORDER BY id", (a["incident_key"],))
+
+
+def _siblings(con, a: dict, statuses: tuple[str, ...]) -> list[dict]:
+    """The other alerts of `a`'s incident whose status is one of `statuses`."""
+    if not a.get("incident_key"):
+        return []
+    return [dict(r) for r in con.execute(
+        f"SELECT * FROM alerts WHERE incident_key=? AND id!=? AND status IN ({','.join('?' * len(statuses))}) "
+        "ORDER BY id", (a["incident_key"], a["id"], *statuses)).fetchall()]
 
 
 def comments(home, alert_id: int) -> list[dict]:
@@ -80,34 +100,49 @@ def _load(con, alert_id: int) -> dict:
     return dict(row)
 
 
-def ack(home, alert_id: int, by: str, note: str | None = None, now: dt.datetime | None = None) -> dict:
-    """Acknowledge a firing (or silenced) alert: someone is on it."""
+def _via(a: dict, first: dict) -> dict:
+    """Audit details naming the alert acted on when an action reached `a` through its incident."""
+    return {"incident": a["incident_key"], "via": first["id"]} if a["id"] != first["id"] else {}
+
+
+def ack(home, alert_id: int, by: str, note: str | None = None, now: dt.datetime | None = None,
+        incident: bool = False) -> dict:
+    """Acknowledge a firing (or silenced) alert, or with `incident` every such alert of its incident."""
     by, now_s = _actor(by), iso(now or utcnow())
     with home.state.tx() as con:
         a = _load(con, alert_id)
-        if a["status"] not in ("firing", "silenced"):
+        others = _siblings(con, a, ("firing", "silenced")) if incident else []
+        if a["status"] not in ("firing", "silenced") and not others:
             raise AlertError(f"alert {alert_id} is {a['status']}" + (
                 f" (by {a['acknowledged_by']})" if a["status"] == "acknowledged" else ""),
-                "only firing or silenced alerts can be acknowledged")
-        con.execute("UPDATE alerts SET status='acknowledged', acknowledged_by=?, ack_note=?, silenced_until=NULL, "
-                    "updated_at=? WHERE id=?", (by, note, now_s, alert_id))
-        home.state.audit(con, by, "alert.ack", f"alert:{alert_id}", {"from": a["status"], "note": note})
+                "only firing or silenced alerts can be acknowledged"
+                + (", and no other alert of its incident is" if incident else ""))
+        for x in ([a] if a["status"] in ("firing", "silenced") else []) + others:
+            con.execute("UPDATE alerts SET status='acknowledged', acknowledged_by=?, ack_note=?, "
+                        "silenced_until=NULL, updated_at=? WHERE id=?", (by, note, now_s, x["id"]))
+            home.state.audit(con, by, "alert.ack", f"alert:{x['id']}",
+                             {"from": x["status"], "note": note, **_via(x, a)})
     return get_alert(home, alert_id)
 
 
-def resolve(home, alert_id: int, by: str, note: str | None = None, now: dt.datetime | None = None) -> dict:
-    """Resolve an open alert by hand."""
+def resolve(home, alert_id: int, by: str, note: str | None = None, now: dt.datetime | None = None,
+            incident: bool = False) -> dict:
+    """Resolve an open alert by hand, or with `incident` every open alert of its incident."""
     by, now_s = _actor(by), iso(now or utcnow())
     with home.state.tx() as con:
         a = _load(con, alert_id)
-        if a["status"] == "resolved":
-            raise AlertError(f"alert {alert_id} is already resolved (by {a['resolved_by']} at {a['resolved_at']})")
-        con.execute("UPDATE alerts SET status='resolved', resolved_at=?, resolved_by=?, updated_at=? WHERE id=?",
-                    (now_s, by, now_s, alert_id))
-        if note:
-            con.execute("INSERT INTO alert_comments (alert_id, at, author, body) VALUES (?, ?, ?, ?)",
-                        (alert_id, now_s, by, note))
-        home.state.audit(con, by, "alert.resolve", f"alert:{alert_id}", {"from": a["status"], "note": note})
+        others = _siblings(con, a, OPEN) if incident else []
+        if a["status"] == "resolved" and not others:
+            raise AlertError(f"alert {alert_id} is already resolved (by {a['resolved_by']} at {a['resolved_at']})"
+                             + ("; so is every other alert of its incident" if incident else ""))
+        for x in ([a] if a["status"] != "resolved" else []) + others:
+            con.execute("UPDATE alerts SET status='resolved', resolved_at=?, resolved_by=?, updated_at=? "
+                        "WHERE id=?", (now_s, by, now_s, x["id"]))
+            if note:
+                con.execute("INSERT INTO alert_comments (alert_id, at, author, body) VALUES (?, ?, ?, ?)",
+                            (x["id"], now_s, by, note))
+            home.state.audit(con, by, "alert.resolve", f"alert:{x['id']}",
+                             {"from": x["status"], "note": note, **_via(x, a)})
     return get_alert(home, alert_id)
 
 
@@ -145,8 +180,9 @@ def parse_time(text: str) -> dt.datetime:
 
 
 def silence(home, alert_id: int, by: str, until: dt.datetime, note: str | None = None,
-            now: dt.datetime | None = None) -> dict:
-    """Silence an open alert until a time: no notifications meanwhile; it fires again after if still breaching."""
+            now: dt.datetime | None = None, incident: bool = False) -> dict:
+    """Silence an open alert (with `incident`, every open alert of its incident) until a time: no notifications
+    meanwhile; it fires again after if still breaching."""
     by, now = _actor(by), now or utcnow()
     if until <= now:
         raise AlertError(f"silence end {iso(until)} is not in the future", "pass a later --until or a --for")
@@ -155,12 +191,15 @@ def silence(home, alert_id: int, by: str, until: dt.datetime, note: str | None =
                                  f"{MAX_SILENCE_DAYS:,} days", "to close the alert instead, `monitor alerts resolve`")
     with home.state.tx() as con:
         a = _load(con, alert_id)
-        if a["status"] == "resolved":
-            raise AlertError(f"alert {alert_id} is resolved; nothing to silence")
-        con.execute("UPDATE alerts SET status='silenced', silenced_until=?, updated_at=? WHERE id=?",
-                    (iso(until), iso(now), alert_id))
-        home.state.audit(con, by, "alert.silence", f"alert:{alert_id}",
-                         {"from": a["status"], "until": iso(until), "note": note})
+        others = _siblings(con, a, OPEN) if incident else []
+        if a["status"] == "resolved" and not others:
+            raise AlertError(f"alert {alert_id} is resolved; nothing to silence"
+                             + (" (nor in its incident)" if incident else ""))
+        for x in ([a] if a["status"] != "resolved" else []) + others:
+            con.execute("UPDATE alerts SET status='silenced', silenced_until=?, updated_at=? WHERE id=?",
+                        (iso(until), iso(now), x["id"]))
+            home.state.audit(con, by, "alert.silence", f"alert:{x['id']}",
+                             {"from": x["status"], "until": iso(until), "note": note, **_via(x, a)})
     return get_alert(home, alert_id)
 
 

@@ -15,6 +15,7 @@ def alerts_group():
       monitor alerts list --status firing
       monitor alerts show 12
       monitor alerts ack 12 --by dana --note "looking at the hi locale"
+      monitor alerts ack 12 --incident --by dana
       monitor alerts silence 12 --for 2h --by dana
     """
 
@@ -42,6 +43,22 @@ def alerts_list(obj, status, as_json):
     click.echo(f"{len(rows):,} alert(s): {summary}")
 
 
+_INCIDENT = click.option("--incident", is_flag=True,
+                         help="Act on every open alert of this alert's incident (the scopes one message listed).")
+
+
+def _incident_note(before: list[dict], alert_id: int) -> None:
+    others = [x for x in before if x["id"] != alert_id]
+    if others:
+        click.echo(f"  and {len(others)} more alert(s) of its incident: {', '.join(str(x['id']) for x in others)}")
+
+
+def _open_siblings(home, alert_id: int, statuses: tuple[str, ...]) -> list[dict]:
+    from monitor.alerts.lifecycle import incident
+
+    return [x for x in incident(home, alert_id) if x["status"] in statuses]
+
+
 def _show(a: dict) -> None:
     click.echo(f"alert {a['id']}: {a['status']}"
                + (f" by {a['acknowledged_by']}" if a["status"] == "acknowledged" else "")
@@ -55,12 +72,15 @@ def _show(a: dict) -> None:
 @click.pass_obj
 def alerts_show(obj, alert_id, as_json):
     """Show one alert: its evidence, who acted on it, its comments and where it was notified."""
-    from monitor.alerts.lifecycle import comments, get_alert, notifications, to_json
+    from monitor.alerts.lifecycle import comments, get_alert, incident, notifications, to_json
 
     a = to_json(get_alert(obj.home, alert_id))
     notes, sent = comments(obj.home, alert_id), notifications(obj.home, alert_id)
+    others = [x for x in incident(obj.home, alert_id) if x["id"] != alert_id]
     if as_json:
-        click.echo(json.dumps({**a, "comments": notes, "notifications": sent}, indent=2, default=str))
+        same = [{k: x[k] for k in ("id", "status", "severity", "message")} for x in others]
+        click.echo(json.dumps({**a, "comments": notes, "notifications": sent, "incident": same}, indent=2,
+                              default=str))
         return
     _show(a)
     click.echo(f"  {a['severity']}, rule {a['rule']}, window {a['window_start']} - {a['window_end']}"
@@ -77,30 +97,42 @@ def alerts_show(obj, alert_id, as_json):
         click.echo(f"  notified #{n['id']} {n['channel']} ({n['kind']}): {n['status']}, {tries}")
     if not sent:
         click.echo("  notified: nowhere" + (" (backfill)" if a["backfill"] else ""))
+    if others:
+        click.echo(f"  same incident ({a['incident_key']}): {len(others)} other alert(s)")
+        for x in others:
+            click.echo(f"    #{x['id']:<5} {x['status']:<12} {x['severity']:<8} {x['message']}")
 
 
 @alerts_group.command("ack")
 @click.argument("alert_id", type=int)
 @click.option("--by", required=True, help="Who acknowledges.")
 @click.option("--note", help="What is being done.")
+@_INCIDENT
 @click.pass_obj
-def alerts_ack(obj, alert_id, by, note):
+def alerts_ack(obj, alert_id, by, note, incident):
     """Acknowledge an alert (someone is on it)."""
     from monitor.alerts.lifecycle import ack
 
-    _show(ack(obj.home, alert_id, by, note))
+    before = _open_siblings(obj.home, alert_id, ("firing", "silenced")) if incident else []
+    a = ack(obj.home, alert_id, by, note, incident=incident)
+    _show(a)
+    _incident_note(before, alert_id)
 
 
 @alerts_group.command("resolve")
 @click.argument("alert_id", type=int)
 @click.option("--by", required=True, help="Who resolves.")
 @click.option("--note", help="Why (kept as a comment).")
+@_INCIDENT
 @click.pass_obj
-def alerts_resolve(obj, alert_id, by, note):
+def alerts_resolve(obj, alert_id, by, note, incident):
     """Resolve an alert by hand."""
-    from monitor.alerts.lifecycle import resolve
+    from monitor.alerts.lifecycle import OPEN, resolve
 
-    _show(resolve(obj.home, alert_id, by, note))
+    before = _open_siblings(obj.home, alert_id, OPEN) if incident else []
+    a = resolve(obj.home, alert_id, by, note, incident=incident)
+    _show(a)
+    _incident_note(before, alert_id)
 
 
 @alerts_group.command("silence")
@@ -109,10 +141,11 @@ def alerts_resolve(obj, alert_id, by, note):
 @click.option("--for", "duration", help="A duration from now: 30m, 2h, 1d.")
 @click.option("--by", required=True, help="Who silences.")
 @click.option("--note", help="Why.")
+@_INCIDENT
 @click.pass_obj
-def alerts_silence(obj, alert_id, until, duration, by, note):
+def alerts_silence(obj, alert_id, until, duration, by, note, incident):
     """Silence an alert until a time: no notifications; it fires again after if still breaching."""
-    from monitor.alerts.lifecycle import AlertError, DurationRangeError, parse_duration, parse_time, silence
+    from monitor.alerts.lifecycle import OPEN, AlertError, DurationRangeError, parse_duration, parse_time, silence
     from monitor.state import utcnow
 
     if bool(until) == bool(duration):
@@ -124,7 +157,10 @@ def alerts_silence(obj, alert_id, until, duration, by, note):
             end = utcnow() + parse_duration(duration)
         except DurationRangeError as e:
             raise DurationRangeError(f"--for {e.message}", e.hint) from None
-    _show(silence(obj.home, alert_id, by, end, note))
+    before = _open_siblings(obj.home, alert_id, OPEN) if incident else []
+    a = silence(obj.home, alert_id, by, end, note, incident=incident)
+    _show(a)
+    _incident_note(before, alert_id)
 
 
 @alerts_group.command("comment")

@@ -32,8 +32,11 @@ class Message:
     body: str
     payload: dict[str, Any] = field(default_factory=dict)
     severity: str = "warning"
-    kind: str = "alert"  # alert | escalation | unsilenced | digest
+    kind: str = "alert"  # alert | escalation | update | unsilenced | digest
     alert_ids: list[int] = field(default_factory=list)
+    # The incident the message is about (rule | metric | granularity | window | direction), the same on its
+    # updates and escalations: a receiver that deduplicates (a PagerDuty dedup_key) keys on it. None for a digest.
+    incident_key: str | None = None
 
 
 class Channel:

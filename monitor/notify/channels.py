@@ -56,7 +56,7 @@ def _check_timeout(opts: dict, path: str, origin: str) -> None:
 
 
 class WebhookChannel(Channel):
-    """POST the alert as JSON: {kind, subject, text, severity, alert_ids, alerts: [...]}."""
+    """POST the alert as JSON: {kind, subject, text, severity, alert_ids, incident_key, alerts: [...], links}."""
 
     type = "webhook"
     options = {"url": (str, None, True), "headers": (dict, {}, False), "timeout_s": (_NUM, 10.0, False)}
@@ -180,7 +180,8 @@ class LogFileChannel(Channel):
         if not path.is_absolute() and self.home_root is not None:
             path = self.home_root / path
         line = json.dumps({"kind": message.kind, "severity": message.severity, "subject": message.subject,
-                           "text": message.body, "alert_ids": message.alert_ids}, ensure_ascii=False)
+                           "text": message.body, "alert_ids": message.alert_ids,
+                           "incident_key": message.incident_key}, ensure_ascii=False)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as f:
