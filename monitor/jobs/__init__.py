@@ -137,9 +137,10 @@ def _run_job(home: Home, job: Job, now: dt.datetime | None, backfill: bool) -> J
         log.error("job %s crashed:\n%s", job.name, traceback.format_exc())
     secs = time.perf_counter() - t0
     with home.state.tx() as con:
+        # The duration is measured, not derived from the timestamps: those are to the second.
         con.execute(
-            "UPDATE job_runs SET finished_at=?, status=?, rows_written=?, message=? WHERE id=?",
-            (iso(utcnow()), status, rows, message, run_id),
+            "UPDATE job_runs SET finished_at=?, status=?, rows_written=?, message=?, duration_s=? WHERE id=?",
+            (iso(utcnow()), status, rows, message, secs, run_id),
         )
     return JobResult(job.name, status, rows, secs, message)
 

@@ -133,9 +133,11 @@ class _StateCollector:
         yield ingest
         dur = GaugeMetricFamily("monitor_job_last_duration_seconds", "Duration of each job's last run", labels=["job"])
         ok = GaugeMetricFamily("monitor_job_last_success", "1 if the job's last run succeeded", labels=["job"])
+        # duration_s is measured to the microsecond; runs recorded before it existed fall back on the timestamps.
         for r in st.query(
-            "SELECT job, status, (julianday(finished_at)-julianday(started_at))*86400.0 AS secs FROM job_runs "
-            "WHERE id IN (SELECT max(id) FROM job_runs WHERE finished_at IS NOT NULL GROUP BY job)"
+            "SELECT job, status, coalesce(duration_s, strftime('%s', finished_at) - strftime('%s', started_at)) "
+            "AS secs FROM job_runs WHERE id IN (SELECT max(id) FROM job_runs WHERE finished_at IS NOT NULL "
+            "GROUP BY job)"
         ):
             dur.add_metric([r["job"]], r["secs"] or 0.0)
             ok.add_metric([r["job"]], 1.0 if r["status"] == "ok" else 0.0)
