@@ -10,7 +10,9 @@ Layers, each enough on its own for the common attacks, together for the uncommon
    difference between the two parsers (a comment trick, say) cannot smuggle a second statement through.
 3. The connection is in memory, may read only the lake files of its manifest, has external access disabled and its
    configuration locked (`monitor.db.lock_down`): a COPY, ATTACH or read_csv the parsers missed still fails.
-4. A timer interrupts the query after the time limit; at most ``row_limit + 1`` rows are fetched.
+4. The query runs in a process of its own: a timer interrupts it after the time limit, and the parent ends the
+   process when DuckDB does not stop (a function building one huge value ignores the interrupt) or when its memory
+   passes the memory limit; at most ``row_limit + 1`` rows are fetched.
 """
 from __future__ import annotations
 
@@ -20,11 +22,18 @@ import decimal
 import difflib
 import logging
 import math
+import os
+import pickle
 import re
+import select
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -468,71 +477,335 @@ def guarded_connection(home, memory_limit: str | None = DEFAULT_MEMORY_LIMIT) ->
 
 
 def run_query(home, sql: str, params: dict | None = None, row_limit: int = 1000, time_limit_s: float = 10.0,
-              con: duckdb.DuckDBPyConnection | None = None) -> QueryResult:
-    """Validate and run one read-only query on a guarded connection, with a row cap and a time limit."""
+              memory_limit: str | None = DEFAULT_MEMORY_LIMIT) -> QueryResult:
+    """Validate one read-only query here, then run it in a query process of its own with a row cap, a time limit
+    and a memory cap that hold even when DuckDB does not stop."""
     if row_limit < 1:
         raise QueryError(f"row limit must be at least 1 (got {row_limit})", "e.g. --limit 1000")
-    own = con is None
-    con = con if con is not None else guarded_connection(home)
+    manifest = home.lake.manifest()
+    from monitor.db import connect
+
+    con = connect(home, guarded=True, memory_limit=memory_limit, manifest=manifest)
     try:
         tables = _table_names(con)
         text = validate_select(sql, tables)
-        try:
-            statements = con.extract_statements(text)
-        except duckdb.Error as e:
-            raise _wrap_duckdb_error(e, tables) from e
-        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-            kinds = ", ".join(str(s.type).split(".")[-1] for s in statements)
-            # MULTI: a PIVOT that DuckDB runs as CREATE TYPE + SELECT, e.g. `ON c || 'x' IN (...)`
-            raise _refuse(f"DuckDB reads this as {kinds or 'no statement'}, not one SELECT",
-                          _PIVOT_HINT if "MULTI" in kinds else HINT_TABLES)
-        stmt = statements[0]
+        stmt = _one_select(con, text, tables)
         wanted = set(stmt.named_parameters)
-        given = {k.lstrip("$:"): v for k, v in (params or {}).items()}
-        missing = sorted(wanted - set(given))
-        if missing:
-            raise QueryError(f"missing value for parameter(s): {', '.join('$' + m for m in missing)}",
-                             "e.g. --param " + missing[0] + "=VALUE")
-        unused = sorted(set(given) - wanted)
-        if unused:
-            raise QueryError(f"parameter(s) not used by the query: {', '.join(unused)}",
-                             f"the query uses: {', '.join(sorted(wanted)) or 'no parameters'}")
-        bind = {k: given[k] for k in wanted}
-        stopped = threading.Event()
+    finally:
+        con.close()
+    given = {k.lstrip("$:"): v for k, v in (params or {}).items()}
+    missing = sorted(wanted - set(given))
+    if missing:
+        raise QueryError(f"missing value for parameter(s): {', '.join('$' + m for m in missing)}",
+                         "e.g. --param " + missing[0] + "=VALUE")
+    unused = sorted(set(given) - wanted)
+    if unused:
+        raise QueryError(f"parameter(s) not used by the query: {', '.join(unused)}",
+                         f"the query uses: {', '.join(sorted(wanted)) or 'no parameters'}")
+    bind = {k: given[k] for k in wanted}
+    request = {"root": str(Path(home.root).resolve()), "manifest": manifest, "sql": text, "params": bind,
+               "row_limit": row_limit, "time_limit_s": time_limit_s, "memory_limit": memory_limit}
+    columns, types, rows, elapsed = _run_in_query_process(request)
+    return QueryResult(
+        columns=columns,
+        types=types,
+        rows=rows[:row_limit],
+        truncated=len(rows) > row_limit,
+        elapsed=elapsed,
+        row_limit=row_limit,
+        sql=text,
+        params=bind,
+    )
 
-        def stop() -> None:
-            stopped.set()
-            con.interrupt()
 
-        timer = threading.Timer(time_limit_s, stop)
+def _one_select(con: duckdb.DuckDBPyConnection, text: str, tables: set[str]):
+    """DuckDB's own parse of the query, which must be exactly one SELECT statement (that statement is what runs)."""
+    try:
+        statements = con.extract_statements(text)
+    except duckdb.Error as e:
+        raise _wrap_duckdb_error(e, tables) from e
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        kinds = ", ".join(str(s.type).split(".")[-1] for s in statements)
+        # MULTI: a PIVOT that DuckDB runs as CREATE TYPE + SELECT, e.g. `ON c || 'x' IN (...)`
+        raise _refuse(f"DuckDB reads this as {kinds or 'no statement'}, not one SELECT",
+                      _PIVOT_HINT if "MULTI" in kinds else HINT_TABLES)
+    return statements[0]
+
+
+# The query runs in a process of its own because some DuckDB functions build one value in a single step that checks
+# neither the interrupt nor the memory limit (repeat, lpad, list_distinct on a huge list): a thread can only ask
+# DuckDB to stop, a process can be ended. The parent ends it `_grace_s` after the time limit if DuckDB has not
+# answered the interrupt, and at once when its resident memory passes the memory limit by more than
+# `_memory_slack`. Starting one costs ~0.5 s (Python, duckdb, pyarrow, pandas), so a query process that answered
+# and stayed small waits for this process's next query (a fresh connection each time); it leaves when this process
+# does, or after SPARE_IDLE_S unused.
+STARTUP_LIMIT_S = 120.0
+SPARE_IDLE_S = 600.0
+SPARE_MAX_RSS = 512 * 2**20
+_POLL_S = 0.05
+_CHILD = "from monitor.sqlguard import _child_main; _child_main()"
+_STOPPED_HINT = "add a LIMIT or filter by date / window_start"
+_UNITS = {"bytes": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _grace_s(time_limit_s: float) -> float:
+    """How long after the time limit a query that ignores the interrupt is let run before its process is ended."""
+    return min(5.0, max(1.0, 0.2 * time_limit_s))
+
+
+def _memory_slack(limit: int) -> int:
+    """What the query process may hold beyond DuckDB's memory limit: result rows in Python, allocator slack."""
+    return max(256 * 2**20, limit // 4)
+
+
+def _parse_size(text: str) -> int | None:
+    """Bytes of a DuckDB size such as '3.7 GiB', '476.8 MiB' or '4GB', else None."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]*)\s*", text or "")
+    if not m or m.group(2).lower() not in _UNITS | {"": 1}:
+        return None
+    return int(float(m.group(1)) * _UNITS.get(m.group(2).lower(), 1))
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def _rss(pid: int | str = "self") -> int | None:
+    """Resident memory of a process in bytes (Linux /proc), else None."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _send(out, frame) -> None:
+    data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(len(data).to_bytes(8, "big"))
+    out.write(data)
+    out.flush()
+
+
+class _Frames:
+    """Length-prefixed pickles read from a pipe without blocking for longer than asked."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buf = bytearray()
+        self.eof = False
+
+    def next(self, timeout: float | None):
+        """The next whole frame, None if none arrived within `timeout`; EOFError once the pipe is closed."""
+        while True:
+            if len(self.buf) >= 8:
+                size = int.from_bytes(self.buf[:8], "big")
+                if len(self.buf) >= 8 + size:
+                    frame = pickle.loads(bytes(self.buf[8:8 + size]))
+                    del self.buf[:8 + size]
+                    return frame
+            if self.eof:
+                raise EOFError
+            ready, _, _ = select.select([self.fd], [], [], None if timeout is None else max(0.0, timeout))
+            if not ready:
+                return None
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                self.eof = True
+            self.buf += chunk
+            timeout = 0.0
+
+
+class _QueryProcess:
+    """A query process (`_child_main`): its pipes and the file its stderr goes to."""
+
+    def __init__(self):
+        # The child imports this very package, wherever it was imported from here (a source checkout, site-packages)
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([sys.executable, "-P", "-c", _CHILD], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.err, env=env, close_fds=True)
+        self.frames = _Frames(self.proc.stdout.fileno())
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.err):
+            with contextlib.suppress(OSError):
+                f.close()
+
+    def ended(self) -> QueryError:
+        """The error for a query process that closed its output without an answer."""
+        code = self.proc.wait()
+        how = f"signal {-code}" if code < 0 else f"exit status {code}"
+        self.err.seek(0)
+        lines = [ln.strip() for ln in self.err.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        last = f": {lines[-1][:200]}" if lines else ""
+        return QueryError(f"query failed: its process ended unexpectedly ({how}){last}",
+                          "run it again; if it fails the same way, report the query")
+
+
+_SPARE: _QueryProcess | None = None
+_SPARE_LOCK = threading.Lock()
+_SPARE_PID = os.getpid()
+
+
+def _take_process() -> _QueryProcess:
+    """The waiting query process if there is a live one, else a new one."""
+    global _SPARE, _SPARE_PID
+    with _SPARE_LOCK:
+        if _SPARE_PID != os.getpid():  # a forked child: the parent's query process is not this process's to use
+            _SPARE, _SPARE_PID = None, os.getpid()
+        qp, _SPARE = _SPARE, None
+    if qp is not None and qp.proc.poll() is not None:  # it waited SPARE_IDLE_S and left
+        qp.end()
+        qp = None
+    return qp or _QueryProcess()
+
+
+def _give_back(qp: _QueryProcess) -> None:
+    """Keep a query process that answered for the next query, unless one is kept already or it grew big."""
+    global _SPARE
+    used = _rss(qp.proc.pid)
+    with _SPARE_LOCK:
+        if _SPARE is None and _SPARE_PID == os.getpid() and used is not None and used <= SPARE_MAX_RSS:
+            _SPARE, qp = qp, None
+    if qp is not None:
+        qp.end()
+
+
+def _run_in_query_process(request: dict) -> tuple[list[str], list[str], list[tuple], float]:
+    """Run a validated query in a query process; (columns, types, rows, seconds), or the QueryError it ended with."""
+    time_limit_s = float(request["time_limit_s"])
+    qp = _take_process()
+    proc, answered = qp.proc, False
+    try:
+        try:
+            _send(proc.stdin, request)
+        except (BrokenPipeError, ValueError):
+            pass  # it died at start: reported below from its exit status
+        deadline, cap, limit = time.monotonic() + STARTUP_LIMIT_S, None, 0
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                if cap is None:
+                    raise QueryError(f"query stopped: its process did not start within {STARTUP_LIMIT_S:g} s",
+                                     "the machine may be overloaded; try again")
+                raise QueryError(f"query stopped after {time_limit_s:g} s (it did not answer the interrupt, so its "
+                                 "process was ended)",
+                                 "one function call on a huge value (repeat, lpad, list_distinct) runs to its end "
+                                 f"once started: make the values smaller; {_STOPPED_HINT}")
+            if cap is not None:
+                used = _rss(proc.pid)
+                if used is not None and used > cap:
+                    raise QueryError(f"query stopped: its process used {_size(used)} of memory, more than the memory "
+                                     f"limit ({_size(limit)}) allows",
+                                     "a function building one huge value (repeat, lpad, a list from range()) is not "
+                                     "held to DuckDB's memory limit: make the values smaller, aggregate before "
+                                     "collecting rows into lists or strings, add a LIMIT")
+            try:
+                frame = qp.frames.next(min(_POLL_S, deadline - now))
+            except EOFError:
+                raise qp.ended() from None
+            if frame is None:
+                continue
+            if frame[0] == "ready":
+                _, base, limit = frame
+                cap = base + limit + _memory_slack(limit) if limit else None
+                deadline = time.monotonic() + time_limit_s + _grace_s(time_limit_s)
+                continue
+            answered = True
+            if frame[0] == "ok":
+                return frame[1:]
+            _, kind, message, hint = frame
+            raise (SqlGuardError if kind == "SqlGuardError" else QueryError)(message, hint)
+    finally:
+        if answered:
+            _give_back(qp)
+        else:
+            qp.end()
+
+
+def _warm_up() -> None:
+    """Do once, before a request comes, what a process's first connection pays for: duckdb imports pandas and
+    more (~350 modules, 0.2-0.5 s) the first time a table is registered or values are fetched."""
+    import pyarrow as pa
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("_warm", pa.table({"x": [1]}))
+        con.execute("SELECT x, TIMESTAMP '2026-01-01', 1.5::DECIMAL(4, 2), [1], {'a': 1}, uuid(), 'x'::BLOB, "
+                    "INTERVAL 1 DAY FROM _warm").fetchall()
+    finally:
+        con.close()
+
+
+def _child_main() -> None:
+    """The query process: answer requests from stdin on stdout, each on a fresh guarded connection, until stdin
+    closes or none comes for SPARE_IDLE_S."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent ends this one
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything else printed goes to stderr, not into the answers
+    _warm_up()
+    requests = _Frames(sys.stdin.fileno())
+    while True:
+        try:
+            request = requests.next(SPARE_IDLE_S)
+        except EOFError:
+            request = None  # the parent left
+        if request is None:
+            os._exit(0)  # skip the interpreter's teardown of DuckDB and its threads: nothing is left to flush
+        _send(out, _answer(request, out))
+
+
+def _answer(request: dict, out) -> tuple:
+    """Run one request on a fresh guarded connection: ("ok", columns, types, rows, seconds) or ("error", ...)."""
+    from monitor.db import connect
+    from monitor.home import Home
+
+    time_limit_s = float(request["time_limit_s"])
+    con = connect(Home(Path(request["root"])), guarded=True, memory_limit=request["memory_limit"],
+                  manifest=request["manifest"])
+    # Should the parent be gone, nobody would end this process: it ends itself a little after the parent would.
+    orphan = threading.Timer(time_limit_s + _grace_s(time_limit_s) + 5.0, os._exit, (70,))
+    orphan.daemon = True
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        con.interrupt()
+
+    timer = threading.Timer(time_limit_s, stop)
+    timer.daemon = True
+    try:
+        tables = _table_names(con)
+        [(setting,)] = con.execute("SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'").fetchall()
+        _send(out, ("ready", _rss() or 0, _parse_size(setting) or 0))
+        orphan.start()
+        stmt = _one_select(con, request["sql"], tables)
         t0 = time.perf_counter()
         timer.start()
         try:
-            cur = con.execute(stmt, bind) if bind else con.execute(stmt)
-            rows = cur.fetchmany(row_limit + 1)
+            cur = con.execute(stmt, request["params"]) if request["params"] else con.execute(stmt)
+            rows = [tuple(r) for r in cur.fetchmany(request["row_limit"] + 1)]
             description = cur.description or []
         except duckdb.Error as e:
             if stopped.is_set():
-                raise QueryError(f"query stopped after {time_limit_s:g} s",
-                                 "add a LIMIT or filter by date / window_start") from e
+                raise QueryError(f"query stopped after {time_limit_s:g} s", _STOPPED_HINT) from e
             raise _wrap_duckdb_error(e, tables) from e
-        finally:
-            timer.cancel()
-        elapsed = time.perf_counter() - t0
-        truncated = len(rows) > row_limit
-        return QueryResult(
-            columns=[d[0] for d in description],
-            types=[str(d[1]) for d in description],
-            rows=[tuple(r) for r in rows[:row_limit]],
-            truncated=truncated,
-            elapsed=elapsed,
-            row_limit=row_limit,
-            sql=text,
-            params=bind,
-        )
+        return ("ok", [d[0] for d in description], [str(d[1]) for d in description], rows,
+                time.perf_counter() - t0)
+    except QueryError as e:
+        return ("error", type(e).__name__, e.message, e.hint)
     finally:
-        if own:
-            con.close()
+        timer.cancel()
+        orphan.cancel()
+        con.close()
 
 
 def schema(home) -> dict[str, list[tuple[str, str]]]:

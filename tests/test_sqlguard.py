@@ -290,16 +290,58 @@ def test_expression_depth_error_does_not_suggest_a_set(home):
 
 
 def test_out_of_memory_says_what_to_try(home):
-    from monitor.sqlguard import guarded_connection
-
-    con = guarded_connection(home, memory_limit="64MB")
-    try:
-        with pytest.raises(QueryError) as err:
-            run_query(home, "SELECT len(list(range)) FROM range(100000000)", con=con)
-    finally:
-        con.close()
+    with pytest.raises(QueryError) as err:
+        run_query(home, "SELECT len(list(range)) FROM range(100000000)", memory_limit="64MB")
     assert "Out of Memory" in str(err.value) and "LIMIT" in err.value.hint
 
+
+def test_query_that_ignores_the_interrupt_is_ended_after_the_grace_period(home):
+    # list_distinct builds its result in one step that never checks DuckDB's interrupt: ~5 s and ~350 MB here, run
+    # to the end in the caller's process before (the size comes from the data, so the parser check cannot see it)
+    import time
+
+    sql = "SELECT len(list_distinct(range(4000000 + range))) FROM range(1)"
+    t0 = time.perf_counter()
+    with pytest.raises(QueryError) as err:
+        run_query(home, sql, time_limit_s=0.5)
+    took = time.perf_counter() - t0
+    assert "stopped after 0.5 s (it did not answer the interrupt, so its process was ended)" in str(err.value)
+    assert "smaller" in err.value.hint and "LIMIT" in err.value.hint
+    assert took < 4, f"took {took:.1f}s"
+
+
+def test_query_over_the_memory_limit_is_ended(home):
+    # 1 GB built by repeat() in one step, outside DuckDB's memory accounting (the parser check sees only the inner
+    # 1,000,000): with a 100 MB limit the process is ended at ~0.5 GB (limit + 256 MB slack + its own ~150 MB)
+    with pytest.raises(QueryError) as err:
+        run_query(home, "SELECT length(repeat(repeat('x', 1000000), 1000))", memory_limit="100MB", time_limit_s=30)
+    assert "query stopped: its process used" in str(err.value) and "memory limit (95 MiB)" in str(err.value)
+    assert "smaller" in err.value.hint
+
+
+def test_query_process_that_dies_is_one_error_and_the_next_query_runs(home, monkeypatch):
+    import monitor.sqlguard as guard
+
+    monkeypatch.setattr(guard, "_CHILD", "import os; os._exit(3)")
+    monkeypatch.setattr(guard, "_SPARE", None)
+    with pytest.raises(QueryError) as err:
+        run_query(home, "SELECT 1")
+    assert "its process ended unexpectedly (exit status 3)" in str(err.value)
+    monkeypatch.undo()
+    assert run_query(home, "SELECT 1 AS x").rows == [(1,)]
+
+
+
+def test_query_process_that_answered_runs_the_next_query(home):
+    # starting a query process costs ~0.5 s; one that answered (an error included) waits for the next query
+    import monitor.sqlguard as guard
+
+    run_query(home, "SELECT 1")
+    pid = guard._SPARE.proc.pid
+    with pytest.raises(QueryError):
+        run_query(home, "SELECT no_such_column FROM turns")
+    assert run_query(home, "SELECT count(*) FROM turns").rows == [(60,)]
+    assert guard._SPARE.proc.pid == pid
 
 def test_show_of_a_table_points_to_describe(home):
     # DuckDB reads `SHOW turns` as DESCRIBE turns; the refusal used to say SHOW was not allowed at all
