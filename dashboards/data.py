@@ -278,6 +278,29 @@ def value_examples(root: str, version: int, dimension: str, model: str | None, s
         "end": end, "start_date": f"{start:%Y-%m-%d}", "end_date": f"{end:%Y-%m-%d}", "limit": int(limit)})
 
 
+def drift_by_segment(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per segment value of parsed value_drift rows: its status, replies now and in the reference, the
+    dimensions that drifted and the largest statistic; 'too few replies' when every row is below `values.min_n`."""
+    cols = ["segment", "status", "replies", "reference replies", "dimensions drifted", "largest statistic"]
+    seg = rows[[len(s) > 1 for s in rows["segment_obj"]]] if not rows.empty else rows
+    if seg.empty:
+        return pd.DataFrame(columns=cols)
+    label = seg["segment_obj"].map(lambda s: segment_label({k: v for k, v in s.items() if k != "dimension"}))
+    out = []
+    for name, part in seg.groupby(label):
+        det = list(part["details_obj"])
+        small = all(bool(sm) or d.get("min_n_ok") is False for d, sm in zip(det, part["small_sample"].fillna(False)))
+        drifted = sorted(str(d.get("dimension")) for d in det if d.get("drift_detected"))
+        refs = [d.get("n_reference") for d in det if d.get("n_reference") is not None]
+        out.append({"segment": name, "status": "DRIFT" if drifted else ("too few replies" if small else "stable"),
+                    "replies": int(part["n"].max()), "reference replies": int(max(refs)) if refs else None,
+                    "dimensions drifted": ", ".join(drifted), "largest statistic": part["value"].max()})
+    order = {"DRIFT": 0, "stable": 1, "too few replies": 2}
+    df = pd.DataFrame(out, columns=cols)
+    return df.sort_values(["status", "replies"], key=lambda c: c.map(order) if c.name == "status" else -c,
+                          ignore_index=True)
+
+
 def highlight(text: str, spans) -> str:
     """Markdown of `text` with each matched span in bold (spans: [{term, span_start, span_end}], may overlap)."""
     text = text or ""

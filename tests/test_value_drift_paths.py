@@ -160,6 +160,9 @@ def test_sums_path_writes_the_rows_of_the_per_reply_path(tmp_path, monkeypatch, 
     assert {r["model"] for r in new} >= {"m1", "m2", "unknown", None}
     segs = {tuple(sorted(k for k in json.loads(r["segment"]) if k != "dimension")) for r in new}
     assert ("region",) in segs and ("plan",) in segs
+    # A segment below min_n (apac: one reply a day) has its rows on both paths, flagged, never a verdict.
+    apac = [r for r in new if json.loads(r["segment"]).get("region") == "apac"]
+    assert apac and all(r["small_sample"] and not json.loads(r["details"])["drift_detected"] for r in apac)
     # Replies without a classifier score have no `refusal` score: fewer of them than of any lexicon dimension.
     by = {(r["window_start"], r["model"], json.loads(r["segment"])["dimension"]): r["n"] for r in new
           if r["metric"] == "value_drift" and len(json.loads(r["segment"])) == 1}

@@ -132,6 +132,18 @@ else:
                  | {"p_value": st.column_config.NumberColumn(format="%.2g")})
     st.caption("A dimension drifts when the statistic passes the threshold (Evidently's test); rows below the "
                "minimum number of replies are shown but never alerted on.")
+    # Segments (all models): a segment too small to judge is listed as such, not left out.
+    seg_rows = guarded(data.metric_rows, c.root, c.version, ("value_drift",), latest["window_start"].iloc[0],
+                       latest["window_end"].iloc[0], granularity=c.granularity)
+    by_seg = data.drift_by_segment(seg_rows) if seg_rows is not None else None
+    if by_seg is not None and not by_seg.empty:
+        with st.expander(f"Drift by segment in {dw} (all models)", icon=":material/segment:"):
+            st.dataframe(by_seg, hide_index=True,
+                         column_config={"largest statistic": st.column_config.NumberColumn(format="%.3f")})
+            st.caption("One line per segment value. 'too few replies': fewer replies than the minimum sample size "
+                       "(`values.min_n`) now or in the reference; listed so the segment is not missing, never a "
+                       "verdict and never alerted on. Per-dimension rows: `monitor metrics --metric value_drift "
+                       "--json`.")
 
     # -- evidence behind a move -------------------------------------------------------------------------------
     st.subheader("Evidence behind a move")
@@ -188,7 +200,8 @@ if not mm.empty:
             # of the distance between the traffic mixes (bias-corrected: may lie below a small sample's distance)
             "95% interval": [f"{lo:.3f}-{hi:.3f}" if pd.notna(lo) and pd.notna(hi) else ""
                              for lo, hi in zip(last["ci_low"], last["ci_high"])],
-            "drift": ["DRIFT" if o.get("drift_detected") else "stable" for o in last["details_obj"]],
+            "drift": ["DRIFT" if o.get("drift_detected") else
+                      ("too few replies" if o.get("min_n_ok") is False else "stable") for o in last["details_obj"]],
             "threshold": [o.get("threshold") for o in last["details_obj"]], "n": last["n"],
             "largest changes": [", ".join(f"{x.get('category')} {x.get('reference', 0):.0%}→{x.get('current', 0):.0%}"
                                           for x in (o.get("largest_changes") or [])[:4])

@@ -11,8 +11,10 @@ Reference (config `values.reference`):
   not reported as a model that talks more about law.
 
 Groups: all traffic, each model, each segment value (all models) for the first two; each model for the third.
-A segment is compared only when both sides have at least `values.min_n` replies; all-traffic and model rows are
-always written, with `small_sample` and `details.min_n_ok = false` (never alerted on) below it.
+Every group with replies in the window gets its rows; one with fewer than `values.min_n` replies on either side is
+flagged `small_sample` and `details.min_n_ok = false`: shown, never a verdict, never alerted on (not left out: a
+segment too small to judge is itself worth seeing). Bounded: the values job already writes a value_mean row per
+segment value and dimension.
 
 Rows (family `values`, dimension in the segment key as in value_mean):
 
@@ -58,7 +60,7 @@ log = logging.getLogger("monitor.jobs.value_drift")
 STATE_KEY = "value_drift.state"
 WATERMARK_KEY = "value_drift.watermark"
 INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these gets rows for it
-LOGIC_VERSION = 5  # bump when the computation changes, to recompute every window once
+LOGIC_VERSION = 6  # bump when the computation changes, to recompute every window once
 METRIC_NAMES = ("value_drift", "topic_drift", "prompt_mix_drift")
 MIX_COLUMNS = (("topic_drift", "topic"), ("prompt_mix_drift", "prompt_category"))
 # True: always load one row per reply (the general path), e.g. for tests comparing the two paths.
@@ -146,13 +148,10 @@ def _direction(effect) -> str | None:
 
 
 def compare_group(cur: pd.DataFrame, ref: pd.DataFrame, dims: list[str], families: dict, key: dict, ref_info: dict,
-                  method, threshold, min_n: int, always: bool) -> list[dict]:
-    """value_drift rows (one per dimension) and mix drift rows of one group; [] when too small and not `always`."""
+                  method, threshold, min_n: int) -> list[dict]:
+    """value_drift rows (one per dimension) and mix drift rows of one group, flagged small_sample below `min_n`."""
     rows = []
     cur_s, ref_s = cur[cur["scored"]], ref[ref["scored"]]
-    base_ok = len(cur_s) >= min_n and len(ref_s) >= min_n
-    if not base_ok and not always:
-        return rows
     # A reweighted reference (baseline_model) holds copies of replies: the default test counts each reply once,
     # with its number of copies as its weight, so n_reference is the effective n (D.mean_shift_weighted).
     weighted = D.COPY_OF in ref_s.columns and D.resolve_method(method, "num") == D.MEAN_SHIFT
@@ -167,8 +166,6 @@ def compare_group(cur: pd.DataFrame, ref: pd.DataFrame, dims: list[str], familie
             info = {**ref_info, "replies": len(copies), "copies": len(r), "effective_n": round(n_eff, 1)}
         ok = len(c) >= min_n and n_ref >= min_n
         if len(c) < 2 or n_ref < 2:
-            if not always:
-                continue
             res = None
         elif weighted:
             res = D.mean_shift_drift(effect, p, float(c.mean()), float(r.mean()), threshold)
@@ -178,8 +175,6 @@ def compare_group(cur: pd.DataFrame, ref: pd.DataFrame, dims: list[str], familie
     for metric, col in MIX_COLUMNS:
         c, r = cur[col].dropna(), ref[col].dropna()
         ok = len(c) >= min_n and len(r) >= min_n
-        if not ok and not always:
-            continue
         res = D.column_drift(r, c, "cat") if len(c) and len(r) else None
         shares = D.category_shares(r, c) if res is not None else None
         rows.append(_mix_row(metric, col, key, res, shares, len(c), len(r), ref_info, ok, min_n))
@@ -276,17 +271,18 @@ def compute(frame: pd.DataFrame, segs: pd.DataFrame, windows: list, ref: Referen
                 cur_cmp = cur[cur["topic"].isin(set(ref_rows["topic"]))]
                 key = {**base, "model": model, "deployment": None}
                 rinfo = {**info, "model": ref.model, "stratified_by": "topic", "dropped_share": round(dropped, 4)}
-                vrows = compare_group(cur_cmp, strat, dims, families, dict(key), rinfo, method, threshold, min_n, True)
+                vrows = compare_group(cur_cmp, strat, dims, families, dict(key), rinfo, method, threshold, min_n)
                 # Mix drift compares the users of the two models as they are, before reweighting.
                 mrows = compare_group(cur, ref_rows, [], families, dict(key), {**info, "model": ref.model},
-                                      method, threshold, min_n, True)
+                                      method, threshold, min_n)
                 rows += [r for r in vrows if r["metric"] == "value_drift"] + mrows
             continue
-        groups = [({**base, "model": None, "deployment": None}, None, True)]
-        groups += [({**base, "model": m, "deployment": None}, ("model", m), True) for m in sorted(set(cur_all["model"]))]
-        groups += [({**base, "model": None, "deployment": None, "_seg": sv}, ("seg", sv), False)
-                   for sv in sorted(seg_index)]
-        for key, sel, always in groups:
+        # Every group with replies in the window, segments too: below min_n a row is flagged small_sample (shown,
+        # never alerted on), not left out.
+        groups = [({**base, "model": None, "deployment": None}, None)]
+        groups += [({**base, "model": m, "deployment": None}, ("model", m)) for m in sorted(set(cur_all["model"]))]
+        groups += [({**base, "model": None, "deployment": None, "_seg": sv}, ("seg", sv)) for sv in sorted(seg_index)]
+        for key, sel in groups:
             if sel is None:
                 cur, rf = cur_all, in_ref
             elif sel[0] == "model":
@@ -294,9 +290,9 @@ def compute(frame: pd.DataFrame, segs: pd.DataFrame, windows: list, ref: Referen
             else:
                 ids = seg_index[sel[1]]
                 cur, rf = cur_all[cur_all["turn_id"].isin(ids)], in_ref[in_ref["turn_id"].isin(ids)]
-                if len(cur) < min_n:
+                if cur.empty:
                     continue
-            rows += compare_group(cur, rf, dims, families, key, dict(info), method, threshold, min_n, always)
+            rows += compare_group(cur, rf, dims, families, key, dict(info), method, threshold, min_n)
     for r in rows:
         r.pop("_seg", None)
     return rows
@@ -524,22 +520,18 @@ def compute_from_sums(sums: pd.DataFrame, counts: pd.DataFrame, windows: list, r
         c, r = cur[ti], refs[ti]
         base = {"granularity": granularity, "window_start": w, "window_end": w + ref.wl}
         info = {"kind": ref.kind, "start": rr[0].isoformat(), "end": rr[1].isoformat()}
-        groups = [(0, {**base, "model": None, "deployment": None}, True)]
-        groups += [(1 + i, {**base, "model": m, "deployment": None}, True) for i, m in enumerate(S.models)
+        # Every group with replies in the window (small ones flagged small_sample), as on the per-reply path.
+        groups = [(0, {**base, "model": None, "deployment": None})]
+        groups += [(1 + i, {**base, "model": m, "deployment": None}) for i, m in enumerate(S.models)
                    if c["n_all"][1 + i] > 0]
         off = 1 + len(S.models)
-        groups += [(off + i, {**base, "model": None, "deployment": None, "_seg": sv}, False)
-                   for i, sv in enumerate(S.segs) if c["n_all"][off + i] >= min_n]
-        for g, key, always in groups:
-            base_ok = c["n_scored"][g] >= min_n and r["n_scored"][g] >= min_n
-            if not base_ok and not always:
-                continue
+        groups += [(off + i, {**base, "model": None, "deployment": None, "_seg": sv})
+                   for i, sv in enumerate(S.segs) if c["n_all"][off + i] > 0]
+        for g, key in groups:
             for j, dim in enumerate(dims):
                 ncur, nref = int(nc[ti, g, j]), int(nr[ti, g, j])
                 ok = ncur >= min_n and nref >= min_n
                 if not testable[ti, g, j]:
-                    if not always:
-                        continue
                     res = None
                 else:
                     res = D.mean_shift_drift(float(effect[ti, g, j]), float(pval[ti, g, j]), float(mc[ti, g, j]),
@@ -550,8 +542,6 @@ def compute_from_sums(sums: pd.DataFrame, counts: pd.DataFrame, windows: list, r
                 cc_all, rc_all = c[col][g], r[col][g]
                 ncur, nref = int(cc_all.sum()), int(rc_all.sum())
                 ok = ncur >= min_n and nref >= min_n
-                if not ok and not always:
-                    continue
                 res = shares = None
                 if ncur and nref:
                     used = (cc_all > 0) | (rc_all > 0)

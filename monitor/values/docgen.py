@@ -192,8 +192,14 @@ up as falling coverage, not as value drift: means and drift use scored replies o
 | `baseline_window` | the same group's replies in [`baseline_start`, `baseline_end`) | each window not overlapping the baseline |
 | `baseline_model` | `baseline_model`'s replies in the `reference_days` days up to W's end, reweighted to the current topic mix | each other model in W |
 
-A group is compared only when both sides have at least `values.min_n` ({min_n}) replies; all-traffic and model rows
-are still written below that, with `small_sample = true` and `details.min_n_ok = false`, and are never alerted on.
+A group is judged only when both sides have at least `values.min_n` ({min_n}) replies. Every group with replies in
+the window still gets its rows below that (all traffic, each model and each segment value: too-small samples are
+flagged, not hidden), with `small_sample = true`, `details.min_n_ok = false` and `details.drift_detected = false`:
+the statistic and its interval are there to read, but there is no verdict, and alert rules skip the rows
+(`small_sample` rows are never evaluated, nor `flag` rules on rows with `min_n_ok = false`). This is bounded: a
+segment value adds one row per dimension plus two mix rows per window, about as many as the `value_mean` rows the values
+job already writes for it. `monitor metrics --json` shows them with `"small_sample": true` (the table says `small
+n`); the Values & drift page lists each segment of a window with its status, "too few replies" for these.
 
 ### Method, threshold and why
 
@@ -303,7 +309,7 @@ attributes or SQL). So an incremental run reads its new turns and the cached sum
 the 7 reference days (tests/test_value_drift_partials.py).
 
 The rows are the per-reply path's (tests/test_value_drift_paths.py runs both on real replies with three models, a
-reply in two regions, replies below `min_n`, windows without a reference, a dimension that is zero on both sides and
+reply in two regions, replies and a segment below `min_n`, windows without a reference, a dimension that is zero on both sides and
 replies without a `refusal` score, by day, by hour and against a baseline window: same keys, floats within 1e-9).
 The per-reply path (`load_frame` + `compute`: one pandas row per reply and one scipy call per column) is kept and
 chosen automatically for configured Evidently methods, `baseline_model` (reweighting needs the replies), reference
