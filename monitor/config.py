@@ -136,6 +136,10 @@ class WorkerConfig:
     notify_interval_s: float = 30.0
     compact_interval_s: float = 3600.0
     retention_interval_s: float = 86400.0
+    # /readyz: a scheduled job whose last success is older than this many of its intervals (and than stale_min_s)
+    # makes the worker not ready. The floor keeps a 30 s job behind a long metric run from flapping it.
+    stale_after_intervals: float = 3.0
+    stale_min_s: float = 900.0
 
 
 @dataclass
@@ -286,10 +290,12 @@ _POSITIVE = ("metrics.min_n", "disparity.min_n", "values.min_n", "ingest.batch_r
              "values.reference_days", "disparity.max_groups_per_attribute", "probes.interval_hours",
              "probes.samples_per_template", "probes.timeout_s", "notify.max_attempts", "worker.max_payload_bytes",
              "worker.ingest_interval_s", "worker.jobs_interval_s", "worker.notify_interval_s",
-             "worker.compact_interval_s", "worker.retention_interval_s", "dashboard.sql_row_limit",
+             "worker.compact_interval_s", "worker.retention_interval_s", "worker.stale_after_intervals",
+             "dashboard.sql_row_limit",
              "dashboard.sql_time_limit_s", "dashboard.port")
 _NON_NEGATIVE = ("ingest.max_future_minutes", "alerts.paging_horizon_windows", "notify.digest_minutes",
-                 "notify.backoff_seconds", "notify.digest_threshold", "notify.group_interval_minutes", "worker.port")
+                 "notify.backoff_seconds", "notify.digest_threshold", "notify.group_interval_minutes", "worker.port",
+                 "worker.stale_min_s")
 MAX_DAYS = 36_500  # a hundred years: the longest period a day count in the config or on the command line may span
 _AT_MOST = {"ingest.max_future_minutes": (MAX_DAYS * 1440, "a hundred years"),
             "ingest.retention_days": (MAX_DAYS, "a hundred years"),
@@ -300,7 +306,9 @@ _AT_MOST = {"ingest.max_future_minutes": (MAX_DAYS * 1440, "a hundred years"),
             "notify.digest_minutes": (MAX_DAYS * 1440, "a hundred years"),
             "notify.group_interval_minutes": (MAX_DAYS * 1440, "a hundred years"),
             "alerts.paging_horizon_windows": (MAX_DAYS, "a hundred years of daily windows"),
-            "dashboard.port": (65535, "the largest port"), "worker.port": (65535, "the largest port")}
+            "dashboard.port": (65535, "the largest port"), "worker.port": (65535, "the largest port"),
+            "worker.stale_min_s": (MAX_DAYS * 86400, "a hundred years"),
+            "worker.stale_after_intervals": (1e6, "a million intervals")}
 
 
 def _value(cfg: Config, key: str):

@@ -16,10 +16,12 @@ def serve_cmd(obj, host, port, log_level):
 
     \b
     Endpoints: POST /v1/logs (JSONL or JSON array), POST /v1/traces (OTLP/HTTP),
-               GET /healthz, GET /metrics (Prometheus).
+               GET /healthz (liveness), GET /readyz (503 with reasons: scheduler
+               stopped, a job failed, stale jobs), GET /metrics (Prometheus).
     Examples:
       monitor serve --port 8600
       curl -X POST --data-binary @logs.jsonl http://127.0.0.1:8600/v1/logs
+      curl -s http://127.0.0.1:8600/readyz
     """
     from monitor.worker import serve
 

@@ -43,6 +43,7 @@ def serve(home: Home, host: str | None = None, port: int | None = None, ready: t
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     sched.start()
+    server.scheduler = sched  # /readyz reports whether it runs
     t = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     t.start()
     h, p = server.server_address[:2]

@@ -4,6 +4,7 @@ Endpoints:
   POST /v1/logs     canonical JSONL, or a JSON array of canonical records
   POST /v1/traces   OTLP/HTTP traces (application/x-protobuf or application/json) with GenAI spans
   GET  /healthz     liveness plus lake version and last job results
+  GET  /readyz      readiness: 200, or 503 with the reasons (scheduler not running, a job failed, stale jobs)
   GET  /metrics     Prometheus text format: ingest counts, job durations, open alerts by severity
 
 Durability: a request body is first written to ``<home>/spool/`` (temp name, fsync, ``os.replace``), then
@@ -33,7 +34,7 @@ from monitor.home import Home
 log = logging.getLogger("monitor.worker.http")
 
 
-ENDPOINTS = ("/v1/logs", "/v1/traces", "/healthz", "/metrics")
+ENDPOINTS = ("/v1/logs", "/v1/traces", "/healthz", "/readyz", "/metrics")
 
 
 class WorkerError(MonitorError):
@@ -120,10 +121,13 @@ def otlp_to_json(body: bytes, content_type: str) -> bytes:
 class _StateCollector:
     """Prometheus collector reading counts from the state store at scrape time."""
 
-    def __init__(self, home: Home):
+    def __init__(self, home: Home, server: "WorkerHTTPServer | None" = None):
         self.home = home
+        self.server = server
 
     def collect(self):
+        from monitor.worker.readiness import readiness
+
         st = self.home.state
         ingest = GaugeMetricFamily("monitor_ingest_records", "Input records by outcome, all time", labels=["outcome"])
         row = st.query("SELECT coalesce(sum(read),0) r, coalesce(sum(ingested),0) i, coalesce(sum(duplicates),0) d, "
@@ -143,6 +147,15 @@ class _StateCollector:
             ok.add_metric([r["job"]], 1.0 if r["status"] == "ok" else 0.0)
         yield dur
         yield ok
+        success = GaugeMetricFamily("monitor_job_last_success_timestamp_seconds",
+                                    "Unix time of each job's last successful run", labels=["job"])
+        for r in st.query("SELECT job, strftime('%s', max(finished_at)) AS t FROM job_runs WHERE status='ok' "
+                          "GROUP BY job"):
+            success.add_metric([r["job"]], float(r["t"]))
+        yield success
+        ready = GaugeMetricFamily("monitor_ready", "1 if GET /readyz answers 200 (see its reasons otherwise)")
+        ready.add_metric([], 1.0 if readiness(self.home, getattr(self.server, "scheduler", None))[0] else 0.0)
+        yield ready
         alerts = GaugeMetricFamily("monitor_open_alerts", "Alerts firing or acknowledged", labels=["severity"])
         counts = {r["severity"]: r["n"] for r in st.query(
             "SELECT severity, count(*) n FROM alerts WHERE status IN ('firing','acknowledged') GROUP BY 1")}
@@ -163,8 +176,9 @@ class WorkerHTTPServer(ThreadingHTTPServer):
         wc = home.config.worker
         self.token = wc.token or env_secret(wc.token_env)
         self.max_bytes = wc.max_payload_bytes
+        self.scheduler = None  # set by `serve` once the scheduler is started; /readyz reports its state
         self.registry = CollectorRegistry()
-        self.registry.register(_StateCollector(home))
+        self.registry.register(_StateCollector(home, self))
         self.requests = Counter("monitor_http_requests", "HTTP requests", ["path", "code"], registry=self.registry)
         self.ingest_lock = threading.Lock()
         super().__init__(addr, Handler)
@@ -228,11 +242,16 @@ class Handler(BaseHTTPRequestHandler):
             jobs = {k: {"status": v.status, "seconds": round(v.seconds, 3)} for k, v in LAST_RESULTS.items()}
             self._reply(200, {"status": "ok", "lake_version": self.server.home.lake.manifest()["version"],
                               "jobs": jobs})
+        elif path == "/readyz":
+            from monitor.worker.readiness import readiness
+
+            ready, body = readiness(self.server.home, self.server.scheduler)
+            self._reply(200 if ready else 503, body)
         elif path == "/metrics":
             self._reply(200, body=generate_latest(self.server.registry), ctype="text/plain; version=0.0.4")
         else:
             self._reply(404, {"error": f"no such endpoint {path}", "hint": "POST /v1/logs, POST /v1/traces, "
-                                                                          "GET /healthz, GET /metrics"})
+                                                                          "GET /healthz, GET /readyz, GET /metrics"})
 
     def do_POST(self):
         path = self.path.split("?")[0]
