@@ -45,12 +45,13 @@ def _frame():
                          "prompt_category": "benign", "scored": True, "moralizing": [r[2] for r in rows]})
 
 
-def _rows(min_n):
+def _rows(min_n, frame=None, method=None):
     cfg = SimpleNamespace(reference="baseline_model", reference_days=7, baseline_model="A", baseline_start=None,
                           baseline_end=None)
     ref = V.Reference(cfg, "day")
     segs = pd.DataFrame(columns=["turn_id", "attribute", "value"])
-    rows = V.compute(_frame(), segs, [W], ref, ["moralizing"], {"moralizing": "normative"}, None, None, min_n, "day")
+    rows = V.compute(_frame() if frame is None else frame, segs, [W], ref, ["moralizing"], {"moralizing": "normative"},
+                     method, None, min_n, "day")
     return [r for r in rows if r["metric"] == "value_drift"]
 
 
@@ -63,6 +64,7 @@ def test_baseline_model_counts_the_reference_by_its_effective_size():
     kish = w.sum() ** 2 / (w ** 2).sum()
     assert d["reference"]["effective_n"] == pytest.approx(kish, abs=0.05) and kish == pytest.approx(39.2, abs=0.1)
     assert d["n_reference"] == round(kish) and d["reference"]["replies"] == 510 and d["reference"]["copies"] == 1000
+    assert d["reference"]["reweighting"] == D.COPIES and d["reference"]["baseline_replies"] == 1000
     # 39 effective replies are below min_n: reported, not a verdict.
     assert row["small_sample"] and not d["drift_detected"]
 
@@ -126,3 +128,60 @@ def test_value_drift_rows_carry_an_interval_of_the_effect():
     assert d["effect_size_ci"][0] < 0 < d["effect_size_ci"][1]
     assert row["ci_low"] == 0.0 and row["ci_high"] == pytest.approx(max(abs(x) for x in d["effect_size_ci"]))
     assert row["ci_low"] <= row["value"] <= row["ci_high"]
+
+
+def test_stratify_sample_downsamples_and_never_copies():
+    ref = _frame()
+    ref = ref[ref["model"] == "A"]
+    cur = pd.Series(["bread"] * 150 + ["crime"] * 150)
+    out, dropped = D.stratify_sample(ref, cur, "topic", "k")
+    # The 10 crime replies at half the mix allow a reference of 20: all 10 crime replies and 10 of the 990 bread.
+    assert dropped == 0.0 and out.index.is_unique and set(out.index) <= set(ref.index)
+    assert out["topic"].value_counts().to_dict() == {"bread": 10, "crime": 10}
+    assert out.equals(D.stratify_sample(ref, cur, "topic", "k")[0])  # seeded
+    # A 70/30 mix: crime allows 10 / 0.3 = 33 replies; 23 bread and 10 crime.
+    out, _ = D.stratify_sample(ref, pd.Series(["bread"] * 70 + ["crime"] * 30), "topic", "k")
+    assert out["topic"].value_counts().to_dict() == {"bread": 23, "crime": 10}
+    out, dropped = D.stratify_sample(ref, pd.Series(["bread"] * 3 + ["cars"]), "topic", "k")
+    assert dropped == 0.25 and set(out["topic"]) == {"bread"} and len(out) == 990
+
+
+def test_evidently_method_gets_a_reference_without_copies():
+    (row,) = _rows(min_n=100, method="t_test")
+    d = json.loads(row["details"])
+    # Not 1,000 rows of which 500 are 10 crime replies copied: 20 distinct replies, the reference the baseline's
+    # 10 crime replies can support at B's half-crime mix, and too few for a verdict.
+    assert d["reference"]["reweighting"] == D.SAMPLED and d["reference"]["baseline_replies"] == 1000
+    assert d["n_reference"] == d["reference"]["n"] == 20 and "copies" not in d["reference"]
+    assert row["small_sample"] and not d["drift_detected"] and d["engine"] == "evidently"
+
+
+def _no_change_frame(rng) -> pd.DataFrame:
+    """Baseline A: 900 bread and 60 crime replies; model B: 150 of each. Both models answer each topic alike
+    (moralizing above 0 in 10% of bread replies, 40% of crime replies, exponential sizes): no change at all."""
+    parts = []
+    for model, topic, n in (("A", "bread", 900), ("A", "crime", 60), ("B", "bread", 150), ("B", "crime", 150)):
+        p, scale = (0.1, 1.0) if topic == "bread" else (0.4, 2.0)
+        parts.append(pd.DataFrame({"model": model, "topic": topic,
+                                   "moralizing": np.where(rng.random(n) < p, rng.exponential(scale, n), 0.0)}))
+    f = pd.concat(parts, ignore_index=True)
+    return f.assign(turn_id=[f"t{i}" for i in range(len(f))], window_start=W, prompt_category="benign", scored=True)
+
+
+def test_no_change_simulation_evidently_false_alarms_at_the_nominal_rate():
+    # Evidently's t-test at p < 0.05 (its default threshold), 150 seeded comparisons with nothing changed.
+    rng = np.random.default_rng(2026)
+    reps, sampled, copied = 150, 0, 0
+    for i in range(reps):
+        f = _no_change_frame(rng)
+        (row,) = _rows(min_n=50, frame=f, method="t_test")
+        d = json.loads(row["details"])
+        assert not row["small_sample"] and d["n_reference"] == 120  # 60 crime + 60 bread, all distinct
+        sampled += d["drift_detected"]
+        # The reference of copies (60 crime replies 8 times each) as the job built it before, taken as 960 replies.
+        strat, _ = D.stratify(f[f["model"] == "A"], f[f["model"] == "B"]["topic"], "topic", str(i))
+        cur = f[f["model"] == "B"]["moralizing"]
+        copied += D.column_drift(strat["moralizing"], cur, "num", "t_test").drift_detected
+    # 5% expected (standard error 1.8 points): 4.0% (6 of 150); the copies gave 21% (32 of 150).
+    assert sampled / reps <= 0.08, sampled / reps
+    assert copied / reps >= 0.15, copied / reps

@@ -7,8 +7,9 @@ Reference (config `values.reference`):
   baseline are not compared;
 - ``baseline_model``: the replies of `baseline_model` in the `reference_days` days up to the window's end, compared
   with each other model's replies in the window. Like with like: the baseline's replies are reweighted to the
-  current model's topic mix (monitor/values/drift.py `stratify`), so a model that gets more crime questions is
-  not reported as a model that talks more about law.
+  current model's topic mix, so a model that gets more crime questions is not reported as a model that talks more
+  about law: by whole copies for the default test, which weighs each reply once (monitor/values/drift.py
+  `stratify`), by sampling without replacement for Evidently methods, which take no weights (`stratify_sample`).
 
 Groups: all traffic, each model, each segment value (all models) for the first two; each model for the third.
 Every group with replies in the window gets its rows; one with fewer than `values.min_n` replies on either side is
@@ -22,8 +23,9 @@ Rows (family `values`, dimension in the segment key as in value_mean):
   |standardised mean difference|, ci_low/ci_high its 95% interval), details = {dimension, family, statistic,
   statistic_name, method, threshold, drift_detected, p_value, effect_size, effect_size_ci, direction,
   mean_current, mean_reference, n_current, n_reference,
-  reference: {kind, start, end, model, n, stratified_by, dropped_share, and for a reweighted reference replies,
-  copies, effective_n}, min_n_ok}; n_reference of a reweighted reference is its effective n.
+  reference: {kind, start, end, model, n, and for a reweighted reference stratified_by, dropped_share,
+  reweighting, baseline_replies, and with copies replies, copies, effective_n}, min_n_ok}; n_reference of a
+  reference with copies is its effective n.
 - ``topic_drift`` and ``prompt_mix_drift``: Jensen-Shannon distance of the user-message topic mix and of the
   prompt-harm categories (latest `scores`), all replies: did the users change rather than the model? ci_low/ci_high:
   a seeded, bias-corrected bootstrap interval of the distance between the two traffic mixes (`D.js_interval`).
@@ -60,7 +62,7 @@ log = logging.getLogger("monitor.jobs.value_drift")
 STATE_KEY = "value_drift.state"
 WATERMARK_KEY = "value_drift.watermark"
 INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these gets rows for it
-LOGIC_VERSION = 6  # bump when the computation changes, to recompute every window once
+LOGIC_VERSION = 7  # bump when the computation changes, to recompute every window once
 METRIC_NAMES = ("value_drift", "topic_drift", "prompt_mix_drift")
 MIX_COLUMNS = (("topic_drift", "topic"), ("prompt_mix_drift", "prompt_category"))
 # True: always load one row per reply (the general path), e.g. for tests comparing the two paths.
@@ -154,7 +156,7 @@ def compare_group(cur: pd.DataFrame, ref: pd.DataFrame, dims: list[str], familie
     cur_s, ref_s = cur[cur["scored"]], ref[ref["scored"]]
     # A reweighted reference (baseline_model) holds copies of replies: the default test counts each reply once,
     # with its number of copies as its weight, so n_reference is the effective n (D.mean_shift_weighted).
-    weighted = D.COPY_OF in ref_s.columns and D.resolve_method(method, "num") == D.MEAN_SHIFT
+    weighted = D.COPY_OF in ref_s.columns and D.takes_weights(method)
     for dim in dims:
         c, r = cur_s[dim].dropna(), ref_s[dim].dropna()
         n_ref, info = len(r), ref_info
@@ -267,10 +269,15 @@ def compute(frame: pd.DataFrame, segs: pd.DataFrame, windows: list, ref: Referen
             ref_rows = in_ref[in_ref["model"] == ref.model]
             for model in sorted(set(cur_all["model"]) - {ref.model}):
                 cur = cur_all[cur_all["model"] == model]
-                strat, dropped = D.stratify(ref_rows, cur["topic"], "topic", f"{w.isoformat()}|{model}")
+                # Copies for the default test (it counts a reply's copies once); a sample without replacement for
+                # an Evidently method, which would take each copy for another reply.
+                weights = D.takes_weights(method)
+                strat, dropped = (D.stratify if weights else D.stratify_sample)(
+                    ref_rows, cur["topic"], "topic", f"{w.isoformat()}|{model}")
                 cur_cmp = cur[cur["topic"].isin(set(ref_rows["topic"]))]
                 key = {**base, "model": model, "deployment": None}
-                rinfo = {**info, "model": ref.model, "stratified_by": "topic", "dropped_share": round(dropped, 4)}
+                rinfo = {**info, "model": ref.model, "stratified_by": "topic", "dropped_share": round(dropped, 4),
+                         "reweighting": D.COPIES if weights else D.SAMPLED, "baseline_replies": len(ref_rows)}
                 vrows = compare_group(cur_cmp, strat, dims, families, dict(key), rinfo, method, threshold, min_n)
                 # Mix drift compares the users of the two models as they are, before reweighting.
                 mrows = compare_group(cur, ref_rows, [], families, dict(key), {**info, "model": ref.model},
@@ -644,7 +651,8 @@ def evidently_report_html(home, window_start: dt.datetime, model: str | None = N
         rf = rf[rf["model"] == ref.model]
         if model:
             cur = cur[cur["model"] == model]
-        rf, _ = D.stratify(rf, cur["topic"], "topic", f"{window_start.isoformat()}|{model}")
+        # Evidently's Report takes no weights, whatever the method: a reference without copies.
+        rf, _ = D.stratify_sample(rf, cur["topic"], "topic", f"{window_start.isoformat()}|{model}")
     elif model:
         cur, rf = cur[cur["model"] == model], rf[rf["model"] == model]
     if cur.empty or rf.empty:

@@ -272,8 +272,20 @@ effective size, Kish's (sum of weights)^2 / (sum of squared weights): `n_referen
 effective n, and `details.reference` adds `replies` (distinct baseline replies), `copies` and `effective_n`. Ten
 crime replies copied 50 times each, to match a model that gets half crime questions, weigh as about 39 replies, not
 500; tested as 500, a simulation with no change at all found drift at p < 1e-4 in 2% of comparisons
-(tests/test_value_drift_baseline.py). A configured Evidently method still sees the copies. Current replies on
-topics the baseline never saw cannot be compared and are left out; their share is
+(tests/test_value_drift_baseline.py). `details.reference.reweighting` is `copies_weighted` then.
+
+A configured Evidently method takes no weights and would count every copy as another reply, so for it the
+reference is built by stratified sampling without replacement instead (`reweighting = "sampled_without_replacement"`,
+`monitor.values.drift.stratify_sample`): the reference is as large as its scarcest topic allows, N = min over topics
+of (baseline replies on the topic / current share), and each topic contributes a seeded sample of (current share) x
+N of its replies, so over-represented topics are downsampled and no reply appears twice. `n_reference` is N
+(distinct replies) and `details.reference.baseline_replies` the baseline replies there were: ten crime replies at
+half the current mix make a reference of 20 replies, flagged `small_sample` below `min_n`, where the copies made
+1,000. In a seeded simulation with no change (baseline 900 bread and 60 crime replies, the compared model 150 of
+each, both answering each topic alike; tests/test_value_drift_baseline.py), Evidently's t-test at p < 0.05 found
+drift in 4% of 150 comparisons against the sampled reference, and in 21% against the copies. The Evidently report
+of a `baseline_model` window uses the sampled reference whatever the method, as a Report takes no weights. Current
+replies on topics the baseline never saw cannot be compared and are left out; their share is
 `details.reference.dropped_share`. Mix drift rows of
 the same comparison use the unweighted replies, so "model B's users ask more about crime" is reported as
 `topic_drift` while the value rows answer "does B answer the same questions differently?". `previous_days` and

@@ -448,7 +448,8 @@ def stratify(ref: pd.DataFrame, cur_strata: pd.Series, column: str, seed_key: st
     whole copies of the stratum first, then a seeded sample without replacement for the remainder, which adds far
     less noise than a bootstrap. Current strata absent from the reference cannot be compared; their share of the
     current rows is returned so the caller can drop and report them. Column COPY_OF says which row of `ref` each
-    row copies: a test must count copies as one reply's evidence (`mean_shift_weighted`).
+    row copies: a test must count copies as one reply's evidence (`mean_shift_weighted`); a test that cannot takes
+    `stratify_sample`'s reference instead.
     """
     ref = ref.assign(**{COPY_OF: np.arange(len(ref))})
     cur_share = cur_strata.value_counts(normalize=True)
@@ -470,6 +471,46 @@ def stratify(ref: pd.DataFrame, cur_strata: pd.Series, column: str, seed_key: st
         if rest:
             parts.append(rows.iloc[np.sort(rng.choice(len(rows), rest, replace=False))])
     return (pd.concat(parts, ignore_index=True) if parts else ref.iloc[0:0]), missing
+
+
+# How a baseline_model reference was reweighted (details.reference.reweighting).
+COPIES = "copies_weighted"  # `stratify`: whole copies, each reply weighted once by the default test (Kish n)
+SAMPLED = "sampled_without_replacement"  # `stratify_sample`: for tests that take no weights (Evidently's)
+
+
+def takes_weights(method: str | None) -> bool:
+    """Whether the configured method can count a reweighted reference's copies as one reply (only `mean_shift`)."""
+    return resolve_method(method, "num") == MEAN_SHIFT
+
+
+def stratify_sample(ref: pd.DataFrame, cur_strata: pd.Series, column: str,
+                    seed_key: str) -> tuple[pd.DataFrame, float]:
+    """`ref` reweighted to the current mix of `column` by sampling each stratum without replacement: no row twice;
+    returns (frame, share of current rows in strata the reference lacks).
+
+    For tests that cannot take weights (every Evidently method): `stratify`'s copies of a small stratum looked like
+    independent replies to them (ten crime replies copied 50 times read as 500). Here the reference is as large as
+    its scarcest stratum allows, N = min over strata of (stratum rows / current share), and each stratum is a
+    seeded sample of round(share x N) of its rows: over-represented topics are downsampled, never copied. The price
+    is a smaller reference (N can fall below values.min_n, and the row then says so) instead of a false precision.
+    """
+    cur_share = cur_strata.value_counts(normalize=True)
+    present = set(ref[column].unique())
+    missing = float(cur_share[[s for s in cur_share.index if s not in present]].sum())
+    keep = cur_share[[s for s in cur_share.index if s in present]]
+    if keep.empty:
+        return ref.iloc[0:0], missing
+    keep = (keep / keep.sum()).sort_index()
+    sizes = ref[column].value_counts()
+    total = min(sizes[s] / share for s, share in keep.items())
+    rng = np.random.default_rng(int(hashlib.sha256(seed_key.encode()).hexdigest()[:8], 16))
+    parts = []
+    for stratum, share in keep.items():
+        rows = ref[ref[column] == stratum]
+        take = min(len(rows), int(round(share * total)))
+        if take:
+            parts.append(rows.iloc[np.sort(rng.choice(len(rows), take, replace=False))])
+    return (pd.concat(parts) if parts else ref.iloc[0:0]), missing
 
 
 def report_html(current: pd.DataFrame, reference: pd.DataFrame, numeric: list[str], categorical: list[str],
