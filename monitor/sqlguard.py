@@ -504,7 +504,8 @@ def run_query(home, sql: str, params: dict | None = None, row_limit: int = 1000,
                          f"the query uses: {', '.join(sorted(wanted)) or 'no parameters'}")
     bind = {k: given[k] for k in wanted}
     request = {"root": str(Path(home.root).resolve()), "manifest": manifest, "sql": text, "params": bind,
-               "row_limit": row_limit, "time_limit_s": time_limit_s, "memory_limit": memory_limit}
+               "row_limit": row_limit, "time_limit_s": time_limit_s, "memory_limit": memory_limit,
+               "max_result_bytes": MAX_RESULT_BYTES}
     columns, types, rows, elapsed = _run_in_query_process(request)
     return QueryResult(
         columns=columns,
@@ -542,6 +543,11 @@ def _one_select(con: duckdb.DuckDBPyConnection, text: str, tables: set[str]):
 STARTUP_LIMIT_S = 120.0
 SPARE_IDLE_S = 600.0
 SPARE_MAX_RSS = 512 * 2**20
+# The most a result may take (pickled) on its way back: the row cap counts rows, and 1,000 rows of 1 MB texts would
+# land whole in the dashboard's server process.
+MAX_RESULT_BYTES = 256 * 2**20
+_RESULT_HINT = ("select fewer or shorter columns (left(user_message, 200)) or fewer rows; for a bulk export open "
+                "the home's catalog.duckdb with duckdb -readonly")
 _POLL_S = 0.05
 _CHILD = "from monitor.sqlguard import _child_main; _child_main()"
 _STOPPED_HINT = "add a LIMIT or filter by date / window_start"
@@ -568,7 +574,7 @@ def _parse_size(text: str) -> int | None:
 
 
 def _size(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n < 10 * 2**20 else f"{n / 2**20:.0f} MiB"
 
 
 def _rss(pid: int | str = "self") -> int | None:
@@ -703,9 +709,9 @@ def _run_in_query_process(request: dict) -> tuple[list[str], list[str], list[tup
                 if used is not None and used > cap:
                     raise QueryError(f"query stopped: its process used {_size(used)} of memory, more than the memory "
                                      f"limit ({_size(limit)}) allows",
-                                     "a function building one huge value (repeat, lpad, a list from range()) is not "
-                                     "held to DuckDB's memory limit: make the values smaller, aggregate before "
-                                     "collecting rows into lists or strings, add a LIMIT")
+                                     "a function building one huge value (repeat, lpad, a list from range()) and "
+                                     "the rows fetched are not held to DuckDB's memory limit: make the values "
+                                     "smaller, select fewer or shorter columns, add a LIMIT")
             try:
                 frame = qp.frames.next(min(_POLL_S, deadline - now))
             except EOFError:
@@ -760,7 +766,14 @@ def _child_main() -> None:
             request = None  # the parent left
         if request is None:
             os._exit(0)  # skip the interpreter's teardown of DuckDB and its threads: nothing is left to flush
-        _send(out, _answer(request, out))
+        data = pickle.dumps(_answer(request, out), protocol=pickle.HIGHEST_PROTOCOL)
+        cap = request["max_result_bytes"]
+        if len(data) > cap:
+            data = pickle.dumps(("error", "QueryError", f"query result is {_size(len(data))}, more than the "
+                                 f"{_size(cap)} a query may return", _RESULT_HINT))
+        out.write(len(data).to_bytes(8, "big"))
+        out.write(data)
+        out.flush()
 
 
 def _answer(request: dict, out) -> tuple:

@@ -332,6 +332,18 @@ def test_query_process_that_dies_is_one_error_and_the_next_query_runs(home, monk
 
 
 
+
+def test_result_too_big_to_return_is_refused_and_says_what_to_try(home, monkeypatch):
+    # the row cap counts rows: 1,000 rows of 1 MB texts (no function misused) landed whole in the dashboard's server
+    import monitor.sqlguard as guard
+
+    monkeypatch.setattr(guard, "MAX_RESULT_BYTES", 2**20)
+    with pytest.raises(QueryError) as err:
+        run_query(home, "SELECT repeat(user_message, 2000) AS m FROM turns")
+    assert "query result is 1.2 MiB, more than the 1.0 MiB a query may return" in str(err.value)
+    assert "left(" in err.value.hint and "catalog.duckdb" in err.value.hint
+    assert len(run_query(home, "SELECT repeat(user_message, 1000) AS m FROM turns").rows) == 60
+
 def test_query_process_that_answered_runs_the_next_query(home):
     # starting a query process costs ~0.5 s; one that answered (an error included) waits for the next query
     import monitor.sqlguard as guard
