@@ -17,6 +17,7 @@ def alerts_group():
       monitor alerts ack 12 --by dana --note "looking at the hi locale"
       monitor alerts ack 12 --incident --by dana
       monitor alerts silence 12 --for 2h --by dana
+      monitor alerts reroute --from oncall-mail --to oncall-email --by dana
     """
 
 
@@ -186,6 +187,26 @@ def alerts_assign(obj, alert_id, to, by):
     from monitor.alerts.lifecycle import assign
 
     _show(assign(obj.home, alert_id, to, by))
+
+
+@alerts_group.command("reroute")
+@click.option("--from", "old", required=True, help="The channel name the messages were queued for.")
+@click.option("--to", "new", required=True, help="A configured channel to send them through instead.")
+@click.option("--by", required=True, help="Who reroutes.")
+@click.pass_obj
+def alerts_reroute(obj, old, new, by):
+    """Send the held and pending notifications of a channel through another one (after renaming a channel).
+
+    \b
+    Messages for a channel that is not configured (renamed, or a typo in its
+    name) are held for it until the retry horizon, then dead.
+    Examples:
+      monitor alerts reroute --from oncall-mail --to oncall-email --by dana
+    """
+    from monitor.notify.outbox import reroute
+
+    n = reroute(obj.home, old, new, by)
+    click.echo(f"rerouted {n:,} message(s) from {old} to {new}" + ("" if n else " (none held or pending)"))
 
 
 @alerts_group.command("rules")

@@ -5,8 +5,9 @@ window and direction, `incident_key`): its scopes are listed together, a scope j
 (held so that updates go out at most once per `notify.group_interval_minutes`), a higher severity an `escalation`.
 
 Rows of ``notify_outbox`` move pending -> sent, or pending -> dead after ``notify.max_attempts`` failures (each
-retry waits ``backoff_seconds * 2**(attempts-1)``, at most ``MAX_WAIT_S``, a day), or pending -> digested when an alert storm is folded into one
-digest row. Every attempt is a row of ``notify_attempts``. Because the outbox is in SQLite, a worker that dies
+retry waits ``backoff_seconds * 2**(attempts-1)``, at most ``MAX_WAIT_S``, a day), or pending -> digested when an
+alert storm is folded into one digest row, or pending -> held while their channel is not configured (back to
+pending when it is, dead after the retry horizon). Every attempt is a row of ``notify_attempts``. Because the outbox is in SQLite, a worker that dies
 between two runs loses nothing: the next `deliver_due`, in any process, picks the rows up. A row is claimed
 before it is sent, so two deliverers at once (the worker and a `monitor jobs run`) never send it twice. Delivery
 is at-least-once: a crash after a send but before its row is marked sent re-sends that one message.
@@ -26,6 +27,7 @@ MAX_WAIT_S = 86_400.0  # the longest wait between two attempts: many attempts mu
 # `monitor jobs run` beside the worker, a second worker) skips it. Far longer than any send's timeout; if the
 # claiming process dies mid-send, the row is due again after it (at-least-once, never lost).
 CLAIM_S = 900.0
+MAX_HOLD_S = 3650 * 86400.0  # a message waits for a missing channel at most ten years, whatever the retry settings
 
 
 def load_channels(home) -> dict[str, Channel]:
@@ -181,8 +183,10 @@ class DeliveryReport:
     failed: int = 0
     dead: int = 0
     digests: int = 0
-    held: int = 0
+    held: int = 0  # fresh rows waiting for a storm's digest interval to end
     grouped: int = 0  # rows merged into one message per incident
+    no_channel: int = 0  # rows whose channel is not configured, put on hold for it (status 'held')
+    released: int = 0  # held rows whose channel is configured again, due now
     errors: list[str] = field(default_factory=list)
 
 
@@ -268,11 +272,15 @@ def deliver_due(home, now: dt.datetime, channels: dict[str, Channel] | None = No
     channels = load_channels(home) if channels is None else channels
     rep = DeliveryReport()
     now_s = iso(now)
+    _release_or_expire(home, channels, now, cfg, rep)
     due = home.state.query(
         "SELECT * FROM notify_outbox WHERE status='pending' AND next_attempt_at<=? ORDER BY id", (now_s,))
     by_channel: dict[str, list[dict]] = {}
     for r in due:
-        by_channel.setdefault(r["channel"], []).append(r)
+        if r["channel"] in channels:
+            by_channel.setdefault(r["channel"], []).append(r)
+        else:
+            _hold(home, r, now, cfg, rep)
     window = dt.timedelta(minutes=cfg.digest_minutes)
     for name, rows in by_channel.items():
         rows = _group_incidents(home, name, rows, now_s, rep)
@@ -295,7 +303,7 @@ def deliver_due(home, now: dt.datetime, channels: dict[str, Channel] | None = No
                 rows += home.state.query("SELECT * FROM notify_outbox WHERE id=?", (did,))
         for r in rows:
             if _claim(home, r, now):
-                _attempt(home, channels.get(name), r, now, cfg, rep)
+                _attempt(home, channels[name], r, now, cfg, rep)
     return rep
 
 
@@ -325,18 +333,96 @@ def _claim(home, row: dict, now: dt.datetime) -> bool:
             (iso(now + dt.timedelta(seconds=CLAIM_S)), row["id"], row["next_attempt_at"])).rowcount == 1
 
 
-def _attempt(home, ch: Channel | None, row: dict, now: dt.datetime, cfg, rep: DeliveryReport) -> None:
+def retry_horizon(cfg) -> dt.timedelta:
+    """How long after its creation a message that keeps failing goes dead: the sum of the waits between its
+    `max_attempts` attempts (30 s, 60 s, ... at most MAX_WAIT_S each; 63.5 min with the defaults)."""
+    total, wait = 0.0, float(cfg.backoff_seconds)
+    for i in range(1, cfg.max_attempts):
+        if wait >= MAX_WAIT_S:  # every later wait is the cap
+            total += MAX_WAIT_S * (cfg.max_attempts - i)
+            break
+        total += wait
+        wait *= 2
+    return dt.timedelta(seconds=min(total, MAX_HOLD_S))
+
+
+def _hold(home, row: dict, now: dt.datetime, cfg, rep: DeliveryReport) -> None:
+    """Put a due row whose channel is not configured on hold for it until the retry horizon, instead of failing it.
+
+    A channel renamed by mistake, or with a typo in its name, is back after the fix and its messages with it;
+    a channel renamed on purpose gets them with `monitor alerts reroute`. After the horizon they are dead.
+    """
+    until = max(iso(now), iso(_parse_iso(row["created_at"]) + retry_horizon(cfg)))
+    reason = f"channel {row['channel']!r} is not configured (or disabled): held for it until {until}, then dead"
+    with home.state.tx() as con:
+        if not con.execute("UPDATE notify_outbox SET status='held', next_attempt_at=?, last_error=? WHERE id=? "
+                           "AND status='pending' AND next_attempt_at=?",
+                           (until, reason, row["id"], row["next_attempt_at"])).rowcount:
+            return  # another deliverer got to it first
+        home.state.audit(con, "worker", "notify.held", f"outbox:{row['id']}",
+                         {"channel": row["channel"], "until": until, "alert_ids": json.loads(row["alert_ids"])})
+    rep.no_channel += 1
+
+
+def _release_or_expire(home, channels: dict[str, Channel], now: dt.datetime, cfg, rep: DeliveryReport) -> None:
+    """Held rows whose channel is configured again become due now; those held past the retry horizon are dead."""
+    now_s = iso(now)
+    for r in home.state.query("SELECT * FROM notify_outbox WHERE status='held' ORDER BY id"):
+        back = r["channel"] in channels
+        if not back and r["next_attempt_at"] > now_s:
+            continue
+        with home.state.tx() as con:
+            if back:
+                done = con.execute("UPDATE notify_outbox SET status='pending', next_attempt_at=?, last_error=? "
+                                   "WHERE id=? AND status='held'", (now_s, None, r["id"])).rowcount
+                action, details = "notify.release", {"channel": r["channel"]}
+            else:
+                error = f"channel {r['channel']!r} was not configured (or disabled) for the whole retry horizon"
+                done = con.execute("UPDATE notify_outbox SET status='dead', last_error=? WHERE id=? AND status='held'",
+                                   (error, r["id"])).rowcount
+                action = "notify.dead"
+                details = {"channel": r["channel"], "attempts": r["attempts"], "error": error}
+            if done:
+                home.state.audit(con, "worker", action, f"outbox:{r['id']}",
+                                 {**details, "alert_ids": json.loads(r["alert_ids"])})
+        if done and back:
+            rep.released += 1
+        elif done:
+            rep.dead += 1
+            rep.errors.append(error)
+
+
+def reroute(home, old: str, new: str, by: str, now: dt.datetime | None = None) -> int:
+    """Send the held and pending messages of channel `old` through configured channel `new`; returns how many."""
+    from monitor.alerts.lifecycle import AlertError, _actor
+    from monitor.state import utcnow
+
+    by, now_s = _actor(by), iso(now or utcnow())
+    channels = load_channels(home)
+    if new not in channels:
+        raise AlertError(f"channel {new!r} is not configured (or disabled)",
+                         f"configured channels: {', '.join(sorted(channels)) or 'none'}")
+    if old == new:
+        raise AlertError(f"--from and --to are both {old!r}", "name the channel the messages were queued for")
+    with home.state.tx() as con:
+        ids = [r[0] for r in con.execute("SELECT id FROM notify_outbox WHERE channel=? AND status IN "
+                                         "('held', 'pending') ORDER BY id", (old,)).fetchall()]
+        for i in ids:
+            con.execute("UPDATE notify_outbox SET channel=?, status='pending', next_attempt_at=?, last_error=? "
+                        "WHERE id=?", (new, now_s, f"rerouted from {old!r} by {by}", i))
+        if ids:
+            home.state.audit(con, by, "notify.reroute", f"channel:{old}", {"to": new, "outbox_ids": ids})
+    return len(ids)
+
+
+def _attempt(home, ch: Channel, row: dict, now: dt.datetime, cfg, rep: DeliveryReport) -> None:
     error = None
-    if ch is None:
-        error = f"channel {row['channel']!r} is not configured (or disabled)"
-        attempts, final = row["attempts"] + 1, True
-    else:
-        try:
-            ch.send(_message(row))
-        except Exception as e:  # NotifyError, or a third-party channel's bug: both are a failed attempt
-            error = str(e) if str(e) else type(e).__name__
-        attempts = row["attempts"] + 1
-        final = error is not None and attempts >= cfg.max_attempts
+    try:
+        ch.send(_message(row))
+    except Exception as e:  # NotifyError, or a third-party channel's bug: both are a failed attempt
+        error = str(e) if str(e) else type(e).__name__
+    attempts = row["attempts"] + 1
+    final = error is not None and attempts >= cfg.max_attempts
     now_s = iso(now)
     with home.state.tx() as con:
         con.execute("INSERT INTO notify_attempts (outbox_id, at, ok, error) VALUES (?, ?, ?, ?)",

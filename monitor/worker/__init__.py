@@ -18,9 +18,17 @@ def check_alerting(home: Home) -> None:
     # Rules and channels are only read by the alerts and notify jobs: a typo in one would otherwise leave the
     # worker running for days with alerting failing in a log nobody reads.
     effective_rules(home.config)
-    if not load_channels(home):
+    channels = load_channels(home)
+    if not channels:
         log.warning("no notification channels ([[notify.channels]] in %s): alerts are recorded, nobody is paged",
                     home.config_file or home.root / "monitor.toml")
+    # Messages queued for a channel the config no longer has wait for it, then go dead: say so while it can help.
+    for r in home.state.query("SELECT channel, count(*) AS n FROM notify_outbox WHERE status IN ('pending', 'held') "
+                              "GROUP BY channel ORDER BY channel"):
+        if r["channel"] not in channels:
+            log.warning("%d notification(s) queued for channel %r, which is not configured: held until the retry "
+                        "horizon, then dead; fix its name or `monitor alerts reroute --from %s --to NAME --by YOU`",
+                        r["n"], r["channel"], r["channel"])
 
 
 def serve(home: Home, host: str | None = None, port: int | None = None, ready: threading.Event | None = None) -> None:
