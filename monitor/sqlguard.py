@@ -603,6 +603,8 @@ class _Frames:
 
     def next(self, timeout: float | None):
         """The next whole frame, None if none arrived within `timeout`; EOFError once the pipe is closed."""
+        # A frame over the pipe's 64 KB arrives in pieces: wait for the rest until the timeout, not just one read.
+        end = None if timeout is None else time.monotonic() + timeout
         while True:
             if len(self.buf) >= 8:
                 size = int.from_bytes(self.buf[:8], "big")
@@ -612,14 +614,14 @@ class _Frames:
                     return frame
             if self.eof:
                 raise EOFError
-            ready, _, _ = select.select([self.fd], [], [], None if timeout is None else max(0.0, timeout))
+            wait = None if end is None else max(0.0, end - time.monotonic())
+            ready, _, _ = select.select([self.fd], [], [], wait)
             if not ready:
                 return None
             chunk = os.read(self.fd, 1 << 20)
             if not chunk:
                 self.eof = True
             self.buf += chunk
-            timeout = 0.0
 
 
 class _QueryProcess:

@@ -333,6 +333,38 @@ def test_query_process_that_dies_is_one_error_and_the_next_query_runs(home, monk
 
 
 
+def test_query_longer_than_a_pipe_buffer_reaches_its_process(home):
+    # the request crossed the 64 KB pipe buffer in pieces; the query process read one piece, took the pause for its
+    # idle timeout and left: "its process ended unexpectedly (exit status 0)"
+    sql = "SELECT count(*) FROM turns WHERE turn_index IN (" + ",".join(["1"] * 49_000) + ")"  # 98 KB
+    assert run_query(home, sql).rows == [(30,)]
+
+
+def test_frame_arriving_in_pieces_is_waited_for_until_the_timeout():
+    # the same failure, made certain: the rest of a frame comes 0.2 s after its first piece
+    import os
+    import pickle
+    import threading
+    import time
+
+    from monitor.sqlguard import _Frames
+
+    r, w = os.pipe()
+    data = pickle.dumps({"sql": "x" * 100_000})
+    frame = len(data).to_bytes(8, "big") + data
+
+    def write() -> None:
+        os.write(w, frame[:1000])
+        time.sleep(0.2)
+        os.write(w, frame[1000:])
+        os.close(w)
+
+    threading.Thread(target=write).start()
+    try:
+        assert _Frames(r).next(5.0) == {"sql": "x" * 100_000}
+    finally:
+        os.close(r)
+
 def test_result_too_big_to_return_is_refused_and_says_what_to_try(home, monkeypatch):
     # the row cap counts rows: 1,000 rows of 1 MB texts (no function misused) landed whole in the dashboard's server
     import monitor.sqlguard as guard
