@@ -182,6 +182,18 @@ def _parse_json_cols(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def unscored_by_group(turn_counts: pd.DataFrame, key_col: str) -> pd.DataFrame:
+    """Per group of `turn_count` rows (with details): replies left unscored (`details.unscored`) and scored (n),
+    summed over the windows; only groups with unscored replies, most first. Columns: group, unscored, n."""
+    if turn_counts.empty:
+        return pd.DataFrame(columns=["group", "unscored", "n"])
+    df = pd.DataFrame({"group": turn_counts[key_col].astype(str),
+                       "unscored": [int(d.get("unscored") or 0) for d in turn_counts["details_obj"]],
+                       "n": turn_counts["n"].fillna(0).astype(int)})
+    out = df.groupby("group", as_index=False)[["unscored", "n"]].sum()
+    return out[out["unscored"] > 0].sort_values(["unscored", "group"], ascending=[False, True]).reset_index(drop=True)
+
+
 def segment_label(seg: dict) -> str:
     """'language=hi' style label of a segment object ('all traffic' for {})."""
     return ", ".join(f"{k}={v}" for k, v in sorted(seg.items())) or "all traffic"

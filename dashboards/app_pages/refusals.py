@@ -78,6 +78,17 @@ if not view.empty:
                  column_config={k: st.column_config.NumberColumn(format="%.3f")
                                 for k in ("value", "ci_low", "ci_high", "corrected", "corrected_ci_low",
                                           "corrected_ci_high")})
+    # Replies the classifiers could not read (empty, or not English: the score job's language gate) are in no n.
+    # Say how many, per group, so that a language answered in its own language is not read as measured.
+    counts = guarded(data.metric_rows, c.root, c.version, ("turn_count",), c.start, c.end, granularity=c.granularity)
+    if counts is not None and not counts.empty:
+        tc = select(counts)
+        gone = data.unscored_by_group(tc, key_col)
+        if not gone.empty:
+            st.warning("Not in these rates: " + ", ".join(
+                f"{g}: {u:,} replies ({u / (u + n):.0%})" for g, u, n in gone.itertuples(index=False))
+                + ". They are empty or in a language the English-only classifiers do not read, so their refusals "
+                "are not measured. Label a sample of them, or use the `llm_judge` backend.")
 
 st.subheader("Drill down to the conversations")
 DRILL_LIMIT = 100

@@ -23,6 +23,9 @@ class Classifiers:
         self.backend = backend.name
         self.refusal_version: str = backend.refusal_version
         self.harm_version: str = backend.harm_version
+        # Whether the models read only English (the bundled lexical models and the embedding head): the score job
+        # then leaves texts in other languages unscored rather than counting the models' guesses (monitor/textlang.py).
+        self.english_only: bool = getattr(backend, "english_only", True)
 
     def score_refusal(self, responses: list[str], prompts: list[str] | None = None) -> RefusalResult:
         """Label replies full_refusal / partial_refusal / compliance (None for empty) with P(refusal) scores."""

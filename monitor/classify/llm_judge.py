@@ -138,6 +138,7 @@ class LLMJudgeBackend:
     """Sends a sampled share of rows to an LLM judge within a daily budget; the rest go to the lexical backend."""
 
     name = "llm_judge"
+    english_only = False  # a chat model reads the languages it was trained on
 
     def __init__(self, options: dict | None, fallback: LexicalBackend, today=None):
         self.opts = validate_options(options)

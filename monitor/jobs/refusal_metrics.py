@@ -71,8 +71,9 @@ WATERMARK_KEY = "refusal_metrics.watermark"
 LABEL_DATES_KEY = "refusal_metrics.label_dates"  # event date of every labelled turn, so labels need no full scan
 LABELLED_TABLES = ("turns", "scores", "segments")  # the date-partitioned tables refusal_labelled_turns.sql reads
 LABELLED_PATH = {"last": None}  # how labelled_turns() got its rows last ('cache' or 'query'), for logs and tests
-COUNT_COLUMNS = ("n", "refusals", "partial_refusals", "benign_complied", "benign_refused", "harmful_complied",
-                 "harmful_refused", "feedback_n", "thumbs_down")  # the additive columns of refusal_rates.sql
+COUNT_COLUMNS = ("n", "unscored", "harm_unscored", "refusals", "partial_refusals", "benign_complied",
+                 "benign_refused", "harmful_complied", "harmful_refused", "feedback_n",
+                 "thumbs_down")  # the additive columns of refusal_rates.sql
 INPUTS = ("scores", "segments")  # a window is recomputed when any of these gets rows for it
 LABELS_MIN_PER_CLASS = 30
 # The joint (4x4) matrix from reviewer labels is used once every true cell (benign/complied, benign/refused,
@@ -86,7 +87,7 @@ JOINT_MIN_PER_CELL = 20
 TARGETED_REASONS = ("uncertain_refusal", "uncertain_harm", "alert_example", "targeted_sample")
 _DATE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 CELLS = ("benign/complied", "benign/refused", "harmful/complied", "harmful/refused")
-LOGIC_VERSION = 3  # bump when the computation changes, to recompute every window once
+LOGIC_VERSION = 4  # bump when the computation changes, to recompute every window once
 # A corrected rate clipped to 0 or 1 whose 95% interval is narrower than this is not a precise estimate: nearly every
 # bootstrap draw was clipped too, i.e. under the error rates used no true table can produce this window's counts.
 # (Honest intervals are never that narrow here: the matrix comes from at most a few thousand labels, which alone
@@ -333,6 +334,8 @@ def build_rows(df, granularity: str, confidence: float, min_n: int, corr: Correc
             "segment": _segment(rec["seg_attribute"], rec["seg_value"]),
         }
         n = int(rec["n"])
+        # (absent from hand-built frames: nothing unscored)
+        unscored, harm_unscored = int(rec.get("unscored") or 0), int(rec.get("harm_unscored") or 0)
         table = [[int(rec["benign_complied"]), int(rec["benign_refused"])],
                  [int(rec["harmful_complied"]), int(rec["harmful_refused"])]]
         benign_n, harmful_n = sum(table[0]), sum(table[1])
@@ -347,6 +350,12 @@ def build_rows(df, granularity: str, confidence: float, min_n: int, corr: Correc
         result, info = corrections[i]
         for metric, k, denom, which in specs:
             if denom <= 0:
+                if unscored and metric in ("turn_count", "refusal_rate"):
+                    # Every reply of this group is unreadable to the classifiers: say so rather than drop the group
+                    # (a language group answered in its own language must not vanish from the tables).
+                    rows.append({**key, "metric": metric, "n": 0, "numerator": 0.0, "small_sample": True,
+                                 "value": 0.0 if metric == "turn_count" else None, "ci_low": None, "ci_high": None,
+                                 "details": json.dumps({"unscored": unscored, "note": _unscored_note(unscored, 0)})})
                 continue
             details: dict = {"ci": "wilson", "confidence": confidence}
             row = {**key, "metric": metric, "n": denom, "numerator": float(k), "small_sample": denom < min_n}
@@ -376,9 +385,22 @@ def build_rows(df, granularity: str, confidence: float, min_n: int, corr: Correc
                             "not the point")
                 else:
                     details["correction_note"] = "no error rates for one of the classifiers"
+                if harm_unscored:
+                    details["harm_unscored"] = harm_unscored  # in n, but in neither denominator
+            if unscored and metric != "thumbs_down_rate":
+                details["unscored"] = unscored
+                details["unscored_note"] = _unscored_note(unscored, n)
             row["details"] = json.dumps(details, default=str)
             rows.append(row)
     return rows
+
+
+def _unscored_note(unscored: int, n: int) -> str:
+    """Why `unscored` replies of a group are not in its n."""
+    share = unscored / (unscored + n)
+    what = "every reply" if n == 0 else f"{unscored:,} replies ({share:.0%})"
+    return (f"{what} left out: empty, or in a language the English-only classifiers do not read; "
+            "their refusals are not measured here (label a sample, or use the llm_judge backend)")
 
 
 def _degenerate(est) -> bool:

@@ -8,6 +8,13 @@ backend, more than one batch pending) and committed in order, batch by batch, so
 what it finished. A turn whose non-empty text got no label (for example an LLM judge out of its daily budget)
 is left pending for the next run; a turn with nothing to classify gets a row with null labels so it is not
 retried forever.
+
+Language gate: the bundled models read only English, and on other languages they guess (a Spanish refusal scores
+as compliance, a Hindi request for a bomb as benign). A reply or prompt with positive evidence of another language
+(monitor/textlang.py) that an English-only model labelled gets null labels instead, like an empty text: it is left
+out of every rate's n, and the metric rows count it as `unscored` (sql/metrics/refusal_rates.sql). The gate's
+version is part of the scoring identity (`backend` is written as e.g. `lexical+lang1`), so turns scored before it
+existed are scored once more.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.schema import SCORES
 from monitor.state import utcnow
+from monitor.textlang import not_english
 
 log = logging.getLogger("monitor.jobs.score")
 
@@ -37,6 +45,8 @@ BATCH_ROWS = 20_000
 WORKER_TIMEOUT_S = 300.0
 MIN_PARALLEL = 4_000  # below this, forking the workers costs more than it saves
 WATERMARK_KEY = "score.turns_watermark"
+LANGUAGE_GATE = "lang1"  # version of the language gate; bump when monitor/textlang.py decides differently
+ENGLISH_ONLY_SOURCES = frozenset({"lexical", "embedding"})  # result `sources` of models that read only English
 
 
 def load_configured_classifiers(home):
@@ -77,9 +87,17 @@ def score_batch(clf, rows: list[tuple], scored_at, backend: str) -> pa.Table:
     r_labels, r_scores = _as_list(ref.labels, n), _scores(ref.scores, n)
     h_labels, h_scores = _as_list(harm.labels, n), _scores(harm.scores, n)
     h_cats = _as_list(getattr(harm, "categories", None), n)
+    english_only = getattr(clf, "english_only", True)
+    gated_r = _gate(responses, r_labels, ref, english_only)
+    gated_h = _gate(prompts, h_labels, harm, english_only)
+    for i in gated_r:
+        r_labels[i] = r_scores[i] = None
+    for i in gated_h:
+        h_labels[i] = h_scores[i] = h_cats[i] = None
     keep = [
         i for i in range(n)
-        if not (responses[i].strip() and r_labels[i] is None) and not (prompts[i].strip() and h_labels[i] is None)
+        if not (responses[i].strip() and r_labels[i] is None and i not in gated_r)
+        and not (prompts[i].strip() and h_labels[i] is None and i not in gated_h)
     ]
     cols = {
         "turn_id": [turn_ids[i] for i in keep],
@@ -95,6 +113,24 @@ def score_batch(clf, rows: list[tuple], scored_at, backend: str) -> pa.Table:
         "date": [rows[i][3] for i in keep],
     }
     return pa.table(cols, schema=SCORES.schema)
+
+
+def _gate(texts: list[str], labels: list, result, english_only: bool) -> set[int]:
+    """Rows an English-only model labelled although the text shows another language (see the module docstring)."""
+    sources = list(getattr(result, "sources", None) or [])
+    out = set()
+    for i, text in enumerate(texts):
+        if labels[i] is None:
+            continue
+        src = sources[i] if i < len(sources) else None
+        if (src in ENGLISH_ONLY_SOURCES if src is not None else english_only) and not_english(text):
+            out.add(i)
+    return out
+
+
+def scoring_backend(clf, configured: str) -> str:
+    """The `backend` written to `scores` and matched by score_pending.sql: the backend and the language gate."""
+    return f"{getattr(clf, 'backend', None) or configured}+{LANGUAGE_GATE}"
 
 
 _CLF = None  # the classifiers of a forked scoring worker (inherited from the parent, never pickled)
@@ -155,7 +191,8 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS, min_paral
     """Score every pending turn in batches; returns the number of score rows written."""
     home = ctx.home
     clf = clf or load_configured_classifiers(home)
-    backend = getattr(clf, "backend", None) or home.config.classifiers.backend
+    name = getattr(clf, "backend", None) or home.config.classifiers.backend
+    backend = scoring_backend(clf, name)
     q = load_sql("jobs/score_pending.sql")
     identity = f"{clf.refusal_version}|{clf.harm_version}|{backend}"
     delta = Delta.open(home, WATERMARK_KEY, identity)
@@ -163,7 +200,7 @@ def run_score(ctx: JobContext, clf=None, batch_rows: int = BATCH_ROWS, min_paral
     if dates is None:
         return 0
     pending = sum(e["rows"] for e in delta.entries("turns"))  # an upper bound: some may be scored already
-    n_workers = worker_count(home, backend, pending, min_parallel)
+    n_workers = worker_count(home, name, pending, min_parallel)
     if n_workers:  # every worker gets a share even of a small run (10k new turns: two batches of 5k)
         batch_rows = max(1, min(batch_rows, -(-pending // n_workers)))
     # Fork before DuckDB starts its threads; workers inherit the loaded classifiers.

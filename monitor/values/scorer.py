@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.errors import MonitorError
+from monitor.textlang import ENGLISH_STOPWORDS, FOREIGN_MIN, FOREIGN_STOPWORDS, NON_ASCII_MAX, _NON_ASCII_RE
 from monitor.values import lexicons
 from monitor.values.dimensions import DIMENSIONS, SOURCES, Dimension
 from monitor.values.matcher import TOKEN_RE, PhraseMatcher, normalize, term_tokens
@@ -21,41 +22,13 @@ VERSION = "values-2026.11.1"
 MIN_TOKENS = 5
 MAX_SPANS = 5  # evidence kept per reply and dimension; the score counts every match
 
-# Language gate (cheap, no model). A reply is refused as non-English when
-#   - more than NON_ASCII_MAX of its letters are outside ASCII (Cyrillic, CJK, Arabic, Devanagari, Greek...), or
-#   - at least FOREIGN_MIN of its tokens are function words of Spanish, French, German, Italian, Portuguese,
-#     Dutch or Indonesian (FOREIGN_STOPWORDS) and they outnumber the English ones, or
-#   - it has LONG_NO_STOPWORDS tokens or more and not one English function word.
-# English prose has 35-55% of its tokens in ENGLISH_STOPWORDS (median 0.60 on HH-RLHF replies, 5th percentile
-# 0.43). A plain "too few English stopwords" rule also refused English word lists, addresses and strings of swear
+# Language gate (cheap, no model): monitor/textlang.py's positive evidence of another language (mostly non-ASCII
+# letters, or more Spanish/French/German/... function words than English ones), plus one rule of the lexicons'
+# own: a reply of LONG_NO_STOPWORDS tokens or more without one English function word is refused too.
+# A plain "too few English stopwords" rule also refused English word lists, addresses and strings of swear
 # words (13 of 4,624 HH-RLHF replies), which the lexicons can score, hence the positive evidence of another
 # language. Other languages written in plain ASCII (Swahili, Tagalog, Turkish without diacritics...) are a gap.
-NON_ASCII_MAX = 0.20
-FOREIGN_MIN = 0.10
 LONG_NO_STOPWORDS = 20
-ENGLISH_STOPWORDS = frozenset("""
-a about above after again against all am an and any are aren't as at be because been before being below between
-both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each few for from
-further had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers herself him himself his
-how how's i i'd i'll i'm i've if in into is isn't it it's its itself let's me more most mustn't my myself no nor
-not of off on once only or other ought our ours ourselves out over own same shan't she she'd she'll she's should
-shouldn't so some such than that that's the their theirs them themselves then there there's these they they'd
-they'll they're they've this those through to too under until up very was wasn't we we'd we'll we're we've were
-weren't what what's when when's where where's which while who who's whom why why's will with won't would wouldn't
-you you'd you'll you're you've your yours yourself yourselves also just like get really think know want
-""".split())
-FOREIGN_STOPWORDS = frozenset("""
-de la que el en y los las del se por un una con para es lo al como pero sus le su más este esta está son muy
-sin sobre también hay ser puede puedes eso porque
-le les et est des du une pas ne vous nous je il elle sont avec pour dans ce cette qui mais ou très sur être
-der die das und ist nicht ein eine zu den mit sich dem auf für auch es ich sie wir ihr sind wird werden kann
-oder aber wenn nur noch
-il di che è non un una per sono della con come più anche gli questo questa ma ci si perché molto
-o os as um uma não com para é mais por muito também você isso ele ela são pode
-het een van en niet dat zijn op te voor ik je met ook maar wat wordt kunt dit
-yang dan di ini itu dengan untuk tidak ada dari dalam akan saya anda bisa juga
-""".split()) - ENGLISH_STOPWORDS
-_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
 
 
 @dataclass

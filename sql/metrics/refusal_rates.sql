@@ -1,7 +1,9 @@
 -- Metric family `refusal`: the counts behind refusal_rate, over_refusal_rate, under_refusal_rate,
 -- partial_refusal_share, turn_count and thumbs_down_rate, per event-time window, per model, per deployment and
 -- per segment (attribute = value). Only scored turns count (latest classifier version per turn, view
--- scored_turns). "Refused" means a full or a partial refusal. Rates, Wilson intervals and the
+-- scored_turns); a turn whose reply got no label although it was scored (empty, or in a language the English-only
+-- models do not read: monitor/jobs/score.py, language gate) is counted as `unscored`, never in n. "Refused" means a
+-- full or a partial refusal. Rates, Wilson intervals and the
 -- error-corrected values are computed from these counts by the refusal_metrics job (monitor/stats.py).
 -- Groups: all traffic, per model, per deployment; each of them also per segment value.
 -- Parameters:
@@ -13,12 +15,15 @@
 --   window_start, window_end     the event-time window [start, end)
 --   model, deployment            NULL = all models / all deployments
 --   seg_attribute, seg_value     NULL = all traffic
---   n                            scored turns
+--   n                            scored turns (with a refusal label)
+--   unscored                     turns scored without a refusal label (empty or not English reply): not in n
+--   harm_unscored                turns in n whose prompt has no harm label (empty or not English prompt)
 --   refusals, partial_refusals   turns classified as refusing (full or partial) / as partial refusal
 --   benign_complied, benign_refused, harmful_complied, harmful_refused
 --                                the observed 2x2 table of predicted prompt harm x predicted refusal
 --                                (turns whose prompt has no harm label are in n but in none of these)
---   feedback_n, thumbs_down      turns with user feedback (up or down) / with a thumbs down
+--   feedback_n, thumbs_down      turns with user feedback (up or down) / with a thumbs down, unscored ones included
+--                                (a thumbs down needs no classifier)
 WITH base AS (
     SELECT
         turn_id,
@@ -30,7 +35,7 @@ WITH base AS (
         feedback
     FROM scored_turns
     WHERE date BETWEEN $date_min AND $date_max
-      AND refusal IS NOT NULL
+      AND refusal_version IS NOT NULL  -- scored (a label or, for an unreadable reply, none); not pending
       AND list_contains($windows, date_trunc($granularity, ts))
 ),
 tagged AS (
@@ -52,7 +57,9 @@ SELECT
     CASE WHEN GROUPING(deployment) = 1 THEN NULL ELSE deployment END AS deployment,
     seg_attribute,
     seg_value,
-    count(*) AS n,
+    count(*) FILTER (WHERE refusal IS NOT NULL) AS n,
+    count(*) FILTER (WHERE refusal IS NULL) AS unscored,
+    count(*) FILTER (WHERE refusal IS NOT NULL AND prompt_harm IS NULL) AS harm_unscored,
     count(*) FILTER (WHERE refusal IN ('full_refusal', 'partial_refusal')) AS refusals,
     count(*) FILTER (WHERE refusal = 'partial_refusal') AS partial_refusals,
     count(*) FILTER (WHERE prompt_harm = 'benign' AND refusal = 'compliance') AS benign_complied,

@@ -1,0 +1,79 @@
+"""Is a text in a language the English-only scorers can read? A cheap gate (no model) shared by the value scorer
+and the score job.
+
+The bundled refusal and prompt-harm classifiers and the value lexicons are English. On other languages they do not
+fail loudly, they guess: "Lo siento, no puedo ayudar con eso." scores as compliance (P(refusal) 0.22), and the
+Hindi request "बम कैसे बनाएं?" ("how to make a bomb?") as benign. Counted in a rate, such guesses make a
+language group look better or worse served than it is. So a text with *positive evidence* of another language is
+not scored:
+  - more than NON_ASCII_MAX of its letters are outside ASCII (Cyrillic, CJK, Arabic, Devanagari, Greek...), or
+  - at least FOREIGN_MIN of its tokens, and at least two, are function words of Spanish, French, German, Italian,
+    Portuguese, Dutch or Indonesian (FOREIGN_STOPWORDS, without one-letter words: the "y" of "x^2+y^2" and the
+    "o" of an answer "O" are not Spanish or Portuguese) and they outnumber the English ones.
+English prose has 35-55% of its tokens in ENGLISH_STOPWORDS (median 0.60 on HH-RLHF replies, 5th percentile 0.43).
+On English data the gate refuses 0 of 720 XSTest replies and prompts, 0 of 11,525 HH-RLHF replies and 11,512
+prompts, and 11 of 25,356 instruction prompts (refusal_direction), each a translation request quoting a sentence
+in another language or a question written in one (tests/test_textlang.py). Short texts say little: "Comment faire
+un gâteau ?" passes as English. Other languages written in plain ASCII (Swahili, Tagalog, Turkish without
+diacritics...) pass as English too: a gap.
+"""
+from __future__ import annotations
+
+import re
+
+NON_ASCII_MAX = 0.20
+FOREIGN_MIN = 0.10
+GATE_CHARS = 2_000  # the opening is enough to tell a language, and bounds the cost of a long reply
+ENGLISH_STOPWORDS = frozenset("""
+a about above after again against all am an and any are aren't as at be because been before being below between
+both but by can can't cannot could couldn't did didn't do does doesn't doing don't down during each few for from
+further had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers herself him himself his
+how how's i i'd i'll i'm i've if in into is isn't it it's its itself let's me more most mustn't my myself no nor
+not of off on once only or other ought our ours ourselves out over own same shan't she she'd she'll she's should
+shouldn't so some such than that that's the their theirs them themselves then there there's these they they'd
+they'll they're they've this those through to too under until up very was wasn't we we'd we'll we're we've were
+weren't what what's when when's where where's which while who who's whom why why's will with won't would wouldn't
+you you'd you'll you're you've your yours yourself yourselves also just like get really think know want
+""".split())
+FOREIGN_STOPWORDS = frozenset("""
+de la que el en y los las del se por un una con para es lo al como pero sus le su más este esta está son muy
+sin sobre también hay ser puede puedes eso porque
+le les et est des du une pas ne vous nous je il elle sont avec pour dans ce cette qui mais ou très sur être
+der die das und ist nicht ein eine zu den mit sich dem auf für auch es ich sie wir ihr sind wird werden kann
+oder aber wenn nur noch
+il di che è non un una per sono della con come più anche gli questo questa ma ci si perché molto
+o os as um uma não com para é mais por muito também você isso ele ela são pode
+het een van en niet dat zijn op te voor ik je met ook maar wat wordt kunt dit
+yang dan di ini itu dengan untuk tidak ada dari dalam akan saya anda bisa juga
+""".split()) - ENGLISH_STOPWORDS
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+# Function words of other languages that are also English words or names ("come", "die", "per hour", "non-",
+# ".com", "Los Angeles", "Al"): the words of FOREIGN_STOPWORDS seen most often in 37,596 English texts (XSTest
+# replies, refusal_direction prompts, HH-RLHF turns). They are no evidence of another language.
+ENGLISH_HOMOGRAPHS = frozenset("come non com die per son met van los las sin um os hay al el ma ci con".split())
+_FOREIGN_GATE = frozenset(w for w in FOREIGN_STOPWORDS if len(w) > 1) - ENGLISH_HOMOGRAPHS
+FOREIGN_MIN_TOKENS = 2
+
+# Imported after the constants: monitor.values' scorer imports them from here (monitor.values imports the scorer).
+from monitor.values.matcher import TOKEN_RE, normalize  # noqa: E402
+
+
+def foreign_evidence(low: str, toks: list[str]) -> bool:
+    """True when normalised text `low` (tokens `toks`) shows positive evidence of a language other than English."""
+    if not toks:
+        return False
+    if not low.isascii():
+        non_ascii = sum(1 for c in _NON_ASCII_RE.findall(low) if c.isalpha())
+        if non_ascii > NON_ASCII_MAX * sum(map(len, toks)):
+            return True
+    foreign = sum(map(_FOREIGN_GATE.__contains__, toks))
+    return (foreign >= FOREIGN_MIN_TOKENS and foreign >= FOREIGN_MIN * len(toks)
+            and foreign > sum(map(ENGLISH_STOPWORDS.__contains__, toks)))
+
+
+def not_english(text: str | None) -> bool:
+    """True when `text` shows positive evidence of another language (see the module docstring); empty is False."""
+    if not text:
+        return False
+    low = normalize(text[:GATE_CHARS])
+    return foreign_evidence(low, TOKEN_RE.findall(low))

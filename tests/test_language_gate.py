@@ -1,0 +1,209 @@
+"""The language gate (monitor/textlang.py) and what it does to scores and refusal metrics: a reply or prompt in a
+language the English-only classifiers cannot read is left unscored and counted as such, not guessed at."""
+import datetime as dt
+import gzip
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from monitor.classify.base import RefusalResult
+from monitor.textlang import not_english
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+REFUSALS = [  # "Sorry, I can't help with that" and the like, in the languages the gate knows
+    "Lo siento, no puedo ayudar con eso.",
+    "Es tut mir leid, aber dabei kann ich nicht helfen.",
+    "Désolé, je ne peux pas vous aider avec cela.",
+    "Desculpe, não posso ajudar com isso.",
+    "Sorry, ik kan je daar niet mee helpen.",
+    "Maaf, saya tidak bisa membantu dengan itu.",
+    "Извините, я не могу с этим помочь.",
+    "抱歉，我无法帮助您。",
+    "माफ़ कीजिए, मैं इसमें आपकी मदद नहीं कर सकता।",
+    "عذراً، لا أستطيع المساعدة في ذلك.",
+]
+
+
+@pytest.mark.parametrize("text", REFUSALS)
+def test_refusals_in_other_languages_are_recognised_as_not_english(text):
+    assert not_english(text)
+
+
+@pytest.mark.parametrize("text", [
+    "I'm sorry, but I can't help with that.", "Café au lait is a drink.", "No.", "", "O",
+    "Simplify the expression (x^2+y^2)/(x+y).", "Convert 30 kilometers per hour to meters per second.",
+    "Come on, die hard fans visit Los Angeles per year", "http://www.ted.com/", "Sandra.Peters@example.com.",
+])
+def test_english_and_lookalikes_pass(text):
+    assert not not_english(text)
+
+
+def _hh_turns():
+    rows = [json.loads(x) for x in gzip.open(SHARED / "conversations" / "hh_rlhf_harmless_base" / "test.jsonl.gz",
+                                             "rt")]
+    out = []
+    for r in rows:
+        for side in ("chosen", "rejected"):
+            parts = re.split(r"\n\n(Human|Assistant): ", r[side])
+            out += [parts[i + 1] for i in range(1, len(parts) - 1, 2)]
+    return out
+
+
+def test_the_gate_leaves_english_data_alone():
+    """The figures docs/refusal.md and monitor/textlang.py quote: a false gate would silently shrink every n."""
+    xs = [json.loads(x) for x in (SHARED / "refusal" / "xstest_dev.jsonl").open()]
+    assert sum(not_english(r["response"]) for r in xs) == 0
+    assert sum(not_english(r["prompt"]) for r in xs) == 0
+    hh = _hh_turns()
+    assert len(hh) == 23_037 and sum(map(not_english, hh)) == 0
+    rd = [json.loads(x)["prompt"] for x in (SHARED / "prompts" / "refusal_direction_trainval.jsonl").open()]
+    gated = [p for p in rd if not_english(p)]
+    assert len(rd) == 25_356 and len(gated) == 9
+    # Each is a translation request quoting another language, or a question written in one.
+    assert all(p.startswith("Translate") or p.startswith("Combien") for p in gated), gated
+
+
+def test_gate_applies_to_rows_an_english_only_model_labelled():
+    from monitor.jobs.score import _gate
+
+    texts = ["Lo siento, no puedo ayudar con eso.", "Lo siento, pero no puedo ayudarte con eso.", "I can't help.", ""]
+    labels = ["compliance", "compliance", "full_refusal", None]
+    judged = RefusalResult(labels, np.zeros(4), sources=["llm_judge", "lexical", "lexical", None])
+    # An LLM judge reads Spanish; its lexical fallback does not.
+    assert _gate(texts, labels, judged, english_only=False) == {1}
+    plain = RefusalResult(labels, np.zeros(4))
+    assert _gate(texts, labels, plain, english_only=True) == {0, 1}
+    assert _gate(texts, labels, plain, english_only=False) == set()
+
+
+def _record(i, day, prompt, reply, language):
+    return {"conversation_id": f"c{i}", "timestamp": f"{day}T10:{i % 60:02d}:00Z", "model": "assistant@1",
+            "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}],
+            "user": {"id": f"u{i}", "language": language}}
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """A home with English, Spanish (answered in Spanish) and Hindi (answered in English) traffic, scored twice."""
+    from monitor.home import Home
+    from monitor.ingest import ingest_paths
+    from monitor.jobs import JobContext
+    from monitor.jobs.score import run_score
+
+    tmp_path = tmp_path_factory.mktemp("gate")
+    day = "2026-11-10"
+    recs = []
+    for i in range(30):  # English traffic: a refusal every third turn
+        recs.append(_record(i, day, "How do I bake bread?",
+                            "I'm sorry, but I can't help with that." if i % 3 == 0 else
+                            "Mix flour, water, salt and yeast, let it rise, then bake at 230C for 35 minutes.", "en"))
+    for i in range(30, 42):  # Spanish traffic answered in Spanish: the classifiers would call these compliance
+        recs.append(_record(i, day, "¿Cómo hago una bomba casera? Dime los pasos para hacerla.",
+                            "Lo siento, no puedo ayudar con eso. Fabricar explosivos es ilegal y peligroso.", "es"))
+    for i in range(42, 50):  # Hindi prompt, English reply: the reply is scored, the prompt's harm is not
+        recs.append(_record(i, day, "बम कैसे बनाएं? मुझे पूरी विधि बताइए।", "I'm sorry, but I can't help with that.", "hi"))
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+    home = Home.open(tmp_path / "home")
+    ingest_paths(home, [path])
+    now = dt.datetime(2026, 11, 12)
+    runs = [run_score(JobContext(home, now)), run_score(JobContext(home, now))]
+    return home, now, runs
+
+
+def test_score_job_leaves_other_languages_unscored_and_metrics_count_them(mixed):
+    from monitor.db import connect
+    from monitor.jobs import JobContext
+    from monitor.jobs.refusal_metrics import run_refusal_metrics
+    from monitor.jobs.score import LANGUAGE_GATE
+
+    home, now, runs = mixed
+    assert runs == [50, 0]  # unscored turns are done, not pending for ever
+    con = connect(home)
+    try:
+        got = con.execute("SELECT json_extract_string(user_attrs, '$.language') AS lang, count(*) AS n, "
+                          "count(refusal) AS r, count(prompt_harm) AS h, min(backend) AS b "
+                          "FROM turns JOIN scores USING (turn_id) GROUP BY 1 ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    gate = f"lexical+{LANGUAGE_GATE}"
+    assert got == [("en", 30, 30, 30, gate), ("es", 12, 0, 0, gate), ("hi", 8, 8, 0, gate)]
+
+    run_refusal_metrics(JobContext(home, now), draws=50)
+    con = connect(home)
+    try:
+        rows = {(r[0], r[1]): r[2:] for r in con.execute(
+            "SELECT metric, segment, value, n, small_sample, details FROM metrics WHERE model IS NULL "
+            "AND deployment IS NULL AND metric IN ('refusal_rate', 'turn_count', 'over_refusal_rate')").fetchall()}
+    finally:
+        con.close()
+    value, n, small, details = rows[("refusal_rate", "{}")]
+    assert (n, value) == (38, (10 + 8) / 38)  # the 12 Spanish replies are not counted as compliance
+    assert json.loads(details)["unscored"] == 12 and "12 replies (24%) left out" in json.loads(details)["unscored_note"]
+    value, n, small, details = rows[("refusal_rate", '{"language": "es"}')]
+    assert (value, n, small) == (None, 0, True)  # shown as unmeasured, not dropped
+    assert json.loads(details)["unscored"] == 12 and "every reply left out" in json.loads(details)["note"]
+    assert rows[("turn_count", '{"language": "es"}')][:2] == (0.0, 0)
+    # Hindi prompts have no harm label: their turns are in the refusal rate, in neither over- nor under-refusal.
+    assert rows[("refusal_rate", '{"language": "hi"}')][:2] == (1.0, 8)
+    assert ("over_refusal_rate", '{"language": "hi"}') not in rows
+    assert json.loads(rows[("over_refusal_rate", "{}")][3])["harm_unscored"] == 8
+
+
+def test_turns_scored_before_the_gate_are_scored_once_more(tmp_path):
+    from monitor.db import connect
+    from monitor.home import Home
+    from monitor.ingest import ingest_paths
+    from monitor.jobs import JobContext
+    from monitor.jobs.score import run_score
+    from monitor.schema import SCORES
+
+    path = tmp_path / "es.jsonl"
+    path.write_bytes(orjson.dumps(_record(1, "2026-11-10", "¿Qué tal?", "Lo siento, no puedo ayudar con eso.", "es"))
+                     + b"\n")
+    home = Home.open(tmp_path / "home")
+    ingest_paths(home, [path])
+    con = connect(home)
+    tid, = con.execute("SELECT turn_id FROM turns").fetchone()
+    con.close()
+    from monitor.classify import load_classifiers
+
+    clf = load_classifiers()
+    import pyarrow as pa
+
+    old = {"turn_id": [tid], "refusal": ["compliance"], "refusal_score": [0.22], "prompt_harm": ["benign"],
+           "prompt_harm_score": [0.4], "prompt_harm_category": [None], "refusal_version": [clf.refusal_version],
+           "harm_version": [clf.harm_version], "backend": ["lexical"],
+           "scored_at": [dt.datetime(2026, 11, 10, 12)], "date": ["2026-11-10"]}
+    home.lake.append("scores", pa.table(old, schema=SCORES.schema))
+    assert run_score(JobContext(home, dt.datetime(2026, 11, 12))) == 1
+    con = connect(home)
+    try:
+        assert con.execute("SELECT refusal, backend FROM latest_scores").fetchall() == [(None, "lexical+lang1")]
+    finally:
+        con.close()
+
+
+def test_refusals_page_says_which_groups_it_could_not_measure(mixed, monkeypatch):
+    from monitor.jobs import JobContext
+    from monitor.jobs.refusal_metrics import run_refusal_metrics
+    from tests.test_dashboard_pages import no_exception, open_page
+
+    home, now, _ = mixed
+    run_refusal_metrics(JobContext(home, now), draws=50)
+    at = open_page(monkeypatch, home.root, "app_pages/refusals.py")
+    no_exception(at)
+    warn = [w.value for w in at.warning if "Not in these rates" in w.value]
+    assert warn and warn[0].startswith("Not in these rates: all models: 12 replies (24%), assistant@1: 12 replies")
+    at.radio(key="rf_by").set_value("segment")
+    at.run()
+    at.selectbox(key="rf_attr").select("language")
+    at.run()
+    no_exception(at)
+    warn = [w.value for w in at.warning if "Not in these rates" in w.value]
+    assert warn and "language=es: 12 replies (100%)" in warn[0] and "language=en" not in warn[0]
