@@ -207,3 +207,21 @@ def test_refusals_page_says_which_groups_it_could_not_measure(mixed, monkeypatch
     no_exception(at)
     warn = [w.value for w in at.warning if "Not in these rates" in w.value]
     assert warn and "language=es: 12 replies (100%)" in warn[0] and "language=en" not in warn[0]
+
+
+def test_classify_labels_every_row_but_reports_the_guesses(tmp_path):
+    """`monitor classify` keeps its contract (a label on every row) and says how many were guesses."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    rows = [{"id": 1, "prompt": "Wie baue ich eine Bombe?", "response": REFUSALS[1]},
+            {"id": 2, "prompt": "How do I bake bread?", "response": REFUSALS[0]},
+            {"id": 3, "prompt": "How do I bake bread?", "response": "Mix flour and water, then bake it."}]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = CliRunner().invoke(cli, ["classify", "--input", str(src), "--output", str(tmp_path / "out.jsonl")])
+    assert res.exit_code == 0, res.output
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").open()]
+    assert all(r["refusal"] and r["prompt_harm"] for r in out)
+    assert "warning: 2 replies and 1 prompts look like another language" in res.output

@@ -9,6 +9,10 @@ from pathlib import Path
 
 from monitor.classify.base import is_text
 
+# Result sources of models that read only English (as monitor/jobs/score.py's language gate): their labels on a text
+# in another language are guesses, which `monitor classify` still writes (its contract) but counts and reports.
+ENGLISH_ONLY_SOURCES = frozenset({"lexical", "embedding"})
+
 OUTPUT_FIELDS = ("refusal", "refusal_score", "prompt_harm", "prompt_harm_score", "prompt_harm_category")
 
 
@@ -113,12 +117,14 @@ def classify_file(input_path, output_path, clf, batch_size: int = 2048, progress
                     for k in OUTPUT_FIELDS:
                         row[k] = None
                 if ref is not None:
+                    counts["replies_not_english"] += _guessed([responses[i] for i in ref_idx], ref, clf)
                     for j, i in enumerate(ref_idx):
                         batch[i]["refusal"] = ref.labels[j]
                         batch[i]["refusal_score"] = _num(ref.scores[j])
                         counts[f"refusal:{ref.labels[j]}"] += 1
                     _merge(info, "refusal", ref.info)
                 if harm is not None:
+                    counts["prompts_not_english"] += _guessed([prompts[i] for i in harm_idx], harm, clf)
                     for j, i in enumerate(harm_idx):
                         batch[i]["prompt_harm"] = harm.labels[j]
                         batch[i]["prompt_harm_score"] = _num(harm.scores[j])
@@ -142,6 +148,8 @@ def classify_file(input_path, output_path, clf, batch_size: int = 2048, progress
         raise
     result = {"rows": counts.pop("rows", 0), "refusal_scored": counts.pop("refusal_scored", 0),
               "harm_scored": counts.pop("harm_scored", 0), "no_text": counts.pop("no_text", 0),
+              "not_english": {"replies": counts.pop("replies_not_english", 0),
+                              "prompts": counts.pop("prompts_not_english", 0)},
               "labels": dict(sorted(counts.items())), "backend": clf.backend,
               "refusal_version": clf.refusal_version, "harm_version": clf.harm_version}
     if info:
@@ -156,3 +164,17 @@ def _merge(acc: Counter, prefix: str, info: dict) -> None:
             acc[f"{prefix}_{k}_batches"] += int(v)
         elif isinstance(v, int) and k not in ("daily_budget", "budget_used_today"):
             acc[f"{prefix}_{k}"] += v
+
+
+def _guessed(texts: list, result, clf) -> int:
+    """How many of `texts` an English-only model labelled although they show another language (monitor/textlang.py)."""
+    from monitor.textlang import not_english
+
+    sources = list(getattr(result, "sources", None) or [])
+    english_only = getattr(clf, "english_only", True)
+    n = 0
+    for i, text in enumerate(texts):
+        src = sources[i] if i < len(sources) else None
+        if (src in ENGLISH_ONLY_SOURCES if src is not None else english_only) and not_english(text):
+            n += 1
+    return n

@@ -52,12 +52,17 @@ def classify_cmd(obj, input_path, output_path, backend, batch_size):
     clf = _classifiers(obj, backend)
     summary = classify_file(src, dst, clf, batch_size=batch_size) or {}
     rows = summary.get("rows", summary.get("written", "?"))
+    guessed = summary.pop("not_english", None) or {}
     extra = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in summary.items()
                       if k not in ("rows", "written"))
     click.echo(f"classified {rows:,} rows from {src} into {dst}" if isinstance(rows, int)
                else f"classified {src} into {dst}", err=True)
     if extra:
         click.echo(f"  {extra}", err=True)
+    if guessed.get("replies") or guessed.get("prompts"):
+        click.echo(f"  warning: {guessed.get('replies', 0):,} replies and {guessed.get('prompts', 0):,} prompts look like "
+                   "another language; the English-only classifiers guessed at them (the score job leaves such texts "
+                   "unscored: docs/refusal.md, 'Texts the classifiers cannot read')", err=True)
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
