@@ -370,22 +370,30 @@ def pair_turns(messages: list[tuple[str, str]], field: str) -> tuple[str | None,
     return ("\n".join(system) if system else None), pairs
 
 
-def model_and_version(model: Any, version: Any = None, field: str = "model") -> tuple[str, str | None]:
-    """Model identifier ``name@version`` and its version; a missing or non-text model is a RecordError."""
+def model_and_version(model: Any, version: Any = None, field: str = "model",
+                      version_field: str = "model_version") -> tuple[str, str | None]:
+    """Model identifier ``name@version`` and its version; a missing or non-text model, or a version given twice
+    that disagrees, is a RecordError."""
     if model is None or model == "":
         raise RecordError(field, "missing model")
     if not isinstance(model, str):
         raise RecordError(field, f"model must be text, got {json_type(model)}")
     if version is not None and not isinstance(version, (str, int, float)):
-        raise RecordError("model_version", f"must be text, got {json_type(version)}")
+        raise RecordError(version_field, f"must be text, got {json_type(version)}")
     # `model` keeps the full identifier (name@version) so that every metric grouped by model is per version;
     # `model_version` holds the version alone for filters.
-    if "@" in model and version is None:
-        return model, model.partition("@")[2] or None
+    name, at, own = model.partition("@")
     if version is None or str(version) == "":
-        return model, None
+        return model, (own or None) if at else None
     version = str(version)
-    return (model if model.endswith(f"@{version}") else f"{model}@{version}"), version
+    if not own:  # "assistant" or "assistant@": the version comes from the separate field
+        return f"{name}@{version}", version
+    if own == version:  # the same version both ways: taken once
+        return model, version
+    # "assistant@2026-10" with model_version "2026-10-28": which one is right cannot be known, and appending gave
+    # the id "assistant@2026-10@2026-10-28", a model of its own in every metric.
+    raise RecordError(version_field, f"{version!r} disagrees with the version {own!r} in {field} {model!r}; give the "
+                                     f"version once (name@version or {version_field}) or the same in both")
 
 
 def feedback_of(value: Any) -> tuple[str | None, float | None]:

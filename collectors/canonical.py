@@ -70,7 +70,9 @@ class CanonicalCollector(Collector):
             raise RecordError("metadata", f"must be an object, got {json_type(meta)}")
         meta = meta or {}
         ts = parse_ts(obj.get("timestamp"))
-        model, version = model_and_version(obj.get("model"), obj.get("model_version", meta.get("model_version")))
+        vfield = "model_version" if "model_version" in obj else "metadata.model_version"
+        model, version = model_and_version(obj.get("model"), obj.get("model_version", meta.get("model_version")),
+                                           version_field=vfield)
         user_id, attrs = user_attributes(obj.get("user"))
         feedback, score = feedback_of(obj.get("feedback"))
         deployment = obj.get("deployment", meta.get("deployment"))

@@ -113,7 +113,7 @@ class OpenAICollector(Collector):
         if user_id is None and isinstance(req.get("user"), str):
             user_id = req["user"]
         model, version = model_and_version(resp.get("model") or req.get("model"),
-                                           meta.get("model_version"), "response.model")
+                                           meta.get("model_version"), "response.model", "metadata.model_version")
         feedback, score = feedback_of(obj.get("feedback", meta.get("feedback")))
         conv = rest.pop("conversation_id", None) or obj.get("conversation_id")
         if not conv:

@@ -173,8 +173,9 @@ class OtlpCollector(Collector):
         except (TypeError, ValueError):
             raise RecordError("startTimeUnixNano", f"unparseable timestamp {start!r}") from None
         ts = parse_ts(nanos / 1e9, "startTimeUnixNano")
-        model, version = model_and_version(attrs.get("gen_ai.response.model") or attrs.get("gen_ai.request.model"),
-                                           attrs.get("gen_ai.model.version"), "gen_ai.request.model")
+        mkey = "gen_ai.response.model" if attrs.get("gen_ai.response.model") else "gen_ai.request.model"
+        model, version = model_and_version(attrs.get(mkey), attrs.get("gen_ai.model.version"), mkey,
+                                           "gen_ai.model.version")
         system, history, reply = self._messages(span, attrs)
         if reply is None or not reply.strip():
             raise RecordError("gen_ai.output.messages", "no assistant message (no completion in attributes or events)")

@@ -190,8 +190,8 @@ class TabularCollector(Collector):
         ts_v, tcol = get("timestamp")
         ts = parse_ts(_number_or_text(ts_v), tcol)
         model_v, mcol = get("model")
-        version, _ = get("model_version")
-        model, version = model_and_version(model_v, version, mcol)
+        version, vcol = get("model_version")
+        model, version = model_and_version(model_v, version, mcol, vcol or "model_version")
         turn_v, ucol = get("turn")
         turn = 1
         if turn_v is not None:

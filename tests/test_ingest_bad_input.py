@@ -25,6 +25,8 @@ CASES = {
     "no_assistant_message.jsonl": (2, "messages", "no assistant message"),
     "unknown_role.jsonl": (2, "messages[1].role", "unknown role 'narrator'"),
     "future_timestamp.jsonl": (2, "timestamp", "in the future"),
+    # model "assistant@2026-10" with model_version "2026-10-28"; line 3 gives "2026-10" both ways (taken once)
+    "model_version_conflict.jsonl": (2, "model_version", "'2026-10-28' disagrees with the version '2026-10'"),
 }
 
 
@@ -126,3 +128,91 @@ def test_summary_line_tells_files_not_read_from_files_already_ingested(home, tmp
     line = r.output.splitlines()[0]
     assert "1 file(s) skipped (already ingested)" in line and "1 file(s) not read" in line, line
     assert f"[{d / 'notes.txt'}: not in any known log format (looked for: " in line, line
+
+
+def _otlp_span(n: int, model: str, version: str) -> dict:
+    def attr(k, v):
+        return {"key": k, "value": {"stringValue": v}}
+
+    return {"traceId": f"t{n}", "spanId": f"s{n}", "startTimeUnixNano": str(1762200000000000000 + n * 10**9),
+            "attributes": [attr("gen_ai.request.model", model), attr("gen_ai.model.version", version),
+                           attr("gen_ai.prompt", f"question {n}"), attr("gen_ai.completion", f"answer {n}")]}
+
+
+def _version_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Per format: a file whose first record gives a version that disagrees with its name@version model and whose
+    second gives the same version both ways, and the field the first is quarantined under."""
+    ts = "2026-11-03T14:02:11Z"
+    canon = [{"conversation_id": f"c-{i}", "timestamp": ts, "model": "assistant@2026-10", "metadata": {"model_version": v},
+              "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+             for i, v in ((1, "2026-10-28"), (2, "2026-10"))]
+    openai = [{"request": {"model": "gpt-4o", "messages": [{"role": "user", "content": f"q{i}"}]},
+               "response": {"created": 1762180931, "model": "gpt-4o@2024-08",
+                            "choices": [{"index": 0, "message": {"role": "assistant", "content": f"a{i}"}}]},
+               "metadata": {"conversation_id": f"o-{i}", "model_version": v}}
+              for i, v in ((1, "2024-11"), (2, "2024-08"))]
+    share = [{"id": f"s-{i}", "model": "vicuna@13b", "model_version": v,
+              "conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": f"a{i}"}]}
+             for i, v in ((1, "7b"), (2, "13b"))]
+    otlp = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [
+        _otlp_span(1, "gpt-4o@2024-08", "2024-11"), _otlp_span(2, "gpt-4o@2024-08", "2024-08")]}]}]}
+    files = {
+        "canonical": ("v.jsonl", "\n".join(json.dumps(r) for r in canon), "metadata.model_version"),
+        "openai": ("v.jsonl", "\n".join(json.dumps(r) for r in openai), "metadata.model_version"),
+        "sharegpt": ("v.jsonl", "\n".join(json.dumps(r) for r in share), "model_version"),
+        "tabular": ("v.csv", "prompt,response,timestamp,model,version\n"
+                             f"q1,a1,{ts},bot@v1,v2\nq2,a2,{ts},bot@v1,v1", "version"),
+        "otlp": ("v.json", json.dumps(otlp), "gen_ai.model.version"),
+    }
+    out = {}
+    for fmt, (name, text, field) in files.items():
+        d = tmp_path / fmt
+        d.mkdir()
+        (d / name).write_text(text + "\n")
+        out[fmt] = (d / name, field)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["canonical", "openai", "sharegpt", "tabular", "otlp"])
+def test_model_version_given_twice_must_agree_in_every_format(tmp_path, fmt):
+    # stored as "assistant@2026-10@2026-10-28" before: a model of its own in every metric grouped by model
+    home = Home.open(tmp_path / "home")
+    path, field = _version_files(tmp_path)[fmt]
+    s = ingest_paths(home, [path])
+    assert (s.read, s.ingested, s.duplicates, s.quarantined) == (2, 1, 0, 1)
+    (q,) = quarantine_rows(home)
+    line = 2 if fmt == "tabular" else 1  # a CSV row's file line (the header is line 1); an OTLP span's number
+    assert (q["source_file"], q["source_line"], q["field"], q["source_format"]) == (str(path), line, field, fmt)
+    assert "disagrees with the version" in q["reason"] and "\n" not in q["reason"] and "1" in q["raw"]
+    con = __import__("monitor.db", fromlist=["connect"]).connect(home)
+    try:
+        [(model, version)] = con.execute("SELECT model, model_version FROM turns").fetchall()
+    finally:
+        con.close()
+    assert model.count("@") == 1 and model.endswith("@" + version), (model, version)
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/logs", "/v1/traces"])
+def test_worker_endpoints_quarantine_a_disagreeing_version_too(tmp_path, endpoint):
+    # the worker spools each request body and ingests it through the same collectors as a file
+    from monitor.worker.server import ingest_spooled, write_spool
+
+    home = Home.open(tmp_path / "home")
+    fmt = "canonical" if endpoint == "/v1/logs" else "otlp"
+    path, _ = _version_files(tmp_path)[fmt]
+    counts = ingest_spooled(home, write_spool(home, path.read_bytes(), path.suffix), fmt)
+    assert (counts["read"], counts["ingested"], counts["quarantined"]) == (2, 1, 1)
+
+
+def test_agreeing_or_separate_version_is_taken_once():
+    from collectors import RecordError, model_and_version
+
+    assert model_and_version("assistant@2026-10", "2026-10") == ("assistant@2026-10", "2026-10")
+    assert model_and_version("assistant", "2026-10") == ("assistant@2026-10", "2026-10")
+    assert model_and_version("assistant@", "2026-10") == ("assistant@2026-10", "2026-10")
+    assert model_and_version("assistant@2026-10") == ("assistant@2026-10", "2026-10")
+    assert model_and_version("assistant", 3) == ("assistant@3", "3")
+    assert model_and_version("assistant", "") == ("assistant", None)
+    with pytest.raises(RecordError) as e:
+        model_and_version("assistant@2026-10", "2026-10-28")
+    assert e.value.field == "model_version" and "'2026-10-28' disagrees with the version '2026-10'" in e.value.reason
