@@ -41,7 +41,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
-from monitor.errors import QueryError, SqlGuardError
+from monitor.errors import MonitorError, QueryError, SqlGuardError
 
 HINT_TABLES = "query the monitor's tables instead; list them with: monitor sql 'SHOW TABLES'"
 DEFAULT_MEMORY_LIMIT = "4GB"
@@ -655,7 +655,9 @@ class _QueryProcess:
         how = f"signal {-code}" if code < 0 else f"exit status {code}"
         self.err.seek(0)
         lines = [ln.strip() for ln in self.err.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-        last = f": {lines[-1][:200]}" if lines else ""
+        # a traceback ends with the exception's message, whose later lines may be DuckDB's context (a `^^^` line)
+        raised = [ln for ln in lines if re.match(r"[\w.]+(Error|Exception|Exit|Interrupt)\b", ln)]
+        last = f": {(raised or lines)[-1][:200]}" if lines else ""
         return QueryError(f"query failed: its process ended unexpectedly ({how}){last}",
                           "run it again; if it fails the same way, report the query")
 
@@ -788,8 +790,7 @@ def _answer(request: dict, out) -> tuple:
     from monitor.home import Home
 
     time_limit_s = float(request["time_limit_s"])
-    con = connect(Home(Path(request["root"])), guarded=True, memory_limit=request["memory_limit"],
-                  manifest=request["manifest"])
+    con = None
     # Should the parent be gone, nobody would end this process: it ends itself a little after the parent would.
     orphan = threading.Timer(time_limit_s + _grace_s(time_limit_s) + 5.0, os._exit, (70,))
     orphan.daemon = True
@@ -802,6 +803,12 @@ def _answer(request: dict, out) -> tuple:
     timer = threading.Timer(time_limit_s, stop)
     timer.daemon = True
     try:
+        try:
+            con = connect(Home(Path(request["root"])), guarded=True, memory_limit=request["memory_limit"],
+                          manifest=request["manifest"])
+        except duckdb.Error as e:  # a file gone since the caller checked the query: one error, not a traceback
+            raise QueryError(f"query failed: cannot open the lake's files: {str(e).splitlines()[0]}",
+                             "run it again (the lake may have been compacted meanwhile)") from e
         tables = _table_names(con)
         [(setting,)] = con.execute("SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'").fetchall()
         _send(out, ("ready", _rss() or 0, _parse_size(setting) or 0))
@@ -819,12 +826,13 @@ def _answer(request: dict, out) -> tuple:
             raise _wrap_duckdb_error(e, tables) from e
         return ("ok", [d[0] for d in description], [str(d[1]) for d in description], rows,
                 time.perf_counter() - t0)
-    except QueryError as e:
-        return ("error", type(e).__name__, e.message, e.hint)
+    except MonitorError as e:
+        return ("error", "SqlGuardError" if isinstance(e, SqlGuardError) else "QueryError", e.message, e.hint)
     finally:
         timer.cancel()
         orphan.cancel()
-        con.close()
+        if con is not None:
+            con.close()
 
 
 def schema(home) -> dict[str, list[tuple[str, str]]]:

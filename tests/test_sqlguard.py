@@ -387,6 +387,27 @@ def test_query_process_that_answered_runs_the_next_query(home):
     assert run_query(home, "SELECT count(*) FROM turns").rows == [(60,)]
     assert guard._SPARE.proc.pid == pid
 
+
+def test_lake_file_gone_before_the_query_process_opens_it_is_one_error(tmp_path, monkeypatch):
+    # the query process opens the files the caller checked the query against; one gone meanwhile was a traceback's
+    # last line ("^^^^^") as the error
+    import monitor.sqlguard as guard
+
+    h = Home.open(tmp_path / "home")
+    h.lake.append("turns", _turns(4))
+    run = guard._run_in_query_process
+
+    def delete_then_run(request):
+        for f in h.lake.files("turns"):
+            f.unlink()
+        return run(request)
+
+    monkeypatch.setattr(guard, "_run_in_query_process", delete_then_run)
+    with pytest.raises(QueryError) as err:
+        run_query(h, "SELECT count(*) FROM turns")
+    assert "cannot open the lake's files: IO Error: No files found" in str(err.value)
+    assert "run it again" in err.value.hint
+
 def test_show_of_a_table_points_to_describe(home):
     # DuckDB reads `SHOW turns` as DESCRIBE turns; the refusal used to say SHOW was not allowed at all
     with pytest.raises(SqlGuardError) as err:
