@@ -301,6 +301,25 @@ def test_values_page_drift_table_and_dimension_filter(monkeypatch, sample_root):
     assert at.selectbox(key="vd_edim").options[0] == "moralizing"
 
 
+def test_values_page_opens_on_the_version_serving_most_replies_now(monkeypatch, sample_root):
+    """After a rollout the old version's recent windows are too small to test: the page starts on the busy one."""
+    from monitor.db import connect
+    from monitor.home import Home
+
+    con = connect(Home.open(sample_root))
+    try:
+        busiest = con.execute(
+            "SELECT model FROM metrics WHERE metric = 'value_mean' AND model IS NOT NULL AND window_start = "
+            "(SELECT max(window_start) FROM metrics WHERE metric = 'value_mean') ORDER BY n DESC, model LIMIT 1"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    at = open_page(monkeypatch, sample_root, "app_pages/values.py")
+    no_exception(at)
+    options = at.selectbox(key="vd_model").options
+    assert at.selectbox(key="vd_model").value == busiest and options.index(busiest) > 0
+
+
 def test_every_dashboard_sql_file_documents_its_parameters():
     from monitor.resources import load_sql
 

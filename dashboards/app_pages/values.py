@@ -56,7 +56,12 @@ mix = rows[rows["metric"].isin(data.MIX_METRICS) & (rows["segment"] == "{}")]
 
 models = sorted(rows["model"].dropna().unique())
 model_opts = models + ([ALL] if rows["model"].isna().any() or not models else [])
+# The version serving most replies in the latest window first: after a rollout the old version's recent windows are
+# too small to test, and the new one is what the oversight team is watching.
+latest = means[(means["window"] == means["window"].max()) & means["model"].notna()]
+busiest = latest.groupby("model")["n"].max().idxmax() if not latest.empty else None
 model = st.selectbox("Model version", model_opts, key="vd_model",
+                     index=model_opts.index(busiest) if busiest in model_opts else 0,
                      help="'all models' pools every version's replies; pick a version to see its own profile, "
                           "series, coverage and drift verdicts.")
 
