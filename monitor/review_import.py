@@ -8,6 +8,11 @@ named by file, line and field. Each row then counts once as added, updated (the 
 that turn is replaced, as relabelling in the dashboard does), unchanged (the same label is stored already) or
 repeated (the same row earlier in the file): the four add up to the rows read.
 
+Files come from spreadsheets and pandas as often as from scripts, so column names are compared without case,
+spaces or dashes ('Turn ID' is turn_id), a CSV may use ';' or tabs (Excel where the decimal mark is a comma), its
+empty rows (',,,') are not rows and empty unnamed columns are ignored, cells are stripped, answers are compared
+without case ('Compliance', 'TRUE', pandas' 1.0), and NaN is a missing value.
+
 `sample` says how the labelled turns were chosen, because the error-corrected rates measure the classifiers on
 the labels: labels on turns picked *because* they looked wrong (uncertain scores, an incident, a keyword search)
 overstate the classifiers' errors, so `targeted` labels are kept out of the error rates; only `random` ones count.
@@ -18,13 +23,17 @@ import csv
 import difflib
 import io
 import json
+import math
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from monitor.home import Home
-from monitor.review import LABEL_FIELDS, PROMPT_LABELS, REFUSAL_LABELS, SAMPLES, ReviewError, _choice, _flag
+from monitor.review import (
+    LABEL_FIELDS, PROMPT_LABELS, REFUSAL_LABELS, SAMPLES, VALUE_CONCERNS, ReviewError, _choice, _flag,
+)
 from monitor.state import iso, utcnow
 
 # Columns of `monitor labels export` (sql/dashboard/labelled_turns.sql) that describe the turn or the classifier,
@@ -82,18 +91,7 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict | str]]:
     except UnicodeDecodeError as e:
         raise ReviewError(f"{path}: not UTF-8 text (byte {e.start})", "save the file as UTF-8") from e
     if suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-        start = 2
-        try:
-            for row in reader:
-                where = f"{path}:{start}"
-                start = reader.line_num + 1
-                if None in row:
-                    yield where, f"more cells than the header has ({len(reader.fieldnames or [])} columns)"
-                    continue
-                yield where, {k: (v if v != "" else None) for k, v in row.items()}
-        except csv.Error as e:
-            yield f"{path}:{reader.line_num}", f"not valid CSV ({e})"
+        yield from _csv_rows(path, text)
         return
     if suffix not in (".jsonl", ".ndjson", ".json"):
         raise ReviewError(f"{path}: unknown label file type {suffix or '(none)'!r}",
@@ -109,22 +107,93 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict | str]]:
         yield f"{path}:{n}", row if isinstance(row, dict) else f"not a JSON object (got {type(row).__name__})"
 
 
-def _check(row: dict, reviewer: str | None, sample: str | None) -> tuple[dict, list[str]]:
-    """The label row to store, and the problems of this input row (field-named)."""
+def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict | str]]:
+    """read_rows for a CSV as spreadsheets write it (Excel, Google Sheets, LibreOffice, pandas)."""
+    first = text.split("\n", 1)[0]
+    # Excel writes ';' where the decimal mark is a comma (most of Europe), and "Text (Tab delimited)" tabs.
+    delimiter = max((",", ";", "\t"), key=first.count) if first.strip() else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        names = [column_name(h) for h in header]
+        twice = sorted({n for n in names if n and names.count(n) > 1})
+        if twice:
+            yield f"{path}:1", (f"column {twice[0]!r} appears {names.count(twice[0])} times in the header"
+                                " (names are compared without case and spaces)")
+            return
+        start = reader.line_num + 1
+        for cells in reader:
+            where = f"{path}:{start}"
+            start = reader.line_num + 1
+            if not any(c.strip() for c in cells):
+                continue  # a spreadsheet's empty rows (",,,") are not labels: not read, not counted
+            if len(cells) > len(names) and any(c.strip() for c in cells[len(names):]):
+                yield where, f"more cells than the header has ({len(names)} columns)"
+                continue
+            row: dict = {}
+            for name, cell in zip(names, cells):
+                if not name:
+                    if cell.strip():  # a trailing empty column of a spreadsheet is harmless; a value in one is not
+                        yield where, f"a value ({cell.strip()[:40]!r}) in a column with no name in the header"
+                        break
+                    continue
+                row[name] = cell
+            else:
+                yield where, row
+    except csv.Error as e:
+        yield f"{path}:{reader.line_num}", f"not valid CSV ({e})"
+
+
+def column_name(name) -> str:
+    """A column name as the import reads it: 'Turn ID', ' turn_id ' and 'TURN-ID' are all 'turn_id'."""
+    return re.sub(r"[\s-]+", "_", str(name).strip().lower()) if name is not None else ""
+
+
+def _cell(v: Any) -> Any:
+    """A cell as the checks read it: text stripped, and blank text or NaN (pandas' missing value) as None."""
+    if isinstance(v, str):
+        return v.strip() or None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _answer(v: Any) -> Any:
+    """An answer as spreadsheets and pandas write it: 'Compliance' is compliance, '1.0' is 1 (a float column's)."""
+    if isinstance(v, str):
+        v = v.lower()
+        return {"1": 1, "0": 0, "1.0": 1, "0.0": 0}.get(v, v)
+    return v
+
+
+def _check(row: dict, reviewer: str | None, sample: str | None) -> tuple[dict, list[str], list[tuple[str, str]]]:
+    """The label row to store, the problems of this input row (field-named), and its unknown columns (name, text)."""
     errors: list[str] = []
-    unknown = [k for k in row if k not in KNOWN]
-    for k in unknown:
-        close = difflib.get_close_matches(str(k), KNOWN, n=1)
-        errors.append(f"unknown column {k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    named: dict[str, Any] = {}
+    for k, v in row.items():
+        name = column_name(k)
+        if name in named:
+            errors.append(f"column {name!r} is given twice (names are compared without case and spaces)")
+        named[name] = _cell(v)
+    row = named
+    unknown = []
+    for k in row:
+        if k not in KNOWN:
+            close = difflib.get_close_matches(k, KNOWN, n=1)
+            unknown.append((k, f"unknown column {k!r}" + (f" (did you mean {close[0]!r}?)" if close else "")))
     turn_id = row.get("turn_id")
-    if not isinstance(turn_id, str) or not turn_id.strip():
+    if turn_id is None:
         errors.append("field 'turn_id' is missing or empty")
-    out: dict[str, Any] = {"turn_id": turn_id.strip() if isinstance(turn_id, str) else None}
+    elif not isinstance(turn_id, str):
+        errors.append(f"field 'turn_id' must be text (a turn id as `monitor sql` shows it), got {turn_id!r}")
+    out: dict[str, Any] = {"turn_id": turn_id if isinstance(turn_id, str) else None}
     who = row.get("reviewer") if row.get("reviewer") is not None else reviewer
     if not isinstance(who, str) or not who.strip():
         errors.append("field 'reviewer': no reviewer (give the column or --reviewer)")
     out["reviewer"] = who.strip() if isinstance(who, str) else None
-    how = row.get("sample") if row.get("sample") is not None else sample
+    how = _answer(row.get("sample") if row.get("sample") is not None else sample)
     if how is not None and how not in SAMPLES:
         errors.append(f"field 'sample' must be one of {', '.join(SAMPLES)}, got {how!r}")
     out["sample"] = how
@@ -132,20 +201,27 @@ def _check(row: dict, reviewer: str | None, sample: str | None) -> tuple[dict, l
         v = row.get(f)
         try:
             if f == "refusal_label":
-                out[f] = _choice(f, v, REFUSAL_LABELS)
+                out[f] = _choice(f, _answer(v), REFUSAL_LABELS)
             elif f == "prompt_label":
-                out[f] = _choice(f, v, PROMPT_LABELS)
+                out[f] = _choice(f, _answer(v), PROMPT_LABELS)
             elif f in FLAGS:
-                out[f] = _flag(f, {"1": 1, "0": 0}.get(v, v) if isinstance(v, str) else v)
+                out[f] = _flag(f, _answer(v))
+            elif f == "value_concern":
+                # The dashboard offers these only; another word would be a category no page counts.
+                if v is not None and _answer(v) not in VALUE_CONCERNS:
+                    raise ReviewError(f"label field '{f}' must be one of {', '.join(VALUE_CONCERNS)}, got {v!r}"
+                                      " (free text goes in 'note')")
+                out[f] = _answer(v)
             else:
                 if v is not None and not isinstance(v, str):
                     raise ReviewError(f"label field '{f}' must be text, got {v!r}")
-                out[f] = (v or "").strip() or None
+                out[f] = v
         except ReviewError as e:
-            errors.append(e.message.replace("label field", "field", 1))
-    if not errors and all(out[f] is None for f in LABEL_FIELDS):
+            # Worded with the cell as the file has it ('Y', not the 'y' it was compared as).
+            errors.append(e.message.replace("label field", "field", 1).replace(f"got {_answer(v)!r}", f"got {v!r}"))
+    if not errors and not unknown and all(out[f] is None for f in LABEL_FIELDS):
         errors.append(f"no answer: give at least one of {', '.join(LABEL_FIELDS)}")
-    return out, errors
+    return out, errors, unknown
 
 
 def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | None = None,
@@ -176,16 +252,22 @@ def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | N
     repeated = 0
     n_read = 0
     no_sample: list[str] = []
+    unknown_seen: set[str] = set()
     for where, row in read_rows(path):
         n_read += 1
         order_of[where] = n_read
         if isinstance(row, str):
             fail(where, row, n_read)
             continue
-        label, problems = _check(row, default_reviewer, sample)
+        label, problems, unknown = _check(row, default_reviewer, sample)
+        for name, text in unknown:
+            # Reported once, where first seen: a CSV's header or a JSONL file's habit is one problem, not one a row.
+            if name not in unknown_seen:
+                unknown_seen.add(name)
+                fail(where, text, n_read)
         for p in problems:
             fail(where, p, n_read)
-        if problems:
+        if problems or unknown:
             continue
         if label["sample"] is None:
             no_sample.append(where)
@@ -208,6 +290,7 @@ def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | N
         others = f" and {len(no_sample) - 1:,} more rows" if len(no_sample) > 1 else ""
         fail(no_sample[0], f"field 'sample' is missing here{others}: say how the labelled turns were chosen, with"
                            " a 'sample' column or --sample random|targeted", order_of[no_sample[0]])
+    known: set[str] = set()
     if rows:
         ids = sorted({label["turn_id"] for _, label in rows})
         con = connect(home)
@@ -222,7 +305,12 @@ def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | N
                 fail(where, f"field 'turn_id': no turn {label['turn_id']!r} in this home's lake"
                             " (another home's export, a forgotten user, or not ingested yet)", order_of[where])
     if total_errors:
-        raise LabelImportError([text for _, text in sorted(errors, key=lambda e: e[0])][:MAX_ERRORS], total_errors)
+        hint = None
+        if rows and not known:
+            hint = (f"none of the file's {len(ids):,} turns is in this home's lake: check --home (labels import into"
+                    " the home whose turns they label), or ingest those turns first")
+        raise LabelImportError([text for _, text in sorted(errors, key=lambda e: e[0])][:MAX_ERRORS], total_errors,
+                               hint)
     counts = Counter()
     fields = ("sample", *LABEL_FIELDS)
     with home.state.tx() as con:

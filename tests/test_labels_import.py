@@ -202,3 +202,69 @@ def test_targeted_imports_stay_out_of_the_classifiers_error_rates(home, tmp_path
 def test_labels_command_is_listed_in_the_help():
     out = subprocess.run([sys.executable, "-m", "monitor", "labels", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "import" in out.stdout and "agreement" in out.stdout
+
+
+def _cli_import(home, path, *extra):
+    return CliRunner().invoke(cli, ["--home", str(home.root), "labels", "import", str(path), "--by", "jane",
+                                    "--reviewer", "jane", *extra])
+
+
+def test_a_spreadsheet_csv_imports_as_a_person_saved_it(home, tmp_path):
+    """Excel and Google Sheets files: a header in other case and spacing, ';' (Excel where the decimal mark is a
+    comma), CRLF, a byte-order mark, empty trailing rows and columns, cells with spaces and capitals, pandas' 1.0."""
+    a, b, c = _ids(home, 3)
+    f = tmp_path / "excel.csv"
+    f.write_bytes(("\ufeff Turn ID ;Refusal_Label ; Over-Refusal;SAMPLE;;\r\n"
+                   f" {a} ; Compliance ; Yes ; Random ;;\r\n"
+                   f"{b};full_refusal;1.0;random;;\r\n"
+                   f"{c};;0.0;targeted;;\r\n"
+                   ";;;;;\r\n;;;;;\r\n").encode("utf-8"))
+    res = _cli_import(home, f, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["rows"] == 3  # the empty rows are not label rows
+    got = {x["turn_id"]: x for x in review.labels(home)}
+    assert (got[a]["refusal_label"], got[a]["over_refusal"], got[a]["sample"]) == ("compliance", 1, "random")
+    assert (got[b]["over_refusal"], got[c]["over_refusal"], got[c]["sample"]) == (1, 0, "targeted")
+    assert set(got) == {a, b, c}
+
+
+def test_pandas_missing_values_are_missing_not_errors(home, tmp_path):
+    a, b = _ids(home, 2)
+    f = tmp_path / "pandas.jsonl"  # json.dumps of a DataFrame's records writes NaN for a missing float
+    f.write_text(f'{{"turn_id": "{a}", "refusal_label": "compliance", "over_refusal": NaN, "note": NaN}}\n'
+                 f'{{"turn_id": "{b}", "refusal_label": null, "over_refusal": 1.0, "note": "x"}}\n')
+    r = import_labels(home, f, "jane", sample="random")
+    assert (r.rows, r.added) == (2, 2)
+    got = {x["turn_id"]: x for x in review.labels(home)}
+    assert got[a]["over_refusal"] is None and got[a]["note"] is None and got[b]["over_refusal"] == 1
+    f.write_text(f'{{"turn_id": "{a}", "refusal_label": "compliance", "over_refusal": Infinity}}\n')
+    with pytest.raises(LabelImportError, match="field 'over_refusal' must be yes/no .*got inf"):
+        import_labels(home, f, "jane", sample="random")
+
+
+def test_file_wide_mistakes_are_reported_once_with_what_to_try(home, tmp_path):
+    a, b = _ids(home, 2)
+    f = tmp_path / "typo.csv"
+    f.write_text(f"turn_id,refusal_lable,note\n{a},compliance,x\n{b},compliance,y\n")
+    with pytest.raises(LabelImportError) as err:
+        import_labels(home, f, "jane", sample="random")
+    assert err.value.errors == [f"{f}:2: unknown column 'refusal_lable' (did you mean 'refusal_label'?)"]
+    f.write_text(f"turn_id,refusal_label,\n{a},compliance,oops\n")
+    with pytest.raises(LabelImportError, match=r"typo.csv:2: a value \('oops'\) in a column with no name"):
+        import_labels(home, f, "jane", sample="random")
+    f.write_text(f"turn_id,Turn ID,refusal_label\n{a},{a},compliance\n")
+    with pytest.raises(LabelImportError, match="column 'turn_id' appears 2 times in the header"):
+        import_labels(home, f, "jane", sample="random")
+    f.write_text(f"turn_id,value_concern\n{a},Moralizing\n{b},preachy\n")
+    with pytest.raises(LabelImportError) as err:
+        import_labels(home, f, "jane", sample="random")
+    assert err.value.errors == [f"{f}:3: field 'value_concern' must be one of moralizing, cultural_assumption, "
+                                "deference, political_slant, religious_framing, other, got 'preachy' (free text "
+                                "goes in 'note')"]
+    other = _jsonl(tmp_path / "other_home.jsonl", [{"turn_id": "t1", "prompt_label": "benign"},
+                                                    {"turn_id": 2, "prompt_label": "benign"}])
+    res = _cli_import(home, other, "--sample", "random")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "field 'turn_id' must be text (a turn id as `monitor sql` shows it), got 2" in res.output
+    assert "Try: none of the file's 1 turns is in this home's lake: check --home" in res.output
+    assert review.labels(home) == []
