@@ -224,6 +224,38 @@ def _check(row: dict, reviewer: str | None, sample: str | None) -> tuple[dict, l
     return out, errors, unknown
 
 
+def _person(name: str) -> str:
+    """A reviewer name as a person is recognised: 'Jane  Doe' and 'jane doe' are one reviewer."""
+    return " ".join(name.split()).casefold()
+
+
+def _check_spellings(home: Home, rows: list[tuple[str, dict]], fail, order_of: dict[str, int]) -> None:
+    """Fail each reviewer name that is a stored or earlier name written another way (case, spacing), once."""
+    # Stored apart, 'Jane' and 'jane ' would be two reviewers: agreement would pair one person with herself and a
+    # majority vote would count her twice.
+    stored: dict[str, str] = {}
+    for r in home.state.query("SELECT DISTINCT reviewer FROM labels ORDER BY reviewer"):
+        stored.setdefault(_person(r["reviewer"]), r["reviewer"])
+    first: dict[str, tuple[str, str]] = {}  # person -> (spelling, where) as first seen in the file
+    told: set[str] = set()
+    for where, label in rows:
+        name = label["reviewer"]
+        person = _person(name)
+        first.setdefault(person, (name, where))
+        if name in told:
+            continue
+        if person in stored and stored[person] != name:
+            told.add(name)
+            fail(where, f"field 'reviewer': {name!r} is this home's reviewer {stored[person]!r} written another way"
+                        f" (case or spacing); write {stored[person]!r}, or one person counts as two reviewers",
+                 order_of[where])
+        elif person not in stored and first[person][0] != name:
+            told.add(name)
+            fail(where, f"field 'reviewer': {name!r} is {first[person][0]!r} (at {first[person][1]}) written another"
+                        " way (case or spacing); write one spelling, or one person counts as two reviewers",
+                 order_of[where])
+
+
 def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | None = None,
                   sample: str | None = None, dry_run: bool = False) -> ImportResult:
     """Check every row of a label file, then store all of them in one transaction (audited), or none.
@@ -290,6 +322,7 @@ def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | N
         others = f" and {len(no_sample) - 1:,} more rows" if len(no_sample) > 1 else ""
         fail(no_sample[0], f"field 'sample' is missing here{others}: say how the labelled turns were chosen, with"
                            " a 'sample' column or --sample random|targeted", order_of[no_sample[0]])
+    _check_spellings(home, rows, fail, order_of)
     known: set[str] = set()
     if rows:
         ids = sorted({label["turn_id"] for _, label in rows})

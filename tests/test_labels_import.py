@@ -268,3 +268,30 @@ def test_file_wide_mistakes_are_reported_once_with_what_to_try(home, tmp_path):
     assert "field 'turn_id' must be text (a turn id as `monitor sql` shows it), got 2" in res.output
     assert "Try: none of the file's 1 turns is in this home's lake: check --home" in res.output
     assert review.labels(home) == []
+
+
+def test_a_reviewer_written_another_way_is_not_a_second_reviewer(home, tmp_path):
+    a, b, c = _ids(home, 3)
+    review.add_label(home, a, "Jane Doe", prompt_label="benign")
+    f = _jsonl(tmp_path / "case.jsonl", [
+        {"turn_id": b, "prompt_label": "benign", "reviewer": "Sam"},
+        {"turn_id": a, "prompt_label": "harmful", "reviewer": "jane  doe"},
+        {"turn_id": c, "prompt_label": "benign", "reviewer": "sam "},
+        {"turn_id": a, "prompt_label": "benign", "reviewer": "SAM"},
+    ])
+    with pytest.raises(LabelImportError) as err:
+        import_labels(home, f, "lead", sample="random")
+    assert err.value.errors == [
+        f"{f}:2: field 'reviewer': 'jane  doe' is this home's reviewer 'Jane Doe' written another way (case or "
+        "spacing); write 'Jane Doe', or one person counts as two reviewers",
+        f"{f}:3: field 'reviewer': 'sam' is 'Sam' (at {f}:1) written another way (case or spacing); write one "
+        "spelling, or one person counts as two reviewers",
+        f"{f}:4: field 'reviewer': 'SAM' is 'Sam' (at {f}:1) written another way (case or spacing); write one "
+        "spelling, or one person counts as two reviewers",
+    ]
+    assert len(review.labels(home)) == 1
+    _jsonl(f, [{"turn_id": a, "prompt_label": "harmful", "reviewer": "Jane Doe"},
+               {"turn_id": b, "prompt_label": "benign", "reviewer": "Sam"}])
+    r = import_labels(home, f, "lead", sample="random")
+    assert (r.added, r.updated) == (1, 1)
+    assert sorted({x["reviewer"] for x in review.labels(home)}) == ["Jane Doe", "Sam"]
