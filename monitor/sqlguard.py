@@ -766,6 +766,7 @@ def _child_main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything else printed goes to stderr, not into the answers
     _warm_up()
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     requests = _Frames(sys.stdin.fileno())
     while True:
         try:
@@ -782,6 +783,13 @@ def _child_main() -> None:
         out.write(len(data).to_bytes(8, "big"))
         out.write(data)
         out.flush()
+
+
+def _watch_parent(ppid: int) -> None:
+    """End this process when its parent is gone (killed by SIGTERM or SIGKILL: no `finally` ended this one)."""
+    while os.getppid() == ppid:
+        time.sleep(0.2)
+    os._exit(71)
 
 
 def _answer(request: dict, out) -> tuple:

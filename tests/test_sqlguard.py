@@ -408,6 +408,60 @@ def test_lake_file_gone_before_the_query_process_opens_it_is_one_error(tmp_path,
     assert "cannot open the lake's files: IO Error: No files found" in str(err.value)
     assert "run it again" in err.value.hint
 
+
+def _query_processes_of(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if b"_child_main" in cmd and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(d.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_query_process_ends_when_its_caller_is_killed(home):
+    # a caller killed by SIGTERM or SIGKILL runs no `finally`: its query process ran on until the query's own limit
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    never = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
+    script = f"""
+import monitor.sqlguard as g
+from monitor.home import Home
+answer = g._Frames.next
+def next_frame(self, timeout):  # say when the query process has started the query
+    frame = answer(self, timeout)
+    if frame is not None and frame[0] == "ready":
+        print("ready", flush=True)
+    return frame
+g._Frames.next = next_frame
+g.run_query(Home.open({str(home.root)!r}), {never!r}, time_limit_s=60)
+"""
+    caller = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert caller.stdout.readline().strip() == "ready"
+        children = _query_processes_of(caller.pid)
+        assert children, "no query process"
+        time.sleep(0.3)
+    finally:
+        caller.kill()
+        caller.wait()
+    (child,) = children
+    deadline = time.monotonic() + 3
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = Path(f"/proc/{child}").exists() and "Z" not in Path(f"/proc/{child}/stat").read_text().split()[2]
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, "the query process outlived its caller"
+
 def test_show_of_a_table_points_to_describe(home):
     # DuckDB reads `SHOW turns` as DESCRIBE turns; the refusal used to say SHOW was not allowed at all
     with pytest.raises(SqlGuardError) as err:
