@@ -25,6 +25,10 @@ PROMPT_LABELS = ("harmful", "benign")
 SAMPLES = ("random", "targeted")  # how a turn the queue did not choose was found (labels.sample)
 VALUE_CONCERNS = ("moralizing", "cultural_assumption", "deference", "political_slant", "religious_framing", "other")
 QUEUE_REASONS = ("uncertain_refusal", "uncertain_harm", "alert_example", "stratified")
+# How the queue's reasons chose a turn, in `labels.sample` terms: only stratified items are a random sample
+# (monitor/jobs/refusal_metrics.py, TARGETED_REASONS).
+QUEUE_SAMPLE = {"uncertain_refusal": "targeted", "uncertain_harm": "targeted", "alert_example": "targeted",
+                "stratified": "random"}
 # Fields a reviewer can fill in; the agreement report covers the categorical ones.
 LABEL_FIELDS = ("refusal_label", "prompt_label", "refusal_correct", "over_refusal", "harmful_compliance",
                 "value_concern", "note")

@@ -1,8 +1,8 @@
 """Bulk import of reviewer labels made outside the dashboard (an annotation tool, a vendor, a spreadsheet).
 
 A file (JSONL, CSV or Parquet; `monitor labels export` output re-imports as is) holds one label per row: `turn_id`,
-optionally `reviewer` (else the importer's `--reviewer`), `sample` (else `--sample`) and any of the label fields
-the dashboard form has. The import is all or nothing: every row is checked first (known columns, allowed values,
+optionally `reviewer` (else the importer's `--reviewer`), `sample` (else `--sample`), an export's `queue_reason`
+(which decides over both) and any of the label fields the dashboard form has. The import is all or nothing: every row is checked first (known columns, allowed values,
 a turn that is in the lake, one answer per turn and reviewer) and any error imports nothing, with each error
 named by file, line and field. Each row then counts once as added, updated (the reviewer's earlier label on
 that turn is replaced, as relabelling in the dashboard does), unchanged (the same label is stored already) or
@@ -32,7 +32,8 @@ from typing import Any, Iterator
 
 from monitor.home import Home
 from monitor.review import (
-    LABEL_FIELDS, PROMPT_LABELS, REFUSAL_LABELS, SAMPLES, VALUE_CONCERNS, ReviewError, _choice, _flag,
+    LABEL_FIELDS, PROMPT_LABELS, QUEUE_SAMPLE, REFUSAL_LABELS, SAMPLES, VALUE_CONCERNS, ReviewError, _choice,
+    _flag,
 )
 from monitor.state import iso, utcnow
 
@@ -41,7 +42,7 @@ from monitor.state import iso, utcnow
 EXPORT_ONLY = ("label_id", "labelled_at", "conversation_id", "ts", "model", "model_version", "deployment",
                "user_attrs", "user_message", "assistant_message", "predicted_refusal", "refusal_score",
                "predicted_prompt_harm", "prompt_harm_score", "refusal_version", "harm_version")
-KNOWN = ("turn_id", "reviewer", "sample", *LABEL_FIELDS, *EXPORT_ONLY)
+KNOWN = ("turn_id", "reviewer", "sample", "queue_reason", *LABEL_FIELDS, *EXPORT_ONLY)
 FLAGS = ("refusal_correct", "over_refusal", "harmful_compliance")
 MAX_ERRORS = 200  # errors kept (the CLI prints the first 20); counting goes on
 
@@ -196,6 +197,13 @@ def _check(row: dict, reviewer: str | None, sample: str | None) -> tuple[dict, l
     how = _answer(row.get("sample") if row.get("sample") is not None else sample)
     if how is not None and how not in SAMPLES:
         errors.append(f"field 'sample' must be one of {', '.join(SAMPLES)}, got {how!r}")
+    reason = _answer(row.get("queue_reason"))
+    if reason is not None and reason not in QUEUE_SAMPLE:
+        errors.append(f"field 'queue_reason' must be one of {', '.join(QUEUE_SAMPLE)}, got {row['queue_reason']!r}")
+    elif reason is not None:
+        # An export's queue item: the queue's reason decides, as in the home it came from (an uncertain item is
+        # targeted whatever --sample says); this home's queue never held the turn.
+        how = QUEUE_SAMPLE[reason]
     out["sample"] = how
     for f in LABEL_FIELDS:
         v = row.get(f)
@@ -347,8 +355,11 @@ def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | N
     counts = Counter()
     fields = ("sample", *LABEL_FIELDS)
     with home.state.tx() as con:
-        stored = {(r[0], r[1]): r[2:] for r in con.execute(
-            f"SELECT turn_id, reviewer, {', '.join(fields)} FROM labels").fetchall()}
+        # A stored label without a sample is a queue item's: compared as the queue's reason makes it, so an export
+        # re-imported into its own home is unchanged.
+        stored = {(r[0], r[1]): (r[2] or QUEUE_SAMPLE.get(r[-1]), *r[3:-1]) for r in con.execute(
+            f"SELECT turn_id, reviewer, {', '.join(fields)}, (SELECT reason FROM review_queue q"
+            " WHERE q.turn_id = labels.turn_id LIMIT 1) FROM labels").fetchall()}
         now = iso(utcnow())
         for _, label in rows:
             key = (label["turn_id"], label["reviewer"])

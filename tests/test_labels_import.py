@@ -295,3 +295,39 @@ def test_a_reviewer_written_another_way_is_not_a_second_reviewer(home, tmp_path)
     r = import_labels(home, f, "lead", sample="random")
     assert (r.added, r.updated) == (1, 1)
     assert sorted({x["reviewer"] for x in review.labels(home)}) == ["Jane Doe", "Sam"]
+
+
+def test_an_export_keeps_how_queue_items_were_chosen_in_another_home(home, tmp_path):
+    """A turn the queue picked because its score was uncertain must stay out of the error rates in the home its
+    labels are imported into, whose queue never held it (and whatever --sample says for the other rows)."""
+    import shutil
+
+    from monitor.home import Home
+
+    ids = _ids(home, 4)
+    with home.state.tx() as con:
+        for t, reason in zip(ids, ("uncertain_refusal", "stratified", "alert_example")):
+            con.execute("INSERT INTO review_queue (turn_id, reason, priority, added_at) VALUES (?,?,?,?)",
+                        (t, reason, 0.5, "2026-11-20T00:00:00Z"))
+    for t in ids[:3]:
+        review.add_label(home, t, "ana", refusal_label="compliance")
+    review.add_label(home, ids[3], "ana", refusal_label="compliance", sample="targeted")
+    export = tmp_path / "all.jsonl"
+    export.write_bytes(review.export_labels(home, actor="ana"))
+    rows = [json.loads(x) for x in export.read_text().splitlines()]
+    assert [(r["sample"], r["queue_reason"]) for r in rows] == [
+        (None, "uncertain_refusal"), (None, "stratified"), (None, "alert_example"), ("targeted", None)]
+    # Its own home: unchanged, and the queue items keep no sample of their own.
+    r = import_labels(home, export, "ana", sample="random")
+    assert (r.rows, r.unchanged, r.updated) == (4, 4, 0)
+    assert [x["sample"] for x in review.labels(home)] == [None, None, None, "targeted"]
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copytree(home.root / "lake", other / "lake")
+    b = Home.open(other)
+    r = import_labels(b, export, "ana", sample="random")
+    assert (r.rows, r.added) == (4, 4)
+    assert [x["sample"] for x in review.labels(b)] == ["targeted", "random", "targeted", "targeted"]
+    bad = _jsonl(tmp_path / "bad.jsonl", [{"turn_id": ids[0], "refusal_label": "compliance", "queue_reason": "x"}])
+    with pytest.raises(LabelImportError, match="field 'queue_reason' must be one of uncertain_refusal"):
+        import_labels(b, bad, "ana", sample="random")

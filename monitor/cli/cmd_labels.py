@@ -37,7 +37,8 @@ def l_import(obj, file, actor, reviewer, sample, dry_run, as_json):
 
     Each row: `turn_id`, optional `reviewer` and `sample`, and any of refusal_label (full_refusal,
     partial_refusal, compliance), prompt_label (harmful, benign), refusal_correct, over_refusal,
-    harmful_compliance (yes/no), value_concern, note. `monitor labels export` output imports as is.
+    harmful_compliance (yes/no), value_concern, note. `monitor labels export` output imports as is; its
+    `queue_reason` (the review queue's reason for the turn) decides over `sample` and --sample.
 
     \b
     Examples:
