@@ -82,12 +82,16 @@ class State:
             con.close()
 
     def migrate(self) -> list[str]:
-        applied: list[str] = []
-        con = self.connect()
+        hint = "check free disk space and write permission there, then run again"
         try:
+            con = self.connect()
             con.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot set up the state database {self.path}: {e}", hint) from e
+        applied: list[str] = []
+        try:
             done = {r[0] for r in con.execute("SELECT id FROM schema_migrations")}
             for f in sql_files("state"):
                 if f.name in done:
@@ -104,8 +108,11 @@ class State:
                     con.execute("COMMIT")
                     applied.append(f.name)
                 except sqlite3.Error as e:
-                    con.execute("ROLLBACK")
-                    raise StorageError(f"migration {f.path} failed: {e}") from e
+                    # A failed COMMIT (disk full, "disk I/O error") has already ended the transaction: a ROLLBACK
+                    # would raise "no transaction is active" and hide the real error behind a traceback.
+                    if con.in_transaction:
+                        con.execute("ROLLBACK")
+                    raise StorageError(f"migration {f.path} failed: {e} (state database {self.path})", hint) from e
         finally:
             con.close()
         return applied

@@ -25,7 +25,7 @@ def test_ingest_on_a_full_disk_fails_in_one_line_then_a_rerun_adds_everything(tm
                     + "\n")
     root = tmp_path / "home"
     cmd = [sys.executable, "-m", "monitor", "--home", str(root), "ingest", str(log), "--json"]
-    Home.open(root)  # the home exists: only the lake files are over the limit
+    Home.open(root).state  # the home and its state database exist: only the lake files are over the limit
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size)
     assert out.returncode != 0
     assert "Traceback" not in out.stderr, out.stderr
@@ -37,3 +37,20 @@ def test_ingest_on_a_full_disk_fails_in_one_line_then_a_rerun_adds_everything(tm
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["ingested"] == 600 and home.lake.row_count("turns") == 600
+
+
+def test_a_state_database_that_cannot_be_written_is_one_line(tmp_path):
+    """A fresh home's migrations on a full disk: one line naming the state database, not a SQLite traceback."""
+    root = tmp_path / "home"
+    Home.open(root)  # the folder and lake exist; state.sqlite is created by the next command, over the limit
+    cmd = [sys.executable, "-m", "monitor", "--home", str(root), "alerts", "list", "--json"]
+
+    def tiny():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+
+    (root / "state.sqlite").unlink(missing_ok=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, preexec_fn=tiny)
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    first = out.stderr.strip().splitlines()[0]
+    assert "state database" in first and "state.sqlite" in first and "disk I/O error" in first, out.stderr
