@@ -331,55 +331,59 @@ def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | N
         fail(no_sample[0], f"field 'sample' is missing here{others}: say how the labelled turns were chosen, with"
                            " a 'sample' column or --sample random|targeted", order_of[no_sample[0]])
     _check_spellings(home, rows, fail, order_of)
-    known: set[str] = set()
-    if rows:
-        ids = sorted({label["turn_id"] for _, label in rows})
-        con = connect(home)
-        try:
-            known = {r[0] for r in con.execute(
-                "SELECT DISTINCT turn_id FROM turns WHERE turn_id IN (SELECT unnest($ids::VARCHAR[]))",
-                {"ids": ids}).fetchall()}
-        finally:
-            con.close()
-        for where, label in rows:
-            if label["turn_id"] not in known:
-                fail(where, f"field 'turn_id': no turn {label['turn_id']!r} in this home's lake"
-                            " (another home's export, a forgotten user, or not ingested yet)", order_of[where])
-    if total_errors:
-        hint = None
-        if rows and not known:
-            hint = (f"none of the file's {len(ids):,} turns is in this home's lake: check --home (labels import into"
-                    " the home whose turns they label), or ingest those turns first")
-        raise LabelImportError([text for _, text in sorted(errors, key=lambda e: e[0])][:MAX_ERRORS], total_errors,
-                               hint)
-    counts = Counter()
-    fields = ("sample", *LABEL_FIELDS)
-    with home.state.tx() as con:
-        # A stored label without a sample is a queue item's: compared as the queue's reason makes it, so an export
-        # re-imported into its own home is unchanged.
-        stored = {(r[0], r[1]): (r[2] or QUEUE_SAMPLE.get(r[-1]), *r[3:-1]) for r in con.execute(
-            f"SELECT turn_id, reviewer, {', '.join(fields)}, (SELECT reason FROM review_queue q"
-            " WHERE q.turn_id = labels.turn_id LIMIT 1) FROM labels").fetchall()}
-        now = iso(utcnow())
-        for _, label in rows:
-            key = (label["turn_id"], label["reviewer"])
-            values = tuple(label[f] for f in fields)
-            old = stored.get(key)
-            if old == values:
-                counts["unchanged"] += 1
-                continue
-            counts["updated" if old is not None else "added"] += 1
-            if dry_run:
-                continue
-            con.execute(
-                f"INSERT INTO labels (turn_id, reviewer, at, {', '.join(fields)}) VALUES (?,?,?{',?' * len(fields)})"
-                " ON CONFLICT(turn_id, reviewer) DO UPDATE SET at=excluded.at, "
-                + ", ".join(f"{f}=excluded.{f}" for f in fields),
-                (*key, now, *values))
-            home.state.audit(con, actor, "label.import", f"turn:{key[0]}",
-                             {"reviewer": key[1], "replaced": old is not None, **{f: label[f] for f in fields}})
-        result = ImportResult(rows=n_read, added=counts["added"], updated=counts["updated"],
-                              unchanged=counts["unchanged"], repeated=repeated, dry_run=dry_run)
-        if not dry_run:
-            home.state.audit(con, actor, "labels.import", "labels", {"file": str(path), **result.as_dict()})
+    # The lake's writer lock from the turn check to the commit: `monitor forget` holds it while it deletes a user's
+    # turns and then their labels, so a label checked against a turn it is forgetting waits and is deleted with the
+    # others, or finds the turn gone; without it such a label outlived the forget.
+    with home.lake.transaction():
+        known: set[str] = set()
+        if rows:
+            ids = sorted({label["turn_id"] for _, label in rows})
+            con = connect(home)
+            try:
+                known = {r[0] for r in con.execute(
+                    "SELECT DISTINCT turn_id FROM turns WHERE turn_id IN (SELECT unnest($ids::VARCHAR[]))",
+                    {"ids": ids}).fetchall()}
+            finally:
+                con.close()
+            for where, label in rows:
+                if label["turn_id"] not in known:
+                    fail(where, f"field 'turn_id': no turn {label['turn_id']!r} in this home's lake"
+                                " (another home's export, a forgotten user, or not ingested yet)", order_of[where])
+        if total_errors:
+            hint = None
+            if rows and not known:
+                hint = (f"none of the file's {len(ids):,} turns is in this home's lake: check --home (labels import into"
+                        " the home whose turns they label), or ingest those turns first")
+            raise LabelImportError([text for _, text in sorted(errors, key=lambda e: e[0])][:MAX_ERRORS], total_errors,
+                                   hint)
+        counts = Counter()
+        fields = ("sample", *LABEL_FIELDS)
+        with home.state.tx() as con:
+            # A stored label without a sample is a queue item's: compared as the queue's reason makes it, so an export
+            # re-imported into its own home is unchanged.
+            stored = {(r[0], r[1]): (r[2] or QUEUE_SAMPLE.get(r[-1]), *r[3:-1]) for r in con.execute(
+                f"SELECT turn_id, reviewer, {', '.join(fields)}, (SELECT reason FROM review_queue q"
+                " WHERE q.turn_id = labels.turn_id LIMIT 1) FROM labels").fetchall()}
+            now = iso(utcnow())
+            for _, label in rows:
+                key = (label["turn_id"], label["reviewer"])
+                values = tuple(label[f] for f in fields)
+                old = stored.get(key)
+                if old == values:
+                    counts["unchanged"] += 1
+                    continue
+                counts["updated" if old is not None else "added"] += 1
+                if dry_run:
+                    continue
+                con.execute(
+                    f"INSERT INTO labels (turn_id, reviewer, at, {', '.join(fields)}) VALUES (?,?,?{',?' * len(fields)})"
+                    " ON CONFLICT(turn_id, reviewer) DO UPDATE SET at=excluded.at, "
+                    + ", ".join(f"{f}=excluded.{f}" for f in fields),
+                    (*key, now, *values))
+                home.state.audit(con, actor, "label.import", f"turn:{key[0]}",
+                                 {"reviewer": key[1], "replaced": old is not None, **{f: label[f] for f in fields}})
+            result = ImportResult(rows=n_read, added=counts["added"], updated=counts["updated"],
+                                  unchanged=counts["unchanged"], repeated=repeated, dry_run=dry_run)
+            if not dry_run:
+                home.state.audit(con, actor, "labels.import", "labels", {"file": str(path), **result.as_dict()})
     return result

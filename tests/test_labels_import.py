@@ -331,3 +331,48 @@ def test_an_export_keeps_how_queue_items_were_chosen_in_another_home(home, tmp_p
     bad = _jsonl(tmp_path / "bad.jsonl", [{"turn_id": ids[0], "refusal_label": "compliance", "queue_reason": "x"}])
     with pytest.raises(LabelImportError, match="field 'queue_reason' must be one of uncertain_refusal"):
         import_labels(b, bad, "ana", sample="random")
+
+
+def test_an_import_racing_monitor_forget_leaves_no_label_on_a_forgotten_turn(tmp_path, monkeypatch):
+    """`monitor forget` starting after the import checked the turns but before it stored the labels: the forget
+    waits for the import (the lake's writer lock) and then deletes the new label with the user's others."""
+    import threading
+
+    import monitor.db
+    from monitor.home import Home
+    from monitor.ingest import ingest_paths
+    from monitor.retention import forget_user
+
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({
+        "conversation_id": f"c{i}", "timestamp": "2026-11-10T10:00:00Z", "model": "m",
+        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+        "user": {"id": f"u{i}"}}) + "\n" for i in range(2)))
+    home = Home.open(tmp_path / "home")
+    ingest_paths(home, [log])
+    con = monitor.db.connect(home)
+    tid, user = con.execute("SELECT turn_id, user_id FROM turns ORDER BY turn_id LIMIT 1").fetchone()
+    con.close()
+    f = _jsonl(tmp_path / "one.jsonl", [{"turn_id": tid, "refusal_label": "compliance"}])
+    real, forget, threads = monitor.db.connect, [], []
+
+    class Checked:  # the import's turn check: the forget starts when it is done
+        def __init__(self, con):
+            self.con = con
+
+        def execute(self, *a, **k):
+            return self.con.execute(*a, **k)
+
+        def close(self):
+            self.con.close()
+            monkeypatch.setattr(monitor.db, "connect", real)
+            t = threading.Thread(target=lambda: forget.append(forget_user(home, user, "dpo", "user request")))
+            t.start()
+            t.join(timeout=3)  # without the lock the forget is done here, before the import stores its label
+            threads.append(t)
+
+    monkeypatch.setattr(monitor.db, "connect", lambda h, *a, **k: Checked(real(h, *a, **k)))
+    import_labels(home, f, "jane", sample="random")
+    threads[0].join(timeout=60)
+    assert forget[0].rows["labels"] == 1  # the forget found the imported label and deleted it
+    assert review.labels(home, [tid]) == []
