@@ -445,6 +445,33 @@ def test_segment_values_sum_recent_single_attribute_turn_counts(tmp_path):
         ("age_band", "18-24", 3), ("language", "en", 20), ("language", "hi", 10)]
 
 
+def test_volume_and_the_segment_picker_count_replies_the_classifiers_could_not_read(tmp_path):
+    """A language answered in its own language has only unscored replies (n 0, details.unscored): it is traffic in
+    the Overview's volume and a segment the review page offers, the one most in need of labels."""
+    import datetime as dt
+
+    from dashboards import data
+
+    def unscored(row, k):
+        return {**row, "details": json.dumps({"unscored": k, "note": "every reply left out"} if not row["n"] else
+                                             {"unit": "turns", "unscored": k})}
+
+    rows = [
+        unscored(_metric_row("turn_count", 0, 10, "A"), 4),
+        unscored(_metric_row("turn_count", 1, 0, "A"), 3),  # every reply of the day unscored
+        _metric_row("turn_count", 2, 0, "A"),  # retired: nothing
+        _metric_row("turn_count", 0, 30, segment='{"language": "en"}'),
+        unscored(_metric_row("turn_count", 0, 0, segment='{"language": "es"}'), 12),
+        unscored(_metric_row("turn_count", 1, 0, segment='{"language": "es"}'), 13),
+    ]
+    home = _rollup_home(tmp_path, rows)
+    root, version = str(home.root), data.lake_version(str(home.root))
+    vol = data.volume(root, version, D0, D0 + dt.timedelta(days=3))
+    assert [(f"{r.day:%Y-%m-%d}", r.turns) for r in vol.itertuples()] == [("2026-11-10", 14), ("2026-11-11", 3)]
+    segs = data.segment_values(root, version, D0, D0 + dt.timedelta(days=3))
+    assert [tuple(r) for r in segs.itertuples(index=False)] == [("language", "en", 30), ("language", "es", 25)]
+
+
 def test_models_come_from_the_rollups(tmp_path):
     import pyarrow as pa
 
@@ -502,7 +529,7 @@ def test_overview_volume_and_feedback_match_the_scored_turns(monkeypatch, sample
     # the same numbers counted from the raw tables (the sample's 14 days are inside the default 30-day window)
     con = connect(Home.open(sample_root))
     raw = con.execute("SELECT model, count(*), count(*) FILTER (WHERE feedback = 'up'), "
-                      "count(*) FILTER (WHERE feedback = 'down') FROM scored_turns WHERE refusal IS NOT NULL "
+                      "count(*) FILTER (WHERE feedback = 'down') FROM scored_turns WHERE refusal_version IS NOT NULL "
                       "GROUP BY model").fetchall()
     con.close()
     assert shown == {m: n for m, n, _, _ in raw}

@@ -188,8 +188,10 @@ def test_overview_volume_from_rollups_equals_scored_turns(monkeypatch, demo_root
     shown = {(t["name"], x[:10]): y for t in vol["data"] for x, y in zip(t["x"], t["y"])}
     start, end = _window(demo_root)
     con = connect(Home.open(demo_root))
+    # every scored turn, with a label or without one (a reply the classifiers cannot read is traffic too)
     raw = con.execute("SELECT coalesce(model, 'unknown'), strftime(ts, '%Y-%m-%d'), count(*) FROM scored_turns "
-                      "WHERE refusal IS NOT NULL AND ts >= $s AND ts < $e GROUP BY ALL", {"s": start, "e": end})
+                      "WHERE refusal_version IS NOT NULL AND ts >= $s AND ts < $e GROUP BY ALL",
+                      {"s": start, "e": end})
     expected = {(m, d): n for m, d, n in raw.fetchall()}
     con.close()
     assert expected and shown == expected
@@ -208,7 +210,7 @@ def test_review_segment_picker_offers_recent_scored_traffic(monkeypatch, demo_ro
     con = connect(Home.open(demo_root))
     raw = con.execute(
         "SELECT s.attribute, s.value, count(DISTINCT t.turn_id) AS n FROM scored_turns t JOIN segments s "
-        "USING (turn_id) WHERE t.refusal IS NOT NULL AND t.ts >= $s AND t.ts < $e AND s.value IS NOT NULL "
+        "USING (turn_id) WHERE t.refusal_version IS NOT NULL AND t.ts >= $s AND t.ts < $e AND s.value IS NOT NULL "
         "GROUP BY ALL ORDER BY s.attribute, n DESC, s.value", {"s": start, "e": end}).fetchall()
     con.close()
     assert len(raw) > 10 and options == ["any"] + [f"{a}={v}" for a, v, _ in raw]

@@ -64,8 +64,9 @@ if vol is not None:
         st.caption("Share of rated replies with a thumbs down, per model version (Wilson 95% intervals; hatched "
                    "below the minimum n): thumbs up/down on scored replies, summed over this time window.")
     chart(charts.volume_chart(vol, c.colors), key="volume")
-    st.caption("Volume counts scored turns (replies the classifier has scored, as in every rate above), from the "
-               "metric rollups; turns not yet scored show up after the next `monitor jobs run`.")
+    st.caption("Volume counts scored turns, from the metric rollups, including replies the classifiers could not "
+               "read (empty, or in a language they do not read), which are in no rate above; turns not yet scored "
+               "show up after the next `monitor jobs run`.")
 
 st.subheader("Data freshness")
 f = c.fresh
