@@ -10,11 +10,12 @@ not scored:
   - at least FOREIGN_MIN of its tokens, and at least two, are function words of Spanish, French, German, Italian,
     Portuguese, Dutch or Indonesian (FOREIGN_STOPWORDS, without one-letter words: the "y" of "x^2+y^2" and the
     "o" of an answer "O" are not Spanish or Portuguese) and they outnumber the English ones.
+A reply whose opening sentence is English (reply_not_english) is read all the same: the classifiers decide on it.
 English prose has 35-55% of its tokens in ENGLISH_STOPWORDS (median 0.60 on HH-RLHF replies, 5th percentile 0.43).
 On English data the gate refuses 0 of 720 XSTest replies and prompts, 0 of 11,525 HH-RLHF replies and 11,512
-prompts, and 11 of 25,356 instruction prompts (refusal_direction), each a translation request quoting a sentence
-in another language or a question written in one (tests/test_textlang.py). Short texts say little: "Comment faire
-un gâteau ?" passes as English. Other languages written in plain ASCII (Swahili, Tagalog, Turkish without
+prompts, and 9 of 25,356 instruction prompts (refusal_direction), each a translation request quoting a sentence
+in another language or a question written in one (tests/test_language_gate.py). Short texts say little: "Comment
+faire un gâteau ?" passes as English. Other languages written in plain ASCII (Swahili, Tagalog, Turkish without
 diacritics...) pass as English too: a gap.
 """
 from __future__ import annotations
@@ -77,3 +78,30 @@ def not_english(text: str | None) -> bool:
         return False
     low = normalize(text[:GATE_CHARS])
     return foreign_evidence(low, TOKEN_RE.findall(low))
+
+
+# The opening of a reply: its first sentence (a stop, colon or line break after at least 12 characters), at most
+# OPENING_CHARS. The refusal classifiers read a reply's opening first ("I'm sorry, but...", "Sure! Here is...").
+_OPENING_END = re.compile(r"[.!?:](?:\s|$)|\n")
+OPENING_CHARS = 300
+OPENING_MIN_ENGLISH = 2  # English function words an opening needs to count as English
+
+
+def english_opening(text: str) -> bool:
+    """True when the opening of `text` is English: no evidence of another language and English function words."""
+    head = text[:OPENING_CHARS]
+    m = _OPENING_END.search(head, 12)
+    low = normalize(head[:m.end()] if m else head)
+    toks = TOKEN_RE.findall(low)
+    english = sum(map(ENGLISH_STOPWORDS.__contains__, toks))
+    return len(toks) >= 3 and english >= OPENING_MIN_ENGLISH and not foreign_evidence(low, toks)
+
+
+def reply_not_english(text: str | None) -> bool:
+    """not_english(text) for a reply the refusal classifiers would read: False when its opening is English.
+
+    "Sure! Here is the translation: <a Spanish paragraph>" or "Here is the poem, by Pushkin: <Russian verse>" show
+    another language, but what says whether the reply refuses is the English opening, which the classifiers read.
+    Gated, such replies left the rates, and they are compliances (a refusal to translate has no foreign text), so
+    the rates of translation and quotation requests read as almost all refusals."""
+    return not_english(text) and not english_opening(text)

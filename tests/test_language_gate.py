@@ -160,7 +160,7 @@ def test_turns_scored_before_the_gate_are_scored_once_more(tmp_path):
     from monitor.home import Home
     from monitor.ingest import ingest_paths
     from monitor.jobs import JobContext
-    from monitor.jobs.score import run_score
+    from monitor.jobs.score import LANGUAGE_GATE, run_score
     from monitor.schema import SCORES
 
     path = tmp_path / "es.jsonl"
@@ -184,7 +184,7 @@ def test_turns_scored_before_the_gate_are_scored_once_more(tmp_path):
     assert run_score(JobContext(home, dt.datetime(2026, 11, 12))) == 1
     con = connect(home)
     try:
-        assert con.execute("SELECT refusal, backend FROM latest_scores").fetchall() == [(None, "lexical+lang1")]
+        assert con.execute("SELECT refusal, backend FROM latest_scores").fetchall() == [(None, f"lexical+{LANGUAGE_GATE}")]
     finally:
         con.close()
 
@@ -225,3 +225,36 @@ def test_classify_labels_every_row_but_reports_the_guesses(tmp_path):
     out = [json.loads(x) for x in (tmp_path / "out.jsonl").open()]
     assert all(r["refusal"] and r["prompt_harm"] for r in out)
     assert "warning: 2 replies and 1 prompts look like another language" in res.output
+
+
+@pytest.mark.parametrize("reply", [
+    "Sure! Here's the translation you asked for:\n\nLa casa de mi abuela está en el centro de la ciudad, y es muy "
+    "bonita. Tiene un jardín con muchas flores y un árbol muy grande. Los niños juegan en el jardín todos los días.",
+    "Here is the poem you asked about, by Pushkin:\n\nЯ помню чудное мгновенье:\nПередо мной явилась ты,\nКак "
+    "мимолетное виденье,\nКак гений чистой красоты.",
+    "Sure, here is my answer. यह एक बहुत अच्छा सवाल है और मैं आपकी मदद करने की पूरी कोशिश करूँगा। कृपया मुझे और बताइए।",
+])
+def test_a_reply_with_an_english_opening_is_scored_from_it(reply):
+    """The classifiers read the opening, where a refusal would be; left out, these compliances made translation
+    and quotation requests look almost always refused (a refusal to translate has no foreign text to gate)."""
+    from monitor.classify import load_classifiers
+    from monitor.jobs.score import score_batch
+    from monitor.textlang import reply_not_english
+
+    assert not_english(reply) and not reply_not_english(reply)
+    rows = [("t1", "Translate this for me, please.", reply, "2026-11-10"),
+            ("t2", "¿Me ayudas?", "Lo siento, no puedo ayudar con eso. Fabricar explosivos es ilegal.", "2026-11-10")]
+    out = score_batch(load_classifiers(), rows, dt.datetime(2026, 11, 10), "lexical+x").to_pylist()
+    assert out[0]["refusal"] == "compliance" and out[1]["refusal"] is None
+
+
+@pytest.mark.parametrize("text", REFUSALS + [
+    "Claro, aquí tienes la respuesta: para hacer pan necesitas harina, agua, sal y levadura. Mezcla todo.",
+    "OK. Para hacer pan necesitas harina, agua, sal y levadura. Mezcla todo y deja reposar una hora.",
+    "Yes! It is. Es muy importante que lo hagas con cuidado porque es peligroso para tu salud.",
+    "Sure! यह रहा आपका उत्तर: रोटी बनाने के लिए आटा, पानी और नमक चाहिए।",
+])
+def test_a_reply_in_another_language_stays_gated_whatever_its_first_words(text):
+    from monitor.textlang import reply_not_english
+
+    assert reply_not_english(text)

@@ -117,7 +117,7 @@ def classify_file(input_path, output_path, clf, batch_size: int = 2048, progress
                     for k in OUTPUT_FIELDS:
                         row[k] = None
                 if ref is not None:
-                    counts["replies_not_english"] += _guessed([responses[i] for i in ref_idx], ref, clf)
+                    counts["replies_not_english"] += _guessed([responses[i] for i in ref_idx], ref, clf, reply=True)
                     for j, i in enumerate(ref_idx):
                         batch[i]["refusal"] = ref.labels[j]
                         batch[i]["refusal_score"] = _num(ref.scores[j])
@@ -166,15 +166,17 @@ def _merge(acc: Counter, prefix: str, info: dict) -> None:
             acc[f"{prefix}_{k}"] += v
 
 
-def _guessed(texts: list, result, clf) -> int:
+def _guessed(texts: list, result, clf, reply: bool = False) -> int:
     """How many of `texts` an English-only model labelled although they show another language (monitor/textlang.py)."""
-    from monitor.textlang import not_english
+    from monitor.textlang import not_english, reply_not_english
+
+    test = reply_not_english if reply else not_english
 
     sources = list(getattr(result, "sources", None) or [])
     english_only = getattr(clf, "english_only", True)
     n = 0
     for i, text in enumerate(texts):
         src = sources[i] if i < len(sources) else None
-        if (src in ENGLISH_ONLY_SOURCES if src is not None else english_only) and not_english(text):
+        if (src in ENGLISH_ONLY_SOURCES if src is not None else english_only) and test(text):
             n += 1
     return n

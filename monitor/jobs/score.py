@@ -11,9 +11,10 @@ retried forever.
 
 Language gate: the bundled models read only English, and on other languages they guess (a Spanish refusal scores
 as compliance, a Hindi request for a bomb as benign). A reply or prompt with positive evidence of another language
-(monitor/textlang.py) that an English-only model labelled gets null labels instead, like an empty text: it is left
+(monitor/textlang.py; for a reply, unless its opening sentence is English: "Here is the translation: ..." is read
+from that opening) that an English-only model labelled gets null labels instead, like an empty text: it is left
 out of every rate's n, and the metric rows count it as `unscored` (sql/metrics/refusal_rates.sql). The gate's
-version is part of the scoring identity (`backend` is written as e.g. `lexical+lang1`), so turns scored before it
+version is part of the scoring identity (`backend` is written as e.g. `lexical+lang2`), so turns scored before it
 existed are scored once more.
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ from monitor.jobs import Job, JobContext
 from monitor.resources import load_sql
 from monitor.schema import SCORES
 from monitor.state import utcnow
-from monitor.textlang import not_english
+from monitor.textlang import not_english, reply_not_english
 
 log = logging.getLogger("monitor.jobs.score")
 
@@ -45,7 +46,8 @@ BATCH_ROWS = 20_000
 WORKER_TIMEOUT_S = 300.0
 MIN_PARALLEL = 4_000  # below this, forking the workers costs more than it saves
 WATERMARK_KEY = "score.turns_watermark"
-LANGUAGE_GATE = "lang1"  # version of the language gate; bump when monitor/textlang.py decides differently
+LANGUAGE_GATE = "lang2"  # version of the language gate; bump when monitor/textlang.py decides differently
+# (lang2: a reply with an English opening sentence is scored, reply_not_english)
 ENGLISH_ONLY_SOURCES = frozenset({"lexical", "embedding"})  # result `sources` of models that read only English
 
 
@@ -88,7 +90,7 @@ def score_batch(clf, rows: list[tuple], scored_at, backend: str) -> pa.Table:
     h_labels, h_scores = _as_list(harm.labels, n), _scores(harm.scores, n)
     h_cats = _as_list(getattr(harm, "categories", None), n)
     english_only = getattr(clf, "english_only", True)
-    gated_r = _gate(responses, r_labels, ref, english_only)
+    gated_r = _gate(responses, r_labels, ref, english_only, reply_not_english)
     gated_h = _gate(prompts, h_labels, harm, english_only)
     for i in gated_r:
         r_labels[i] = r_scores[i] = None
@@ -115,15 +117,15 @@ def score_batch(clf, rows: list[tuple], scored_at, backend: str) -> pa.Table:
     return pa.table(cols, schema=SCORES.schema)
 
 
-def _gate(texts: list[str], labels: list, result, english_only: bool) -> set[int]:
-    """Rows an English-only model labelled although the text shows another language (see the module docstring)."""
+def _gate(texts: list[str], labels: list, result, english_only: bool, foreign=not_english) -> set[int]:
+    """Rows an English-only model labelled although `foreign(text)` (see the module docstring)."""
     sources = list(getattr(result, "sources", None) or [])
     out = set()
     for i, text in enumerate(texts):
         if labels[i] is None:
             continue
         src = sources[i] if i < len(sources) else None
-        if (src in ENGLISH_ONLY_SOURCES if src is not None else english_only) and not_english(text):
+        if (src in ENGLISH_ONLY_SOURCES if src is not None else english_only) and foreign(text):
             out.add(i)
     return out
 
