@@ -104,10 +104,12 @@ def _build_lake(root) -> tuple[Home, dict]:
     with home.state.tx() as c:
         for k, i in enumerate(range(0, 120, 4)):
             for j, reviewer in enumerate(["ann", "bob", "cy"][: 1 + k % 3]):
-                c.execute("INSERT INTO labels (turn_id, reviewer, at, refusal_label, prompt_label) VALUES (?,?,?,?,?)",
+                # labels.sample (how an unqueued turn was chosen): targeted ones become queue_reason targeted_sample
+                c.execute("INSERT INTO labels (turn_id, reviewer, at, refusal_label, prompt_label, sample)"
+                          " VALUES (?,?,?,?,?,?)",
                           (f"t{i:04d}", reviewer, f"2026-03-0{4 + (j + k) % 3}T10:00:00Z",
                            ["full_refusal", "compliance", "partial_refusal"][(i + j) % 3],
-                           [None, "benign", "harmful"][(i + 2 * j) % 3]))
+                           [None, "benign", "harmful"][(i + 2 * j) % 3], [None, "random", "targeted"][(k + j) % 3]))
             if k % 2:
                 c.execute("INSERT INTO review_queue (turn_id, reason, priority, added_at) VALUES (?,?,?,?)",
                           (f"t{i:04d}", ["uncertain_refusal", "stratified"][k % 4 // 2], 0.5, "2026-03-04T00:00:00Z"))
