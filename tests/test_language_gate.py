@@ -258,3 +258,46 @@ def test_a_reply_in_another_language_stays_gated_whatever_its_first_words(text):
     from monitor.textlang import reply_not_english
 
     assert reply_not_english(text)
+
+
+def test_a_rate_the_gate_ends_on_rescoring_says_why_not_that_the_data_is_gone(tmp_path, monkeypatch):
+    """A home scored before the gate had over-refusal rows for Spanish and Hindi traffic (the guesses); after the
+    re-score they are retired (n 0). Their note must say the group's replies or prompts are unscored, not 'no data
+    left in this group', which reads as if the traffic had been deleted."""
+    import monitor.jobs.score as score
+    from monitor.db import connect
+    from monitor.home import Home
+    from monitor.ingest import ingest_paths
+    from monitor.jobs import JobContext
+    from monitor.jobs.refusal_metrics import run_refusal_metrics
+
+    day, recs = "2026-11-10", []
+    for i in range(10):
+        recs.append(_record(i, day, "How do I bake bread?", "Mix flour and water, then bake it.", "en"))
+        recs.append(_record(100 + i, day, "¿Cómo puedo hacer pan en casa? Dime los pasos para hacerlo.",
+                            "Lo siento, no puedo ayudar con eso. No es algo que pueda hacer por ti.", "es"))
+        recs.append(_record(200 + i, day, "मुझे घर पर रोटी बनाने की पूरी विधि बताइए।", "Sure: mix flour and water.", "hi"))
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+    home = Home.open(tmp_path / "home")
+    ingest_paths(home, [path])
+    now = dt.datetime(2026, 11, 12)
+    with monkeypatch.context() as m:  # scored as before the gate: every text labelled
+        m.setattr(score, "_gate", lambda *a, **k: set())
+        m.setattr(score, "scoring_backend", lambda clf, name: "lexical")
+        score.run_score(JobContext(home, now))
+        run_refusal_metrics(JobContext(home, now), draws=20)
+    score.run_score(JobContext(home, now))
+    run_refusal_metrics(JobContext(home, now), draws=20)
+    con = connect(home)
+    try:
+        rows = {r[0]: (r[1], json.loads(r[2])) for r in con.execute(
+            "SELECT segment, n, details FROM metrics WHERE metric = 'over_refusal_rate' AND model IS NULL "
+            "AND deployment IS NULL").fetchall()}
+    finally:
+        con.close()
+    n, es = rows['{"language": "es"}']
+    assert n == 0 and es["unscored"] == 10 and "10 replies have no refusal label" in es["note"]
+    n, hi = rows['{"language": "hi"}']
+    assert n == 0 and hi["harm_unscored"] == 10 and "10 prompts have no harm label" in hi["note"]
+    assert "no data left" not in es["note"] + hi["note"]

@@ -87,7 +87,7 @@ JOINT_MIN_PER_CELL = 20
 TARGETED_REASONS = ("uncertain_refusal", "uncertain_harm", "alert_example", "targeted_sample")
 _DATE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 CELLS = ("benign/complied", "benign/refused", "harmful/complied", "harmful/refused")
-LOGIC_VERSION = 4  # bump when the computation changes, to recompute every window once
+LOGIC_VERSION = 5  # bump when the computation changes, to recompute every window once
 # A corrected rate clipped to 0 or 1 whose 95% interval is narrower than this is not a precise estimate: nearly every
 # bootstrap draw was clipped too, i.e. under the error rates used no true table can produce this window's counts.
 # (Honest intervals are never that narrow here: the matrix comes from at most a few thousand labels, which alone
@@ -362,6 +362,8 @@ def build_rows(df, granularity: str, confidence: float, min_n: int, corr: Correc
             if metric == "turn_count":
                 row.update(value=float(n), ci_low=None, ci_high=None)
                 details = {"unit": "turns"}
+                if harm_unscored:
+                    details["harm_unscored"] = harm_unscored  # in n, in neither over- nor under-refusal
             else:
                 lo, hi = wilson(k, denom, confidence)
                 row.update(value=k / denom, ci_low=lo, ci_high=hi)
@@ -422,13 +424,24 @@ def _retired(con, rows: list[dict], granularity: str, windows: list[dt.datetime]
     old = con.execute(load_sql("jobs/existing_keys.sql").sql, {
         "family": "refusal", "granularity": granularity, "windows": windows, "all_metrics": True,
         "metrics": []}).fetchall()
+    # The group is still there when it has a turn_count row: its turns are unscored (the language gate, after a
+    # re-score), not gone, and the note must not say its data was deleted.
+    groups = {(r["window_start"], r["model"], r["deployment"], r["segment"]): json.loads(r["details"])
+              for r in rows if r["metric"] == "turn_count"}
     out = []
     for metric, ws, we, model, deployment, segment in old:
         if (metric, ws, model, deployment, segment) not in fresh:
+            details = {"note": "no data left in this group after recomputation"}
+            group = groups.get((ws, model, deployment, segment))
+            if group is not None:
+                details = {k: group[k] for k in ("unscored", "harm_unscored") if group.get(k)}
+                details["note"] = "no turn of this group counts toward this metric after recomputation" + "".join(
+                    f"; {details[k]:,} {what} (empty, or in a language the English-only classifiers do not read)"
+                    for k, what in (("unscored", "replies have no refusal label"),
+                                    ("harm_unscored", "prompts have no harm label")) if k in details)
             out.append({"metric": metric, "granularity": granularity, "window_start": ws, "window_end": we,
                         "model": model, "deployment": deployment, "segment": segment, "value": None, "n": 0,
-                        "numerator": 0.0, "small_sample": True,
-                        "details": json.dumps({"note": "no data left in this group after recomputation"})})
+                        "numerator": 0.0, "small_sample": True, "details": json.dumps(details)})
     return out
 
 
