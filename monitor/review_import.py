@@ -1,6 +1,6 @@
 """Bulk import of reviewer labels made outside the dashboard (an annotation tool, a vendor, a spreadsheet).
 
-A file (JSONL, CSV or Parquet; `monitor labels export` output re-imports as is) holds one label per row: `turn_id`,
+A file (JSONL, a JSON array, CSV or Parquet; `monitor labels export` output re-imports as is) holds one label per row: `turn_id`,
 optionally `reviewer` (else the importer's `--reviewer`), `sample` (else `--sample`), an export's `queue_reason`
 (which decides over both) and any of the label fields the dashboard form has. The import is all or nothing: every row is checked first (known columns, allowed values,
 a turn that is in the lake, one answer per turn and reviewer) and any error imports nothing, with each error
@@ -96,7 +96,18 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict | str]]:
         return
     if suffix not in (".jsonl", ".ndjson", ".json"):
         raise ReviewError(f"{path}: unknown label file type {suffix or '(none)'!r}",
-                          "use .jsonl (one JSON object per line), .csv or .parquet")
+                          "use .jsonl (one JSON object per line), .json (one array of objects), .csv or .parquet")
+    if suffix == ".json" and text.lstrip().startswith("["):
+        # One JSON array of objects, as json.dump(list) and pandas' to_json(orient="records") write a .json file.
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            yield f"{path}:{e.lineno}", f"not valid JSON ({e.msg} at column {e.colno})"
+            return
+        for i, item in enumerate(items, 1):
+            where = f"{path}: item {i}"
+            yield where, item if isinstance(item, dict) else f"not a JSON object (got {type(item).__name__})"
+        return
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue

@@ -376,3 +376,20 @@ def test_an_import_racing_monitor_forget_leaves_no_label_on_a_forgotten_turn(tmp
     threads[0].join(timeout=60)
     assert forget[0].rows["labels"] == 1  # the forget found the imported label and deleted it
     assert review.labels(home, [tid]) == []
+
+
+def test_a_json_array_file_imports_item_by_item(home, tmp_path):
+    """A .json file holding one array (json.dump of a list, pandas' to_json(orient='records')), pretty-printed."""
+    a, b = _ids(home, 2)
+    f = tmp_path / "labels.json"
+    f.write_text(json.dumps([{"turn_id": a, "refusal_label": "compliance"},
+                             {"turn_id": b, "refusal_label": "full_refusal"}], indent=2))
+    r = import_labels(home, f, "jane", sample="random")
+    assert (r.rows, r.added) == (2, 2)
+    f.write_text(json.dumps([{"turn_id": a, "refusal_label": "compliance"}, "oops"], indent=2))
+    with pytest.raises(LabelImportError) as err:
+        import_labels(home, f, "jane", sample="random")
+    assert err.value.errors == [f"{f}: item 2: not a JSON object (got str)"]
+    f.write_text('[{"turn_id": "x",\n  "refusal_label": }]')
+    with pytest.raises(LabelImportError, match=r"labels.json:2: not valid JSON \(Expecting value at column 20\)"):
+        import_labels(home, f, "jane", sample="random")

@@ -33,7 +33,7 @@ def labels_group():
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @click.pass_obj
 def l_import(obj, file, actor, reviewer, sample, dry_run, as_json):
-    """Import labels from a JSONL, CSV or Parquet file: all rows or, on any error, none.
+    """Import labels from a JSONL, JSON (one array), CSV or Parquet file: all rows or, on any error, none.
 
     Each row: `turn_id`, optional `reviewer` and `sample`, and any of refusal_label (full_refusal,
     partial_refusal, compliance), prompt_label (harmful, benign), refusal_correct, over_refusal,
