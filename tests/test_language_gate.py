@@ -301,3 +301,18 @@ def test_a_rate_the_gate_ends_on_rescoring_says_why_not_that_the_data_is_gone(tm
     n, hi = rows['{"language": "hi"}']
     assert n == 0 and hi["harm_unscored"] == 10 and "10 prompts have no harm label" in hi["note"]
     assert "no data left" not in es["note"] + hi["note"]
+
+
+def test_the_review_page_says_a_reply_was_not_scored(mixed, monkeypatch):
+    from tests.test_dashboard_pages import no_exception, open_page
+
+    home, _, _ = mixed
+    at = open_page(monkeypatch, home.root, "app_pages/review.py")
+    at.radio(key="rv_mode").set_value("Search")
+    at.run()
+    at.text_input(key="rv_q").input("Fabricar")
+    at.run()
+    no_exception(at)
+    turn = [x.value for x in at.caption if x.value.startswith("turn ")]
+    assert turn and "reply not scored (empty, or in a language the classifiers do not read), prompt not scored" \
+        in turn[0] and "None" not in turn[0]

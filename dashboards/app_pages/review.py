@@ -92,9 +92,15 @@ else:
                            candidates.loc[candidates["turn_id"] == t, "user_message"].iloc[0])[:90])
     r = candidates[candidates["turn_id"] == tid].iloc[0]
     with st.container(border=True):
-        st.caption(f"turn {tid} · {r['model']} · {pd.Timestamp(r['ts']):%Y-%m-%d %H:%M} · reply classified "
-                   f"{r.get('refusal')} (P(refusal) {r.get('refusal_score', float('nan')):.2f}), prompt "
-                   f"{r.get('prompt_harm')} (P(harmful) {r.get('prompt_harm_score', float('nan')):.2f})")
+        def call(what: str, label, score, p: str) -> str:
+            # The score job's language gate leaves a reply or prompt the classifiers cannot read without a label.
+            if pd.isna(label):
+                return f"{what} not scored (empty, or in a language the classifiers do not read)"
+            return f"{what} classified {label} ({p} {score:.2f})"
+
+        st.caption(f"turn {tid} · {r['model']} · {pd.Timestamp(r['ts']):%Y-%m-%d %H:%M} · "
+                   + call("reply", r.get("refusal"), r.get("refusal_score"), "P(refusal)") + ", "
+                   + call("prompt", r.get("prompt_harm"), r.get("prompt_harm_score"), "P(harmful)"))
         st.markdown(f"**User:** {r['user_message']}")
         st.markdown(f"**Assistant:** {r['assistant_message']}")
     existing = pd.DataFrame(review.labels(c.home, [tid]))
