@@ -316,3 +316,23 @@ def test_the_review_page_says_a_reply_was_not_scored(mixed, monkeypatch):
     turn = [x.value for x in at.caption if x.value.startswith("turn ")]
     assert turn and "reply not scored (empty, or in a language the classifiers do not read), prompt not scored" \
         in turn[0] and "None" not in turn[0]
+
+
+def test_the_disparity_page_names_a_group_it_cannot_compare(mixed, monkeypatch):
+    """The Spanish group, answered in Spanish, has no disparity row (no reply was scored): the page says so rather
+    than show a comparison of English and Hindi as if it were every language."""
+    from monitor.jobs import discover, run_job
+    from tests.test_dashboard_pages import no_exception, open_page
+
+    home, now, _ = mixed
+    jobs = discover()
+    for name in ("disparity", "refusal_metrics"):
+        assert run_job(home, jobs[name], now=now).status == "ok"
+    at = open_page(monkeypatch, home.root, "app_pages/disparity.py")
+    at.selectbox(key="dp_metric").select("refusal_disparity")
+    at.run()
+    at.selectbox(key="dp_attr").select("language")
+    at.run()
+    no_exception(at)
+    warn = [w.value for w in at.warning if w.value.startswith("Not in this comparison")]
+    assert warn and "language=es: 12 replies (100%) left unscored" in warn[0] and "language=en" not in warn[0]

@@ -141,6 +141,22 @@ if other:
         st.caption(f"{metric_name(other.replace('_disparity', '_rate'))} of the same groups in the same window, "
                    "production traffic: a group refused less may be answered harmfully more, and the reverse.")
 
+# A group whose replies the classifiers could not read (the score job's language gate: a language answered in its
+# own language) has no disparity row at all; say so, from the refusal_metrics rollups of the same window and model.
+if not is_value and len(cur) and "&" not in attr:
+    ws = cur["window_start"].iloc[0].to_pydatetime()
+    tc = guarded(data.metric_rows, c.root, c.version, ("turn_count",), ws, ws + dt.timedelta(microseconds=1),
+                 granularity=c.granularity)
+    if tc is not None and not tc.empty:
+        tc = tc[tc["deployment"].isna() & ((tc["model"] == model) if model != ALL else tc["model"].isna())]
+        tc = tc[[list(s) == [attr] for s in tc["segment_obj"]]]
+        gone = data.unscored_by_group(tc.assign(group=[s[attr] for s in tc["segment_obj"]]), "group")
+        if not gone.empty:
+            st.warning("Not in this comparison: " + ", ".join(
+                f"{attr}={g}: {u:,} replies ({u / (u + n):.0%})" for g, u, n in gone.itertuples(index=False))
+                + " left unscored (empty, or in a language the English-only classifiers do not read), so their "
+                "refusals are not measured. Label a sample of them, or use the `llm_judge` backend.")
+
 if not prod.empty and not prod["min_n_ok"].any():
     st.warning(f"Every group in {window} is below the minimum sample size: nothing here is tested. Pick an earlier "
                "window or pool the model versions ('all models').")
