@@ -1,12 +1,13 @@
 """Bulk import of reviewer labels made outside the dashboard (an annotation tool, a vendor, a spreadsheet).
 
-A file (JSONL, a JSON array, CSV or Parquet; `monitor labels export` output re-imports as is) holds one label per row: `turn_id`,
-optionally `reviewer` (else the importer's `--reviewer`), `sample` (else `--sample`), an export's `queue_reason`
-(which decides over both) and any of the label fields the dashboard form has. The import is all or nothing: every row is checked first (known columns, allowed values,
-a turn that is in the lake, one answer per turn and reviewer) and any error imports nothing, with each error
-named by file, line and field. Each row then counts once as added, updated (the reviewer's earlier label on
-that turn is replaced, as relabelling in the dashboard does), unchanged (the same label is stored already) or
-repeated (the same row earlier in the file): the four add up to the rows read.
+A file (JSONL, a JSON array, CSV or Parquet; `monitor labels export` output re-imports as is) holds one label per
+row: `turn_id`, optionally `reviewer` (else the importer's `--reviewer`), `sample` (else `--sample`), an export's
+`queue_reason` (which decides over both) and any of the label fields the dashboard form has. The import is all or
+nothing: every row is checked first (known columns, allowed values, a turn that is in the lake, one answer per turn
+and reviewer) and any error imports nothing, with each error named by file, line and field. Each row then counts
+once as added, updated (the reviewer's earlier label on that turn is replaced, as relabelling in the dashboard
+does), unchanged (the same label is stored already) or repeated (the same row earlier in the file): the four add
+up to the rows read.
 
 Files come from spreadsheets and pandas as often as from scripts, so column names are compared without case,
 spaces or dashes ('Turn ID' is turn_id), a CSV may use ';' or tabs (Excel where the decimal mark is a comma), its
@@ -363,8 +364,8 @@ def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | N
         if total_errors:
             hint = None
             if rows and not known:
-                hint = (f"none of the file's {len(ids):,} turns is in this home's lake: check --home (labels import into"
-                        " the home whose turns they label), or ingest those turns first")
+                hint = (f"none of the file's {len(ids):,} turns is in this home's lake: check --home (labels import"
+                        " into the home whose turns they label), or ingest those turns first")
             raise LabelImportError([text for _, text in sorted(errors, key=lambda e: e[0])][:MAX_ERRORS], total_errors,
                                    hint)
         counts = Counter()
@@ -387,7 +388,8 @@ def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | N
                 if dry_run:
                     continue
                 con.execute(
-                    f"INSERT INTO labels (turn_id, reviewer, at, {', '.join(fields)}) VALUES (?,?,?{',?' * len(fields)})"
+                    f"INSERT INTO labels (turn_id, reviewer, at, {', '.join(fields)})"
+                    f" VALUES (?,?,?{',?' * len(fields)})"
                     " ON CONFLICT(turn_id, reviewer) DO UPDATE SET at=excluded.at, "
                     + ", ".join(f"{f}=excluded.{f}" for f in fields),
                     (*key, now, *values))

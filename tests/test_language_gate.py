@@ -184,7 +184,8 @@ def test_turns_scored_before_the_gate_are_scored_once_more(tmp_path):
     assert run_score(JobContext(home, dt.datetime(2026, 11, 12))) == 1
     con = connect(home)
     try:
-        assert con.execute("SELECT refusal, backend FROM latest_scores").fetchall() == [(None, f"lexical+{LANGUAGE_GATE}")]
+        got = con.execute("SELECT refusal, backend FROM latest_scores").fetchall()
+        assert got == [(None, f"lexical+{LANGUAGE_GATE}")]
     finally:
         con.close()
 
@@ -276,7 +277,8 @@ def test_a_rate_the_gate_ends_on_rescoring_says_why_not_that_the_data_is_gone(tm
         recs.append(_record(i, day, "How do I bake bread?", "Mix flour and water, then bake it.", "en"))
         recs.append(_record(100 + i, day, "¿Cómo puedo hacer pan en casa? Dime los pasos para hacerlo.",
                             "Lo siento, no puedo ayudar con eso. No es algo que pueda hacer por ti.", "es"))
-        recs.append(_record(200 + i, day, "मुझे घर पर रोटी बनाने की पूरी विधि बताइए।", "Sure: mix flour and water.", "hi"))
+        recs.append(_record(200 + i, day, "मुझे घर पर रोटी बनाने की पूरी विधि बताइए।", "Sure: mix flour and water.",
+                            "hi"))
     path = tmp_path / "log.jsonl"
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
     home = Home.open(tmp_path / "home")
