@@ -47,7 +47,9 @@ METRICS: tuple[Metric, ...] = (
     ),
     Metric(
         "turn_count", _REFUSAL_SQL,
-        "Number of scored assistant replies in the window (volume). The value is the count; there is no interval.",
+        "Number of assistant replies the refusal classifier labelled in the window (the n of refusal_rate). The "
+        "value is the count; there is no interval. details.unscored counts the replies scored without a label "
+        "(empty, or in a language the English-only classifiers do not read), which are traffic too.",
     ),
     Metric(
         "thumbs_down_rate", _REFUSAL_SQL,
