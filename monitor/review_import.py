@@ -80,7 +80,8 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict | str]]:
         try:
             table = pq.read_table(path)
         except (OSError, pa.ArrowInvalid) as e:
-            raise ReviewError(f"{path}: not a readable Parquet file ({e})") from e
+            raise ReviewError(f"{path}: not a readable Parquet file ({e})",
+                              "check that the file is Parquet and whole; name a CSV .csv and JSON lines .jsonl") from e
         for i, row in enumerate(table.to_pylist(), 1):
             yield f"{path}: row {i}", row
         return

@@ -393,3 +393,11 @@ def test_a_json_array_file_imports_item_by_item(home, tmp_path):
     f.write_text('[{"turn_id": "x",\n  "refusal_label": }]')
     with pytest.raises(LabelImportError, match=r"labels.json:2: not valid JSON \(Expecting value at column 20\)"):
         import_labels(home, f, "jane", sample="random")
+
+
+def test_a_file_that_is_not_what_its_name_says_gets_a_hint(home, tmp_path):
+    f = tmp_path / "labels.parquet"
+    f.write_text("turn_id,refusal_label\nt1,compliance\n")
+    res = _cli_import(home, f, "--sample", "random")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "not a readable Parquet file" in res.output and "name a CSV .csv" in res.output
