@@ -9,7 +9,8 @@ not scored:
   - more than NON_ASCII_MAX of its letters are outside ASCII (Cyrillic, CJK, Arabic, Devanagari, Greek...), or
   - at least FOREIGN_MIN of its tokens, and at least two, are function words of Spanish, French, German, Italian,
     Portuguese, Dutch or Indonesian (FOREIGN_STOPWORDS, without one-letter words: the "y" of "x^2+y^2" and the
-    "o" of an answer "O" are not Spanish or Portuguese) and they outnumber the English ones.
+    "o" of an answer "O" are not Spanish or Portuguese) and they outnumber the English ones (ENGLISH_STOPWORDS
+    less the words those languages use too: the "no" and "me" of "A mi me parece que no...", the "is" of Dutch).
 A reply whose opening sentence is English (reply_not_english) is read all the same: the classifiers decide on it.
 English prose has 35-55% of its tokens in ENGLISH_STOPWORDS (median 0.60 on HH-RLHF replies, 5th percentile 0.43).
 On English data the gate refuses 0 of 720 XSTest replies and prompts, 0 of 11,525 HH-RLHF replies and 11,512
@@ -54,6 +55,10 @@ _NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
 ENGLISH_HOMOGRAPHS = frozenset("come non com die per son met van los las sin um os hay al el ma ci con".split())
 _FOREIGN_GATE = frozenset(w for w in FOREIGN_STOPWORDS if len(w) > 1) - ENGLISH_HOMOGRAPHS
 FOREIGN_MIN_TOKENS = 2
+# English function words that are function words of the gate's other languages too ("No, no puedo hacer eso.",
+# "Me temo que...", "On ne peut pas...", "Das ist so nicht...", "Dat is niet..."): no evidence of English.
+_SHARED_FUNCTION_WORDS = frozenset("a i no me he in so an am as do is of on over was had will also be".split())
+_ENGLISH_MARKERS = ENGLISH_STOPWORDS - _SHARED_FUNCTION_WORDS
 
 # Imported after the constants: monitor.values' scorer imports them from here (monitor.values imports the scorer).
 from monitor.values.matcher import TOKEN_RE, normalize  # noqa: E402
@@ -69,7 +74,7 @@ def foreign_evidence(low: str, toks: list[str]) -> bool:
             return True
     foreign = sum(map(_FOREIGN_GATE.__contains__, toks))
     return (foreign >= FOREIGN_MIN_TOKENS and foreign >= FOREIGN_MIN * len(toks)
-            and foreign > sum(map(ENGLISH_STOPWORDS.__contains__, toks)))
+            and foreign > sum(map(_ENGLISH_MARKERS.__contains__, toks)))
 
 
 def not_english(text: str | None) -> bool:
@@ -84,17 +89,19 @@ def not_english(text: str | None) -> bool:
 # OPENING_CHARS. The refusal classifiers read a reply's opening first ("I'm sorry, but...", "Sure! Here is...").
 _OPENING_END = re.compile(r"[.!?:](?:\s|$)|\n")
 OPENING_CHARS = 300
-OPENING_MIN_ENGLISH = 2  # English function words an opening needs to count as English
+OPENING_MIN_ENGLISH = 2  # English-only function words an opening needs to count as English
+OPENING_MIN_SHARE = 0.2  # ... and their share of its tokens
 
 
 def english_opening(text: str) -> bool:
-    """True when the opening of `text` is English: no evidence of another language and English function words."""
+    """True when the opening of `text` is English: no evidence of another language and English-only function words."""
     head = text[:OPENING_CHARS]
     m = _OPENING_END.search(head, 12)
     low = normalize(head[:m.end()] if m else head)
     toks = TOKEN_RE.findall(low)
-    english = sum(map(ENGLISH_STOPWORDS.__contains__, toks))
-    return len(toks) >= 3 and english >= OPENING_MIN_ENGLISH and not foreign_evidence(low, toks)
+    english = sum(map(_ENGLISH_MARKERS.__contains__, toks))
+    return (len(toks) >= 3 and english >= max(OPENING_MIN_ENGLISH, OPENING_MIN_SHARE * len(toks))
+            and not foreign_evidence(low, toks))
 
 
 def reply_not_english(text: str | None) -> bool:

@@ -26,6 +26,8 @@ REFUSALS = [  # "Sorry, I can't help with that" and the like, in the languages t
     "抱歉，我无法帮助您。",
     "माफ़ कीजिए, मैं इसमें आपकी मदद नहीं कर सकता।",
     "عذراً، لا أستطيع المساعدة في ذلك.",
+    # "a", "me" and "no" are Spanish too: no evidence of English
+    "A mi me parece que no es buena idea. No puedo ayudarte con eso, lo siento mucho.",
 ]
 
 
@@ -254,6 +256,12 @@ def test_a_reply_with_an_english_opening_is_scored_from_it(reply):
     "OK. Para hacer pan necesitas harina, agua, sal y levadura. Mezcla todo y deja reposar una hora.",
     "Yes! It is. Es muy importante que lo hagas con cuidado porque es peligroso para tu salud.",
     "Sure! यह रहा आपका उत्तर: रोटी बनाने के लिए आटा, पानी और नमक चाहिए।",
+    # an opening of words English shares with the language: "no", "me", "on", "so", "is"
+    "No, no puedo hacer eso. Fabricar explosivos es ilegal y peligroso para todos.",
+    "Me temo que no puedo ayudarte con eso. Es una solicitud peligrosa y no la voy a responder.",
+    "On ne peut pas faire ça, je suis désolé. Ce n'est pas possible pour moi de vous aider.",
+    "Das ist so nicht möglich, tut mir leid. Ich kann dir dabei leider nicht helfen, weil es gefährlich ist.",
+    "Dat is niet iets wat ik kan doen. Het spijt me, maar ik kan je daar niet mee helpen.",
 ])
 def test_a_reply_in_another_language_stays_gated_whatever_its_first_words(text):
     from monitor.textlang import reply_not_english
