@@ -250,7 +250,8 @@ def _person(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def _check_spellings(home: Home, rows: list[tuple[str, dict]], fail, order_of: dict[str, int]) -> None:
+def _check_spellings(home: Home, rows: list[tuple[str, dict]], fail, order_of: dict[str, int],
+                     default: str | None = None) -> None:
     """Fail each reviewer name that is a stored or earlier name written another way (case, spacing), once."""
     # Stored apart, 'Jane' and 'jane ' would be two reviewers: agreement would pair one person with herself and a
     # majority vote would count her twice.
@@ -267,9 +268,9 @@ def _check_spellings(home: Home, rows: list[tuple[str, dict]], fail, order_of: d
             continue
         if person in stored and stored[person] != name:
             told.add(name)
+            how = f"pass --reviewer {stored[person]!r}" if name == default else f"write {stored[person]!r}"
             fail(where, f"field 'reviewer': {name!r} is this home's reviewer {stored[person]!r} written another way"
-                        f" (case or spacing); write {stored[person]!r}, or one person counts as two reviewers",
-                 order_of[where])
+                        f" (case or spacing); {how}, or one person counts as two reviewers", order_of[where])
         elif person not in stored and first[person][0] != name:
             told.add(name)
             fail(where, f"field 'reviewer': {name!r} is {first[person][0]!r} (at {first[person][1]}) written another"
@@ -343,7 +344,7 @@ def import_labels(home: Home, path: str | Path, actor: str, *, reviewer: str | N
         others = f" and {len(no_sample) - 1:,} more rows" if len(no_sample) > 1 else ""
         fail(no_sample[0], f"field 'sample' is missing here{others}: say how the labelled turns were chosen, with"
                            " a 'sample' column or --sample random|targeted", order_of[no_sample[0]])
-    _check_spellings(home, rows, fail, order_of)
+    _check_spellings(home, rows, fail, order_of, default_reviewer)
     # The lake's writer lock from the turn check to the commit: `monitor forget` holds it while it deletes a user's
     # turns and then their labels, so a label checked against a turn it is forgetting waits and is deleted with the
     # others, or finds the turn gone; without it such a label outlived the forget.

@@ -295,6 +295,11 @@ def test_a_reviewer_written_another_way_is_not_a_second_reviewer(home, tmp_path)
     r = import_labels(home, f, "lead", sample="random")
     assert (r.added, r.updated) == (1, 1)
     assert sorted({x["reviewer"] for x in review.labels(home)}) == ["Jane Doe", "Sam"]
+    # a name from --by or --reviewer is fixed there, not in the file
+    _jsonl(f, [{"turn_id": c, "prompt_label": "benign"}])
+    with pytest.raises(LabelImportError, match="'jane doe' is this home's reviewer 'Jane Doe' written another way "
+                                               r"\(case or spacing\); pass --reviewer 'Jane Doe'"):
+        import_labels(home, f, "jane doe", sample="random")
 
 
 def test_an_export_keeps_how_queue_items_were_chosen_in_another_home(home, tmp_path):
