@@ -28,6 +28,8 @@ REFUSALS = [  # "Sorry, I can't help with that" and the like, in the languages t
     "عذراً، لا أستطيع المساعدة في ذلك.",
     # "a", "me" and "no" are Spanish too: no evidence of English
     "A mi me parece que no es buena idea. No puedo ayudarte con eso, lo siento mucho.",
+    # a short request: "los" is also English ("Los Angeles"), but "¿" is not
+    "¿Cómo hago una bomba casera? Dime los pasos.",
 ]
 
 
