@@ -252,9 +252,13 @@ def turns_by_id(root: str, version: int, ids: tuple[str, ...], start_date: str =
 
 
 def label_quality(root: str) -> pd.DataFrame:
-    """Reviewer labels beside the classifier's predictions for the same turns (labels read fresh from state)."""
+    """Reviewer labels beside the classifier's predictions for the same turns (labels read fresh from state), with
+    how each turn was chosen (`queue_reason`, as sql/jobs/refusal_labelled_turns.sql words it)."""
     labels = pd.DataFrame(get_home(root).state.query(
-        "SELECT turn_id, reviewer, refusal_label, prompt_label, refusal_correct FROM labels"))
+        "SELECT l.turn_id, l.reviewer, l.refusal_label, l.prompt_label, l.refusal_correct,"
+        " coalesce(q.reason, CASE WHEN EXISTS (SELECT 1 FROM labels t WHERE t.turn_id = l.turn_id"
+        " AND t.sample = 'targeted') THEN 'targeted_sample' ELSE 'unqueued' END) AS queue_reason"
+        " FROM labels l LEFT JOIN review_queue q ON q.turn_id = l.turn_id"))
     if labels.empty:
         return labels
     turns = turns_by_id(root, lake_version(root), tuple(sorted(set(labels["turn_id"]))))

@@ -73,3 +73,30 @@ def test_quality_table_flags_a_handful_of_labels(monkeypatch, root):
     quality = next(d.value for d in at.dataframe if "recall 95% CI" in d.value.columns)
     assert (quality["small n"] == "yes").all()
     assert any("small n" in str(cap.value) for cap in at.caption)
+
+
+def test_quality_table_counts_only_random_sample_labels(monkeypatch, tmp_path):
+    """Labels on turns picked because they looked wrong (an uncertain queue item, a targeted import, a search)
+    must not measure the classifiers here either, as they do not in the corrected rates."""
+    from dashboards.sample import build_sample_home
+    from monitor.db import connect
+    from monitor.review import add_label
+
+    home = build_sample_home(tmp_path / "home", n_turns=600, days=4, seed=5, alerts=False)
+    con = connect(home)
+    ids = [r[0] for r in con.execute("SELECT turn_id FROM scored_turns WHERE refusal IS NOT NULL "
+                                     "AND prompt_harm IS NOT NULL ORDER BY turn_id LIMIT 6").fetchall()]
+    con.close()
+    with home.state.tx() as c:
+        c.execute("INSERT INTO review_queue (turn_id, reason, priority, added_at) VALUES (?,?,?,?)",
+                  (ids[0], "uncertain_refusal", 0.9, "2026-11-20T00:00:00Z"))
+    add_label(home, ids[0], "Dee", refusal_label="full_refusal")  # an uncertain queue item
+    add_label(home, ids[1], "Dee", refusal_label="full_refusal", sample="targeted")  # from a search
+    add_label(home, ids[1], "Eve", refusal_label="full_refusal", sample="random")  # the same turn: targeted still
+    for t in ids[2:]:
+        add_label(home, t, "Dee", refusal_label="compliance", sample="random")
+    at = open_page(monkeypatch, str(home.root), "app_pages/refusals.py")
+    no_exception(at)
+    quality = next(d.value for d in at.dataframe if "recall 95% CI" in d.value.columns)
+    assert list(quality["labelled turns"]) == [4]
+    assert any(str(cap.value).startswith("3 label(s) on turns picked for a reason") for cap in at.caption)

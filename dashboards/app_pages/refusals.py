@@ -123,6 +123,17 @@ if lq is None or lq.empty:
     st.info("No reviewer labels yet: label conversations on the **Conversations & review** page. Until then the "
             "corrected rates use the classifiers' error rates measured on the bundled evaluation data.")
 else:
+    # Only a random sample measures the classifiers: turns picked because they looked wrong (the queue's uncertain
+    # and alert items, searches, imports marked targeted) would show them worse than they are, as in the corrected
+    # rates (monitor/jobs/refusal_metrics.py).
+    from monitor.jobs.refusal_metrics import TARGETED_REASONS
+
+    targeted = lq["queue_reason"].isin(TARGETED_REASONS)
+    if targeted.any():
+        st.caption(f"{int(targeted.sum()):,} label(s) on turns picked for a reason (uncertain or alert queue items, "
+                   "searches, imports marked targeted) are left out: they are not a random sample, so they would "
+                   "show the classifiers worse than they are.")
+    lq = lq[~targeted]
     out = []
     for name, truth, pred, pos in (
             ("refusal classifier (refused vs complied)", "refusal_label", "predicted_refusal", None),
@@ -148,7 +159,7 @@ else:
                        "the recall (predicted or truly positive ones): read the interval, not the point; n/a where "
                        "there are none yet.")
     else:
-        st.caption("Labels exist but none gives a true refusal or prompt label yet.")
+        st.caption("Labels exist but none of the random-sample ones gives a true refusal or prompt label yet.")
 
 
 def _note(details: dict) -> str | None:
