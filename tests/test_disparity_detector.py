@@ -90,6 +90,30 @@ def test_precision_and_recall_rows_per_group_from_labels(home):
     assert (p_hi["window_start"], p_hi["window_end"]) == (dt.datetime(2026, 10, 22), dt.datetime(2026, 11, 21))
 
 
+def test_only_random_sample_labels_measure_the_detector(home):
+    """A turn picked because its score was uncertain, or labelled from a search or a targeted import, is
+    misclassified far more often than average: counted, it would show the Hindi detector worse than it is."""
+    data = [(1, "full_refusal", "full_refusal"), (2, "compliance", "compliance"), (3, "full_refusal", "full_refusal"),
+            (4, "compliance", "full_refusal"), (5, "full_refusal", "compliance"), (6, "compliance", "full_refusal")]
+    write_scored_turns(home, [turn(i, RECENT, pred, "hi") for i, pred, _ in data], RECENT)
+    for i, _, truth in data:
+        label(home, f"t{i}", truth)
+    with home.state.tx() as c:  # t4: an uncertain queue item; t5: a search; t6: an import marked targeted
+        c.execute("INSERT INTO review_queue (turn_id, reason, priority, added_at) VALUES ('t4', 'uncertain_refusal',"
+                  " 0.9, '2026-11-15T00:00:00Z')")
+        c.execute("INSERT INTO review_queue (turn_id, reason, priority, added_at) VALUES ('t1', 'stratified',"
+                  " 0.5, '2026-11-15T00:00:00Z')")
+        c.execute("UPDATE labels SET sample = 'targeted' WHERE turn_id IN ('t5', 't6')")
+        c.execute("UPDATE labels SET sample = 'targeted' WHERE turn_id = 't1'")  # the queue's stratified pick wins
+    assert run_job(home, DISPARITY, now=NOW).status == "ok"
+    df = rows(home)
+    d = json.loads(df.loc[("refusal_detector_precision", "hi"), "details"])
+    assert (d["tp"], d["fp"], d["fn"], d["tn"], d["n_labelled"]) == (2, 0, 0, 1, 3)
+    assert df.loc[("refusal_detector_recall", "hi"), "value"] == 1.0
+    q = detector_quality_by_group(home, "language").set_index("group")
+    assert int(q.loc["hi", "n"]) == 3
+
+
 def test_detector_rows_are_rewritten_only_when_labels_scores_or_the_day_change(home):
     write_scored_turns(home, [turn(1, RECENT, "full_refusal", "hi"), turn(2, RECENT, "compliance", "hi")], RECENT)
     label(home, "t1", "full_refusal")

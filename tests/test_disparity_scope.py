@@ -138,7 +138,7 @@ def test_scoped_detector_rows_equal_rows_over_the_whole_lake(lake):
     home, _ = lake
     manifest = home.lake.manifest()
     full = connect(home, manifest=manifest)
-    scoped = scoped_connect(home, manifest, range_dates(*detector_window(NOW)), state=("labels",))
+    scoped = scoped_connect(home, manifest, range_dates(*detector_window(NOW)), state=("labels", "review_queue"))
     try:
         attrs = ["language", "age_band", "region"]
         want = detector_rows(home, full, attrs, NOW, 5)

@@ -34,7 +34,7 @@ WATERMARK_KEY = "disparity.watermark"
 INPUTS = ("scores", "value_turns", "segments")  # a window is recomputed when any of these gets rows for it
 IDENTITY = "4"  # bump when the disparity computation changes, to recompute every window once
 DETECTOR_KEY = "disparity.detector_fingerprint"
-DETECTOR_VERSION = "2"  # bump when the detector rows' computation changes, to recompute them once
+DETECTOR_VERSION = "3"  # bump when the detector rows' computation changes, to recompute them once
 DATES_PER_QUERY = 31  # windows are computed in chunks of this many event dates (31 day windows, 744 hour windows)
 
 
@@ -123,8 +123,9 @@ def run_disparity(ctx: JobContext) -> int:
     home = ctx.home
     granularity = home.config.metrics.granularity
     manifest = home.lake.manifest()
-    # Lake views come once the dates are known (scope_views below); reviewer labels are all the state it reads.
-    con = scoped_connect(home, manifest, None, state=("labels",))
+    # Lake views come once the dates are known (scope_views below); reviewer labels and the review queue (which
+    # labels are a random sample) are all the state it reads.
+    con = scoped_connect(home, manifest, None, state=("labels", "review_queue"))
     try:
         present = segment_attributes(home, con, manifest)
         identity = watermark_identity(home.config)

@@ -2,15 +2,23 @@
 -- reviewer labels (binary: refused = full or partial refusal). Each turn counts once per attribute, with its latest
 -- label and its latest classifier score. Optionally only turns whose event time is in [$start, $end). Every
 -- attribute in one pass over the range's scores, segments and turns (the job's rows need them all).
+-- Only labels that are a random sample measure the classifier: a turn the review queue picked for an uncertain score
+-- or an alert, or (not queued) one a label says was picked for a reason (labels.sample = 'targeted': a search, a
+-- targeted import), is left out, as sql/jobs/refusal_labelled_turns.sql leaves it out of the error rates.
 -- Parameters: $attributes (VARCHAR[]), $start, $end (TIMESTAMP or NULL = unbounded), $date_min, $date_max (VARCHAR
 -- 'YYYY-MM-DD': partition pruning bounds covering [$start, $end)).
 -- Output columns: attribute, value, n, tp, fp, fn, tn.
-WITH lab AS (
+WITH targeted AS (
+    SELECT turn_id FROM review_queue WHERE reason <> 'stratified'
+    UNION
+    SELECT turn_id FROM labels WHERE sample = 'targeted' AND turn_id NOT IN (SELECT turn_id FROM review_queue)
+),
+lab AS (
     SELECT turn_id, refusal_label FROM (
         SELECT turn_id, refusal_label,
                row_number() OVER (PARTITION BY turn_id ORDER BY "at" DESC, id DESC) AS rn
         FROM labels
-        WHERE refusal_label IS NOT NULL
+        WHERE refusal_label IS NOT NULL AND turn_id NOT IN (SELECT turn_id FROM targeted)
     ) WHERE rn = 1
 ),
 -- Labels are few: the latest score (as view latest_scores ranks them) and the segments of labelled turns only, so
