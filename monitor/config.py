@@ -136,6 +136,8 @@ class WorkerConfig:
     notify_interval_s: float = 30.0
     compact_interval_s: float = 3600.0
     retention_interval_s: float = 86400.0
+    # The pipeline-health checks (no turns, failing jobs, quarantined input): cheap, so often.
+    health_interval_s: float = 60.0
     # /readyz: a scheduled job whose last success is older than this many of its intervals (and than stale_min_s)
     # makes the worker not ready. The floor keeps a 30 s job behind a long metric run from flapping it.
     stale_after_intervals: float = 3.0
@@ -290,7 +292,8 @@ _POSITIVE = ("metrics.min_n", "disparity.min_n", "values.min_n", "ingest.batch_r
              "values.reference_days", "disparity.max_groups_per_attribute", "probes.interval_hours",
              "probes.samples_per_template", "probes.timeout_s", "notify.max_attempts", "worker.max_payload_bytes",
              "worker.ingest_interval_s", "worker.jobs_interval_s", "worker.notify_interval_s",
-             "worker.compact_interval_s", "worker.retention_interval_s", "worker.stale_after_intervals",
+             "worker.compact_interval_s", "worker.retention_interval_s", "worker.health_interval_s",
+             "worker.stale_after_intervals",
              "dashboard.sql_row_limit",
              "dashboard.sql_time_limit_s", "dashboard.port")
 _NON_NEGATIVE = ("ingest.max_future_minutes", "alerts.paging_horizon_windows", "notify.digest_minutes",

@@ -77,6 +77,7 @@ HELP: dict[str, str] = {
     "worker.notify_interval_s": "Seconds between notification deliveries.",
     "worker.compact_interval_s": "Seconds between storage compactions.",
     "worker.retention_interval_s": "Seconds between retention runs (dropping data older than ingest.retention_days).",
+    "worker.health_interval_s": "Seconds between runs of the pipeline-health checks (no turns arriving, a job failing run after run, quarantined input; docs/alerts.md).",
     "worker.stale_after_intervals": "GET /readyz answers 503 when a scheduled job's last success is older than this many of its intervals (and than stale_min_s).",
     "worker.stale_min_s": "The least age, in seconds, at which a job's last success counts as stale for /readyz (a 30 s job can wait behind a long metric run).",
     "dashboard.port": "Port of the dashboard.",

@@ -28,6 +28,18 @@ FIX = Path(__file__).parent / "fixtures" / "config"
         ("alerts_segment_and_any.toml", ["alerts.rules[0].any_segment", "conflicts"]),
         ("alerts_disable_unknown_default.toml", ["alerts.rules[0].name", "not a default rule",
                                                  "did you mean 'value_drift'"]),
+        # pipeline-health rules (monitor/alerts/pipeline.py)
+        ("alerts_disable_misspelt_no_data.toml", ["alerts.rules[0].name", "not a default rule",
+                                                  "did you mean 'no_data'"]),
+        ("alerts_no_data_bad_duration.toml", ["alerts.rules[0].max_silence", "cannot read duration '2 hours'",
+                                              "30m, 2h"]),
+        ("alerts_no_data_critical_before_silence.toml", ["alerts.rules[0].critical_after",
+                                                         "longer than max_silence (6h)", "'3h'"]),
+        ("alerts_pipeline_segment.toml", ["alerts.rules[0].segment", "does not apply to kind 'no_data'"]),
+        ("alerts_pipeline_metric_as_threshold.toml", ["alerts.rules[0].metric", "pipeline-health rule",
+                                                      'kind = "quarantine_share"']),
+        ("alerts_job_failures_unknown_job.toml", ["alerts.rules[0].jobs", "'scor' matches no job",
+                                                  "did you mean 'score'"]),
     ],
 )
 def test_bad_rule_is_refused_with_key_path(fixture, words):
@@ -72,10 +84,27 @@ def test_defaults_parse_and_user_rules_override_and_disable():
     assert rules["over_refusal_spike"].kind == "threshold" and rules["over_refusal_spike"].severity == "critical"
     assert "monitor.toml" in rules["over_refusal_spike"].source
     assert rules["disparity"].source.startswith("default")
-    assert set(rules) == {"over_refusal_spike", "under_refusal_spike", "disparity", "hi_under"}
+    assert set(rules) == {"over_refusal_spike", "under_refusal_spike", "disparity", "hi_under", "no_data",
+                          "job_failures", "quarantine_share"}
     cfg2 = parse_config({"alerts": {"use_default_rules": False}})
     assert effective_rules(cfg2) == []
-    assert len(DEFAULT_RULES) == 4
+    assert len(DEFAULT_RULES) == 7
+
+
+def test_pipeline_defaults_switch_off_and_take_new_thresholds():
+    cfg = parse_config({"alerts": {"rules": [
+        {"name": "job_failures", "enabled": False},
+        {"name": "no_data", "kind": "no_data", "max_silence": "6h", "clock": "ingest", "min_expected": 0},
+    ]}}, "monitor.toml")
+    rules = {r.name: r for r in effective_rules(cfg)}
+    assert "job_failures" not in rules and rules["quarantine_share"].source.startswith("default")
+    silence = rules["no_data"]
+    assert (silence.metric, silence.params["max_silence"], silence.params["clock"]) == ("turn_freshness", "6h",
+                                                                                        "ingest")
+    assert silence.params["per_deployment"] is True and silence.params["critical_after"] is None
+    assert "monitor.toml" in silence.source
+    # `monitor alerts rules --json` shows both: which turns it watches, and where the rule came from
+    assert silence.to_dict()["turn_source"] == "production" and "monitor.toml" in silence.to_dict()["source"]
 
 
 def test_metric_stem_segment_and_model_matching():

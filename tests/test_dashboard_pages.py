@@ -128,6 +128,38 @@ def test_alert_page_shows_evidence_chart_and_examples(monkeypatch, sample_root):
     assert "**User:**" in texts(at)
 
 
+def test_a_pipeline_health_alert_says_what_to_check_and_is_acknowledged_like_any_other(monkeypatch, tmp_path):
+    import datetime as dt
+
+    from dashboards.sample import build_sample_home
+    from monitor.alerts.pipeline import check
+    from monitor.errors import StorageError
+    from monitor.jobs import Job, run_job
+
+    home = build_sample_home(tmp_path / "h", n_turns=800, days=6, seed=3)
+
+    def broken(ctx):
+        raise StorageError("cannot write to the lake at /srv/monitor/lake: [Errno 28] No space left on device")
+    for _ in range(3):
+        run_job(home, Job("score", broken))
+    assert check(home, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)).new == 1
+    [pid] = [r["id"] for r in home.state.query("SELECT id FROM alerts WHERE rule='job_failures'")]
+    at = open_page(monkeypatch, home.root, "app_pages/alerts.py", reviewer="Ana Reviewer")
+    at.selectbox(key="al_pick").set_value(pid)
+    at.run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["Failed runs in a row"] == "3" and tiles["Limit"] == "3"
+    assert "monitor jobs run score" in " ".join(i.value for i in at.info)  # what to check, not a metric chart
+    assert not at.get("plotly_chart") and "**User:**" not in texts(at)
+    at.button(key="al_ack").click()
+    at.run()
+    no_exception(at)
+    assert home.state.query("SELECT status, acknowledged_by FROM alerts WHERE id=?", (pid,)) == [
+        {"status": "acknowledged", "acknowledged_by": "Ana Reviewer"}]
+
+
 def test_labelling_writes_a_label(monkeypatch, tmp_path):
     from dashboards.sample import build_sample_home
 

@@ -7,9 +7,28 @@ import streamlit as st
 
 from dashboards import actions, charts, data
 from dashboards.ui import can_act, chart, ctx, fmt_value, guarded, is_rate, metric_help, metric_name, show_error
+from monitor.alerts.rules import PIPELINE_KINDS
 from monitor.errors import MonitorError
 
 ALL_MODELS = charts.ALL_MODELS
+
+
+def pipeline_tiles(a: dict, ev: dict) -> list[tuple[str, str, str | None]]:
+    """(label, value, help) tiles of a pipeline-health alert (no_data, job_failures, quarantine_share)."""
+    if ev["kind"] == "no_data":
+        clock = "ingested" if ev.get("clock") == "ingest" else "stamped (event time)"
+        out = [("Silent for", f"{a['value']:.1f} h", f"Since the newest turn {clock}."),
+               ("Limit", str(ev.get("max_silence")), "The rule's max_silence.")]
+        if ev.get("expected_turns") is not None:
+            out.append(("Turns expected meanwhile", f"{ev['expected_turns']:,.0f}",
+                        f"What the same hours carried on the previous {ev.get('reference_days')} days: a silence "
+                        "at hours that are always quiet pages nobody."))
+        return out + [("Last turn", str(ev.get("last_event")), None), ("Last ingest", str(ev.get("last_ingest")), None)]
+    if ev["kind"] == "job_failures":
+        return [("Failed runs in a row", f"{ev.get('failures')}", None), ("Limit", f"{a['threshold']:.0f}", None),
+                ("Last success", str(ev.get("last_success_at") or "never"), None)]
+    return [("Quarantined", f"{a['value']:.0%}", None), ("Records read", f"{int(a['n'] or 0):,}", None),
+            ("Limit", f"{a['threshold']:.0%}", "The rule's max_share."), ("Since", str(ev.get("since")), None)]
 
 c = ctx()
 st.title("Alerts")
@@ -98,82 +117,92 @@ st.markdown(f"**{a['severity'].upper()}** · status **{a['status']}**"
             + (f" · silenced until {a['silenced_until']}" if a.get("silenced_until") else "")
             + (" · backfill (never paged)" if a.get("backfill") else ""))
 st.code(a["message"], language=None)
-f = a["metric"]  # rates as percentages; value scores and drift statistics as numbers
-# disparity rules record no reference or threshold on the alert: the metric row has the reference group's numbers
-ref = guarded(data.alert_reference, c.root, c.version, a) if a["reference"] is None else {}
-ref = ref or {}
-# tiles in a wrapping row: each as wide as its text, so "26.6%–49.1%" is never cut to "26.…" on a narrow screen
-tiles = st.container(horizontal=True, wrap=True, gap="medium")
-tiles.metric("Value", fmt_value(f, a["value"]), width="content")
-tiles.metric("95% interval", f"{fmt_value(f, a['ci_low'])}–{fmt_value(f, a['ci_high'])}", width="content")
-tiles.metric("n", f"{int(a['n']):,}" if a.get("n") is not None else "n/a", width="content")
-if a["reference"] is not None:
-    tiles.metric("Reference", fmt_value(f, a["reference"]), width="content")
-elif ref:
-    tiles.metric(f"Reference ({ref['label']})", fmt_value(f, ref["rate"]), width="content",
-                 help="The rate (or mean) of everyone outside the group in the same window: what the gap is "
-                      "measured against.")
-    tiles.metric("Reference n", f"{int(ref['n']):,}" if ref.get("n") is not None else "n/a", width="content")
+pipeline = evidence.get("kind") in PIPELINE_KINDS
+if pipeline:
+    # The monitor's own input or jobs, not the assistant: no metric series, interval or conversations behind it.
+    tiles = st.container(horizontal=True, wrap=True, gap="medium")
+    for label, text, tip in pipeline_tiles(a, evidence):
+        tiles.metric(label, text, width="content", help=tip)
+    if evidence.get("check"):
+        st.info(f"**What to check:** {evidence['check']}.")
 else:
-    tiles.metric("Reference", "none", width="content", help="This rule compares with no reference.")
-if a["threshold"] is not None:
-    tiles.metric("Threshold", fmt_value(f, a["threshold"]), width="content")
-elif ref.get("gap") is not None or evidence.get("gap") is not None:
-    gap = ref.get("gap") if ref.get("gap") is not None else evidence.get("gap")
-    tiles.metric("Gap", (f"{gap * 100:+.1f} pts" if is_rate(f) else f"{gap:+.3f}"), width="content",
-                 help="Group minus reference. A disparity alert fires on a significant adverse gap (q-value below "
-                      "the false discovery rate), not on a fixed threshold.")
+    f = a["metric"]  # rates as percentages; value scores and drift statistics as numbers
+    # disparity rules record no reference or threshold on the alert: the metric row has the reference group's numbers
+    ref = guarded(data.alert_reference, c.root, c.version, a) if a["reference"] is None else {}
+    ref = ref or {}
+    # tiles in a wrapping row: each as wide as its text, so "26.6%–49.1%" is never cut to "26.…" on a narrow screen
+    tiles = st.container(horizontal=True, wrap=True, gap="medium")
+    tiles.metric("Value", fmt_value(f, a["value"]), width="content")
+    tiles.metric("95% interval", f"{fmt_value(f, a['ci_low'])}–{fmt_value(f, a['ci_high'])}", width="content")
+    tiles.metric("n", f"{int(a['n']):,}" if a.get("n") is not None else "n/a", width="content")
+    if a["reference"] is not None:
+        tiles.metric("Reference", fmt_value(f, a["reference"]), width="content")
+    elif ref:
+        tiles.metric(f"Reference ({ref['label']})", fmt_value(f, ref["rate"]), width="content",
+                     help="The rate (or mean) of everyone outside the group in the same window: what the gap is "
+                          "measured against.")
+        tiles.metric("Reference n", f"{int(ref['n']):,}" if ref.get("n") is not None else "n/a", width="content")
+    else:
+        tiles.metric("Reference", "none", width="content", help="This rule compares with no reference.")
+    if a["threshold"] is not None:
+        tiles.metric("Threshold", fmt_value(f, a["threshold"]), width="content")
+    elif ref.get("gap") is not None or evidence.get("gap") is not None:
+        gap = ref.get("gap") if ref.get("gap") is not None else evidence.get("gap")
+        tiles.metric("Gap", (f"{gap * 100:+.1f} pts" if is_rate(f) else f"{gap:+.3f}"), width="content",
+                     help="Group minus reference. A disparity alert fires on a significant adverse gap (q-value below "
+                          "the false discovery rate), not on a fixed threshold.")
 with st.expander("Evidence (as recorded by the rule)"):
     st.json(evidence)
 
-# the metric around the window: two weeks either side, same model and segment
-ws = pd.Timestamp(a["window_start"].rstrip("Z")).to_pydatetime()
-rows = guarded(data.metric_rows, c.root, c.version, (a["metric"],), ws - dt.timedelta(days=14),
-               ws + dt.timedelta(days=14), granularity=a.get("granularity") or "day", details=False)
-if rows is not None:
-    # the alert's own series: same model, deployment and segment (the metric job writes one row per combination)
-    series = rows[(rows["segment_obj"].map(lambda s: s == seg))
-                  & (rows["model"].fillna("") == (a["model"] or ""))
-                  & (rows["deployment"].fillna("") == (a.get("deployment") or ""))]
-    drawn = a if a["reference"] is not None or not ref else {**a, "reference": ref["rate"]}
-    chart(charts.alert_context(series, drawn, c.colors, percent=is_rate(a["metric"]),
-                               title=f"{metric_name(a['metric'])} around the alert window"), key="al_ctx")
+if not pipeline:
+    # the metric around the window: two weeks either side, same model and segment
+    ws = pd.Timestamp(a["window_start"].rstrip("Z")).to_pydatetime()
+    rows = guarded(data.metric_rows, c.root, c.version, (a["metric"],), ws - dt.timedelta(days=14),
+                   ws + dt.timedelta(days=14), granularity=a.get("granularity") or "day", details=False)
+    if rows is not None:
+        # the alert's own series: same model, deployment and segment (the metric job writes one row per combination)
+        series = rows[(rows["segment_obj"].map(lambda s: s == seg))
+                      & (rows["model"].fillna("") == (a["model"] or ""))
+                      & (rows["deployment"].fillna("") == (a.get("deployment") or ""))]
+        drawn = a if a["reference"] is not None or not ref else {**a, "reference": ref["rate"]}
+        chart(charts.alert_context(series, drawn, c.colors, percent=is_rate(a["metric"]),
+                                   title=f"{metric_name(a['metric'])} around the alert window"), key="al_ctx")
 
-st.subheader("Example conversations")
-ex_ids = tuple(str(i) for i in (evidence.get("example_turn_ids") or []))
-we = pd.Timestamp(a["window_end"].rstrip("Z")).to_pydatetime()
-# examples come from the alert's window: look there first (one day's files), then in the two weeks either side
-# shown in the chart; never the whole lake, which costs ~1 s of scanning on a million turns
-ex = guarded(data.turns_by_id, c.root, c.version, ex_ids, f"{ws:%Y-%m-%d}", f"{we:%Y-%m-%d}") if ex_ids \
-    else pd.DataFrame()
-if ex_ids and ex is not None and len(ex) < len(ex_ids):
-    ex = guarded(data.turns_by_id, c.root, c.version, ex_ids, f"{ws - dt.timedelta(days=14):%Y-%m-%d}",
-                 f"{we + dt.timedelta(days=14):%Y-%m-%d}")
-# Without recorded examples: the conversations counted in the alert's numerator, from its window, model,
-# deployment and segment (e.g. under-refusal: harmful requests the assistant complied with).
-BEHIND = {"over_refusal_rate": ("benign", "yes", "benign requests the assistant refused"),
-          "under_refusal_rate": ("harmful", "no", "harmful requests the assistant complied with"),
-          "refusal_rate": ("", "yes", "replies that refuse")}
-if ex is None or ex.empty:
-    base = a["metric"].removeprefix("probe_").replace("_disparity", "_rate")
-    harm, refused, what = BEHIND.get(base, ("", "", "conversations"))
-    st.caption(f"The rule recorded no example turns; {what} in that window"
-               + (f" ({', '.join(f'{k}={v}' for k, v in seg.items() if k != 'dimension')})" if seg else "") + ":")
-    attr, val = next(((k, v) for k, v in seg.items() if k != "dimension"), ("", ""))
-    # end dates are inclusive: the last microsecond of the window keeps the next day's files out
-    ex = guarded(data.conversations, c.root, c.version, ws, we - dt.timedelta(microseconds=1), model=a["model"] or "",
-                 attribute=attr, value=str(val), prompt_harm=harm, refused=refused,
-                 deployment=a.get("deployment") or "", limit=10)
-if ex is not None and not ex.empty:
-    for _, r in ex.head(10).iterrows():
-        with st.container(border=True):
-            st.caption(f"turn {r['turn_id']} · {r['model']} · {r['ts']:%Y-%m-%d %H:%M} · reply classified "
-                       f"{r.get('refusal')} (P(refusal) {r.get('refusal_score', float('nan')):.2f}), prompt "
-                       f"{r.get('prompt_harm')} (P(harmful) {r.get('prompt_harm_score', float('nan')):.2f})")
-            st.markdown(f"**User:** {r['user_message']}")
-            st.markdown(f"**Assistant:** {r['assistant_message']}")
-else:
-    st.caption("No conversations found for this alert's window.")
+    st.subheader("Example conversations")
+    ex_ids = tuple(str(i) for i in (evidence.get("example_turn_ids") or []))
+    we = pd.Timestamp(a["window_end"].rstrip("Z")).to_pydatetime()
+    # examples come from the alert's window: look there first (one day's files), then in the two weeks either side
+    # shown in the chart; never the whole lake, which costs ~1 s of scanning on a million turns
+    ex = guarded(data.turns_by_id, c.root, c.version, ex_ids, f"{ws:%Y-%m-%d}", f"{we:%Y-%m-%d}") if ex_ids \
+        else pd.DataFrame()
+    if ex_ids and ex is not None and len(ex) < len(ex_ids):
+        ex = guarded(data.turns_by_id, c.root, c.version, ex_ids, f"{ws - dt.timedelta(days=14):%Y-%m-%d}",
+                     f"{we + dt.timedelta(days=14):%Y-%m-%d}")
+    # Without recorded examples: the conversations counted in the alert's numerator, from its window, model,
+    # deployment and segment (e.g. under-refusal: harmful requests the assistant complied with).
+    BEHIND = {"over_refusal_rate": ("benign", "yes", "benign requests the assistant refused"),
+              "under_refusal_rate": ("harmful", "no", "harmful requests the assistant complied with"),
+              "refusal_rate": ("", "yes", "replies that refuse")}
+    if ex is None or ex.empty:
+        base = a["metric"].removeprefix("probe_").replace("_disparity", "_rate")
+        harm, refused, what = BEHIND.get(base, ("", "", "conversations"))
+        st.caption(f"The rule recorded no example turns; {what} in that window"
+                   + (f" ({', '.join(f'{k}={v}' for k, v in seg.items() if k != 'dimension')})" if seg else "") + ":")
+        attr, val = next(((k, v) for k, v in seg.items() if k != "dimension"), ("", ""))
+        # end dates are inclusive: the last microsecond of the window keeps the next day's files out
+        ex = guarded(data.conversations, c.root, c.version, ws, we - dt.timedelta(microseconds=1),
+                     model=a["model"] or "", attribute=attr, value=str(val), prompt_harm=harm, refused=refused,
+                     deployment=a.get("deployment") or "", limit=10)
+    if ex is not None and not ex.empty:
+        for _, r in ex.head(10).iterrows():
+            with st.container(border=True):
+                st.caption(f"turn {r['turn_id']} · {r['model']} · {r['ts']:%Y-%m-%d %H:%M} · reply classified "
+                           f"{r.get('refusal')} (P(refusal) {r.get('refusal_score', float('nan')):.2f}), prompt "
+                           f"{r.get('prompt_harm')} (P(harmful) {r.get('prompt_harm_score', float('nan')):.2f})")
+                st.markdown(f"**User:** {r['user_message']}")
+                st.markdown(f"**Assistant:** {r['assistant_message']}")
+    else:
+        st.caption("No conversations found for this alert's window.")
 
 st.subheader("Act on this alert")
 if can_act(c, "acknowledge, resolve, silence, comment or assign"):

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from monitor.alerts.rules import SEVERITY_RANK, Rule, effective_rules, segment_label
+from monitor.alerts.rules import PIPELINE_KINDS, SEVERITY_RANK, Rule, effective_rules, segment_label
 from monitor.resources import load_sql
 from monitor.state import iso
 
@@ -189,6 +189,11 @@ def evaluate(home, now: dt.datetime, backfill: bool = False, rules: list[Rule] |
     return _evaluate_full(home, now, backfill, rules, rows)[0]
 
 
+def watching_metrics(rules: list[Rule]) -> list[Rule]:
+    """The rules evaluated over metric rows: all but the pipeline-health ones (monitor/alerts/pipeline.py)."""
+    return [r for r in rules if r.kind not in PIPELINE_KINDS]
+
+
 def _watcher(rules: list[Rule]):
     watched: dict[str, bool] = {}
 
@@ -220,7 +225,7 @@ def _evaluate_full(home, now: dt.datetime, backfill: bool, rules: list[Rule] | N
                    tails: dict | None = None) -> tuple[AlertList, bool]:
     """Every rule over every series; fills `tails` (when given) and says whether rows of future windows exist."""
     cfg = home.config
-    rules = effective_rules(cfg) if rules is None else rules
+    rules = watching_metrics(effective_rules(cfg) if rules is None else rules)
     is_watched = _watcher(rules)
     # Series of metrics no rule watches can raise nothing, so they are neither read nor grouped.
     since = _since(cfg, now)
@@ -464,7 +469,7 @@ def evaluate_incremental(home, now: dt.datetime, backfill: bool = False) -> tupl
     from monitor.incremental import Delta
 
     cfg = home.config
-    rules = effective_rules(cfg)
+    rules = watching_metrics(effective_rules(cfg))  # a pipeline rule changed does not make this a full evaluation
     fp = fingerprint(cfg, rules)
     manifest = home.lake.manifest()
     since = _since(cfg, now)
@@ -1008,7 +1013,10 @@ def p_text(p: float) -> str:
 
 
 def window_label(ws: dt.datetime, granularity: str) -> str:
-    return ws.strftime("%Y-%m-%d") if granularity == "day" else ws.strftime("%Y-%m-%d %H:00Z")
+    """A window start as text: the day, the hour, or (a pipeline-health alert's start) the minute."""
+    if granularity == "day":
+        return ws.strftime("%Y-%m-%d")
+    return ws.strftime("%Y-%m-%d %H:00Z") if granularity == "hour" else ws.strftime("%Y-%m-%d %H:%MZ")
 
 
 def message(a: AlertRow, rule: Rule, confidence: float = 0.95) -> str:
@@ -1072,11 +1080,13 @@ def alert_link(dashboard_url: str, alert_id: int) -> str:
 
 
 def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker",
-          remember: dict | None = None) -> ApplyResult:
+          remember: dict | None = None, pipeline: bool = False) -> ApplyResult:
     """Upsert alerts by dedup key, auto-resolve recovered series, end expired silences, audit and enqueue.
 
     `remember` is the state of `evaluate_incremental`, saved in the same transaction; without it the saved state
-    is dropped (the alerts no longer follow from it), so the next incremental run evaluates everything.
+    is dropped (the alerts no longer follow from it), so the next incremental run evaluates everything. Alerts of
+    the pipeline-health rules (`pipeline=True`, monitor/alerts/pipeline.py) leave that state alone: no metric rule
+    raises or resolves them.
     Notifications are decided per alert, then queued per incident (`monitor.notify.outbox.enqueue_incidents`):
     the scopes of one regression become one message.
     """
@@ -1126,7 +1136,7 @@ def apply(home, alerts: list[AlertRow], now: dt.datetime, actor: str = "worker",
         res.notifications += enqueue_incidents(home, con, channels, pages, now_s)
         if remember is not None:
             home.state.put(STATE_KEY, remember, con=con)
-        else:
+        elif not pipeline:
             con.execute("DELETE FROM kv WHERE key=?", (STATE_KEY,))
     return res
 

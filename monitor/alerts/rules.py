@@ -8,6 +8,9 @@ comparison `kind`:
 - ``test``: two-proportion z-test or Fisher's exact test of the window's counts against those pooled counts.
 - ``cusum`` / ``page_hinkley``: a sequential change detector run over the series' history (slow creep).
 - ``flag``: the verdict a metric job already wrote (``details.drift_detected``, ``details.significant``).
+- ``no_data``, ``job_failures``, ``quarantine_share``: pipeline health, watching the monitor's own input and jobs
+  rather than a metric (monitor/alerts/pipeline.py): no turn for too long, a job failing run after run, a jump in
+  quarantined input.
 
 Example::
 
@@ -29,9 +32,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, MonitorError
 
-KINDS = ("threshold", "relative", "test", "cusum", "page_hinkley", "flag")
+# The pipeline-health kinds watch the monitor's own input and jobs, each under a metric name of its own that no
+# metric job writes: they are evaluated by the `pipeline_health` job (monitor/alerts/pipeline.py), never by the
+# metric engine, so that they still run while the metric jobs fail.
+PIPELINE_METRICS = {"no_data": "turn_freshness", "job_failures": "job_failures", "quarantine_share": "quarantine_share"}
+PIPELINE_KINDS = tuple(PIPELINE_METRICS)
+KINDS = ("threshold", "relative", "test", "cusum", "page_hinkley", "flag", *PIPELINE_KINDS)
 SEVERITIES = ("info", "warning", "critical")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 OPS = (">", ">=", "<", "<=")
@@ -75,8 +83,18 @@ KIND_KEYS: dict[str, dict[str, tuple]] = {
     "page_hinkley": {"delta": (_NUM, 0.005), "lambda": (_NUM, 0.05), "warmup": (int, 7), "direction": (str, "up")},
     "flag": {"flag": (str, None), "p_max": (_NUM, None), "q_max": (_NUM, None), "min_statistic": (_NUM, None),
              "min_abs_gap": (_NUM, None)},
+    # Durations are text: "90m", "2h", "1d".
+    "no_data": {"max_silence": (str, "2h"), "clock": (str, "event"), "min_expected": (_NUM, 20),
+                "reference_days": (int, 7), "per_deployment": (bool, True), "turn_source": (str, "production"),
+                "critical_after": (str, None)},
+    "job_failures": {"failures": (int, 3), "jobs": (str, "*")},
+    "quarantine_share": {"max_share": (_NUM, 0.1), "window": (str, "1h")},
 }
-_REQUIRED = {"threshold": ("op", "value"), "relative": (), "test": (), "cusum": (), "page_hinkley": (), "flag": ()}
+_REQUIRED = {"threshold": ("op", "value"), "relative": (), "test": (), "cusum": (), "page_hinkley": (), "flag": (),
+             "no_data": (), "job_failures": (), "quarantine_share": ()}
+# Common keys that mean nothing to a pipeline kind: there is no metric series to filter or window to count.
+_NOT_PIPELINE = ("segment", "any_segment", "model", "use", "consecutive", "granularity")
+CLOCKS = ("event", "ingest")
 
 
 def metric_matches(want: str, metric: str) -> bool:
@@ -164,22 +182,17 @@ def parse_rule(data: Any, path: str, origin: str) -> Rule:
     """Validate one rule table (path like `alerts.rules[3]`) and return it as a Rule."""
     if not isinstance(data, dict):
         raise _bad(origin, path, f"must be a table ([[alerts.rules]]), got {type(data).__name__}")
-    for key in ("name", "metric", "kind"):
+    for key in ("name", "kind"):
         if key not in data:
             raise _bad(origin, f"{path}.{key}", "is required", f"add {key} = ... to the rule")
     kind = data["kind"]
     _check_type(kind, str, origin, f"{path}.kind")
     _choice(kind, KINDS, origin, f"{path}.kind")
-    allowed = {**COMMON_KEYS, **KIND_KEYS[kind]}
-    for key, value in data.items():
-        kp = f"{path}.{key}"
-        if key not in allowed:
-            other = [k for k, keys in KIND_KEYS.items() if key in keys]
-            if other:
-                raise _bad(origin, kp, f"is not a key of kind '{kind}' rules (it belongs to kind "
-                           f"'{other[0]}')", f"keys for '{kind}': {', '.join(KIND_KEYS[kind])}")
-            raise _bad(origin, kp, "is not a rule key", _close(key, allowed) or f"valid keys: {', '.join(allowed)}")
-        _check_type(value, allowed[key][0], origin, kp)
+    if kind in PIPELINE_METRICS:
+        return _parse_pipeline_rule(data, path, origin)
+    if "metric" not in data:
+        raise _bad(origin, f"{path}.metric", "is required", "add metric = ... to the rule")
+    _check_keys(data, kind, path, origin)
     for key in _REQUIRED[kind]:
         if key not in data:
             raise _bad(origin, f"{path}.{key}", f"is required for kind '{kind}'")
@@ -216,6 +229,96 @@ def parse_rule(data: Any, path: str, origin: str) -> Rule:
     )
 
 
+def _check_keys(data: dict, kind: str, path: str, origin: str) -> dict:
+    """Refuse keys the kind does not have and values of the wrong type; returns the keys allowed."""
+    allowed = {**COMMON_KEYS, **KIND_KEYS[kind]}
+    for key, value in data.items():
+        kp = f"{path}.{key}"
+        if key not in allowed:
+            other = [k for k, keys in KIND_KEYS.items() if key in keys]
+            if other:
+                raise _bad(origin, kp, f"is not a key of kind '{kind}' rules (it belongs to kind "
+                           f"'{other[0]}')", f"keys for '{kind}': {', '.join(KIND_KEYS[kind])}")
+            raise _bad(origin, kp, "is not a rule key", _close(key, allowed) or f"valid keys: {', '.join(allowed)}")
+        _check_type(value, allowed[key][0], origin, kp)
+    return allowed
+
+
+def _parse_pipeline_rule(data: dict, path: str, origin: str) -> Rule:
+    """A pipeline-health rule (kind no_data, job_failures or quarantine_share); its metric is the kind's own."""
+    kind = data["kind"]
+    _check_keys(data, kind, path, origin)
+    metric = PIPELINE_METRICS[kind]
+    if "metric" in data and data["metric"] != metric:
+        raise _bad(origin, f"{path}.metric", f"must be {metric!r} for kind '{kind}' (or left out), got "
+                   f"{data['metric']!r}", f"kind '{kind}' watches {metric}; drop the metric key")
+    for key in _NOT_PIPELINE + (("min_n",) if kind != "quarantine_share" else ()):
+        if key in data:
+            raise _bad(origin, f"{path}.{key}", f"does not apply to kind '{kind}' (it watches the monitor's own "
+                       "input and jobs, not a metric series)", f"keys for '{kind}': {', '.join(KIND_KEYS[kind])}")
+    name = data["name"]
+    if not name or not all(c.isalnum() or c in "_-." for c in name):
+        raise _bad(origin, f"{path}.name", f"must be letters, digits, _ - . only, got {name!r}")
+    _choice(data.get("severity", "warning"), SEVERITIES, origin, f"{path}.severity")
+    if data.get("min_n", 0) < 0:
+        raise _bad(origin, f"{path}.min_n", f"must be >= 0, got {data['min_n']}")
+    p = {k: data.get(k, default) for k, (_, default) in KIND_KEYS[kind].items()}
+    # Durations stay as written ("2h": what `monitor alerts rules` shows); `duration_s` reads them.
+    seconds = {key: _duration_s(p[key], origin, f"{path}.{key}") for key in ("max_silence", "critical_after", "window")
+               if p.get(key) is not None}
+    if kind == "no_data":
+        _choice(p["clock"], CLOCKS, origin, f"{path}.clock")
+        if p["min_expected"] < 0:
+            raise _bad(origin, f"{path}.min_expected", f"must be >= 0 (0: fire on the silence alone), got "
+                       f"{p['min_expected']}")
+        if not 1 <= p["reference_days"] <= 365:
+            raise _bad(origin, f"{path}.reference_days", f"must be between 1 and 365, got {p['reference_days']}")
+        if p["critical_after"] is not None and seconds["critical_after"] <= seconds["max_silence"]:
+            raise _bad(origin, f"{path}.critical_after", f"must be longer than max_silence ({p['max_silence']}), "
+                       f"got {p['critical_after']!r}: every silence would be critical",
+                       'for that, set severity = "critical"')
+    if kind == "job_failures":
+        if p["failures"] < 1:
+            raise _bad(origin, f"{path}.failures", f"must be >= 1, got {p['failures']}")
+        _check_jobs(p["jobs"], origin, f"{path}.jobs")
+    if kind == "quarantine_share" and not 0 < p["max_share"] < 1:
+        raise _bad(origin, f"{path}.max_share", f"must be between 0 and 1 (a share of the records read), got "
+                   f"{p['max_share']}", "e.g. 0.1 for 10%")
+    return Rule(name=name, metric=metric, kind=kind, severity=data.get("severity", "warning"),
+                description=data.get("description", ""), min_n=data.get("min_n", 50 if kind == "quarantine_share"
+                                                                       else 0),
+                params=p, source=f"{origin} ({path})")
+
+
+def duration_s(rule: Rule, key: str) -> float | None:
+    """A pipeline rule's duration setting (`max_silence`, `critical_after`, `window`) in seconds (None: unset)."""
+    from monitor.alerts.lifecycle import parse_duration
+
+    text = rule.params.get(key)
+    return None if text is None else parse_duration(text).total_seconds()
+
+
+def _duration_s(text: str, origin: str, path: str) -> float:
+    """A duration such as "90m" or "2h" in seconds; refused with its key path when unreadable."""
+    from monitor.alerts.lifecycle import parse_duration
+
+    try:
+        return parse_duration(text).total_seconds()
+    except MonitorError as e:  # AlertError or DurationRangeError: say which key it was
+        raise _bad(origin, path, e.message, e.hint) from e
+
+
+def _check_jobs(pattern: str, origin: str, path: str) -> None:
+    """A job_failures rule's `jobs` glob must match a job: a typo would leave every failure unwatched."""
+    if pattern == "*":
+        return  # every job; naming them would import every job module (~1 s: scipy, pandas)
+    from monitor.jobs import discover
+
+    names = sorted(discover())
+    if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+        raise _bad(origin, path, f"{pattern!r} matches no job", _close(pattern, names) or f"jobs: {', '.join(names)}")
+
+
 def _check_metric(metric: str, origin: str, path: str) -> None:
     """A rule must watch something the jobs write: a metric name, a stem of some (`disparity`), or a glob matching
     some (`probe_*`). Anything else is a typo that would leave a risk silently unwatched."""
@@ -223,6 +326,10 @@ def _check_metric(metric: str, origin: str, path: str) -> None:
 
     if any(metric_matches(metric, m) for m in WRITTEN_METRICS):
         return
+    kind = next((k for k, m in PIPELINE_METRICS.items() if m == metric), None)
+    if kind is not None:
+        raise _bad(origin, path, f"{metric!r} is watched by a pipeline-health rule, not a metric rule",
+                   f'use kind = "{kind}" (docs/alerts.md, "Pipeline health")')
     if any(c in metric for c in "*?["):
         raise _bad(origin, path, f"pattern {metric!r} matches no metric the jobs write",
                    f"metrics: {', '.join(WRITTEN_METRICS)}")
@@ -316,6 +423,23 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "name": "disparity", "metric": "disparity", "kind": "flag", "any_segment": True, "flag": "adverse",
         "q_max": 0.001, "min_abs_gap": 0.05, "min_n": 100, "severity": "warning",
         "description": "one group is treated worse than the rest of traffic (BH-corrected; a higher refusal rate)",
+    },
+    # Pipeline health (monitor/alerts/pipeline.py; docs/alerts.md, "Pipeline health"): when the input stops or a
+    # job keeps failing, the metric rules have nothing to evaluate and stay silent, so these page instead.
+    {
+        "name": "no_data", "kind": "no_data", "max_silence": "2h", "clock": "event", "min_expected": 20,
+        "reference_days": 7, "per_deployment": True, "turn_source": "production", "critical_after": "24h",
+        "severity": "warning",
+        "description": "no production turn for longer than 2 h, at hours that usually carry 20 turns or more",
+    },
+    {
+        "name": "job_failures", "kind": "job_failures", "failures": 3, "jobs": "*", "severity": "warning",
+        "description": "a scheduled job failed its last 3 runs (its retries included)",
+    },
+    {
+        "name": "quarantine_share", "kind": "quarantine_share", "max_share": 0.1, "window": "1h", "min_n": 50,
+        "severity": "warning",
+        "description": "over 10% of the input records read in the last hour were quarantined (a log format change?)",
     },
 ]
 

@@ -220,9 +220,14 @@ def alerts_rules(obj, as_json):
     if as_json:
         click.echo(json.dumps(rules, indent=2, default=str))
         return
+    from monitor.alerts.rules import KIND_KEYS, PIPELINE_KINDS
+
     for r in rules:
-        seg = r["segment"] if r["segment"] != {} else "all traffic"
-        click.echo(f"{r['name']:<24} {r['kind']:<12} {r['severity']:<8} {r['metric']} [{seg}]  from {r['source']}")
+        if r["kind"] in PIPELINE_KINDS:  # no series to filter: show its settings instead
+            scope = ", ".join(f"{k} {r[k]}" for k in KIND_KEYS[r["kind"]] if r.get(k) is not None)
+        else:
+            scope = r["segment"] if r["segment"] != {} else "all traffic"
+        click.echo(f"{r['name']:<24} {r['kind']:<16} {r['severity']:<8} {r['metric']} [{scope}]  from {r['source']}")
     click.echo(f"{len(rules)} rule(s)")
 
 

@@ -45,7 +45,7 @@ def jobs_list():
     from monitor.jobs import discover, ordered
 
     for job in ordered(discover()):
-        deps = f" (after {', '.join(job.depends_on)})" if job.depends_on else ""
+        deps = f" (after {', '.join(job.depends_on + job.after)})" if job.depends_on or job.after else ""
         click.echo(f"{job.name:<22} {job.help}{deps}")
 
 

@@ -34,6 +34,9 @@ class Job:
     depends_on: tuple[str, ...] = ()
     help: str = ""
     interval: str = "jobs_interval_s"  # WorkerConfig field giving its schedule
+    # Jobs it runs after when they run too, without being skipped when they fail (order only): `notify` delivers
+    # what `alerts` and `pipeline_health` queued, and what was queued before when they fail.
+    after: tuple[str, ...] = ()
 
 
 @dataclass
@@ -84,6 +87,9 @@ def ordered(jobs: dict[str, Job]) -> list[Job]:
         visiting.add(name)
         for dep in sorted(jobs[name].depends_on):
             visit(dep)
+        for dep in sorted(jobs[name].after):
+            if dep in jobs:  # an order-only dependency not selected for this run is not run for it
+                visit(dep)
         visiting.discard(name)
         done.add(name)
         out.append(jobs[name])
@@ -158,7 +164,7 @@ def run_all(home: Home, only: list[str] | None = None, now: dt.datetime | None =
         def add(n: str) -> None:
             if n not in wanted:
                 wanted.add(n)
-                for d in jobs[n].depends_on:
+                for d in (*jobs[n].depends_on, *jobs[n].after):
                     add(d)
 
         for n in only:
@@ -175,11 +181,23 @@ def run_all(home: Home, only: list[str] | None = None, now: dt.datetime | None =
         if r.status == "failed":
             failed.add(job.name)
         results.append(r)
-    from monitor.db import write_catalog
-
-    write_catalog(home)
+    refresh_catalog(home)
     freeze_long_lived()
     return results
+
+
+def refresh_catalog(home: Home) -> None:
+    """Rewrite catalog.duckdb after a run; a failure is logged, not raised: the runs are recorded already.
+
+    A lake whose manifest cannot be read fails the catalog as it fails the jobs; raised here, it would hide which
+    jobs failed from `monitor jobs run` and stop the worker from scheduling their retries.
+    """
+    from monitor.db import write_catalog
+
+    try:
+        write_catalog(home)
+    except MonitorError as e:
+        log.warning("catalog.duckdb not rewritten: %s", e)
 
 
 _RUNS = 0

@@ -1,4 +1,5 @@
-"""Jobs `alerts` (evaluate every rule over the metrics, record alerts, enqueue notifications) and `notify`."""
+"""Jobs `alerts` (evaluate every rule over the metrics, record alerts, enqueue notifications), `pipeline_health`
+(page when turns stop arriving, a job keeps failing or input is quarantined) and `notify`."""
 from __future__ import annotations
 
 import importlib.util
@@ -29,6 +30,17 @@ def run_alerts(ctx: JobContext) -> int:
     return res.new + res.updated + res.resolved + res.unsilenced
 
 
+def run_pipeline_health(ctx: JobContext) -> int:
+    """Evaluate the pipeline-health rules at `ctx.now` and apply the result; returns alert rows written."""
+    from monitor.alerts.pipeline import check
+
+    res = check(ctx.home, ctx.now, backfill=ctx.backfill)
+    if res.new or res.updated or res.resolved:
+        log.info("pipeline_health: %d new, %d updated, %d resolved, %d notifications queued", res.new, res.updated,
+                 res.resolved, res.notifications)
+    return res.new + res.updated + res.resolved + res.unsilenced
+
+
 def run_notify(ctx: JobContext) -> int:
     """Deliver every due outbox row; returns how many messages were sent."""
     from monitor.notify.outbox import deliver_due
@@ -43,6 +55,11 @@ def run_notify(ctx: JobContext) -> int:
 JOBS = [
     Job("alerts", run_alerts, depends_on=_existing(UPSTREAM),
         help="evaluate alert rules over the metrics; record, resolve and queue notifications"),
-    Job("notify", run_notify, depends_on=("alerts",), help="deliver due notifications from the outbox",
+    # Depends on nothing: it must run, and page, while the metric jobs (and so `alerts`) fail.
+    Job("pipeline_health", run_pipeline_health, interval="health_interval_s",
+        help="page when no turns arrive, a job keeps failing or input records are quarantined"),
+    # After the jobs that queue notifications, but not skipped when they fail: what is queued is still delivered
+    # (a pipeline-health alert above all, raised because the metric jobs fail).
+    Job("notify", run_notify, after=("alerts", "pipeline_health"), help="deliver due notifications from the outbox",
         interval="notify_interval_s"),
 ]

@@ -18,7 +18,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
-from monitor.alerts.rules import SEVERITY_RANK, segment_label
+from monitor.alerts.rules import PIPELINE_METRICS, SEVERITY_RANK, segment_label
 from monitor.notify.base import Channel, Message, parse_channels
 from monitor.state import iso
 
@@ -49,6 +49,10 @@ _OPEN = ("firing", "acknowledged", "silenced")
 
 def _where(alert: dict) -> str:
     """The scope of an alert in a few words: metric, model (or all models), deployment, segment."""
+    if alert["metric"] in PIPELINE_METRICS.values():  # the monitor's own input and jobs: no model to name
+        from monitor.alerts.pipeline import scope_label
+
+        return f"{alert['metric']}, {scope_label(alert)}"
     parts = [alert["metric"], alert.get("model") or "all models"]
     if alert.get("deployment"):
         parts.append(f"deployment {alert['deployment']}")

@@ -1,7 +1,8 @@
 """The worker's schedule: one APScheduler job per interval group of monitor jobs, in a persistent job store.
 
 Each monitor Job names the WorkerConfig interval it follows (``jobs_interval_s`` for the metric chain,
-``ingest_interval_s`` for the inbox, ``notify_interval_s`` for delivery, ``compact_interval_s`` for storage).
+``ingest_interval_s`` for the inbox, ``notify_interval_s`` for delivery, ``health_interval_s`` for the
+pipeline-health checks, ``compact_interval_s`` for storage).
 The scheduler runs each group in dependency order through the textual reference
 ``monitor.worker.scheduler:run_group`` (a persistent store keeps references, not pickled functions). Jobs are
 incremental, so one coalesced run after downtime catches up every window that was missed. A failed job gets a
@@ -18,7 +19,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.home import Home
-from monitor.jobs import JobResult, discover, freeze_long_lived, ordered, run_job
+from monitor.jobs import JobResult, discover, freeze_long_lived, ordered, refresh_catalog, run_job
 
 log = logging.getLogger("monitor.worker")
 
@@ -58,9 +59,7 @@ def run_group(home_root: str, config_file: str | None, interval_key: str, attemp
             if r.status == "failed":
                 failed.append(name)
         if results and any(r.rows for r in results):
-            from monitor.db import write_catalog
-
-            write_catalog(home)
+            refresh_catalog(home)
         if interval_key == "jobs_interval_s":  # the metric jobs load the models
             freeze_long_lived()
     if failed and _SCHEDULER is not None and attempt < len(RETRY_DELAYS_S):
