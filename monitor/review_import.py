@@ -110,7 +110,10 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict | str]]:
             where = f"{path}: item {i}"
             yield where, item if isinstance(item, dict) else f"not a JSON object (got {type(item).__name__})"
         return
-    for n, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only: str.splitlines() also splits at U+2028, U+0085 and the like, which JSON writes raw
+    # inside strings (json.dumps(ensure_ascii=False), as `monitor labels export` does with a turn's text).
+    for n, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:

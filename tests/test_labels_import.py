@@ -406,3 +406,28 @@ def test_a_file_that_is_not_what_its_name_says_gets_a_hint(home, tmp_path):
     res = _cli_import(home, f, "--sample", "random")
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "not a readable Parquet file" in res.output and "name a CSV .csv" in res.output
+
+
+def test_an_export_with_unicode_line_separators_in_its_texts_reimports(tmp_path):
+    """JSON keeps U+2028, U+2029 and U+0085 raw inside strings (the export writes ensure_ascii=False): they are not
+    line ends of a JSONL file."""
+    from monitor.home import Home
+    from monitor.ingest import ingest_paths
+
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({
+        "conversation_id": "c1", "timestamp": "2026-11-10T10:00:00Z", "model": "m",
+        "messages": [{"role": "user", "content": "Two lines\u2028please"},
+                     {"role": "assistant", "content": "One\u2029two\x85three"}]}, ensure_ascii=False) + "\n")
+    home = Home.open(tmp_path / "home")
+    ingest_paths(home, [log])
+    tid = _ids(home, 1)[0]
+    review.add_label(home, tid, "ana", refusal_label="compliance", note="first\u2028second", sample="random")
+    export = tmp_path / "export.jsonl"
+    export.write_bytes(review.export_labels(home, actor="ana"))
+    assert "\u2028" in export.read_text()
+    r = import_labels(home, export, "ana")
+    assert (r.rows, r.unchanged) == (1, 1)
+    crlf = tmp_path / "crlf.jsonl"
+    crlf.write_bytes(export.read_bytes().replace(b"\n", b"\r\n"))
+    assert import_labels(home, crlf, "ana").unchanged == 1
