@@ -92,7 +92,9 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict | str]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ReviewError(f"{path}: not UTF-8 text (byte {e.start})", "save the file as UTF-8") from e
+        raise ReviewError(f"{path}: not UTF-8 text (byte {e.start})",
+                          "save the file as UTF-8 (Excel: Save As 'CSV UTF-8 (Comma delimited)'; Google Sheets"
+                          " downloads are UTF-8 already)") from e
     if suffix == ".csv":
         yield from _csv_rows(path, text)
         return

@@ -431,3 +431,11 @@ def test_an_export_with_unicode_line_separators_in_its_texts_reimports(tmp_path)
     crlf = tmp_path / "crlf.jsonl"
     crlf.write_bytes(export.read_bytes().replace(b"\n", b"\r\n"))
     assert import_labels(home, crlf, "ana").unchanged == 1
+
+
+def test_a_csv_excel_saved_in_its_windows_encoding_says_how_to_save_it(home, tmp_path):
+    f = tmp_path / "excel.csv"
+    f.write_bytes("turn_id,note\r\nt1,café\r\n".encode("cp1252"))
+    res = _cli_import(home, f, "--sample", "random")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "not UTF-8 text (byte 20)" in res.output and "Save As 'CSV UTF-8 (Comma delimited)'" in res.output
