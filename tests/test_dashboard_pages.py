@@ -118,6 +118,56 @@ def test_acknowledge_records_reviewer_and_audit(monkeypatch, tmp_path):
     assert body == [{"author": "Ana Reviewer", "body": "escalated to policy"}]
 
 
+def test_an_incident_is_one_row_and_acknowledged_in_one_action(monkeypatch, tmp_path):
+    """One regression breaching four scopes (all models, a model, its deployment, a segment): one row, one click."""
+    from test_notify_incidents import DAY3, home_with, run
+
+    home = home_with(tmp_path, [])
+    run(home, DAY3)
+    scopes = home.state.query("SELECT id, incident_key FROM alerts ORDER BY id")
+    assert len(scopes) == 4 and len({s["incident_key"] for s in scopes}) == 1
+    at = open_page(monkeypatch, home.root, "app_pages/alerts.py", reviewer="Ana Reviewer")
+    no_exception(at)
+    assert at.toggle(key="al_group").value is True
+    table = at.dataframe[0].value
+    assert len(table) == 1 and table["scopes"].tolist() == [4] and table["status"].tolist() == ["4 firing"]
+    assert "language=hi" in table["where"].iloc[0] and "deployment unknown" in table["where"].iloc[0]
+    members = next(d.value for d in at.dataframe if "scope" in d.value.columns)
+    assert sorted(members["alert"]) == [s["id"] for s in scopes]
+    assert at.radio(key="al_reach").value == "incident"
+    shown = at.selectbox(key="al_pick").value
+    at.text_input(key="al_note").input("rollback under way")
+    at.button(key="al_ack").click()
+    at.run()
+    no_exception(at)
+    rows = home.state.query("SELECT status, acknowledged_by, ack_note FROM alerts")
+    assert rows == [{"status": "acknowledged", "acknowledged_by": "Ana Reviewer", "ack_note": "rollback under way"}] * 4
+    audit = home.state.query("SELECT actor, target, details FROM audit_log WHERE action='alert.ack' ORDER BY id")
+    assert [a["actor"] for a in audit] == ["Ana Reviewer"] * 4  # one entry per alert, each under the reviewer
+    assert {json.loads(a["details"]).get("via") for a in audit if a["target"] != f"alert:{shown}"} == {shown}
+    others = ", ".join(f"#{s['id']}" for s in scopes if s["id"] != shown)
+    assert f"Acknowledged: alert #{shown} and 3 more of its incident ({others}), by Ana Reviewer." in \
+        " ".join(s.value for s in at.success)
+    # One row per alert instead: an action reaches the picked alert only, unless asked for the whole incident.
+    at.toggle(key="al_group").set_value(False)
+    at.run()
+    assert len(at.dataframe[0].value) == 4 and at.radio(key="al_reach").value == "alert"
+    at.selectbox(key="al_pick").set_value(scopes[0]["id"])
+    at.run()
+    at.number_input(key="al_hours").set_value(2)
+    at.button(key="al_silence").click()
+    at.run()
+    no_exception(at)
+    assert [r["status"] for r in home.state.query("SELECT status FROM alerts ORDER BY id")] == \
+        ["silenced", "acknowledged", "acknowledged", "acknowledged"]
+    at.radio(key="al_reach").set_value("incident")
+    at.button(key="al_resolve").click()
+    at.run()
+    no_exception(at)
+    assert {(r["status"], r["resolved_by"]) for r in home.state.query("SELECT * FROM alerts")} == {
+        ("resolved", "Ana Reviewer")}
+
+
 def test_alert_page_shows_evidence_chart_and_examples(monkeypatch, sample_root):
     at = open_page(monkeypatch, sample_root, "app_pages/alerts.py")
     no_exception(at)

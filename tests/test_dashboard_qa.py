@@ -156,6 +156,11 @@ def test_disparity_alert_shows_the_reference_group_rate_and_n(monkeypatch, tmp_p
 
 def test_alerts_table_shows_no_raw_none(monkeypatch, sample_root):
     at = open_page(monkeypatch, sample_root, "app_pages/alerts.py")
+    incidents = at.dataframe[0].value  # one row per incident (the default view)
+    assert "None" not in incidents.astype(str).to_numpy() and "nan" not in incidents.astype(str).to_numpy()
+    assert any(w.endswith("all traffic") for w in incidents["where"])
+    at.toggle(key="al_group").set_value(False)
+    at.run()
     table = at.dataframe[0].value
     assert "None" not in table.astype(str).to_numpy()
     assert not table[["model", "segment", "assigned_to"]].isna().any().any()

@@ -7,7 +7,8 @@ import streamlit as st
 
 from dashboards import actions, charts, data
 from dashboards.ui import can_act, chart, ctx, fmt_value, guarded, is_rate, metric_help, metric_name, show_error
-from monitor.alerts.rules import PIPELINE_KINDS
+from monitor.alerts.pipeline import scope_label
+from monitor.alerts.rules import PIPELINE_KINDS, PIPELINE_METRICS, SEVERITY_RANK
 from monitor.errors import MonitorError
 
 ALL_MODELS = charts.ALL_MODELS
@@ -30,12 +31,49 @@ def pipeline_tiles(a: dict, ev: dict) -> list[tuple[str, str, str | None]]:
     return [("Quarantined", f"{a['value']:.0%}", None), ("Records read", f"{int(a['n'] or 0):,}", None),
             ("Limit", f"{a['threshold']:.0%}", "The rule's max_share."), ("Since", str(ev.get("since")), None)]
 
+
+def scope_of(a) -> str:
+    """An alert's scope in a few words: model (or all models), deployment, segment; a pipeline alert's own."""
+    def text(v):  # a table row holds NaN where the alert holds None
+        return v if isinstance(v, str) and v else None
+
+    if a["metric"] in PIPELINE_METRICS.values():
+        return scope_label({"metric": a["metric"], "deployment": text(a.get("deployment")),
+                            "segment": text(a["segment"]) or "{}"})
+    seg = json.loads(text(a["segment"]) or "{}")
+    dep = text(a.get("deployment"))
+    return ", ".join([text(a["model"]) or ALL_MODELS] + ([f"deployment {dep}"] if dep else [])
+                     + [data.segment_label(seg)])
+
+
+def incident_of(a) -> str:
+    """The incident an alert belongs to (its own id for an alert stored without one)."""
+    return a["incident_key"] if isinstance(a.get("incident_key"), str) and a["incident_key"] else f"alert:{a['id']}"
+
+
+def incidents(alerts: pd.DataFrame, prefer: tuple) -> pd.DataFrame:
+    """One row per incident of the listed alerts (in their order: the most urgent first), shown by one of its
+    alerts: the first of `prefer` (the linked, then the picked alert) that it holds, else its most urgent."""
+    rows = []
+    for _, g in alerts.assign(_inc=[incident_of(r) for _, r in alerts.iterrows()]).groupby("_inc", sort=False):
+        shown = int(next((i for i in prefer if i in set(g["id"])), g["id"].iloc[0]))
+        first = g[g["id"] == shown].iloc[0]
+        counts = g["status"].value_counts()
+        rows.append({"alert": shown, "severity": max(g["severity"], key=SEVERITY_RANK.get),
+                     "status": ", ".join(f"{counts[s_]} {s_}" for s_ in STATUSES if s_ in counts),
+                     "scopes": len(g), "rule": first["rule"], "metric": first["metric"],
+                     "window_start": first["window_start"], "where": "; ".join(scope_of(r) for _, r in g.iterrows()),
+                     "message": first["message"]})
+    return pd.DataFrame(rows)
+
+
 c = ctx()
 st.title("Alerts")
 if st.session_state.get("al_flash"):
     st.success(st.session_state.pop("al_flash"))
 
 STATUSES = ["firing", "acknowledged", "silenced", "resolved"]
+OPEN = ("firing", "acknowledged", "silenced")
 # notification links carry ?alert_id=N (monitor.alerts.engine); ?alert=N is accepted too
 wanted = str(st.query_params.get("alert_id") or st.query_params.get("alert") or "").strip()
 wanted_id = int(wanted) if wanted.isdigit() else None
@@ -79,16 +117,40 @@ if alerts.empty:
         st.info(f"No alert matches these filters ({len(everything)} alerts in total): clear a filter.")
     st.stop()
 
-show = alerts[["id", "severity", "status", "metric", "model", "segment", "window_start", "value", "n",
-               "assigned_to", "message"]].assign(
-    # no model is an alert on every model pooled; no segment all traffic; nobody assigned is a blank cell
-    model=alerts["model"].fillna(ALL_MODELS).replace("", ALL_MODELS),
-    segment=[data.segment_label(json.loads(s_ or "{}")) for s_ in alerts["segment"]],
-    assigned_to=alerts["assigned_to"].fillna(""))
-st.dataframe(show, hide_index=True, height=min(38 + 35 * len(show), 300),
-             column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+# One regression breaches several scopes at once (all models, a model, a deployment, segments) and is notified as
+# one message: by default the table lists incidents, and the actions below reach every open scope of one.
+grouped = st.toggle("One row per incident", value=True, key="al_group",
+                    # the actions' reach follows the view again: the incident when grouped, else one alert
+                    on_change=lambda: st.session_state.pop("al_reach", None),
+                    help="An incident is the alerts of one rule and metric breaching in the same window and "
+                         "direction, notified as one message. Acknowledge, resolve or silence them all below.")
+if grouped:
+    picked = st.session_state.get("al_pick")
+    show = incidents(alerts, tuple(i for i in (wanted_id if linked is not None else None, picked) if i is not None))
+    st.dataframe(show, hide_index=True, height=min(38 + 35 * len(show), 300),
+                 column_config={"alert": st.column_config.NumberColumn("alert", format="#%d",
+                                                                       help="The alert shown for the incident")})
+    ids = show["alert"].tolist()
+    scopes = dict(zip(show["alert"], show["scopes"]))
+else:
+    show = alerts[["id", "severity", "status", "metric", "model", "segment", "window_start", "value", "n",
+                   "assigned_to", "message"]].assign(
+        # no model is an alert on every model pooled; no segment all traffic; nobody assigned is a blank cell
+        model=alerts["model"].fillna(ALL_MODELS).replace("", ALL_MODELS),
+        segment=[data.segment_label(json.loads(s_ or "{}")) for s_ in alerts["segment"]],
+        assigned_to=alerts["assigned_to"].fillna(""))
+    st.dataframe(show, hide_index=True, height=min(38 + 35 * len(show), 300),
+                 column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+    ids = alerts["id"].tolist()
+    scopes = {}
 
-ids = alerts["id"].tolist()
+
+def pick_label(i: int) -> str:
+    more = scopes.get(i, 1) - 1
+    return (f"#{i}" + (f" + {more} more scope{'s' if more > 1 else ''}" if more else "") + ": "
+            + alerts.loc[alerts["id"] == i, "message"].iloc[0][:120])
+
+
 if linked is not None and wanted_id in ids:
     default = ids.index(wanted_id)
 elif wanted:
@@ -100,8 +162,8 @@ elif wanted:
                    f"{linked['severity']}): add them back to see it, or pick another alert.")
 else:
     default = 0
-alert_id = st.selectbox("Alert", ids, index=default, key="al_pick", placeholder="Pick an alert",
-                        format_func=lambda i: f"#{i}: " + alerts.loc[alerts["id"] == i, "message"].iloc[0][:120])
+alert_id = st.selectbox("Incident" if grouped else "Alert", ids, index=default, key="al_pick",
+                        placeholder="Pick an alert", format_func=pick_label)
 if alert_id is None:
     st.stop()
 if wanted and str(alert_id) != wanted:
@@ -117,6 +179,17 @@ st.markdown(f"**{a['severity'].upper()}** · status **{a['status']}**"
             + (f" · silenced until {a['silenced_until']}" if a.get("silenced_until") else "")
             + (" · backfill (never paged)" if a.get("backfill") else ""))
 st.code(a["message"], language=None)
+members = actions.incident(c.home, alert_id)
+open_members = [m for m in members if m["status"] in OPEN]
+if len(members) > 1:
+    st.markdown(f"**Incident** `{a['incident_key']}`: {len(members)} scopes, {len(open_members)} open; one "
+                "notification listed them")
+    st.dataframe(pd.DataFrame([{"alert": m["id"], "status": m["status"], "severity": m["severity"],
+                                "scope": scope_of(m), "value": m["value"],
+                                "acknowledged_by": m.get("acknowledged_by") or ""} for m in members]),
+                 hide_index=True, key="al_members",
+                 column_config={"value": st.column_config.NumberColumn(format="%.3f"),
+                                "alert": st.column_config.NumberColumn(format="#%d")})
 pipeline = evidence.get("kind") in PIPELINE_KINDS
 if pipeline:
     # The monitor's own input or jobs, not the assistant: no metric series, interval or conversations behind it.
@@ -212,6 +285,16 @@ if can_act(c, "acknowledge, resolve, silence, comment or assign"):
         assignee = x1.text_input("Assign to", key="al_assignee", placeholder="reviewer name")
         hours = x2.number_input("Silence for (hours)", min_value=1, max_value=24 * 90, value=24, key="al_hours")
         comment = st.text_area("Comment", key="al_comment", height=80)
+        others = [m for m in open_members if m["id"] != alert_id]
+        reach = "alert"
+        if others:
+            # the whole incident by default when the table lists incidents; assign and comment are per alert
+            n_open = len(others) + (a["status"] in OPEN)
+            reach = st.radio("Acknowledge, resolve or silence", ["incident", "alert"], index=0 if grouped else 1,
+                             key="al_reach", horizontal=True,
+                             format_func=lambda r: (f"the whole incident ({n_open} open alert{'s' * (n_open > 1)})"
+                                                    if r == "incident" else f"this alert only (#{alert_id})"),
+                             help="Each alert acted on gets its own audit entry under your name.")
         b = st.columns(5)
         pressed = {
             "ack": b[0].form_submit_button("Acknowledge", key="al_ack", type="primary"),
@@ -227,11 +310,16 @@ if can_act(c, "acknowledge, resolve, silence, comment or assign"):
             until = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(hours=int(hours))
             if action == "assign" and not assignee.strip():
                 raise actions.ActionError("enter a name under 'Assign to' first")
+            whole = reach == "incident" and action in actions.INCIDENT_ACTIONS
+            reached = [m["id"] for m in members if m["id"] != alert_id
+                       and m["status"] in actions.INCIDENT_ACTIONS.get(action, ())] if whole else []
             actions.act(c.home, action, alert_id, c.reviewer, note=note or None, until=until,
-                        assignee=assignee.strip() or None, body=comment)
+                        assignee=assignee.strip() or None, body=comment, incident=whole)
             done = {"ack": "Acknowledged", "resolve": "Resolved", "silence": f"Silenced for {int(hours)} h",
                     "assign": f"Assigned to {assignee.strip()}", "comment": "Commented on"}[action]
-            st.session_state["al_flash"] = f"{done}: alert #{alert_id}, by {c.reviewer}."
+            st.session_state["al_flash"] = f"{done}: alert #{alert_id}" + (
+                f" and {len(reached)} more of its incident ({', '.join(f'#{i}' for i in reached)})" if reached
+                else "") + f", by {c.reviewer}."
             st.rerun()
         except MonitorError as e:
             show_error(e)
