@@ -402,6 +402,19 @@ def test_values_page_opens_on_the_version_serving_most_replies_now(monkeypatch, 
     assert at.selectbox(key="vd_model").value == busiest and options.index(busiest) > 0
 
 
+def test_overview_renders_when_every_turn_is_gone_but_metrics_remain(monkeypatch, tmp_path):
+    """A home whose turns were all deleted (retention, erasure) still has metric rows: 'never', not a NaT crash."""
+    from dashboards.sample import build_sample_home
+
+    home = build_sample_home(tmp_path / "h", n_turns=200, days=2, seed=8)
+    with home.lake.transaction() as tx:
+        tx.remove("turns", [e["path"] for e in tx.manifest["tables"]["turns"]])
+    at = open_page(monkeypatch, home.root)
+    no_exception(at)
+    fresh = next(d.value for d in at.dataframe if "what" in d.value.columns)
+    assert fresh.loc[fresh["what"] == "newest event (turn timestamp)", "when (UTC)"].iloc[0] == "never"
+
+
 def test_every_dashboard_sql_file_documents_its_parameters():
     from monitor.resources import load_sql
 

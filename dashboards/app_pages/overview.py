@@ -76,7 +76,8 @@ fr = pd.DataFrame([
     {"what": "newest metric window end", "when (UTC)": f.get("latest_metric_window")},
     {"what": "metrics last computed", "when (UTC)": f.get("latest_metric_computed")},
 ])
-fr["when (UTC)"] = fr["when (UTC)"].map(lambda v: "never" if v is None else f"{pd.Timestamp(v):%Y-%m-%d %H:%M}")
+# NaT as well as None: a home with metric rows but no turns (all deleted) has no newest event
+fr["when (UTC)"] = fr["when (UTC)"].map(lambda v: "never" if pd.isna(v) else f"{pd.Timestamp(v):%Y-%m-%d %H:%M}")
 st.dataframe(fr, hide_index=True)
 if f.get("quarantined"):
     st.caption(f"{int(f['quarantined']):,} input records are in quarantine (see the SQL page: `quarantine`).")
