@@ -452,13 +452,9 @@ def stratify(ref: pd.DataFrame, cur_strata: pd.Series, column: str, seed_key: st
     `stratify_sample`'s reference instead.
     """
     ref = ref.assign(**{COPY_OF: np.arange(len(ref))})
-    cur_share = cur_strata.value_counts(normalize=True)
-    present = set(ref[column].unique())
-    missing = float(cur_share[[s for s in cur_share.index if s not in present]].sum())
-    keep = cur_share[[s for s in cur_share.index if s in present]]
+    keep, missing = _current_shares(ref, cur_strata, column)
     if keep.empty:
         return ref.iloc[0:0], missing
-    keep = keep / keep.sum()
     n_ref = len(ref)
     seed = int(hashlib.sha256(seed_key.encode()).hexdigest()[:8], 16)
     rng = np.random.default_rng(seed)
@@ -471,6 +467,16 @@ def stratify(ref: pd.DataFrame, cur_strata: pd.Series, column: str, seed_key: st
         if rest:
             parts.append(rows.iloc[np.sort(rng.choice(len(rows), rest, replace=False))])
     return (pd.concat(parts, ignore_index=True) if parts else ref.iloc[0:0]), missing
+
+
+def _current_shares(ref: pd.DataFrame, cur_strata: pd.Series, column: str) -> tuple[pd.Series, float]:
+    """The current mix over the strata the reference has (shares summing to 1; empty when it has none), and the
+    share of current rows in strata it lacks."""
+    cur_share = cur_strata.value_counts(normalize=True)
+    present = set(ref[column].unique())
+    missing = float(cur_share[[s for s in cur_share.index if s not in present]].sum())
+    keep = cur_share[[s for s in cur_share.index if s in present]]
+    return (keep / keep.sum() if not keep.empty else keep), missing
 
 
 # How a baseline_model reference was reweighted (details.reference.reweighting).
@@ -494,13 +500,10 @@ def stratify_sample(ref: pd.DataFrame, cur_strata: pd.Series, column: str,
     seeded sample of round(share x N) of its rows: over-represented topics are downsampled, never copied. The price
     is a smaller reference (N can fall below values.min_n, and the row then says so) instead of a false precision.
     """
-    cur_share = cur_strata.value_counts(normalize=True)
-    present = set(ref[column].unique())
-    missing = float(cur_share[[s for s in cur_share.index if s not in present]].sum())
-    keep = cur_share[[s for s in cur_share.index if s in present]]
+    keep, missing = _current_shares(ref, cur_strata, column)
     if keep.empty:
         return ref.iloc[0:0], missing
-    keep = (keep / keep.sum()).sort_index()
+    keep = keep.sort_index()
     sizes = ref[column].value_counts()
     total = min(sizes[s] / share for s, share in keep.items())
     rng = np.random.default_rng(int(hashlib.sha256(seed_key.encode()).hexdigest()[:8], 16))
