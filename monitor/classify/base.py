@@ -37,6 +37,27 @@ class HarmResult:
         return len(self.labels)
 
 
+# Result `sources` of the models that read only English (the bundled lexical models, the embedding head): on a text
+# in another language their label is a guess (docs/refusal.md, "Texts the classifiers cannot read").
+ENGLISH_ONLY_SOURCES = frozenset({"lexical", "embedding"})
+
+
+def english_only_guesses(texts: list, result, english_only: bool, foreign, labels: list | None = None) -> set[int]:
+    """Rows of `result` an English-only model labelled although `foreign(text)` says another language.
+
+    A row's source decides when the result names one (an LLM judge's own rows are read, its lexical fallback's are
+    not); else `english_only`, the backend's. Rows without a label (`labels[i] is None`) are no guess."""
+    sources = list(getattr(result, "sources", None) or [])
+    out = set()
+    for i, text in enumerate(texts):
+        if labels is not None and labels[i] is None:
+            continue
+        src = sources[i] if i < len(sources) else None
+        if (src in ENGLISH_ONLY_SOURCES if src is not None else english_only) and foreign(text):
+            out.add(i)
+    return out
+
+
 def is_text(x) -> bool:
     """True for a non-blank string: the only input a classifier scores."""
     return isinstance(x, str) and bool(x.strip())

@@ -7,11 +7,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from monitor.classify.base import is_text
+from monitor.classify.base import english_only_guesses, is_text
 
-# Result sources of models that read only English (as monitor/jobs/score.py's language gate): their labels on a text
-# in another language are guesses, which `monitor classify` still writes (its contract) but counts and reports.
-ENGLISH_ONLY_SOURCES = frozenset({"lexical", "embedding"})
 
 OUTPUT_FIELDS = ("refusal", "refusal_score", "prompt_harm", "prompt_harm_score", "prompt_harm_category")
 
@@ -170,13 +167,5 @@ def _guessed(texts: list, result, clf, reply: bool = False) -> int:
     """How many of `texts` an English-only model labelled although they show another language (monitor/textlang.py)."""
     from monitor.textlang import not_english, reply_not_english
 
-    test = reply_not_english if reply else not_english
-
-    sources = list(getattr(result, "sources", None) or [])
-    english_only = getattr(clf, "english_only", True)
-    n = 0
-    for i, text in enumerate(texts):
-        src = sources[i] if i < len(sources) else None
-        if (src in ENGLISH_ONLY_SOURCES if src is not None else english_only) and test(text):
-            n += 1
-    return n
+    return len(english_only_guesses(texts, result, getattr(clf, "english_only", True),
+                                    reply_not_english if reply else not_english))

@@ -29,6 +29,7 @@ from collections import deque
 import numpy as np
 import pyarrow as pa
 
+from monitor.classify.base import english_only_guesses
 from monitor.db import scoped_connect
 from monitor.errors import ClassifierError
 from monitor.incremental import Delta
@@ -48,7 +49,6 @@ MIN_PARALLEL = 4_000  # below this, forking the workers costs more than it saves
 WATERMARK_KEY = "score.turns_watermark"
 LANGUAGE_GATE = "lang2"  # version of the language gate; bump when monitor/textlang.py decides differently
 # (lang2: a reply with an English opening sentence is scored, reply_not_english)
-ENGLISH_ONLY_SOURCES = frozenset({"lexical", "embedding"})  # result `sources` of models that read only English
 
 
 def load_configured_classifiers(home):
@@ -119,15 +119,7 @@ def score_batch(clf, rows: list[tuple], scored_at, backend: str) -> pa.Table:
 
 def _gate(texts: list[str], labels: list, result, english_only: bool, foreign=not_english) -> set[int]:
     """Rows an English-only model labelled although `foreign(text)` (see the module docstring)."""
-    sources = list(getattr(result, "sources", None) or [])
-    out = set()
-    for i, text in enumerate(texts):
-        if labels[i] is None:
-            continue
-        src = sources[i] if i < len(sources) else None
-        if (src in ENGLISH_ONLY_SOURCES if src is not None else english_only) and foreign(text):
-            out.add(i)
-    return out
+    return english_only_guesses(texts, result, english_only, foreign, labels)
 
 
 def scoring_backend(clf, configured: str) -> str:
