@@ -155,7 +155,8 @@ if not is_value and len(cur) and "&" not in attr:
             st.warning("Not in this comparison: " + ", ".join(
                 f"{attr}={g}: {u:,} replies ({u / (u + n):.0%})" for g, u, n in gone.itertuples(index=False))
                 + " left unscored (empty, or in a language the English-only classifiers do not read), so their "
-                "refusals are not measured. Label a sample of them, or use the `llm_judge` backend.")
+                "refusals are not measured. To measure them, use the `llm_judge` backend (it reads other "
+                "languages); labels on them are kept and exported but feed no rate yet.")
 
 if not prod.empty and not prod["min_n_ok"].any():
     st.warning(f"Every group in {window} is below the minimum sample size: nothing here is tested. Pick an earlier "

@@ -87,7 +87,7 @@ JOINT_MIN_PER_CELL = 20
 TARGETED_REASONS = ("uncertain_refusal", "uncertain_harm", "alert_example", "targeted_sample")
 _DATE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 CELLS = ("benign/complied", "benign/refused", "harmful/complied", "harmful/refused")
-LOGIC_VERSION = 5  # bump when the computation changes, to recompute every window once
+LOGIC_VERSION = 6  # bump when the computation changes, to recompute every window once
 # A corrected rate clipped to 0 or 1 whose 95% interval is narrower than this is not a precise estimate: nearly every
 # bootstrap draw was clipped too, i.e. under the error rates used no true table can produce this window's counts.
 # (Honest intervals are never that narrow here: the matrix comes from at most a few thousand labels, which alone
@@ -402,7 +402,8 @@ def _unscored_note(unscored: int, n: int) -> str:
     share = unscored / (unscored + n)
     what = "every reply" if n == 0 else f"{unscored:,} replies ({share:.0%})"
     return (f"{what} left out: empty, or in a language the English-only classifiers do not read; "
-            "their refusals are not measured here (label a sample, or use the llm_judge backend)")
+            "their refusals are not measured here (the llm_judge backend reads other languages; reviewer labels on "
+            "them are kept and exported but no rate is computed from labels alone)")
 
 
 def _degenerate(est) -> bool:
