@@ -194,6 +194,15 @@ def unscored_by_group(turn_counts: pd.DataFrame, key_col: str) -> pd.DataFrame:
     return out[out["unscored"] > 0].sort_values(["unscored", "group"], ascending=[False, True]).reset_index(drop=True)
 
 
+def unscored_warning(gone: pd.DataFrame, lead: str, name=str) -> str:
+    """The warning a page shows for `unscored_by_group`'s groups: `lead`, each group (`name(group)`) with its
+    unscored replies and their share, and why they are not measured."""
+    groups = ", ".join(f"{name(g)}: {u:,} replies ({u / (u + n):.0%})" for g, u, n in gone.itertuples(index=False))
+    return (f"{lead}: {groups} left unscored (empty, or in a language the English-only classifiers do not read), so "
+            "their refusals are not measured. To measure them, use the `llm_judge` backend (it reads other "
+            "languages); labels on them are kept and exported but feed no rate yet.")
+
+
 def segment_label(seg: dict) -> str:
     """'language=hi' style label of a segment object ('all traffic' for {})."""
     return ", ".join(f"{k}={v}" for k, v in sorted(seg.items())) or "all traffic"

@@ -152,11 +152,7 @@ if not is_value and len(cur) and "&" not in attr:
         tc = tc[[list(s) == [attr] for s in tc["segment_obj"]]]
         gone = data.unscored_by_group(tc.assign(group=[s[attr] for s in tc["segment_obj"]]), "group")
         if not gone.empty:
-            st.warning("Not in this comparison: " + ", ".join(
-                f"{attr}={g}: {u:,} replies ({u / (u + n):.0%})" for g, u, n in gone.itertuples(index=False))
-                + " left unscored (empty, or in a language the English-only classifiers do not read), so their "
-                "refusals are not measured. To measure them, use the `llm_judge` backend (it reads other "
-                "languages); labels on them are kept and exported but feed no rate yet.")
+            st.warning(data.unscored_warning(gone, "Not in this comparison", lambda g: f"{attr}={g}"))
 
 if not prod.empty and not prod["min_n_ok"].any():
     st.warning(f"Every group in {window} is below the minimum sample size: nothing here is tested. Pick an earlier "

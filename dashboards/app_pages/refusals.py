@@ -85,11 +85,7 @@ if not view.empty:
         tc = select(counts)
         gone = data.unscored_by_group(tc, key_col)
         if not gone.empty:
-            st.warning("Not in these rates: " + ", ".join(
-                f"{g}: {u:,} replies ({u / (u + n):.0%})" for g, u, n in gone.itertuples(index=False))
-                + ". They are empty or in a language the English-only classifiers do not read, so their refusals "
-                "are not measured. To measure them, use the `llm_judge` backend (it reads other "
-                "languages); labels on them are kept and exported but feed no rate yet.")
+            st.warning(data.unscored_warning(gone, "Not in these rates"))
 
 st.subheader("Drill down to the conversations")
 DRILL_LIMIT = 100
