@@ -236,3 +236,12 @@ def test_an_infinite_score_sends_the_job_to_the_per_reply_path():
     assert len(drift) == 2 and all(json.loads(r["details"])["p_value"] == 1.0 for r in drift)  # same both days
     assert V.compute_from_sums(*frames(1), [days[1]], ref, ["hedging"], {"hedging": "epistemic"}, 0.2, 5,
                                "day") is None
+
+
+def test_a_zero_effect_has_no_direction_whatever_its_rounding():
+    """The cached sums and a recomputation agree on an effect to ~1e-15, not on the sign of a zero: CI once saw
+    'down' on one path and no direction on the other for a dimension with the same mean on both sides."""
+    from monitor.jobs.value_drift import _direction
+
+    assert [_direction(x) for x in (-1e-17, 0.0, 3e-16, None)] == [None] * 4
+    assert (_direction(0.01), _direction(-0.01)) == ("up", "down")

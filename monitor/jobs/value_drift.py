@@ -62,7 +62,7 @@ log = logging.getLogger("monitor.jobs.value_drift")
 STATE_KEY = "value_drift.state"
 WATERMARK_KEY = "value_drift.watermark"
 INPUTS = ("value_turns", "segments")  # a window is recomputed when any of these gets rows for it
-LOGIC_VERSION = 7  # bump when the computation changes, to recompute every window once
+LOGIC_VERSION = 8  # bump when the computation changes, to recompute every window once
 METRIC_NAMES = ("value_drift", "topic_drift", "prompt_mix_drift")
 MIX_COLUMNS = (("topic_drift", "topic"), ("prompt_mix_drift", "prompt_category"))
 # True: always load one row per reply (the general path), e.g. for tests comparing the two paths.
@@ -143,8 +143,13 @@ def load_frame(con, granularity: str, start, end, version: str, dims: list[str],
     return frame, segs
 
 
+# An effect this close to 0 has no direction: the per-window sums and the per-reply path (and two runs summing the
+# cached partial sums in another order) agree on the effect to ~1e-15, not on the sign of a zero.
+NO_DIRECTION_BELOW = 1e-9
+
+
 def _direction(effect) -> str | None:
-    if effect is None or effect == 0:
+    if effect is None or abs(effect) < NO_DIRECTION_BELOW:
         return None
     return "up" if effect > 0 else "down"
 
