@@ -85,6 +85,13 @@ def add_label(home: Home, turn_id: str, reviewer: str, *, refusal_label: str | N
         raise ReviewError(f"label on turn {turn_id} is empty", "answer at least one question or write a note")
     row["sample"] = _choice("sample", sample, SAMPLES)
     with home.state.tx() as con:
+        # The page showed the turn before `monitor forget` deleted it: its hash is in `forgotten_keys` once the forget
+        # committed (in one transaction with the deletion of the user's labels), so checking it in this write
+        # transaction keeps no label on a forgotten turn whichever commits first.
+        gone = con.execute("SELECT audit_id FROM forgotten_keys WHERE key=? AND kind='turn_id'", (turn_id,)).fetchone()
+        if gone:
+            raise ReviewError(f"turn {turn_id} was deleted by `monitor forget` (audit entry {gone[0]}); its label"
+                              " is not kept", "reload the page: the user's turns are gone")
         old = con.execute("SELECT id FROM labels WHERE turn_id=? AND reviewer=?", (turn_id, reviewer)).fetchone()
         con.execute(
             "INSERT INTO labels (turn_id, reviewer, at, refusal_label, prompt_label, refusal_correct, over_refusal,"
@@ -174,6 +181,11 @@ def build_queue(home: Home, *, size: int = 50, actor: str = "dashboard", group_a
                   for r in groups[key]], "stratified", per)
     now = iso(utcnow())
     with home.state.tx() as con2:
+        # Turns `monitor forget` deleted after the candidates were read are not queued (as in add_label).
+        forgotten = {r[0] for r in con2.execute(
+            "SELECT key FROM forgotten_keys WHERE kind='turn_id' AND key IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(picked)),))}
+        picked = {tid: r for tid, r in picked.items() if tid not in forgotten}
         for tid, r in picked.items():
             con2.execute(
                 "INSERT OR IGNORE INTO review_queue (turn_id, reason, priority, group_key, alert_id, added_at)"
