@@ -1,0 +1,220 @@
+"""`monitor config`: check a configuration before the worker reads it, and show the configuration in force.
+
+The worker re-reads `monitor.toml` at every scheduled run, so an edit takes effect without a restart, and a broken
+edit is found at the next run. `monitor config check` finds it first, with the checks `monitor serve` makes at start
+(TOML, every key and type, ranges, alert rules, notification channels, the LLM judge's options), plus warnings for
+secrets named by an environment variable that is not set in this shell.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from monitor.errors import ConfigError
+
+# Keys whose value is a secret: shown as "(set)", never printed.
+SECRET_KEYS = ("worker.token", "dashboard.password")
+# Keys that name an environment variable holding a secret.
+ENV_KEYS = ("worker.token_env", "dashboard.password_env", "probes.api_key_env", "classifiers.llm_judge.api_key_env")
+
+
+def _config_path(obj) -> Path:
+    from monitor.config import CONFIG_NAME
+    from monitor.home import resolve_root
+
+    if obj.config_arg:
+        return Path(obj.config_arg).expanduser().resolve()
+    return resolve_root(obj.home_arg) / CONFIG_NAME
+
+
+@dataclass
+class Checked:
+    config: Any
+    rules: int
+    channels: list[str]
+    warnings: list[str]
+
+
+def check_config(path: Path, home_root: Path) -> Checked:
+    """Load and check the config at `path` as the worker would: the config, its rule and channel counts, warnings.
+
+    Raises ConfigError (one line, with what to try) at the first problem."""
+    from monitor.alerts.rules import effective_rules
+    from monitor.classify.llm_judge import validate_options
+    from monitor.config import load_config
+    from monitor.notify.base import parse_channels
+
+    cfg = load_config(home_root, path if path.exists() else None)
+    origin = str(path)
+    rules = effective_rules(cfg)
+    channels = parse_channels(cfg.notify.channels, cfg.sources.get("notify.channels", origin), home_root)
+    warnings: list[str] = []
+    if cfg.classifiers.backend == "llm_judge" or cfg.classifiers.llm_judge:
+        opts = dict(cfg.classifiers.llm_judge)
+        env = opts.pop("api_key_env", None)  # checked below as a warning: this shell need not be the worker's
+        try:
+            validate_options(opts)
+        except Exception as e:  # ClassifierError: reported as a config problem of its own key
+            raise ConfigError(f"{origin}: 'classifiers.llm_judge': {getattr(e, 'message', e)}",
+                              getattr(e, "hint", None)) from e
+        if env:
+            opts["api_key_env"] = env
+    envs = [(key, _get(cfg, key)) for key in ENV_KEYS]
+    for i, item in enumerate(cfg.notify.channels):
+        for k in ("user_env", "password_env"):
+            if isinstance(item, dict) and item.get(k):
+                envs.append((f"notify.channels[{i}].{k}", item[k]))
+    for key, name in envs:
+        if name and name not in os.environ:
+            warnings.append(f"'{key}' names the environment variable {name}, which is not set in this shell"
+                            " (set it where the worker runs)")
+    if not channels:
+        warnings.append("no notification channel ([[notify.channels]]): alerts are recorded, nobody is paged")
+    return Checked(cfg, len(rules), sorted(channels), warnings)
+
+
+def _get(cfg, key: str):
+    node: Any = cfg
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+        if node is None:
+            return None
+    return node
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        kp = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict) and not prefix:
+            out.update(_flatten(v, kp))
+        else:
+            out[kp] = v
+    return out
+
+
+def _mask_url(url: str) -> str:
+    """A webhook URL often carries its token in the path or query: keep the scheme and host only."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(set)"
+    tail = "/..." if (parts.path not in ("", "/") or parts.query) else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{tail}"
+
+
+def _mask(key: str, value: Any) -> Any:
+    if key in SECRET_KEYS:
+        return None if value is None else "(set)"
+    if key == "notify.channels":
+        masked = []
+        for item in value:
+            item = dict(item)
+            if isinstance(item.get("url"), str):
+                item["url"] = _mask_url(item["url"])
+            if isinstance(item.get("headers"), dict):
+                item["headers"] = {h: "(set)" for h in item["headers"]}
+            masked.append(item)
+        return masked
+    if key == "probes.url" and isinstance(value, str):
+        return _mask_url(value)
+    return value
+
+
+def effective(cfg, include_defaults: bool) -> list[dict]:
+    """Rows of key, value (secrets masked) and source ("default" or the file), set keys first if not all."""
+    from monitor.config import Config
+
+    values = _flatten(cfg.as_dict())
+    defaults = _flatten(Config().as_dict())
+    rows = []
+    for key, value in values.items():
+        source = cfg.sources.get(key, "default")
+        if source == "default" and not include_defaults:
+            continue
+        rows.append({"key": key, "value": _mask(key, value), "source": source,
+                     "default": _mask(key, defaults.get(key))})
+    return rows
+
+
+@click.group("config")
+def config_group():
+    """Check the configuration before the worker reads it; show the configuration in force.
+
+    \b
+    The worker re-reads monitor.toml at every run: check an edit first.
+    Examples:
+      monitor config check                 # the home's monitor.toml (or --config FILE)
+      monitor --config new.toml config check
+      monitor config show                  # keys set in the file, with their defaults
+      monitor config show --all --json
+    """
+
+
+@config_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (ok, file, warnings, error).")
+@click.pass_obj
+def check_cmd(obj, as_json):
+    """Check monitor.toml as `monitor serve` does at start; exit 1 at the first problem.
+
+    Checks TOML syntax, every key and type, ranges, alert rules, notification channels and the LLM judge's
+    options, and warns about secrets named by an environment variable that is not set in this shell.
+    """
+    from monitor.home import resolve_root
+
+    path = _config_path(obj)
+    if obj.config_arg and not path.exists():
+        raise ConfigError(f"config file {path} does not exist", "check the --config path")
+    try:
+        checked = check_config(path, resolve_root(obj.home_arg))
+    except ConfigError as e:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "file": str(path), "error": e.message, "hint": e.hint}))
+            raise SystemExit(1) from None
+        raise
+    set_keys = sum(1 for s in checked.config.sources.values() if s != "default")
+    if as_json:
+        click.echo(json.dumps({"ok": True, "file": str(path), "exists": path.exists(), "keys_set": set_keys,
+                               "rules": checked.rules, "channels": checked.channels, "warnings": checked.warnings}))
+        return
+    where = str(path) if path.exists() else f"{path} (no file: every default)"
+    click.echo(f"OK: {where}: {set_keys} key(s) set, {checked.rules} alert rule(s),"
+               f" {len(checked.channels)} notification channel(s)")
+    for w in checked.warnings:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+
+
+@config_group.command("show")
+@click.option("--all", "include_defaults", is_flag=True, help="Every key, defaults included.")
+@click.option("--json", "as_json", is_flag=True, help="A list of {key, value, source, default}.")
+@click.pass_obj
+def show_cmd(obj, include_defaults, as_json):
+    """Show the configuration in force: each key set in the file with its default (secrets masked)."""
+    from monitor.config import load_config
+    from monitor.home import resolve_root
+
+    path = _config_path(obj)
+    if obj.config_arg and not path.exists():
+        raise ConfigError(f"config file {path} does not exist", "check the --config path")
+    cfg = load_config(resolve_root(obj.home_arg), path if path.exists() else None)
+    rows = effective(cfg, include_defaults)
+    if as_json:
+        click.echo(json.dumps(rows, default=str))
+        return
+    if not rows:
+        click.echo(f"{path}: no file or no keys set: every value is the default (--all lists them)")
+        return
+    width = max(len(r["key"]) for r in rows)
+    for r in rows:
+        value = json.dumps(r["value"], default=str)
+        note = "" if r["source"] == "default" else f"   (default {json.dumps(r['default'], default=str)})"
+        click.echo(f"{r['key']:<{width}}  {value}{note}")
+
+
+commands = [config_group]
