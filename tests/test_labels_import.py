@@ -344,6 +344,7 @@ def test_an_import_racing_monitor_forget_leaves_no_label_on_a_forgotten_turn(tmp
     import threading
 
     import monitor.db
+    from close_hook import hook_connect
     from monitor.home import Home
     from monitor.ingest import ingest_paths
     from monitor.retention import forget_user
@@ -359,24 +360,15 @@ def test_an_import_racing_monitor_forget_leaves_no_label_on_a_forgotten_turn(tmp
     tid, user = con.execute("SELECT turn_id, user_id FROM turns ORDER BY turn_id LIMIT 1").fetchone()
     con.close()
     f = _jsonl(tmp_path / "one.jsonl", [{"turn_id": tid, "refusal_label": "compliance"}])
-    real, forget, threads = monitor.db.connect, [], []
+    forget, threads = [], []
 
-    class Checked:  # the import's turn check: the forget starts when it is done
-        def __init__(self, con):
-            self.con = con
+    def start_forget():  # after the import's turn check
+        t = threading.Thread(target=lambda: forget.append(forget_user(home, user, "dpo", "user request")))
+        t.start()
+        t.join(timeout=3)  # without the lock the forget is done here, before the import stores its label
+        threads.append(t)
 
-        def execute(self, *a, **k):
-            return self.con.execute(*a, **k)
-
-        def close(self):
-            self.con.close()
-            monkeypatch.setattr(monitor.db, "connect", real)
-            t = threading.Thread(target=lambda: forget.append(forget_user(home, user, "dpo", "user request")))
-            t.start()
-            t.join(timeout=3)  # without the lock the forget is done here, before the import stores its label
-            threads.append(t)
-
-    monkeypatch.setattr(monitor.db, "connect", lambda h, *a, **k: Checked(real(h, *a, **k)))
+    hook_connect(monkeypatch, start_forget)
     import_labels(home, f, "jane", sample="random")
     threads[0].join(timeout=60)
     assert forget[0].rows["labels"] == 1  # the forget found the imported label and deleted it

@@ -538,28 +538,16 @@ def test_rows_committed_by_a_racing_job_are_swept(home):
 def test_a_label_or_queue_item_made_after_the_forget_is_refused(home, monkeypatch):
     """The dashboard showed a turn, then `monitor forget` deleted its user: labelling it afterwards is refused (no
     label outlives the forget), and a review queue built from candidates read before the forget skips its turns."""
-    import monitor.db
+    from close_hook import hook_connect
     from monitor.review import ReviewError, build_queue, labels
 
     ids = turn_ids_of(home, "u-7")
     assert ids
     add_label(home, ids[0], "jane", refusal_label="compliance")  # before: deleted by the forget
-    real = monitor.db.connect
-
-    class ForgetOnClose:  # build_queue's candidate read: the forget commits right after it
-        def __init__(self, con):
-            self.con = con
-
-        def execute(self, *a, **k):
-            return self.con.execute(*a, **k)
-
-        def close(self):
-            self.con.close()
-            monkeypatch.setattr(monitor.db, "connect", real)
-            assert forget_user(home, "u-7", "dpo", "user request").rows["labels"] == 1
-
-    monkeypatch.setattr(monitor.db, "connect", lambda h, *a, **k: ForgetOnClose(real(h, *a, **k)))
+    # build_queue's candidate read: the forget commits right after it
+    hook_connect(monkeypatch, lambda: forget_user(home, "u-7", "dpo", "user request"))
     queued = build_queue(home, size=50)
+    assert labels(home, ids) == []  # the forget deleted the label made before it
     in_queue = {r["turn_id"] for r in home.state.query("SELECT turn_id FROM review_queue")}
     assert in_queue and not in_queue & set(ids) and queued.added == len(in_queue)
     with pytest.raises(ReviewError, match=r"deleted by `monitor forget` \(audit entry \d+\); its label is not kept"):
