@@ -40,11 +40,12 @@ def make_home(tmp_path, extra=""):
     return Home.open(root)
 
 
-def traffic(path, deployments, start, end, every_min=5, hours=range(24)):
-    """A canonical log: one turn per deployment every `every_min` minutes in [start, end], at `hours` of the day."""
+def traffic(path, deployments, start, end, every_min=5, hours=range(24), weekdays=range(7)):
+    """A canonical log: one turn per deployment every `every_min` minutes in [start, end], at `hours` of the day
+    on `weekdays` (0 = Monday)."""
     lines, t = [], start
     while t <= end:
-        if t.hour in hours:
+        if t.hour in hours and t.weekday() in weekdays:
             for dep in deployments:
                 stamp = t.isoformat() + "Z"
                 lines.append(json.dumps({
@@ -86,7 +87,8 @@ def test_a_silence_pages_once_for_every_deployment_it_hits_and_resolves_when_tur
     whole = next(r for r in rows if r["deployment"] is None)
     assert whole["message"].startswith(
         "turn_freshness, all deployments: no new turn since 2026-11-27 14:02 UTC (6.0 h; limit 2h; about 144 turns "
-        "expected in that time from the previous 7 days); last input file ")
+        "expected in that time from the previous 7 days by hour of the day (busiest 15:00 UTC: 24.0 an hour; "
+        "1.1 weeks of history, a weekly profile needs 2)); last input file ")
     assert f"{log.name} (done 14:05 UTC, " in whole["message"]
     assert "check the collector and the inbox folders" in whole["message"]
     assert whole["message"].endswith(f"rule no_data (warning); https://mon.example/alerts?alert_id={whole['id']}")
@@ -144,6 +146,81 @@ def test_a_silence_at_hours_that_are_always_quiet_pages_nobody(tmp_path, clock):
     timer = parse_rules([{"name": "no_data", "kind": "no_data", "min_expected": 0}], "test")
     [a], _ = evaluate(home, dt.datetime(2026, 11, 27, 23, 30), rules=timer)
     assert a.reference is None and "(3.6 h; limit 2h)" in a.message
+
+
+OFFICE = dict(hours=range(8, 20), weekdays=range(5))  # Monday to Friday, 08:00-19:55 UTC
+
+
+def test_a_weekday_deployment_silent_at_the_weekend_pages_nobody_but_a_missing_monday_morning_does(tmp_path, clock):
+    home = make_home(tmp_path)
+    friday = dt.datetime(2026, 11, 27, 19, 55)  # five weeks of office traffic, from Monday 2026-10-26
+    ingest(home, clock, traffic(tmp_path / "office.jsonl", ["web"], dt.datetime(2026, 10, 26, 8, 0), friday,
+                                **OFFICE), friday + dt.timedelta(minutes=2))
+    # By the hours of the day alone, Saturday 08:00-14:00 would expect about 51 turns (12 an hour on 5 days of 7).
+    for now in (dt.datetime(2026, 11, 28, 14, 0), dt.datetime(2026, 11, 29, 23, 0), dt.datetime(2026, 11, 30, 8, 0)):
+        assert evaluate(home, now) == ([], []), now
+    [a], errors = evaluate(home, dt.datetime(2026, 11, 30, 10, 0))  # Monday 08:00-10:00 is missing: 24 turns
+    assert errors == [] and a.reference == 25.0  # and 5 minutes of Friday 19:55
+    assert a.severity == "warning"  # 2.1 h of a busy Monday missing, not 62 h: critical only after 24 busy hours
+    assert ("(2.6 d; limit 2h; about 25 turns expected in that time from the same hours of the week over the "
+            "previous 3.6 weeks (busiest Mon 08:00 UTC: 12.0 an hour)); ") in a.message  # from Monday 2 November
+    ev = a.evidence
+    assert (ev["profile"], ev["history_weeks"], ev["busiest_hour"]) == ("hour_of_week", 3.6, "Mon 08:00 UTC")
+    assert (ev["silence_s"], ev["busy_silence_s"]) == (62 * 3600 + 5 * 60, 2 * 3600 + 5 * 60)
+    [c], _ = evaluate(home, dt.datetime(2026, 12, 1, 20, 0))  # Monday and Tuesday 08:00-20:00: 24 busy hours
+    assert c.severity == "critical" and c.evidence["busy_silence_s"] == 24 * 3600 + 5 * 60
+
+
+def test_a_weekday_deployment_silent_on_a_tuesday_at_a_busy_hour_pages(tmp_path, clock):
+    home = make_home(tmp_path)
+    tuesday = dt.datetime(2026, 11, 24, 10, 0)
+    ingest(home, clock, traffic(tmp_path / "office.jsonl", ["web"], dt.datetime(2026, 10, 26, 8, 0), tuesday,
+                                **OFFICE), tuesday + dt.timedelta(minutes=2))
+    assert evaluate(home, dt.datetime(2026, 11, 24, 11, 55)) == ([], [])  # within max_silence
+    [a], _ = evaluate(home, dt.datetime(2026, 11, 24, 13, 30))
+    # Tuesday 10:00-13:30 carried 12 turns an hour in each of the 4 weeks before: 42 expected.
+    assert a.reference == 42.0 and ("no new turn since 2026-11-24 10:00 UTC (3.5 h; limit 2h; about 42 turns "
+                                    "expected in that time from the same hours of the week over the previous 4 weeks "
+                                    "(busiest Tue 10:00 UTC: 12.0 an hour)); ") in a.message
+    # A lunch-time lull on the same weekday in the reference weeks would have made the same hours quiet.
+    lull = parse_rules([{"name": "no_data", "kind": "no_data", "min_expected": 43}], "test")
+    assert evaluate(home, dt.datetime(2026, 11, 24, 13, 30), rules=lull) == ([], [])
+
+
+def test_too_little_history_for_a_weekly_profile_judges_by_the_hours_of_the_day(tmp_path, clock):
+    home = make_home(tmp_path)
+    friday = dt.datetime(2026, 11, 27, 19, 55)  # office traffic since Wednesday 2026-11-18: 1.4 weeks
+    ingest(home, clock, traffic(tmp_path / "office.jsonl", ["web"], dt.datetime(2026, 11, 18, 8, 0), friday,
+                                **OFFICE), friday + dt.timedelta(minutes=2))
+    [a], _ = evaluate(home, dt.datetime(2026, 11, 28, 14, 0))  # the old behaviour: Saturday's morning is missing
+    # The 7 days before Friday 19:55 read from their first turn, Monday 08:00 (as before: the days the scope has
+    # existed, counted whole): 5 office days, 12 turns an hour at 08:00-19:55, on any day.
+    assert a.reference == 1 + 6 * 12
+    assert ("about 73 turns expected in that time from the previous 7 days by hour of the day (busiest 08:00 UTC: "
+            "12.0 an hour; 1.4 weeks of history, a weekly profile needs 2)); ") in a.message
+    assert (a.evidence["profile"], a.evidence["history_weeks"]) == ("hour_of_day", 1.4)
+    # One week is enough when the rule says so; no weekly profile at all when it says reference_weeks = 0.
+    one = parse_rules([{"name": "no_data", "kind": "no_data", "min_weeks": 1}], "test")
+    assert evaluate(home, dt.datetime(2026, 11, 28, 14, 0), rules=one) == ([], [])
+    daily = parse_rules([{"name": "no_data", "kind": "no_data", "reference_weeks": 0}], "test")
+    [b], _ = evaluate(home, dt.datetime(2026, 11, 28, 14, 0), rules=daily)
+    assert b.message == a.message.replace("; 1.4 weeks of history, a weekly profile needs 2", "")
+
+
+@pytest.mark.parametrize("keys, words", [
+    ({"min_weeks": 5}, "'r[0].min_weeks' must be between 1 and reference_weeks (4), got 5: the weekly profile could "
+                       "never be used"),
+    ({"min_weeks": 0.5}, "a week's pattern cannot be told from less than a week"),
+    ({"reference_weeks": 53}, "'r[0].reference_weeks' must be between 0 (hours of the day only) and 52, got 53"),
+])
+def test_weekly_profile_settings_are_checked(keys, words):
+    from monitor.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        parse_rules([{"name": "no_data", "kind": "no_data", **keys}], "test", "r")
+    assert words in str(e.value)
+    assert parse_rules([{"name": "n", "kind": "no_data", "reference_weeks": 0, "min_weeks": 9}], "t")[0].params[
+        "reference_weeks"] == 0  # no weekly profile: min_weeks is not used
 
 
 def test_a_backfill_does_not_hide_a_silence_by_event_time(tmp_path, clock):
@@ -211,6 +288,15 @@ def test_expected_turns_follow_the_hours_of_the_day():
     assert expected_turns(rate, t, t + dt.timedelta(hours=12)) == 5.0  # 19:30-20:00, then the night
     assert expected_turns(rate, t, t + dt.timedelta(hours=14)) == 20.0  # and 08:00-09:30
     assert expected_turns(rate, t, t + dt.timedelta(days=9)) == pytest.approx(9 * 120)
+
+
+def test_expected_turns_follow_the_hours_of_the_week():
+    day = [0.0] * 8 + [10.0] * 12 + [0.0] * 4
+    rate = day * 5 + [0.0] * 48  # 10 an hour from 08:00 to 20:00, Monday to Friday
+    friday = dt.datetime(2026, 11, 27, 19, 30)
+    assert expected_turns(rate, friday, friday + dt.timedelta(hours=60)) == 5.0  # 19:30-20:00, then the weekend
+    assert expected_turns(rate, friday, friday + dt.timedelta(hours=62)) == 20.0  # and Monday 08:00-09:30
+    assert expected_turns(rate, friday, friday + dt.timedelta(days=9)) == pytest.approx(5 * 120 + 2 * 600 / 7)
 
 
 def failing_runs(home, job_name, n, error="lake manifest is corrupt"):

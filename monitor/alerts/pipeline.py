@@ -5,7 +5,8 @@ nothing to evaluate: they stay silent while the dashboards go quietly stale. Thr
 (docs/alerts.md, "Pipeline health"):
 
 - ``no_data``: no turn for longer than ``max_silence``, by event time or by ingest time, for all traffic and for
-  each deployment, unless the same hours of the previous days were that quiet too (a night, a weekend);
+  each deployment, unless the same hours of the week of the previous weeks (or, with less than ``min_weeks`` of
+  history, the same hours of the day of the previous days) were that quiet too (a night, a weekend);
 - ``job_failures``: a job failed its last ``failures`` runs (the worker's retries included);
 - ``quarantine_share``: more than ``max_share`` of the input records read in the last ``window`` were quarantined
   (a log format changed upstream).
@@ -47,6 +48,7 @@ FIRST_RUN_DAYS = 14  # the first run reads the newest event dates only: a scope 
 JOB_JOIN = dt.timedelta(hours=1)  # failure runs starting within an hour of each other are one incident
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
+WEEK = dt.timedelta(days=7)
 _DATE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 
 
@@ -145,60 +147,134 @@ def _scopes(rule: Rule, seen: dict) -> list[_Scope]:
     return out
 
 
-# (home, source glob, reference days, deployment, until) -> hourly rate. A silence is checked every minute while
-# it lasts (a quiet night: hundreds of times) and its reference, the days before its last turn, does not change.
-_RATES: dict[tuple, list[float]] = {}
+@dataclass(frozen=True)
+class Profile:
+    """The traffic a silent scope expects: turns per hour for each hour of the week (168 slots, Monday 00:00 UTC
+    first) or, with too little history for that, of the day (24 slots), and how much history it averages."""
+
+    rate: list[float]
+    weekly: bool
+    history_weeks: float  # the span of the scope's turns it was learnt from, in weeks (at most the reference)
 
 
-def hourly_rate(home, rule: Rule, deployment: str | None, until: dt.datetime) -> list[float]:
-    """Turns per hour for each hour of the day (UTC), averaged over the `reference_days` before `until` (or over
-    the days the scope has existed, if fewer), read from the files of those event dates only."""
-    key = (str(home.root), rule.params["turn_source"], rule.params["reference_days"], deployment, until)
-    if key not in _RATES:
-        if len(_RATES) > 1000:  # a bound, not a policy: a few scopes are silent at a time
-            _RATES.clear()
-        _RATES[key] = _hourly_rate(home, rule, deployment, until)
-    return _RATES[key]
+# (home, source glob, reference, deployment, until) -> profile. A silence is checked every minute while it lasts
+# (a quiet night: hundreds of times) and its reference, the days before its last turn, does not change.
+_PROFILES: dict[tuple, Profile] = {}
 
 
-def _hourly_rate(home, rule: Rule, deployment: str | None, until: dt.datetime) -> list[float]:
-    from monitor.db import memory_connection, quote_ident, scoped_manifest, view_select
+def traffic_profile(home, rule: Rule, deployment: str | None, until: dt.datetime) -> Profile:
+    """The turns per hour a scope carries at each hour of the week (UTC), averaged over the `reference_weeks`
+    before `until`, when its turns span at least `min_weeks` of them; else at each hour of the day, averaged over
+    the `reference_days` before `until` (or over the days the scope has existed, if fewer)."""
+    p = rule.params
+    key = (str(home.root), p["turn_source"], p["reference_days"], p["reference_weeks"], p["min_weeks"], deployment,
+           until)
+    if key not in _PROFILES:
+        if len(_PROFILES) > 1000:  # a bound, not a policy: a few scopes are silent at a time
+            _PROFILES.clear()
+        _PROFILES[key] = _traffic_profile(home, rule, deployment, until)
+    return _PROFILES[key]
 
+
+def _traffic_profile(home, rule: Rule, deployment: str | None, until: dt.datetime) -> Profile:
+    weeks, history = rule.params["reference_weeks"], 0.0
+    if weeks:
+        start = until - weeks * WEEK
+        rows = _hour_counts(home, rule, deployment, start, until)
+        if rows:
+            # A week-long pattern (busy on weekdays, silent at weekends) needs a few weeks to be told from one quiet
+            # day; a younger scope is judged by the hours of the day, as it always was.
+            begin = max(start, min(r[3] for r in rows))
+            history = (until - begin) / WEEK
+            if history >= rule.params["min_weeks"]:
+                seen = [0] * 168  # how often each hour of the week occurred in the span read
+                t = begin.replace(minute=0, second=0, microsecond=0)
+                while t < until:
+                    seen[_slot(t)] += 1
+                    t += HOUR
+                rate = [0.0] * 168
+                for weekday, hour, turns, _ in rows:
+                    slot = int(weekday) * 24 + int(hour)
+                    rate[slot] = turns / max(seen[slot], 1)
+                return Profile(rate, True, history)
     days = rule.params["reference_days"]
     start = until - dt.timedelta(days=days)
+    rows = _hour_counts(home, rule, deployment, start, until)
+    if not rows:
+        return Profile([0.0] * 24, False, 0.0)
+    # A scope younger than the reference is averaged over the days it has existed, counted whole (the first turn
+    # after the reference's start is a few minutes late on a full reference, too).
+    first = min(r[3] for r in rows)
+    covered = min(days, max(1, math.ceil((until - max(start, first)) / DAY)))
+    rate = [0.0] * 24
+    for _, hour, turns, _ in rows:
+        rate[int(hour)] += turns / covered
+    return Profile(rate, False, history or (until - max(start, first)) / WEEK)
+
+
+def _hour_counts(home, rule: Rule, deployment: str | None, start: dt.datetime, until: dt.datetime) -> list[tuple]:
+    """(weekday, hour, turns, first turn) of the scope's turns in (start, until], from the files of those dates."""
+    from monitor.db import memory_connection, quote_ident, scoped_manifest, view_select
+
     scoped = scoped_manifest(home.lake.manifest(), start.date().isoformat(), until.date().isoformat())
     con = memory_connection()
     try:
         con.execute(f"CREATE VIEW {quote_ident('turns')} AS {view_select(home, 'turns', scoped)}")
-        rows = con.execute(load_sql("alerts/hourly_traffic.sql").sql, {
+        return con.execute(load_sql("alerts/hourly_traffic.sql").sql, {
             "start": start, "end": until, "source": rule.params["turn_source"],
             "every": deployment is None, "deployment": deployment or ""}).fetchall()
     finally:
         con.close()
-    if not rows:
-        return [0.0] * 24
-    # A scope younger than the reference is averaged over the days it has existed, counted whole (the first turn
-    # after the reference's start is a few minutes late on a full reference, too).
-    first = min(r[2] for r in rows)
-    covered = min(days, max(1, math.ceil((until - max(start, first)) / DAY)))
-    rate = [0.0] * 24
-    for hour, turns, _ in rows:
-        rate[int(hour)] = turns / covered
-    return rate
+
+
+def _slot(t: dt.datetime, slots: int = 168) -> int:
+    """The hour of the week (Monday 00:00-01:00 UTC is 0) or, for a 24-slot profile, of the day, of `t`."""
+    return t.weekday() * 24 + t.hour if slots == 168 else t.hour
 
 
 def expected_turns(rate: list[float], start: dt.datetime, end: dt.datetime) -> float:
-    """The turns an hourly profile (`rate`: turns per hour for each hour of the day) expects in [start, end)."""
+    """The turns a profile (`rate`: turns per hour for each hour of the week, 168, or of the day, 24) expects in
+    [start, end)."""
     total = 0.0
-    if end - start > 7 * DAY:  # whole days beyond a week: a day's traffic each (and no week-long loop)
-        total += sum(rate) * ((end - start - 7 * DAY) / DAY)
+    if end - start > 7 * DAY:  # whole days beyond a week: an average day's traffic each (and no week-long loop)
+        total += sum(rate) * 24 / len(rate) * ((end - start - 7 * DAY) / DAY)
         end = start + 7 * DAY
     t = start
     while t < end:
         nxt = min(end, t.replace(minute=0, second=0, microsecond=0) + HOUR)
-        total += rate[t.hour] * ((nxt - t) / HOUR)
+        total += rate[_slot(t, len(rate))] * ((nxt - t) / HOUR)
         t = nxt
     return total
+
+
+def busy_seconds(rate: list[float], start: dt.datetime, end: dt.datetime) -> float:
+    """The seconds of [start, end) at hours a profile expects any traffic at: how long a silence has mattered (a
+    weekday deployment silent since Friday 20:00 has missed 2 h of traffic at 10:00 on Monday, not 62 h)."""
+    total = 0.0
+    if end - start > 7 * DAY:  # whole days beyond a week: an average day's busy hours each
+        total += sum(x > 0 for x in rate) * 24 / len(rate) * 3600 * ((end - start - 7 * DAY) / DAY)
+        end = start + 7 * DAY
+    t = start
+    while t < end:
+        nxt = min(end, t.replace(minute=0, second=0, microsecond=0) + HOUR)
+        total += (nxt - t).total_seconds() if rate[_slot(t, len(rate))] > 0 else 0.0
+        t = nxt
+    return total
+
+
+def busiest_hour(rate: list[float], start: dt.datetime, end: dt.datetime) -> tuple[str, float]:
+    """The hour of [start, end) (its first week) whose missing traffic weighs most, spelt 'Tue 10:00 UTC' (weekly
+    profile) or '10:00 UTC', and the profile's turns per hour then: the hour that made the silence count."""
+    best, most, t = start, -1.0, start
+    end = min(end, start + 7 * DAY)
+    while t < end:
+        nxt = min(end, t.replace(minute=0, second=0, microsecond=0) + HOUR)
+        weight = rate[_slot(t, len(rate))] * ((nxt - t) / HOUR)
+        if weight > most:
+            best, most = t, weight
+        t = nxt
+    label = f"{best:%a %H}:00 UTC" if len(rate) == 168 else f"{best:%H}:00 UTC"
+    return label, rate[_slot(best, len(rate))]
 
 
 def _last_files(home) -> tuple[dict | None, dict | None]:
@@ -278,37 +354,65 @@ def _no_data(run: _Run, rule: Rule, seen: dict) -> None:
         if silence <= limit:
             run.recovered(key, last)
             continue
-        expected = None
+        expected = profile = None
         if p["min_expected"] > 0:
-            rate = hourly_rate(run.home, rule, sc.deployment, _parse(sc.event) or last)
-            expected = expected_turns(rate, last, now)
+            profile = traffic_profile(run.home, rule, sc.deployment, _parse(sc.event) or last)
+            expected = expected_turns(profile.rate, last, now)
             if expected < p["min_expected"]:
                 run.recovered(key, last)  # the same hours are this quiet on other days: not a silence yet
                 continue
         if last_file is None and running is None:
             last_file, running = _last_files(run.home)
-        severity = "critical" if critical is not None and silence >= critical else rule.severity
-        message, hint = _no_data_message(rule, sc, whole, last, silence, expected, last_file, running, now, severity)
+        # Escalation counts the silence at hours that carry traffic: a weekday deployment silent since Friday is
+        # missing two hours of traffic at 10:00 on Monday, a warning, not a 62-hour critical silence.
+        busy = silence if profile is None else busy_seconds(profile.rate, last, now)
+        severity = "critical" if critical is not None and busy >= critical else rule.severity
+        expectation = _expectation(rule, profile, expected, last, now)
+        message, hint = _no_data_message(rule, sc, whole, last, silence, expectation, last_file, running, now,
+                                         severity)
+        busiest = busiest_hour(profile.rate, last, now) if profile is not None else None
         evidence = {"kind": rule.kind, "clock": p["clock"], "turn_source": p["turn_source"], "last_event": sc.event,
-                    "last_ingest": sc.ingest, "silence_s": round(silence), "max_silence": p["max_silence"],
+                    "last_ingest": sc.ingest, "silence_s": round(silence), "busy_silence_s": round(busy),
+                    "max_silence": p["max_silence"],
                     "critical_after": p["critical_after"], "expected_turns": None if expected is None else
-                    round(expected, 1), "reference_days": p["reference_days"], "check": hint,
+                    round(expected, 1), "reference_days": p["reference_days"],
+                    "profile": None if profile is None else "hour_of_week" if profile.weekly else "hour_of_day",
+                    "history_weeks": None if profile is None else round(profile.history_weeks, 1),
+                    "busiest_hour": None if busiest is None else busiest[0],
+                    "busiest_rate": None if busiest is None else round(busiest[1], 1), "check": hint,
                     "last_file": last_file, "file_in_progress": running}
         run.emit(rule, key, last, severity, dt.timedelta(seconds=limit), deployment=sc.deployment, segment={},
                  value=round(silence / 3600, 3), n=None, reference=None if expected is None else round(expected, 1),
                  threshold=round(limit / 3600, 3), message=message, evidence=evidence)
 
 
+def _expectation(rule: Rule, profile: Profile | None, expected: float | None, last: dt.datetime,
+                 now: dt.datetime) -> str:
+    """What the silence was judged against, for its message: the turns expected, from which profile and history,
+    and the busiest hour of the silence (the one that made it count); '' when the silence alone decides."""
+    if profile is None or expected is None:
+        return ""
+    p = rule.params
+    label, rate = busiest_hour(profile.rate, last, now)
+    weeks = round(profile.history_weeks, 1)
+    if profile.weekly:
+        return (f"; about {expected:,.0f} turns expected in that time from the same hours of the week over the "
+                f"previous {weeks:g} weeks (busiest {label}: {rate:,.1f} an hour)")
+    young = (f"; {weeks:g} week{'s' if weeks != 1 else ''} of history, a weekly profile needs {p['min_weeks']}"
+             if p["reference_weeks"] else "")
+    return (f"; about {expected:,.0f} turns expected in that time from the previous {p['reference_days']} days "
+            f"by hour of the day (busiest {label}: {rate:,.1f} an hour{young})")
+
+
 def _no_data_message(rule: Rule, sc: _Scope, whole: _Scope, last: dt.datetime, silence: float,
-                     expected: float | None, last_file: dict | None, running: dict | None, now: dt.datetime,
+                     expectation: str, last_file: dict | None, running: dict | None, now: dt.datetime,
                      severity: str) -> tuple[str, str]:
     """The message of a silence, and the one-line hint of what to check."""
     p = rule.params
     who = f"deployment {sc.deployment}" if sc.deployment else "all deployments"
     what = "no new turn" if p["clock"] == "event" else "nothing ingested"
     bits = [f"{rule.metric}, {who}: {what} since {_hm(last)} ({_span(silence)}; limit {p['max_silence']}"
-            + (f"; about {expected:,.0f} turns expected in that time from the previous {p['reference_days']} days"
-               if expected is not None else "") + ")"]
+            + expectation + ")"]
     ingest = _parse(sc.ingest)
     whole_last = _parse(whole.event if p["clock"] == "event" else whole.ingest)
     if sc.deployment and whole_last is not None and (now - whole_last).total_seconds() <= duration_s(

@@ -85,7 +85,8 @@ KIND_KEYS: dict[str, dict[str, tuple]] = {
              "min_abs_gap": (_NUM, None)},
     # Durations are text: "90m", "2h", "1d".
     "no_data": {"max_silence": (str, "2h"), "clock": (str, "event"), "min_expected": (_NUM, 20),
-                "reference_days": (int, 7), "per_deployment": (bool, True), "turn_source": (str, "production"),
+                "reference_days": (int, 7), "reference_weeks": (int, 4), "min_weeks": (_NUM, 2),
+                "per_deployment": (bool, True), "turn_source": (str, "production"),
                 "critical_after": (str, None)},
     "job_failures": {"failures": (int, 3), "jobs": (str, "*")},
     "quarantine_share": {"max_share": (_NUM, 0.1), "window": (str, "1h")},
@@ -273,6 +274,15 @@ def _parse_pipeline_rule(data: dict, path: str, origin: str) -> Rule:
                        f"{p['min_expected']}")
         if not 1 <= p["reference_days"] <= 365:
             raise _bad(origin, f"{path}.reference_days", f"must be between 1 and 365, got {p['reference_days']}")
+        if not 0 <= p["reference_weeks"] <= 52:
+            raise _bad(origin, f"{path}.reference_weeks", f"must be between 0 (hours of the day only) and 52, got "
+                       f"{p['reference_weeks']}")
+        if p["reference_weeks"] and not 1 <= p["min_weeks"] <= p["reference_weeks"]:
+            raise _bad(origin, f"{path}.min_weeks", f"must be between 1 and reference_weeks "
+                       f"({p['reference_weeks']}), got {p['min_weeks']}: "
+                       + ("the weekly profile could never be used" if p["min_weeks"] > p["reference_weeks"] else
+                          "a week's pattern cannot be told from less than a week"),
+                       "or set reference_weeks = 0 to judge by the hours of the day only")
         if p["critical_after"] is not None and seconds["critical_after"] <= seconds["max_silence"]:
             raise _bad(origin, f"{path}.critical_after", f"must be longer than max_silence ({p['max_silence']}), "
                        f"got {p['critical_after']!r}: every silence would be critical",
@@ -428,7 +438,8 @@ DEFAULT_RULES: list[dict[str, Any]] = [
     # job keeps failing, the metric rules have nothing to evaluate and stay silent, so these page instead.
     {
         "name": "no_data", "kind": "no_data", "max_silence": "2h", "clock": "event", "min_expected": 20,
-        "reference_days": 7, "per_deployment": True, "turn_source": "production", "critical_after": "24h",
+        "reference_days": 7, "reference_weeks": 4, "min_weeks": 2, "per_deployment": True,
+        "turn_source": "production", "critical_after": "24h",
         "severity": "warning",
         "description": "no production turn for longer than 2 h, at hours that usually carry 20 turns or more",
     },
