@@ -142,6 +142,11 @@ class WorkerConfig:
     # makes the worker not ready. The floor keeps a 30 s job behind a long metric run from flapping it.
     stale_after_intervals: float = 3.0
     stale_min_s: float = 900.0
+    # A run in progress longer than its limit is stuck (hung): /readyz says so and the job_stuck rule pages. The limit
+    # is max_run_s[job] when set, else max(stuck_min_s, stuck_factor x the p95 of its recent successful runs).
+    max_run_s: dict[str, float] = field(default_factory=dict)
+    stuck_min_s: float = 600.0
+    stuck_factor: float = 5.0
 
 
 @dataclass
@@ -293,7 +298,7 @@ _POSITIVE = ("metrics.min_n", "disparity.min_n", "values.min_n", "ingest.batch_r
              "probes.samples_per_template", "probes.timeout_s", "notify.max_attempts", "worker.max_payload_bytes",
              "worker.ingest_interval_s", "worker.jobs_interval_s", "worker.notify_interval_s",
              "worker.compact_interval_s", "worker.retention_interval_s", "worker.health_interval_s",
-             "worker.stale_after_intervals",
+             "worker.stale_after_intervals", "worker.stuck_min_s", "worker.stuck_factor",
              "dashboard.sql_row_limit",
              "dashboard.sql_time_limit_s", "dashboard.port")
 _NON_NEGATIVE = ("ingest.max_future_minutes", "alerts.paging_horizon_windows", "notify.digest_minutes",
@@ -311,7 +316,9 @@ _AT_MOST = {"ingest.max_future_minutes": (MAX_DAYS * 1440, "a hundred years"),
             "alerts.paging_horizon_windows": (MAX_DAYS, "a hundred years of daily windows"),
             "dashboard.port": (65535, "the largest port"), "worker.port": (65535, "the largest port"),
             "worker.stale_min_s": (MAX_DAYS * 86400, "a hundred years"),
-            "worker.stale_after_intervals": (1e6, "a million intervals")}
+            "worker.stale_after_intervals": (1e6, "a million intervals"),
+            "worker.stuck_min_s": (MAX_DAYS * 86400, "a hundred years"),
+            "worker.stuck_factor": (1e6, "a million times its usual duration")}
 
 
 def _value(cfg: Config, key: str):
@@ -367,6 +374,30 @@ def _check_values(cfg: Config, origin: str) -> None:
         raise ConfigError(f"{origin}: 'classifiers.workers' must be 0 (one per CPU) or a number of processes")
     if cfg.ingest.retention_days < 0:
         raise ConfigError(f"{origin}: 'ingest.retention_days' must be 0 (keep forever) or a number of days")
+    _check_max_run(cfg, origin)
+
+
+def _check_max_run(cfg: Config, origin: str) -> None:
+    """`worker.max_run_s` names jobs, each with a positive number of seconds: a typo would leave the job judged by
+    its history instead, silently."""
+    limits = cfg.worker.max_run_s
+    if cfg.worker.stuck_factor < 1:
+        raise ConfigError(f"{origin}: 'worker.stuck_factor' must be at least 1, got {cfg.worker.stuck_factor}: a run "
+                          "as long as the job's usual runs would count as stuck", "remove it for the default (5.0)")
+    for job, seconds in limits.items():
+        if not math.isfinite(seconds) or not 0 < seconds <= MAX_DAYS * 86400:
+            raise ConfigError(f"{origin}: 'worker.max_run_s.{job}' must be a positive number of seconds, got "
+                              f"{seconds}", f"e.g. {job} = 3600 for an hour")
+    if not limits:
+        return
+    from monitor.jobs import discover  # imports every job module (~1 s): only when the key is set
+
+    names = sorted(discover())
+    for job in limits:
+        if job not in names:
+            close = difflib.get_close_matches(job, names, n=1)
+            raise ConfigError(f"{origin}: 'worker.max_run_s.{job}': no job is named {job!r}",
+                              f"did you mean '{close[0]}'?" if close else f"jobs: {', '.join(names)}")
 
 
 def load_config(home: Path, config_file: Path | None = None) -> Config:

@@ -1,13 +1,15 @@
 """Pipeline-health checks: alerts about the monitor's own input and jobs, for the people who rely on it.
 
 When the collector breaks, no turn arrives, no metric row is written for the new day and the metric rules have
-nothing to evaluate: they stay silent while the dashboards go quietly stale. Three rule kinds page instead
+nothing to evaluate: they stay silent while the dashboards go quietly stale. Four rule kinds page instead
 (docs/alerts.md, "Pipeline health"):
 
 - ``no_data``: no turn for longer than ``max_silence``, by event time or by ingest time, for all traffic and for
   each deployment, unless the same hours of the week of the previous weeks (or, with less than ``min_weeks`` of
   history, the same hours of the day of the previous days) were that quiet too (a night, a weekend);
 - ``job_failures``: a job failed its last ``failures`` runs (the worker's retries included);
+- ``job_stuck``: a job's run in progress has run past its limit (hung: it fails no run, so job_failures never
+  sees it); the limit and what counts as in progress are GET /readyz's (monitor/worker/runs.py);
 - ``quarantine_share``: more than ``max_share`` of the input records read in the last ``window`` were quarantined
   (a log format changed upstream).
 
@@ -473,6 +475,39 @@ def _job_failures(run: _Run, rule: Rule) -> None:
                  message=message, evidence=evidence)
 
 
+def _job_stuck(run: _Run, rule: Rule) -> None:
+    from monitor.jobs import discover
+    from monitor.worker.runs import running_jobs
+
+    jobs = discover()
+    names = sorted(n for n in jobs if fnmatch.fnmatchcase(n, rule.params["jobs"]))
+    # The runs in progress and their limits, as GET /readyz judges them (monitor/worker/runs.py).
+    running = running_jobs(run.home, run.now, names)
+    for name in names:
+        key = _series_key(rule, segment={"job": name})
+        cur = running.get(name)
+        if cur is None or not cur.stuck:
+            run.recovered(key, run.now)  # no run, or one within its limit: an earlier stuck run has ended
+            continue
+        # An episode is one run: a run stuck before this one has ended (runs of a job never overlap).
+        run.recovered(key, cur.started_at - dt.timedelta(seconds=1))
+        waiting = _dependants(jobs, name)
+        hint = (f"see what it is doing (the worker log; `py-spy dump` of the worker's process), then restart the "
+                f"worker: a run killed with its process ends its episode; or raise worker.max_run_s.{name} if "
+                "such runs are expected")
+        message = (f"{rule.metric}, job={name}: job {name} has been running for {_span(cur.running_s)} (since "
+                   f"{_hm(cur.started_at)}; limit {_span(cur.limit_s)}: {cur.basis})"
+                   + (f"; waiting for it: {', '.join(waiting)}" if waiting else "")
+                   + "; the worker runs one job at a time, so only the health checks and notifications run meanwhile"
+                   + f"; {hint}; rule {rule.name} ({rule.severity})")
+        evidence = {"kind": rule.kind, "job": name, "run_id": cur.run_id, "since": iso(cur.started_at),
+                    "running_s": round(cur.running_s, 3), "limit_s": round(cur.limit_s, 3), "limit_basis": cur.basis,
+                    "waiting": waiting, "check": hint}
+        run.emit(rule, key, cur.started_at, rule.severity, JOB_JOIN, deployment=None, segment={"job": name},
+                 value=round(cur.running_s / 3600, 3), n=None, reference=None,
+                 threshold=round(cur.limit_s / 3600, 3), message=message, evidence=evidence)
+
+
 def _dependants(jobs: dict, name: str) -> list[str]:
     """The jobs skipped while `name` fails: those depending on it, directly or through another, in run order."""
     from monitor.jobs import ordered
@@ -542,7 +577,8 @@ def _reasons(home, since: dt.datetime, now: dt.datetime, fmt: str | None) -> lis
 
 
 # -- entry points -------------------------------------------------------------------------------------------
-CHECKS = {"no_data": _no_data, "job_failures": _job_failures, "quarantine_share": _quarantine_share}
+CHECKS = {"no_data": _no_data, "job_failures": _job_failures, "job_stuck": _job_stuck,
+          "quarantine_share": _quarantine_share}
 
 
 def evaluate(home, now: dt.datetime, backfill: bool = False,

@@ -8,9 +8,9 @@ comparison `kind`:
 - ``test``: two-proportion z-test or Fisher's exact test of the window's counts against those pooled counts.
 - ``cusum`` / ``page_hinkley``: a sequential change detector run over the series' history (slow creep).
 - ``flag``: the verdict a metric job already wrote (``details.drift_detected``, ``details.significant``).
-- ``no_data``, ``job_failures``, ``quarantine_share``: pipeline health, watching the monitor's own input and jobs
-  rather than a metric (monitor/alerts/pipeline.py): no turn for too long, a job failing run after run, a jump in
-  quarantined input.
+- ``no_data``, ``job_failures``, ``job_stuck``, ``quarantine_share``: pipeline health, watching the monitor's own
+  input and jobs rather than a metric (monitor/alerts/pipeline.py): no turn for too long, a job failing run after
+  run, a run that never ends, a jump in quarantined input.
 
 Example::
 
@@ -37,7 +37,8 @@ from monitor.errors import ConfigError, MonitorError
 # The pipeline-health kinds watch the monitor's own input and jobs, each under a metric name of its own that no
 # metric job writes: they are evaluated by the `pipeline_health` job (monitor/alerts/pipeline.py), never by the
 # metric engine, so that they still run while the metric jobs fail.
-PIPELINE_METRICS = {"no_data": "turn_freshness", "job_failures": "job_failures", "quarantine_share": "quarantine_share"}
+PIPELINE_METRICS = {"no_data": "turn_freshness", "job_failures": "job_failures", "job_stuck": "job_stuck",
+                    "quarantine_share": "quarantine_share"}
 PIPELINE_KINDS = tuple(PIPELINE_METRICS)
 KINDS = ("threshold", "relative", "test", "cusum", "page_hinkley", "flag", *PIPELINE_KINDS)
 SEVERITIES = ("info", "warning", "critical")
@@ -89,10 +90,12 @@ KIND_KEYS: dict[str, dict[str, tuple]] = {
                 "per_deployment": (bool, True), "turn_source": (str, "production"),
                 "critical_after": (str, None)},
     "job_failures": {"failures": (int, 3), "jobs": (str, "*")},
+    # The limit of a run is the worker's (worker.max_run_s, stuck_min_s, stuck_factor), shared with GET /readyz.
+    "job_stuck": {"jobs": (str, "*")},
     "quarantine_share": {"max_share": (_NUM, 0.1), "window": (str, "1h")},
 }
 _REQUIRED = {"threshold": ("op", "value"), "relative": (), "test": (), "cusum": (), "page_hinkley": (), "flag": (),
-             "no_data": (), "job_failures": (), "quarantine_share": ()}
+             "no_data": (), "job_failures": (), "job_stuck": (), "quarantine_share": ()}
 # Common keys that mean nothing to a pipeline kind: there is no metric series to filter or window to count.
 _NOT_PIPELINE = ("segment", "any_segment", "model", "use", "consecutive", "granularity")
 CLOCKS = ("event", "ingest")
@@ -290,6 +293,7 @@ def _parse_pipeline_rule(data: dict, path: str, origin: str) -> Rule:
     if kind == "job_failures":
         if p["failures"] < 1:
             raise _bad(origin, f"{path}.failures", f"must be >= 1, got {p['failures']}")
+    if kind in ("job_failures", "job_stuck"):
         _check_jobs(p["jobs"], origin, f"{path}.jobs")
     if kind == "quarantine_share" and not 0 < p["max_share"] < 1:
         raise _bad(origin, f"{path}.max_share", f"must be between 0 and 1 (a share of the records read), got "
@@ -319,7 +323,7 @@ def _duration_s(text: str, origin: str, path: str) -> float:
 
 
 def _check_jobs(pattern: str, origin: str, path: str) -> None:
-    """A job_failures rule's `jobs` glob must match a job: a typo would leave every failure unwatched."""
+    """A job_failures or job_stuck rule's `jobs` glob must match a job: a typo would leave every failure unwatched."""
     if pattern == "*":
         return  # every job; naming them would import every job module (~1 s: scipy, pandas)
     from monitor.jobs import discover

@@ -1,8 +1,9 @@
 """`GET /readyz`: whether the worker's numbers can be trusted now, with the reasons when they cannot.
 
 `/healthz` says the process answers. Readiness says more: the scheduler is running, no scheduled job's last run
-failed, and every scheduled job succeeded recently, within `worker.stale_after_intervals` of its interval (and
-at least `worker.stale_min_s`). A worker whose metric chain stopped two hours ago answers /healthz all the same;
+failed, every scheduled job succeeded recently, within `worker.stale_after_intervals` of its interval (and
+at least `worker.stale_min_s`), and no run in progress has run past its limit (monitor/worker/runs.py, shared with
+the job_stuck alert rule). A worker whose metric chain stopped two hours ago answers /healthz all the same;
 the metrics, alerts and pages behind it are two hours old.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from monitor.home import Home
 from monitor.state import iso, utcnow
+from monitor.worker.runs import running_jobs
 
 MESSAGE_CHARS = 200  # a failed job's message is cut to this: enough to say what broke
 
@@ -47,8 +49,8 @@ def readiness(home: Home, scheduler, now: dt.datetime | None = None) -> tuple[bo
         "(SELECT max(id) FROM job_runs WHERE finished_at IS NOT NULL GROUP BY job)")}
     ok_at = {r["job"]: r["at"] for r in home.state.query(
         "SELECT job, max(finished_at) AS at FROM job_runs WHERE status='ok' GROUP BY job")}
-    running = {r["job"]: r["at"] for r in home.state.query(
-        "SELECT job, max(started_at) AS at FROM job_runs WHERE status='running' GROUP BY job")}
+    # Runs in progress, and whether one has run past its limit (shared with the job_stuck alert rule).
+    running = running_jobs(home, now, [n for names in groups().values() for n in names])
     jobs: dict[str, dict] = {}
     for key, names in groups().items():
         interval = float(getattr(wc, key, wc.jobs_interval_s))
@@ -58,11 +60,16 @@ def readiness(home: Home, scheduler, now: dt.datetime | None = None) -> tuple[bo
             age = (now - success).total_seconds() if success else None
             check = {"interval_s": interval, "stale_after_s": stale_after,
                      "last_status": done["status"] if done else None, "last_success": iso(success),
-                     "age_s": round(age, 3) if age is not None else None, "running_since": None}
-            # A 'running' row older than the last finished run was left by a process that died mid-run.
-            if running.get(name) and running[name] > (done["finished_at"] if done else ""):
-                check["running_since"] = running[name]
+                     "age_s": round(age, 3) if age is not None else None, "running_since": None,
+                     "stuck_after_s": None}
+            run = running.get(name)
+            if run is not None:
+                check["running_since"] = iso(run.started_at)
+                check["stuck_after_s"] = round(run.limit_s, 3)
             jobs[name] = check
+            if run is not None and run.stuck:
+                reasons.append(f"job {name}: running for {run.running_s:,.0f} s since {iso(run.started_at)}, stuck "
+                               f"after {run.limit_s:,.0f} s ({run.basis})")
             if done is not None and done["status"] != "ok":
                 msg = (done["message"] or "")[:MESSAGE_CHARS]
                 reasons.append(f"job {name}: last run {done['status']} at {done['finished_at']}"
