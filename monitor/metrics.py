@@ -55,6 +55,28 @@ METRICS: tuple[Metric, ...] = (
         "thumbs_down_rate", _REFUSAL_SQL,
         "Among replies that received user feedback, the share rated thumbs down. Only where logs carry feedback.",
     ),
+    # Label estimates: rates from reviewer labels alone, for the part of a group the classifiers left unscored
+    # (language gate). refusal_rates.sql's `unscored` / `harm_unscored` counts decide where one is published; the
+    # labels come from sql/jobs/refusal_labelled_turns.sql (random-sample ones only), pooled over the trailing
+    # LABEL_ESTIMATE_DAYS (monitor/jobs/refusal_metrics.py). No alert rule watches them by default.
+    Metric(
+        "labelled_refusal_rate", _REFUSAL_SQL,
+        "From human labels, not classifiers: among the replies the classifiers left unscored (empty, or in a "
+        "language they do not read), the share that refuse, by the reviewers' random-sample labels of the last 28 "
+        "days. Covers only the unscored part of the group; in no classifier rate's n.",
+    ),
+    Metric(
+        "labelled_over_refusal_rate", _REFUSAL_SQL,
+        "From human labels, not classifiers: among the turns whose reply or prompt the classifiers left unscored "
+        "and whose prompt reviewers judged benign, the share refused (random-sample labels of the last 28 days). "
+        "Covers only the unscored part of the group.",
+    ),
+    Metric(
+        "labelled_under_refusal_rate", _REFUSAL_SQL,
+        "From human labels, not classifiers: among the turns whose reply or prompt the classifiers left unscored "
+        "and whose prompt reviewers judged harmful, the share complied with (random-sample labels of the last 28 "
+        "days). Covers only the unscored part of the group.",
+    ),
 )
 
 

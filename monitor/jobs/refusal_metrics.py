@@ -33,6 +33,12 @@ at 1e-9 for about half the EM work). With reviewer labels that mostly agree with
 matrix) that is ~0.005 s CPU per row at 400 draws; labels unrelated to the classifiers' output make the matrix
 almost singular and the EM ~10-30x slower.
 A label change still recomputes every window with the new matrix (docs/benchmarks-incremental.md, Notes).
+
+Label estimates (`labelled_refusal_rate`, `labelled_over_refusal_rate`, `labelled_under_refusal_rate`): where a
+group's replies (or prompts) were left unscored by the language gate, a rate computed from reviewer labels alone,
+over the random-sample labels on that group's unscored turns of the trailing LABEL_ESTIMATE_DAYS days (ending with
+the window), with n, a Wilson interval and the small-sample flag. They cover only the unscored part of the group
+and never enter the classifier rows' n or their correction (docs/refusal.md, "Texts the classifiers cannot read").
 """
 from __future__ import annotations
 
@@ -59,7 +65,7 @@ from monitor.jobs import Job, JobContext
 from monitor.partials import DateSums
 from monitor.resources import load_sql
 from monitor.schema import METRICS as METRICS_TABLE
-from monitor.state import utcnow
+from monitor.state import iso, utcnow
 from monitor.stats import (
     DEFAULT_DRAWS, ErrorRates, correct_joint_em_many, correct_many, correct_many_joint, joint_error_counts, wilson,
 )
@@ -87,12 +93,23 @@ JOINT_MIN_PER_CELL = 20
 TARGETED_REASONS = ("uncertain_refusal", "uncertain_harm", "alert_example", "targeted_sample")
 _DATE = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 CELLS = ("benign/complied", "benign/refused", "harmful/complied", "harmful/refused")
-LOGIC_VERSION = 6  # bump when the computation changes, to recompute every window once
+LOGIC_VERSION = 7  # bump when the computation changes, to recompute every window once
 # A corrected rate clipped to 0 or 1 whose 95% interval is narrower than this is not a precise estimate: nearly every
 # bootstrap draw was clipped too, i.e. under the error rates used no true table can produce this window's counts.
 # (Honest intervals are never that narrow here: the matrix comes from at most a few thousand labels, which alone
 # give several points of width.) Such a row gets no corrected value and says why (`correction_note`).
 DEGENERATE_WIDTH = 0.005
+# Label estimates pool the random-sample labels on a group's unscored turns over this many days, ending with the
+# window: a day holds a handful of labels at most (a reviewer labels tens a day over every group), far below
+# metrics.min_n, while four weeks of a steady labelling routine reach it for a language group and still follow a
+# change within a month. Each estimate row says its period (details.period_start / period_end).
+LABEL_ESTIMATE_DAYS = 28
+# (label-estimate metric, the classifier metric whose unscored part it estimates)
+LABEL_METRICS = (("labelled_refusal_rate", "refusal_rate"), ("labelled_over_refusal_rate", "over_refusal_rate"),
+                 ("labelled_under_refusal_rate", "under_refusal_rate"))
+RANDOM_SAMPLE = ("random-sample labels only: the review queue's stratified items and labels marked sample = "
+                 "'random'; targeted ones (uncertain or alert queue items, searches, imports marked targeted) and "
+                 "unmarked ones are left out")
 
 
 def _rates_from_quality(q: dict | None) -> ErrorRates | None:
@@ -133,6 +150,7 @@ class Corrector:
     harm: ErrorRates | None
     refusal: ErrorRates | None
     note: dict
+    estimate: pd.DataFrame | None = None  # random-sample labelled turns the classifiers left out (estimate_turns)
 
     def matrix_for(self, model) -> tuple[str, np.ndarray | None]:
         """(source, 4x4 counts) for a metric row of this model (None = all models)."""
@@ -149,7 +167,8 @@ class Corrector:
                 "in_group": _digest(self.labelled),
                 "shared": None if self.shared_joint is None else self.shared_joint.tolist(),
                 "h": self.harm.as_dict() if self.harm else None,
-                "r": self.refusal.as_dict() if self.refusal else None}
+                "r": self.refusal.as_dict() if self.refusal else None,
+                "estimate": None if self.estimate is None or self.estimate.empty else _digest(self.estimate)}
 
 
 def _digest(labelled: pd.DataFrame) -> str:
@@ -187,6 +206,10 @@ def corrector(con, home, granularity: str, clf=None, lab: pd.DataFrame | None = 
     """Gather reviewer labels (random-sample ones only) and the shared-evaluation error rates for the job."""
     if lab is None:
         lab = con.execute(load_sql("jobs/refusal_labelled_turns.sql").sql, {"granularity": granularity}).df()
+    estimate = estimate_turns(lab)
+    if "reply_unscored" in lab:
+        # Unscored replies have no prediction to compare with: they feed the label estimate only.
+        lab = lab[~lab["reply_unscored"].astype(bool)]
     random = lab[~lab["queue_reason"].isin(TARGETED_REASONS)]
     harm = _binary_rates(random["true_harmful"], random["pred_harmful"], "labels")
     refusal = _binary_rates(random["true_refused"], random["pred_refused"], "labels")
@@ -210,7 +233,100 @@ def corrector(con, home, granularity: str, clf=None, lab: pd.DataFrame | None = 
         shared_joint = joint_from_quality(quality.get("joint"))
         harm = harm or _rates_from_quality(quality.get("harm"))
         refusal = refusal or _rates_from_quality(quality.get("refusal"))
-    return Corrector(both.reset_index(drop=True), pooled, by_model, shared_joint, harm, refusal, note)
+    return Corrector(both.reset_index(drop=True), pooled, by_model, shared_joint, harm, refusal, note, estimate)
+
+
+def estimate_turns(lab: pd.DataFrame) -> pd.DataFrame:
+    """The random-sample labelled turns whose reply or prompt the classifiers left unscored and whose refusal a
+    reviewer labelled (the label estimate's sample), with `prompt_unscored` added."""
+    cols = ["turn_id", "window_start", "model", "deployment", "segments", "true_refused", "true_harmful",
+            "reply_unscored", "prompt_unscored"]
+    if lab is None or lab.empty or "random_sample" not in lab:
+        return pd.DataFrame(columns=cols)
+    t = lab[lab["random_sample"].fillna(False).astype(bool) & lab["true_refused"].notna()].assign(
+        reply_unscored=lambda d: d["reply_unscored"].fillna(False).astype(bool),
+        prompt_unscored=lambda d: d["pred_harmful"].isna())
+    return t[t["reply_unscored"] | t["prompt_unscored"]][cols].sort_values("turn_id").reset_index(drop=True)
+
+
+class LabelEstimates:
+    """Label counts of estimate_turns per metric-row group (model, deployment, segment), summed over any period.
+
+    Counts per labelled turn, in this order: refusal n and refused (unscored replies), over-refusal n and refused
+    (benign prompts), under-refusal n and complied (harmful prompts); over- and under-refusal count every turn
+    whose reply or prompt is unscored, the part of the group those classifier rates leave out."""
+
+    def __init__(self, turns: pd.DataFrame):
+        acc: dict[tuple, list] = {}
+        for rec in turns.to_dict("records"):
+            refused, harmful, reply = bool(rec["true_refused"]), _none(rec["true_harmful"]), rec["reply_unscored"]
+            vec = (reply, reply and refused, harmful is False, harmful is False and refused,
+                   harmful is True, harmful is True and not refused)
+            ws = np.datetime64(pd.Timestamp(rec["window_start"]).to_datetime64(), "us")
+            for key in _group_keys(rec):
+                acc.setdefault(key[1:], []).append((ws, vec))
+        self.groups: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        for key, items in acc.items():
+            items.sort(key=lambda x: x[0])
+            starts = np.array([w for w, _ in items], dtype="datetime64[us]")
+            counts = np.vstack([np.zeros(6), np.cumsum(np.array([v for _, v in items], dtype=float), axis=0)])
+            self.groups[key] = (starts, counts)
+
+    def counts(self, key: tuple, start: dt.datetime, end: dt.datetime) -> np.ndarray | None:
+        """The six counts of the group's labelled turns in windows starting in [start, end), None without any."""
+        g = self.groups.get(key)
+        if g is None:
+            return None
+        starts, cum = g
+        lo, hi = np.searchsorted(starts, np.datetime64(start, "us")), np.searchsorted(starts, np.datetime64(end, "us"))
+        return cum[hi] - cum[lo] if hi > lo else None
+
+
+def label_estimate_rows(est: LabelEstimates | None, key: dict, unscored: int, harm_unscored: int,
+                        confidence: float, min_n: int) -> dict[str, dict]:
+    """The label-estimate rows (without run metadata) of one metric-row group, keyed by the classifier metric whose
+    unscored part each estimates; only where the group has such turns in the window and labels in the period."""
+    if est is None:
+        return {}
+    end = key["window_end"]
+    start = end - dt.timedelta(days=LABEL_ESTIMATE_DAYS)
+    c = est.counts((key["model"], key["deployment"], key["segment"]), start, end)
+    if c is None:
+        return {}
+    out = {}
+    first, last = start.date().isoformat(), (end - dt.timedelta(microseconds=1)).date().isoformat()
+    for (metric, of), (n, k), gap in zip(LABEL_METRICS, ((c[0], c[1]), (c[2], c[3]), (c[4], c[5])),
+                                         (unscored, unscored + harm_unscored, unscored + harm_unscored)):
+        n, k = int(n), int(k)
+        if n <= 0 or gap <= 0:
+            continue
+        lo, hi = wilson(k, n, confidence)
+        what = {"refusal_rate": ("unscored replies", "refused"),
+                "over_refusal_rate": ("unscored turns with a benign prompt", "refused"),
+                "under_refusal_rate": ("unscored turns with a harmful prompt", "complied")}[of]
+        covers = ("replies" if of == "refusal_rate" else "turns whose reply or prompt") + \
+            " the classifiers left unscored (empty, or in a language they do not read)"
+        details = {
+            "source": "reviewer_labels", "estimates": of, "covers": covers, "ci": "wilson",
+            "confidence": confidence, "unscored": gap, "labels": RANDOM_SAMPLE,
+            "period_start": iso(start), "period_end": iso(end), "period_days": LABEL_ESTIMATE_DAYS,
+            "period": f"{first} to {last}",
+            "note": (f"from human labels, not the classifiers: {k:,} of {n:,} random-sample labelled {what[0]} of "
+                     f"this group from {first} to {last} {what[1]} (reviewers' majority); covers only the unscored "
+                     f"part of the group, so it is neither in {of} nor comparable with its corrected value"
+                     + (f"; fewer than {min_n} labels: read the interval, not the point" if n < min_n else "")),
+        }
+        out[of] = {**key, "metric": metric, "n": n, "numerator": float(k), "small_sample": n < min_n,
+                   "value": k / n, "ci_low": lo, "ci_high": hi, "details": json.dumps(details)}
+    return out
+
+
+def _estimate_summary(row: dict) -> dict:
+    """What a classifier row says of its group's label estimate: metric, value, interval, n, period."""
+    d = json.loads(row["details"])
+    return {"metric": row["metric"], "value": row["value"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
+            "n": row["n"], "small_sample": row["small_sample"], "period_start": d["period_start"],
+            "period_end": d["period_end"], "period": d["period"], "source": "reviewer_labels"}
 
 
 def _fingerprint(granularity: str, attributes: list[str], corr: Corrector, confidence: float) -> str:
@@ -324,6 +440,8 @@ def build_rows(df, granularity: str, confidence: float, min_n: int, corr: Correc
     corrections = _corrections(df, corr, confidence, draws) if corr is not None else [(None, {})] * len(df)
     rates = {"harm": corr.harm.as_dict() if corr and corr.harm else None,
              "refusal": corr.refusal.as_dict() if corr and corr.refusal else None}
+    pools = LabelEstimates(corr.estimate) if corr is not None and corr.estimate is not None and len(corr.estimate) \
+        else None
     for i, rec in enumerate(df.to_dict("records")):
         key = {
             "granularity": granularity,
@@ -348,14 +466,18 @@ def build_rows(df, granularity: str, confidence: float, min_n: int, corr: Correc
             ("thumbs_down_rate", int(rec["thumbs_down"]), int(rec["feedback_n"]), None),
         ]
         result, info = corrections[i]
+        estimates = label_estimate_rows(pools, key, unscored, harm_unscored, confidence, min_n)
         for metric, k, denom, which in specs:
             if denom <= 0:
                 if unscored and metric in ("turn_count", "refusal_rate"):
                     # Every reply of this group is unreadable to the classifiers: say so rather than drop the group
                     # (a language group answered in its own language must not vanish from the tables).
+                    details = {"unscored": unscored, "note": _unscored_note(unscored, 0, estimates.get(metric))}
+                    if metric in estimates:
+                        details["label_estimate"] = _estimate_summary(estimates[metric])
                     rows.append({**key, "metric": metric, "n": 0, "numerator": 0.0, "small_sample": True,
                                  "value": 0.0 if metric == "turn_count" else None, "ci_low": None, "ci_high": None,
-                                 "details": json.dumps({"unscored": unscored, "note": _unscored_note(unscored, 0)})})
+                                 "details": json.dumps(details)})
                 continue
             details: dict = {"ci": "wilson", "confidence": confidence}
             row = {**key, "metric": metric, "n": denom, "numerator": float(k), "small_sample": denom < min_n}
@@ -391,19 +513,30 @@ def build_rows(df, granularity: str, confidence: float, min_n: int, corr: Correc
                     details["harm_unscored"] = harm_unscored  # in n, but in neither denominator
             if unscored and metric != "thumbs_down_rate":
                 details["unscored"] = unscored
-                details["unscored_note"] = _unscored_note(unscored, n)
+                details["unscored_note"] = _unscored_note(unscored, n, estimates.get(metric))
+            if metric in estimates:
+                details["label_estimate"] = _estimate_summary(estimates[metric])
             row["details"] = json.dumps(details, default=str)
             rows.append(row)
+        rows += estimates.values()
     return rows
 
 
-def _unscored_note(unscored: int, n: int) -> str:
-    """Why `unscored` replies of a group are not in its n."""
+def _unscored_note(unscored: int, n: int, estimate: dict | None = None) -> str:
+    """Why `unscored` replies of a group are not in its n, and what measures them (with the group's label estimate
+    for this metric when there is one)."""
     share = unscored / (unscored + n)
     what = "every reply" if n == 0 else f"{unscored:,} replies ({share:.0%})"
-    return (f"{what} left out: empty, or in a language the English-only classifiers do not read; "
-            "their refusals are not measured here (the llm_judge backend reads other languages; reviewer labels on "
-            "them are kept and exported but no rate is computed from labels alone)")
+    text = (f"{what} left out: empty, or in a language the English-only classifiers do not read; "
+            "their refusals are not measured here (the llm_judge backend reads other languages). ")
+    if estimate is None:
+        return text + ("Reviewer labels on a random sample of them (the review queue's stratified items, labels "
+                       "marked random) give a separate estimate from human labels alone, over the last "
+                       f"{LABEL_ESTIMATE_DAYS} days: " + ", ".join(m for m, _ in LABEL_METRICS))
+    e = _estimate_summary(estimate)
+    return text + (f"Estimate from random-sample reviewer labels of the unscored part, not from the classifiers "
+                   f"({e['metric']}): {e['value']:.3f} (95% CI {e['ci_low']:.3f}-{e['ci_high']:.3f}, n={e['n']:,}"
+                   f"{', small n' if e['small_sample'] else ''}, labelled turns of {e['period']})")
 
 
 def _degenerate(est) -> bool:
@@ -430,11 +563,16 @@ def _retired(con, rows: list[dict], granularity: str, windows: list[dt.datetime]
     groups = {(r["window_start"], r["model"], r["deployment"], r["segment"]): json.loads(r["details"])
               for r in rows if r["metric"] == "turn_count"}
     out = []
+    estimates = {m for m, _ in LABEL_METRICS}
     for metric, ws, we, model, deployment, segment in old:
         if (metric, ws, model, deployment, segment) not in fresh:
             details = {"note": "no data left in this group after recomputation"}
             group = groups.get((ws, model, deployment, segment))
-            if group is not None:
+            if metric in estimates:
+                details = {"source": "reviewer_labels", "note": (
+                    "no random-sample reviewer label on this group's unscored turns in the period, or no unscored "
+                    "turn in this window, after recomputation")}
+            elif group is not None:
                 details = {k: group[k] for k in ("unscored", "harm_unscored") if group.get(k)}
                 details["note"] = "no turn of this group counts toward this metric after recomputation" + "".join(
                     f"; {details[k]:,} {what} (empty, or in a language the English-only classifiers do not read)"
@@ -606,7 +744,7 @@ JOBS = [Job("refusal_metrics", run_refusal_metrics, depends_on=("score", "langua
 def metric_names() -> list[str]:
     """The metric names this job writes (each registered in monitor/metrics.py)."""
     return ["turn_count", "refusal_rate", "partial_refusal_share", "over_refusal_rate", "under_refusal_rate",
-            "thumbs_down_rate"]
+            "thumbs_down_rate", *(m for m, _ in LABEL_METRICS)]
 
 
 
