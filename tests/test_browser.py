@@ -50,13 +50,13 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(home: Path):
+    from monitor.cli.cmd_dashboard import dashboard_command
+
     port = _free_port()
-    env = {**os.environ, "MONITOR_HOME": str(home), "PYTHONPATH": str(REPO)}
+    cmd, env = dashboard_command(home, port, "127.0.0.1")  # the command line `monitor dashboard` runs
     log = open(home / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboards" / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
+    proc = subprocess.Popen(cmd, env={**env, "PYTHONPATH": str(REPO)}, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=str(REPO))
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
@@ -148,6 +148,8 @@ def _click_through(home, prefix: str):
             page.get_by_role("heading", name="Overview").first.wait_for(timeout=60_000)
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
             settle(page)
+            # a product for reviewers, not a Streamlit app in development: no "Deploy" button, no developer menu
+            assert page.get_by_role("button", name="Deploy").count() == 0
             page.get_by_label("Reviewer", exact=True).fill("Browser Bot")
             page.get_by_label("Reviewer", exact=True).press("Enter")
             settle(page)

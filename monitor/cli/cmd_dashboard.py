@@ -29,7 +29,10 @@ def dashboard_command(home_root: Path, port: int, address: str) -> tuple[list[st
     """The `streamlit run` command line and environment that serve the dashboard for `home_root`."""
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_path()),
            "--server.headless", "true", "--server.port", str(port), "--server.address", address,
-           "--browser.gatherUsageStats", "false"]
+           "--browser.gatherUsageStats", "false",
+           # reviewers see the app, not Streamlit's developer options (no "Deploy" button, no "Rerun"/"Settings" for
+           # developers): "viewer" keeps the menu's print and about entries
+           "--client.toolbarMode", "viewer"]
     return cmd, {**os.environ, "MONITOR_HOME": str(home_root)}
 
 
