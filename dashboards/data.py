@@ -27,6 +27,9 @@ REFUSAL_METRICS = ("refusal_rate", "over_refusal_rate", "under_refusal_rate", "p
 FEEDBACK_METRICS = ("thumbs_down_rate",)
 VALUE_METRICS = ("value_mean", "value_coverage", "value_drift")
 MIX_METRICS = ("topic_drift", "prompt_mix_drift")
+# The label estimate of each classifier rate's unscored part (monitor/jobs/refusal_metrics.py, LABEL_METRICS).
+LABELLED_METRICS = {"refusal_rate": "labelled_refusal_rate", "over_refusal_rate": "labelled_over_refusal_rate",
+                    "under_refusal_rate": "labelled_under_refusal_rate"}
 
 
 @lru_cache(maxsize=8)
@@ -199,8 +202,38 @@ def unscored_warning(gone: pd.DataFrame, lead: str, name=str) -> str:
     unscored replies and their share, and why they are not measured."""
     groups = ", ".join(f"{name(g)}: {u:,} replies ({u / (u + n):.0%})" for g, u, n in gone.itertuples(index=False))
     return (f"{lead}: {groups} left unscored (empty, or in a language the English-only classifiers do not read), so "
-            "their refusals are not measured. To measure them, use the `llm_judge` backend (it reads other "
-            "languages); labels on them are kept and exported but feed no rate yet.")
+            "the classifiers do not measure their refusals. To measure them, use the `llm_judge` backend (it reads "
+            "other languages). Reviewer labels on a random sample of them (the review queue's stratified items, or "
+            "labels marked random) now give a separate estimate from human labels alone, shown below where there "
+            "is one.")
+
+
+def label_estimate_table(rows: pd.DataFrame, key_col: str, name=str) -> pd.DataFrame:
+    """The newest window's label estimate of each group in parsed `labelled_*_rate` rows (with details): group
+    (`name(group)`), estimate, rate, ci_low, ci_high, n, small n, labels from (the pooled period), window."""
+    cols = ["group", "estimate", "rate", "ci_low", "ci_high", "n", "small n", "labels from", "window"]
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    newest = rows.sort_values("window_start").groupby([key_col, "metric"], as_index=False).tail(1)
+    newest = newest[newest["n"].fillna(0) > 0]
+    out = pd.DataFrame({
+        "group": [name(g) for g in newest[key_col]], "estimate": list(newest["metric"]),
+        "rate": list(newest["value"]), "ci_low": list(newest["ci_low"]), "ci_high": list(newest["ci_high"]),
+        "n": newest["n"].astype(int).tolist(), "small n": ["yes" if s else "" for s in newest["small_sample"]],
+        "labels from": [d.get("period", "") for d in newest["details_obj"]],
+        "window": newest["window_start"].dt.strftime("%Y-%m-%d %H:%M").str.replace(" 00:00", "").tolist()},
+        columns=cols)
+    return out.sort_values(["group", "estimate"], ignore_index=True)
+
+
+def label_estimate_caption(min_n: int) -> str:
+    """What a label-estimate table shows, where it comes from and what it does not cover."""
+    return ("From human labels, not the classifiers: the share among the reviewers' random-sample labels (the review "
+            "queue's stratified items and labels marked random; targeted ones such as searches or uncertain items "
+            "are left out) of each group's unscored turns, pooled over the 28 days ending with the window shown "
+            "('labels from'). It covers only the unscored part of the group: it is in none of the classifier rates "
+            f"and their n, and not comparable with their corrected values. small n: fewer than {min_n} labels, "
+            "read the interval rather than the point.")
 
 
 def segment_label(seg: dict) -> str:

@@ -100,3 +100,35 @@ def test_quality_table_counts_only_random_sample_labels(monkeypatch, tmp_path):
     quality = next(d.value for d in at.dataframe if "recall 95% CI" in d.value.columns)
     assert list(quality["labelled turns"]) == [4]
     assert any(str(cap.value).startswith("3 label(s) on turns picked for a reason") for cap in at.caption)
+
+
+def test_unscored_groups_show_their_estimate_from_reviewer_labels(monkeypatch, tmp_path):
+    """A language whose replies the classifiers cannot read gets, next to the 'not in these rates' warning, its rate
+    from random-sample reviewer labels: n, interval, small-n flag and the labels' period, said to be human labels."""
+    from test_label_estimate import build_home
+
+    home = build_home(tmp_path / "home")
+    at = open_page(monkeypatch, str(home.root), "app_pages/refusals.py")
+    at.selectbox(key="window").set_value("All time").run()  # the newest data is 2026-11-09
+    at.selectbox(key="rf_metric").set_value("refusal_rate").run()
+    at.radio(key="rf_by").set_value("segment").run()
+    at.selectbox(key="rf_attr").select("language").run()
+    no_exception(at)
+    warn = [w.value for w in at.warning if w.value.startswith("Not in these rates")]
+    assert warn and "language=es: 30 replies (100%)" in warn[0] and "random sample" in warn[0]
+    assert any("Estimates from reviewer labels" in str(m.value) and "not the classifiers" in str(m.value)
+               for m in at.markdown)
+    table = next(d.value for d in at.dataframe if "labels from" in d.value.columns)
+    assert list(table["group"]) == ["language=es"]  # hi's replies are scored; en has nothing unscored
+    es = table.iloc[0]
+    assert (es["n"], es["small n"], es["window"]) == (11, "yes", "2026-10-11")
+    assert es["rate"] == pytest.approx(7 / 11) and es["ci_low"] == pytest.approx(0.353801, abs=2e-6)
+    assert es["labels from"] == "2026-09-14 to 2026-10-11"
+    assert any(str(c.value).startswith("From human labels, not the classifiers") for c in at.caption)
+    # Over-refusal (the page's default) shows the over- and under-refusal estimates together.
+    at.selectbox(key="rf_metric").set_value("over_refusal_rate").run()
+    no_exception(at)
+    table = next(d.value for d in at.dataframe if "labels from" in d.value.columns)
+    got = {(g, e): (n, r) for g, e, n, r in zip(table["group"], table["estimate"], table["n"], table["rate"])}
+    assert got[("language=es", "Labelled under refusal rate")] == (8, 0.125)
+    assert got[("language=hi", "Labelled over refusal rate")] == (2, 1.0)

@@ -153,6 +153,23 @@ if not is_value and len(cur) and "&" not in attr:
         gone = data.unscored_by_group(tc.assign(group=[s[attr] for s in tc["segment_obj"]]), "group")
         if not gone.empty:
             st.warning(data.unscored_warning(gone, "Not in this comparison", lambda g: f"{attr}={g}"))
+            # The same groups' estimate from random-sample reviewer labels of their unscored turns: not compared
+            # with the reference (a different measurement, of a different part of the traffic).
+            labelled = data.LABELLED_METRICS[metric.replace("_disparity", "_rate")]
+            est = guarded(data.metric_rows, c.root, c.version, (labelled,), ws, ws + dt.timedelta(microseconds=1),
+                          granularity=c.granularity)
+            if est is not None and not est.empty:
+                est = est[est["deployment"].isna() & ((est["model"] == model) if model != ALL else est["model"].isna())]
+                est = est[[list(s) == [attr] for s in est["segment_obj"]]]
+                est = est.assign(group=[str(s[attr]) for s in est["segment_obj"]])
+                est = est[est["group"].isin(set(gone["group"]))]
+                table = data.label_estimate_table(est, "group", lambda g: f"{attr}={g}")
+                if not table.empty:
+                    st.dataframe(table.drop(columns=["estimate"]), hide_index=True,
+                                 column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                                for k in ("rate", "ci_low", "ci_high")})
+                    st.caption(f"{metric_name(labelled)} of these groups, not tested against the reference. "
+                               + data.label_estimate_caption(c.home.config.metrics.min_n))
 
 if not prod.empty and not prod["min_n_ok"].any():
     st.warning(f"Every group in {window} is below the minimum sample size: nothing here is tested. Pick an earlier "

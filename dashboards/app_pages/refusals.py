@@ -86,6 +86,23 @@ if not view.empty:
         gone = data.unscored_by_group(tc, key_col)
         if not gone.empty:
             st.warning(data.unscored_warning(gone, "Not in these rates"))
+            # Their estimates from random-sample reviewer labels (pooled over 28 days), kept apart from the rates.
+            labelled = tuple(data.LABELLED_METRICS[m] for m in (metric, other) if m in data.LABELLED_METRICS)
+            est = guarded(data.metric_rows, c.root, c.version, labelled, c.start, c.end,
+                          granularity=c.granularity) if labelled else None
+            if est is not None:
+                table = data.label_estimate_table(select(est), key_col)
+                st.markdown("**Estimates from reviewer labels of the unscored replies** (human labels, not the "
+                            "classifiers)")
+                if table.empty:
+                    st.caption("No random-sample reviewer label on these groups' unscored turns in this time window "
+                               "yet: label some from the review queue's stratified items, or import labels with "
+                               "`--sample random`, to get an estimate from human labels.")
+                else:
+                    st.dataframe(table.assign(estimate=table["estimate"].map(metric_name)), hide_index=True,
+                                 column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                                for k in ("rate", "ci_low", "ci_high")})
+                    st.caption(data.label_estimate_caption(c.home.config.metrics.min_n))
 
 st.subheader("Drill down to the conversations")
 DRILL_LIMIT = 100
