@@ -787,3 +787,34 @@ def test_a_folder_that_is_not_a_home_is_an_error_and_is_not_created(monkeypatch,
     no_exception(at)
     assert at.error and "no monitor home at" in at.error[0].value
     assert not root.exists()
+
+
+def test_a_stuck_job_alert_shows_the_job_its_running_time_and_limit(monkeypatch, tmp_path):
+    """job_stuck (a default rule): the alert page names the job, how long it has run and the limit, not a
+    quarantine share."""
+    import contextlib
+    import datetime as dt
+    import fcntl
+
+    from dashboards.sample import build_sample_home
+    from monitor.alerts.pipeline import check
+    from monitor.state import iso
+
+    home = build_sample_home(tmp_path / "h", n_turns=300, days=3, seed=5)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    with home.state.tx() as con:
+        con.execute("INSERT INTO job_runs (job, started_at, status) VALUES ('values', ?, 'running')",
+                    (iso(now - dt.timedelta(hours=2)),))
+    (home.root / ".locks").mkdir(exist_ok=True)
+    with open(home.root / ".locks" / "job-values.lock", "a+") as fh, contextlib.ExitStack() as stack:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # the run is in progress: its lock is held
+        stack.callback(fcntl.flock, fh, fcntl.LOCK_UN)
+        check(home, now)
+    [pid] = [r["id"] for r in home.state.query("SELECT id FROM alerts WHERE rule='job_stuck'")]
+    at = open_page(monkeypatch, home.root, "app_pages/alerts.py", reviewer="Ana Reviewer")
+    at.selectbox(key="al_pick").set_value(pid)
+    at.run()
+    no_exception(at)
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["Job"] == "values" and tiles["Running for"] == "2.00 h" and tiles["Limit"] == "1.00 h", tiles
+    assert "Quarantined" not in tiles

@@ -15,19 +15,27 @@ ALL_MODELS = charts.ALL_MODELS
 
 
 def pipeline_tiles(a: dict, ev: dict) -> list[tuple[str, str, str | None]]:
-    """(label, value, help) tiles of a pipeline-health alert (no_data, job_failures, quarantine_share)."""
+    """(label, value, help) tiles of a pipeline-health alert (no_data, job_failures, job_stuck, quarantine_share)."""
     if ev["kind"] == "no_data":
         clock = "ingested" if ev.get("clock") == "ingest" else "stamped (event time)"
         out = [("Silent for", f"{a['value']:.1f} h", f"Since the newest turn {clock}."),
                ("Limit", str(ev.get("max_silence")), "The rule's max_silence.")]
         if ev.get("expected_turns") is not None:
+            weeks = ev.get("history_weeks")
+            basis = (f"the same hours of the week over the previous {weeks:g} weeks" if ev.get("profile") ==
+                     "hour_of_week" else f"the same hours of the day over the previous {ev.get('reference_days')} days"
+                     + (f" ({weeks:g} weeks of history; a weekly profile needs more)" if weeks is not None else ""))
             out.append(("Turns expected meanwhile", f"{ev['expected_turns']:,.0f}",
-                        f"What the same hours carried on the previous {ev.get('reference_days')} days: a silence "
-                        "at hours that are always quiet pages nobody."))
+                        f"What {basis} carried: a silence at hours that are always quiet pages nobody."))
         return out + [("Last turn", str(ev.get("last_event")), None), ("Last ingest", str(ev.get("last_ingest")), None)]
     if ev["kind"] == "job_failures":
         return [("Failed runs in a row", f"{ev.get('failures')}", None), ("Limit", f"{a['threshold']:.0f}", None),
                 ("Last success", str(ev.get("last_success_at") or "never"), None)]
+    if ev["kind"] == "job_stuck":
+        return [("Job", str(ev.get("job")), None),
+                ("Running for", f"{a['value']:.2f} h", f"Since {ev.get('since')} (run {ev.get('run_id')})."),
+                ("Limit", f"{a['threshold']:.2f} h", str(ev.get("limit_basis") or "") or None),
+                ("Waiting behind it", ", ".join(ev.get("waiting") or []) or "none", None)]
     return [("Quarantined", f"{a['value']:.0%}", None), ("Records read", f"{int(a['n'] or 0):,}", None),
             ("Limit", f"{a['threshold']:.0%}", "The rule's max_share."), ("Since", str(ev.get("since")), None)]
 

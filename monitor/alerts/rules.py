@@ -452,6 +452,10 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "description": "a scheduled job failed its last 3 runs (its retries included)",
     },
     {
+        "name": "job_stuck", "kind": "job_stuck", "jobs": "*", "severity": "warning",
+        "description": "a job's run has been going far longer than its runs usually take (a hung run fails nothing)",
+    },
+    {
         "name": "quarantine_share", "kind": "quarantine_share", "max_share": 0.1, "window": "1h", "min_n": 50,
         "severity": "warning",
         "description": "over 10% of the input records read in the last hour were quarantined (a log format change?)",
