@@ -137,3 +137,42 @@ def test_empty_home_says_what_to_do(tmp_path):
     (tmp_path / "folder").mkdir()  # a folder that is not a home: an error, not an empty answer
     p = monitor(home=tmp_path / "folder", check=False)
     assert p.returncode == 1 and "no monitor home at" in p.stderr and list((tmp_path / "folder").iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory):
+    """English, Spanish answered in Spanish (every reply unscored) and Hindi prompts answered in English (every
+    prompt unscored), with random-sample reviewer labels (tests/test_label_estimate.py)."""
+    from test_label_estimate import build_home
+
+    return build_home(tmp_path_factory.mktemp("gated") / "home", disparity=True).root
+
+
+def test_unmeasured_groups_are_listed_with_their_label_estimate(gated):
+    out = monitor("--attribute", "language", "--window", "2026-10-10", home=gated)
+    blocks = {b.splitlines()[0].split(" by ")[0]: b for b in out.stdout.split("\n\n")}
+    lines = blocks["refusal_disparity"].splitlines()
+    es = next(line for line in lines if line.startswith("es "))
+    assert "unmeasured: every reply unscored (language gate)" in es and es.split()[1] == "0"
+    assert es.split()[2] == "-"  # no value
+    assert next(line for line in lines if line.startswith("label estimates, from human labels")) and \
+        "  es: labelled_refusal_rate 0.636 (95% CI 0.354-0.848), n=11 labelled turns of 2026-09-13 to 2026-10-10, " \
+        "small n; 20 replies unscored in this window" in lines
+    over = blocks["over_refusal_disparity"].splitlines()
+    assert "unmeasured: every reply unscored" in next(line for line in over if line.startswith("es "))
+    # Hindi replies are scored (refusal_disparity has them) but their prompts are not: unmeasured for over-refusal.
+    assert "unmeasured: every prompt unscored (language gate)" in next(line for line in over if line.startswith("hi "))
+    assert any(line.startswith("  hi: labelled_over_refusal_rate 1.000") for line in over)
+    assert "3 unmeasured (unscored, language gate), 3 with a label estimate (from human labels)" in out.stderr
+
+    rows = json.loads(monitor("--json", "--attribute", "language", "--window", "2026-10-10", home=gated).stdout)
+    es = next(r for r in rows if r["metric"] == "refusal_disparity" and r["group"] == "es")
+    assert (es["n"], es["value"], es["unmeasured"], es["unscored"]) == (0, None, True, 20)
+    assert es["note"] == "unmeasured: every reply unscored (language gate)" and es["segment"] == {"language": "es"}
+    assert es["small_sample"] and not es["significant"] and not es["adverse"]
+    est = es["label_estimate"]
+    assert (est["metric"], est["n"], est["small_sample"]) == ("labelled_refusal_rate", 11, True)
+    assert est["value"] == pytest.approx(7 / 11) and est["ci_low"] == pytest.approx(0.353801, abs=2e-6)
+    assert est["period"] == "2026-09-13 to 2026-10-10" and "human labels" in est["source"]
+    hi = next(r for r in rows if r["metric"] == "refusal_disparity" and r["group"] == "hi")
+    assert hi["unmeasured"] is False and hi["note"] is None and hi["label_estimate"] is None and hi["n"] == 8

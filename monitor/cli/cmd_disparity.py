@@ -1,4 +1,8 @@
-"""`monitor disparity`: per-group disparity of one window as a terminal table (for an incident doc) or JSON."""
+"""`monitor disparity`: per-group disparity of one window as a terminal table (for an incident doc) or JSON.
+
+A group whose replies the classifiers read none of (the language gate) has no disparity row; it is listed as
+unmeasured (n 0, no value) with its label estimate, from reviewer labels, where one exists
+(monitor/disparity/unmeasured.py)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,11 +17,14 @@ from monitor.state import iso
 
 RATE_METRICS = ("refusal_disparity", "over_refusal_disparity", "under_refusal_disparity")
 VALUE_METRIC = "value_disparity"
-_JSON_FIELDS = ("metric", "source", "granularity", "window_start", "window_end", "model", "attribute", "group",
+_ROW_FIELDS = ("metric", "source", "granularity", "window_start", "window_end", "model", "attribute", "group",
                 "dimension", "segment", "n", "value", "ci_low", "ci_high", "reference_label", "reference_value",
                 "reference_n", "gap", "ratio", "four_fifths_ratio", "four_fifths_flag", "test", "p_value",
                 "q_value", "significant", "adverse", "direction", "min_n_ok", "small_sample", "is_reference",
                 "bh_family_size", "fdr", "min_n")
+# Added to every row by monitor/disparity/unmeasured.py: unmeasured (bool), note (the unmeasured marker), unscored
+# (the group's replies left unscored in the window), label_estimate (from reviewer labels; None where there is none).
+_JSON_FIELDS = _ROW_FIELDS + ("unmeasured", "note", "unscored", "label_estimate")
 
 
 def _num(x):
@@ -79,13 +86,15 @@ def disparity_rows(home, attribute: str | None = None, day: dt.date | None = Non
             "reference_value": d.get("reference_mean") if d.get("dimension") else d.get("reference_rate"),
             "small_sample": bool(r["small_sample"]),
         }
-        for k in _JSON_FIELDS:
+        for k in _ROW_FIELDS:
             if k not in row:
                 row[k] = d.get(k)
-        out.append({k: row[k] for k in _JSON_FIELDS})
+        out.append({k: row[k] for k in _ROW_FIELDS})
     if raw and not out:
         _explain_filtered(raw, metrics, dimension)
-    return out
+    from monitor.disparity.unmeasured import add_unmeasured
+
+    return [{k: r.get(k) for k in _JSON_FIELDS} for r in add_unmeasured(home, out, _base)]
 
 
 def _explain_filtered(raw: list[dict], metrics: tuple[str, ...], dimension: str | None) -> None:
@@ -135,6 +144,8 @@ def _p(x) -> str:
 
 
 def _finding(r: dict) -> str:
+    if r.get("unmeasured"):
+        return r["note"]
     if r["is_reference"]:
         return "reference"
     if r["adverse"]:
@@ -147,7 +158,10 @@ def _finding(r: dict) -> str:
 
 
 def render(rows: list[dict]) -> str:
-    """Terminal text: one block per window, metric and attribute, one line per group."""
+    """Terminal text: one block per window, metric and attribute, one line per group (unmeasured groups last), then
+    the groups' label estimates."""
+    from monitor.disparity.unmeasured import estimate_lines
+
     blocks = []
     keyf = (lambda r: (r["window_start"], r["source"], _base(r["metric"]), r["attribute"] or "",
                        r["dimension"] or ""))
@@ -167,7 +181,8 @@ def render(rows: list[dict]) -> str:
         head = ("group", "n", "mean" if value_metric else "rate", "95% CI", "ref", "ref n", "gap", "ratio",
                 "4/5", "p", "q", "finding", "small n")
         lines = []
-        for r in sorted(grp, key=lambda r: (r["group"] == "other", -(r["value"] or 0), str(r["group"]))):
+        for r in sorted(grp, key=lambda r: (bool(r.get("unmeasured")), r["group"] == "other", -(r["value"] or 0),
+                                            str(r["group"]))):
             ci = f"{_f3(r['ci_low'])}-{_f3(r['ci_high'])}" if r["ci_low"] is not None else "-"
             ff = "n/a" if value_metric else ("FLAG" if r["four_fifths_flag"] else
                                              ("ok" if r["four_fifths_ratio"] is not None else "-"))
@@ -178,7 +193,8 @@ def render(rows: list[dict]) -> str:
         widths = [max(len(x) for x in col) for col in zip(head, *lines)]
         right = {1, 2, 4, 5, 6, 7, 9, 10}
         fmt = "  ".join(f"{{:>{w}}}" if i in right else f"{{:<{w}}}" for i, w in enumerate(widths))
-        blocks.append("\n".join([title] + [fmt.format(*row).rstrip() for row in [head, *lines]]))
+        blocks.append("\n".join([title] + [fmt.format(*row).rstrip() for row in [head, *lines]]
+                                 + estimate_lines(grp)))
     return "\n\n".join(blocks)
 
 
@@ -186,9 +202,12 @@ def summary(rows: list[dict]) -> str:
     """One line: rows, adverse findings, other significant findings, rows below the minimum n."""
     adverse = sum(r["adverse"] for r in rows)
     sig = sum(r["significant"] and not r["adverse"] for r in rows)
-    small = sum(r["small_sample"] for r in rows)
+    unmeasured = sum(bool(r.get("unmeasured")) for r in rows)
+    small = sum(r["small_sample"] for r in rows) - unmeasured
+    estimates = sum(bool(r.get("label_estimate")) for r in rows)
     return (f"{len(rows):,} group rows: {adverse} adverse, {sig} other significant, {small} below min n "
-            f"(reported, never tested)")
+            f"(reported, never tested)" + (f", {unmeasured} unmeasured (unscored, language gate)" if unmeasured else "")
+            + (f", {estimates} with a label estimate (from human labels)" if estimates else ""))
 
 
 @click.command("disparity")
@@ -204,7 +223,9 @@ def summary(rows: list[dict]) -> str:
 @click.pass_obj
 def disparity_cmd(obj, attribute, window, model, metric, with_values, dimension, as_json):
     """Show per-group disparity of one window: n, rate and 95% CI, gap and ratio to the reference, four-fifths
-    flag, p and BH q-value, finding (ADVERSE = significantly worse off), small-n flag.
+    flag, p and BH q-value, finding (ADVERSE = significantly worse off), small-n flag. A group whose replies were
+    all left unscored (language gate) is listed as unmeasured, with its estimate from random-sample reviewer labels
+    where one exists (JSON: `unmeasured`, `note`, `unscored`, `label_estimate`).
 
     \b
     Examples:
