@@ -219,7 +219,7 @@ def label_estimate_table(rows: pd.DataFrame, key_col: str, name=str) -> pd.DataF
     out = pd.DataFrame({
         "group": [name(g) for g in newest[key_col]], "estimate": list(newest["metric"]),
         "rate": list(newest["value"]), "ci_low": list(newest["ci_low"]), "ci_high": list(newest["ci_high"]),
-        "n": newest["n"].astype(int).tolist(), "small n": ["yes" if s else "" for s in newest["small_sample"]],
+        "n": newest["n"].astype(int).tolist(), "small n": ["yes" if pd.notna(s) and s else "" for s in newest["small_sample"]],
         "labels from": [d.get("period", "") for d in newest["details_obj"]],
         "window": newest["window_start"].dt.strftime("%Y-%m-%d %H:%M").str.replace(" 00:00", "").tolist()},
         columns=cols)

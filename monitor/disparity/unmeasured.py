@@ -8,6 +8,8 @@ disparity row at all; `monitor disparity` lists it as unmeasured (n 0, no value)
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 
 RATE_OF = {"refusal_disparity": "refusal_rate", "over_refusal_disparity": "over_refusal_rate",
            "under_refusal_disparity": "under_refusal_rate"}
@@ -25,13 +27,40 @@ def _when(text: str) -> dt.datetime:
 
 
 def _read(home, since: dt.datetime) -> list[dict]:
-    """turn_count and label-estimate rows of windows starting at or after `since` (no deployment split)."""
-    from monitor.cli.cmd_metrics import metric_rows
+    """turn_count and label-estimate rows of windows starting at or after `since` (one segment attribute, no
+    deployment split), with segment and details parsed and windows as ISO text, as the disparity CLI rows have."""
+    import duckdb
 
+    from monitor.db import connect
+    from monitor.errors import QueryError
+    from monitor.resources import load_sql
+    from monitor.state import iso
+
+    sql = load_sql("queries/metrics_list.sql").sql
     out = []
-    for metric in ("turn_count", *LABELLED_OF.values()):
-        out += [r for r in metric_rows(home, metric, since) if r["deployment"] is None and len(r["segment"]) == 1]
+    con = connect(home)
+    try:
+        for metric in ("turn_count", *LABELLED_OF.values()):
+            cur = con.execute(sql, {"metric": metric, "since": since, "model": None})
+            names = [d[0] for d in cur.description]
+            for values in cur.fetchall():
+                r = dict(zip(names, values))
+                seg = json.loads(r["segment"] or "{}")
+                if r["deployment"] is not None or len(seg) != 1:
+                    continue
+                r.update(segment=seg, details=json.loads(r["details"]) if r["details"] else {},
+                         window_start=iso(r["window_start"]), window_end=iso(r["window_end"]),
+                         value=_num(r["value"]), ci_low=_num(r["ci_low"]), ci_high=_num(r["ci_high"]))
+                out.append(r)
+    except duckdb.Error as e:
+        raise QueryError(f"reading the refusal metrics of unmeasured groups failed: {e}") from e
+    finally:
+        con.close()
     return out
+
+
+def _num(x):
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
 
 
 def estimate_summary(r: dict) -> dict:

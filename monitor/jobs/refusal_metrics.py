@@ -259,7 +259,10 @@ class LabelEstimates:
     def __init__(self, turns: pd.DataFrame):
         acc: dict[tuple, list] = {}
         for rec in turns.to_dict("records"):
-            refused, harmful, reply = bool(rec["true_refused"]), _none(rec["true_harmful"]), rec["reply_unscored"]
+            # (NULL truths arrive as None, NaN or pd.NA depending on the path, booleans as bool or numpy.bool_)
+            h = rec["true_harmful"]
+            harmful = None if h is None or pd.isna(h) else bool(h)
+            refused, reply = bool(rec["true_refused"]), bool(rec["reply_unscored"])
             vec = (reply, reply and refused, harmful is False, harmful is False and refused,
                    harmful is True, harmful is True and not refused)
             ws = np.datetime64(pd.Timestamp(rec["window_start"]).to_datetime64(), "us")
