@@ -85,10 +85,10 @@ def test_defaults_parse_and_user_rules_override_and_disable():
     assert "monitor.toml" in rules["over_refusal_spike"].source
     assert rules["disparity"].source.startswith("default")
     assert set(rules) == {"over_refusal_spike", "under_refusal_spike", "disparity", "hi_under", "no_data",
-                          "job_failures", "job_stuck", "quarantine_share"}
+                          "job_failures", "job_stuck", "quarantine_share", "config_invalid"}
     cfg2 = parse_config({"alerts": {"use_default_rules": False}})
     assert effective_rules(cfg2) == []
-    assert len(DEFAULT_RULES) == 8
+    assert len(DEFAULT_RULES) == 9
 
 
 def test_pipeline_defaults_switch_off_and_take_new_thresholds():

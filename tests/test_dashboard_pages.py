@@ -818,3 +818,27 @@ def test_a_stuck_job_alert_shows_the_job_its_running_time_and_limit(monkeypatch,
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["Job"] == "values" and tiles["Running for"] == "2.00 h" and tiles["Limit"] == "1.00 h", tiles
     assert "Quarantined" not in tiles
+
+
+def test_a_broken_configuration_alert_says_which_configuration_is_in_use(monkeypatch, tmp_path):
+    import datetime as dt
+
+    from dashboards.sample import build_sample_home
+    from monitor.alerts.pipeline import check
+    from monitor.worker import config_guard
+
+    home = build_sample_home(tmp_path / "h", n_turns=300, days=3, seed=7)
+    config_guard.remember(home)
+    (home.root / "monitor.toml").write_text('[[notify.channels]]\nname = "x"\ntype = "webhok"\nurl = "http://x"\n')
+    try:
+        check(config_guard.open_home(str(home.root), None), dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    finally:
+        config_guard._GOOD.clear()
+    [pid] = [r["id"] for r in home.state.query("SELECT id FROM alerts WHERE rule='config_invalid'")]
+    at = open_page(monkeypatch, home.root, "app_pages/alerts.py", reviewer="Ana Reviewer")
+    at.selectbox(key="al_pick").set_value(pid)
+    at.run()
+    no_exception(at)
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["File"] == str(home.root / "monitor.toml") and "In use: the configuration read at" in tiles
+    assert "monitor config check" in " ".join(i.value for i in at.info)

@@ -15,7 +15,8 @@ ALL_MODELS = charts.ALL_MODELS
 
 
 def pipeline_tiles(a: dict, ev: dict) -> list[tuple[str, str, str | None]]:
-    """(label, value, help) tiles of a pipeline-health alert (no_data, job_failures, job_stuck, quarantine_share)."""
+    """(label, value, help) tiles of a pipeline-health alert (no_data, job_failures, job_stuck, config_invalid,
+    quarantine_share)."""
     if ev["kind"] == "no_data":
         clock = "ingested" if ev.get("clock") == "ingest" else "stamped (event time)"
         out = [("Silent for", f"{a['value']:.1f} h", f"Since the newest turn {clock}."),
@@ -31,6 +32,11 @@ def pipeline_tiles(a: dict, ev: dict) -> list[tuple[str, str, str | None]]:
     if ev["kind"] == "job_failures":
         return [("Failed runs in a row", f"{ev.get('failures')}", None), ("Limit", f"{a['threshold']:.0f}", None),
                 ("Last success", str(ev.get("last_success_at") or "never"), None)]
+    if ev["kind"] == "config_invalid":
+        return [("Invalid since", str(ev.get("since")), None),
+                ("In use: the configuration read at", str(ev.get("running_on_config_read_at")),
+                 "The last configuration that passed the checks; the broken edit is not in force."),
+                ("File", str(ev.get("file")), None)]
     if ev["kind"] == "job_stuck":
         return [("Job", str(ev.get("job")), None),
                 ("Running for", f"{a['value']:.2f} h", f"Since {ev.get('since')} (run {ev.get('run_id')})."),

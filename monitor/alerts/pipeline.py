@@ -1,7 +1,7 @@
 """Pipeline-health checks: alerts about the monitor's own input and jobs, for the people who rely on it.
 
 When the collector breaks, no turn arrives, no metric row is written for the new day and the metric rules have
-nothing to evaluate: they stay silent while the dashboards go quietly stale. Four rule kinds page instead
+nothing to evaluate: they stay silent while the dashboards go quietly stale. Five rule kinds page instead
 (docs/alerts.md, "Pipeline health"):
 
 - ``no_data``: no turn for longer than ``max_silence``, by event time or by ingest time, for all traffic and for
@@ -11,7 +11,9 @@ nothing to evaluate: they stay silent while the dashboards go quietly stale. Fou
 - ``job_stuck``: a job's run in progress has run past its limit (hung: it fails no run, so job_failures never
   sees it); the limit and what counts as in progress are GET /readyz's (monitor/worker/runs.py);
 - ``quarantine_share``: more than ``max_share`` of the input records read in the last ``window`` were quarantined
-  (a log format changed upstream).
+  (a log format changed upstream);
+- ``config_invalid``: an edit broke the configuration file; the worker runs on the last configuration that passed
+  its checks (monitor/worker/config_guard.py) until the file is fixed.
 
 They are evaluated by the `pipeline_health` job, which depends on no other job: it runs, and pages, while the
 metric jobs fail. Each check reads what is cheap: the turns files committed since its last run (the newest turn
@@ -577,8 +579,30 @@ def _reasons(home, since: dt.datetime, now: dt.datetime, fmt: str | None) -> lis
 
 
 # -- entry points -------------------------------------------------------------------------------------------
+def _config_invalid(run: _Run, rule: Rule) -> None:
+    """The worker found its configuration file broken at a run and runs on the last one that passed
+    (monitor/worker/config_guard.py); one episode per broken stretch, resolved when the file passes again."""
+    from monitor.worker.config_guard import PROBLEM_KEY
+
+    key = _series_key(rule)
+    entry = run.home.state.get(PROBLEM_KEY)
+    if entry is None:
+        run.recovered(key, run.now)
+        return
+    since = _parse(entry.get("since")) or run.now
+    hint = (f"{entry.get('hint') + '; ' if entry.get('hint') else ''}check the file with `monitor config check` "
+            "before the next run reads it")
+    message = (f"{rule.metric}: {entry.get('error')}; the worker runs on the configuration it read at "
+               f"{_hm(_parse(entry.get('running_on_config_read_at')) or since)} until the file is fixed, so this "
+               f"edit is not in force (invalid since {_hm(since)}); {hint}; rule {rule.name} ({rule.severity})")
+    evidence = {"kind": rule.kind, "file": entry.get("file"), "error": entry.get("error"), "since": entry.get("since"),
+                "running_on_config_read_at": entry.get("running_on_config_read_at"), "check": hint}
+    run.emit(rule, key, since, rule.severity, JOB_JOIN, deployment=None, segment={}, value=1.0, n=None,
+             reference=None, threshold=None, message=message, evidence=evidence)
+
+
 CHECKS = {"no_data": _no_data, "job_failures": _job_failures, "job_stuck": _job_stuck,
-          "quarantine_share": _quarantine_share}
+          "quarantine_share": _quarantine_share, "config_invalid": _config_invalid}
 
 
 def evaluate(home, now: dt.datetime, backfill: bool = False,
@@ -622,4 +646,5 @@ def scope_label(alert: dict) -> str:
     seg = json.loads(seg) if isinstance(seg, str) else seg
     if seg:
         return segment_label(seg)
-    return {"turn_freshness": "all deployments", "quarantine_share": "all input"}.get(alert.get("metric"), "")
+    return {"turn_freshness": "all deployments", "quarantine_share": "all input",
+            "config_invalid": "configuration file"}.get(alert.get("metric"), "")

@@ -8,9 +8,10 @@ comparison `kind`:
 - ``test``: two-proportion z-test or Fisher's exact test of the window's counts against those pooled counts.
 - ``cusum`` / ``page_hinkley``: a sequential change detector run over the series' history (slow creep).
 - ``flag``: the verdict a metric job already wrote (``details.drift_detected``, ``details.significant``).
-- ``no_data``, ``job_failures``, ``job_stuck``, ``quarantine_share``: pipeline health, watching the monitor's own
-  input and jobs rather than a metric (monitor/alerts/pipeline.py): no turn for too long, a job failing run after
-  run, a run that never ends, a jump in quarantined input.
+- ``no_data``, ``job_failures``, ``job_stuck``, ``quarantine_share``, ``config_invalid``: pipeline health,
+  watching the monitor's own input, jobs and configuration rather than a metric (monitor/alerts/pipeline.py): no
+  turn for too long, a job failing run after run, a run that never ends, a jump in quarantined input, an edit that
+  broke the configuration file.
 
 Example::
 
@@ -38,7 +39,7 @@ from monitor.errors import ConfigError, MonitorError
 # metric job writes: they are evaluated by the `pipeline_health` job (monitor/alerts/pipeline.py), never by the
 # metric engine, so that they still run while the metric jobs fail.
 PIPELINE_METRICS = {"no_data": "turn_freshness", "job_failures": "job_failures", "job_stuck": "job_stuck",
-                    "quarantine_share": "quarantine_share"}
+                    "quarantine_share": "quarantine_share", "config_invalid": "config_invalid"}
 PIPELINE_KINDS = tuple(PIPELINE_METRICS)
 KINDS = ("threshold", "relative", "test", "cusum", "page_hinkley", "flag", *PIPELINE_KINDS)
 SEVERITIES = ("info", "warning", "critical")
@@ -93,9 +94,11 @@ KIND_KEYS: dict[str, dict[str, tuple]] = {
     # The limit of a run is the worker's (worker.max_run_s, stuck_min_s, stuck_factor), shared with GET /readyz.
     "job_stuck": {"jobs": (str, "*")},
     "quarantine_share": {"max_share": (_NUM, 0.1), "window": (str, "1h")},
+    # The worker's configuration file fails its checks (monitor/worker/config_guard.py): nothing to set.
+    "config_invalid": {},
 }
 _REQUIRED = {"threshold": ("op", "value"), "relative": (), "test": (), "cusum": (), "page_hinkley": (), "flag": (),
-             "no_data": (), "job_failures": (), "job_stuck": (), "quarantine_share": ()}
+             "no_data": (), "job_failures": (), "job_stuck": (), "quarantine_share": (), "config_invalid": ()}
 # Common keys that mean nothing to a pipeline kind: there is no metric series to filter or window to count.
 _NOT_PIPELINE = ("segment", "any_segment", "model", "use", "consecutive", "granularity")
 CLOCKS = ("event", "ingest")
@@ -249,7 +252,8 @@ def _check_keys(data: dict, kind: str, path: str, origin: str) -> dict:
 
 
 def _parse_pipeline_rule(data: dict, path: str, origin: str) -> Rule:
-    """A pipeline-health rule (kind no_data, job_failures or quarantine_share); its metric is the kind's own."""
+    """A pipeline-health rule (kind no_data, job_failures, job_stuck, quarantine_share or config_invalid); its
+    metric is the kind's own."""
     kind = data["kind"]
     _check_keys(data, kind, path, origin)
     metric = PIPELINE_METRICS[kind]
@@ -454,6 +458,10 @@ DEFAULT_RULES: list[dict[str, Any]] = [
     {
         "name": "job_stuck", "kind": "job_stuck", "jobs": "*", "severity": "warning",
         "description": "a job's run has been going far longer than its runs usually take (a hung run fails nothing)",
+    },
+    {
+        "name": "config_invalid", "kind": "config_invalid", "severity": "warning",
+        "description": "an edit broke monitor.toml: the worker runs on the last configuration that passed its checks",
     },
     {
         "name": "quarantine_share", "kind": "quarantine_share", "max_share": 0.1, "window": "1h", "min_n": 50,

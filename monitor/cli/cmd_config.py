@@ -1,27 +1,25 @@
 """`monitor config`: check a configuration before the worker reads it, and show the configuration in force.
 
-The worker re-reads `monitor.toml` at every scheduled run, so an edit takes effect without a restart, and a broken
-edit is found at the next run. `monitor config check` finds it first, with the checks `monitor serve` makes at start
+The worker re-reads `monitor.toml` at every scheduled run, so an edit takes effect without a restart; a broken edit
+is not taken (the worker keeps the last good configuration and the config_invalid alert says so).
+`monitor config check` finds it before the next run, with the checks `monitor serve` makes at start
 (TOML, every key and type, ranges, alert rules, notification channels, the LLM judge's options), plus warnings for
 secrets named by an environment variable that is not set in this shell.
 """
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
 
+from monitor.config_check import check_config
 from monitor.errors import ConfigError
 
 # Keys whose value is a secret: shown as "(set)", never printed.
 SECRET_KEYS = ("worker.token", "dashboard.password")
-# Keys that name an environment variable holding a secret.
-ENV_KEYS = ("worker.token_env", "dashboard.password_env", "probes.api_key_env", "classifiers.llm_judge.api_key_env")
 
 
 def _config_path(obj) -> Path:
@@ -31,61 +29,6 @@ def _config_path(obj) -> Path:
     if obj.config_arg:
         return Path(obj.config_arg).expanduser().resolve()
     return resolve_root(obj.home_arg) / CONFIG_NAME
-
-
-@dataclass
-class Checked:
-    config: Any
-    rules: int
-    channels: list[str]
-    warnings: list[str]
-
-
-def check_config(path: Path, home_root: Path) -> Checked:
-    """Load and check the config at `path` as the worker would: the config, its rule and channel counts, warnings.
-
-    Raises ConfigError (one line, with what to try) at the first problem."""
-    from monitor.alerts.rules import effective_rules
-    from monitor.classify.llm_judge import validate_options
-    from monitor.config import load_config
-    from monitor.notify.base import parse_channels
-
-    cfg = load_config(home_root, path if path.exists() else None)
-    origin = str(path)
-    rules = effective_rules(cfg)
-    channels = parse_channels(cfg.notify.channels, cfg.sources.get("notify.channels", origin), home_root)
-    warnings: list[str] = []
-    if cfg.classifiers.backend == "llm_judge" or cfg.classifiers.llm_judge:
-        opts = dict(cfg.classifiers.llm_judge)
-        env = opts.pop("api_key_env", None)  # checked below as a warning: this shell need not be the worker's
-        try:
-            validate_options(opts)
-        except Exception as e:  # ClassifierError: reported as a config problem of its own key
-            raise ConfigError(f"{origin}: 'classifiers.llm_judge': {getattr(e, 'message', e)}",
-                              getattr(e, "hint", None)) from e
-        if env:
-            opts["api_key_env"] = env
-    envs = [(key, _get(cfg, key)) for key in ENV_KEYS]
-    for i, item in enumerate(cfg.notify.channels):
-        for k in ("user_env", "password_env"):
-            if isinstance(item, dict) and item.get(k):
-                envs.append((f"notify.channels[{i}].{k}", item[k]))
-    for key, name in envs:
-        if name and name not in os.environ:
-            warnings.append(f"'{key}' names the environment variable {name}, which is not set in this shell"
-                            " (set it where the worker runs)")
-    if not channels:
-        warnings.append("no notification channel ([[notify.channels]]): alerts are recorded, nobody is paged")
-    return Checked(cfg, len(rules), sorted(channels), warnings)
-
-
-def _get(cfg, key: str):
-    node: Any = cfg
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
-        if node is None:
-            return None
-    return node
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:

@@ -36,7 +36,10 @@ def serve(home: Home, host: str | None = None, port: int | None = None, ready: t
     from monitor.worker.scheduler import build_scheduler
     from monitor.worker.server import make_server, recover_spool
 
+    from monitor.worker import config_guard
+
     check_alerting(home)
+    config_guard.remember(home)  # the configuration later runs fall back on if an edit breaks the file
     recovered = recover_spool(home)
     if recovered:
         log.info("re-ingested %d request bodies left in the spool by an earlier run", recovered)

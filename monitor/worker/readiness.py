@@ -81,5 +81,13 @@ def readiness(home: Home, scheduler, now: dt.datetime | None = None) -> tuple[bo
                 reasons.append(f"job {name}: last success {iso(success)} is {age:,.0f} s old, stale after "
                                f"{stale_after:,.0f} s ({wc.stale_after_intervals:g} x its {interval:g} s interval, "
                                f"at least {wc.stale_min_s:g} s)")
-    body = {"status": "not ready" if reasons else "ready", "reasons": reasons, "scheduler": state, "jobs": jobs}
+    # A broken edit of the configuration file: the worker does its work on the last good configuration, so it stays
+    # ready; the edit is not in force, which people are told (the config_invalid alert) and an orchestrator can see.
+    from monitor.worker.config_guard import problem
+
+    bad = problem(home)
+    config = {"valid": bad is None, **({k: bad.get(k) for k in ("file", "error", "hint", "since",
+                                                                "running_on_config_read_at")} if bad else {})}
+    body = {"status": "not ready" if reasons else "ready", "reasons": reasons, "scheduler": state, "jobs": jobs,
+            "config": config}
     return not reasons, body

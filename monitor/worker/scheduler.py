@@ -21,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.home import Home
 from monitor.jobs import JobResult, discover, freeze_long_lived, ordered, refresh_catalog, run_job
+from monitor.worker.config_guard import open_home
 
 log = logging.getLogger("monitor.worker")
 
@@ -49,8 +50,11 @@ def groups() -> dict[str, list[str]]:
 
 def run_group(home_root: str, config_file: str | None, interval_key: str, attempt: int = 0,
               only: list[str] | None = None) -> list[JobResult]:
-    """Run the jobs of one interval group now, in order; schedule a retry for the ones that failed."""
-    home = Home.open(home_root, config_file)
+    """Run the jobs of one interval group now, in order; schedule a retry for the ones that failed.
+
+    The configuration is re-read at every run; a broken edit leaves the run on the last one that passed
+    (monitor/worker/config_guard.py)."""
+    home = open_home(home_root, config_file)
     jobs = discover()
     names = only or groups().get(interval_key, [])
     results = []

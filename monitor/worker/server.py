@@ -154,8 +154,13 @@ class _StateCollector:
             success.add_metric([r["job"]], float(r["t"]))
         yield success
         ready = GaugeMetricFamily("monitor_ready", "1 if GET /readyz answers 200 (see its reasons otherwise)")
-        ready.add_metric([], 1.0 if readiness(self.home, getattr(self.server, "scheduler", None))[0] else 0.0)
+        is_ready, body = readiness(self.home, getattr(self.server, "scheduler", None))
+        ready.add_metric([], 1.0 if is_ready else 0.0)
         yield ready
+        valid = GaugeMetricFamily("monitor_config_valid", "0 while an edit of the configuration file fails its checks "
+                                  "and the worker runs on the last good configuration (GET /readyz: config)")
+        valid.add_metric([], 1.0 if body["config"]["valid"] else 0.0)
+        yield valid
         alerts = GaugeMetricFamily("monitor_open_alerts", "Alerts firing or acknowledged", labels=["severity"])
         counts = {r["severity"]: r["n"] for r in st.query(
             "SELECT severity, count(*) n FROM alerts WHERE status IN ('firing','acknowledged') GROUP BY 1")}
