@@ -220,3 +220,18 @@ def test_monitor_metrics_json_lists_the_estimates(home):
         assert k in es
     assert es["n"] == 11 and es["corrected"] is None and es["details"]["source"] == "reviewer_labels"
 
+
+
+def test_an_estimate_whose_labels_are_gone_is_retired(tmp_path):
+    from monitor.jobs import JobContext
+    from monitor.jobs.refusal_metrics import run_refusal_metrics
+
+    home = build_home(tmp_path / "home")
+    with home.state.tx() as c:
+        c.execute("DELETE FROM labels")
+    run_refusal_metrics(JobContext(home, NOW), draws=20)
+    gone = _one(_rows(home), "labelled_refusal_rate", "2026-10-10", {"language": "es"})
+    assert (gone["n"], gone["value"]) == (0, None)
+    assert json.loads(gone["details"])["note"].startswith("no random-sample reviewer label on this group's unscored")
+    note = json.loads(_one(_rows(home), "refusal_rate", "2026-10-10", {"language": "es"})["details"])["note"]
+    assert "label_estimate" not in note and "give a separate estimate from human labels alone" in note
