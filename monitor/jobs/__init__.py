@@ -153,7 +153,10 @@ def _run_job(home: Home, job: Job, now: dt.datetime | None, backfill: bool) -> J
 
 def run_all(home: Home, only: list[str] | None = None, now: dt.datetime | None = None,
             backfill: bool = False) -> list[JobResult]:
-    """Run every job (or `only` these and what they depend on) once, in dependency order."""
+    """Run every job (or `only` these and what they depend on) once, in dependency order.
+
+    `after` orders, it does not pull in: `monitor jobs run pipeline_health notify` (a cron line every minute, so a
+    hung metric run is paged about, docs/alerts.md) checks and delivers without running the metric chain."""
     jobs = discover()
     if only:
         unknown = [n for n in only if n not in jobs]
@@ -164,7 +167,7 @@ def run_all(home: Home, only: list[str] | None = None, now: dt.datetime | None =
         def add(n: str) -> None:
             if n not in wanted:
                 wanted.add(n)
-                for d in (*jobs[n].depends_on, *jobs[n].after):
+                for d in jobs[n].depends_on:
                     add(d)
 
         for n in only:
