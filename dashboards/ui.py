@@ -20,6 +20,15 @@ FALLBACK_METRICS = {
                            "Share of replies to harmful requests that comply: a safety failure."),
     "partial_refusal_share": ("Partial-refusal share",
                               "Among refusals, the share that are partial (refuse part, answer part)."),
+    "labelled_refusal_rate": ("Refusal rate (reviewer labels)",
+                              "Share of refusals among randomly sampled, human-labelled replies the classifiers could "
+                              "not score (another language), pooled over 28 days."),
+    "labelled_over_refusal_rate": ("Over-refusal rate (reviewer labels)",
+                                   "Share of refusals among randomly sampled, human-labelled benign requests whose "
+                                   "prompt or reply the classifiers could not score, pooled over 28 days."),
+    "labelled_under_refusal_rate": ("Under-refusal rate (reviewer labels)",
+                                    "Share of compliances among randomly sampled, human-labelled harmful requests whose "
+                                    "prompt or reply the classifiers could not score, pooled over 28 days."),
     "thumbs_down_rate": ("Thumbs-down rate", "Share of replies users rated that got a thumbs down."),
     "turn_count": ("Volume", "Number of assistant replies in the window."),
     "value_mean": ("Value score", "Mean score of replies on a value dimension (e.g. moralising), per window."),

@@ -130,5 +130,5 @@ def test_unscored_groups_show_their_estimate_from_reviewer_labels(monkeypatch, t
     no_exception(at)
     table = next(d.value for d in at.dataframe if "labels from" in d.value.columns)
     got = {(g, e): (n, r) for g, e, n, r in zip(table["group"], table["estimate"], table["n"], table["rate"])}
-    assert got[("language=es", "Labelled under refusal rate")] == (8, 0.125)
-    assert got[("language=hi", "Labelled over refusal rate")] == (2, 1.0)
+    assert got[("language=es", "Under-refusal rate (reviewer labels)")] == (8, 0.125)
+    assert got[("language=hi", "Over-refusal rate (reviewer labels)")] == (2, 1.0)
