@@ -214,3 +214,57 @@ url = "http://127.0.0.1:{hook_port}/alerts"
             proc.kill()
             raise AssertionError(f"worker did not stop within 60 s of SIGTERM; its output:\n{_output(proc)}")
         assert code == 0, _output(proc)
+
+
+def test_serve_keeps_running_on_a_broken_config_edit_and_pages_about_it(tmp_path, receivers):
+    """An edit that breaks monitor.toml while `monitor serve` runs: the jobs go on with the good configuration, the
+    webhook gets the config_invalid page, /readyz and /metrics show it; fixing the file clears it."""
+    _, hook_port, _, hooks = receivers
+    home = tmp_path / "home"
+    home.mkdir()
+    port = _free_port()
+    good = f"""
+[worker]
+ingest_interval_s = 1
+jobs_interval_s = 2
+notify_interval_s = 1
+health_interval_s = 1
+
+[[notify.channels]]
+name = "hook"
+type = "webhook"
+url = "http://127.0.0.1:{hook_port}/alerts"
+"""
+    (home / "monitor.toml").write_text(good)
+
+    def get(path):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return r.read().decode()
+        except urllib.error.HTTPError as e:  # /readyz answers 503 with the same body while a job is stale
+            return e.read().decode()
+
+    proc = _start(home, port)
+    try:
+        _wait_http(port, proc)
+        _wait_for(lambda: json.loads(get("/readyz"))["config"] == {"valid": True}, 60, "a first run")
+        (home / "monitor.toml").write_text(good + '\n[[alerts.rules]]\nname = "typo"\nmetric = "refusal_rate"\n')
+        _wait_for(lambda: any("config_invalid" in json.dumps(h) for h in hooks), 120, "the config_invalid page")
+        page = next(h for h in hooks if "config_invalid" in json.dumps(h))
+        assert "'alerts.rules[0].kind' is required" in json.dumps(page)
+        ready = json.loads(get("/readyz"))["config"]
+        assert ready["valid"] is False and "'alerts.rules[0].kind' is required" in ready["error"]
+        assert "monitor_config_valid 0.0" in get("/metrics")
+        assert proc.poll() is None  # still running
+        (home / "monitor.toml").write_text(good)  # fixed
+        _wait_for(lambda: json.loads(get("/readyz"))["config"] == {"valid": True}, 60, "the fixed file in use")
+        from monitor.home import Home
+
+        _wait_for(lambda: Home.open(home).state.query(
+            "SELECT status FROM alerts WHERE rule='config_invalid'")[0]["status"] == "resolved", 60, "resolution")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
