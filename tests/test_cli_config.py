@@ -99,3 +99,26 @@ def test_show_lists_set_keys_with_defaults_and_masks_secrets(tmp_path):
     everything = json.loads(run("--home", str(home), "config", "show", "--all", "--json")[1])
     assert {r["key"] for r in everything} >= {"metrics.min_n", "dashboard.port", "worker.jobs_interval_s"}
     assert {r["source"] for r in everything if r["key"] == "dashboard.port"} == {"default"}
+
+
+def test_show_masks_what_the_file_may_hide_a_secret_in(tmp_path):
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "monitor.toml").write_text(
+        '[classifiers.llm_judge]\nurl = "https://judge.example.org/v1?api_key=JUDGEKEY"\nmodel = "m"\n'
+        'state_dir = "judge"\n'
+        '[[notify.channels]]\nname = "mail"\ntype = "email"\nhost = "smtp.example.org"\nfrom = "a@example.org"\n'
+        'to = ["b@example.org"]\npassword = "SMTPPASS"\n')  # inline: refused by the check, but shown
+    code, out, err = run("--home", str(home), "config", "show", "--json")
+    rows = {r["key"]: r["value"] for r in json.loads(out)}
+    assert code == 0 and "JUDGEKEY" not in out and "SMTPPASS" not in out
+    assert rows["classifiers.llm_judge"] == {"url": "https://judge.example.org/...", "model": "m", "state_dir": "judge"}
+    assert rows["notify.channels"][0]["password"] == "(set)" and rows["notify.channels"][0]["to"] == ["b@example.org"]
+    assert "fails `monitor config check`" in err and "notify.channels[0].password" in err
+
+
+def test_check_json_is_json_for_a_missing_config_file_and_a_missing_home(tmp_path):
+    code, out, _ = run("--config", str(tmp_path / "nope.toml"), "config", "check", "--json")
+    assert code == 1 and json.loads(out)["ok"] is False and "does not exist" in json.loads(out)["error"]
+    code, out, _ = run("--home", str(tmp_path / "typo"), "config", "check", "--json")
+    assert code == 0 and "does not exist" in json.loads(out)["warnings"][0]

@@ -113,3 +113,36 @@ def test_metrics_endpoint_reports_the_configuration_state(home):
     (home.root / "monitor.toml").write_text("[metrics\n")
     ws.open_home(str(home.root), None)
     assert gauge() == 0.0
+
+
+def test_a_broken_edit_keeps_the_secrets_of_the_file_out_of_state_audit_page_and_readyz(home, monkeypatch):
+    fake_group(monkeypatch, [])
+    ws.run_group(str(home.root), None, "jobs_interval_s")
+    # A Slack webhook pasted without its scheme: the error quotes the value, token and all.
+    (home.root / "monitor.toml").write_text(GOOD + '\n[[notify.channels]]\nname = "slack"\ntype = "slack"\n'
+                                            'url = "hooks.slack.com/services/T000/B000/TOKENXYZ"\n')
+    ws.run_group(str(home.root), None, "jobs_interval_s")
+    check(ws.open_home(str(home.root), None), dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    bad = config_guard.problem(home)
+    assert "'notify.channels[1].url' must be an http(s) URL, got 'hooks.slack.com/...'" in bad["error"]
+    stored = json.dumps([bad, readiness(home, None)[1], home.state.query("SELECT * FROM audit_log"),
+                         home.state.query("SELECT message, evidence FROM alerts")])
+    assert "hooks.slack.com/..." in stored and "TOKENXYZ" not in stored
+
+
+def test_a_deleted_file_keeps_the_last_good_configuration_and_pages_until_it_is_back(home, monkeypatch):
+    seen = []
+    fake_group(monkeypatch, seen)
+    ws.run_group(str(home.root), None, "jobs_interval_s")
+    (home.root / "monitor.toml").unlink()  # every rule and channel would go at once, silently
+    ws.run_group(str(home.root), None, "jobs_interval_s")
+    assert seen == [40, 40]
+    assert "monitor.toml is missing" in config_guard.problem(home)["error"]
+    (home.root / "monitor.toml").write_text("")  # an empty file: every default, asked for
+    ws.run_group(str(home.root), None, "jobs_interval_s")
+    assert seen == [40, 40, 30] and config_guard.problem(home) is None
+    (home.root / "monitor.toml").unlink()  # nothing set: no file changes nothing
+    ws.run_group(str(home.root), None, "jobs_interval_s")
+    assert seen == [40, 40, 30, 30] and config_guard.problem(home) is None
+    assert [r["action"] for r in home.state.query("SELECT action FROM audit_log WHERE action LIKE 'config.%' "
+                                                  "ORDER BY id")] == ["config.invalid", "config.valid"]

@@ -27,6 +27,8 @@ def test_port_in_use_is_a_one_line_error(tmp_path):
      "'notify.channels[0].type' must be one of email, log, slack, webhook, got 'webhok'"),
     ('[[alerts.rules]]\nname = "x"\nmetric = "over_refusal_rat"\nkind = "threshold"\nop = ">"\nvalue = 0.1\n',
      "alerts.rules[0].metric"),
+    # The LLM judge's options: `monitor config check` refuses them, so every run of the worker would too.
+    ('[classifiers.llm_judge]\nurl = "http://127.0.0.1:9/v1"\n', "llm_judge option(s) missing: model, state_dir"),
 ])
 def test_broken_alerting_config_stops_the_worker_at_start(tmp_path, toml, words):
     home = tmp_path / "home"

@@ -11,15 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
-from monitor.config_check import check_config
+from monitor.config_check import PLAIN_CHANNEL_KEYS, PLAIN_JUDGE_KEYS, SECRET_KEYS, check_config, mask_table, mask_url
 from monitor.errors import ConfigError
-
-# Keys whose value is a secret: shown as "(set)", never printed.
-SECRET_KEYS = ("worker.token", "dashboard.password")
 
 
 def _config_path(obj) -> Path:
@@ -42,31 +38,15 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _mask_url(url: str) -> str:
-    """A webhook URL often carries its token in the path or query: keep the scheme and host only."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(set)"
-    tail = "/..." if (parts.path not in ("", "/") or parts.query) else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{tail}"
-
-
 def _mask(key: str, value: Any) -> Any:
     if key in SECRET_KEYS:
         return None if value is None else "(set)"
     if key == "notify.channels":
-        masked = []
-        for item in value:
-            item = dict(item)
-            if isinstance(item.get("url"), str):
-                item["url"] = _mask_url(item["url"])
-            if isinstance(item.get("headers"), dict):
-                item["headers"] = {h: "(set)" for h in item["headers"]}
-            masked.append(item)
-        return masked
+        return [mask_table(item, PLAIN_CHANNEL_KEYS) if isinstance(item, dict) else "(set)" for item in value]
+    if key == "classifiers.llm_judge" and isinstance(value, dict):
+        return mask_table(value, PLAIN_JUDGE_KEYS)
     if key == "probes.url" and isinstance(value, str):
-        return _mask_url(value)
+        return mask_url(value)
     return value
 
 
@@ -112,16 +92,19 @@ def check_cmd(obj, as_json):
     from monitor.home import resolve_root
 
     path = _config_path(obj)
-    if obj.config_arg and not path.exists():
-        raise ConfigError(f"config file {path} does not exist", "check the --config path")
+    root = resolve_root(obj.home_arg)
     try:
-        checked = check_config(path, resolve_root(obj.home_arg))
+        if obj.config_arg and not path.exists():
+            raise ConfigError(f"config file {path} does not exist", "check the --config path")
+        checked = check_config(path, root)
     except ConfigError as e:
         if as_json:
             click.echo(json.dumps({"ok": False, "file": str(path), "error": e.message, "hint": e.hint}))
             raise SystemExit(1) from None
         raise
     set_keys = sum(1 for s in checked.config.sources.values() if s != "default")
+    if not obj.config_arg and not root.is_dir():  # a typo in --home or MONITOR_HOME checks nothing
+        checked.warnings.insert(0, f"the home {root} does not exist: no configuration file was checked")
     if as_json:
         click.echo(json.dumps({"ok": True, "file": str(path), "exists": path.exists(), "keys_set": set_keys,
                                "rules": checked.rules, "channels": checked.channels, "warnings": checked.warnings}))
@@ -145,7 +128,13 @@ def show_cmd(obj, include_defaults, as_json):
     path = _config_path(obj)
     if obj.config_arg and not path.exists():
         raise ConfigError(f"config file {path} does not exist", "check the --config path")
-    cfg = load_config(resolve_root(obj.home_arg), path if path.exists() else None)
+    root = resolve_root(obj.home_arg)
+    cfg = load_config(root, path if path.exists() else None)
+    try:  # the worker does not take a file that fails the checks: what it shows is then not in force
+        check_config(path, root)
+    except ConfigError as e:
+        click.secho(f"warning: this file fails `monitor config check` ({e.message}): a running worker keeps its last"
+                    " good configuration, not these values", fg="yellow", err=True)
     rows = effective(cfg, include_defaults)
     if as_json:
         click.echo(json.dumps(rows, default=str))

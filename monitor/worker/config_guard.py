@@ -64,6 +64,8 @@ def open_home(home_root: str, config_file: str | None) -> Home:
     home = Home(Path(key[0]), Path(key[1]) if key[1] else None)
     path = home.config_file or home.root / CONFIG_NAME
     try:
+        if home.config_file is None and not path.exists():
+            _check_not_deleted(key, path)
         config = check_config(path, home.root).config
     except ConfigError as e:
         with _LOCK:
@@ -78,6 +80,21 @@ def open_home(home_root: str, config_file: str | None) -> Home:
     home.__dict__["config"] = config
     _clear(home)
     return home
+
+
+def _check_not_deleted(key: tuple[str, str | None], path: Path) -> None:
+    """Refuse a home's monitor.toml that went away while the configuration in use had keys set from it.
+
+    No file is a valid configuration (every default) for a process that starts without one, but for a worker
+    running on a file it would drop every rule and channel at once, silently: a `rm`, a failed deploy or an
+    editor's save caught between its rename and its write. The worker keeps the last good configuration and pages,
+    like for any broken edit; an empty file is how to ask for every default."""
+    with _LOCK:
+        good = _GOOD.get(key)
+    if good is not None and any(s != "default" for s in good.config.sources.values()):
+        raise ConfigError(f"config file {path} is missing (the configuration in use was read from it at "
+                          f"{good.read_at})",
+                          "restore it; to run on every default, leave an empty monitor.toml")
 
 
 def problem(home: Home) -> dict | None:
