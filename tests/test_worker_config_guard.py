@@ -146,3 +146,19 @@ def test_a_deleted_file_keeps_the_last_good_configuration_and_pages_until_it_is_
     assert seen == [40, 40, 30, 30] and config_guard.problem(home) is None
     assert [r["action"] for r in home.state.query("SELECT action FROM audit_log WHERE action LIKE 'config.%' "
                                                   "ORDER BY id")] == ["config.invalid", "config.valid"]
+
+
+def test_a_second_mistake_in_the_same_broken_stretch_updates_the_alert_without_paging_again(home, monkeypatch):
+    fake_group(monkeypatch, [])
+    ws.run_group(str(home.root), None, "jobs_interval_s")
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    (home.root / "monitor.toml").write_text(GOOD + "[alerts\n")
+    check(ws.open_home(str(home.root), None), now)
+    (home.root / "monitor.toml").write_text(GOOD + "[alerts]\nuse_default_rulez = true\n")  # TOML fixed, a typo made
+    check(ws.open_home(str(home.root), None), now + dt.timedelta(minutes=1))
+    [a] = home.state.query("SELECT message, evidence FROM alerts WHERE rule='config_invalid'")
+    assert "unknown key 'alerts.use_default_rulez'" in a["message"] and "not valid TOML" not in a["message"]
+    assert "use_default_rulez" in json.loads(a["evidence"])["error"]
+    assert home.state.query("SELECT count(*) AS n FROM notify_outbox")[0]["n"] == 1  # paged once
+    check(ws.open_home(str(home.root), None), now + dt.timedelta(minutes=2))  # unchanged: no update
+    assert home.state.query("SELECT count(*) AS n FROM audit_log WHERE action='alert.update'")[0]["n"] == 1

@@ -302,15 +302,21 @@ class _Run:
     def recovered(self, series_key: str, at: dt.datetime) -> None:
         self.alerts.recovered.append((series_key, at))
 
-    def emit(self, rule: Rule, series_key: str, ws: dt.datetime, severity: str, join: dt.timedelta, **fields) -> None:
-        """Record a breach of one scope's episode starting at `ws`, unless it is already recorded as it is."""
+    def emit(self, rule: Rule, series_key: str, ws: dt.datetime, severity: str, join: dt.timedelta,
+             refresh=None, **fields) -> None:
+        """Record a breach of one scope's episode starting at `ws`, unless it is already recorded as it is.
+
+        `refresh(evidence) -> bool` says whether an open episode's recorded evidence is out of date (an update,
+        not a new page)."""
         dedup = f"{series_key}|{iso(ws)}"
-        cur = self.home.state.query("SELECT status, severity, incident_key FROM alerts WHERE dedup_key=?", (dedup,))
+        cur = self.home.state.query("SELECT status, severity, incident_key, evidence FROM alerts WHERE dedup_key=?",
+                                    (dedup,))
         ikey = None
         if cur:
             c = cur[0]
             # The episode is recorded: evaluated again, it changes nothing, unless its severity rises while open.
-            if c["status"] not in OPEN or SEVERITY_RANK[severity] <= SEVERITY_RANK[c["severity"]]:
+            stale = refresh is not None and c["status"] in OPEN and refresh(json.loads(c["evidence"] or "{}"))
+            if not stale and (c["status"] not in OPEN or SEVERITY_RANK[severity] <= SEVERITY_RANK[c["severity"]]):
                 return
             ikey = c["incident_key"]
         elif rule.kind == "quarantine_share" and self.home.state.query(
@@ -597,8 +603,10 @@ def _config_invalid(run: _Run, rule: Rule) -> None:
                f"edit is not in force (invalid since {_hm(since)}); {hint}; rule {rule.name} ({rule.severity})")
     evidence = {"kind": rule.kind, "file": entry.get("file"), "error": entry.get("error"), "since": entry.get("since"),
                 "running_on_config_read_at": entry.get("running_on_config_read_at"), "check": hint}
-    run.emit(rule, key, since, rule.severity, JOB_JOIN, deployment=None, segment={}, value=1.0, n=None,
-             reference=None, threshold=None, message=message, evidence=evidence)
+    # Another mistake in the same broken stretch (the first fixed, a second made): the alert says the current one.
+    run.emit(rule, key, since, rule.severity, JOB_JOIN, refresh=lambda ev: ev.get("error") != entry.get("error"),
+             deployment=None, segment={}, value=1.0, n=None, reference=None, threshold=None, message=message,
+             evidence=evidence)
 
 
 CHECKS = {"no_data": _no_data, "job_failures": _job_failures, "job_stuck": _job_stuck,
