@@ -412,6 +412,8 @@ def load_config(home: Path, config_file: Path | None = None) -> Config:
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror or e}",
                           "check the path and its permissions") from e
+    if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark (Windows Notepad's "UTF-8 with BOM"): not TOML, harmless
+        raw = raw[3:]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

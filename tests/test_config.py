@@ -97,6 +97,14 @@ def test_cli_reports_non_utf8_config_in_one_line(tmp_path):
     assert f"{tmp_path / 'monitor.toml'}:1: not valid UTF-8" in r.stderr
 
 
+def test_a_utf8_byte_order_mark_is_ignored(tmp_path):
+    """Windows Notepad saves "UTF-8 with BOM": the mark is not TOML, and must not make the file unreadable."""
+    from monitor.config import load_config
+
+    (tmp_path / "monitor.toml").write_bytes(b"\xef\xbb\xbf[metrics]\nmin_n = 12\n")
+    assert load_config(tmp_path).metrics.min_n == 12
+
+
 def test_unreadable_config_is_a_config_error(tmp_path):
     (tmp_path / "monitor.toml").mkdir()
     with pytest.raises(ConfigError, match="cannot read config file"):

@@ -18,6 +18,7 @@ before.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -106,10 +107,16 @@ def _record(home: Home, path: Path, e: ConfigError, good: _Good) -> None:
     old = problem(home)
     if old is not None and old.get("error") == e.message:
         return  # the same problem, still there: one record, one log line, one alert episode
-    entry = {"error": e.message, "hint": e.hint, "file": str(path),
-             "since": old["since"] if old else iso(utcnow()),  # another mistake in the same broken stretch
-             "running_on_config_read_at": good.read_at}
     with home.state.tx() as con:
+        # Read again inside the write transaction: the job group and the watch group of the worker may find the
+        # same new problem at once; the second one to write finds it recorded.
+        row = con.execute("SELECT value FROM kv WHERE key=?", (PROBLEM_KEY,)).fetchone()
+        old = json.loads(row[0]) if row else None
+        if old is not None and old.get("error") == e.message:
+            return
+        entry = {"error": e.message, "hint": e.hint, "file": str(path),
+                 "since": old["since"] if old else iso(utcnow()),  # another mistake in the same broken stretch
+                 "running_on_config_read_at": good.read_at}
         home.state.put(PROBLEM_KEY, entry, con=con)
         home.state.audit(con, ACTOR, "config.invalid", f"config:{path}", entry)
     log.error("configuration %s is invalid: %s (%s); running on the configuration read at %s until it is fixed; "
@@ -121,6 +128,7 @@ def _clear(home: Home) -> None:
     if old is None:
         return
     with home.state.tx() as con:
-        con.execute("DELETE FROM kv WHERE key=?", (PROBLEM_KEY,))
+        if not con.execute("DELETE FROM kv WHERE key=?", (PROBLEM_KEY,)).rowcount:
+            return  # the other group cleared it first
         home.state.audit(con, ACTOR, "config.valid", f"config:{old.get('file')}", {"invalid_since": old.get("since")})
     log.info("configuration %s is valid again: in use from now on", old.get("file"))
