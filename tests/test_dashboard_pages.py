@@ -789,6 +789,16 @@ def test_a_folder_that_is_not_a_home_is_an_error_and_is_not_created(monkeypatch,
     assert not root.exists()
 
 
+def alert_page(monkeypatch, home, rule: str):
+    """The Alerts page showing the one alert of `rule`, and its tiles (label -> value)."""
+    [pid] = [r["id"] for r in home.state.query("SELECT id FROM alerts WHERE rule=?", (rule,))]
+    at = open_page(monkeypatch, home.root, "app_pages/alerts.py", reviewer="Ana Reviewer")
+    at.selectbox(key="al_pick").set_value(pid)
+    at.run()
+    no_exception(at)
+    return at, {m.label: m.value for m in at.metric}
+
+
 def test_a_stuck_job_alert_shows_the_job_its_running_time_and_limit(monkeypatch, tmp_path):
     """job_stuck (a default rule): the alert page names the job, how long it has run and the limit, not a
     quarantine share."""
@@ -810,12 +820,7 @@ def test_a_stuck_job_alert_shows_the_job_its_running_time_and_limit(monkeypatch,
         fcntl.flock(fh, fcntl.LOCK_EX)  # the run is in progress: its lock is held
         stack.callback(fcntl.flock, fh, fcntl.LOCK_UN)
         check(home, now)
-    [pid] = [r["id"] for r in home.state.query("SELECT id FROM alerts WHERE rule='job_stuck'")]
-    at = open_page(monkeypatch, home.root, "app_pages/alerts.py", reviewer="Ana Reviewer")
-    at.selectbox(key="al_pick").set_value(pid)
-    at.run()
-    no_exception(at)
-    tiles = {m.label: m.value for m in at.metric}
+    at, tiles = alert_page(monkeypatch, home, "job_stuck")
     assert tiles["Job"] == "values" and tiles["Running for"] == "2.00 h" and tiles["Limit"] == "1.00 h", tiles
     assert "Quarantined" not in tiles
 
@@ -834,11 +839,6 @@ def test_a_broken_configuration_alert_says_which_configuration_is_in_use(monkeyp
         check(config_guard.open_home(str(home.root), None), dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
     finally:
         config_guard._GOOD.clear()
-    [pid] = [r["id"] for r in home.state.query("SELECT id FROM alerts WHERE rule='config_invalid'")]
-    at = open_page(monkeypatch, home.root, "app_pages/alerts.py", reviewer="Ana Reviewer")
-    at.selectbox(key="al_pick").set_value(pid)
-    at.run()
-    no_exception(at)
-    tiles = {m.label: m.value for m in at.metric}
+    at, tiles = alert_page(monkeypatch, home, "config_invalid")
     assert tiles["File"] == str(home.root / "monitor.toml") and "In use: the configuration read at" in tiles
     assert "monitor config check" in " ".join(i.value for i in at.info)
