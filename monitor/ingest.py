@@ -947,6 +947,54 @@ def _expand(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, bool]]:
     return out
 
 
+# Inbox files ingested before, per home: path -> (stat key, content hash). The monitor does not own its inputs, so an
+# inbox keeps every file ever dropped, and the worker scans it every `ingest_interval_s`: sniffing and hashing each
+# old file again made a pass cost what all the logs ever received cost to read. A file whose device, inode, size,
+# modification and change times are those it had when it was hashed is the same file (make and rsync use less);
+# one modified within INBOX_SETTLE_S of its hashing is not remembered, since a coarse file-system clock may not tick
+# between two writes. The hashes are checked against `ingested_files` on each pass (a restored state is obeyed).
+_INBOX_SEEN: dict[str, dict[str, tuple[tuple, str]]] = {}
+
+
+def _stat_key(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _unchanged_inbox_files(home: Home, files: list[tuple[Path, bool]]) -> dict[str, tuple[tuple, str]]:
+    """The inbox files among `files` ingested before and unchanged since (path -> (stat key, content hash))."""
+    known = _INBOX_SEEN.get(str(home.root), {})
+    if not known:
+        return {}
+    same: dict[str, tuple[tuple, str]] = {}
+    for path, from_folder in files:
+        entry = known.get(str(path)) if from_folder else None
+        if entry is None:
+            continue
+        try:
+            if _stat_key(path.stat()) == entry[0]:
+                same[str(path)] = entry
+        except OSError:
+            pass
+    digests = sorted({d for _, d in same.values()})
+    done: set[str] = set()
+    for i in range(0, len(digests), 500):
+        chunk = digests[i:i + 500]
+        done.update(r["content_hash"] for r in home.state.query(
+            f"SELECT content_hash FROM ingested_files WHERE status='done' AND content_hash IN "
+            f"({','.join('?' * len(chunk))})", tuple(chunk)))
+    return {p: e for p, e in same.items() if e[1] in done}
+
+
+def _remember(seen: dict[str, tuple[tuple, str]], path: Path, before: os.stat_result, digest: str) -> None:
+    """Remember an ingested inbox file unless it changed while it was read or just before."""
+    try:
+        after = path.stat()
+    except OSError:
+        return
+    if _stat_key(after) == _stat_key(before) and time.time() - before.st_mtime >= INBOX_SETTLE_S:
+        seen[str(path)] = (_stat_key(before), digest)
+
+
 def _still_written(path: Path) -> str | None:
     """Why an inbox file is left for a later pass (its last line unterminated and changed just now), else None."""
     st = path.stat()
@@ -976,9 +1024,14 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
     files = _expand(paths)
     summary = IngestSummary()
     forced = get_collector(fmt, home.config) if fmt else None
+    unchanged = _unchanged_inbox_files(home, files)
+    seen: dict[str, tuple[tuple, str]] = dict(unchanged)
     # Detect every explicit file first, so one file in no known format stops the run before anything is written.
     plan: list[tuple[Path, bool, Collector | None, str | None]] = []
     for path, from_folder in files:
+        if str(path) in unchanged:
+            plan.append((path, from_folder, None, ALREADY_INGESTED))
+            continue
         try:
             collector = forced or detect(path, home.config)
         except FormatError as e:
@@ -1002,14 +1055,16 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
                 if from_folder and (busy := _still_written(path)):
                     fs.skipped, fs.note = True, busy
                     continue
+                before = path.stat()
                 digest = file_hash(path)
             except FileNotFoundError:
                 fs.skipped, fs.note = True, _gone(path, from_folder)
                 continue
             if from_folder:
-                seen = home.state.query("SELECT status FROM ingested_files WHERE content_hash=?", (digest,))
-                if seen and seen[0]["status"] == "done":
+                done = home.state.query("SELECT status FROM ingested_files WHERE content_hash=?", (digest,))
+                if done and done[0]["status"] == "done":
                     fs.skipped, fs.note = True, ALREADY_INGESTED
+                    _remember(seen, path, before, digest)
                     continue
             with home.state.tx() as con:
                 con.execute(
@@ -1025,8 +1080,12 @@ def ingest_paths(home: Home, paths: Iterable[str | os.PathLike], fmt: str | None
                     "finished_at=? WHERE content_hash=?",
                     (fs.read, fs.ingested, fs.duplicates, fs.quarantined, iso(utcnow()), digest),
                 )
+            if from_folder:
+                _remember(seen, path, before, digest)
     finally:
         ing.close()
+        if any(from_folder for _, from_folder in files):
+            _INBOX_SEEN[str(home.root)] = seen  # the files of this pass: one deleted from the inbox is forgotten
     return summary
 
 
