@@ -739,6 +739,13 @@ def check(home: Path) -> dict:
                       "n_mismatch": wrong_n[:20], "unscored": unscored,
                       "scores_missing": con.execute(
                           "SELECT count(*) FROM turns t ANTI JOIN latest_scores s USING (turn_id)").fetchone()[0]}
+    # The tables written beside the turns: no row twice after the kills, none left without its turn.
+    seg, seg_distinct, seg_orphans, scores, scored = con.execute(
+        "SELECT (SELECT count(*) FROM segments), (SELECT count(*) FROM (SELECT DISTINCT turn_id, attribute "
+        "FROM segments)), (SELECT count(*) FROM segments ANTI JOIN turns USING (turn_id)), "
+        "(SELECT count(*) FROM scores), (SELECT count(DISTINCT turn_id) FROM scores)").fetchone()
+    out["other_tables"] = {"segments": seg, "segments_distinct": seg_distinct, "segments_orphans": seg_orphans,
+                           "scores": scores, "scored_turns": scored}
     con.close()
     return out
 
@@ -993,7 +1000,10 @@ def main() -> int:
     c = res["checks"]
     ok = (not c["files"]["problems"] and not c["turns"]["n_missing"] and not c["turns"]["n_unexpected"]
           and not c["turns"]["n_duplicated"] and not c["quarantine"]["missing"] and not c["quarantine"]["unexpected"]
-          and not c["metrics"]["no_metric"] and not c["metrics"]["n_mismatch"] and not res["summary"]["tracebacks"])
+          and not c["metrics"]["no_metric"] and not c["metrics"]["n_mismatch"] and not res["summary"]["tracebacks"]
+          and c["other_tables"]["segments"] == c["other_tables"]["segments_distinct"]
+          and not c["other_tables"]["segments_orphans"]
+          and c["other_tables"]["scores"] == c["other_tables"]["scored_turns"] == c["turns"]["rows"])
     print("SOAK", "PASSED" if ok else "FOUND PROBLEMS", file=sys.stderr)
     return 0 if ok else 1
 
