@@ -57,3 +57,19 @@ def test_the_lock_holds_across_processes(tmp_path):
         assert entered.is_set()
     finally:
         holder.kill()
+
+
+def test_a_run_whose_process_died_is_marked_interrupted_by_the_next_run(tmp_path):
+    """kill -9 mid-run leaves a 'running' row; the next run of the job (holding its lock, so no other run can be in
+    progress) marks it interrupted instead of leaving a run that never ends; other jobs' rows are not touched."""
+    from monitor.jobs import INTERRUPTED
+
+    home = Home.open(tmp_path / "home")
+    with home.state.tx() as con:
+        for job in ("probe", "other"):
+            con.execute("INSERT INTO job_runs (job, started_at, status) VALUES (?, '2026-11-27T10:00:00Z', 'running')",
+                        (job,))
+    assert run_job(home, Job("probe", lambda ctx: 0)).status == "ok"
+    rows = home.state.query("SELECT job, status, message, finished_at FROM job_runs ORDER BY id")
+    assert rows[0] == {"job": "probe", "status": "interrupted", "message": INTERRUPTED, "finished_at": None}
+    assert rows[1]["status"] == "running" and rows[2]["status"] == "ok"  # 'other' waits for its own next run

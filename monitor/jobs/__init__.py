@@ -118,6 +118,9 @@ def _one_run_at_a_time(home: Home, name: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+INTERRUPTED = "its process ended before the run did (killed, out of memory, a reboot): found by the next run"
+
+
 def run_job(home: Home, job: Job, now: dt.datetime | None = None, backfill: bool = False) -> JobResult:
     """Run one job, recording its run in `job_runs`; errors are caught and reported in the result. Runs of one job
     in one home never overlap (`_one_run_at_a_time`)."""
@@ -128,6 +131,10 @@ def run_job(home: Home, job: Job, now: dt.datetime | None = None, backfill: bool
 def _run_job(home: Home, job: Job, now: dt.datetime | None, backfill: bool) -> JobResult:
     ctx = JobContext(home, now or utcnow(), backfill=backfill)
     with home.state.tx() as con:
+        # This process holds the job's lock: a 'running' row of the job is a run whose process died mid-run (kill -9,
+        # out of memory, a reboot). Said so, instead of a run that never ends to whatever reads job_runs.
+        con.execute("UPDATE job_runs SET status='interrupted', message=? WHERE job=? AND status='running'",
+                    (INTERRUPTED, job.name))
         run_id = con.execute(
             "INSERT INTO job_runs (job, started_at, status) VALUES (?, ?, 'running')", (job.name, iso(utcnow()))
         ).lastrowid

@@ -2,8 +2,8 @@
 
 A run is recorded in `job_runs` as 'running' when it starts and updated when it ends (monitor/jobs/__init__.py).
 It is *in progress* while it is its job's latest row and its job's lock in the home is held: a process killed
-mid-run (out of memory, a reboot) leaves a 'running' row whose lock nobody holds, and a later run of the job
-supersedes it. A run in progress is *stuck* once it has run longer than its limit: `worker.max_run_s` for that job
+mid-run (out of memory, a reboot) leaves a 'running' row whose lock nobody holds, and the next run of the job
+marks it 'interrupted'. A run in progress is *stuck* once it has run longer than its limit: `worker.max_run_s` for that job
 when set, else max(`worker.stuck_min_s`, `worker.stuck_factor` x the 95th percentile of the durations of its last
 HISTORY_RUNS successful runs), or max(`worker.stuck_min_s`, FIRST_RUNS_S) while it has fewer than MIN_RUNS timed
 successful runs (the first runs of a home catch up on its backlog).
