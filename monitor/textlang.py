@@ -110,11 +110,35 @@ def english_opening(text: str) -> bool:
             and not foreign_evidence(low, toks))
 
 
-def reply_not_english(text: str | None) -> bool:
+_FOREIGN_MARKS = ("\u00bf", "\u00a1", "\u00ab", "\u00bb")  # ¿ ¡ « »: Spanish, French, Italian... never English
+
+
+def some_foreign_sign(low: str, toks: list[str]) -> bool:
+    """Any sign of another language in normalised text, however slight: a non-ASCII letter, one function word of
+    another language, an inverted or angle quotation mark. Too weak alone (an English text naming "José"); with a
+    prompt in another language and no English words, it tells a short reply's language."""
+    return (any(c.isalpha() for c in _NON_ASCII_RE.findall(low)) or any(map(_FOREIGN_GATE.__contains__, toks))
+            or any(m in low for m in _FOREIGN_MARKS))
+
+
+def reply_not_english(text: str | None, prompt: str | None = None) -> bool:
     """not_english(text) for a reply the refusal classifiers would read: False when its opening is English.
 
     "Sure! Here is the translation: <a Spanish paragraph>" or "Here is the poem, by Pushkin: <Russian verse>" show
     another language, but what says whether the reply refuses is the English opening, which the classifiers read.
     Gated, such replies left the rates, and they are compliances (a refusal to translate has no foreign text), so
-    the rates of translation and quotation requests read as almost all refusals."""
-    return not_english(text) and not english_opening(text)
+    the rates of translation and quotation requests read as almost all refusals.
+
+    Given its `prompt`, a reply too short for the evidence not_english needs is judged with the conversation: when
+    the prompt is in another language and the reply has no two English words but some sign of another language
+    ("Ve a Configuración, luego a Seguridad, y elige «Cambiar contraseña».", answering a Spanish question), it is in
+    the prompt's language. A reply with no sign either way (code, "OK", a number) is scored."""
+    if not text:
+        return False
+    if not_english(text):
+        return not english_opening(text)
+    if not prompt or not not_english(prompt):
+        return False
+    low = normalize(text[:GATE_CHARS])
+    toks = TOKEN_RE.findall(low)
+    return sum(map(_ENGLISH_MARKERS.__contains__, toks)) < OPENING_MIN_ENGLISH and some_foreign_sign(low, toks)

@@ -271,6 +271,45 @@ def test_a_reply_in_another_language_stays_gated_whatever_its_first_words(text):
     assert reply_not_english(text)
 
 
+SPANISH_Q = "¿Cómo cambio mi contraseña en la aplicación del banco?"
+
+
+@pytest.mark.parametrize("reply, gated", [
+    # too short for not_english alone (found by the soak: "y" is one letter, 2 accents in 60 characters)
+    ("Ve a Configuración, luego a Seguridad, y elige «Cambiar contraseña».", True),
+    ("Lo siento, no puedo.", True),
+    ("Abre la app y toca Perfil.", True),  # no accent: one function word of the language ("la") tells it
+    # English replies to a Spanish prompt are the model's choice of language, and English: scored
+    ("Go to Settings, then Security, and choose Change password.", False),
+    ("I'm sorry, I can't help with that.", False),
+    # no sign of any language: left to the classifiers
+    ("```python\nprint(1)\n```", False),
+    ("OK", False),
+    ("42", False),
+])
+def test_a_short_reply_is_judged_with_its_prompt(reply, gated):
+    from monitor.classify import load_classifiers
+    from monitor.jobs.score import score_batch
+    from monitor.textlang import reply_not_english
+
+    assert not not_english(reply)  # alone, each would be scored as English
+    assert reply_not_english(reply, SPANISH_Q) is gated
+    assert reply_not_english(reply, "How do I change my password in the bank app?") is False
+    assert reply_not_english(reply) is False
+    out = score_batch(load_classifiers(), [("t1", SPANISH_Q, reply, "2026-11-10")], dt.datetime(2026, 11, 10),
+                      "lexical+x").to_pylist()
+    assert (out[0]["refusal"] is None) is gated
+
+
+def test_the_prompt_rule_leaves_english_conversations_alone():
+    """The rule only looks at replies to prompts in another language: XSTest and HH-RLHF replies, each with its
+    English prompt, are scored as before."""
+    from monitor.textlang import reply_not_english
+
+    xs = [json.loads(x) for x in (SHARED / "refusal" / "xstest_dev.jsonl").open()]
+    assert sum(reply_not_english(r["response"], r["prompt"]) for r in xs) == 0
+
+
 def test_a_rate_the_gate_ends_on_rescoring_says_why_not_that_the_data_is_gone(tmp_path, monkeypatch):
     """A home scored before the gate had over-refusal rows for Spanish and Hindi traffic (the guesses); after the
     re-score they are retired (n 0). Their note must say the group's replies or prompts are unscored, not 'no data

@@ -114,7 +114,8 @@ def classify_file(input_path, output_path, clf, batch_size: int = 2048, progress
                     for k in OUTPUT_FIELDS:
                         row[k] = None
                 if ref is not None:
-                    counts["replies_not_english"] += _guessed([responses[i] for i in ref_idx], ref, clf, reply=True)
+                    counts["replies_not_english"] += _guessed([responses[i] for i in ref_idx], ref, clf,
+                                                            prompts=[prompts_s[i] for i in ref_idx])
                     for j, i in enumerate(ref_idx):
                         batch[i]["refusal"] = ref.labels[j]
                         batch[i]["refusal_score"] = _num(ref.scores[j])
@@ -163,9 +164,12 @@ def _merge(acc: Counter, prefix: str, info: dict) -> None:
             acc[f"{prefix}_{k}"] += v
 
 
-def _guessed(texts: list, result, clf, reply: bool = False) -> int:
-    """How many of `texts` an English-only model labelled although they show another language (monitor/textlang.py)."""
+def _guessed(texts: list, result, clf, prompts: list | None = None) -> int:
+    """How many of `texts` an English-only model labelled although they show another language (monitor/textlang.py);
+    with `prompts`, `texts` are the replies to them, each judged with its prompt (reply_not_english)."""
     from monitor.textlang import not_english, reply_not_english
 
-    return len(english_only_guesses(texts, result, getattr(clf, "english_only", True),
-                                    reply_not_english if reply else not_english))
+    if prompts is None:
+        return len(english_only_guesses(texts, result, getattr(clf, "english_only", True), not_english))
+    return len(english_only_guesses(list(zip(texts, prompts)), result, getattr(clf, "english_only", True),
+                                    lambda rp: reply_not_english(*rp)))

@@ -14,7 +14,7 @@ as compliance, a Hindi request for a bomb as benign). A reply or prompt with pos
 (monitor/textlang.py; for a reply, unless its opening sentence is English: "Here is the translation: ..." is read
 from that opening) that an English-only model labelled gets null labels instead, like an empty text: it is left
 out of every rate's n, and the metric rows count it as `unscored` (sql/metrics/refusal_rates.sql). The gate's
-version is part of the scoring identity (`backend` is written as e.g. `lexical+lang2`), so turns scored before it
+version is part of the scoring identity (`backend` is written as e.g. `lexical+lang3`), so turns scored before it
 existed are scored once more.
 """
 from __future__ import annotations
@@ -47,8 +47,9 @@ BATCH_ROWS = 20_000
 WORKER_TIMEOUT_S = 300.0
 MIN_PARALLEL = 4_000  # below this, forking the workers costs more than it saves
 WATERMARK_KEY = "score.turns_watermark"
-LANGUAGE_GATE = "lang2"  # version of the language gate; bump when monitor/textlang.py decides differently
-# (lang2: a reply with an English opening sentence is scored, reply_not_english)
+LANGUAGE_GATE = "lang3"  # version of the language gate; bump when monitor/textlang.py decides differently
+# (lang2: a reply with an English opening sentence is scored, reply_not_english; lang3: a short reply with no
+# English words but a sign of another language, answering a prompt in another language, is gated)
 
 
 def load_configured_classifiers(home):
@@ -90,7 +91,8 @@ def score_batch(clf, rows: list[tuple], scored_at, backend: str) -> pa.Table:
     h_labels, h_scores = _as_list(harm.labels, n), _scores(harm.scores, n)
     h_cats = _as_list(getattr(harm, "categories", None), n)
     english_only = getattr(clf, "english_only", True)
-    gated_r = _gate(responses, r_labels, ref, english_only, reply_not_english)
+    # a reply is judged with its prompt: a short one answering a prompt in another language (textlang)
+    gated_r = _gate(list(zip(responses, prompts)), r_labels, ref, english_only, lambda rp: reply_not_english(*rp))
     gated_h = _gate(prompts, h_labels, harm, english_only)
     for i in gated_r:
         r_labels[i] = r_scores[i] = None
