@@ -22,7 +22,7 @@ HELP: dict[str, str] = {
     "ingest.columns": "CSV/Parquet column mapping: canonical field -> column name, e.g. {assistant_message = \"reply\", \"user.language\" = \"lang\"}.",
     "ingest.formats": "Force a format for files matching a glob, e.g. {\"exports/*.jsonl\" = \"openai\"}.",
     "alerts.history_days": "Days of metric windows the rules evaluate (0 = all history): keeps each run's cost independent of the history's length; must cover every rule's reference windows, and CUSUM / Page-Hinkley start at its beginning.",
-    "metrics.history_days": "Days an older computation of a metric (superseded by a newer run for the same window and group) stays in metrics_log before compaction drops it; the newest is always kept.",
+    "metrics.history_days": "Days an older computation of a metric (superseded by a newer run for the same window and group) stays in metrics_log before compaction drops it; the newest is always kept. A draft (a computation of a window still in progress, superseded before the window ended) goes after an hour.",
     "classifiers.workers": "Processes the score job classifies with (lexical backend; 0 = one per CPU; the LLM judge and embedding backends use one).",
     "ingest.retention_days": "Days of data kept: older date partitions of turns, segments, scores, value tables and quarantine are dropped daily (0 = keep forever; metrics are kept).",
     "metrics.granularity": "Event-time window of every metric: day or hour.",

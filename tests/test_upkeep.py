@@ -79,3 +79,29 @@ def test_retention_job_sweeps_orphans_only_after_a_deletion(home, monkeypatch):
     R.retention(ctx)  # one more after the deletion's own, for a score run that committed late
     R.retention(ctx)
     assert len(calls) == 3
+
+
+def test_drafts_of_an_open_window_go_after_an_hour(home):
+    """Each run rewrites today's window with the day so far: those drafts go an hour after a newer computation of
+    the window (not after the history period); the last computation before the window closed, and revisions of a
+    closed window (late data), stay the history period. The `metrics` view never changes."""
+    day = dt.datetime(2026, 11, 19)  # the window [day, day + 1)
+    at = [day + dt.timedelta(hours=h) for h in (9, 10, 11)] + [day + dt.timedelta(days=1, hours=2)]
+    for i, t in enumerate(at):  # three runs during the day, one after it closed
+        _run(home, t, f"d{i}", [day], float(i))
+    _run(home, day - dt.timedelta(days=2), "old", [W], 0.5)          # a closed window computed long after it closed,
+    _run(home, day + dt.timedelta(days=1), "late", [W], 0.6)        # revised by late data: a revision, not a draft
+    now = day + dt.timedelta(days=1, hours=3)
+    before = _view(home)
+    assert prune_superseded_metrics(home, now, history_days=7, force=True) == 2  # d0 and d1
+    con = connect(home)
+    try:
+        left = {r[0] for r in con.execute("SELECT run_id FROM metrics_log").fetchall()}
+    finally:
+        con.close()
+    assert left == {"d2", "d3", "old", "late"} and _view(home) == before
+    # a draft superseded less than an hour ago stays (a reader may be looking at it)
+    _run(home, now + dt.timedelta(minutes=1), "t0", [now.replace(hour=0)], 1.0)
+    _run(home, now + dt.timedelta(minutes=6), "t1", [now.replace(hour=0)], 2.0)
+    assert prune_superseded_metrics(home, now + dt.timedelta(minutes=30), history_days=7, force=True) == 0
+    assert prune_superseded_metrics(home, now + dt.timedelta(hours=2), history_days=7, force=True) == 1
