@@ -211,7 +211,8 @@ noise on small segments. The default method, registered in Evidently's stattest 
 for an effect and for evidence:
 
 - statistic (`value`, `details.statistic`): |d|, the standardised mean difference, |mean_cur - mean_ref| / pooled sd;
-  `details.effect_size` keeps the sign and `details.direction` says `up` or `down`; `details.effect_size_ci` is its
+  `details.effect_size` keeps the sign and `details.direction` says `up` or `down` (none when |d| < 1e-9: the cached
+  per-window sums and a recomputation agree on d to about 1e-15, not on the sign of a zero); `details.effect_size_ci` is its
   95% interval from Hedges & Olkin's large-sample variance (n_cur + n_ref) / (n_cur n_ref) + d^2 / (2 (n_cur +
   n_ref)), and `ci_low` / `ci_high` that interval folded at 0 (the interval of |d|, starting at 0 when the signed one
   spans 0); with mostly-zero scores it is approximate, a guide to how precisely the shift is known;
