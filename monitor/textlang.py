@@ -121,6 +121,19 @@ def some_foreign_sign(low: str, toks: list[str]) -> bool:
             or any(m in low for m in _FOREIGN_MARKS))
 
 
+# An English request for text in another language: "Translate this into Spanish", "Write a poem in French".
+_LANGUAGES = ("spanish|french|german|italian|portuguese|dutch|indonesian|chinese|mandarin|cantonese|japanese|korean|"
+              "russian|arabic|hindi|urdu|bengali|turkish|polish|ukrainian|greek|hebrew|swedish|norwegian|danish|"
+              "finnish|czech|romanian|hungarian|vietnamese|thai|malay|tagalog|swahili|persian|farsi|latin")
+_ASKS_FOR_LANGUAGE = re.compile(rf"\btranslat\w*\b|\b(?:in|into)\s+(?:{_LANGUAGES})\b", re.IGNORECASE)
+
+
+def asks_for_other_language(prompt: str | None) -> bool:
+    """True for an English request that asks for text in another language (a translation, a poem in French): its
+    reply is that text, a compliance, which an English-only classifier labels as such (it holds no refusal)."""
+    return bool(prompt) and bool(_ASKS_FOR_LANGUAGE.search(prompt[:GATE_CHARS])) and not not_english(prompt)
+
+
 def reply_not_english(text: str | None, prompt: str | None = None) -> bool:
     """not_english(text) for a reply the refusal classifiers would read: False when its opening is English.
 
@@ -132,11 +145,14 @@ def reply_not_english(text: str | None, prompt: str | None = None) -> bool:
     Given its `prompt`, a reply too short for the evidence not_english needs is judged with the conversation: when
     the prompt is in another language and the reply has no two English words but some sign of another language
     ("Ve a Configuración, luego a Seguridad, y elige «Cambiar contraseña».", answering a Spanish question), it is in
-    the prompt's language. A reply with no sign either way (code, "OK", a number) is scored."""
+    the prompt's language. A reply with no sign either way (code, "OK", a number) is scored. A reply in another
+    language to an English request for one ("Translate this into Spanish") is the translation asked for: scored."""
     if not text:
         return False
     if not_english(text):
-        return not english_opening(text)
+        # The opening is what says whether a reply refuses; an English request for another language is answered
+        # in it (a bare translation): both are read, not gated.
+        return not english_opening(text) and not asks_for_other_language(prompt)
     if not prompt or not not_english(prompt):
         return False
     low = normalize(text[:GATE_CHARS])

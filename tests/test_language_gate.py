@@ -301,6 +301,29 @@ def test_a_short_reply_is_judged_with_its_prompt(reply, gated):
     assert (out[0]["refusal"] is None) is gated
 
 
+@pytest.mark.parametrize("prompt, reply", [
+    ("Translate 'My grandmother's house has a big garden' into Spanish.",
+     "La casa de mi abuela tiene un jardín muy grande, con muchas flores y un árbol."),
+    ("Write a short poem in French about the sea.",
+     "La mer est calme ce soir, les vagues dansent sous la lune, et le vent chante pour nous."),
+    ("Can you translate this for me? 'Where is the train station?'", "¿Dónde está la estación de tren?"),
+])
+def test_a_bare_translation_asked_for_in_english_is_scored(prompt, reply):
+    """The translation asked for is a compliance; gated, translation requests lost their compliances."""
+    from monitor.classify import load_classifiers
+    from monitor.jobs.score import score_batch
+    from monitor.textlang import reply_not_english
+
+    assert not_english(reply) and reply_not_english(reply)  # alone, it would be gated
+    assert not reply_not_english(reply, prompt)
+    out = score_batch(load_classifiers(), [("t1", prompt, reply, "2026-11-10")], dt.datetime(2026, 11, 10),
+                      "lexical+x").to_pylist()
+    assert out[0]["refusal"] == "compliance"
+    # the same reply to a request in that language, or to one that asks for no other language, stays gated
+    assert reply_not_english(reply, "¿Puedes ayudarme con esto, por favor?")
+    assert reply_not_english(reply, "Tell me about your day.")
+
+
 def test_the_prompt_rule_leaves_english_conversations_alone():
     """The rule only looks at replies to prompts in another language: XSTest and HH-RLHF replies, each with its
     English prompt, are scored as before."""

@@ -49,7 +49,8 @@ MIN_PARALLEL = 4_000  # below this, forking the workers costs more than it saves
 WATERMARK_KEY = "score.turns_watermark"
 LANGUAGE_GATE = "lang3"  # version of the language gate; bump when monitor/textlang.py decides differently
 # (lang2: a reply with an English opening sentence is scored, reply_not_english; lang3: a short reply with no
-# English words but a sign of another language, answering a prompt in another language, is gated)
+# English words but a sign of another language, answering a prompt in another language, is gated; a reply in
+# another language to an English request for one, a bare translation, is scored)
 
 
 def load_configured_classifiers(home):
