@@ -137,7 +137,7 @@ def check_config(path: Path | None, home_root: Path) -> Checked:
 
 def _parsed(path: Path) -> dict | None:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))  # as load_config reads it: a BOM is skipped
     except (OSError, ValueError):
         return None
 

@@ -128,6 +128,11 @@ def test_a_broken_edit_keeps_the_secrets_of_the_file_out_of_state_audit_page_and
     stored = json.dumps([bad, readiness(home, None)[1], home.state.query("SELECT * FROM audit_log"),
                          home.state.query("SELECT message, evidence FROM alerts")])
     assert "hooks.slack.com/..." in stored and "TOKENXYZ" not in stored
+    # the same file saved with a UTF-8 byte-order mark (which the config reader skips) is scrubbed alike
+    text = (home.root / "monitor.toml").read_text().replace("TOKENXYZ", "TOKENBOM")
+    (home.root / "monitor.toml").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    ws.run_group(str(home.root), None, "jobs_interval_s")
+    assert "TOKENBOM" not in json.dumps(config_guard.problem(home))
 
 
 def test_a_deleted_file_keeps_the_last_good_configuration_and_pages_until_it_is_back(home, monkeypatch):
