@@ -13,25 +13,21 @@ log = logging.getLogger("monitor.worker")
 def check_alerting(home: Home) -> None:
     """Refuse a configuration `monitor config check` refuses (invalid alert rules, channels, LLM judge options)
     now, and warn when no channel would page anyone."""
-    from monitor.alerts.rules import effective_rules
     from monitor.config import CONFIG_NAME
     from monitor.config_check import check_config
-    from monitor.notify.outbox import load_channels
 
     # The same checks every later run makes (monitor/worker/config_guard.py): a file they refuse at start would
-    # otherwise run, and page config_invalid from the first run about the configuration in use.
-    checked = check_config(home.config_file or home.root / CONFIG_NAME, home.root)
+    # otherwise run, and page config_invalid from the first run about the configuration in use. Rules and channels
+    # are otherwise read only by the alerts and notify jobs: a typo in one would leave the worker running for days
+    # with alerting failing in a log nobody reads.
+    path = home.config_file or home.root / CONFIG_NAME
+    checked = check_config(path, home.root)
     for w in checked.warnings:
         if not w.startswith("no notification channel"):  # said below, with the file's name
             log.warning("%s", w.replace("in this shell", "for the worker"))
-
-    # Rules and channels are only read by the alerts and notify jobs: a typo in one would otherwise leave the
-    # worker running for days with alerting failing in a log nobody reads.
-    effective_rules(home.config)
-    channels = load_channels(home)
+    channels = set(checked.channels)
     if not channels:
-        log.warning("no notification channels ([[notify.channels]] in %s): alerts are recorded, nobody is paged",
-                    home.config_file or home.root / "monitor.toml")
+        log.warning("no notification channels ([[notify.channels]] in %s): alerts are recorded, nobody is paged", path)
     # Messages queued for a channel the config no longer has wait for it, then go dead: say so while it can help.
     for r in home.state.query("SELECT channel, count(*) AS n FROM notify_outbox WHERE status IN ('pending', 'held') "
                               "GROUP BY channel ORDER BY channel"):
