@@ -128,13 +128,16 @@ _LANGUAGES = ("spanish|french|german|italian|portuguese|dutch|indonesian|chinese
 _ASKS_FOR_LANGUAGE = re.compile(rf"\btranslat\w*\b|\b(?:in|into)\s+(?:{_LANGUAGES})\b", re.IGNORECASE)
 
 
-def asks_for_other_language(prompt: str | None) -> bool:
+def asks_for_other_language(prompt: str | None, prompt_foreign: bool | None = None) -> bool:
     """True for an English request that asks for text in another language (a translation, a poem in French): its
-    reply is that text, a compliance, which an English-only classifier labels as such (it holds no refusal)."""
-    return bool(prompt) and bool(_ASKS_FOR_LANGUAGE.search(prompt[:GATE_CHARS])) and not not_english(prompt)
+    reply is that text, a compliance, which an English-only classifier labels as such (it holds no refusal).
+    `prompt_foreign`: not_english(prompt), when the caller has it already."""
+    if not prompt or not _ASKS_FOR_LANGUAGE.search(prompt[:GATE_CHARS]):
+        return False
+    return not (not_english(prompt) if prompt_foreign is None else prompt_foreign)
 
 
-def reply_not_english(text: str | None, prompt: str | None = None) -> bool:
+def reply_not_english(text: str | None, prompt: str | None = None, prompt_foreign: bool | None = None) -> bool:
     """not_english(text) for a reply the refusal classifiers would read: False when its opening is English.
 
     "Sure! Here is the translation: <a Spanish paragraph>" or "Here is the poem, by Pushkin: <Russian verse>" show
@@ -146,14 +149,15 @@ def reply_not_english(text: str | None, prompt: str | None = None) -> bool:
     the prompt is in another language and the reply has no two English words but some sign of another language
     ("Ve a Configuración, luego a Seguridad, y elige «Cambiar contraseña».", answering a Spanish question), it is in
     the prompt's language. A reply with no sign either way (code, "OK", a number) is scored. A reply in another
-    language to an English request for one ("Translate this into Spanish") is the translation asked for: scored."""
+    language to an English request for one ("Translate this into Spanish") is the translation asked for: scored.
+    `prompt_foreign`: not_english(prompt), when the caller has it already (the scoring job gates prompts too)."""
     if not text:
         return False
     if not_english(text):
         # The opening is what says whether a reply refuses; an English request for another language is answered
         # in it (a bare translation): both are read, not gated.
-        return not english_opening(text) and not asks_for_other_language(prompt)
-    if not prompt or not not_english(prompt):
+        return not english_opening(text) and not asks_for_other_language(prompt, prompt_foreign)
+    if not prompt or not (not_english(prompt) if prompt_foreign is None else prompt_foreign):
         return False
     low = normalize(text[:GATE_CHARS])
     toks = TOKEN_RE.findall(low)

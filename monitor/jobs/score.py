@@ -92,9 +92,13 @@ def score_batch(clf, rows: list[tuple], scored_at, backend: str) -> pa.Table:
     h_labels, h_scores = _as_list(harm.labels, n), _scores(harm.scores, n)
     h_cats = _as_list(getattr(harm, "categories", None), n)
     english_only = getattr(clf, "english_only", True)
-    # a reply is judged with its prompt: a short one answering a prompt in another language (textlang)
-    gated_r = _gate(list(zip(responses, prompts)), r_labels, ref, english_only, lambda rp: reply_not_english(*rp))
-    gated_h = _gate(prompts, h_labels, harm, english_only)
+    # Each prompt's language once: the harm gate reads it, and so does the reply gate (a short reply answering a
+    # prompt in another language, or a translation an English prompt asked for, textlang.reply_not_english).
+    foreign = [not_english(p) for p in prompts]
+    idx = list(range(n))
+    gated_r = _gate(idx, r_labels, ref, english_only,
+                    lambda i: reply_not_english(responses[i], prompts[i], prompt_foreign=foreign[i]))
+    gated_h = _gate(idx, h_labels, harm, english_only, foreign.__getitem__)
     for i in gated_r:
         r_labels[i] = r_scores[i] = None
     for i in gated_h:
@@ -120,9 +124,10 @@ def score_batch(clf, rows: list[tuple], scored_at, backend: str) -> pa.Table:
     return pa.table(cols, schema=SCORES.schema)
 
 
-def _gate(texts: list[str], labels: list, result, english_only: bool, foreign=not_english) -> set[int]:
-    """Rows an English-only model labelled although `foreign(text)` (see the module docstring)."""
-    return english_only_guesses(texts, result, english_only, foreign, labels)
+def _gate(items: list, labels: list, result, english_only: bool, foreign=not_english) -> set[int]:
+    """Rows an English-only model labelled although `foreign(item)` (a text, or a row index for a callable that
+    reads more than one column; see the module docstring)."""
+    return english_only_guesses(items, result, english_only, foreign, labels)
 
 
 def scoring_backend(clf, configured: str) -> str:
