@@ -54,10 +54,10 @@ class MetricsConfig:
 
 @dataclass
 class ClassifiersConfig:
-    backend: str = "lexical"  # lexical | llm_judge | embedding (extra `embed`)
+    backend: str = "lexical"  # lexical | llm_judge | embedding | finetuned (the last two: extra `embed`)
     llm_judge: dict[str, Any] = field(default_factory=dict)
-    embedding: dict[str, Any] = field(default_factory=dict)  # options of the embedding backend
-    # Label prompts harmful only at the high-precision harm threshold (lexical and embedding backends)
+    embedding: dict[str, Any] = field(default_factory=dict)  # options of the embedding and finetuned backends
+    # Label prompts harmful only at the high-precision harm threshold (lexical, embedding and finetuned backends)
     high_precision: bool = False
     workers: int = 0  # scoring processes; 0 = one per CPU
 
@@ -182,7 +182,7 @@ class Config:
 
 _CHOICES = {
     "metrics.granularity": ("day", "hour"),
-    "classifiers.backend": ("lexical", "llm_judge", "embedding"),
+    "classifiers.backend": ("lexical", "llm_judge", "embedding", "finetuned"),
     "values.reference": ("previous_days", "baseline_window", "baseline_model"),
 }
 
@@ -361,8 +361,8 @@ def _check_values(cfg: Config, origin: str) -> None:
     if cfg.metrics.history_days < 0:
         raise ConfigError(f"{origin}: 'metrics.history_days' must be 0 or more days")
     if cfg.classifiers.high_precision and cfg.classifiers.backend == "llm_judge":
-        raise ConfigError(f"{origin}: 'classifiers.high_precision' applies to the lexical and embedding backends, "
-                          "not to llm_judge", "drop it, or choose backend = \"lexical\" or \"embedding\"")
+        raise ConfigError(f"{origin}: 'classifiers.high_precision' applies to the lexical, embedding and finetuned backends, "
+                          "not to llm_judge", "drop it, or choose backend = \"lexical\", \"embedding\" or \"finetuned\"")
     if cfg.classifiers.embedding:
         from monitor.classify.embedding import validate_options  # light: numpy only; torch loads with the encoder
 

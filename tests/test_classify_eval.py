@@ -212,9 +212,10 @@ def test_harm_held_out_val_split(harm_held_out):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="held out (val split, recipe and lexicon without anything taken from it) the F1 is 0.900 "
-                          "balanced and 0.891 at one harmful prompt in eleven: the issue-3 target is met in the train "
-                          "CV only; see docs/refusal.md", strict=True, raises=AssertionError)
+@pytest.mark.xfail(reason="lexical default: held out (val split, recipe and lexicon without anything taken from it) the "
+                          "F1 is 0.900 balanced and 0.891 at one harmful prompt in eleven; the optional `finetuned` "
+                          "backend meets the issue-3 target held out (tests/test_classify_finetuned.py); see "
+                          "docs/refusal.md", strict=True, raises=AssertionError)
 def test_harm_f1_target_on_the_held_out_val_split(harm_held_out):
     assert harm_held_out["val_balanced_f1_mean_of_10"] >= 0.90
     assert harm_held_out["val_one_in_11_f1_mean_of_10"] >= 0.90

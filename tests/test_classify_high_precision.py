@@ -80,7 +80,7 @@ def test_config_and_options():
     assert configured_options(parse_config({}).classifiers) is None
     judge = parse_config({"classifiers": {"backend": "llm_judge", "llm_judge": {"url": "http://x"}}}).classifiers
     assert configured_options(judge) == {"url": "http://x"}
-    with pytest.raises(ConfigError, match="high_precision' applies to the lexical and embedding backends"):
+    with pytest.raises(ConfigError, match="high_precision' applies to the lexical, embedding and finetuned backends"):
         parse_config({"classifiers": {"backend": "llm_judge", "high_precision": True}})
     # Embedding options are checked when the config is read, not first when the score job loads the backend.
     with pytest.raises(ConfigError, match=r"'classifiers.embedding': unknown embedding .*option\(s\): batch_sise"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from monitor.classify.base import HARM_CATEGORIES, HARM_LABELS, REFUSAL_LABELS, HarmResult, RefusalResult
 
-BACKENDS = ("lexical", "llm_judge", "embedding")
+BACKENDS = ("lexical", "llm_judge", "embedding", "finetuned")
 
 __all__ = ["load_classifiers", "configured_options", "Classifiers", "RefusalResult", "HarmResult",
            "REFUSAL_LABELS", "HARM_LABELS", "HARM_CATEGORIES", "BACKENDS"]
@@ -66,14 +66,15 @@ def configured_options(cfg, backend: str | None = None) -> dict | None:
     if backend == "llm_judge":
         opts = dict(cfg.llm_judge)
     else:
-        opts = dict(cfg.embedding) if backend == "embedding" else {}
+        opts = dict(cfg.embedding) if backend in ("embedding", "finetuned") else {}
         if cfg.high_precision:
             opts["high_precision"] = True
     return opts or None
 
 
 def load_classifiers(backend: str = "lexical", options: dict | None = None) -> Classifiers:
-    """Return the classifiers of ``backend`` ("lexical", "llm_judge" with its options dict, or "embedding")."""
+    """Return the classifiers of ``backend`` ("lexical", "llm_judge" with its options dict, "embedding" or
+    "finetuned")."""
     from monitor.classify.lexical import lexical_backend
 
     if backend == "lexical":
@@ -95,6 +96,11 @@ def load_classifiers(backend: str = "lexical", options: dict | None = None) -> C
         from monitor.classify.embedding import EmbeddingBackend
 
         return Classifiers(EmbeddingBackend(lexical_backend(), options))
+    if backend == "finetuned":
+        # Optional extra `embed` (torch): prompt harm from a fine-tuned encoder, refusal still lexical.
+        from monitor.classify.finetuned import FinetunedBackend
+
+        return Classifiers(FinetunedBackend(lexical_backend(), options))
     from monitor.errors import ClassifierError
 
     raise ClassifierError(f"unknown classifier backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")

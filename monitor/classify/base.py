@@ -37,9 +37,10 @@ class HarmResult:
         return len(self.labels)
 
 
-# Result `sources` of the models that read only English (the bundled lexical models, the embedding head): on a text
+# Result `sources` of the models that read only English (the bundled lexical models, the embedding head, the
+# fine-tuned encoder): on a text
 # in another language their label is a guess (docs/refusal.md, "Texts the classifiers cannot read").
-ENGLISH_ONLY_SOURCES = frozenset({"lexical", "embedding"})
+ENGLISH_ONLY_SOURCES = frozenset({"lexical", "embedding", "finetuned"})
 
 
 def english_only_guesses(texts: list, result, english_only: bool, foreign, labels: list | None = None) -> set[int]:
