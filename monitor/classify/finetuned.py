@@ -65,6 +65,9 @@ class FinetunedEncoder:
         self._torch = torch
         self.batch_size = batch_size
         self.max_length = int(spec["encoder"]["max_length"])
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on a CLI's stderr
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         self.model = AutoModel.from_pretrained(str(model_dir)).eval()
         if delta is None:
