@@ -246,7 +246,8 @@ def main(write: bool = True, reuse_delta: bool = False) -> dict:
         return lexical_logit(lexical_backend(), list(ts), LEXICAL_CLIP)
 
     comb = Combined(z["xs"], lex_ship["xs_oof"], y_xs)
-    p_alp = comb.p(z["alp"], shipped_lex(alp))
+    l_alp = shipped_lex(alp)
+    p_alp = comb.p(z["alp"], l_alp)
     t_def = lowest_threshold(p_alp, FALSE_ALARMS)
     t_hp = max(lowest_threshold(p_alp, FALSE_ALARMS_HP), t_def)
     p_xs = comb.p(z["xs"], lex_ship["xs_oof"])  # lexical out of fold, fine-tuned held out
@@ -276,7 +277,7 @@ def main(write: bool = True, reuse_delta: bool = False) -> dict:
     alone = {"threshold": t_ft, "val": binary_stats(y_val, p_ft_val >= t_ft) | f1_draws(y_val, p_ft_val, t_ft),
              "xstest_accuracy": round(float(np.mean((p_ft_xs >= t_ft) == y_xs)), 4)}
 
-    nested = nested_xstest(z["xs"], lex_ship["xs_oof"], y_xs, lex_ship["fold"], z["alp"], shipped_lex(alp), FALSE_ALARMS)
+    nested = nested_xstest(z["xs"], lex_ship["xs_oof"], y_xs, lex_ship["fold"], z["alp"], l_alp, FALSE_ALARMS)
     xs_nested = binary_stats(y_xs, nested)
     xs_stats = binary_stats(y_xs, p_xs >= t_def)
     xs_hp = binary_stats(y_xs, p_xs >= t_hp)

@@ -45,8 +45,10 @@ def overlap(replies: list[str], prompts: list[str], refusal_version: str, harm_v
     out["replies_in_training"] = (sum(text_key(t) in keys["refusal"] for t in replies)
                                   if refusal_version in keys["refusal_versions"] else None)
     # The high-precision suffix changes the threshold, not the training rows.
+    from monitor.classify.lexical import HIGH_PRECISION_SUFFIX
+
     out["prompts_in_training"] = (sum(text_key(p) in keys["harm"] for p in set(prompts))
-                                  if harm_version.removesuffix("+high_precision") in keys["harm_versions"] else None)
+                                  if harm_version.removesuffix(HIGH_PRECISION_SUFFIX) in keys["harm_versions"] else None)
     return out
 
 
